@@ -1,0 +1,41 @@
+# Herald: `make run` serves everything on 127.0.0.1:$(PORT); `make test` runs the suite.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PORT ?= 8000
+
+.PHONY: run test install lint web worker beat bench clean
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[dev]"
+	touch $@
+
+install: $(VENV)/.installed
+
+run: install
+	$(PY) manage.py migrate --noinput -v 0
+	$(PY) manage.py herald_demo --port $(PORT)
+	@echo "Starting the worker (with beat) and the web server; Ctrl-C stops both."
+	@trap 'kill 0' INT TERM EXIT; \
+	$(VENV)/bin/celery -A config worker -B --pool=threads -c 4 -l warning & \
+	$(PY) manage.py runserver --noreload --insecure 127.0.0.1:$(PORT)
+
+test: install
+	$(PY) -m pytest
+
+lint: install
+	$(VENV)/bin/ruff check .
+
+# The production shape: run each in its own terminal (or process manager) with DATABASE_URL
+# and CELERY_BROKER_URL set.
+web: install
+	$(VENV)/bin/gunicorn config.wsgi -b 127.0.0.1:$(PORT) -w $${WEB_CONCURRENCY:-4}
+worker: install
+	$(VENV)/bin/celery -A config worker -l info
+beat: install
+	$(VENV)/bin/celery -A config beat -l info
+
+clean:
+	rm -rf var

@@ -1,0 +1,63 @@
+"""API-key authentication shared by every API family.
+
+``request.auth`` is the ApiKey (with its account loaded); ``request.user`` is None.
+"""
+
+from rest_framework import authentication, exceptions, permissions
+
+from accounts.models import ApiKey
+from accounts.services import key_hash
+
+
+def _bearer(request) -> str | None:
+    header = request.META.get("HTTP_AUTHORIZATION", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+class ApiKeyAuthentication(authentication.BaseAuthentication):
+    """``Authorization: Bearer <live_…|test_…>``."""
+
+    def authenticate(self, request):
+        raw = _bearer(request)
+        if raw is None:
+            if "HTTP_AUTHORIZATION" in request.META:
+                raise exceptions.AuthenticationFailed(
+                    "Authorization must be 'Bearer <api key>'."
+                )
+            return None
+        key = (
+            ApiKey.objects.select_related("account")
+            .filter(key_hash=key_hash(raw), revoked_at__isnull=True)
+            .first()
+        )
+        if key is None:
+            raise exceptions.AuthenticationFailed("Invalid or revoked API key.")
+        self.check_key(request, key)
+        return (None, key)
+
+    def check_key(self, request, key: ApiKey) -> None:
+        """Hook for families that need more than the bearer key."""
+
+    def authenticate_header(self, request) -> str:
+        return 'Bearer realm="herald"'
+
+
+class SubscriptionKeyAuthentication(ApiKeyAuthentication):
+    """The check-in & comms family also needs ``Ocp-Apim-Subscription-Key`` of the same account."""
+
+    def check_key(self, request, key: ApiKey) -> None:
+        raw = request.META.get("HTTP_OCP_APIM_SUBSCRIPTION_KEY", "").strip()
+        if not raw:
+            raise exceptions.AuthenticationFailed("Missing Ocp-Apim-Subscription-Key header.")
+        if key.account.subscription_key_hash != key_hash(raw):
+            raise exceptions.AuthenticationFailed("Invalid Ocp-Apim-Subscription-Key.")
+
+
+class HasApiKey(permissions.BasePermission):
+    message = "Authentication with 'Authorization: Bearer <api key>' is required."
+
+    def has_permission(self, request, view) -> bool:
+        return isinstance(request.auth, ApiKey)

@@ -1,0 +1,85 @@
+"""Writes on accounts and keys."""
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+
+from django.contrib.auth import get_user_model
+from django.db import transaction
+
+from accounts.models import Account, ApiKey, Membership
+
+
+def key_hash(raw: str) -> str:
+    """Keys carry 256 random bits, so one SHA-256 is as safe as a slow hash and costs ~1 µs."""
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def _new_secret(prefix: str) -> str:
+    return f"{prefix}_{secrets.token_urlsafe(32)}"
+
+
+@dataclass(frozen=True)
+class AccountKeys:
+    account: Account
+    live_key: str
+    test_key: str
+    admin_key: str
+    subscription_key: str
+
+    def as_json(self) -> dict[str, str]:
+        return {
+            "accountId": str(self.account.id),
+            "liveKey": self.live_key,
+            "testKey": self.test_key,
+            "adminKey": self.admin_key,
+            "subscriptionKey": self.subscription_key,
+        }
+
+
+def api_key_create(*, account: Account, name: str, mode: str, is_admin: bool = False) -> str:
+    """Create a key and return its raw value: the only time it exists outside a hash."""
+    raw = _new_secret(mode)
+    ApiKey.objects.create(
+        account=account, name=name, mode=mode, is_admin=is_admin,
+        prefix=raw[:12], key_hash=key_hash(raw),
+    )
+    return raw
+
+
+def subscription_key_rotate(*, account: Account) -> str:
+    raw = _new_secret("sub")
+    account.subscription_key_hash = key_hash(raw)
+    account.save(update_fields=["subscription_key_hash", "updated_at"])
+    return raw
+
+
+@transaction.atomic
+def account_create(*, name: str, verified_for_sending: bool = True) -> AccountKeys:
+    """A new account with a live, a test and an admin key and a subscription key."""
+    account = Account.objects.create(name=name, verified_for_sending=verified_for_sending)
+    return AccountKeys(
+        account=account,
+        live_key=api_key_create(account=account, name="live", mode=ApiKey.Mode.LIVE),
+        test_key=api_key_create(account=account, name="test", mode=ApiKey.Mode.TEST),
+        admin_key=api_key_create(
+            account=account, name="admin", mode=ApiKey.Mode.LIVE, is_admin=True
+        ),
+        subscription_key=subscription_key_rotate(account=account),
+    )
+
+
+def membership_add(*, account: Account, username: str, role: str = Membership.Role.OWNER,
+                   password: str | None = None, is_superuser: bool = False) -> Membership:
+    """Give a (new or existing) staff user a role on the account."""
+    User = get_user_model()
+    user, created = User.objects.get_or_create(
+        username=username, defaults={"is_staff": True, "is_superuser": is_superuser}
+    )
+    if created and password:
+        user.set_password(password)
+        user.save(update_fields=["password"])
+    membership, _ = Membership.objects.get_or_create(
+        user=user, account=account, defaults={"role": role}
+    )
+    return membership

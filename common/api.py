@@ -1,0 +1,143 @@
+"""Shared API plumbing: strict serializers and one exception handler per API family.
+
+A view names its family with ``error_style``; the handler renders every error (validation,
+authentication, not-found, ``HeraldError``) in that family's documented shape.
+"""
+
+from typing import Any
+
+from django.http import Http404
+from rest_framework import exceptions, serializers
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from common.errors import HeraldError
+
+
+class StrictSerializer(serializers.Serializer):
+    """Rejects fields it does not know, so a typo (``commsTemplateID``) is an error, not a no-op."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, dict):
+            unknown = sorted(set(data) - set(self.fields))
+            if unknown:
+                raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
+        return super().to_internal_value(data)
+
+
+class Guid(serializers.UUIDField):
+    """A GUID given as a JSON string (DRF's UUIDField would also take an integer)."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if not isinstance(data, str):
+            self.fail("invalid", value=data)
+        return super().to_internal_value(data)
+
+
+class Str(serializers.CharField):
+    """A JSON string: numbers are not silently turned into text."""
+
+    default_error_messages = {"not_a_string": "Must be a string."}
+
+    def to_internal_value(self, data: Any) -> Any:
+        if not isinstance(data, str):
+            self.fail("not_a_string")
+        return super().to_internal_value(data)
+
+
+class Email(serializers.EmailField):
+    def to_internal_value(self, data: Any) -> Any:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data).strip()
+
+
+def _flatten(detail: Any) -> dict[str, str]:
+    """DRF's nested error detail as ``{"field": "first message"}`` (dotted for nesting)."""
+    if isinstance(detail, dict):
+        out: dict[str, str] = {}
+        for key, value in detail.items():
+            for sub, message in _flatten(value).items():
+                out[f"{key}.{sub}" if sub else str(key)] = message
+        return out
+    if isinstance(detail, list) and detail:
+        return _flatten(detail[0])
+    return {"": str(detail)}
+
+
+def comms_error_body(exc: Exception) -> tuple[int, dict[str, Any]] | None:
+    """The check-in & comms family (spec 000): ``{error, message, ...}`` camelCase."""
+    if isinstance(exc, HeraldError):
+        return exc.status, {"error": exc.code, "message": exc.message, **exc.extra}
+    if isinstance(exc, exceptions.ValidationError):
+        fields = _flatten(exc.detail)
+        if set(fields) == {""} or set(fields) == {"non_field_errors"}:
+            message = next(iter(fields.values()))
+            return 400, {"error": "validation_error", "message": message, "fields": {}}
+        names = ", ".join(sorted(fields))
+        return 400, {
+            "error": "validation_error",
+            "message": f"Invalid request: {names}.",
+            "fields": fields,
+        }
+    if isinstance(exc, exceptions.ParseError):
+        return 400, {"error": "invalid_json", "message": "The request body is not valid JSON."}
+    if isinstance(exc, exceptions.UnsupportedMediaType):
+        return 415, {
+            "error": "unsupported_media_type",
+            "message": "Send the body as JSON with Content-Type: application/json.",
+        }
+    if isinstance(exc, exceptions.NotAuthenticated | exceptions.AuthenticationFailed):
+        return 401, {"error": "unauthorized", "message": str(exc.detail)}
+    if isinstance(exc, exceptions.PermissionDenied):
+        return 403, {"error": "forbidden", "message": str(exc.detail)}
+    if isinstance(exc, Http404 | exceptions.NotFound):
+        return 404, {"error": "not_found", "message": "Not found."}
+    if isinstance(exc, exceptions.MethodNotAllowed):
+        return 405, {"error": "method_not_allowed", "message": str(exc.detail)}
+    if isinstance(exc, exceptions.Throttled):
+        return 429, {"error": "rate_limited", "message": str(exc.detail)}
+    if isinstance(exc, exceptions.APIException):
+        return exc.status_code, {"error": exc.default_code, "message": str(exc.detail)}
+    return None
+
+
+ERROR_STYLES = {"comms": comms_error_body}
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    view = context.get("view")
+    style = getattr(view, "error_style", "comms")
+    rendered = ERROR_STYLES[style](exc)
+    if rendered is None:
+        return None
+    status, body = rendered
+    response = Response(body, status=status)
+    if status == 401:
+        response["WWW-Authenticate"] = 'Bearer realm="herald"'
+    return response
+
+
+class HeraldAPIView(APIView):
+    """Base of every API view: JSON only, API-key authentication, one error shape per family."""
+
+    error_style = "comms"
+
+    def get_account(self):
+        return self.request.auth.account
+
+
+def get_owned(queryset, pk: object, what: str):
+    """The row with this id in the caller's scoped queryset, else 404 (a malformed id too)."""
+    from uuid import UUID
+
+    from common.errors import NotFound
+
+    try:
+        pk = UUID(str(pk))
+    except ValueError:
+        raise NotFound(what) from None
+    row = queryset.filter(pk=pk).first()
+    if row is None:
+        raise NotFound(what)
+    return row

@@ -1,0 +1,26 @@
+"""Limit/offset paging for the check-in & comms family's list endpoints."""
+
+from typing import Any
+
+from django.db.models import QuerySet
+from rest_framework import serializers
+
+from common.api import StrictSerializer
+
+
+class PageQuery(StrictSerializer):
+    limit = serializers.IntegerField(min_value=1, max_value=100, default=50)
+    offset = serializers.IntegerField(min_value=0, default=0)
+
+
+def paginate(request: Any, queryset: QuerySet, serializer_class: type) -> dict[str, Any]:
+    query = PageQuery(data=request.query_params)
+    query.is_valid(raise_exception=True)
+    limit, offset = query.validated_data["limit"], query.validated_data["offset"]
+    rows = list(queryset[offset:offset + limit + 1])
+    return {
+        "items": serializer_class(rows[:limit], many=True).data,
+        "limit": limit,
+        "offset": offset,
+        "hasMore": len(rows) > limit,
+    }

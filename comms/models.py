@@ -1,0 +1,121 @@
+import uuid
+
+from django.db import models
+
+from accounts.models import Account
+from common.models import TimeStampedModel
+from guests.models import Attendee
+from templates.models import MessageTemplate
+
+
+class Status(models.TextChoices):
+    QUEUED = "queued"  # accepted, waiting for a worker (the row is the outbox)
+    SENDING = "sending"  # claimed by a worker, provider call in flight
+    SENT = "sent"  # the provider accepted it
+    DELIVERED = "delivered"  # the recipient's server accepted it
+    OPENED = "opened"  # the recipient opened it
+    CLICKED = "clicked"  # the recipient clicked a link
+    FAILED = "failed"  # transient API-side failure, retries exhausted (or permanent API error)
+    BOUNCED = "bounced"  # the recipient's server rejected the address
+    DROPPED = "dropped"  # the provider refused to deliver (its suppression, invalid)
+    SPAM_REPORTED = "spam_reported"  # the recipient marked it as spam
+    UNSUBSCRIBED = "unsubscribed"  # the recipient opted out
+    SUPPRESSED = "suppressed"  # we did not send: the address is on our suppression list
+
+
+# Precedence: a delivery only moves to a higher rank, so late or repeated events never move
+# it backwards. Every failure outranks every success: a bounce after "delivered" still wins.
+RANK = {
+    Status.QUEUED: 0, Status.SENDING: 1, Status.SENT: 2, Status.DELIVERED: 3,
+    Status.OPENED: 4, Status.CLICKED: 5,
+    Status.FAILED: 10, Status.BOUNCED: 10, Status.DROPPED: 10, Status.SPAM_REPORTED: 10,
+    Status.UNSUBSCRIBED: 10, Status.SUPPRESSED: 10,
+}
+FAILURES = frozenset(s for s, rank in RANK.items() if rank >= 10)
+# The failures after which spec 000 refuses a resend with 422 ("won't change").
+PERMANENT_FAILURES = frozenset(
+    {Status.BOUNCED, Status.DROPPED, Status.SPAM_REPORTED, Status.UNSUBSCRIBED}
+)
+
+
+class Delivery(TimeStampedModel):
+    """One message to one recipient on one channel. ``id`` is spec 000's attendeeInvitationId."""
+
+    class Mode(models.TextChoices):
+        LIVE = "live"  # the configured provider
+        TEST = "test"  # the sandbox provider (sent with a test_ key)
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4)
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="deliveries")
+    attendee = models.ForeignKey(
+        Attendee, on_delete=models.CASCADE, null=True, blank=True, related_name="deliveries"
+    )
+    template = models.ForeignKey(
+        MessageTemplate, on_delete=models.PROTECT, related_name="deliveries"
+    )
+    channel = models.CharField(max_length=16, default="email")
+    mode = models.CharField(max_length=8, choices=Mode.choices, default=Mode.LIVE)
+    recipient = models.CharField(max_length=254)
+    correlation_id = models.CharField(max_length=128, null=True, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    provider = models.CharField(max_length=32, blank=True)
+    provider_message_id = models.CharField(max_length=255, blank=True, db_index=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    # The content as sent: rendered once, kept for support and for retries.
+    subject = models.TextField(blank=True)
+    html_body = models.TextField(blank=True)
+    text_body = models.TextField(blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    failure_type = models.CharField(max_length=32, blank=True)
+    failure_reason = models.TextField(blank=True)
+    failed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name_plural = "deliveries"
+        indexes = [
+            models.Index(
+                fields=["attendee", "template", "-created_at"], name="delivery_pair_latest"
+            ),
+            models.Index(fields=["status", "next_attempt_at"], name="delivery_sweep"),
+            models.Index(fields=["account", "-created_at"], name="delivery_account_recent"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.id} → {self.recipient} ({self.status})"
+
+
+class DeliveryEvent(models.Model):
+    """One step of a delivery's timeline, named as spec 000's webhooks (``comms.sent``…)."""
+
+    id = models.BigAutoField(primary_key=True)
+    delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="events")
+    name = models.CharField(max_length=32)
+    status = models.CharField(max_length=16, choices=Status.choices)
+    correlation_id = models.CharField(max_length=128, null=True, blank=True)
+    occurred_at = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    # The provider's own event id: each provider event is recorded once.
+    provider_event_id = models.CharField(max_length=255, null=True, blank=True)
+    detail = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["occurred_at", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["delivery", "provider_event_id"], name="delivery_event_once"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} @ {self.occurred_at:%Y-%m-%d %H:%M:%S}"
+
+
+class OutboxMessage(Delivery):
+    """The admin's view of what the embedded ``outbox`` provider would have sent."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "outbox message"

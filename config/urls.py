@@ -1,0 +1,22 @@
+from django.contrib import admin
+from django.http import JsonResponse
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("checkin/v1/api/", include("guests.api.urls")),
+    path("comms/v1/api/comms/", include("templates.api.urls")),
+    path("comms/v1/api/comms/", include("comms.api.urls")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+]
+
+
+def handler404(request, exception=None):
+    """Unknown API paths answer JSON in the check-in & comms shape, not an HTML page."""
+    if request.path.startswith("/admin/"):
+        from django.views.defaults import page_not_found
+
+        return page_not_found(request, exception)
+    return JsonResponse({"error": "not_found", "message": "No such endpoint."}, status=404)

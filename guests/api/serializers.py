@@ -1,0 +1,56 @@
+from rest_framework import serializers
+
+from common.api import Email, Guid, Str, StrictSerializer
+from guests.models import Attendee, Event
+
+
+class EventIn(StrictSerializer):
+    id = Guid(required=False)
+    name = Str(max_length=200)
+    venue = Str(max_length=200, required=False, allow_blank=True, default="")
+    startsAt = serializers.DateTimeField(required=False, allow_null=True, source="starts_at")
+    endsAt = serializers.DateTimeField(required=False, allow_null=True, source="ends_at")
+
+    def validate(self, attrs: dict) -> dict:
+        starts, ends = attrs.get("starts_at"), attrs.get("ends_at")
+        if starts and ends and ends < starts:
+            raise serializers.ValidationError({"endsAt": "Must not be before startsAt."})
+        return attrs
+
+
+class EventOut(serializers.ModelSerializer):
+    startsAt = serializers.DateTimeField(source="starts_at")
+    endsAt = serializers.DateTimeField(source="ends_at")
+    createdAt = serializers.DateTimeField(source="created_at")
+
+    class Meta:
+        model = Event
+        fields = ["id", "name", "venue", "startsAt", "endsAt", "createdAt"]
+
+
+class GuestIn(StrictSerializer):
+    id = Guid(help_text="Your GUID for this attendee: the idempotency key.")
+    firstName = Str(max_length=100, required=False, allow_blank=True,
+                                      default="", source="first_name")
+    lastName = Str(max_length=100, required=False, allow_blank=True,
+                                     default="", source="last_name")
+    email = Email(max_length=254)
+    eventId = Guid(source="event_id")
+    commsTemplateId = Guid(required=False, allow_null=True, default=None,
+                                            source="comms_template_id")
+    correlationId = Str(max_length=128, required=False, allow_null=True,
+                                          allow_blank=False, default=None,
+                                          source="correlation_id")
+
+
+class GuestOut(serializers.ModelSerializer):
+    firstName = serializers.CharField(source="first_name")
+    lastName = serializers.CharField(source="last_name")
+    eventId = serializers.UUIDField(source="event_id")
+    correlationId = serializers.CharField(source="correlation_id")
+    createdAt = serializers.DateTimeField(source="created_at")
+
+    class Meta:
+        model = Attendee
+        fields = ["id", "firstName", "lastName", "email", "eventId", "correlationId",
+                  "createdAt"]

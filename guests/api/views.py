@@ -1,0 +1,69 @@
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.response import Response
+
+from accounts.authentication import HasApiKey, SubscriptionKeyAuthentication
+from common.api import HeraldAPIView, get_owned
+from common.pagination import paginate
+from guests import services
+from guests.api.serializers import EventIn, EventOut, GuestIn, GuestOut
+from guests.models import Attendee, Event
+
+
+class CheckinView(HeraldAPIView):
+    authentication_classes = [SubscriptionKeyAuthentication]
+    permission_classes = [HasApiKey]
+
+
+GuestResponse = inline_serializer("GuestResponse", fields={
+    **{name: field for name, field in GuestOut().get_fields().items()},
+    "attendeeInvitationId": serializers.UUIDField(allow_null=True),
+})
+
+
+class EventListCreate(CheckinView):
+    @extend_schema(request=EventIn, responses={201: EventOut}, tags=["check-in"])
+    def post(self, request):
+        data = EventIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        event = services.event_create(account=self.get_account(), **data.validated_data)
+        return Response(EventOut(event).data, status=201)
+
+    @extend_schema(responses=EventOut(many=True), tags=["check-in"])
+    def get(self, request):
+        events = Event.objects.filter(account=self.get_account()).order_by("-created_at", "id")
+        return Response(paginate(request, events, EventOut))
+
+
+class EventDetail(CheckinView):
+    @extend_schema(responses=EventOut, tags=["check-in"])
+    def get(self, request, event_id):
+        event = get_owned(Event.objects.filter(account=self.get_account()), event_id, "event")
+        return Response(EventOut(event).data)
+
+
+class GuestCreate(CheckinView):
+    @extend_schema(request=GuestIn, responses={200: GuestResponse}, tags=["check-in"],
+                   summary="Create a guest (and, with commsTemplateId, queue its ticket email)")
+    def post(self, request):
+        data = GuestIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        result = services.attendee_create(
+            account=self.get_account(), mode=request.auth.mode, **data.validated_data
+        )
+        return Response(_guest_body(result.attendee, result.delivery_id))
+
+
+class GuestDetail(CheckinView):
+    @extend_schema(responses=GuestResponse, tags=["check-in"])
+    def get(self, request, attendee_id):
+        attendee = get_owned(
+            Attendee.objects.filter(account=self.get_account()), attendee_id, "attendee"
+        )
+        first = attendee.deliveries.order_by("created_at").values_list("id", flat=True).first()
+        return Response(_guest_body(attendee, first))
+
+
+def _guest_body(attendee: Attendee, delivery_id) -> dict:
+    return {**GuestOut(attendee).data,
+            "attendeeInvitationId": str(delivery_id) if delivery_id else None}

@@ -1,0 +1,73 @@
+"""Writes on events and attendees, including spec 000's atomic create + send."""
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.db import IntegrityError, transaction
+
+from accounts.models import Account
+from common.errors import Conflict, NotFound
+from comms.services import delivery_queue, template_for_send
+from guests.models import Attendee, Event
+
+
+def event_create(*, account: Account, name: str, id: uuid.UUID | None = None, venue: str = "",
+                 starts_at: datetime | None = None, ends_at: datetime | None = None) -> Event:
+    if id is not None and Event.objects.filter(id=id).exists():
+        raise Conflict("id_conflict", "An event with this id already exists.")
+    return Event.objects.create(
+        id=id or uuid.uuid4(), account=account, name=name, venue=venue,
+        starts_at=starts_at, ends_at=ends_at,
+    )
+
+
+@dataclass(frozen=True)
+class AttendeeResult:
+    attendee: Attendee
+    delivery_id: uuid.UUID | None
+    created: bool
+
+
+def attendee_create(*, account: Account, mode: str, id: uuid.UUID, event_id: uuid.UUID,
+                    email: str, first_name: str = "", last_name: str = "",
+                    comms_template_id: uuid.UUID | None = None,
+                    correlation_id: str | None = None) -> AttendeeResult:
+    """Spec 000's atomic path: the attendee and its queued send in one transaction.
+
+    ``id`` is the caller's idempotency key: if it exists (even while a concurrent request
+    is inserting it) the existing attendee is returned and nothing is sent again.
+    """
+    existing = Attendee.objects.filter(id=id).first()
+    if existing is not None:
+        return _existing(existing, account)
+    event = Event.objects.filter(id=event_id, account=account).first()
+    if event is None:
+        raise NotFound("event")
+    template = (
+        template_for_send(account=account, template_id=comms_template_id)
+        if comms_template_id else None
+    )
+    fields: dict[str, Any] = dict(
+        id=id, account=account, event=event, email=email, first_name=first_name,
+        last_name=last_name, correlation_id=correlation_id,
+    )
+    try:
+        with transaction.atomic():
+            attendee = Attendee.objects.create(**fields)
+            delivery = delivery_queue(
+                account=account, attendee=attendee, template=template, mode=mode,
+                correlation_id=correlation_id,
+            ) if template else None
+    except IntegrityError:
+        # A concurrent request with the same id won the insert: answer as its retry would.
+        return _existing(Attendee.objects.get(id=id), account)
+    return AttendeeResult(attendee, delivery.id if delivery else None, created=True)
+
+
+def _existing(attendee: Attendee, account: Account) -> AttendeeResult:
+    if attendee.account_id != account.id:
+        raise Conflict("id_conflict", "This id is already used by another account's attendee.")
+    first = attendee.deliveries.order_by("created_at").values_list("id", flat=True).first()
+    return AttendeeResult(attendee, first, created=False)

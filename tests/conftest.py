@@ -1,0 +1,123 @@
+"""Shared fixtures: accounts made through services, an API client per family, eager tasks."""
+
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from django.db import connection
+from rest_framework.test import APIClient
+
+from accounts.services import AccountKeys, account_create
+from config.celery import app as celery_app
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """PostgreSQL-only tests skip on SQLite locally, and fail in CI (HERALD_REQUIRE_POSTGRES)."""
+    for item in items:
+        if item.get_closest_marker("postgres"):
+            item.add_marker(pytest.mark.usefixtures("_require_postgres"))
+
+
+@pytest.fixture
+def _require_postgres() -> None:
+    if connection.vendor != "postgresql":
+        if os.environ.get("HERALD_REQUIRE_POSTGRES"):
+            pytest.fail("HERALD_REQUIRE_POSTGRES is set but DATABASE_URL is not PostgreSQL")
+        pytest.skip("needs PostgreSQL (set DATABASE_URL)")
+
+
+@pytest.fixture(autouse=True)
+def eager_tasks() -> Iterator[None]:
+    """Tasks run in-process at enqueue time; the real-worker tests switch this off."""
+    celery_app.conf.task_always_eager = True
+    celery_app.conf.task_eager_propagates = True
+    yield
+    celery_app.conf.task_always_eager = False
+
+
+@dataclass
+class Api:
+    """A client of the check-in & comms family that runs on-commit hooks like a real request."""
+
+    client: APIClient
+    keys: AccountKeys
+    capture: Any
+
+    def _call(self, method: str, path: str, body: Any = None, **headers: str):
+        with self.capture(execute=True):
+            return getattr(self.client, method)(path, body, format="json", **headers)
+
+    def post(self, path: str, body: Any = None, **headers: str):
+        return self._call("post", path, body, **headers)
+
+    def put(self, path: str, body: Any = None, **headers: str):
+        return self._call("put", path, body, **headers)
+
+    def get(self, path: str, **headers: str):
+        with self.capture(execute=True):
+            return self.client.get(path, **headers)
+
+
+def make_client(keys: AccountKeys, *, test_mode: bool = False) -> APIClient:
+    client = APIClient()
+    client.credentials(
+        HTTP_AUTHORIZATION=f"Bearer {keys.test_key if test_mode else keys.live_key}",
+        HTTP_OCP_APIM_SUBSCRIPTION_KEY=keys.subscription_key,
+    )
+    return client
+
+
+@pytest.fixture
+def keys(db) -> AccountKeys:
+    return account_create(name="Acme Events")
+
+
+@pytest.fixture
+def api(keys, django_capture_on_commit_callbacks) -> Api:
+    return Api(make_client(keys), keys, django_capture_on_commit_callbacks)
+
+
+@pytest.fixture
+def sandbox_api(keys, django_capture_on_commit_callbacks) -> Api:
+    return Api(make_client(keys, test_mode=True), keys, django_capture_on_commit_callbacks)
+
+
+@pytest.fixture
+def other_api(db, django_capture_on_commit_callbacks) -> Api:
+    other = account_create(name="Other Org")
+    return Api(make_client(other), other, django_capture_on_commit_callbacks)
+
+
+TICKET = {
+    "name": "Ticket",
+    "subject": "Your ticket for {{ event.name }}",
+    "htmlBody": "<p>Hi {{ firstName }}, see you at {{ event.name }}.</p>",
+    "textBody": "Hi {{ firstName }}, see you at {{ event.name }}.",
+}
+
+
+@pytest.fixture
+def event_id(api) -> str:
+    response = api.post("/checkin/v1/api/event", {"name": "Spring Gala"})
+    assert response.status_code == 201, response.content
+    return response.json()["id"]
+
+
+@pytest.fixture
+def template_id(api) -> str:
+    response = api.post("/comms/v1/api/comms/template", TICKET)
+    assert response.status_code == 201, response.content
+    return response.json()["id"]
+
+
+def guest(event_id: str, template_id: str | None = None, **fields: Any) -> dict[str, Any]:
+    body = {"id": str(uuid.uuid4()), "firstName": "Jane", "lastName": "Smith",
+            "email": "jane@example.com", "eventId": event_id,
+            "correlationId": "order-2026-0042"}
+    if template_id:
+        body["commsTemplateId"] = template_id
+    body.update(fields)
+    return body
