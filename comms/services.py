@@ -3,13 +3,14 @@
 import logging
 import random
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
+from jinja2 import TemplateError
 
 from accounts.models import Account
 from common.errors import HeraldError, NotFound
@@ -40,7 +41,7 @@ def iso(moment: datetime | None) -> str | None:
     """Spec 000's timestamps: ``2026-04-29T20:43:55Z``."""
     if moment is None:
         return None
-    return moment.astimezone(timezone.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _enqueue(delivery_id: str, countdown: float | None = None) -> None:
@@ -130,7 +131,12 @@ def delivery_dispatch(*, delivery_id: str) -> None:
     provider_name = "sandbox" if delivery.mode == Delivery.Mode.TEST else (
         settings.HERALD_EMAIL_PROVIDER
     )
-    content = delivery_render(delivery=delivery)
+    try:
+        content = delivery_render(delivery=delivery)
+    except TemplateError as exc:
+        _fail(delivery, provider_name, Status.FAILED, "template_error",
+              f"The template could not be rendered: {exc}")
+        return
     try:
         provider = email_provider(provider_name)
         result = provider.send(_message(delivery, content))

@@ -1,0 +1,25 @@
+import json
+
+from django.core.management import call_command
+
+from accounts.models import ApiKey
+
+
+def test_createaccount_prints_keys_once_and_stores_them_hashed(db, capsys):
+    call_command("createaccount", "Acme", "--json")
+    data = json.loads(capsys.readouterr().out)
+    assert set(data) == {"accountId", "liveKey", "testKey", "adminKey", "subscriptionKey"}
+    assert data["liveKey"].startswith("live_") and data["testKey"].startswith("test_")
+    stored = ApiKey.objects.filter(account_id=data["accountId"])
+    assert stored.count() == 3
+    for key in stored:
+        assert key.key_hash not in (data["liveKey"], data["testKey"], data["adminKey"])
+        assert len(key.key_hash) == 64
+    assert stored.get(is_admin=True).mode == "live"
+
+
+def test_revoked_key_is_401(api, keys):
+    from django.utils import timezone
+
+    ApiKey.objects.filter(mode="live", is_admin=False).update(revoked_at=timezone.now())
+    assert api.get("/checkin/v1/api/event").status_code == 401

@@ -1,0 +1,127 @@
+"""The send task against the real `sendgrid` client and a local fake SendGrid server:
+rendering, what SendGrid receives, transient retries with backoff, permanent failures."""
+
+import pytest
+
+from comms.models import Delivery, DeliveryEvent
+from comms.services import retry_delay
+from tests.conftest import guest
+from tests.fake_sendgrid import FakeSendGrid
+
+
+@pytest.fixture
+def sendgrid(settings):
+    with FakeSendGrid(api_key="SG.herald-test") as server:
+        settings.HERALD_EMAIL_PROVIDER = "sendgrid"
+        settings.SENDGRID_API_KEY = server.api_key
+        settings.SENDGRID_API_HOST = server.url
+        settings.HERALD_PROVIDER_TIMEOUT_SECONDS = 2
+        yield server
+
+
+def _send(api, event_id, template_id, **fields):
+    response = api.post("/checkin/v1/api/guest", guest(event_id, template_id, **fields))
+    assert response.status_code == 200, response.content
+    return Delivery.objects.get(id=response.json()["attendeeInvitationId"])
+
+
+def test_ticket_reaches_sendgrid_rendered(api, sendgrid, event_id, template_id):
+    delivery = _send(api, event_id, template_id)
+    assert delivery.status == "sent"
+    [message] = sendgrid.messages
+    body = message.body
+    assert body["subject"] == "Your ticket for Spring Gala"
+    assert body["personalizations"][0]["to"] == [{"email": "jane@example.com",
+                                                  "name": "Jane Smith"}]
+    assert body["personalizations"][0]["custom_args"] == {
+        "herald_delivery_id": str(delivery.id)}
+    assert body["from"]["email"] == "tickets@herald.localhost"
+    assert [c["type"] for c in body["content"]] == ["text/plain", "text/html"]
+    assert delivery.provider == "sendgrid"
+    assert delivery.provider_message_id == message.message_id
+
+
+def test_merge_tokens_are_html_escaped_in_html_only(api, sendgrid, event_id, template_id):
+    _send(api, event_id, template_id, firstName="<b>Jo</b>")
+    body = sendgrid.messages[0].body
+    assert "Hi &lt;b&gt;Jo&lt;/b&gt;" in body["content"][1]["value"]
+    assert "Hi <b>Jo</b>" in body["content"][0]["value"]
+
+
+def test_transient_errors_retry_then_send(api, sendgrid, event_id, template_id):
+    sendgrid.fail_next(2, 500)
+    delivery = _send(api, event_id, template_id)
+    assert delivery.status == "sent"
+    assert delivery.attempts == 3
+    assert sendgrid.attempts == 3 and len(sendgrid.messages) == 1
+    retries = DeliveryEvent.objects.filter(delivery=delivery, name="comms.retry_scheduled")
+    assert [e.detail["attempt"] for e in retries] == [1, 2]
+
+
+def test_transient_errors_exhaust_into_failed(api, sendgrid, settings, event_id, template_id):
+    settings.HERALD_SEND_MAX_ATTEMPTS = 3
+    sendgrid.fail_next(5, 503)
+    delivery = _send(api, event_id, template_id)
+    assert delivery.status == "failed"
+    assert delivery.failure_type == "transient"
+    assert delivery.failure_reason.startswith("Transient API-side failure after 3 attempts")
+    assert sendgrid.attempts == 3 and sendgrid.messages == []
+    assert DeliveryEvent.objects.filter(delivery=delivery, name="comms.failed").count() == 1
+
+
+def test_timeout_is_transient(api, sendgrid, settings, event_id, template_id):
+    settings.HERALD_PROVIDER_TIMEOUT_SECONDS = 0.2
+    settings.HERALD_SEND_MAX_ATTEMPTS = 1
+    sendgrid.set_delay(1.0)
+    delivery = _send(api, event_id, template_id)
+    assert delivery.status == "failed"
+    assert delivery.failure_type == "transient"
+
+
+def test_rate_limit_honours_reset_header(api, sendgrid, event_id, template_id):
+    import time
+
+    sendgrid.fail_next(1, 429, headers={"X-RateLimit-Limit": "600",
+                                        "X-RateLimit-Remaining": "0",
+                                        "X-RateLimit-Reset": str(int(time.time()) + 120)})
+    delivery = _send(api, event_id, template_id)
+    retry = DeliveryEvent.objects.get(delivery=delivery, name="comms.retry_scheduled")
+    assert retry.detail["retryInSeconds"] >= 110
+    assert delivery.status == "sent"  # tasks run eagerly in tests: the countdown is skipped
+
+
+def test_permanent_error_fails_at_once(api, sendgrid, event_id, template_id):
+    sendgrid.fail_next(1, 400, body={"errors": [{"message": "Invalid from address",
+                                                 "field": "from.email", "help": None}]})
+    delivery = _send(api, event_id, template_id)
+    assert delivery.status == "failed"
+    assert delivery.failure_type == "provider_rejected"
+    assert "Invalid from address" in delivery.failure_reason
+    assert delivery.attempts == 1
+
+
+def test_wrong_api_key_is_a_configuration_error_and_keeps_the_delivery(
+        api, sendgrid, settings, caplog, event_id, template_id):
+    settings.SENDGRID_API_KEY = "SG.wrong"
+    delivery = _send(api, event_id, template_id)
+    assert delivery.status == "queued"  # released for the sweeper once the key is fixed
+    assert "rejected the API key" in caplog.text
+
+
+def test_retry_delay_grows_exponentially_with_jitter(settings):
+    settings.HERALD_RETRY_BASE_SECONDS = 10
+    settings.HERALD_RETRY_MAX_SECONDS = 3600
+    for attempt, ceiling in [(1, 10), (2, 20), (3, 40), (10, 3600)]:
+        delays = {retry_delay(attempt=attempt, retry_after=None) for _ in range(50)}
+        assert all(ceiling / 2 <= d <= ceiling for d in delays)
+        assert len(delays) > 1
+    assert retry_delay(attempt=1, retry_after=300) >= 300
+
+
+def test_template_that_fails_at_render_time_fails_the_delivery(api, sendgrid, event_id):
+    template = api.post("/comms/v1/api/comms/template", {
+        "name": "bad", "subject": "x", "textBody": "{{ firstName.__class__.mro() }}"}).json()
+    delivery = _send(api, event_id, template["id"])
+    assert delivery.status == "failed"
+    assert delivery.failure_type == "template_error"
+    assert sendgrid.attempts == 0
