@@ -39,3 +39,7 @@ beat: install
 
 clean:
 	rm -rf var
+
+bench: install
+	command -v wrk >/dev/null || apt-get install -y wrk
+	$(PY) bench/run.py

@@ -71,6 +71,8 @@ class Delivery(TimeStampedModel):
     delivered_at = models.DateTimeField(null=True, blank=True)
     failure_type = models.CharField(max_length=32, blank=True)
     failure_reason = models.TextField(blank=True)
+    bounce_type = models.CharField(max_length=32, blank=True)
+    bounce_subtype = models.CharField(max_length=64, blank=True)
     failed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

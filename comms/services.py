@@ -7,14 +7,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 from jinja2 import TemplateError
 
 from accounts.models import Account
 from common.errors import HeraldError, NotFound
-from comms.models import PERMANENT_FAILURES, RANK, Delivery, DeliveryEvent, Status
+from comms.models import PERMANENT_FAILURES, Delivery, DeliveryEvent, Status
 from comms.providers import email_provider
 from comms.providers.base import (
     EmailMessage,
@@ -26,6 +26,7 @@ from comms.providers.sandbox import SandboxProvider
 from guests.models import Attendee
 from templates.models import MessageTemplate
 from templates.rendering import render
+from webhooks.services import webhooks_emit
 
 log = logging.getLogger(__name__)
 
@@ -197,10 +198,11 @@ def _message(delivery: Delivery, content: Content) -> EmailMessage:
 
 
 def _event(delivery: Delivery, name: str, status: str, **detail: Any) -> None:
-    DeliveryEvent.objects.create(
+    event = DeliveryEvent.objects.create(
         delivery_id=delivery.id, name=name, status=status,
         correlation_id=delivery.correlation_id, occurred_at=timezone.now(), detail=detail,
     )
+    webhooks_emit(delivery_event_ids=[event.id])
 
 
 def _mark_sent(delivery: Delivery, provider: str, message_id: str, content: Content) -> None:
@@ -257,48 +259,6 @@ def _release(delivery: Delivery, provider: str) -> None:
     )
 
 
-# --- lifecycle ------------------------------------------------------------------------------
-
-EVENT_STATUS = {
-    "delivered": Status.DELIVERED, "opened": Status.OPENED, "clicked": Status.CLICKED,
-    "bounced": Status.BOUNCED, "dropped": Status.DROPPED,
-    "spam_reported": Status.SPAM_REPORTED, "unsubscribed": Status.UNSUBSCRIBED,
-}
-
-
-def delivery_apply_event(*, delivery_id: str, event: str, provider_event_id: str,
-                         occurred_at: datetime | None = None, reason: str = "",
-                         detail: dict[str, Any] | None = None) -> bool:
-    """Record one normalized provider event once and move the delivery forward if it ranks higher.
-
-    Returns False when the event was already recorded (providers deliver events twice).
-    """
-    occurred_at = occurred_at or timezone.now()
-    status = EVENT_STATUS[event]
-    with transaction.atomic():
-        delivery = Delivery.objects.filter(id=delivery_id).only("correlation_id").first()
-        if delivery is None:
-            return False
-        try:
-            with transaction.atomic():
-                DeliveryEvent.objects.create(
-                    delivery_id=delivery_id, name=f"comms.{event}", status=status,
-                    correlation_id=delivery.correlation_id, occurred_at=occurred_at,
-                    provider_event_id=provider_event_id,
-                    detail={"reason": reason, **(detail or {})},
-                )
-        except IntegrityError:
-            return False
-        lower = [s for s, rank in RANK.items() if rank < RANK[status]]
-        changes: dict[str, Any] = {"status": status}
-        if status in PERMANENT_FAILURES:
-            changes.update(failure_type=status, failure_reason=reason, failed_at=occurred_at)
-        if status == Status.DELIVERED:
-            changes["delivered_at"] = occurred_at
-        Delivery.objects.filter(id=delivery_id, status__in=lower).update(**changes)
-    return True
-
-
 def _simulate(delivery: Delivery) -> None:
     from comms.tasks import apply_sandbox_event
 
@@ -307,7 +267,7 @@ def _simulate(delivery: Delivery) -> None:
         apply_sandbox_event.apply_async(
             kwargs={"delivery_id": str(delivery.id), "event": step.event,
                     "provider_event_id": f"sandbox-{delivery.id}-{index}",
-                    "reason": step.reason},
+                    "reason": step.reason, "bounce_type": step.bounce_type},
             countdown=step.after_seconds * unit,
         )
 

@@ -1,8 +1,11 @@
 """Celery tasks of the send pipeline: they take ids, call one service, and have stable names."""
 
 from celery import shared_task
+from django.utils import timezone
 
 from comms import services
+from comms.lifecycle import provider_events_apply
+from comms.providers.base import ProviderEvent
 
 
 @shared_task(name="comms.send_delivery", ignore_result=True)
@@ -12,10 +15,12 @@ def send_delivery(delivery_id: str) -> None:
 
 @shared_task(name="comms.apply_sandbox_event", ignore_result=True)
 def apply_sandbox_event(*, delivery_id: str, event: str, provider_event_id: str,
-                        reason: str = "") -> None:
-    services.delivery_apply_event(
-        delivery_id=delivery_id, event=event, provider_event_id=provider_event_id, reason=reason,
-    )
+                        reason: str = "", bounce_type: str = "") -> None:
+    provider_events_apply([ProviderEvent(
+        provider="sandbox", provider_event_id=provider_event_id, event=event,
+        occurred_at=timezone.now(), delivery_id=delivery_id, reason=reason,
+        bounce_type=bounce_type,
+    )])
 
 
 @shared_task(name="comms.deliveries_sweep", ignore_result=True)

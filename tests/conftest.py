@@ -14,16 +14,9 @@ from accounts.services import AccountKeys, account_create
 from config.celery import app as celery_app
 
 
-def pytest_collection_modifyitems(config, items) -> None:
+def pytest_runtest_setup(item) -> None:
     """PostgreSQL-only tests skip on SQLite locally, and fail in CI (HERALD_REQUIRE_POSTGRES)."""
-    for item in items:
-        if item.get_closest_marker("postgres"):
-            item.add_marker(pytest.mark.usefixtures("_require_postgres"))
-
-
-@pytest.fixture
-def _require_postgres() -> None:
-    if connection.vendor != "postgresql":
+    if item.get_closest_marker("postgres") and connection.vendor != "postgresql":
         if os.environ.get("HERALD_REQUIRE_POSTGRES"):
             pytest.fail("HERALD_REQUIRE_POSTGRES is set but DATABASE_URL is not PostgreSQL")
         pytest.skip("needs PostgreSQL (set DATABASE_URL)")

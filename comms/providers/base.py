@@ -1,6 +1,7 @@
 """The email provider interface and its error types (after django-anymail's backends)."""
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Protocol
 
 
@@ -47,3 +48,27 @@ class EmailProvider(Protocol):
     name: str
 
     def send(self, message: EmailMessage) -> SendResult: ...
+
+
+# The one event vocabulary of every provider (django-anymail's tracking events).
+EVENTS = frozenset({
+    "sent", "delivered", "deferred", "opened", "clicked", "bounced", "dropped",
+    "spam_reported", "unsubscribed", "resubscribed", "failed",
+})
+
+
+@dataclass(frozen=True)
+class ProviderEvent:
+    """One provider callback event, normalized. Adapters build these from the vendor's JSON."""
+
+    provider: str
+    provider_event_id: str  # the vendor's id for this event: recorded once
+    event: str  # one of EVENTS
+    occurred_at: datetime
+    delivery_id: str | None = None  # ours, echoed back (custom_args / EmailTags)
+    provider_message_id: str | None = None  # fallback correlation
+    recipient: str = ""
+    reason: str = ""  # e.g. "550 5.1.1 No such user"
+    bounce_type: str = ""  # vendor's classification (bounce/blocked, Permanent/Transient)
+    bounce_subtype: str = ""
+    raw: dict = field(default_factory=dict)

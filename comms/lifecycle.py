@@ -1,0 +1,195 @@
+"""Provider events → the delivery lifecycle, in batches.
+
+Every provider (SendGrid callbacks, SES via SNS, the sandbox) hands ``ProviderEvent``s to
+``provider_events_apply``. Each event is recorded once (unique ``(delivery,
+provider_event_id)``), and each delivery moves only forward (``comms.models.RANK``): a late
+``delivered`` never overwrites ``opened``; a bounce after ``delivered`` still wins.
+A batch costs a fixed handful of queries on PostgreSQL, not a few per event.
+"""
+
+import json
+import logging
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.db import connection, transaction
+from django.db.models import Q
+
+from comms.models import PERMANENT_FAILURES, RANK, Delivery, DeliveryEvent, Status
+from comms.providers.base import ProviderEvent
+from webhooks.services import webhooks_emit
+
+log = logging.getLogger(__name__)
+
+# Normalized event → (timeline name, the status it moves the delivery to, or None).
+EVENT_EFFECT: dict[str, tuple[str, str | None]] = {
+    "sent": ("comms.processed", None),  # the provider's own "accepted": we said comms.sent
+    "delivered": ("comms.delivered", Status.DELIVERED),
+    "deferred": ("comms.deferred", None),
+    "opened": ("comms.opened", Status.OPENED),
+    "clicked": ("comms.clicked", Status.CLICKED),
+    "bounced": ("comms.bounced", Status.BOUNCED),
+    "dropped": ("comms.dropped", Status.DROPPED),
+    "spam_reported": ("comms.spam_reported", Status.SPAM_REPORTED),
+    "unsubscribed": ("comms.unsubscribed", Status.UNSUBSCRIBED),
+    "resubscribed": ("comms.resubscribed", None),
+    "failed": ("comms.failed", Status.FAILED),
+}
+# A "blocked" bounce is the receiving server refusing this message for now (reputation,
+# content), not the address: the delivery fails, but a resend is allowed and not suppressed.
+SOFT_BOUNCE_TYPES = frozenset({"blocked"})
+
+
+@dataclass
+class _Row:
+    delivery_id: uuid.UUID
+    event: ProviderEvent
+    name: str
+    status: str | None
+
+
+def provider_events_apply(events: Sequence[ProviderEvent]) -> int:
+    """Apply a batch of normalized provider events; returns how many were new."""
+    rows = _resolve(events)
+    if not rows:
+        return 0
+    with transaction.atomic():
+        inserted = _insert_new(rows)
+        new_rows = [r for r in rows if (r.delivery_id, r.event.provider_event_id) in inserted]
+        _advance(new_rows)
+        _after_recorded([inserted[(r.delivery_id, r.event.provider_event_id)]
+                         for r in new_rows])
+    return len(new_rows)
+
+
+def _resolve(events: Sequence[ProviderEvent]) -> list[_Row]:
+    """Find each event's delivery by our id, else by the provider's message id."""
+    ids, message_ids = set(), set()
+    for event in events:
+        delivery_id = _uuid(event.delivery_id)
+        if delivery_id:
+            ids.add(delivery_id)
+        elif event.provider_message_id:
+            message_ids.add(event.provider_message_id)
+    found = Delivery.objects.filter(Q(id__in=ids) | Q(provider_message_id__in=message_ids))
+    by_id, by_message = {}, {}
+    for delivery_id, message_id in found.values_list("id", "provider_message_id"):
+        by_id[delivery_id] = delivery_id
+        if message_id:
+            by_message[message_id] = delivery_id
+    rows = []
+    for event in events:
+        delivery_id = by_id.get(_uuid(event.delivery_id)) or by_message.get(
+            event.provider_message_id or "")
+        if delivery_id is None:
+            log.warning("%s event %s for unknown delivery (%s / %s): ignored", event.provider,
+                        event.provider_event_id, event.delivery_id, event.provider_message_id)
+            continue
+        name, status = EVENT_EFFECT[event.event]
+        if event.event == "bounced" and event.bounce_type in SOFT_BOUNCE_TYPES:
+            status = Status.FAILED
+        rows.append(_Row(delivery_id, event, name, status))
+    return rows
+
+
+def _uuid(value: Any) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(str(value)) if value else None
+    except ValueError:
+        return None
+
+
+def _detail(event: ProviderEvent) -> dict[str, Any]:
+    detail: dict[str, Any] = {"provider": event.provider}
+    for key in ("reason", "bounce_type", "bounce_subtype", "recipient"):
+        if getattr(event, key):
+            detail[key] = getattr(event, key)
+    detail["raw"] = event.raw
+    return detail
+
+
+def _insert_new(rows: list[_Row]) -> dict[tuple[uuid.UUID, str], int]:
+    """Insert the events that are not recorded yet; map (delivery, provider event id) → pk."""
+    correlation = dict(
+        Delivery.objects.filter(id__in={r.delivery_id for r in rows})
+        .values_list("id", "correlation_id")
+    )
+    objects = [
+        DeliveryEvent(delivery_id=r.delivery_id, name=r.name, status=r.status or "",
+                      correlation_id=correlation.get(r.delivery_id),
+                      occurred_at=r.event.occurred_at,
+                      provider_event_id=r.event.provider_event_id, detail=_detail(r.event))
+        for r in rows
+    ]
+    if connection.vendor == "postgresql":
+        return _insert_returning(objects)
+    inserted = {}
+    for obj in objects:  # SQLite, the zero-setup default: one savepoint per event
+        key = (obj.delivery_id, obj.provider_event_id)
+        if key in inserted:
+            continue
+        try:
+            with transaction.atomic():
+                obj.save(force_insert=True)
+            inserted[key] = obj.pk
+        except Exception:
+            continue
+    return inserted
+
+
+def _insert_returning(objects: list[DeliveryEvent]) -> dict[tuple[uuid.UUID, str], int]:
+    table = DeliveryEvent._meta.db_table
+    sql_head = (f"INSERT INTO {table} (delivery_id, name, status, correlation_id, occurred_at,"
+                " created_at, provider_event_id, detail) VALUES ")
+    inserted: dict[tuple[uuid.UUID, str], int] = {}
+    with connection.cursor() as cursor:
+        for start in range(0, len(objects), 500):
+            chunk = objects[start:start + 500]
+            values, params = [], []
+            for obj in chunk:
+                values.append("(%s, %s, %s, %s, %s, now(), %s, %s::jsonb)")
+                params += [obj.delivery_id, obj.name, obj.status, obj.correlation_id,
+                           obj.occurred_at, obj.provider_event_id, json.dumps(obj.detail)]
+            cursor.execute(
+                sql_head + ", ".join(values) + " ON CONFLICT (delivery_id, provider_event_id)"
+                " DO NOTHING RETURNING id, delivery_id, provider_event_id", params)
+            for pk, delivery_id, provider_event_id in cursor.fetchall():
+                inserted[(delivery_id, provider_event_id)] = pk
+    return inserted
+
+
+def _advance(rows: list[_Row]) -> None:
+    """Move each delivery to the highest-ranked status its new events carry, if higher."""
+    best: dict[uuid.UUID, _Row] = {}
+    delivered_at: dict[uuid.UUID, datetime] = {}
+    for row in sorted(rows, key=lambda r: r.event.occurred_at):
+        if row.status == Status.DELIVERED:
+            delivered_at.setdefault(row.delivery_id, row.event.occurred_at)
+        if row.status is None:
+            continue
+        current = best.get(row.delivery_id)
+        if current is None or RANK[row.status] > RANK[current.status]:
+            best[row.delivery_id] = row
+    for delivery_id, row in best.items():
+        changes: dict[str, Any] = {"status": row.status}
+        if RANK[row.status] >= RANK[Status.FAILED]:
+            changes.update(
+                failure_type=row.status if row.status in PERMANENT_FAILURES else (
+                    row.event.bounce_type or row.event.event),
+                failure_reason=row.event.reason, failed_at=row.event.occurred_at,
+                bounce_type=row.event.bounce_type, bounce_subtype=row.event.bounce_subtype,
+            )
+        if delivery_id in delivered_at:
+            Delivery.objects.filter(id=delivery_id, delivered_at__isnull=True).update(
+                delivered_at=delivered_at[delivery_id])
+        lower = [s for s, rank in RANK.items() if rank < RANK[row.status]]
+        Delivery.objects.filter(id=delivery_id, status__in=lower).update(**changes)
+
+
+def _after_recorded(event_ids: list[int]) -> None:
+    """What follows recorded lifecycle events: customer webhooks."""
+    if event_ids:
+        webhooks_emit(delivery_event_ids=event_ids)
