@@ -102,7 +102,47 @@ def comms_error_body(exc: Exception) -> tuple[int, dict[str, Any]] | None:
     return None
 
 
-ERROR_STYLES = {"comms": comms_error_body}
+# Spec 004's documented codes by HTTP status (its "Error Codes" table).
+V004_CODES = {
+    400: "VALIDATION_ERROR", 401: "UNAUTHORIZED", 402: "QUOTA_EXCEEDED", 403: "FORBIDDEN",
+    404: "NOT_FOUND", 409: "CONFLICT", 429: "RATE_LIMITED", 500: "SERVER_ERROR",
+    502: "PROVIDER_ERROR",
+}
+
+
+def v004_error_body(exc: Exception) -> tuple[int, dict[str, Any]] | None:
+    """The event-notifications family (spec 004): ``{"error": message, "code": CODE}``."""
+    if isinstance(exc, HeraldError):
+        code = exc.code if exc.code.isupper() else V004_CODES.get(exc.status, exc.code.upper())
+        return exc.status, {"error": exc.message, "code": code}
+    if isinstance(exc, exceptions.ValidationError):
+        fields = _flatten(exc.detail)
+        message = "; ".join(
+            f"{name}: {text}" if name and name != "non_field_errors" else text
+            for name, text in sorted(fields.items()))
+        return 400, {"error": message, "code": "VALIDATION_ERROR"}
+    if isinstance(exc, exceptions.ParseError):
+        return 400, {"error": "The request body is not valid JSON.", "code": "VALIDATION_ERROR"}
+    if isinstance(exc, exceptions.UnsupportedMediaType):
+        return 415, {"error": "Send the body as JSON with Content-Type: application/json.",
+                     "code": "VALIDATION_ERROR"}
+    if isinstance(exc, exceptions.NotAuthenticated | exceptions.AuthenticationFailed):
+        return 401, {"error": str(exc.detail), "code": "UNAUTHORIZED"}
+    if isinstance(exc, exceptions.PermissionDenied):
+        return 403, {"error": str(exc.detail), "code": "FORBIDDEN"}
+    if isinstance(exc, Http404 | exceptions.NotFound):
+        return 404, {"error": "Not found.", "code": "NOT_FOUND"}
+    if isinstance(exc, exceptions.MethodNotAllowed):
+        return 405, {"error": str(exc.detail), "code": "METHOD_NOT_ALLOWED"}
+    if isinstance(exc, exceptions.Throttled):
+        return 429, {"error": str(exc.detail), "code": "RATE_LIMITED"}
+    if isinstance(exc, exceptions.APIException):
+        code = V004_CODES.get(exc.status_code, str(exc.default_code).upper())
+        return exc.status_code, {"error": str(exc.detail), "code": code}
+    return None
+
+
+ERROR_STYLES = {"comms": comms_error_body, "v004": v004_error_body}
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:

@@ -5,12 +5,12 @@ from typing import Any
 from django.db.models import QuerySet
 from rest_framework import serializers
 
-from common.api import StrictSerializer
 
+class PageQuery(serializers.Serializer):
+    """Other query parameters (cache-busters) are ignored, not refused."""
 
-class PageQuery(StrictSerializer):
     limit = serializers.IntegerField(min_value=1, max_value=100, default=50)
-    offset = serializers.IntegerField(min_value=0, default=0)
+    offset = serializers.IntegerField(min_value=0, max_value=2**31 - 1, default=0)
 
 
 def paginate(request: Any, queryset: QuerySet, serializer_class: type) -> dict[str, Any]:

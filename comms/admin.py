@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from comms.models import Delivery, DeliveryEvent, OutboxMessage
+from comms.models import CallbackBatch, Delivery, DeliveryEvent, OutboxMessage, Suppression
 
 
 class DeliveryEventInline(admin.TabularInline):
@@ -38,6 +38,38 @@ class OutboxAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request):
         return super().get_queryset(request).filter(provider="outbox")
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+
+@admin.register(Suppression)
+class SuppressionAdmin(admin.ModelAdmin):
+    list_display = ["address", "account", "channel", "reason", "created_at", "removed_at"]
+    list_filter = ["reason", "channel", ("removed_at", admin.EmptyFieldListFilter)]
+    search_fields = ["address"]
+    readonly_fields = ["account", "channel", "address", "reason", "detail", "delivery",
+                       "created_at", "removed_at"]
+    fields = [*readonly_fields, "removed_reason"]
+
+    def save_model(self, request, obj, form, change) -> None:
+        """Saving with a removal reason lifts the suppression (the row and reason stay)."""
+        from django.utils import timezone
+
+        if obj.removed_reason and obj.removed_at is None:
+            obj.removed_at = timezone.now()
+        super().save_model(request, obj, form, change)
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+
+@admin.register(CallbackBatch)
+class CallbackBatchAdmin(admin.ModelAdmin):
+    list_display = ["id", "provider", "received_at", "processed_at", "events_total",
+                    "events_applied", "error"]
+    list_filter = ["provider"]
+    readonly_fields = [f.name for f in CallbackBatch._meta.fields]
 
     def has_add_permission(self, request) -> bool:
         return False

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 
 from comms.models import PERMANENT_FAILURES, RANK, Delivery, DeliveryEvent, Status
@@ -46,6 +46,7 @@ SOFT_BOUNCE_TYPES = frozenset({"blocked"})
 @dataclass
 class _Row:
     delivery_id: uuid.UUID
+    account_id: uuid.UUID
     event: ProviderEvent
     name: str
     status: str | None
@@ -60,6 +61,7 @@ def provider_events_apply(events: Sequence[ProviderEvent]) -> int:
         inserted = _insert_new(rows)
         new_rows = [r for r in rows if (r.delivery_id, r.event.provider_event_id) in inserted]
         _advance(new_rows)
+        _suppress(new_rows)
         _after_recorded([inserted[(r.delivery_id, r.event.provider_event_id)]
                          for r in new_rows])
     return len(new_rows)
@@ -75,9 +77,11 @@ def _resolve(events: Sequence[ProviderEvent]) -> list[_Row]:
         elif event.provider_message_id:
             message_ids.add(event.provider_message_id)
     found = Delivery.objects.filter(Q(id__in=ids) | Q(provider_message_id__in=message_ids))
-    by_id, by_message = {}, {}
-    for delivery_id, message_id in found.values_list("id", "provider_message_id"):
+    by_id, by_message, accounts = {}, {}, {}
+    for delivery_id, message_id, account_id in found.values_list(
+            "id", "provider_message_id", "account_id"):
         by_id[delivery_id] = delivery_id
+        accounts[delivery_id] = account_id
         if message_id:
             by_message[message_id] = delivery_id
     rows = []
@@ -91,7 +95,7 @@ def _resolve(events: Sequence[ProviderEvent]) -> list[_Row]:
         name, status = EVENT_EFFECT[event.event]
         if event.event == "bounced" and event.bounce_type in SOFT_BOUNCE_TYPES:
             status = Status.FAILED
-        rows.append(_Row(delivery_id, event, name, status))
+        rows.append(_Row(delivery_id, accounts[delivery_id], event, name, status))
     return rows
 
 
@@ -135,7 +139,7 @@ def _insert_new(rows: list[_Row]) -> dict[tuple[uuid.UUID, str], int]:
             with transaction.atomic():
                 obj.save(force_insert=True)
             inserted[key] = obj.pk
-        except Exception:
+        except IntegrityError:  # recorded before
             continue
     return inserted
 
@@ -187,6 +191,21 @@ def _advance(rows: list[_Row]) -> None:
                 delivered_at=delivered_at[delivery_id])
         lower = [s for s, rank in RANK.items() if rank < RANK[row.status]]
         Delivery.objects.filter(id=delivery_id, status__in=lower).update(**changes)
+
+
+def _suppress(rows: list[_Row]) -> None:
+    """Hard bounces, drops, spam reports and unsubscribes suppress the address."""
+    from comms.services import suppression_add
+
+    for row in rows:
+        if row.status in PERMANENT_FAILURES:
+            suppression_add(account_id=row.account_id, address=row.event.recipient or
+                            _recipient(row.delivery_id), reason=row.status,
+                            detail=row.event.reason, delivery_id=row.delivery_id)
+
+
+def _recipient(delivery_id: uuid.UUID) -> str:
+    return Delivery.objects.filter(id=delivery_id).values_list("recipient", flat=True).get()
 
 
 def _after_recorded(event_ids: list[int]) -> None:

@@ -63,7 +63,8 @@ class Delivery(TimeStampedModel):
     attempts = models.PositiveSmallIntegerField(default=0)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     claimed_at = models.DateTimeField(null=True, blank=True)
-    # The content as sent: rendered once, kept for support and for retries.
+    # The content as sent: rendered on the first attempt, reused by retries, kept for support.
+    template_version = models.PositiveIntegerField(null=True, blank=True)
     subject = models.TextField(blank=True)
     html_body = models.TextField(blank=True)
     text_body = models.TextField(blank=True)
@@ -115,9 +116,73 @@ class DeliveryEvent(models.Model):
         return f"{self.name} @ {self.occurred_at:%Y-%m-%d %H:%M:%S}"
 
 
+class Suppression(TimeStampedModel):
+    """An address this account must not send to on a channel (a hard bounce, a drop, a spam
+    report, an unsubscribe). Removing one keeps the row, with who removed it and why."""
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="suppressions")
+    channel = models.CharField(max_length=16, default="email")
+    address = models.CharField(max_length=254, help_text="Lower-cased.")
+    reason = models.CharField(max_length=16, choices=Status.choices)
+    detail = models.TextField(blank=True)
+    delivery = models.ForeignKey(Delivery, null=True, blank=True, on_delete=models.SET_NULL,
+                                 related_name="+")
+    removed_at = models.DateTimeField(null=True, blank=True)
+    removed_reason = models.TextField(blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["account", "channel", "address"],
+                                    condition=models.Q(removed_at__isnull=True),
+                                    name="suppression_active_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.address} ({self.reason})"
+
+
+class IdempotencyRecord(models.Model):
+    """An ``Idempotency-Key`` of a two-step send and the delivery its first request made."""
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=255)
+    fingerprint = models.CharField(max_length=64, help_text="SHA-256 of the request.")
+    delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["account", "key"], name="idempotency_key_once"),
+        ]
+
+    def __str__(self) -> str:
+        return self.key
+
+
 class OutboxMessage(Delivery):
     """The admin's view of what the embedded ``outbox`` provider would have sent."""
 
     class Meta:
         proxy = True
         verbose_name = "outbox message"
+
+
+class CallbackBatch(models.Model):
+    """A provider callback request stored raw before anything else: acknowledged at once,
+    processed by a task, re-processable (events are deduplicated) if a worker dies."""
+
+    id = models.BigAutoField(primary_key=True)
+    provider = models.CharField(max_length=16)
+    body = models.TextField()
+    received_at = models.DateTimeField(auto_now_add=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+    events_total = models.PositiveIntegerField(default=0)
+    events_applied = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        verbose_name_plural = "callback batches"
+        indexes = [models.Index(fields=["processed_at", "received_at"], name="callback_pending")]
+
+    def __str__(self) -> str:
+        return f"{self.provider} batch {self.id}"

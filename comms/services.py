@@ -1,32 +1,22 @@
-"""Writes on deliveries: queue, the 422 rule, dispatch to a provider, lifecycle events, sweep."""
+"""Writes on deliveries before they are sent: queue, the 422 rule, suppressions.
 
+Sending is in ``comms.dispatch``, provider events in ``comms.lifecycle``.
+"""
+
+import hashlib
 import logging
-import random
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
-from django.conf import settings
-from django.db import transaction
-from django.db.models import Case, F, Q, Value, When
+from django.db import IntegrityError, transaction
 from django.utils import timezone
-from jinja2 import TemplateError
 
 from accounts.models import Account
-from common.errors import HeraldError, NotFound
-from comms.models import PERMANENT_FAILURES, Delivery, DeliveryEvent, Status
-from comms.providers import email_provider
-from comms.providers.base import (
-    EmailMessage,
-    ProviderConfigurationError,
-    ProviderPermanentError,
-    ProviderTransientError,
-)
-from comms.providers.sandbox import SandboxProvider
+from common.errors import Conflict, HeraldError, NotFound
+from comms.dispatch import enqueue
+from comms.models import PERMANENT_FAILURES, Delivery, IdempotencyRecord, Status, Suppression
 from guests.models import Attendee
 from templates.models import MessageTemplate
-from templates.rendering import render
-from webhooks.services import webhooks_emit
 
 log = logging.getLogger(__name__)
 
@@ -45,12 +35,6 @@ def iso(moment: datetime | None) -> str | None:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _enqueue(delivery_id: str, countdown: float | None = None) -> None:
-    from comms.tasks import send_delivery
-
-    send_delivery.apply_async(args=[delivery_id], countdown=countdown)
-
-
 def delivery_queue(*, account: Account, attendee: Attendee, template: MessageTemplate,
                    mode: str, correlation_id: str | None) -> Delivery:
     """Insert a queued delivery; its task is enqueued when the surrounding transaction commits.
@@ -61,24 +45,54 @@ def delivery_queue(*, account: Account, attendee: Attendee, template: MessageTem
         account=account, attendee=attendee, template=template, mode=mode,
         recipient=attendee.email, correlation_id=correlation_id,
     )
-    transaction.on_commit(lambda: _enqueue(str(delivery.id)), robust=True)
+    transaction.on_commit(lambda: enqueue(str(delivery.id)), robust=True)
     return delivery
 
 
 def delivery_send_to_attendee(*, account: Account, mode: str, attendee_id: Any,
-                              template_id: Any, correlation_id: str | None) -> Delivery:
-    """Spec 000's two-step send, with its 422 rule on the pair's most recent delivery."""
+                              template_id: Any, correlation_id: str | None,
+                              idempotency_key: str | None = None) -> Delivery:
+    """Spec 000's two-step send, with its 422 rule on the pair's most recent delivery.
+
+    With an ``Idempotency-Key``, a retry of the same request returns the first send instead of
+    sending again (a reuse of the key for a different request is a 409).
+    """
+    fingerprint = hashlib.sha256(
+        f"{attendee_id}|{template_id}|{correlation_id}".encode()).hexdigest()
+    if idempotency_key and (replay := _replayed(account, idempotency_key, fingerprint)):
+        return replay
     template = template_for_send(account=account, template_id=template_id)
-    with transaction.atomic():
-        # Locking the attendee serializes concurrent sends to it, so the 422 rule holds.
-        attendee = (
-            Attendee.objects.select_for_update().filter(id=attendee_id, account=account).first()
-        )
-        if attendee is None:
-            raise NotFound("attendee")
-        previous_send_check(attendee=attendee, template=template)
-        return delivery_queue(account=account, attendee=attendee, template=template,
-                              mode=mode, correlation_id=correlation_id)
+    try:
+        with transaction.atomic():
+            # Locking the attendee serializes concurrent sends to it, so the 422 rule holds.
+            attendee = Attendee.objects.select_for_update().filter(
+                id=attendee_id, account=account).first()
+            if attendee is None:
+                raise NotFound("attendee")
+            previous_send_check(attendee=attendee, template=template)
+            delivery = delivery_queue(account=account, attendee=attendee, template=template,
+                                      mode=mode, correlation_id=correlation_id)
+            if idempotency_key:
+                IdempotencyRecord.objects.create(account=account, key=idempotency_key,
+                                                 fingerprint=fingerprint, delivery=delivery)
+            return delivery
+    except IntegrityError:
+        # A concurrent request with the same key won: answer as its retry would.
+        replay = _replayed(account, idempotency_key or "", fingerprint)
+        if replay is None:
+            raise
+        return replay
+
+
+def _replayed(account: Account, key: str, fingerprint: str) -> Delivery | None:
+    record = IdempotencyRecord.objects.filter(account=account, key=key).select_related(
+        "delivery").first()
+    if record is None:
+        return None
+    if record.fingerprint != fingerprint:
+        raise Conflict("idempotency_key_reused",
+                       "This Idempotency-Key was used for a different request.")
+    return record.delivery
 
 
 def template_for_send(*, account: Account, template_id: Any) -> MessageTemplate:
@@ -114,187 +128,33 @@ def previous_send_check(*, attendee: Attendee, template: MessageTemplate) -> Non
     )
 
 
-# --- dispatch -------------------------------------------------------------------------------
 
-def delivery_dispatch(*, delivery_id: str) -> None:
-    """Claim a queued delivery, render it, hand it to its provider and record the outcome.
 
-    The claim is a conditional UPDATE, so a duplicate task (broker redelivery, sweeper) finds
-    nothing to do. No transaction is held open across the provider call.
-    """
-    now = timezone.now()
-    claimed = Delivery.objects.filter(id=delivery_id, status=Status.QUEUED).update(
-        status=Status.SENDING, claimed_at=now, attempts=F("attempts") + 1, next_attempt_at=None,
-    )
-    if not claimed:
-        return
-    delivery = Delivery.objects.select_related("template", "attendee__event").get(id=delivery_id)
-    provider_name = "sandbox" if delivery.mode == Delivery.Mode.TEST else (
-        settings.HERALD_EMAIL_PROVIDER
-    )
+# --- suppressions ---------------------------------------------------------------------------
+
+def suppression_add(*, account_id: Any, address: str, reason: str, detail: str = "",
+                    delivery_id: Any = None, channel: str = "email") -> None:
+    """Suppress an address (idempotent: an active suppression is kept as it is)."""
     try:
-        content = delivery_render(delivery=delivery)
-    except TemplateError as exc:
-        _fail(delivery, provider_name, Status.FAILED, "template_error",
-              f"The template could not be rendered: {exc}")
-        return
-    try:
-        provider = email_provider(provider_name)
-        result = provider.send(_message(delivery, content))
-    except ProviderConfigurationError:
-        _release(delivery, provider_name)
-        raise
-    except ProviderTransientError as exc:
-        _retry_or_fail(delivery, provider_name, exc)
-        return
-    except ProviderPermanentError as exc:
-        _fail(delivery, provider_name, Status.FAILED, "provider_rejected", str(exc))
-        return
-    _mark_sent(delivery, provider_name, result.provider_message_id, content)
-    if provider_name == "sandbox":
-        _simulate(delivery)
+        with transaction.atomic():
+            Suppression.objects.create(
+                account_id=account_id, channel=channel, address=address.strip().lower(),
+                reason=reason, detail=detail[:2000], delivery_id=delivery_id,
+            )
+    except IntegrityError:
+        pass
 
 
-@dataclass(frozen=True)
-class Content:
-    subject: str
-    html: str
-    text: str
-
-
-def delivery_render(*, delivery: Delivery) -> Content:
-    template, attendee = delivery.template, delivery.attendee
-    event = attendee.event if attendee else None
-    context = {
-        "firstName": attendee.first_name if attendee else "",
-        "lastName": attendee.last_name if attendee else "",
-        "email": delivery.recipient,
-        "attendeeId": str(attendee.id) if attendee else "",
-        "correlationId": delivery.correlation_id or "",
-        "attendeeInvitationId": str(delivery.id),
-        "event": {
-            "id": str(event.id), "name": event.name, "venue": event.venue,
-            "startsAt": event.starts_at, "endsAt": event.ends_at,
-        } if event else {},
-    }
-    rendered = render(
-        cache_key=(str(template.id), template.version), subject=template.subject,
-        html_body=template.html_body, text_body=template.text_body, context=context,
-    )
-    return Content(subject=rendered.subject, html=rendered.html, text=rendered.text)
-
-
-def _message(delivery: Delivery, content: Content) -> EmailMessage:
-    attendee = delivery.attendee
-    return EmailMessage(
-        delivery_id=str(delivery.id),
-        from_email=settings.HERALD_DEFAULT_FROM_EMAIL,
-        from_name=settings.HERALD_DEFAULT_FROM_NAME,
-        to_email=delivery.recipient,
-        to_name=f"{attendee.first_name} {attendee.last_name}".strip() if attendee else "",
-        subject=content.subject, html=content.html, text=content.text,
-        custom_args={"herald_delivery_id": str(delivery.id)},
-    )
-
-
-def _event(delivery: Delivery, name: str, status: str, **detail: Any) -> None:
-    event = DeliveryEvent.objects.create(
-        delivery_id=delivery.id, name=name, status=status,
-        correlation_id=delivery.correlation_id, occurred_at=timezone.now(), detail=detail,
-    )
-    webhooks_emit(delivery_event_ids=[event.id])
-
-
-def _mark_sent(delivery: Delivery, provider: str, message_id: str, content: Content) -> None:
-    now = timezone.now()
-    # A fast provider callback may already have moved the status on: only "sending" → "sent".
-    Delivery.objects.filter(id=delivery.id).update(
-        status=Case(When(status=Status.SENDING, then=Value(Status.SENT)), default=F("status")),
-        provider=provider, provider_message_id=message_id, sent_at=now,
-        subject=content.subject, html_body=content.html, text_body=content.text,
-    )
-    _event(delivery, "comms.sent", Status.SENT, provider=provider, messageId=message_id)
-
-
-def _retry_or_fail(delivery: Delivery, provider: str, exc: ProviderTransientError) -> None:
-    if delivery.attempts >= settings.HERALD_SEND_MAX_ATTEMPTS:
-        _fail(delivery, provider, Status.FAILED, "transient",
-              f"Transient API-side failure after {delivery.attempts} attempts: {exc}")
-        return
-    delay = retry_delay(attempt=delivery.attempts, retry_after=exc.retry_after)
-    Delivery.objects.filter(id=delivery.id, status=Status.SENDING).update(
-        status=Status.QUEUED, provider=provider, claimed_at=None,
-        next_attempt_at=timezone.now() + timedelta(seconds=delay),
-    )
-    _event(delivery, "comms.retry_scheduled", Status.QUEUED, provider=provider,
-           attempt=delivery.attempts, retryInSeconds=round(delay, 3), reason=str(exc))
-    _enqueue(str(delivery.id), countdown=delay)
-
-
-def retry_delay(*, attempt: int, retry_after: float | None) -> float:
-    """Exponential backoff with jitter; a provider's own ``retry_after`` (429) is a floor."""
-    ceiling = min(settings.HERALD_RETRY_MAX_SECONDS,
-                  settings.HERALD_RETRY_BASE_SECONDS * 2 ** (attempt - 1))
-    delay = random.uniform(ceiling / 2, ceiling)
-    if retry_after is not None:
-        delay = max(delay, retry_after + random.uniform(0, 1))
-    return delay
-
-
-def _fail(delivery: Delivery, provider: str, status: str, failure_type: str, reason: str) -> None:
-    now = timezone.now()
-    Delivery.objects.filter(id=delivery.id).update(
-        status=status, provider=provider, failure_type=failure_type,
-        failure_reason=reason, failed_at=now, claimed_at=None,
-    )
-    _event(delivery, "comms.failed", status, provider=provider, failureType=failure_type,
-           reason=reason)
-
-
-def _release(delivery: Delivery, provider: str) -> None:
-    """A configuration error: put the delivery back for the sweeper once Herald is fixed."""
-    log.error("Provider %s is misconfigured; delivery %s stays queued", provider, delivery.id)
-    Delivery.objects.filter(id=delivery.id, status=Status.SENDING).update(
-        status=Status.QUEUED, claimed_at=None, next_attempt_at=timezone.now(),
-    )
-
-
-def _simulate(delivery: Delivery) -> None:
-    from comms.tasks import apply_sandbox_event
-
-    unit = settings.HERALD_SANDBOX_DELAY_SECONDS
-    for index, step in enumerate(SandboxProvider.script(delivery.recipient)):
-        apply_sandbox_event.apply_async(
-            kwargs={"delivery_id": str(delivery.id), "event": step.event,
-                    "provider_event_id": f"sandbox-{delivery.id}-{index}",
-                    "reason": step.reason, "bounce_type": step.bounce_type},
-            countdown=step.after_seconds * unit,
-        )
-
-
-# --- sweeper --------------------------------------------------------------------------------
-
-def deliveries_sweep(*, limit: int = 1000) -> int:
-    """Re-enqueue deliveries whose task was lost: queued past their time, or stuck in sending
-    past the lease (a killed worker). Returns how many were re-enqueued."""
-    now = timezone.now()
-    grace = timedelta(seconds=settings.HERALD_SWEEP_GRACE_SECONDS)
-    lease = timedelta(seconds=settings.HERALD_SENDING_LEASE_SECONDS)
-    stuck_sending = list(
-        Delivery.objects.filter(status=Status.SENDING, claimed_at__lt=now - lease)
-        .values_list("id", flat=True)[:limit]
-    )
-    if stuck_sending:
-        Delivery.objects.filter(id__in=stuck_sending, status=Status.SENDING).update(
-            status=Status.QUEUED, claimed_at=None, next_attempt_at=now,
-        )
-    overdue = list(
-        Delivery.objects.filter(status=Status.QUEUED)
-        .filter(Q(next_attempt_at__lt=now - grace)
-                | Q(next_attempt_at__isnull=True, created_at__lt=now - grace)
-                | Q(id__in=stuck_sending))
-        .values_list("id", flat=True)[:limit]
-    )
-    for delivery_id in overdue:
-        _enqueue(str(delivery_id))
-    return len(overdue)
+def suppression_remove(*, account: Account, address: str, reason: str,
+                       channel: str = "email") -> Suppression:
+    """Lift an active suppression, keeping the row with why it was lifted."""
+    suppression = Suppression.objects.filter(
+        account=account, channel=channel, address=address.strip().lower(),
+        removed_at__isnull=True,
+    ).first()
+    if suppression is None:
+        raise NotFound("suppression")
+    suppression.removed_at = timezone.now()
+    suppression.removed_reason = reason
+    suppression.save(update_fields=["removed_at", "removed_reason", "updated_at"])
+    return suppression

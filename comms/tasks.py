@@ -3,14 +3,15 @@
 from celery import shared_task
 from django.utils import timezone
 
-from comms import services
+from comms import dispatch
+from comms.callbacks.services import callback_batch_process, callback_batches_sweep
 from comms.lifecycle import provider_events_apply
 from comms.providers.base import ProviderEvent
 
 
 @shared_task(name="comms.send_delivery", ignore_result=True)
 def send_delivery(delivery_id: str) -> None:
-    services.delivery_dispatch(delivery_id=delivery_id)
+    dispatch.delivery_dispatch(delivery_id=delivery_id)
 
 
 @shared_task(name="comms.apply_sandbox_event", ignore_result=True)
@@ -25,4 +26,9 @@ def apply_sandbox_event(*, delivery_id: str, event: str, provider_event_id: str,
 
 @shared_task(name="comms.deliveries_sweep", ignore_result=True)
 def deliveries_sweep() -> int:
-    return services.deliveries_sweep()
+    return dispatch.deliveries_sweep() + callback_batches_sweep()
+
+
+@shared_task(name="comms.process_callback_batch", ignore_result=True)
+def process_callback_batch(batch_id: int) -> int:
+    return callback_batch_process(batch_id=batch_id)

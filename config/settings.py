@@ -11,7 +11,22 @@ env = environ.Env()
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
-SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="herald-insecure-development-key-change-me")
+def _secret_key() -> str:
+    """DJANGO_SECRET_KEY, or a random key generated once and kept in var/secret_key (0600),
+    so a zero-setup install never runs with a key anyone can read in this repository."""
+    if value := env.str("DJANGO_SECRET_KEY", default=""):
+        return value
+    path = VAR_DIR / "secret_key"
+    if not path.exists():
+        import secrets
+
+        VAR_DIR.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(secrets.token_urlsafe(50))
+    return path.read_text().strip()
+
+
+SECRET_KEY = _secret_key()
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 
@@ -49,6 +64,8 @@ MIDDLEWARE = [
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"
 APPEND_SLASH = False
+# Big enough for a SendGrid event batch (≤ 768 KB) and a large template; bigger is refused.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 
 TEMPLATES = [
     {
@@ -108,7 +125,7 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [],
     "DEFAULT_PERMISSION_CLASSES": [],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["common.parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
     "EXCEPTION_HANDLER": "common.api.exception_handler",
@@ -160,9 +177,13 @@ HERALD_RETRY_MAX_SECONDS = env.float("HERALD_RETRY_MAX_SECONDS", default=3600.0)
 HERALD_SENDING_LEASE_SECONDS = env.int("HERALD_SENDING_LEASE_SECONDS", default=300)
 HERALD_SWEEP_INTERVAL_SECONDS = env.int("HERALD_SWEEP_INTERVAL_SECONDS", default=60)
 HERALD_SANDBOX_DELAY_SECONDS = env.float("HERALD_SANDBOX_DELAY_SECONDS", default=2.0)
+HERALD_MAX_RENDERED_CHARS = env.int("HERALD_MAX_RENDERED_CHARS", default=1_000_000)
 HERALD_PROVIDER_TIMEOUT_SECONDS = env.float("HERALD_PROVIDER_TIMEOUT_SECONDS", default=15.0)
 SENDGRID_API_KEY = env.str("SENDGRID_API_KEY", default="")
 SENDGRID_API_HOST = env.str("SENDGRID_API_HOST", default="https://api.sendgrid.com")
+# The Event Webhook's verification key (base64 DER, as SendGrid's settings page shows it).
+SENDGRID_WEBHOOK_PUBLIC_KEY = env.str("SENDGRID_WEBHOOK_PUBLIC_KEY", default="")
+SENDGRID_WEBHOOK_MAX_AGE_SECONDS = env.int("SENDGRID_WEBHOOK_MAX_AGE_SECONDS", default=600)
 HERALD_SWEEP_GRACE_SECONDS = env.int("HERALD_SWEEP_GRACE_SECONDS", default=120)
 CELERY_BEAT_SCHEDULE = {
     "comms.deliveries_sweep": {
@@ -172,3 +193,43 @@ CELERY_BEAT_SCHEDULE = {
 }
 # A broker outage must not hang the API: the row is the outbox and the sweeper re-enqueues.
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2}
+
+# --- SES / SMTP ---------------------------------------------------------------------------
+# Amazon SES (HERALD_EMAIL_PROVIDER=ses). Credentials come from boto3's usual chain
+# (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN, a profile, an instance role).
+HERALD_SES_REGION = env.str("HERALD_SES_REGION", default="us-east-1")
+# The configuration set whose event destination publishes to SNS ("" sends without one).
+HERALD_SES_CONFIGURATION_SET = env.str("HERALD_SES_CONFIGURATION_SET", default="")
+# Another endpoint than AWS's (moto's server in tests and demos).
+HERALD_SES_ENDPOINT_URL = env.str("HERALD_SES_ENDPOINT_URL", default="")
+# SNS topics /callbacks/ses accepts (subscriptions and notifications); empty: none.
+HERALD_SES_SNS_TOPIC_ARNS = env.list("HERALD_SES_SNS_TOPIC_ARNS", default=[])
+# SMTP (HERALD_EMAIL_PROVIDER=smtp), through Django's SMTP backend.
+EMAIL_HOST = env.str("EMAIL_HOST", default="localhost")
+EMAIL_PORT = env.int("EMAIL_PORT", default=25)
+EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", default="")
+EMAIL_HOST_PASSWORD = env.str("EMAIL_HOST_PASSWORD", default="")
+EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
+EMAIL_USE_SSL = env.bool("EMAIL_USE_SSL", default=False)
+EMAIL_TIMEOUT = env.float("EMAIL_TIMEOUT", default=15.0)
+
+# --- webhooks -----------------------------------------------------------------------------
+# Customer webhooks (webhooks/): Standard Webhooks signing, retry schedule, SSRF guard.
+WEBHOOKS_ALLOW_PRIVATE_URLS = env.bool("WEBHOOKS_ALLOW_PRIVATE_URLS", default=False)
+WEBHOOKS_TIMEOUT_SECONDS = env.float("WEBHOOKS_TIMEOUT_SECONDS", default=15.0)
+WEBHOOKS_RESPONSE_MAX_BYTES = env.int("WEBHOOKS_RESPONSE_MAX_BYTES", default=1024)
+# Delay before each try (first = 0 s); one try per entry, so 8 tries over ~28 h.
+WEBHOOKS_RETRY_SCHEDULE = env.list(
+    "WEBHOOKS_RETRY_SCHEDULE", cast=int, default=[0, 5, 300, 1800, 7200, 18000, 36000, 36000]
+)
+WEBHOOKS_RETRY_JITTER = env.float("WEBHOOKS_RETRY_JITTER", default=0.2)
+WEBHOOKS_DISABLE_AFTER_DAYS = env.int("WEBHOOKS_DISABLE_AFTER_DAYS", default=5)
+WEBHOOKS_SECRET_OVERLAP_HOURS = env.int("WEBHOOKS_SECRET_OVERLAP_HOURS", default=24)
+# Key that encrypts stored signing secrets; empty → derived from DJANGO_SECRET_KEY.
+WEBHOOKS_ENCRYPTION_KEY = env.str("WEBHOOKS_ENCRYPTION_KEY", default="")
+WEBHOOKS_SWEEP_INTERVAL_SECONDS = env.int("WEBHOOKS_SWEEP_INTERVAL_SECONDS", default=60)
+WEBHOOKS_SWEEP_GRACE_SECONDS = env.int("WEBHOOKS_SWEEP_GRACE_SECONDS", default=120)
+CELERY_BEAT_SCHEDULE["webhooks.messages_sweep"] = {
+    "task": "webhooks.messages_sweep",
+    "schedule": float(WEBHOOKS_SWEEP_INTERVAL_SECONDS),
+}

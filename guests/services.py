@@ -15,12 +15,14 @@ from guests.models import Attendee, Event
 
 def event_create(*, account: Account, name: str, id: uuid.UUID | None = None, venue: str = "",
                  starts_at: datetime | None = None, ends_at: datetime | None = None) -> Event:
-    if id is not None and Event.objects.filter(id=id).exists():
-        raise Conflict("id_conflict", "An event with this id already exists.")
-    return Event.objects.create(
-        id=id or uuid.uuid4(), account=account, name=name, venue=venue,
-        starts_at=starts_at, ends_at=ends_at,
-    )
+    try:
+        with transaction.atomic():
+            return Event.objects.create(
+                id=id or uuid.uuid4(), account=account, name=name, venue=venue,
+                starts_at=starts_at, ends_at=ends_at,
+            )
+    except IntegrityError:
+        raise Conflict("id_conflict", "An event with this id already exists.") from None
 
 
 @dataclass(frozen=True)
@@ -62,7 +64,10 @@ def attendee_create(*, account: Account, mode: str, id: uuid.UUID, event_id: uui
             ) if template else None
     except IntegrityError:
         # A concurrent request with the same id won the insert: answer as its retry would.
-        return _existing(Attendee.objects.get(id=id), account)
+        winner = Attendee.objects.filter(id=id).first()
+        if winner is None:  # not the id race: the event went away meanwhile
+            raise NotFound("event") from None
+        return _existing(winner, account)
     return AttendeeResult(attendee, delivery.id if delivery else None, created=True)
 
 

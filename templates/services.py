@@ -2,7 +2,7 @@
 
 import uuid
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -27,12 +27,14 @@ def template_create(*, account: Account, name: str, subject: str, html_body: str
                     text_body: str = "", language: str = "en",
                     id: uuid.UUID | None = None) -> MessageTemplate:
     _check(subject, html_body, text_body)
-    if id is not None and MessageTemplate.objects.filter(id=id).exists():
-        raise Conflict("id_conflict", "A template with this id already exists.")
-    return MessageTemplate.objects.create(
-        id=id or uuid.uuid4(), account=account, name=name, subject=subject,
-        html_body=html_body, text_body=text_body, language=language,
-    )
+    try:
+        with transaction.atomic():
+            return MessageTemplate.objects.create(
+                id=id or uuid.uuid4(), account=account, name=name, subject=subject,
+                html_body=html_body, text_body=text_body, language=language,
+            )
+    except IntegrityError:
+        raise Conflict("id_conflict", "A template with this id already exists.") from None
 
 
 @transaction.atomic

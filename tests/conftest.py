@@ -23,8 +23,13 @@ def pytest_runtest_setup(item) -> None:
 
 
 @pytest.fixture(autouse=True)
-def eager_tasks() -> Iterator[None]:
-    """Tasks run in-process at enqueue time; the real-worker tests switch this off."""
+def eager_tasks(settings) -> Iterator[None]:
+    """Tasks run in-process at enqueue time; the real-worker tests switch this off.
+
+    Retries are due at once (no backoff) unless a test sets a delay: an eager task cannot
+    wait for its countdown, and a delivery is only claimed once it is due.
+    """
+    settings.HERALD_RETRY_BASE_SECONDS = 0
     celery_app.conf.task_always_eager = True
     celery_app.conf.task_eager_propagates = True
     yield

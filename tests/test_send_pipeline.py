@@ -1,10 +1,14 @@
 """The send task against the real `sendgrid` client and a local fake SendGrid server:
 rendering, what SendGrid receives, transient retries with backoff, permanent failures."""
 
-import pytest
+from datetime import timedelta
 
+import pytest
+from django.utils import timezone
+
+from comms.dispatch import retry_delay
 from comms.models import Delivery, DeliveryEvent
-from comms.services import retry_delay
+from comms.tasks import send_delivery
 from tests.conftest import guest
 from tests.fake_sendgrid import FakeSendGrid
 
@@ -87,7 +91,11 @@ def test_rate_limit_honours_reset_header(api, sendgrid, event_id, template_id):
     delivery = _send(api, event_id, template_id)
     retry = DeliveryEvent.objects.get(delivery=delivery, name="comms.retry_scheduled")
     assert retry.detail["retryInSeconds"] >= 110
-    assert delivery.status == "sent"  # tasks run eagerly in tests: the countdown is skipped
+    assert delivery.status == "queued"  # not due yet: nothing may claim it early
+    assert delivery.next_attempt_at >= timezone.now() + timedelta(seconds=110)
+    send_delivery.delay(str(delivery.id))  # a stray task (redelivery, sweeper) does nothing
+    delivery.refresh_from_db()
+    assert delivery.status == "queued" and sendgrid.attempts == 1
 
 
 def test_permanent_error_fails_at_once(api, sendgrid, event_id, template_id):

@@ -4,8 +4,8 @@ from datetime import timedelta
 
 from django.utils import timezone
 
+from comms.dispatch import deliveries_sweep
 from comms.models import Delivery
-from comms.services import deliveries_sweep
 from tests.conftest import guest
 
 

@@ -9,7 +9,7 @@ class SendIn(StrictSerializer):
     attendeeId = Guid(source="attendee_id")
     templateId = Guid(source="template_id")
     correlationId = Str(max_length=128, required=False, allow_null=True,
-                                          allow_blank=False, default=None,
+                                          allow_blank=False, default=None, trim_whitespace=False,
                                           source="correlation_id")
 
 
@@ -62,3 +62,18 @@ class InvitationOut(serializers.ModelSerializer):
 
     def get_lastFailureReason(self, delivery: Delivery) -> str | None:
         return delivery.failure_reason or None
+
+
+class SuppressionOut(serializers.Serializer):
+    email = serializers.CharField(source="address")
+    channel = serializers.CharField()
+    reason = serializers.CharField()
+    detail = serializers.CharField()
+    attendeeInvitationId = serializers.UUIDField(source="delivery_id", allow_null=True)
+    createdAt = serializers.DateTimeField(source="created_at")
+    removedAt = serializers.DateTimeField(source="removed_at", allow_null=True)
+    removedReason = serializers.CharField(source="removed_reason")
+
+
+class SuppressionRemoveIn(StrictSerializer):
+    reason = Str(max_length=500)

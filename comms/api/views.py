@@ -1,11 +1,20 @@
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
 from accounts.authentication import HasApiKey, SubscriptionKeyAuthentication
 from common.api import HeraldAPIView, get_owned
+from common.pagination import paginate
 from comms import services
-from comms.api.serializers import InvitationOut, SendIn, SendOut, SendRejected
-from comms.models import Delivery
+from comms.api.serializers import (
+    InvitationOut,
+    SendIn,
+    SendOut,
+    SendRejected,
+    SuppressionOut,
+    SuppressionRemoveIn,
+)
+from comms.models import Delivery, Suppression
 
 
 class CommsView(HeraldAPIView):
@@ -16,6 +25,9 @@ class CommsView(HeraldAPIView):
 class Send(CommsView):
     @extend_schema(
         request=SendIn, tags=["comms"],
+        parameters=[OpenApiParameter(
+            "Idempotency-Key", location=OpenApiParameter.HEADER, required=False,
+            description="Retries with the same key return the first send (beyond the spec).")],
         summary="Send a template to an existing attendee (spec 000's two-step send)",
         responses={200: SendOut, 422: OpenApiResponse(
             SendRejected, description="The previous send of this pair failed permanently.")},
@@ -24,9 +36,19 @@ class Send(CommsView):
         data = SendIn(data=request.data)
         data.is_valid(raise_exception=True)
         delivery = services.delivery_send_to_attendee(
-            account=self.get_account(), mode=request.auth.mode, **data.validated_data
+            account=self.get_account(), mode=request.auth.mode,
+            idempotency_key=_idempotency_key(request), **data.validated_data
         )
-        return Response({"attendeeInvitationId": str(delivery.id), "status": delivery.status})
+        return Response({"attendeeInvitationId": str(delivery.id), "status": "queued"})
+
+
+def _idempotency_key(request) -> str | None:
+    key = request.META.get("HTTP_IDEMPOTENCY_KEY")
+    if key is None:
+        return None
+    if not (1 <= len(key) <= 255) or not key.isprintable():
+        raise ValidationError({"Idempotency-Key": "1 to 255 printable characters."})
+    return key
 
 
 class Invitation(CommsView):
@@ -36,3 +58,25 @@ class Invitation(CommsView):
         deliveries = Delivery.objects.filter(account=self.get_account()).prefetch_related(
             "events")
         return Response(InvitationOut(get_owned(deliveries, invitation_id, "invitation")).data)
+
+
+class SuppressionList(CommsView):
+    @extend_schema(responses=SuppressionOut(many=True), tags=["comms"],
+                   parameters=[OpenApiParameter("email", required=False)],
+                   summary="Suppressed addresses of the account (beyond the spec)")
+    def get(self, request):
+        rows = Suppression.objects.filter(account=self.get_account(), removed_at__isnull=True)
+        if email := request.query_params.get("email"):
+            rows = rows.filter(address=email.strip().lower())
+        return Response(paginate(request, rows.order_by("-created_at", "id"), SuppressionOut))
+
+
+class SuppressionDetail(CommsView):
+    @extend_schema(request=SuppressionRemoveIn, responses=SuppressionOut, tags=["comms"],
+                   summary="Lift a suppression; the reason is kept (beyond the spec)")
+    def delete(self, request, email):
+        data = SuppressionRemoveIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        suppression = services.suppression_remove(
+            account=self.get_account(), address=email, reason=data.validated_data["reason"])
+        return Response(SuppressionOut(suppression).data)

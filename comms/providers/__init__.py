@@ -37,4 +37,22 @@ def _build(name: str) -> EmailProvider:
             host=settings.SENDGRID_API_HOST,
             timeout=settings.HERALD_PROVIDER_TIMEOUT_SECONDS,
         )
+    if name == "ses":
+        from comms.providers.ses import SesConfig, SesProvider
+
+        return SesProvider(lambda: SesConfig(
+            region=settings.HERALD_SES_REGION,
+            configuration_set=settings.HERALD_SES_CONFIGURATION_SET,
+            endpoint_url=settings.HERALD_SES_ENDPOINT_URL,
+            timeout=settings.HERALD_PROVIDER_TIMEOUT_SECONDS,
+        ))
+    if name == "smtp":
+        from comms.providers.smtp import SmtpConfig, SmtpProvider
+
+        return SmtpProvider(lambda: SmtpConfig(
+            host=settings.EMAIL_HOST, port=settings.EMAIL_PORT,
+            username=settings.EMAIL_HOST_USER, password=settings.EMAIL_HOST_PASSWORD,
+            use_tls=settings.EMAIL_USE_TLS, use_ssl=settings.EMAIL_USE_SSL,
+            timeout=settings.EMAIL_TIMEOUT,
+        ))
     raise ProviderConfigurationError(f"Unknown email provider {name!r}.")

@@ -1,6 +1,7 @@
 """SendGrid through the official ``sendgrid`` package (v3 Mail Send)."""
 
 import email.utils
+import http.client
 import time
 import urllib.error
 from typing import Any
@@ -28,7 +29,7 @@ class SendGridProvider:
             response = self.client.client.mail.send.post(request_body=mail_body(message))
         except http_errors.HTTPError as exc:
             raise _classify(exc) from exc
-        except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as exc:
+        except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
             raise ProviderTransientError(f"SendGrid unreachable: {exc}") from exc
         message_id = response.headers.get("X-Message-Id", "")
         if not message_id:
@@ -83,9 +84,12 @@ def _reset_after(headers: Any) -> float | None:
         return None
     try:
         return max(0.0, float(value) - time.time())
-    except ValueError:
-        parsed = email.utils.parsedate_to_datetime(value)
-        return max(0.0, parsed.timestamp() - time.time()) if parsed else None
+    except (ValueError, OverflowError):
+        pass
+    try:
+        return max(0.0, email.utils.parsedate_to_datetime(value).timestamp() - time.time())
+    except (ValueError, TypeError, OverflowError):
+        return None  # unreadable: plain backoff applies
 
 
 def sendgrid_provider(*, api_key: str, host: str, timeout: float) -> SendGridProvider:

@@ -39,7 +39,7 @@ class GuestIn(StrictSerializer):
     commsTemplateId = Guid(required=False, allow_null=True, default=None,
                                             source="comms_template_id")
     correlationId = Str(max_length=128, required=False, allow_null=True,
-                                          allow_blank=False, default=None,
+                                          allow_blank=False, default=None, trim_whitespace=False,
                                           source="correlation_id")
 
 

@@ -12,9 +12,9 @@ class TemplateIn(StrictSerializer):
                                       required=False, default="en")
     subject = Str(max_length=998)
     htmlBody = Str(required=False, allow_blank=True, default="",
-                                     max_length=500_000, source="html_body")
+                                     max_length=200_000, source="html_body")
     textBody = Str(required=False, allow_blank=True, default="",
-                                     max_length=500_000, source="text_body")
+                                     max_length=200_000, source="text_body")
 
     def validate(self, attrs: dict) -> dict:
         if not attrs.get("html_body") and not attrs.get("text_body"):

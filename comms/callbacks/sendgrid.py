@@ -1,0 +1,91 @@
+"""SendGrid's Event Webhook: signature check (the `sendgrid` package's EventWebhook) and
+normalization of every event type into Herald's vocabulary."""
+
+import binascii
+import hashlib
+import json
+import logging
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from sendgrid.helpers.eventwebhook import EventWebhook
+
+from comms.providers.base import ProviderEvent
+
+log = logging.getLogger(__name__)
+
+SIGNATURE_HEADER = "HTTP_X_TWILIO_EMAIL_EVENT_WEBHOOK_SIGNATURE"
+TIMESTAMP_HEADER = "HTTP_X_TWILIO_EMAIL_EVENT_WEBHOOK_TIMESTAMP"
+
+EVENT_TYPES = {
+    "processed": "sent",
+    "dropped": "dropped",
+    "deferred": "deferred",
+    "delivered": "delivered",
+    "bounce": "bounced",
+    "open": "opened",
+    "click": "clicked",
+    "spamreport": "spam_reported",
+    "unsubscribe": "unsubscribed",
+    "group_unsubscribe": "unsubscribed",
+    "group_resubscribe": "resubscribed",
+}
+
+
+def signature_valid(*, public_key: str, body: str, signature: str, timestamp: str,
+                    max_age_seconds: int) -> bool:
+    """True if SendGrid signed ``timestamp + body`` and the timestamp is fresh."""
+    if not (public_key and signature and timestamp):
+        return False
+    try:
+        if abs(time.time() - int(timestamp)) > max_age_seconds:
+            return False
+        return EventWebhook(public_key).verify_signature(body, signature, timestamp)
+    except (ValueError, binascii.Error, TypeError):
+        return False
+
+
+def parse_batch(body: str) -> list[ProviderEvent]:
+    """The JSON array SendGrid posts, as normalized events; unknown types are logged, skipped."""
+    payload = json.loads(body)
+    if not isinstance(payload, list):
+        raise ValueError("a SendGrid event batch is a JSON array")
+    events = []
+    for item in payload:
+        event = _normalize(item) if isinstance(item, dict) else None
+        if event is None:
+            log.warning("SendGrid event skipped (unknown type or shape): %.200r", item)
+            continue
+        events.append(event)
+    return events
+
+
+def _normalize(item: dict[str, Any]) -> ProviderEvent | None:
+    kind = EVENT_TYPES.get(str(item.get("event", "")))
+    if kind is None:
+        return None
+    message_id = str(item.get("sg_message_id", "")).split(".", 1)[0] or None
+    reason = item.get("reason") or item.get("response") or ""
+    try:
+        occurred_at = datetime.fromtimestamp(int(item["timestamp"]), tz=UTC)
+    except (KeyError, TypeError, ValueError, OverflowError):
+        occurred_at = datetime.now(tz=UTC)
+    return ProviderEvent(
+        provider="sendgrid",
+        provider_event_id=str(item.get("sg_event_id") or _fingerprint(item)),
+        event=kind,
+        occurred_at=occurred_at,
+        delivery_id=item.get("herald_delivery_id"),
+        provider_message_id=message_id,
+        recipient=str(item.get("email", "")),
+        reason=str(reason)[:1000],
+        bounce_type=str(item.get("type", "bounce")) if kind == "bounced" else "",
+        bounce_subtype=str(item.get("bounce_classification", "")) if kind == "bounced" else "",
+        raw=item,
+    )
+
+
+def _fingerprint(item: dict[str, Any]) -> str:
+    """A stable id for an event without ``sg_event_id``, so a re-post is still deduplicated."""
+    return "fp-" + hashlib.sha256(json.dumps(item, sort_keys=True).encode()).hexdigest()[:40]
