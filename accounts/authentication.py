@@ -3,6 +3,9 @@
 ``request.auth`` is the ApiKey (with its account loaded); ``request.user`` is None.
 """
 
+import time
+
+from django.conf import settings
 from rest_framework import authentication, exceptions, permissions
 
 from accounts.models import ApiKey
@@ -17,6 +20,26 @@ def _bearer(request) -> str | None:
     return token.strip()
 
 
+_cache: dict[str, tuple[float, ApiKey | None]] = {}
+
+
+def _lookup(digest: str) -> ApiKey | None:
+    """The key and its account, cached per process for HERALD_API_KEY_CACHE_SECONDS (so a
+    revocation or an account change takes at most that long to apply everywhere)."""
+    ttl = settings.HERALD_API_KEY_CACHE_SECONDS
+    now = time.monotonic()
+    hit = _cache.get(digest)
+    if hit is not None and hit[0] > now:
+        return hit[1]
+    key = ApiKey.objects.select_related("account").filter(
+        key_hash=digest, revoked_at__isnull=True).first()
+    if ttl > 0 and key is not None:
+        if len(_cache) > 10_000:
+            _cache.clear()
+        _cache[digest] = (now + ttl, key)
+    return key
+
+
 class ApiKeyAuthentication(authentication.BaseAuthentication):
     """``Authorization: Bearer <live_…|test_…>``."""
 
@@ -28,11 +51,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
                     "Authorization must be 'Bearer <api key>'."
                 )
             return None
-        key = (
-            ApiKey.objects.select_related("account")
-            .filter(key_hash=key_hash(raw), revoked_at__isnull=True)
-            .first()
-        )
+        key = _lookup(key_hash(raw))
         if key is None:
             raise exceptions.AuthenticationFailed("Invalid or revoked API key.")
         self.check_key(request, key)

@@ -35,14 +35,14 @@ def iso(moment: datetime | None) -> str | None:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def delivery_queue(*, account: Account, attendee: Attendee, template: MessageTemplate,
+def delivery_queue(*, account: Account, attendee: Attendee, template_id: Any,
                    mode: str, correlation_id: str | None) -> Delivery:
     """Insert a queued delivery; its task is enqueued when the surrounding transaction commits.
 
     If the broker is down at that moment the row stays queued and the sweeper sends it.
     """
     delivery = Delivery.objects.create(
-        account=account, attendee=attendee, template=template, mode=mode,
+        account=account, attendee=attendee, template_id=template_id, mode=mode,
         recipient=attendee.email, correlation_id=correlation_id,
     )
     transaction.on_commit(lambda: enqueue(str(delivery.id)), robust=True)
@@ -70,8 +70,9 @@ def delivery_send_to_attendee(*, account: Account, mode: str, attendee_id: Any,
             if attendee is None:
                 raise NotFound("attendee")
             previous_send_check(attendee=attendee, template=template)
-            delivery = delivery_queue(account=account, attendee=attendee, template=template,
-                                      mode=mode, correlation_id=correlation_id)
+            delivery = delivery_queue(account=account, attendee=attendee,
+                                      template_id=template.id, mode=mode,
+                                      correlation_id=correlation_id)
             if idempotency_key:
                 IdempotencyRecord.objects.create(account=account, key=idempotency_key,
                                                  fingerprint=fingerprint, delivery=delivery)
@@ -100,13 +101,17 @@ def template_for_send(*, account: Account, template_id: Any) -> MessageTemplate:
     template = MessageTemplate.objects.filter(id=template_id, account=account).first()
     if template is None:
         raise NotFound("template")
+    account_check_can_send(account=account)
+    return template
+
+
+def account_check_can_send(*, account: Account) -> None:
     if not account.verified_for_sending:
         raise HeraldError(
             "account_not_verified",
             "This account is not verified for sending yet; ask an administrator to verify it.",
             status=403,
         )
-    return template
 
 
 def previous_send_check(*, attendee: Attendee, template: MessageTemplate) -> None:

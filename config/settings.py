@@ -168,6 +168,7 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
 # --- Herald -------------------------------------------------------------------------------
+HERALD_API_KEY_CACHE_SECONDS = env.float("HERALD_API_KEY_CACHE_SECONDS", default=5.0)
 HERALD_EMAIL_PROVIDER = env.str("HERALD_EMAIL_PROVIDER", default="outbox")
 HERALD_DEFAULT_FROM_EMAIL = env.str("HERALD_DEFAULT_FROM_EMAIL", default="tickets@herald.localhost")
 HERALD_DEFAULT_FROM_NAME = env.str("HERALD_DEFAULT_FROM_NAME", default="Herald")

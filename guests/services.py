@@ -9,8 +9,9 @@ from django.db import IntegrityError, transaction
 
 from accounts.models import Account
 from common.errors import Conflict, NotFound
-from comms.services import delivery_queue, template_for_send
+from comms.services import account_check_can_send, delivery_queue
 from guests.models import Attendee, Event
+from guests.selectors import guest_create_checks
 
 
 def event_create(*, account: Account, name: str, id: uuid.UUID | None = None, venue: str = "",
@@ -41,27 +42,27 @@ def attendee_create(*, account: Account, mode: str, id: uuid.UUID, event_id: uui
     ``id`` is the caller's idempotency key: if it exists (even while a concurrent request
     is inserting it) the existing attendee is returned and nothing is sent again.
     """
-    existing = Attendee.objects.filter(id=id).first()
-    if existing is not None:
-        return _existing(existing, account)
-    event = Event.objects.filter(id=event_id, account=account).first()
-    if event is None:
+    checks = guest_create_checks(account=account, attendee_id=id, event_id=event_id,
+                                 template_id=comms_template_id)
+    if checks.existing_account_id is not None:
+        return _existing(Attendee.objects.get(id=id), account)
+    if not checks.event_ok:
         raise NotFound("event")
-    template = (
-        template_for_send(account=account, template_id=comms_template_id)
-        if comms_template_id else None
-    )
+    if comms_template_id:
+        if not checks.template_ok:
+            raise NotFound("template")
+        account_check_can_send(account=account)
     fields: dict[str, Any] = dict(
-        id=id, account=account, event=event, email=email, first_name=first_name,
+        id=id, account=account, event_id=event_id, email=email, first_name=first_name,
         last_name=last_name, correlation_id=correlation_id,
     )
     try:
         with transaction.atomic():
             attendee = Attendee.objects.create(**fields)
             delivery = delivery_queue(
-                account=account, attendee=attendee, template=template, mode=mode,
+                account=account, attendee=attendee, template_id=comms_template_id, mode=mode,
                 correlation_id=correlation_id,
-            ) if template else None
+            ) if comms_template_id else None
     except IntegrityError:
         # A concurrent request with the same id won the insert: answer as its retry would.
         winner = Attendee.objects.filter(id=id).first()

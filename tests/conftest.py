@@ -30,6 +30,7 @@ def eager_tasks(settings) -> Iterator[None]:
     wait for its countdown, and a delivery is only claimed once it is due.
     """
     settings.HERALD_RETRY_BASE_SECONDS = 0
+    settings.HERALD_API_KEY_CACHE_SECONDS = 0  # tests change accounts and keys under way
     celery_app.conf.task_always_eager = True
     celery_app.conf.task_eager_propagates = True
     yield

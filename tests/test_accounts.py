@@ -23,3 +23,15 @@ def test_revoked_key_is_401(api, keys):
 
     ApiKey.objects.filter(mode="live", is_admin=False).update(revoked_at=timezone.now())
     assert api.get("/checkin/v1/api/event").status_code == 401
+
+
+def test_key_lookups_are_cached_for_the_configured_seconds(api, keys, settings):
+    from accounts import authentication
+
+    settings.HERALD_API_KEY_CACHE_SECONDS = 60
+    authentication._cache.clear()
+    assert api.get("/checkin/v1/api/event").status_code == 200
+    ApiKey.objects.filter(mode="live", is_admin=False).update(revoked_at="2026-01-01T00:00Z")
+    assert api.get("/checkin/v1/api/event").status_code == 200  # within the cache window
+    authentication._cache.clear()  # what the window's end does
+    assert api.get("/checkin/v1/api/event").status_code == 401

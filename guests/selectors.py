@@ -1,0 +1,46 @@
+"""Reads for the guests app."""
+
+import uuid
+from dataclasses import dataclass
+
+from django.db import connection
+
+from accounts.models import Account
+from guests.models import Attendee, Event
+from templates.models import MessageTemplate
+
+
+@dataclass(frozen=True)
+class GuestCreateChecks:
+    existing_account_id: uuid.UUID | None  # the account owning this attendee id, if any
+    event_ok: bool  # the event exists and is the caller's
+    template_ok: bool  # the template exists and is the caller's (False when none is given)
+
+
+def _db(model: type, value: uuid.UUID | None) -> object:
+    """A UUID as the backend stores it (native on PostgreSQL, 32 hex characters on SQLite)."""
+    return model._meta.pk.get_db_prep_value(value, connection)
+
+
+def guest_create_checks(*, account: Account, attendee_id: uuid.UUID, event_id: uuid.UUID,
+                        template_id: uuid.UUID | None) -> GuestCreateChecks:
+    """Everything the atomic path checks before inserting, in one round trip.
+
+    Hand-written SQL: it is the hottest read of the API, and the ORM spent several times
+    longer compiling the equivalent annotated query than the database spent running it.
+    """
+    account_id = _db(Account, account.id)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT (SELECT account_id FROM {Attendee._meta.db_table} WHERE id = %s),"
+            f" EXISTS(SELECT 1 FROM {Event._meta.db_table} WHERE id = %s AND account_id = %s),"
+            f" EXISTS(SELECT 1 FROM {MessageTemplate._meta.db_table}"
+            " WHERE id = %s AND account_id = %s)",
+            [_db(Attendee, attendee_id), _db(Event, event_id), account_id,
+             _db(MessageTemplate, template_id), account_id],
+        )
+        existing, event_ok, template_ok = cursor.fetchone()
+    return GuestCreateChecks(
+        uuid.UUID(str(existing)) if existing is not None else None,
+        bool(event_ok), bool(template_ok),
+    )
