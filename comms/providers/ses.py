@@ -1,0 +1,149 @@
+"""Amazon SES through ``boto3`` (SES v2 ``send_email`` with Simple content).
+
+The delivery id travels as the ``herald_delivery_id`` message tag, so SES events published
+to SNS by the configuration set find their delivery (``comms.callbacks.ses``).
+"""
+
+import re
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from email.utils import formataddr
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    HTTPClientError,
+    NoCredentialsError,
+    NoRegionError,
+    PartialCredentialsError,
+)
+from botocore.exceptions import (
+    ConnectionError as BotoConnectionError,
+)
+
+from comms.providers.base import (
+    EmailMessage,
+    ProviderConfigurationError,
+    ProviderPermanentError,
+    ProviderTransientError,
+    SendResult,
+)
+
+TRANSIENT_CODES = frozenset({
+    "Throttling", "ThrottlingException", "TooManyRequestsException", "LimitExceededException",
+    "ServiceUnavailable", "InternalFailure", "InternalServerError", "RequestTimeout",
+})
+# Every send would fail the same way until someone fixes the account or Herald's settings.
+CONFIGURATION_CODES = frozenset({
+    "InvalidClientTokenId", "UnrecognizedClientException", "SignatureDoesNotMatch",
+    "AccessDenied", "AccessDeniedException", "ExpiredToken", "ExpiredTokenException",
+    "IncompleteSignature", "MissingAuthenticationToken", "AccountSuspendedException",
+    "SendingPausedException", "ConfigurationSetDoesNotExistException",
+})
+_TAG_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
+
+
+@dataclass(frozen=True)
+class SesConfig:
+    region: str
+    configuration_set: str = ""
+    endpoint_url: str = ""
+    timeout: float = 15.0
+
+
+class SesProvider:
+    """Reads its configuration on every send (cheap), so a changed setting takes effect;
+    the boto3 client of each configuration is built once per process."""
+
+    name = "ses"
+
+    def __init__(self, config: Callable[[], SesConfig]) -> None:
+        self._config = config
+
+    def send(self, message: EmailMessage) -> SendResult:
+        config = self._config()
+        try:
+            response = ses_client(config).send_email(**send_email_params(message, config))
+        except ClientError as exc:
+            raise _classify(exc, config) from exc
+        except (NoCredentialsError, PartialCredentialsError, NoRegionError) as exc:
+            raise ProviderConfigurationError(f"SES is not configured: {exc}") from exc
+        except (BotoConnectionError, HTTPClientError, OSError) as exc:
+            raise ProviderTransientError(f"SES unreachable: {exc}") from exc
+        except BotoCoreError as exc:  # e.g. a parameter boto3 itself refuses
+            raise ProviderPermanentError(f"SES refused the request: {exc}") from exc
+        message_id = response.get("MessageId", "")
+        if not message_id:
+            raise ProviderTransientError("SES answered without a MessageId")
+        return SendResult(provider_message_id=message_id)
+
+
+def send_email_params(message: EmailMessage, config: SesConfig) -> dict[str, Any]:
+    """The ``sesv2.send_email`` arguments for one message."""
+    body: dict[str, Any] = {}
+    if message.text:
+        body["Text"] = {"Data": message.text, "Charset": "UTF-8"}
+    if message.html:
+        body["Html"] = {"Data": message.html, "Charset": "UTF-8"}
+    params: dict[str, Any] = {
+        "FromEmailAddress": _address(message.from_name, message.from_email),
+        "Destination": {"ToAddresses": [_address(message.to_name, message.to_email)]},
+        "Content": {"Simple": {
+            "Subject": {"Data": message.subject, "Charset": "UTF-8"},
+            "Body": body or {"Text": {"Data": " ", "Charset": "UTF-8"}},
+        }},
+        "EmailTags": email_tags(message),
+    }
+    if config.configuration_set:
+        params["ConfigurationSetName"] = config.configuration_set
+    return params
+
+
+def email_tags(message: EmailMessage) -> list[dict[str, str]]:
+    """``custom_args`` and the delivery id as SES tags (names and values: [A-Za-z0-9_-])."""
+    args = {**message.custom_args, "herald_delivery_id": message.delivery_id}
+    return [{"Name": _tag(name), "Value": _tag(value) or "_"} for name, value in args.items()]
+
+
+def _tag(value: str) -> str:
+    return _TAG_UNSAFE.sub("_", str(value))[:256]
+
+
+def _address(name: str, email: str) -> str:
+    # formataddr encodes a non-ASCII display name as RFC 2047, as SES requires.
+    return formataddr((name, email), charset="utf-8") if name else email
+
+
+def _classify(exc: ClientError, config: SesConfig) -> Exception:
+    error = exc.response.get("Error", {})
+    code = str(error.get("Code", ""))
+    status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+    text = f"SES {code or status}: {error.get('Message', '')}"[:500]
+    if code in CONFIGURATION_CODES or status in (401, 403):
+        return ProviderConfigurationError(text)
+    if code == "NotFoundException" and config.configuration_set and (
+            "configuration set" in text.lower()):
+        return ProviderConfigurationError(text)
+    if code in TRANSIENT_CODES or status == 429 or status >= 500:
+        return ProviderTransientError(text)
+    return ProviderPermanentError(text)  # MessageRejected, BadRequest, NotFound, …
+
+
+_clients: dict[SesConfig, Any] = {}
+_clients_lock = threading.Lock()
+
+
+def ses_client(config: SesConfig) -> Any:
+    """The process's sesv2 client for ``config`` (boto3 clients are thread-safe, sessions not)."""
+    with _clients_lock:
+        if config not in _clients:
+            _clients[config] = boto3.session.Session().client(
+                "sesv2", region_name=config.region, endpoint_url=config.endpoint_url or None,
+                config=Config(connect_timeout=config.timeout, read_timeout=config.timeout,
+                              retries={"mode": "standard", "max_attempts": 1}),
+            )
+        return _clients[config]

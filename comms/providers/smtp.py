@@ -1,0 +1,113 @@
+"""SMTP through Django's mail (the SMTP backend, one connection per message).
+
+Herald generates the Message-ID itself and returns it as the provider message id: SMTP
+servers answer without an id of their own.
+"""
+
+import smtplib
+import ssl
+from collections.abc import Callable
+from dataclasses import dataclass
+from email.utils import formataddr, make_msgid
+
+from django.core.mail import EmailMultiAlternatives, get_connection
+
+from comms.providers.base import (
+    EmailMessage,
+    ProviderConfigurationError,
+    ProviderPermanentError,
+    ProviderTransientError,
+    SendResult,
+)
+
+BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+DELIVERY_HEADER = "X-Herald-Delivery-Id"
+
+
+@dataclass(frozen=True)
+class SmtpConfig:
+    host: str
+    port: int
+    username: str = ""
+    password: str = ""
+    use_tls: bool = False
+    use_ssl: bool = False
+    timeout: float = 15.0
+
+
+class SmtpProvider:
+    name = "smtp"
+
+    def __init__(self, config: Callable[[], SmtpConfig]) -> None:
+        self._config = config
+
+    def send(self, message: EmailMessage) -> SendResult:
+        config = self._config()
+        if config.use_tls and config.use_ssl:
+            raise ProviderConfigurationError("EMAIL_USE_TLS and EMAIL_USE_SSL exclude each other.")
+        message_id = make_msgid(domain=_domain(message.from_email))
+        mail = build_message(message, message_id)
+        try:
+            with _connection(config) as connection:
+                connection.send_messages([mail])
+        except smtplib.SMTPException as exc:
+            raise _classify(exc) from exc
+        except ssl.SSLCertVerificationError as exc:
+            raise ProviderConfigurationError(f"SMTP TLS certificate refused: {exc}") from exc
+        except OSError as exc:  # refused, reset, timed out, DNS
+            raise ProviderTransientError(f"SMTP server unreachable: {exc}") from exc
+        return SendResult(provider_message_id=message_id)
+
+
+def build_message(message: EmailMessage, message_id: str) -> EmailMultiAlternatives:
+    """The MIME message: text part, HTML alternative, our Message-ID and delivery header."""
+    mail = EmailMultiAlternatives(
+        subject=message.subject,
+        body=message.text or ("" if message.html else " "),
+        from_email=_address(message.from_name, message.from_email),
+        to=[_address(message.to_name, message.to_email)],
+        headers={"Message-ID": message_id, DELIVERY_HEADER: message.delivery_id},
+    )
+    if message.html:
+        mail.attach_alternative(message.html, "text/html")
+    return mail
+
+
+def _connection(config: SmtpConfig):
+    return get_connection(
+        BACKEND, fail_silently=False, host=config.host, port=config.port,
+        username=config.username, password=config.password, use_tls=config.use_tls,
+        use_ssl=config.use_ssl, timeout=config.timeout,
+    )
+
+
+def _classify(exc: smtplib.SMTPException) -> Exception:
+    if isinstance(exc, smtplib.SMTPAuthenticationError | smtplib.SMTPNotSupportedError):
+        return ProviderConfigurationError(f"SMTP login or TLS refused: {exc}")
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        codes = [code for code, _ in exc.recipients.values()]
+        text = "; ".join(f"{addr}: {code} {_text(msg)}" for addr, (code, msg)
+                         in exc.recipients.items())
+        return _by_code(min(codes, default=0), f"SMTP recipient refused: {text}")
+    if isinstance(exc, smtplib.SMTPResponseException):
+        return _by_code(exc.smtp_code, f"SMTP {exc.smtp_code}: {_text(exc.smtp_error)}")
+    return ProviderTransientError(f"SMTP: {exc}")  # disconnected mid-session and the like
+
+
+def _by_code(code: int, text: str) -> Exception:
+    """RFC 5321: 5xx is a permanent refusal, 4xx (and anything odd) worth another try."""
+    if 500 <= code < 600:
+        return ProviderPermanentError(text[:500])
+    return ProviderTransientError(text[:500])
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+def _address(name: str, email: str) -> str:
+    return formataddr((name, email)) if name else email
+
+
+def _domain(email: str) -> str:
+    return email.rsplit("@", 1)[-1] or "herald.localhost"

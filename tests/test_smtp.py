@@ -1,0 +1,171 @@
+"""SMTP through Django's mail backend, against a real local aiosmtpd server."""
+
+import socket
+from collections.abc import Iterator
+from email import message_from_bytes, policy
+from email.message import EmailMessage as MimeMessage
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+
+from comms.models import Delivery, DeliveryEvent
+from comms.providers import email_provider
+from comms.providers.base import (
+    EmailMessage,
+    ProviderConfigurationError,
+    ProviderPermanentError,
+    ProviderTransientError,
+)
+from tests.conftest import guest
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Recorder:
+    """aiosmtpd handler: keeps what it receives; can refuse the next RCPT or DATA commands."""
+
+    def __init__(self) -> None:
+        self.messages: list[MimeMessage] = []
+        self.envelopes: list[Any] = []
+        self.refusals: list[tuple[str, str]] = []  # (command, reply)
+
+    def refuse(self, command: str, reply: str, times: int = 1) -> None:
+        self.refusals += [(command, reply)] * times
+
+    def _refusal(self, command: str) -> str | None:
+        if self.refusals and self.refusals[0][0] == command:
+            return self.refusals.pop(0)[1]
+        return None
+
+    async def handle_RCPT(self, server, session, envelope, address, options):
+        refusal = self._refusal("RCPT")
+        if refusal:
+            return refusal
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        refusal = self._refusal("DATA")
+        if refusal:
+            return refusal
+        self.envelopes.append(envelope)
+        self.messages.append(message_from_bytes(envelope.original_content,
+                                                policy=policy.default))
+        return "250 Message accepted for delivery"
+
+
+@pytest.fixture
+def smtp(settings) -> Iterator[Recorder]:
+    recorder = Recorder()
+    controller = Controller(recorder, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    settings.HERALD_EMAIL_PROVIDER = "smtp"
+    settings.EMAIL_HOST = "127.0.0.1"
+    settings.EMAIL_PORT = controller.port
+    settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False
+    settings.EMAIL_HOST_USER = settings.EMAIL_HOST_PASSWORD = ""
+    settings.EMAIL_TIMEOUT = 5
+    yield recorder
+    controller.stop()
+
+
+def _send(api, event_id, template_id, **fields) -> Delivery:
+    response = api.post("/checkin/v1/api/guest", guest(event_id, template_id, **fields))
+    assert response.status_code == 200, response.content
+    return Delivery.objects.get(id=response.json()["attendeeInvitationId"])
+
+
+def test_rendered_ticket_reaches_the_smtp_server(api, smtp, event_id, template_id):
+    delivery = _send(api, event_id, template_id)
+    assert delivery.status == "sent" and delivery.provider == "smtp"
+    [message] = smtp.messages
+    assert smtp.envelopes[0].mail_from == "tickets@herald.localhost"
+    assert smtp.envelopes[0].rcpt_tos == ["jane@example.com"]
+    assert message["Subject"] == "Your ticket for Spring Gala"
+    assert message["From"] == "Herald <tickets@herald.localhost>"
+    assert message["To"] == "Jane Smith <jane@example.com>"
+    assert message["X-Herald-Delivery-Id"] == str(delivery.id)
+    assert message["Message-ID"] == delivery.provider_message_id
+    assert delivery.provider_message_id.endswith("@herald.localhost>")
+    text = message.get_body(("plain",)).get_content()
+    html = message.get_body(("html",)).get_content()
+    assert text.strip() == "Hi Jane, see you at Spring Gala."
+    assert html.strip() == "<p>Hi Jane, see you at Spring Gala.</p>"
+
+
+def test_recipient_refused_with_5xx_fails_at_once(api, smtp, event_id, template_id):
+    smtp.refuse("RCPT", "550 5.1.1 No such user here")
+    delivery = _send(api, event_id, template_id)
+    assert delivery.status == "failed" and delivery.failure_type == "provider_rejected"
+    assert "550" in delivery.failure_reason and "No such user" in delivery.failure_reason
+    assert delivery.attempts == 1 and smtp.messages == []
+
+
+def test_data_refused_with_5xx_fails_at_once(api, smtp, event_id, template_id):
+    smtp.refuse("DATA", "554 5.7.1 Message rejected as spam")
+    delivery = _send(api, event_id, template_id)
+    assert delivery.status == "failed" and delivery.failure_type == "provider_rejected"
+    assert "554" in delivery.failure_reason
+    assert delivery.attempts == 1
+
+
+def test_4xx_is_retried_then_sent(api, smtp, event_id, template_id):
+    smtp.refuse("RCPT", "451 4.3.0 Try again later", times=2)
+    delivery = _send(api, event_id, template_id)
+    assert delivery.status == "sent" and delivery.attempts == 3
+    assert len(smtp.messages) == 1
+    retries = DeliveryEvent.objects.filter(delivery=delivery, name="comms.retry_scheduled")
+    assert "451" in retries.first().detail["reason"]
+
+
+def test_connection_refused_retries_then_fails(api, settings, event_id, template_id):
+    settings.HERALD_EMAIL_PROVIDER = "smtp"
+    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", free_port()  # nothing listens
+    settings.HERALD_SEND_MAX_ATTEMPTS = 3
+    delivery = _send(api, event_id, template_id)
+    assert delivery.status == "failed" and delivery.failure_type == "transient"
+    assert delivery.attempts == 3
+    assert "unreachable" in delivery.failure_reason
+    assert DeliveryEvent.objects.filter(delivery=delivery,
+                                        name="comms.retry_scheduled").count() == 2
+
+
+def _message(**fields: str) -> EmailMessage:
+    base = {"delivery_id": "d-1", "from_email": "tickets@herald.localhost", "from_name": "",
+            "to_email": "jane@example.com", "to_name": "", "subject": "Hi", "html": "",
+            "text": "Hello"}
+    return EmailMessage(**{**base, **fields})
+
+
+def test_text_only_and_non_ascii_names(smtp):
+    result = email_provider("smtp").send(_message(to_name="Zoë Ñandú", from_name="Hérald"))
+    [message] = smtp.messages
+    assert message["Message-ID"] == result.provider_message_id
+    assert message["To"] == "Zoë Ñandú <jane@example.com>"
+    assert message.get_content_type() == "text/plain"
+
+
+def test_tls_and_ssl_together_is_a_configuration_error(smtp, settings):
+    settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = True
+    with pytest.raises(ProviderConfigurationError):
+        email_provider("smtp").send(_message())
+
+
+def test_starttls_not_offered_is_a_configuration_error(smtp, settings):
+    settings.EMAIL_USE_TLS = True  # the test server offers no STARTTLS
+    with pytest.raises(ProviderConfigurationError):
+        email_provider("smtp").send(_message())
+
+
+def test_adapter_error_types(smtp):
+    smtp.refuse("RCPT", "452 4.2.2 Mailbox full")
+    with pytest.raises(ProviderTransientError, match="452"):
+        email_provider("smtp").send(_message())
+    smtp.refuse("DATA", "552 5.3.4 Message too big")
+    with pytest.raises(ProviderPermanentError, match="552"):
+        email_provider("smtp").send(_message())
