@@ -7,11 +7,13 @@ lease expired can never overwrite what the worker that took over recorded.
 
 import logging
 import random
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.db import connection
 from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 
@@ -22,6 +24,7 @@ from comms.providers.base import (
     ProviderConfigurationError,
     ProviderPermanentError,
     ProviderTransientError,
+    SendResult,
 )
 from comms.providers.sandbox import SandboxProvider
 from templates.rendering import render
@@ -45,58 +48,122 @@ def enqueue(delivery_id: str, countdown: float | None = None) -> None:
 
 
 def delivery_dispatch(*, delivery_id: str) -> None:
-    """Claim a queued delivery that is due, and send it. Zero rows claimed: someone has it.
+    """Claim this delivery, if due, together with other due deliveries waiting behind it, and
+    send them as one batch. Under load the queue drains in batches (one claim, one provider
+    request per sender, a handful of writes) while an idle system still sends at once; the
+    tasks of rows claimed by someone else find nothing to do.
 
     No transaction is held open across the provider call.
     """
     now = timezone.now()
-    claimed = Delivery.objects.filter(
-        Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now),
-        id=delivery_id, status=Status.QUEUED,
-    ).update(status=Status.SENDING, claimed_at=now, attempts=F("attempts") + 1,
-             next_attempt_at=None)
-    if not claimed:
+    ids = _claim(delivery_id, now, settings.HERALD_DISPATCH_BATCH_SIZE)
+    if not ids:
         return
-    delivery = Delivery.objects.select_related("template", "attendee__event").get(id=delivery_id)
-    provider = "sandbox" if delivery.mode == Delivery.Mode.TEST else settings.HERALD_EMAIL_PROVIDER
-    if _suppressed(delivery, provider):
-        return
-    content = _content(delivery, provider)
-    if content is not None:
-        _send(delivery, provider, content)
+    rows = list(Delivery.objects.select_related("template", "attendee__event")
+                .filter(id__in=ids).order_by("created_at"))
+    groups: dict[str, list[Delivery]] = defaultdict(list)
+    for delivery in rows:
+        groups[_provider_name(delivery)].append(delivery)
+    for provider, deliveries in groups.items():
+        _send_group(provider, deliveries)
 
 
-def _send(delivery: Delivery, provider: str, content: Content) -> None:
+def _provider_name(delivery: Delivery) -> str:
+    return "sandbox" if delivery.mode == Delivery.Mode.TEST else settings.HERALD_EMAIL_PROVIDER
+
+
+def _claim(delivery_id: str, now: datetime, batch_size: int) -> list[Any]:
+    """``UPDATE … RETURNING``: this row if due, plus up to ``batch_size - 1`` other due rows
+    (skipping rows other workers hold, on PostgreSQL). All get the same claim token."""
+    table = Delivery._meta.db_table
+    skip_locked = " FOR UPDATE SKIP LOCKED" if connection.vendor == "postgresql" else ""
+    due = "status = 'queued' AND (next_attempt_at IS NULL OR next_attempt_at <= %s)"
+    token = connection.ops.adapt_datetimefield_value(now)
+    own = Delivery._meta.pk.get_db_prep_value(delivery_id, connection)
+    sql = (
+        f"UPDATE {table} SET status = 'sending', claimed_at = %s, attempts = attempts + 1,"
+        f" next_attempt_at = NULL WHERE {due} AND (id = %s OR id IN ("
+        f"SELECT id FROM {table} WHERE {due} ORDER BY created_at LIMIT %s{skip_locked}"
+        ")) RETURNING id"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [token, token, own, token, max(batch_size - 1, 0)])
+        return [Delivery._meta.pk.to_python(row[0]) for row in cursor.fetchall()]
+
+
+def _send_group(provider_name: str, deliveries: list[Delivery]) -> None:
+    suppressed = _suppressions(deliveries)
+    ready: list[tuple[Delivery, Content]] = []
+    for delivery in deliveries:
+        if (delivery.account_id, delivery.recipient.lower()) in suppressed:
+            _fail_suppressed(delivery, provider_name,
+                             suppressed[(delivery.account_id, delivery.recipient.lower())])
+        elif (content := _content(delivery, provider_name)) is not None:
+            ready.append((delivery, content))
+    if not ready:
+        return
     try:
-        result = email_provider(provider).send(_message(delivery, content))
+        provider = email_provider(provider_name)
     except ProviderConfigurationError:
-        _release(delivery, provider)
+        for delivery, _ in ready:
+            _release(delivery, provider_name)
         raise
-    except ProviderTransientError as exc:
-        _retry_or_fail(delivery, provider, exc, content)
-    except ProviderPermanentError as exc:
+    outcomes = _provider_send(provider, [_message(d, c) for d, c in ready])
+    sent = []
+    for (delivery, content), outcome in zip(ready, outcomes, strict=True):
+        if isinstance(outcome, SendResult):
+            sent.append((delivery, content, outcome.provider_message_id))
+        else:
+            _record_failure(delivery, provider_name, content, outcome)
+    _mark_sent(sent, provider_name)
+    if provider_name == "sandbox":
+        for delivery, _, _ in sent:
+            _simulate(delivery)
+    if any(isinstance(o, ProviderConfigurationError) for o in outcomes):
+        raise next(o for o in outcomes if isinstance(o, ProviderConfigurationError))
+
+
+def _provider_send(provider: Any, messages: list[EmailMessage]) -> list[Any]:
+    """Each message's SendResult or exception, in order (``send_batch`` where the adapter has
+    one, else one call per message)."""
+    if len(messages) > 1 and hasattr(provider, "send_batch"):
+        return provider.send_batch(messages)
+    outcomes: list[Any] = []
+    for message in messages:
+        try:
+            outcomes.append(provider.send(message))
+        except Exception as exc:  # classified by _record_failure
+            outcomes.append(exc)
+    return outcomes
+
+
+def _record_failure(delivery: Delivery, provider: str, content: Content,
+                    exc: Exception) -> None:
+    if isinstance(exc, ProviderConfigurationError):
+        _release(delivery, provider)
+    elif isinstance(exc, ProviderPermanentError):
         _fail(delivery, provider, Status.FAILED, "provider_rejected", str(exc))
-    except Exception as exc:  # an unclassified adapter error must not strand the row
-        log.exception("Unexpected error from provider %s for %s", provider, delivery.id)
+    elif isinstance(exc, ProviderTransientError):
+        _retry_or_fail(delivery, provider, exc, content)
+    else:  # an unclassified adapter error must not strand the row
+        log.error("Unexpected error from provider %s for %s: %r", provider, delivery.id, exc)
         _retry_or_fail(delivery, provider,
                        ProviderTransientError(f"Unexpected provider error: {exc!r}"), content)
-    else:
-        _mark_sent(delivery, provider, result.provider_message_id, content)
-        if provider == "sandbox":
-            _simulate(delivery)
 
 
-def _suppressed(delivery: Delivery, provider: str) -> bool:
-    suppression = Suppression.objects.filter(
-        account_id=delivery.account_id, channel=delivery.channel,
-        address=delivery.recipient.lower(), removed_at__isnull=True,
-    ).first()
-    if suppression is None:
-        return False
+def _suppressions(deliveries: list[Delivery]) -> dict[tuple[Any, str], Suppression]:
+    """The active suppressions among these recipients, in one query."""
+    rows = Suppression.objects.filter(
+        account_id__in={d.account_id for d in deliveries}, channel="email",
+        address__in={d.recipient.lower() for d in deliveries}, removed_at__isnull=True,
+    )
+    return {(s.account_id, s.address): s for s in rows}
+
+
+def _fail_suppressed(delivery: Delivery, provider: str, suppression: Suppression) -> None:
     reason = (f"{delivery.recipient} is suppressed ({suppression.reason} at "
               f"{suppression.created_at:%Y-%m-%dT%H:%M:%SZ}): {suppression.detail}".rstrip(": "))
     _fail(delivery, provider, Status.SUPPRESSED, suppression.reason, reason)
-    return True
 
 
 def _content(delivery: Delivery, provider: str) -> Content | None:
@@ -172,18 +239,55 @@ def record_event(delivery: Delivery, name: str, status: str, **detail: Any) -> N
     webhooks_emit(delivery_event_ids=[event.id])
 
 
-def _mark_sent(delivery: Delivery, provider: str, message_id: str, content: Content) -> None:
-    # A fast provider callback may already have moved the status on: only "sending" → "sent".
-    updated = _mine(delivery).update(
-        status=Case(When(status=Status.SENDING, then=Value(Status.SENT)), default=F("status")),
-        provider=provider, provider_message_id=message_id, sent_at=timezone.now(),
-        **_content_fields(content),
-    )
-    if not updated:
-        log.error("Delivery %s was sent after its lease expired: a duplicate is possible",
-                  delivery.id)
+def _mark_sent(sent: list[tuple[Delivery, Content, str]], provider: str) -> None:
+    """Record a batch's accepted messages: content and ids, ``sent`` (only from ``sending``,
+    so a fast callback is never overwritten), and one comms.sent event each."""
+    if not sent:
         return
-    record_event(delivery, "comms.sent", Status.SENT, provider=provider, messageId=message_id)
+    now = timezone.now()
+    updated = _update_sent(sent, provider, now)
+    if updated != len(sent):
+        log.error("%d deliveries were sent after their lease expired: duplicates are possible",
+                  len(sent) - updated)
+    events = DeliveryEvent.objects.bulk_create([
+        DeliveryEvent(delivery_id=d.id, name="comms.sent", status=Status.SENT,
+                      correlation_id=d.correlation_id, occurred_at=now,
+                      detail={"provider": provider, "messageId": message_id})
+        for d, _, message_id in sent
+    ])
+    webhooks_emit(delivery_event_ids=[e.id for e in events])
+
+
+def _update_sent(sent: list[tuple[Delivery, Content, str]], provider: str,
+                 now: datetime) -> int:
+    """One UPDATE for the batch on PostgreSQL (a VALUES list joined on id, guarded by the
+    claim token); the ORM's per-row form elsewhere."""
+    token = sent[0][0].claimed_at
+    if connection.vendor != "postgresql":
+        count = 0
+        for delivery, content, message_id in sent:
+            count += _mine(delivery).update(
+                status=Case(When(status=Status.SENDING, then=Value(Status.SENT)),
+                            default=F("status")),
+                provider=provider, provider_message_id=message_id, sent_at=now,
+                **_content_fields(content))
+        return count
+    values, params = [], []
+    for delivery, content, message_id in sent:
+        values.append("(%s::uuid, %s, %s, %s, %s, %s::integer)")
+        params += [delivery.id, message_id, content.subject, content.html, content.text,
+                   content.template_version]
+    sql = (
+        f"UPDATE {Delivery._meta.db_table} AS d SET"
+        " status = CASE WHEN d.status = 'sending' THEN 'sent' ELSE d.status END,"
+        " provider = %s, sent_at = %s, provider_message_id = v.mid, subject = v.subj,"
+        " html_body = v.html, text_body = v.txt, template_version = v.ver"
+        f" FROM (VALUES {', '.join(values)}) AS v(id, mid, subj, html, txt, ver)"
+        " WHERE d.id = v.id AND d.claimed_at = %s"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [provider, now, *params, token])
+        return cursor.rowcount
 
 
 def _retry_or_fail(delivery: Delivery, provider: str, exc: ProviderTransientError,

@@ -84,6 +84,9 @@ class Delivery(TimeStampedModel):
             ),
             models.Index(fields=["status", "next_attempt_at"], name="delivery_sweep"),
             models.Index(fields=["account", "-created_at"], name="delivery_account_recent"),
+            # The dispatcher's batch claim: due queued rows, oldest first.
+            models.Index(fields=["created_at"], condition=models.Q(status="queued"),
+                         name="delivery_queued"),
         ]
 
     def __str__(self) -> str:

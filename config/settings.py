@@ -172,6 +172,8 @@ HERALD_API_KEY_CACHE_SECONDS = env.float("HERALD_API_KEY_CACHE_SECONDS", default
 HERALD_EMAIL_PROVIDER = env.str("HERALD_EMAIL_PROVIDER", default="outbox")
 HERALD_DEFAULT_FROM_EMAIL = env.str("HERALD_DEFAULT_FROM_EMAIL", default="tickets@herald.localhost")
 HERALD_DEFAULT_FROM_NAME = env.str("HERALD_DEFAULT_FROM_NAME", default="Herald")
+# Due deliveries one send task claims and sends together (one SendGrid request per batch).
+HERALD_DISPATCH_BATCH_SIZE = env.int("HERALD_DISPATCH_BATCH_SIZE", default=100)
 HERALD_SEND_MAX_ATTEMPTS = env.int("HERALD_SEND_MAX_ATTEMPTS", default=6)
 HERALD_RETRY_BASE_SECONDS = env.float("HERALD_RETRY_BASE_SECONDS", default=10.0)
 HERALD_RETRY_MAX_SECONDS = env.float("HERALD_RETRY_MAX_SECONDS", default=3600.0)
@@ -233,4 +235,25 @@ WEBHOOKS_SWEEP_GRACE_SECONDS = env.int("WEBHOOKS_SWEEP_GRACE_SECONDS", default=1
 CELERY_BEAT_SCHEDULE["webhooks.messages_sweep"] = {
     "task": "webhooks.messages_sweep",
     "schedule": float(WEBHOOKS_SWEEP_INTERVAL_SECONDS),
+}
+
+# --- domains ------------------------------------------------------------------------------
+# Sender domain authentication (domains/, spec 001).
+# "sendgrid", "ses" or "dev"; empty: the email provider's when it is sendgrid or ses, else the
+# "dev" stand-in (plausible records, valid on validation) so the flow works locally.
+HERALD_DOMAIN_PROVIDER = env.str("HERALD_DOMAIN_PROVIDER", default="")
+# Herald's own per-record DNS check: resolvers to ask (empty: the system's), port, timeout.
+HERALD_DOMAIN_DNS_NAMESERVERS = env.list("HERALD_DOMAIN_DNS_NAMESERVERS", default=[])
+HERALD_DOMAIN_DNS_PORT = env.int("HERALD_DOMAIN_DNS_PORT", default=53)
+HERALD_DOMAIN_DNS_TIMEOUT_SECONDS = env.float("HERALD_DOMAIN_DNS_TIMEOUT_SECONDS", default=5.0)
+# Polling of unverified domains: how often beat looks for due ones; the first delay, doubling
+# per failed check up to the maximum; when to give up ("Validate now" restarts it).
+HERALD_DOMAIN_POLL_INTERVAL_SECONDS = env.int("HERALD_DOMAIN_POLL_INTERVAL_SECONDS", default=60)
+HERALD_DOMAIN_POLL_BASE_SECONDS = env.float("HERALD_DOMAIN_POLL_BASE_SECONDS", default=120.0)
+HERALD_DOMAIN_POLL_MAX_SECONDS = env.float("HERALD_DOMAIN_POLL_MAX_SECONDS", default=3600.0)
+HERALD_DOMAIN_POLL_GIVE_UP_HOURS = env.float("HERALD_DOMAIN_POLL_GIVE_UP_HOURS", default=72.0)
+HERALD_DOMAIN_POLL_LEASE_SECONDS = env.int("HERALD_DOMAIN_POLL_LEASE_SECONDS", default=600)
+CELERY_BEAT_SCHEDULE["domains.sender_domains_poll"] = {
+    "task": "domains.sender_domains_poll",
+    "schedule": float(HERALD_DOMAIN_POLL_INTERVAL_SECONDS),
 }

@@ -133,3 +133,51 @@ def test_template_that_fails_at_render_time_fails_the_delivery(api, sendgrid, ev
     assert delivery.status == "failed"
     assert delivery.failure_type == "template_error"
     assert sendgrid.attempts == 0
+
+
+def _queue_lost(api, event_id, template_id, n, **fields):
+    """n sends whose on-commit tasks are dropped: queued rows waiting for any worker."""
+    ids = []
+    for i in range(n):
+        body = guest(event_id, template_id, firstName=f"Guest{i}", email=f"g{i}@example.com",
+                     **fields)
+        ids.append(api.client.post("/checkin/v1/api/guest", body, format="json")
+                   .json()["attendeeInvitationId"])
+    return ids
+
+
+def test_one_task_drains_due_deliveries_in_one_sendgrid_request(api, sendgrid, event_id,
+                                                                 template_id):
+    ids = _queue_lost(api, event_id, template_id, 5)
+    send_delivery.delay(ids[2])
+    assert sendgrid.attempts == 1
+    [request] = sendgrid.messages
+    personalizations = request.body["personalizations"]
+    assert len(personalizations) == 5
+    by_id = {p["custom_args"]["herald_delivery_id"]: p for p in personalizations}
+    assert set(by_id) == set(ids)
+    first = Delivery.objects.get(id=ids[0])
+    assert by_id[ids[0]]["substitutions"]["%herald:subject%"] == first.subject
+    assert "Hi Guest0," in by_id[ids[0]]["substitutions"]["%herald:text%"]
+    assert set(Delivery.objects.values_list("status", flat=True)) == {"sent"}
+    assert DeliveryEvent.objects.filter(name="comms.sent").count() == 5
+    send_delivery.delay(ids[0])  # its own task comes later and finds nothing to do
+    assert sendgrid.attempts == 1
+
+
+def test_a_batch_refused_as_invalid_is_resent_one_by_one(api, sendgrid, event_id,
+                                                         template_id):
+    ids = _queue_lost(api, event_id, template_id, 3)
+    sendgrid.fail_next(2, 400)  # the batch and the first single message are refused
+    send_delivery.delay(ids[0])
+    statuses = dict(Delivery.objects.values_list("id", "status"))
+    assert sorted(statuses.values()) == ["failed", "sent", "sent"]
+    assert sendgrid.attempts == 4
+
+
+def test_batch_size_setting_bounds_a_claim(api, sendgrid, settings, event_id, template_id):
+    settings.HERALD_DISPATCH_BATCH_SIZE = 2
+    ids = _queue_lost(api, event_id, template_id, 5)
+    send_delivery.delay(ids[4])
+    assert Delivery.objects.filter(status="sent").count() == 2
+    assert Delivery.objects.get(id=ids[4]).status == "sent"  # its own row is always in

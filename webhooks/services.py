@@ -1,5 +1,367 @@
-"""Outgoing customer webhooks (issue 4 fills this in)."""
+"""Writes on customer webhooks: endpoints, emitting messages, delivering and resending them."""
 
+import json
+import logging
+import random
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from accounts.models import Account
+from common.errors import Conflict, HeraldError
+from webhooks import catalogue, http, signing, ssrf
+from webhooks.models import Attempt, Endpoint, Message
+
+log = logging.getLogger(__name__)
+
+MAX_DESCRIPTION = 500
+Status = Message.Status
+
+
+class WebhookValidationError(HeraldError):
+    def __init__(self, message: str) -> None:
+        super().__init__("VALIDATION_ERROR", message, status=400)
+
+
+# --- endpoints ------------------------------------------------------------------------------
+
+def endpoint_validate(*, url: str | None = None, enabled_events: Any = None,
+                      description: Any = None) -> None:
+    """Reject a bad URL (syntax, scheme, non-public address), unknown events, long descriptions."""
+    if url is not None:
+        try:
+            ssrf.url_resolve(url)
+        except ssrf.UnsafeUrl as exc:
+            raise WebhookValidationError(f"url: {exc}") from None
+    if enabled_events is not None:
+        if not isinstance(enabled_events, list) or not enabled_events:
+            raise WebhookValidationError("enabled_events: give a non-empty list of event names.")
+        unknown = sorted({str(e) for e in enabled_events} - set(catalogue.ALL_EVENTS))
+        if unknown or not all(isinstance(e, str) for e in enabled_events):
+            raise WebhookValidationError(
+                f"enabled_events: unknown event(s) {', '.join(unknown)}; "
+                f"known: {', '.join(catalogue.ALL_EVENTS)}.")
+    if description is not None and len(description) > MAX_DESCRIPTION:
+        raise WebhookValidationError(
+            f"description: at most {MAX_DESCRIPTION} characters.")
+
+
+def endpoint_create(*, account: Account, url: str, description: str = "",
+                    enabled_events: list[str] | None = None) -> tuple[Endpoint, str]:
+    """The account's endpoint and its raw ``whsec_`` secret (the only time it is returned).
+
+    One live endpoint per account: a second one is a 409 CONFLICT (a unique index backs it).
+    """
+    events = list(dict.fromkeys(enabled_events)) if enabled_events is not None else list(
+        catalogue.ALL_EVENTS)
+    endpoint_validate(url=url, enabled_events=events, description=description)
+    secret = signing.secret_generate()
+    try:
+        with transaction.atomic():
+            endpoint = Endpoint.objects.create(
+                account=account, url=url, description=description, enabled_events=events,
+                secret_encrypted=signing.secret_encrypt(secret),
+            )
+    except IntegrityError:
+        raise Conflict("CONFLICT", "This account already has a webhook endpoint.") from None
+    return endpoint, secret
+
+
+def endpoint_update(*, endpoint: Endpoint, url: str | None = None,
+                    description: str | None = None, enabled_events: list[str] | None = None,
+                    is_active: bool | None = None) -> Endpoint:
+    """Change what was given; re-enabling clears the disabled reason and the failure run."""
+    endpoint_validate(url=url, enabled_events=enabled_events, description=description)
+    if url is not None:
+        endpoint.url = url
+    if description is not None:
+        endpoint.description = description
+    if enabled_events is not None:
+        endpoint.enabled_events = list(dict.fromkeys(enabled_events))
+    if is_active is True and not endpoint.is_active:
+        endpoint.is_active, endpoint.disabled_reason = True, ""
+        endpoint.disabled_at = endpoint.failing_since = None
+    elif is_active is False and endpoint.is_active:
+        endpoint.is_active, endpoint.disabled_reason = False, "Disabled by the account."
+        endpoint.disabled_at = timezone.now()
+    endpoint.save()
+    return endpoint
+
+
+def endpoint_delete(*, endpoint: Endpoint) -> None:
+    """Soft delete: the row and its log stay, nothing more is sent, a new endpoint may be made."""
+    now = timezone.now()
+    Endpoint.objects.filter(id=endpoint.id, deleted_at__isnull=True).update(
+        deleted_at=now, is_active=False, disabled_reason="Deleted.", disabled_at=now,
+        updated_at=now,
+    )
+
+
+def endpoint_secret_reveal(*, endpoint: Endpoint) -> str:
+    return signing.secret_decrypt(endpoint.secret_encrypted)
+
+
+def endpoint_secret_rotate(*, endpoint: Endpoint) -> str:
+    """A new secret; the old one keeps signing beside it for WEBHOOKS_SECRET_OVERLAP_HOURS."""
+    secret = signing.secret_generate()
+    endpoint.previous_secret_encrypted = endpoint.secret_encrypted
+    endpoint.previous_secret_expires_at = timezone.now() + timedelta(
+        hours=settings.WEBHOOKS_SECRET_OVERLAP_HOURS)
+    endpoint.secret_encrypted = signing.secret_encrypt(secret)
+    endpoint.save()
+    return secret
+
+
+def endpoint_disable(*, endpoint_id: uuid.UUID, reason: str) -> None:
+    """Stop sending to an endpoint (410 Gone, days of failures); the reason shows in the admin."""
+    now = timezone.now()
+    changed = Endpoint.objects.filter(id=endpoint_id, is_active=True).update(
+        is_active=False, disabled_reason=reason[:255], disabled_at=now, updated_at=now)
+    if changed:
+        log.warning("Webhook endpoint %s disabled: %s", endpoint_id, reason)
+
+
+def endpoint_send_test(*, endpoint: Endpoint) -> Message:
+    """Queue a ``webhook.test`` message to the endpoint, whatever events it subscribes to."""
+    if not endpoint.is_active:
+        raise Conflict("CONFLICT", "The endpoint is disabled; enable it first.")
+    now = timezone.now()
+    message = Message.objects.create(
+        webhook_id=_new_webhook_id(), account_id=endpoint.account_id, endpoint=endpoint,
+        event_type=catalogue.TEST_EVENT, next_attempt_at=now,
+        payload=catalogue.test_payload(endpoint_id=str(endpoint.id), now=now),
+    )
+    _enqueue([message.webhook_id])
+    return message
+
+
+# --- emitting -------------------------------------------------------------------------------
 
 def webhooks_emit(*, delivery_event_ids: list[int]) -> None:
-    """Turn recorded lifecycle events into webhook messages for the accounts' endpoints."""
+    """Turn recorded lifecycle events into webhook messages for the accounts' endpoints.
+
+    Costs one query when no account concerned has an active endpoint. Messages are inserted
+    in the caller's transaction and their delivery tasks enqueued when it commits.
+    """
+    from comms.models import DeliveryEvent
+
+    if not delivery_event_ids:
+        return
+    endpoints = list(Endpoint.objects.filter(
+        is_active=True, deleted_at__isnull=True,
+        account__deliveries__events__id__in=delivery_event_ids,
+        account__deliveries__events__name__in=catalogue.COMMS_EVENTS,
+    ).distinct())
+    if not endpoints:
+        return
+    by_account: dict[Any, list[Endpoint]] = defaultdict(list)
+    for endpoint in endpoints:
+        by_account[endpoint.account_id].append(endpoint)
+    events = DeliveryEvent.objects.filter(
+        id__in=delivery_event_ids, name__in=catalogue.COMMS_EVENTS,
+    ).select_related("delivery__attendee")
+    messages = list(_messages_for(events, by_account, timezone.now()))
+    Message.objects.bulk_create(messages, ignore_conflicts=True)
+    _enqueue([m.webhook_id for m in messages])
+
+
+def _messages_for(events: Iterable[Any], by_account: dict[Any, list[Endpoint]],
+                  now: datetime) -> Iterable[Message]:
+    for event in events:
+        for endpoint in by_account.get(event.delivery.account_id, ()):
+            for event_type in catalogue.event_types_for(event.name):
+                if event_type not in endpoint.enabled_events:
+                    continue
+                yield Message(
+                    webhook_id=_new_webhook_id(), account_id=endpoint.account_id,
+                    endpoint=endpoint, delivery_event=event, event_type=event_type,
+                    payload=catalogue.payload_for(event, event_type, now=now),
+                    next_attempt_at=now,
+                )
+
+
+def _new_webhook_id() -> str:
+    return f"msg_{uuid.uuid4().hex}"
+
+
+def _enqueue(webhook_ids: list[str], countdown: float | None = None) -> None:
+    from webhooks.tasks import deliver_message
+
+    def send() -> None:
+        for webhook_id in webhook_ids:
+            deliver_message.apply_async(args=[webhook_id], countdown=countdown)
+
+    if webhook_ids:
+        transaction.on_commit(send, robust=True)
+
+
+# --- delivering -----------------------------------------------------------------------------
+
+def message_deliver(*, webhook_id: str) -> None:
+    """Claim a pending message, POST it signed, log the attempt, then retry, finish or disable.
+
+    The claim is a conditional UPDATE, so a duplicate task finds nothing to do; no transaction
+    is open during the HTTP request.
+    """
+    now = timezone.now()
+    claimed = Message.objects.filter(webhook_id=webhook_id, status=Status.PENDING).update(
+        status=Status.SENDING, claimed_at=now, attempts=F("attempts") + 1,
+        next_attempt_at=None, updated_at=now,
+    )
+    if not claimed:
+        return
+    message = Message.objects.select_related("endpoint").get(webhook_id=webhook_id)
+    endpoint = message.endpoint
+    if not endpoint.is_active or endpoint.deleted_at:
+        _message_finish(message, Status.FAILED,
+                        error=f"Not sent: endpoint disabled ({endpoint.disabled_reason}).")
+        return
+    outcome = _post(message, endpoint)
+    with transaction.atomic():  # one commit for the log and its consequences
+        Attempt.objects.create(
+            message=message, endpoint=endpoint, url=endpoint.url,
+            status_code=outcome.status_code, duration_ms=outcome.duration_ms,
+            error=outcome.error, response_body=outcome.body.decode("utf-8", "replace"),
+            succeeded=_ok(outcome.status_code),
+        )
+        _after_attempt(message, endpoint, outcome)
+
+
+def _post(message: Message, endpoint: Endpoint) -> http.Outcome:
+    try:
+        target = ssrf.url_resolve(endpoint.url)
+    except ssrf.UnsafeUrl as exc:
+        return http.Outcome(None, b"", f"Refused: {exc}", 0)
+    body = json.dumps(message.payload, separators=(",", ":")).encode()
+    headers = signing.headers(secrets=_signing_secrets(endpoint), msg_id=message.webhook_id,
+                              timestamp=int(time.time()), body=body)
+    return http.post(target=target, body=body, headers=headers,
+                     timeout=settings.WEBHOOKS_TIMEOUT_SECONDS,
+                     max_bytes=settings.WEBHOOKS_RESPONSE_MAX_BYTES)
+
+
+def _signing_secrets(endpoint: Endpoint) -> list[str]:
+    secrets = [signing.secret_decrypt(endpoint.secret_encrypted)]
+    expires = endpoint.previous_secret_expires_at
+    if endpoint.previous_secret_encrypted and expires and expires > timezone.now():
+        secrets.append(signing.secret_decrypt(endpoint.previous_secret_encrypted))
+    return secrets
+
+
+def _ok(status_code: int | None) -> bool:
+    return status_code is not None and 200 <= status_code < 300
+
+
+def _after_attempt(message: Message, endpoint: Endpoint, outcome: http.Outcome) -> None:
+    now = timezone.now()
+    if _ok(outcome.status_code):
+        _message_finish(message, Status.SUCCEEDED)
+        if endpoint.failing_since is not None:
+            Endpoint.objects.filter(id=endpoint.id).update(failing_since=None)
+        return
+    error = outcome.error or f"HTTP {outcome.status_code}"
+    if outcome.status_code == 410:
+        endpoint_disable(endpoint_id=endpoint.id, reason="The receiver answered 410 Gone.")
+        _message_finish(message, Status.FAILED, error=error)
+        return
+    Endpoint.objects.filter(id=endpoint.id, failing_since__isnull=True).update(failing_since=now)
+    failing_since = Endpoint.objects.values_list("failing_since", flat=True).get(id=endpoint.id)
+    limit = timedelta(days=settings.WEBHOOKS_DISABLE_AFTER_DAYS)
+    if failing_since and now - failing_since >= limit:
+        endpoint_disable(endpoint_id=endpoint.id, reason=(
+            f"Every attempt failed for {settings.WEBHOOKS_DISABLE_AFTER_DAYS} days "
+            f"(since {catalogue.iso(failing_since)})."))
+    _message_retry_or_fail(message, error)
+
+
+def retry_delay(*, attempt: int) -> float | None:
+    """Seconds before the try after ``attempt`` (1-based), with jitter; None when exhausted."""
+    schedule = settings.WEBHOOKS_RETRY_SCHEDULE
+    if attempt >= len(schedule):
+        return None
+    jitter = settings.WEBHOOKS_RETRY_JITTER
+    return max(0.0, float(schedule[attempt]) * random.uniform(1 - jitter, 1 + jitter))
+
+
+def _message_retry_or_fail(message: Message, error: str) -> None:
+    attempts = Message.objects.values_list("attempts", flat=True).get(id=message.id)
+    delay = retry_delay(attempt=attempts)
+    if delay is None:
+        _message_finish(message, Status.FAILED, error=error)
+        return
+    now = timezone.now()
+    Message.objects.filter(id=message.id, status=Status.SENDING).update(
+        status=Status.PENDING, claimed_at=None, last_attempt_at=now, last_error=error,
+        next_attempt_at=now + timedelta(seconds=delay), updated_at=now,
+    )
+    _enqueue([message.webhook_id], countdown=delay)
+
+
+def _message_finish(message: Message, status: str, *, error: str = "") -> None:
+    now = timezone.now()
+    changes: dict[str, Any] = {"status": status, "claimed_at": None, "last_attempt_at": now,
+                               "last_error": error, "updated_at": now}
+    if status == Status.SUCCEEDED:
+        changes["succeeded_at"] = now
+    Message.objects.filter(id=message.id, status=Status.SENDING).update(**changes)
+
+
+# --- resending and sweeping -----------------------------------------------------------------
+
+def message_resend(*, message: Message) -> Message:
+    """Send a finished (failed or succeeded) message again, with a fresh retry schedule."""
+    if not message.endpoint.is_active:
+        raise Conflict("CONFLICT", "The endpoint is disabled; enable it first.")
+    now = timezone.now()
+    requeued = Message.objects.filter(
+        id=message.id, status__in=[Status.FAILED, Status.SUCCEEDED],
+    ).update(status=Status.PENDING, attempts=0, next_attempt_at=now, last_error="",
+             updated_at=now)
+    if requeued:
+        _enqueue([message.webhook_id])
+    message.refresh_from_db()
+    return message
+
+
+def messages_resend_failed(*, endpoint: Endpoint, since: datetime,
+                           until: datetime | None = None) -> int:
+    """Requeue every failed message of the endpoint created in ``[since, until)``."""
+    if not endpoint.is_active:
+        raise Conflict("CONFLICT", "The endpoint is disabled; enable it first.")
+    until = until or timezone.now()
+    if until <= since:
+        raise WebhookValidationError("until: must be after since.")
+    failed = Message.objects.filter(endpoint=endpoint, status=Status.FAILED,
+                                    created_at__gte=since, created_at__lt=until)
+    ids = list(failed.values_list("webhook_id", flat=True))
+    now = timezone.now()
+    Message.objects.filter(webhook_id__in=ids, status=Status.FAILED).update(
+        status=Status.PENDING, attempts=0, next_attempt_at=now, last_error="", updated_at=now)
+    _enqueue(ids)
+    return len(ids)
+
+
+def messages_sweep(*, limit: int = 1000) -> int:
+    """Re-enqueue messages whose task was lost: pending past their time, or stuck in sending
+    past the lease (a killed worker). Returns how many were re-enqueued."""
+    now = timezone.now()
+    grace = timedelta(seconds=settings.WEBHOOKS_SWEEP_GRACE_SECONDS)
+    lease = timedelta(seconds=settings.WEBHOOKS_TIMEOUT_SECONDS * 4 + 60)
+    stuck = list(Message.objects.filter(status=Status.SENDING, claimed_at__lt=now - lease)
+                 .values_list("id", flat=True)[:limit])
+    if stuck:
+        Message.objects.filter(id__in=stuck, status=Status.SENDING).update(
+            status=Status.PENDING, claimed_at=None, next_attempt_at=now)
+    overdue = list(Message.objects.filter(status=Status.PENDING, next_attempt_at__lt=now - grace)
+                   .values_list("webhook_id", flat=True)[:limit])
+    overdue += list(Message.objects.filter(id__in=stuck).values_list("webhook_id", flat=True))
+    _enqueue(list(dict.fromkeys(overdue)))
+    return len(set(overdue))

@@ -1,0 +1,101 @@
+"""Outgoing webhooks: one endpoint per account, a message per event, an attempt per try."""
+
+from django.db import models
+from django.db.models import Q
+
+from accounts.models import Account
+from common.models import TimeStampedModel, UUIDModel
+
+
+class Endpoint(UUIDModel):
+    """Where an account receives its webhooks (spec 004: one per account). Soft-deleted."""
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="webhook_endpoints")
+    url = models.CharField(max_length=2048)
+    description = models.CharField(max_length=500, blank=True)
+    enabled_events = models.JSONField(default=list)
+    # Fernet-encrypted ``whsec_…`` secrets (webhooks.signing); the raw value is shown at creation.
+    secret_encrypted = models.TextField(editable=False)
+    # After a rotation the old secret keeps signing beside the new one until it expires.
+    previous_secret_encrypted = models.TextField(blank=True, editable=False)
+    previous_secret_expires_at = models.DateTimeField(null=True, blank=True)
+    is_active = models.BooleanField(default=True)
+    disabled_reason = models.CharField(max_length=255, blank=True)
+    disabled_at = models.DateTimeField(null=True, blank=True)
+    # Start of the current run of failed attempts (cleared by a success): 5 days → disabled.
+    failing_since = models.DateTimeField(null=True, blank=True)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account"], condition=Q(deleted_at__isnull=True),
+                name="webhook_endpoint_one_per_account",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.url
+
+
+class Message(TimeStampedModel):
+    """One event to send to one endpoint; ``webhook_id`` (``msg_…``) is its Standard Webhooks id."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"  # waiting for its (next) attempt
+        SENDING = "sending"  # claimed by a worker, HTTP request in flight
+        SUCCEEDED = "succeeded"  # the receiver answered 2xx
+        FAILED = "failed"  # retries exhausted, endpoint disabled or gone
+
+    id = models.BigAutoField(primary_key=True)
+    webhook_id = models.CharField(max_length=40, unique=True)
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="webhook_messages")
+    endpoint = models.ForeignKey(Endpoint, on_delete=models.CASCADE, related_name="messages")
+    delivery_event = models.ForeignKey(
+        "comms.DeliveryEvent", on_delete=models.SET_NULL, null=True, blank=True,
+        related_name="webhook_messages",
+    )
+    event_type = models.CharField(max_length=64)
+    payload = models.JSONField()
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0, help_text="Tries since (re)queued.")
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    succeeded_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["delivery_event", "endpoint", "event_type"], name="webhook_message_once",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["status", "next_attempt_at"], name="webhook_message_sweep"),
+            models.Index(fields=["endpoint", "status", "created_at"], name="webhook_message_ep"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.webhook_id} {self.event_type} ({self.status})"
+
+
+class Attempt(models.Model):
+    """One HTTP try of a message: what the receiver said, or why nothing was said."""
+
+    id = models.BigAutoField(primary_key=True)
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="attempt_log")
+    endpoint = models.ForeignKey(Endpoint, on_delete=models.CASCADE, related_name="attempts")
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    url = models.CharField(max_length=2048)
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    duration_ms = models.PositiveIntegerField(default=0)
+    response_body = models.TextField(blank=True, help_text="The first KB of the response.")
+    error = models.TextField(blank=True)
+    succeeded = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.message_id} → {self.status_code or self.error[:40]}"
