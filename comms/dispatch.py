@@ -27,6 +27,7 @@ from comms.providers.base import (
     SendResult,
 )
 from comms.providers.sandbox import SandboxProvider
+from domains.selectors import sender_for
 from templates.rendering import render
 from webhooks.services import webhooks_emit
 
@@ -108,7 +109,10 @@ def _send_group(provider_name: str, deliveries: list[Delivery]) -> None:
         for delivery, _ in ready:
             _release(delivery, provider_name)
         raise
-    outcomes = _provider_send(provider, [_message(d, c) for d, c in ready])
+    senders = {account_id: sender_for(account_id=account_id)
+               for account_id in {d.account_id for d, _ in ready}}
+    outcomes = _provider_send(
+        provider, [_message(d, c, senders[d.account_id]) for d, c in ready])
     sent = []
     for (delivery, content), outcome in zip(ready, outcomes, strict=True):
         if isinstance(outcome, SendResult):
@@ -208,12 +212,17 @@ def delivery_render(*, delivery: Delivery) -> Content:
     return Content(rendered.subject, rendered.html, rendered.text, template.version)
 
 
-def _message(delivery: Delivery, content: Content) -> EmailMessage:
+def _message(delivery: Delivery, content: Content,
+             sender: tuple[str, str] | None) -> EmailMessage:
+    """The message for the provider. ``sender``: the account's brand at its verified and
+    enabled domain, else None for the platform's default sender."""
     attendee = delivery.attendee
+    from_email, from_name = sender or (settings.HERALD_DEFAULT_FROM_EMAIL,
+                                       settings.HERALD_DEFAULT_FROM_NAME)
     return EmailMessage(
         delivery_id=str(delivery.id),
-        from_email=settings.HERALD_DEFAULT_FROM_EMAIL,
-        from_name=settings.HERALD_DEFAULT_FROM_NAME,
+        from_email=from_email,
+        from_name=from_name,
         to_email=delivery.recipient,
         to_name=f"{attendee.first_name} {attendee.last_name}".strip() if attendee else "",
         subject=content.subject, html=content.html, text=content.text,

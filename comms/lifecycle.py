@@ -18,7 +18,7 @@ from typing import Any
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 
-from comms.models import PERMANENT_FAILURES, RANK, Delivery, DeliveryEvent, Status
+from comms.models import PERMANENT_FAILURES, RANK, Delivery, DeliveryEvent, Status, Suppression
 from comms.providers.base import ProviderEvent
 from webhooks.services import webhooks_emit
 
@@ -43,10 +43,19 @@ EVENT_EFFECT: dict[str, tuple[str, str | None]] = {
 SOFT_BOUNCE_TYPES = frozenset({"blocked"})
 
 
+@dataclass(frozen=True)
+class _Target:
+    """What the event batch needs to know of one delivery (read once, in _resolve)."""
+
+    account_id: uuid.UUID
+    correlation_id: str | None
+    recipient: str
+
+
 @dataclass
 class _Row:
     delivery_id: uuid.UUID
-    account_id: uuid.UUID
+    target: _Target
     event: ProviderEvent
     name: str
     status: str | None
@@ -77,11 +86,11 @@ def _resolve(events: Sequence[ProviderEvent]) -> list[_Row]:
         elif event.provider_message_id:
             message_ids.add(event.provider_message_id)
     found = Delivery.objects.filter(Q(id__in=ids) | Q(provider_message_id__in=message_ids))
-    by_id, by_message, accounts = {}, {}, {}
-    for delivery_id, message_id, account_id in found.values_list(
-            "id", "provider_message_id", "account_id"):
+    by_id, by_message, targets = {}, {}, {}
+    for delivery_id, message_id, account_id, correlation_id, recipient in found.values_list(
+            "id", "provider_message_id", "account_id", "correlation_id", "recipient"):
         by_id[delivery_id] = delivery_id
-        accounts[delivery_id] = account_id
+        targets[delivery_id] = _Target(account_id, correlation_id, recipient)
         if message_id:
             by_message[message_id] = delivery_id
     rows = []
@@ -95,7 +104,7 @@ def _resolve(events: Sequence[ProviderEvent]) -> list[_Row]:
         name, status = EVENT_EFFECT[event.event]
         if event.event == "bounced" and event.bounce_type in SOFT_BOUNCE_TYPES:
             status = Status.FAILED
-        rows.append(_Row(delivery_id, accounts[delivery_id], event, name, status))
+        rows.append(_Row(delivery_id, targets[delivery_id], event, name, status))
     return rows
 
 
@@ -117,13 +126,9 @@ def _detail(event: ProviderEvent) -> dict[str, Any]:
 
 def _insert_new(rows: list[_Row]) -> dict[tuple[uuid.UUID, str], int]:
     """Insert the events that are not recorded yet; map (delivery, provider event id) → pk."""
-    correlation = dict(
-        Delivery.objects.filter(id__in={r.delivery_id for r in rows})
-        .values_list("id", "correlation_id")
-    )
     objects = [
         DeliveryEvent(delivery_id=r.delivery_id, name=r.name, status=r.status or "",
-                      correlation_id=correlation.get(r.delivery_id),
+                      correlation_id=r.target.correlation_id,
                       occurred_at=r.event.occurred_at,
                       provider_event_id=r.event.provider_event_id, detail=_detail(r.event))
         for r in rows
@@ -165,47 +170,108 @@ def _insert_returning(objects: list[DeliveryEvent]) -> dict[tuple[uuid.UUID, str
     return inserted
 
 
-def _advance(rows: list[_Row]) -> None:
-    """Move each delivery to the highest-ranked status its new events carry, if higher."""
+@dataclass(frozen=True)
+class _Change:
+    status: str | None  # the highest-ranked status the batch brings, if any
+    rank: int
+    delivered_at: datetime | None
+    failure: dict[str, Any]
+
+
+def _changes(rows: list[_Row]) -> dict[uuid.UUID, _Change]:
+    """Per delivery: the highest-ranked new status (ties: the earliest event) and the first
+    delivery time."""
     best: dict[uuid.UUID, _Row] = {}
     delivered_at: dict[uuid.UUID, datetime] = {}
     for row in sorted(rows, key=lambda r: r.event.occurred_at):
         if row.status == Status.DELIVERED:
             delivered_at.setdefault(row.delivery_id, row.event.occurred_at)
-        if row.status is None:
-            continue
-        current = best.get(row.delivery_id)
-        if current is None or RANK[row.status] > RANK[current.status]:
+        if row.status is not None and (
+                row.delivery_id not in best
+                or RANK[row.status] > RANK[best[row.delivery_id].status]):
             best[row.delivery_id] = row
-    for delivery_id, row in best.items():
-        changes: dict[str, Any] = {"status": row.status}
-        if RANK[row.status] >= RANK[Status.FAILED]:
-            changes.update(
-                failure_type=row.status if row.status in PERMANENT_FAILURES else (
+    changes = {}
+    for delivery_id in best.keys() | delivered_at.keys():
+        row = best.get(delivery_id)
+        failure = {}
+        if row is not None and RANK[row.status] >= RANK[Status.FAILED]:
+            failure = {
+                "failure_type": row.status if row.status in PERMANENT_FAILURES else (
                     row.event.bounce_type or row.event.event),
-                failure_reason=row.event.reason, failed_at=row.event.occurred_at,
-                bounce_type=row.event.bounce_type, bounce_subtype=row.event.bounce_subtype,
-            )
-        if delivery_id in delivered_at:
+                "failure_reason": row.event.reason, "failed_at": row.event.occurred_at,
+                "bounce_type": row.event.bounce_type,
+                "bounce_subtype": row.event.bounce_subtype,
+            }
+        changes[delivery_id] = _Change(row.status if row else None,
+                                       RANK[row.status] if row else -1,
+                                       delivered_at.get(delivery_id), failure)
+    return changes
+
+
+def _advance(rows: list[_Row]) -> None:
+    """Move each delivery to the highest-ranked status its new events carry, if higher than
+    its current one; record the first delivery time even when the status is already past it."""
+    changes = _changes(rows)
+    if not changes:
+        return
+    if connection.vendor == "postgresql":
+        _advance_returning(changes)
+        return
+    for delivery_id, change in changes.items():  # SQLite: per row
+        if change.delivered_at:
             Delivery.objects.filter(id=delivery_id, delivered_at__isnull=True).update(
-                delivered_at=delivered_at[delivery_id])
-        lower = [s for s, rank in RANK.items() if rank < RANK[row.status]]
-        Delivery.objects.filter(id=delivery_id, status__in=lower).update(**changes)
+                delivered_at=change.delivered_at)
+        if change.status:
+            lower = [s for s, rank in RANK.items() if rank < change.rank]
+            Delivery.objects.filter(id=delivery_id, status__in=lower).update(
+                status=change.status, **change.failure)
+
+
+def _advance_returning(changes: dict[uuid.UUID, _Change]) -> None:
+    """One UPDATE joined on a VALUES list: the rank comparison happens in the database, so a
+    concurrent batch can never move a delivery backwards."""
+    rank = "CASE d.status " + " ".join(
+        f"WHEN '{status}' THEN {value}" for status, value in RANK.items()) + " END"
+    values, params = [], []
+    for delivery_id, change in changes.items():
+        failure = change.failure
+        values.append("(%s::uuid, %s, %s::integer, %s::timestamptz, %s::boolean, %s, %s,"
+                      " %s::timestamptz, %s, %s)")
+        params += [delivery_id, change.status or "", change.rank, change.delivered_at,
+                   bool(failure), failure.get("failure_type", ""),
+                   failure.get("failure_reason", ""), failure.get("failed_at"),
+                   failure.get("bounce_type", ""), failure.get("bounce_subtype", "")]
+    advance = f"({rank}) < v.rank"
+    sql = (
+        f"UPDATE {Delivery._meta.db_table} AS d SET"
+        f" status = CASE WHEN {advance} THEN v.status ELSE d.status END,"
+        " delivered_at = COALESCE(d.delivered_at, v.delivered_at),"
+        f" failure_type = CASE WHEN {advance} AND v.failing THEN v.ftype ELSE d.failure_type END,"
+        f" failure_reason = CASE WHEN {advance} AND v.failing THEN v.freason"
+        " ELSE d.failure_reason END,"
+        f" failed_at = CASE WHEN {advance} AND v.failing THEN v.failed_at ELSE d.failed_at END,"
+        f" bounce_type = CASE WHEN {advance} AND v.failing THEN v.btype ELSE d.bounce_type END,"
+        f" bounce_subtype = CASE WHEN {advance} AND v.failing THEN v.bsub"
+        " ELSE d.bounce_subtype END"
+        f" FROM (VALUES {', '.join(values)}) AS v(id, status, rank, delivered_at, failing,"
+        " ftype, freason, failed_at, btype, bsub) WHERE d.id = v.id"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
 
 
 def _suppress(rows: list[_Row]) -> None:
-    """Hard bounces, drops, spam reports and unsubscribes suppress the address."""
-    from comms.services import suppression_add
-
-    for row in rows:
-        if row.status in PERMANENT_FAILURES:
-            suppression_add(account_id=row.account_id, address=row.event.recipient or
-                            _recipient(row.delivery_id), reason=row.status,
-                            detail=row.event.reason, delivery_id=row.delivery_id)
-
-
-def _recipient(delivery_id: uuid.UUID) -> str:
-    return Delivery.objects.filter(id=delivery_id).values_list("recipient", flat=True).get()
+    """Hard bounces, drops, spam reports and unsubscribes suppress the address (one insert;
+    an address already suppressed is left as it is)."""
+    suppressions = [
+        Suppression(account_id=row.target.account_id, channel="email",
+                    address=(row.event.recipient or row.target.recipient).strip().lower(),
+                    reason=row.status, detail=row.event.reason[:2000],
+                    delivery_id=row.delivery_id)
+        for row in rows if row.status in PERMANENT_FAILURES
+    ]
+    if suppressions:
+        Suppression.objects.bulk_create(suppressions, ignore_conflicts=True)
 
 
 def _after_recorded(event_ids: list[int]) -> None:

@@ -6,6 +6,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("checkin/v1/api/", include("guests.api.urls")),
+    path("comms/v1/api/comms/", include("domains.api.urls")),
     path("comms/v1/api/comms/", include("templates.api.urls")),
     path("comms/v1/api/comms/", include("comms.api.urls")),
     path("callbacks/", include("comms.callbacks.urls")),

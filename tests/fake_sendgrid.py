@@ -7,9 +7,14 @@ Drive it with the real client::
         client.send(mail)
         assert fake.messages[0].body["subject"] == "Hi"
 
-Only ``POST /v3/mail/send`` is implemented. It validates requests the way
-SendGrid does (auth, content type, JSON shape) and answers 202 with an
-``X-Message-Id`` header; any other path answers 404.
+``POST /v3/mail/send`` validates requests the way SendGrid does (auth, content
+type, JSON shape) and answers 202 with an ``X-Message-Id`` header.
+
+Domain authentication (``/v3/whitelabel/domains``): create (201, records
+``dns.mail_cname``/``dkim1``/``dkim2`` each ``{valid, type, host, data}``), list,
+get, ``POST …/{id}/validate`` and delete (204). Records become valid on the next
+validation after :meth:`FakeSendGrid.set_domain_valid`; faults for these endpoints
+are queued with :meth:`FakeSendGrid.fail_next_domain`. Any other path answers 404.
 """
 
 from __future__ import annotations
@@ -32,6 +37,10 @@ from typing import Any, NamedTuple
 __all__ = ["FakeSendGrid", "Recipient", "SentMessage"]
 
 MAIL_SEND_PATH = "/v3/mail/send"
+DOMAINS_PATH = "/v3/whitelabel/domains"
+_DOMAIN_PATH_RE = re.compile(r"^/v3/whitelabel/domains(?:/(\d+))?(/validate)?$")
+_DOMAIN_RE = re.compile(r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9-]{2,63}$")
+RECORD_NAMES = ("mail_cname", "dkim1", "dkim2")
 MAX_PERSONALIZATIONS = 1000
 MAX_RECIPIENTS = 1000
 MAX_BODY_BYTES = 30 * 1024 * 1024
@@ -399,6 +408,14 @@ class _Handler(BaseHTTPRequestHandler):
             self._respond(400, _error_body("Bad Request"))
             return
         path = self.path.split("?", 1)[0].rstrip("/")
+        if path.startswith(DOMAINS_PATH) and _DOMAIN_PATH_RE.match(path):
+            if raw is None:
+                self._respond(413, _error_body("payload too large"))
+                return
+            status, body, headers = self.server.fake._handle_domains(
+                self.command, path, raw, self.headers)
+            self._respond(status, body, headers)
+            return
         if path != MAIL_SEND_PATH:
             self._respond(404, _error_body("resource not found"))
             return
@@ -431,6 +448,11 @@ class FakeSendGrid:
         self._delay = 0.0
         self._attempts = 0
         self._stopping = threading.Event()
+        self._domains: dict[int, dict[str, Any]] = {}
+        self._dns_truth: dict[int, dict[str, bool]] = {}
+        self._domain_faults: deque[list[Any]] = deque()
+        self._domain_requests: list[tuple[str, str]] = []
+        self._next_domain_id = 4_200_001
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -630,6 +652,140 @@ class FakeSendGrid:
         with self._lock:
             self._messages.append(message)
         return 202, b"", {"X-Message-Id": message_id}
+
+
+    # -- domain authentication -----------------------------------------------
+
+    @property
+    def domains(self) -> list[dict[str, Any]]:
+        """Snapshots of the stored domain authentications, oldest first."""
+        with self._lock:
+            return [json.loads(json.dumps(d)) for d in self._domains.values()]
+
+    @property
+    def domain_requests(self) -> list[tuple[str, str]]:
+        """``(method, path)`` of every ``/v3/whitelabel/domains`` request, oldest first."""
+        with self._lock:
+            return list(self._domain_requests)
+
+    def set_domain_valid(self, domain: int | str, valid: bool | Mapping[str, bool] = True) -> None:
+        """What the DNS holds for a domain (by id or name): all records, or per record name
+        (``mail_cname``, ``dkim1``, ``dkim2``). Applied at the next validation, as SendGrid does."""
+        with self._lock:
+            ids = [i for i, d in self._domains.items() if domain in (i, d["domain"])]
+            if not ids:
+                raise KeyError(domain)
+            for domain_id in ids:
+                truth = self._dns_truth[domain_id]
+                for name in truth:
+                    truth[name] = bool(valid if isinstance(valid, bool) else valid.get(name,
+                                                                                   truth[name]))
+
+    def fail_next_domain(
+        self,
+        n: int,
+        status: int,
+        body: bytes | str | Mapping[str, Any] | list[Any] | None = None,
+    ) -> None:
+        """Answer the next ``n`` domain-authentication calls with ``status`` (a SendGrid-style
+        error body by default)."""
+        if n > 0:
+            with self._lock:
+                self._domain_faults.append([n, _Fault(status, None, body)])
+
+    def _take_domain_fault(self) -> _Fault | None:
+        with self._lock:
+            if not self._domain_faults:
+                return None
+            entry = self._domain_faults[0]
+            entry[0] -= 1
+            if entry[0] <= 0:
+                self._domain_faults.popleft()
+            fault: _Fault = entry[1]
+            return fault
+
+    def _handle_domains(
+        self, method: str, path: str, raw: bytes, headers: Any
+    ) -> tuple[int, bytes, dict[str, str] | None]:
+        """Return ``(status, body, extra headers)`` for one ``/v3/whitelabel/domains`` call."""
+        with self._lock:
+            self._domain_requests.append((method, path))
+        fault = self._take_domain_fault()
+        if fault is not None:
+            return self._render_fault(fault)
+        auth = headers.get("Authorization")
+        if auth != self._expected_auth:
+            message = ("authorization required" if not auth else
+                       "The provided authorization grant is invalid, expired, or revoked")
+            return 401, _error_body(message), None
+        match = _DOMAIN_PATH_RE.match(path)
+        assert match is not None
+        domain_id = int(match.group(1)) if match.group(1) else None
+        validate = bool(match.group(2))
+        if domain_id is None and not validate:
+            if method == "POST":
+                return self._domain_create(raw)
+            if method == "GET":
+                return 200, json.dumps(self.domains).encode(), None
+            return 405, _error_body("method not allowed"), {"Allow": "GET, POST"}
+        with self._lock:
+            known = domain_id in self._domains
+        if not known:
+            return 404, _error_body("authenticated domain not found", "domain_id"), None
+        assert domain_id is not None
+        if validate:
+            if method != "POST":
+                return 405, _error_body("method not allowed"), {"Allow": "POST"}
+            return 200, json.dumps(self._domain_validate(domain_id)).encode(), None
+        if method == "GET":
+            with self._lock:
+                return 200, json.dumps(self._domains[domain_id]).encode(), None
+        if method == "DELETE":
+            with self._lock:
+                del self._domains[domain_id]
+                del self._dns_truth[domain_id]
+            return 204, b"", None
+        return 405, _error_body("method not allowed"), {"Allow": "GET, DELETE"}
+
+    def _domain_create(self, raw: bytes) -> tuple[int, bytes, dict[str, str] | None]:
+        try:
+            body = json.loads(raw or b"null")
+        except ValueError:
+            return 400, _error_body("Bad Request"), None
+        if not isinstance(body, dict) or not isinstance(body.get("domain"), str):
+            return 400, _error_body("domain is required", "domain"), None
+        name = body["domain"]
+        if not _DOMAIN_RE.match(name):
+            return 400, _error_body("invalid domain", "domain"), None
+        with self._lock:
+            domain_id = self._next_domain_id
+            self._next_domain_id += 1
+            user = f"u{domain_id % 100_000}.wl{domain_id % 1000:03d}.sendgrid.net"
+            sub = f"em{domain_id % 10_000}"
+            hosts = {"mail_cname": (f"{sub}.{name}", user),
+                     "dkim1": (f"s1._domainkey.{name}", f"s1.domainkey.{user}"),
+                     "dkim2": (f"s2._domainkey.{name}", f"s2.domainkey.{user}")}
+            document = {
+                "id": domain_id, "user_id": 1, "subdomain": sub, "domain": name,
+                "username": "herald", "ips": [], "custom_spf": False, "default": False,
+                "legacy": False, "automatic_security": True, "valid": False,
+                "dns": {key: {"valid": False, "type": "cname", "host": host, "data": data}
+                        for key, (host, data) in hosts.items()},
+            }
+            self._domains[domain_id] = document
+            self._dns_truth[domain_id] = dict.fromkeys(RECORD_NAMES, False)
+            return 201, json.dumps(document).encode(), None
+
+    def _domain_validate(self, domain_id: int) -> dict[str, Any]:
+        with self._lock:
+            document, truth = self._domains[domain_id], self._dns_truth[domain_id]
+            results = {}
+            for name, record in document["dns"].items():
+                record["valid"] = truth[name]
+                results[name] = {"valid": truth[name], "reason": None if truth[name] else (
+                    f"Expected CNAME for \"{record['host']}\" to match \"{record['data']}\".")}
+            document["valid"] = all(truth.values())
+            return {"id": domain_id, "valid": document["valid"], "validation_results": results}
 
 
 def _main() -> None:  # pragma: no cover - manual use

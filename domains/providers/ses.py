@@ -1,0 +1,118 @@
+"""Amazon SES domain identities through ``boto3`` (sesv2), with Easy DKIM.
+
+SES has no "validate" call: it checks the DNS by itself, so ``validate`` reads the identity.
+Its records are three CNAMEs ``<token>._domainkey.<domain>`` → ``<token>.dkim.amazonses.com``;
+SES issues the tokens asynchronously (and moto never does), so an identity may come back
+without records for a while: the records appear on a later read.
+"""
+
+import threading
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    NoCredentialsError,
+    NoRegionError,
+    PartialCredentialsError,
+)
+
+from domains.providers.base import (
+    DnsRecord,
+    DomainAuth,
+    DomainNotFoundAtProvider,
+    DomainProviderConfigurationError,
+    DomainProviderError,
+)
+
+CONFIGURATION_CODES = frozenset({
+    "InvalidClientTokenId", "UnrecognizedClientException", "SignatureDoesNotMatch",
+    "AccessDenied", "AccessDeniedException", "ExpiredToken", "ExpiredTokenException",
+    "IncompleteSignature", "MissingAuthenticationToken",
+})
+NO_TOKENS = "SES has not issued the DKIM tokens yet; the records appear on a later check."
+
+
+class SesDomains:
+    """The identity's name is its id at SES: ``provider_id`` is the domain itself."""
+
+    name = "ses"
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    def create(self, domain: str) -> DomainAuth:
+        try:
+            response = _call(lambda: self.client.create_email_identity(EmailIdentity=domain))
+        except DomainProviderError as exc:
+            # An identity made outside Herald (the console, another tool) is adopted as is.
+            if "AlreadyExists" not in str(exc):
+                raise
+            return self.get(domain)
+        return identity_auth(domain, response)
+
+    def get(self, provider_id: str) -> DomainAuth:
+        response = _call(lambda: self.client.get_email_identity(EmailIdentity=provider_id))
+        return identity_auth(provider_id, response)
+
+    validate = get
+
+    def delete(self, provider_id: str) -> None:
+        _call(lambda: self.client.delete_email_identity(EmailIdentity=provider_id))
+
+
+def dkim_records(domain: str, tokens: list[str], *, valid: bool) -> list[DnsRecord]:
+    return [DnsRecord(type="cname", host=f"{token}._domainkey.{domain}",
+                      data=f"{token}.dkim.amazonses.com", valid=valid) for token in tokens]
+
+
+def identity_auth(domain: str, response: dict[str, Any]) -> DomainAuth:
+    """``create_email_identity`` / ``get_email_identity`` answers as plain data."""
+    dkim = response.get("DkimAttributes") or {}
+    verified = bool(response.get("VerifiedForSendingStatus")) or (
+        response.get("VerificationStatus") == "SUCCESS")
+    records_valid = dkim.get("Status") == "SUCCESS" or verified
+    tokens = [str(t) for t in dkim.get("Tokens") or []]
+    reasons = {}
+    if not records_valid and dkim.get("Status") in ("FAILED", "TEMPORARY_FAILURE"):
+        reasons = {r.host: f"SES DKIM status {dkim['Status']}" for r in
+                   dkim_records(domain, tokens, valid=False)}
+    return DomainAuth(provider_id=domain, domain=domain, valid=verified,
+                      records=dkim_records(domain, tokens, valid=records_valid),
+                      reasons=reasons, note="" if tokens else NO_TOKENS)
+
+
+def _call(request) -> dict[str, Any]:
+    try:
+        return request()
+    except ClientError as exc:
+        error = exc.response.get("Error", {})
+        code = str(error.get("Code", ""))
+        text = f"SES {code}: {error.get('Message', '')}"[:500]
+        if code == "NotFoundException":
+            raise DomainNotFoundAtProvider(text) from exc
+        if code in CONFIGURATION_CODES:
+            raise DomainProviderConfigurationError(text) from exc
+        raise DomainProviderError(text) from exc
+    except (NoCredentialsError, PartialCredentialsError, NoRegionError) as exc:
+        raise DomainProviderConfigurationError(f"SES is not configured: {exc}") from exc
+    except (BotoCoreError, OSError) as exc:
+        raise DomainProviderError(f"SES is unreachable or refused the request: {exc}") from exc
+
+
+_clients: dict[tuple[str, str, float], Any] = {}
+_lock = threading.Lock()
+
+
+def sesv2_client(*, region: str, endpoint_url: str, timeout: float) -> Any:
+    """One boto3 client per configuration and process (they are thread-safe and costly)."""
+    key = (region, endpoint_url, timeout)
+    with _lock:
+        if key not in _clients:
+            _clients[key] = boto3.client(
+                "sesv2", region_name=region, endpoint_url=endpoint_url or None,
+                config=Config(connect_timeout=timeout, read_timeout=timeout,
+                              retries={"max_attempts": 2, "mode": "standard"}))
+        return _clients[key]
