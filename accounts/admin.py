@@ -1,15 +1,16 @@
 from django.contrib import admin
 
 from accounts.models import Account, ApiKey, Membership
+from common.admin import AccountScopedAdmin, ScopedInline
 
 
-class MembershipInline(admin.TabularInline):
+class MembershipInline(ScopedInline, admin.TabularInline):
     model = Membership
     extra = 0
     autocomplete_fields = ["user"]
 
 
-class ApiKeyInline(admin.TabularInline):
+class ApiKeyInline(ScopedInline, admin.TabularInline):
     model = ApiKey
     extra = 0
     fields = ["name", "mode", "is_admin", "prefix", "revoked_at", "created_at"]
@@ -21,7 +22,11 @@ class ApiKeyInline(admin.TabularInline):
 
 
 @admin.register(Account)
-class AccountAdmin(admin.ModelAdmin):
+class AccountAdmin(AccountScopedAdmin):
+    account_path = ""  # the account itself
+    change_roles = frozenset({"owner"})
+    add_roles = frozenset()  # accounts are created with `createaccount` (keys shown once)
+    delete_roles = frozenset()
     list_display = ["name", "verified_for_sending", "created_at"]
     list_filter = ["verified_for_sending"]
     search_fields = ["name", "id"]

@@ -1,9 +1,10 @@
 from django.contrib import admin
 
+from common.admin import AccountScopedAdmin, ScopedInline
 from comms.models import CallbackBatch, Delivery, DeliveryEvent, OutboxMessage, Suppression
 
 
-class DeliveryEventInline(admin.TabularInline):
+class DeliveryEventInline(ScopedInline, admin.TabularInline):
     model = DeliveryEvent
     extra = 0
     can_delete = False
@@ -15,7 +16,7 @@ class DeliveryEventInline(admin.TabularInline):
 
 
 @admin.register(Delivery)
-class DeliveryAdmin(admin.ModelAdmin):
+class DeliveryAdmin(AccountScopedAdmin):
     list_display = ["id", "recipient", "status", "mode", "provider", "attempts", "created_at"]
     list_filter = ["status", "mode", "provider", "channel"]
     search_fields = ["id", "recipient", "correlation_id", "provider_message_id"]
@@ -27,7 +28,7 @@ class DeliveryAdmin(admin.ModelAdmin):
 
 
 @admin.register(OutboxMessage)
-class OutboxAdmin(admin.ModelAdmin):
+class OutboxAdmin(AccountScopedAdmin):
     """What the embedded ``outbox`` provider would have sent, as sent."""
 
     list_display = ["sent_at", "recipient", "subject", "status"]
@@ -44,7 +45,7 @@ class OutboxAdmin(admin.ModelAdmin):
 
 
 @admin.register(Suppression)
-class SuppressionAdmin(admin.ModelAdmin):
+class SuppressionAdmin(AccountScopedAdmin):
     list_display = ["address", "account", "channel", "reason", "created_at", "removed_at"]
     list_filter = ["reason", "channel", ("removed_at", admin.EmptyFieldListFilter)]
     search_fields = ["address"]
@@ -65,7 +66,10 @@ class SuppressionAdmin(admin.ModelAdmin):
 
 
 @admin.register(CallbackBatch)
-class CallbackBatchAdmin(admin.ModelAdmin):
+class CallbackBatchAdmin(AccountScopedAdmin):
+    """Provider traffic of every account: superusers only."""
+
+    view_roles = change_roles = add_roles = delete_roles = frozenset()
     list_display = ["id", "provider", "received_at", "processed_at", "events_total",
                     "events_applied", "error"]
     list_filter = ["provider"]

@@ -8,6 +8,7 @@ from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
+from common.admin import AccountScopedAdmin, ScopedInline
 from common.errors import HeraldError
 from domains import selectors, services
 from domains.models import Brand, SenderDomain, SenderDomainEvent
@@ -40,7 +41,7 @@ class SenderDomainAddForm(forms.ModelForm):
         """The service has stored the row already (and checked uniqueness itself)."""
 
 
-class EventInline(admin.TabularInline):
+class EventInline(ScopedInline, admin.TabularInline):
     model = SenderDomainEvent
     extra = 0
     can_delete = False
@@ -61,7 +62,7 @@ def _report(modeladmin, request, run, rows) -> None:
 
 
 @admin.register(SenderDomain)
-class SenderDomainAdmin(admin.ModelAdmin):
+class SenderDomainAdmin(AccountScopedAdmin):
     list_display = ["domain", "account", "provider", "verified", "enabled", "last_checked_at",
                     "short_result", "next_check_at"]
     list_filter = ["verified", "enabled", "provider"]
@@ -167,7 +168,7 @@ class BrandForm(forms.ModelForm):
 
 
 @admin.register(Brand)
-class BrandAdmin(admin.ModelAdmin):
+class BrandAdmin(AccountScopedAdmin):
     form = BrandForm
     list_display = ["name", "account", "from_name", "from_email", "is_default", "in_use"]
     list_filter = ["is_default"]

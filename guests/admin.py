@@ -1,17 +1,18 @@
 from django.contrib import admin
 
+from common.admin import AccountScopedAdmin
 from guests.models import Attendee, Event
 
 
 @admin.register(Event)
-class EventAdmin(admin.ModelAdmin):
+class EventAdmin(AccountScopedAdmin):
     list_display = ["name", "account", "venue", "starts_at", "created_at"]
     list_filter = ["account"]
     search_fields = ["name", "id"]
 
 
 @admin.register(Attendee)
-class AttendeeAdmin(admin.ModelAdmin):
+class AttendeeAdmin(AccountScopedAdmin):
     list_display = ["id", "first_name", "last_name", "email", "event", "correlation_id"]
     list_filter = ["event"]
     search_fields = ["first_name", "last_name", "email", "id", "correlation_id"]

@@ -8,6 +8,7 @@ from django.contrib import admin, messages
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
+from common.admin import AccountScopedAdmin, ScopedInline
 from common.errors import HeraldError
 from webhooks import catalogue, selectors, services
 from webhooks.models import Attempt, Endpoint, Message
@@ -46,7 +47,7 @@ def _report(modeladmin, request, run) -> None:
 
 
 @admin.register(Endpoint)
-class EndpointAdmin(admin.ModelAdmin):
+class EndpointAdmin(AccountScopedAdmin):
     form = EndpointForm
     list_display = ["url", "account", "is_active", "disabled_reason", "deleted_at", "created_at"]
     list_filter = ["is_active", ("deleted_at", admin.EmptyFieldListFilter)]
@@ -128,7 +129,7 @@ class EndpointAdmin(admin.ModelAdmin):
                 "failed message(s) queued again."))
 
 
-class AttemptInline(admin.TabularInline):
+class AttemptInline(ScopedInline, admin.TabularInline):
     model = Attempt
     extra = 0
     can_delete = False
@@ -140,7 +141,7 @@ class AttemptInline(admin.TabularInline):
 
 
 @admin.register(Message)
-class MessageAdmin(admin.ModelAdmin):
+class MessageAdmin(AccountScopedAdmin):
     list_display = ["webhook_id", "event_type", "endpoint", "status", "attempts",
                     "next_attempt_at", "created_at"]
     list_filter = ["status", "event_type"]
@@ -161,7 +162,8 @@ class MessageAdmin(admin.ModelAdmin):
 
 
 @admin.register(Attempt)
-class AttemptAdmin(admin.ModelAdmin):
+class AttemptAdmin(AccountScopedAdmin):
+    account_path = "endpoint__account"
     list_display = ["created_at", "message", "endpoint", "status_code", "duration_ms",
                     "succeeded"]
     list_filter = ["succeeded", "status_code"]
