@@ -1,6 +1,7 @@
 from django.contrib import admin
 
 from common.admin import AccountScopedAdmin, ScopedInline
+from comms.admin_actions import resend_deliveries
 from comms.models import CallbackBatch, Delivery, DeliveryEvent, OutboxMessage, Suppression
 
 
@@ -22,6 +23,9 @@ class DeliveryAdmin(AccountScopedAdmin):
     search_fields = ["id", "recipient", "correlation_id", "provider_message_id"]
     readonly_fields = [f.name for f in Delivery._meta.fields]
     inlines = [DeliveryEventInline]
+    actions = [resend_deliveries]
+    list_select_related = ["account"]
+    date_hierarchy = "created_at"
 
     def has_add_permission(self, request) -> bool:
         return False

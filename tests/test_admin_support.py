@@ -1,0 +1,55 @@
+"""Support's routine in the admin: find a guest, resend the ticket, see the 422 rule."""
+
+from django.contrib.messages import get_messages
+from django.test import Client
+from django.urls import reverse
+
+from accounts.models import Membership
+from accounts.services import membership_add
+from comms.models import Delivery
+from tests.conftest import guest
+
+
+def _support(keys) -> Client:
+    membership_add(account=keys.account, username="sam", role=Membership.Role.SUPPORT,
+                   password="pw-123456789")
+    client = Client()
+    assert client.login(username="sam", password="pw-123456789")
+    return client
+
+
+def _act(client, url, action, pks, capture):
+    with capture(execute=True):
+        response = client.post(url, {"action": action, "_selected_action": pks}, follow=True)
+    assert response.status_code == 200
+    return [str(m) for m in get_messages(response.wsgi_request)]
+
+
+def test_resend_ticket_from_a_delivery_and_from_an_attendee(sandbox_api, event_id, template_id,
+                                                            django_capture_on_commit_callbacks):
+    ok = guest(event_id, template_id, email="jane@example.com")
+    bounced = guest(event_id, template_id, email="bounce@example.com")
+    sandbox_api.post("/checkin/v1/api/guest", ok)
+    sandbox_api.post("/checkin/v1/api/guest", bounced)
+    client = _support(sandbox_api.keys)
+    first = Delivery.objects.get(attendee_id=ok["id"])
+
+    said = _act(client, reverse("admin:comms_delivery_changelist"), "resend_deliveries",
+                [str(first.pk)], django_capture_on_commit_callbacks)
+    assert any("Resent to jane@example.com" in m for m in said)
+    assert Delivery.objects.filter(attendee_id=ok["id"]).count() == 2
+
+    said = _act(client, reverse("admin:guests_attendee_changelist"), "resend_attendees",
+                [bounced["id"]], django_capture_on_commit_callbacks)
+    assert any("Not resent to bounce@example.com" in m and "bounced at" in m
+               and "550 5.1.1 No such user" in m for m in said)
+    assert Delivery.objects.filter(attendee_id=bounced["id"]).count() == 1
+
+
+def test_attendee_filter_by_last_delivery_status(sandbox_api, event_id, template_id):
+    sandbox_api.post("/checkin/v1/api/guest", guest(event_id, template_id, email="a@example.com"))
+    sandbox_api.post("/checkin/v1/api/guest",
+                     guest(event_id, template_id, email="bounce@example.com"))
+    client = _support(sandbox_api.keys)
+    response = client.get(reverse("admin:guests_attendee_changelist") + "?last_status=bounced")
+    assert [a.email for a in response.context["cl"].queryset] == ["bounce@example.com"]
