@@ -245,14 +245,15 @@ def poll_delay(*, attempt: int) -> float:
 
 
 def sender_domain_verified_emit(*, sender_domain_id: int) -> None:
-    """Hook: announce ``domain.verified`` to the account's webhook endpoint.
+    """Announce ``domain.verified`` to the account's webhook endpoint (in the transaction
+    that recorded the verification: the message is sent once it commits)."""
+    from webhooks.services import webhooks_emit_account_event
 
-    webhooks/services.py offers no way to emit an event that is not a delivery event yet
-    (only ``webhooks_emit(delivery_event_ids=…)``); once it does, call it here. Runs in the
-    transaction that recorded the verification.
-    """
-    log.info("Sender domain %s verified (domain.verified webhook not wired yet)",
-             sender_domain_id)
+    row = SenderDomain.objects.get(id=sender_domain_id)
+    webhooks_emit_account_event(account_id=row.account_id, event_type="domain.verified", data={
+        "id": row.public_id, "domain": row.domain, "verified": row.verified,
+        "enabled": row.enabled, "verifiedAt": row.updated_at.isoformat(),
+    })
 
 
 def dns_resolver() -> dns.Resolver:

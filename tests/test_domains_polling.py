@@ -205,3 +205,22 @@ def test_sender_for_follows_verification_enablement_and_the_default_brand(api, o
     assert sender_for(account_id=account.id) is None
     services.sender_domain_activate(sender_domain=row)
     assert sender_for(account_id=account.id) == ("gala@Mail.Example.com", "Spring Gala")
+
+
+def test_the_poller_verification_emits_a_signed_domain_verified_webhook(
+        api, sendgrid, settings, django_capture_on_commit_callbacks):
+    from tests.webhook_receiver import WebhookReceiver
+    from webhooks.services import endpoint_create
+
+    settings.WEBHOOKS_ALLOW_PRIVATE_URLS = True
+    with WebhookReceiver() as receiver:
+        _, secret = endpoint_create(account=api.keys.account, url=receiver.url + "/hook")
+        receiver.secret = secret
+        row = create(api)
+        sendgrid.set_domain_valid("mail.example.com")
+        poll(django_capture_on_commit_callbacks, at=timezone.now() + timedelta(hours=1))
+        row.refresh_from_db()
+        assert row.verified and row.enabled
+        [hook] = [r for r in receiver.verified if r.payload["type"] == "domain.verified"]
+        assert hook.payload["data"]["domain"] == "mail.example.com"
+        assert hook.payload["data"]["verified"] is True

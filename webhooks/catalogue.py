@@ -25,7 +25,9 @@ DELIVERY_EVENT_FOR = {
 }
 DELIVERY_EVENTS = ("delivery.sent", "delivery.delivered", "delivery.failed",
                    "delivery.bounced", "delivery.complained")
-ALL_EVENTS = COMMS_EVENTS + DELIVERY_EVENTS
+# Account-level events, not tied to one delivery.
+ACCOUNT_EVENTS = ("domain.verified",)
+ALL_EVENTS = COMMS_EVENTS + DELIVERY_EVENTS + ACCOUNT_EVENTS
 TEST_EVENT = "webhook.test"  # sent on request from the admin or the API, whatever is enabled
 
 

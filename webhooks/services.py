@@ -173,6 +173,23 @@ def webhooks_emit(*, delivery_event_ids: list[int]) -> None:
     _enqueue([m.webhook_id for m in messages])
 
 
+def webhooks_emit_account_event(*, account_id: Any, event_type: str,
+                                data: dict[str, Any]) -> None:
+    """An account-level event (``domain.verified``) to the account's endpoint, if it
+    subscribes: ``{type, timestamp, data}``, delivered like every other message."""
+    now = timezone.now()
+    messages = [
+        Message(webhook_id=_new_webhook_id(), account_id=endpoint.account_id,
+                endpoint=endpoint, event_type=event_type, next_attempt_at=now,
+                payload={"type": event_type, "timestamp": catalogue.iso(now), "data": data})
+        for endpoint in Endpoint.objects.filter(account_id=account_id, is_active=True,
+                                                deleted_at__isnull=True)
+        if event_type in endpoint.enabled_events
+    ]
+    Message.objects.bulk_create(messages)
+    _enqueue([m.webhook_id for m in messages])
+
+
 def _messages_for(events: Iterable[Any], by_account: dict[Any, list[Endpoint]],
                   now: datetime) -> Iterable[Message]:
     for event in events:
