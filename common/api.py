@@ -11,6 +11,7 @@ from rest_framework import exceptions, serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.guard import auth_failure_record, auth_guard_check
 from common.errors import HeraldError
 
 
@@ -142,7 +143,29 @@ def v004_error_body(exc: Exception) -> tuple[int, dict[str, Any]] | None:
     return None
 
 
-ERROR_STYLES = {"comms": comms_error_body, "v004": v004_error_body}
+def v003_error_body(exc: Exception) -> tuple[int, dict[str, Any]] | None:
+    """The email-history family (spec 003): ``{"Error": "why"}``, PascalCase field names."""
+    if isinstance(exc, HeraldError):
+        return exc.status, {"Error": exc.message}
+    if isinstance(exc, exceptions.ValidationError):
+        fields = _flatten(exc.detail)
+        return 400, {"Error": " ".join(
+            f"{name}: {text}" if name and name != "non_field_errors" else text
+            for name, text in sorted(fields.items()))}
+    if isinstance(exc, exceptions.ParseError):
+        return 400, {"Error": "The request body is not valid JSON."}
+    if isinstance(exc, exceptions.UnsupportedMediaType):
+        return 415, {"Error": "Send the body as JSON with Content-Type: application/json."}
+    if isinstance(exc, Http404 | exceptions.NotFound):
+        return 404, {"Error": "Not found."}
+    if isinstance(exc, exceptions.NotAuthenticated | exceptions.AuthenticationFailed):
+        return 401, {"Error": str(exc.detail)}
+    if isinstance(exc, exceptions.APIException):
+        return exc.status_code, {"Error": str(exc.detail)}
+    return None
+
+
+ERROR_STYLES = {"comms": comms_error_body, "v003": v003_error_body, "v004": v004_error_body}
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
@@ -155,6 +178,10 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     response = Response(body, status=status)
     if status == 401:
         response["WWW-Authenticate"] = 'Bearer realm="herald"'
+        if context.get("request") is not None:
+            auth_failure_record(context["request"])
+    if isinstance(exc, exceptions.Throttled) and exc.wait:
+        response["Retry-After"] = str(int(exc.wait))
     return response
 
 
@@ -162,6 +189,10 @@ class HeraldAPIView(APIView):
     """Base of every API view: JSON only, API-key authentication, one error shape per family."""
 
     error_style = "comms"
+
+    def initial(self, request, *args, **kwargs) -> None:
+        auth_guard_check(request)  # an address guessing keys is refused before anything else
+        super().initial(request, *args, **kwargs)
 
     def get_account(self):
         return self.request.auth.account

@@ -120,6 +120,11 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
 }
 
+# --- cache (the brute-force guard's counters): Redis in production, per process otherwise
+CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
+HERALD_AUTH_FAILURE_LIMIT = env.int("HERALD_AUTH_FAILURE_LIMIT", default=20)
+HERALD_AUTH_FAILURE_WINDOW_SECONDS = env.int("HERALD_AUTH_FAILURE_WINDOW_SECONDS", default=300)
+
 # --- REST API -----------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [],

@@ -31,6 +31,7 @@ def eager_tasks(settings) -> Iterator[None]:
     """
     settings.HERALD_RETRY_BASE_SECONDS = 0
     settings.HERALD_API_KEY_CACHE_SECONDS = 0  # tests change accounts and keys under way
+    settings.HERALD_AUTH_FAILURE_LIMIT = 1000  # tests fail auth on purpose, all from 127.0.0.1
     celery_app.conf.task_always_eager = True
     celery_app.conf.task_eager_propagates = True
     yield
