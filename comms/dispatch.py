@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 
@@ -254,17 +254,18 @@ def _mark_sent(sent: list[tuple[Delivery, Content, str]], provider: str) -> None
     if not sent:
         return
     now = timezone.now()
-    updated = _update_sent(sent, provider, now)
+    with transaction.atomic():  # the status, its event and its webhooks commit together
+        updated = _update_sent(sent, provider, now)
+        events = DeliveryEvent.objects.bulk_create([
+            DeliveryEvent(delivery_id=d.id, name="comms.sent", status=Status.SENT,
+                          correlation_id=d.correlation_id, occurred_at=now,
+                          detail={"provider": provider, "messageId": message_id})
+            for d, _, message_id in sent
+        ])
+        webhooks_emit(delivery_event_ids=[e.id for e in events])
     if updated != len(sent):
         log.error("%d deliveries were sent after their lease expired: duplicates are possible",
                   len(sent) - updated)
-    events = DeliveryEvent.objects.bulk_create([
-        DeliveryEvent(delivery_id=d.id, name="comms.sent", status=Status.SENT,
-                      correlation_id=d.correlation_id, occurred_at=now,
-                      detail={"provider": provider, "messageId": message_id})
-        for d, _, message_id in sent
-    ])
-    webhooks_emit(delivery_event_ids=[e.id for e in events])
 
 
 def _update_sent(sent: list[tuple[Delivery, Content, str]], provider: str,
@@ -306,13 +307,17 @@ def _retry_or_fail(delivery: Delivery, provider: str, exc: ProviderTransientErro
               f"Transient API-side failure after {delivery.attempts} attempts: {exc}")
         return
     delay = retry_delay(attempt=delivery.attempts, retry_after=exc.retry_after)
-    updated = _mine(delivery).filter(status=Status.SENDING).update(
-        status=Status.QUEUED, provider=provider, claimed_at=None,
-        next_attempt_at=timezone.now() + timedelta(seconds=delay), **_content_fields(content),
-    )
+    with transaction.atomic():
+        updated = _mine(delivery).filter(status=Status.SENDING).update(
+            status=Status.QUEUED, provider=provider, claimed_at=None,
+            next_attempt_at=timezone.now() + timedelta(seconds=delay),
+            **_content_fields(content),
+        )
+        if updated:
+            record_event(delivery, "comms.retry_scheduled", Status.QUEUED, provider=provider,
+                         attempt=delivery.attempts, retryInSeconds=round(delay, 3),
+                         reason=str(exc))
     if updated:
-        record_event(delivery, "comms.retry_scheduled", Status.QUEUED, provider=provider,
-                     attempt=delivery.attempts, retryInSeconds=round(delay, 3), reason=str(exc))
         enqueue(str(delivery.id), countdown=delay)
 
 
@@ -329,13 +334,14 @@ def retry_delay(*, attempt: int, retry_after: float | None) -> float:
 
 
 def _fail(delivery: Delivery, provider: str, status: str, failure_type: str, reason: str) -> None:
-    updated = _mine(delivery).filter(status=Status.SENDING).update(
-        status=status, provider=provider, failure_type=failure_type,
-        failure_reason=reason, failed_at=timezone.now(),
-    )
-    if updated:
-        record_event(delivery, "comms.failed", status, provider=provider,
-                     failureType=failure_type, reason=reason)
+    with transaction.atomic():  # the status, its event and its webhooks commit together
+        updated = _mine(delivery).filter(status=Status.SENDING).update(
+            status=status, provider=provider, failure_type=failure_type,
+            failure_reason=reason, failed_at=timezone.now(),
+        )
+        if updated:
+            record_event(delivery, "comms.failed", status, provider=provider,
+                         failureType=failure_type, reason=reason)
 
 
 def _release(delivery: Delivery, provider: str) -> None:

@@ -98,6 +98,9 @@ elif env.bool("DATABASE_POOL", default=True):
         "timeout": 10,
     }
     DATABASES["default"]["CONN_MAX_AGE"] = 0
+    # The pool checks a connection before handing it out: one a PostgreSQL restart cut is
+    # replaced instead of failing the task that gets it.
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [

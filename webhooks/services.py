@@ -12,7 +12,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from accounts.models import Account
@@ -229,7 +229,8 @@ def message_deliver(*, webhook_id: str) -> None:
     is open during the HTTP request.
     """
     now = timezone.now()
-    claimed = Message.objects.filter(webhook_id=webhook_id, status=Status.PENDING).update(
+    due = Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
+    claimed = Message.objects.filter(due, webhook_id=webhook_id, status=Status.PENDING).update(
         status=Status.SENDING, claimed_at=now, attempts=F("attempts") + 1,
         next_attempt_at=None, updated_at=now,
     )
