@@ -242,6 +242,8 @@ def run_callbacks() -> tuple[int, float]:
 def run_webhooks() -> tuple[int, float]:
     deliveries = _sent_deliveries()
     _post_events("click", deliveries)
+    wait_for("select count(*) from comms_callbackbatch where processed_at is not null",
+             count("select count(*) from comms_callbackbatch"))
     target = count("select count(*) from webhooks_message")
     wait_for("select count(*) from webhooks_message where status='succeeded'", target)
     out = subprocess.run(
