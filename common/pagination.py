@@ -24,3 +24,13 @@ def paginate(request: Any, queryset: QuerySet, serializer_class: type) -> dict[s
         "offset": offset,
         "hasMore": len(rows) > limit,
     }
+
+
+def page_of(serializer_class: type, name: str) -> serializers.Serializer:
+    """The OpenAPI shape of ``paginate``'s answer for ``serializer_class`` items."""
+    from drf_spectacular.utils import inline_serializer
+
+    return inline_serializer(name, fields={
+        "items": serializer_class(many=True), "limit": serializers.IntegerField(),
+        "offset": serializers.IntegerField(), "hasMore": serializers.BooleanField(),
+    })

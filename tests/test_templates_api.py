@@ -34,11 +34,14 @@ def test_needs_a_body(api):
 def test_unknown_tokens_render_empty_and_sandbox_blocks_internals(api, event_id):
     template = api.post("/comms/v1/api/comms/template", {
         "name": "t", "subject": "Hi {{ nope }}{{ event.nope.deeper }}",
-        "textBody": "[{{ firstName.__class__ }}][{{ unknown.token }}]"}).json()
+        "textBody": "[{{ unknown.token }}][{{ range }}]"}).json()
     response = api.post("/checkin/v1/api/guest", guest(event_id, template["id"]))
     delivery = Delivery.objects.get(id=response.json()["attendeeInvitationId"])
     assert delivery.subject == "Hi"
     assert delivery.text_body == "[][]"
+    refused = api.post("/comms/v1/api/comms/template", {
+        "name": "t", "subject": "s", "textBody": "{{ firstName.__class__ }}"})
+    assert refused.status_code == 400 and "starting with" in refused.json()["message"]
 
 
 def test_update_changes_what_is_rendered_next(api, event_id, template_id):

@@ -63,6 +63,8 @@ def address_problem(ip: IPAddress) -> str | None:
     if isinstance(ip, ipaddress.IPv6Address):
         if ip.ipv4_mapped is not None:
             return "an IPv4-mapped address"
+        if ip.is_site_local:  # fec0::/10, deprecated but still routed inside some networks
+            return "a site-local address"
         embedded = ip.sixtofour or (ip.teredo[1] if ip.teredo else None)
         if embedded is not None and address_problem(embedded):
             return "a tunnel to a non-public address"

@@ -1,3 +1,4 @@
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from common.api import Guid, Str, StrictSerializer
@@ -37,15 +38,15 @@ class TimelineEvent(serializers.ModelSerializer):
 
 class InvitationOut(serializers.ModelSerializer):
     attendeeInvitationId = serializers.UUIDField(source="id")
-    attendeeId = serializers.UUIDField(source="attendee_id")
+    attendeeId = serializers.UUIDField(source="attendee_id", allow_null=True)
     templateId = serializers.UUIDField(source="template_id")
-    correlationId = serializers.CharField(source="correlation_id")
+    correlationId = serializers.CharField(source="correlation_id", allow_null=True)
     failureType = serializers.SerializerMethodField()
     lastFailureAt = serializers.SerializerMethodField()
     lastFailureReason = serializers.SerializerMethodField()
     queuedAt = serializers.DateTimeField(source="created_at")
-    sentAt = serializers.DateTimeField(source="sent_at")
-    deliveredAt = serializers.DateTimeField(source="delivered_at")
+    sentAt = serializers.DateTimeField(source="sent_at", allow_null=True)
+    deliveredAt = serializers.DateTimeField(source="delivered_at", allow_null=True)
     events = TimelineEvent(many=True)
 
     class Meta:
@@ -54,12 +55,15 @@ class InvitationOut(serializers.ModelSerializer):
                   "correlationId", "attempts", "failureType", "lastFailureAt",
                   "lastFailureReason", "queuedAt", "sentAt", "deliveredAt", "events"]
 
+    @extend_schema_field(serializers.CharField(allow_null=True))
     def get_failureType(self, delivery: Delivery) -> str | None:
         return delivery.failure_type or None
 
+    @extend_schema_field(serializers.DateTimeField(allow_null=True))
     def get_lastFailureAt(self, delivery: Delivery) -> str | None:
         return iso(delivery.failed_at)
 
+    @extend_schema_field(serializers.CharField(allow_null=True))
     def get_lastFailureReason(self, delivery: Delivery) -> str | None:
         return delivery.failure_reason or None
 

@@ -4,7 +4,7 @@ from rest_framework.response import Response
 
 from accounts.authentication import HasApiKey, SubscriptionKeyAuthentication
 from common.api import HeraldAPIView, get_owned
-from common.pagination import paginate
+from common.pagination import page_of, paginate
 from comms import services
 from comms.api.serializers import (
     InvitationOut,
@@ -61,7 +61,7 @@ class Invitation(CommsView):
 
 
 class SuppressionList(CommsView):
-    @extend_schema(responses=SuppressionOut(many=True), tags=["comms"],
+    @extend_schema(responses=page_of(SuppressionOut, "SuppressionPage"), tags=["comms"],
                    parameters=[OpenApiParameter("email", required=False)],
                    summary="Suppressed addresses of the account (beyond the spec)")
     def get(self, request):

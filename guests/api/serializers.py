@@ -19,8 +19,8 @@ class EventIn(StrictSerializer):
 
 
 class EventOut(serializers.ModelSerializer):
-    startsAt = serializers.DateTimeField(source="starts_at")
-    endsAt = serializers.DateTimeField(source="ends_at")
+    startsAt = serializers.DateTimeField(source="starts_at", allow_null=True)
+    endsAt = serializers.DateTimeField(source="ends_at", allow_null=True)
     createdAt = serializers.DateTimeField(source="created_at")
 
     class Meta:
@@ -47,7 +47,7 @@ class GuestOut(serializers.ModelSerializer):
     firstName = serializers.CharField(source="first_name")
     lastName = serializers.CharField(source="last_name")
     eventId = serializers.UUIDField(source="event_id")
-    correlationId = serializers.CharField(source="correlation_id")
+    correlationId = serializers.CharField(source="correlation_id", allow_null=True)
     createdAt = serializers.DateTimeField(source="created_at")
 
     class Meta:

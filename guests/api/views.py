@@ -4,7 +4,7 @@ from rest_framework.response import Response
 
 from accounts.authentication import HasApiKey, SubscriptionKeyAuthentication
 from common.api import HeraldAPIView, get_owned
-from common.pagination import paginate
+from common.pagination import page_of, paginate
 from guests import services
 from guests.api.serializers import EventIn, EventOut, GuestIn, GuestOut
 from guests.models import Attendee, Event
@@ -29,7 +29,7 @@ class EventListCreate(CheckinView):
         event = services.event_create(account=self.get_account(), **data.validated_data)
         return Response(EventOut(event).data, status=201)
 
-    @extend_schema(responses=EventOut(many=True), tags=["check-in"])
+    @extend_schema(responses=page_of(EventOut, "EventPage"), tags=["check-in"])
     def get(self, request):
         events = Event.objects.filter(account=self.get_account()).order_by("-created_at", "id")
         return Response(paginate(request, events, EventOut))

@@ -3,7 +3,7 @@ from rest_framework.response import Response
 
 from accounts.authentication import HasApiKey, SubscriptionKeyAuthentication
 from common.api import HeraldAPIView, get_owned
-from common.pagination import paginate
+from common.pagination import page_of, paginate
 from templates import services
 from templates.api.serializers import TemplateIn, TemplateOut
 from templates.models import MessageTemplate
@@ -25,7 +25,7 @@ class TemplateListCreate(TemplateView):
         template = services.template_create(account=self.get_account(), **data.validated_data)
         return Response(TemplateOut(template).data, status=201)
 
-    @extend_schema(responses=TemplateOut(many=True), tags=["comms"])
+    @extend_schema(responses=page_of(TemplateOut, "TemplatePage"), tags=["comms"])
     def get(self, request):
         return Response(paginate(request, self.templates().order_by("-created_at", "id"),
                                  TemplateOut))

@@ -78,7 +78,8 @@ class Webhook(WebhooksView):
         endpoint = services.endpoint_update(endpoint=endpoint, **data.validated_data)
         return Response({"success": True, "webhook": WebhookOut(endpoint).data})
 
-    @extend_schema(responses=Success, tags=TAGS, summary="Soft delete the webhook endpoint")
+    @extend_schema(responses={200: Success}, tags=TAGS,
+                   summary="Soft delete the webhook endpoint")
     def delete(self, request, webhook_uuid):
         services.endpoint_delete(endpoint=self.get_endpoint(webhook_uuid))
         return Response({"success": True, "deleted": True})
