@@ -109,10 +109,7 @@ def _send_group(provider_name: str, deliveries: list[Delivery]) -> None:
         for delivery, _ in ready:
             _release(delivery, provider_name)
         raise
-    senders = {account_id: sender_for(account_id=account_id)
-               for account_id in {d.account_id for d, _ in ready}}
-    outcomes = _provider_send(
-        provider, [_message(d, c, senders[d.account_id]) for d, c in ready])
+    outcomes = _provider_send(provider, _messages(ready))
     sent = []
     for (delivery, content), outcome in zip(ready, outcomes, strict=True):
         if isinstance(outcome, SendResult):
@@ -125,6 +122,18 @@ def _send_group(provider_name: str, deliveries: list[Delivery]) -> None:
             _simulate(delivery)
     if any(isinstance(o, ProviderConfigurationError) for o in outcomes):
         raise next(o for o in outcomes if isinstance(o, ProviderConfigurationError))
+
+
+def _messages(ready: list[tuple[Delivery, Content]]) -> list[EmailMessage]:
+    """Each message with its sender: a spec-003 email's brand, else the account's default
+    brand, each only at the account's verified and enabled domain; else the platform's."""
+    from emails.selectors import email_senders
+
+    by_delivery = email_senders(delivery_ids=[d.id for d, _ in ready])
+    by_account = {account_id: sender_for(account_id=account_id)
+                  for account_id in {d.account_id for d, _ in ready}}
+    return [_message(d, c, by_delivery.get(d.id) or by_account[d.account_id])
+            for d, c in ready]
 
 
 def _provider_send(provider: Any, messages: list[EmailMessage]) -> list[Any]:
@@ -191,6 +200,8 @@ def _content(delivery: Delivery, provider: str) -> Content | None:
 
 
 def delivery_render(*, delivery: Delivery) -> Content:
+    """Render the delivery's template with its attendee and event, or with the context the
+    delivery carries (spec 003's emails have neither attendee nor event)."""
     template, attendee = delivery.template, delivery.attendee
     event = attendee.event if attendee else None
     context = {
@@ -204,6 +215,7 @@ def delivery_render(*, delivery: Delivery) -> Content:
             "id": str(event.id), "name": event.name, "venue": event.venue,
             "startsAt": event.starts_at, "endsAt": event.ends_at,
         } if event else {},
+        **(delivery.context or {}),
     }
     rendered = render(
         cache_key=(str(template.id), template.version), subject=template.subject,

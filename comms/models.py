@@ -75,6 +75,8 @@ class Delivery(TimeStampedModel):
     bounce_type = models.CharField(max_length=32, blank=True)
     bounce_subtype = models.CharField(max_length=64, blank=True)
     failed_at = models.DateTimeField(null=True, blank=True)
+    # Render context of a message without an attendee (spec 003's emails); None: the attendee's.
+    context = models.JSONField(null=True, blank=True)
 
     class Meta:
         verbose_name_plural = "deliveries"

@@ -48,6 +48,7 @@ INSTALLED_APPS = [
     "templates",
     "domains",
     "comms",
+    "emails",
     "webhooks",
 ]
 

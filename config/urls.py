@@ -11,6 +11,7 @@ urlpatterns = [
     path("comms/v1/api/comms/", include("comms.api.urls")),
     path("callbacks/", include("comms.callbacks.urls")),
     path("v1/webhooks", include("webhooks.api.urls")),
+    path("v1/", include("emails.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
 ]

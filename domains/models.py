@@ -1,3 +1,5 @@
+import uuid
+
 from django.db import models
 
 from accounts.models import Account
@@ -72,11 +74,13 @@ class Brand(TimeStampedModel):
     """A sender identity of an account: the From name and address of its mail.
 
     Used only while its address is at the account's verified and enabled domain; the
-    platform default sender otherwise. ``templates`` leaves room for per-type templates
-    (``{"ticket": "<template id>"}``) later.
+    platform default sender otherwise. ``templates`` maps spec 003's email types to
+    MessageTemplate ids (``{"token": "<template id>"}``); a missing type uses Herald's default.
     """
 
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="brands")
+    # The public id: spec 003's ``BrandId`` (the integer pk stays internal).
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     name = models.CharField(max_length=100)
     from_name = models.CharField(max_length=200, blank=True)
     from_email = models.EmailField(max_length=254)

@@ -79,17 +79,21 @@ def victim(other_api) -> dict[str, Any]:
     endpoint, secret = webhook_services.endpoint_create(account=account, url=PUBLIC_HOOK,
                                                         description="theirs")
     message = webhook_services.endpoint_send_test(endpoint=endpoint)  # never sent: no commit
+    brand = other_api.client.post("/v1/Brand/", {"Name": "Theirs",
+                                                 "FromEmail": "x@their-org.example"},
+                                  format="json").json()["Brand"]
     return {
         "path": {
             "event_id": event["id"], "template_id": template["id"],
             "attendee_id": attendee["id"], "invitation_id": attendee["attendeeInvitationId"],
             "email": "suppressed@their-org.example", "webhook_uuid": str(endpoint.id),
-            "message_id": message.webhook_id,
+            "message_id": message.webhook_id, "BrandId": brand["BrandId"],
         },
         "endpoint": endpoint, "secret": secret, "message": message,
         "markers": ["victim@their-org.example", "suppressed@their-org.example", "Their Gala",
                     "Vicky", event["id"], template["id"], attendee["id"],
-                    attendee["attendeeInvitationId"], str(endpoint.id), message.webhook_id],
+                    attendee["attendeeInvitationId"], str(endpoint.id), message.webhook_id,
+                    brand["BrandId"]],
     }
 
 

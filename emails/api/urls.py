@@ -1,0 +1,10 @@
+from django.urls import path
+
+from emails.api import views
+
+# Mounted at "v1/": the spec's PascalCase paths.
+urlpatterns = [
+    path("Email/", views.Emails.as_view()),
+    path("Brand/", views.Brands.as_view()),
+    path("Brand/<str:BrandId>", views.BrandDetail.as_view()),
+]
