@@ -174,6 +174,17 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# One queue per kind of work, so no kind waits behind another's backlog (a burst of sends
+# does not delay callbacks; a slow webhook receiver does not delay sends). A worker started
+# without -Q consumes them all; run dedicated workers with -Q send / -Q webhooks to scale.
+CELERY_TASK_DEFAULT_QUEUE = "celery"
+CELERY_TASK_QUEUES = {name: {} for name in ("celery", "send", "lifecycle", "webhooks")}
+CELERY_TASK_ROUTES = {
+    "comms.send_delivery": {"queue": "send"},
+    "comms.apply_sandbox_event": {"queue": "lifecycle"},
+    "comms.process_callback_batch": {"queue": "lifecycle"},
+    "webhooks.deliver_message": {"queue": "webhooks"},
+}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
 # --- Herald -------------------------------------------------------------------------------
