@@ -64,11 +64,26 @@ def test_the_flow_on_moto(api, other_api, ses):
     assert validated["verified"] is True and validated["enabled"] is True
     assert sender_for(account_id=api.keys.account.id) == ("tickets@mail.example.com",
                                                           "Acme Events")
+    _send_and_check_source(api, "tickets@mail.example.com")
 
     assert api.client.delete(URL).status_code == 204
     with pytest.raises(ses.exceptions.NotFoundException):
         ses.get_email_identity(EmailIdentity="mail.example.com")
     assert api.get(URL).status_code == 404
+
+
+def _send_and_check_source(api, address: str) -> None:
+    """The next ticket goes out through SES (moto) from the verified domain."""
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.ses.models import ses_backends
+
+    from tests.conftest import TICKET, guest
+
+    event = api.post("/checkin/v1/api/event", {"name": "Gala"}).json()["id"]
+    template = api.post("/comms/v1/api/comms/template", TICKET).json()["id"]
+    assert api.post("/checkin/v1/api/guest", guest(event, template)).status_code == 200
+    message = ses_backends[DEFAULT_ACCOUNT_ID][REGION].sent_messages[-1]
+    assert address in message.source
 
 
 def test_an_unreachable_ses_is_502_and_nothing_is_stored(api, ses, settings):
