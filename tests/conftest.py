@@ -12,6 +12,9 @@ from rest_framework.test import APIClient
 
 from accounts.services import AccountKeys, account_create
 from config.celery import app as celery_app
+from tests.fake_sendgrid import FakeSendGrid
+
+AWS_REGION = "us-east-1"
 
 
 def pytest_runtest_setup(item) -> None:
@@ -121,3 +124,31 @@ def guest(event_id: str, template_id: str | None = None, **fields: Any) -> dict[
         body["commsTemplateId"] = template_id
     body.update(fields)
     return body
+
+
+@pytest.fixture
+def sendgrid(settings) -> Iterator[FakeSendGrid]:
+    """The fake SendGrid server, configured as the live provider (real `sendgrid` client)."""
+    with FakeSendGrid(api_key="SG.herald-test") as server:
+        settings.HERALD_EMAIL_PROVIDER = "sendgrid"
+        settings.SENDGRID_API_KEY = server.api_key
+        settings.SENDGRID_API_HOST = server.url
+        settings.HERALD_PROVIDER_TIMEOUT_SECONDS = 2
+        yield server
+
+
+@pytest.fixture(scope="session")
+def moto_url() -> Iterator[str]:
+    """moto's server (AWS SES, SNS) on a free port, for boto3 clients pointed at it."""
+    from moto.moto_server.threaded_moto_server import ThreadedMotoServer
+
+    with pytest.MonkeyPatch.context() as env:
+        for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                            "AWS_SESSION_TOKEN": "testing",
+                            "AWS_DEFAULT_REGION": AWS_REGION}.items():
+            env.setenv(name, value)
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        server.start()
+        host, port = server.get_host_and_port()
+        yield f"http://{host}:{port}"
+        server.stop()

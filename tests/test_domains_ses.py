@@ -2,12 +2,10 @@
 tokens), and the token path with recorded SES answers through botocore's Stubber."""
 
 import urllib.request
-from collections.abc import Iterator
 
 import boto3
 import pytest
 from botocore.stub import Stubber
-from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 
 from domains.providers.base import (
     DomainNotFoundAtProvider,
@@ -24,18 +22,6 @@ TOKENS = ["ptzrtc3mhrv2ynqrpgqpqsmkfkhaifql", "iz2cemoq6jq5egwytuwmhsnbz2bq4rpv"
           "u5dwxegqapbagfrrk4p7vnbyetrh6gro"]
 pytestmark = pytest.mark.usefixtures("local_dns")
 
-
-@pytest.fixture(scope="module")
-def moto_url() -> Iterator[str]:
-    with pytest.MonkeyPatch.context() as env:
-        for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                            "AWS_SESSION_TOKEN": "testing", "AWS_DEFAULT_REGION": REGION}.items():
-            env.setenv(name, value)
-        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-        server.start()
-        host, port = server.get_host_and_port()
-        yield f"http://{host}:{port}"
-        server.stop()
 
 
 @pytest.fixture

@@ -11,16 +11,6 @@ from comms.models import Delivery, DeliveryEvent, Suppression
 from comms.tasks import send_delivery
 from config.celery import app
 from tests.conftest import TICKET, guest
-from tests.fake_sendgrid import FakeSendGrid
-
-
-@pytest.fixture
-def sendgrid(settings):
-    with FakeSendGrid(api_key="SG.robust") as server:
-        settings.HERALD_EMAIL_PROVIDER = "sendgrid"
-        settings.SENDGRID_API_KEY = server.api_key
-        settings.SENDGRID_API_HOST = server.url
-        yield server
 
 
 def _template(api, text):

@@ -3,24 +3,12 @@ rendering, what SendGrid receives, transient retries with backoff, permanent fai
 
 from datetime import timedelta
 
-import pytest
 from django.utils import timezone
 
 from comms.dispatch import retry_delay
 from comms.models import Delivery, DeliveryEvent
 from comms.tasks import send_delivery
 from tests.conftest import guest
-from tests.fake_sendgrid import FakeSendGrid
-
-
-@pytest.fixture
-def sendgrid(settings):
-    with FakeSendGrid(api_key="SG.herald-test") as server:
-        settings.HERALD_EMAIL_PROVIDER = "sendgrid"
-        settings.SENDGRID_API_KEY = server.api_key
-        settings.SENDGRID_API_HOST = server.url
-        settings.HERALD_PROVIDER_TIMEOUT_SECONDS = 2
-        yield server
 
 
 def _send(api, event_id, template_id, **fields):

@@ -14,7 +14,6 @@ import boto3
 import pytest
 from cryptography import x509
 from moto.core import DEFAULT_ACCOUNT_ID
-from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 from moto.ses.models import ses_backends
 from moto.sns.models import sns_backends
 
@@ -40,18 +39,6 @@ CONFIG_SET = "herald-events"
 
 
 # --- fixtures ---------------------------------------------------------------------------------
-
-@pytest.fixture(scope="session")
-def moto_url() -> Iterator[str]:
-    with pytest.MonkeyPatch.context() as env:
-        for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                            "AWS_SESSION_TOKEN": "testing", "AWS_DEFAULT_REGION": REGION}.items():
-            env.setenv(name, value)
-        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-        server.start()
-        host, port = server.get_host_and_port()
-        yield f"http://{host}:{port}"
-        server.stop()
 
 
 @pytest.fixture
