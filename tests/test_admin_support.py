@@ -53,3 +53,15 @@ def test_attendee_filter_by_last_delivery_status(sandbox_api, event_id, template
     client = _support(sandbox_api.keys)
     response = client.get(reverse("admin:guests_attendee_changelist") + "?last_status=bounced")
     assert [a.email for a in response.context["cl"].queryset] == ["bounce@example.com"]
+
+
+def test_event_changelist_shows_attendees_and_the_delivery_funnel(sandbox_api, event_id,
+                                                                  template_id):
+    for email in ("a@example.com", "b@example.com", "bounce@example.com"):
+        sandbox_api.post("/checkin/v1/api/guest", guest(event_id, template_id, email=email))
+    sandbox_api.post("/checkin/v1/api/guest", guest(event_id, email="no-send@example.com"))
+    client = _support(sandbox_api.keys)
+    response = client.get(reverse("admin:guests_event_changelist"))
+    [event] = response.context["cl"].result_list
+    assert event.n_attendees == 4
+    assert (event.n_opened, event.n_bounced_or_failed, event.n_queued) == (2, 1, 0)
