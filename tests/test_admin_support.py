@@ -65,3 +65,21 @@ def test_event_changelist_shows_attendees_and_the_delivery_funnel(sandbox_api, e
     [event] = response.context["cl"].result_list
     assert event.n_attendees == 4
     assert (event.n_opened, event.n_bounced_or_failed, event.n_queued) == (2, 1, 0)
+
+
+def test_template_change_page_previews_with_sample_data_in_a_sandboxed_iframe(api):
+    from templates.services import template_create
+
+    template = template_create(account=api.keys.account, name="T",
+                               subject="Ticket for {{ event.name }}",
+                               html_body="<p>Hi {{ firstName }}<script>x()</script></p>",
+                               text_body="Hi {{ firstName }}")
+    broken = template_create(account=api.keys.account, name="B", subject="s",
+                             text_body="{{ 1 / 0 }}")
+    client = _support(api.keys)
+    page = client.get(reverse("admin:templates_messagetemplate_change", args=[template.pk]))
+    html = page.content.decode()
+    assert "Ticket for Sample Event" in html
+    assert '<iframe sandbox=""' in html and "&lt;p&gt;Hi Jane" in html  # escaped srcdoc
+    page = client.get(reverse("admin:templates_messagetemplate_change", args=[broken.pk]))
+    assert "Does not render" in page.content.decode()
