@@ -5,7 +5,6 @@ Sending is in ``comms.dispatch``, provider events in ``comms.lifecycle``.
 
 import hashlib
 import logging
-from datetime import UTC, datetime
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -13,6 +12,7 @@ from django.utils import timezone
 
 from accounts.models import Account
 from common.errors import Conflict, HeraldError, NotFound
+from common.times import iso
 from comms.dispatch import enqueue
 from comms.models import PERMANENT_FAILURES, Delivery, IdempotencyRecord, Status, Suppression
 from guests.models import Attendee
@@ -27,12 +27,6 @@ FAILURE_MESSAGES = {
     Status.UNSUBSCRIBED: "Recipient has unsubscribed — resending is blocked.",
 }
 
-
-def iso(moment: datetime | None) -> str | None:
-    """Spec 000's timestamps: ``2026-04-29T20:43:55Z``."""
-    if moment is None:
-        return None
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def delivery_queue(*, account: Account, attendee: Attendee, template_id: Any,

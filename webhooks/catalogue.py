@@ -5,8 +5,10 @@
 request_id, timestamp}``). One recorded DeliveryEvent becomes at most one of each.
 """
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
+
+from common.times import iso
 
 # Lifecycle events customers receive; comms.processed/retry_scheduled/resubscribed stay internal.
 COMMS_EVENTS = (
@@ -30,11 +32,6 @@ ACCOUNT_EVENTS = ("domain.verified",)
 ALL_EVENTS = COMMS_EVENTS + DELIVERY_EVENTS + ACCOUNT_EVENTS
 TEST_EVENT = "webhook.test"  # sent on request from the admin or the API, whatever is enabled
 
-
-def iso(moment: datetime | None) -> str | None:
-    if moment is None:
-        return None
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def event_types_for(name: str) -> list[str]:

@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from accounts.models import Account
 from common.errors import Conflict, HeraldError
+from common.times import iso
 from webhooks import catalogue, http, signing, ssrf
 from webhooks.models import Attempt, Endpoint, Message
 
@@ -181,7 +182,7 @@ def webhooks_emit_account_event(*, account_id: Any, event_type: str,
     messages = [
         Message(webhook_id=_new_webhook_id(), account_id=endpoint.account_id,
                 endpoint=endpoint, event_type=event_type, next_attempt_at=now,
-                payload={"type": event_type, "timestamp": catalogue.iso(now), "data": data})
+                payload={"type": event_type, "timestamp": iso(now), "data": data})
         for endpoint in Endpoint.objects.filter(account_id=account_id, is_active=True,
                                                 deleted_at__isnull=True)
         if event_type in endpoint.enabled_events
@@ -296,7 +297,7 @@ def _after_attempt(message: Message, endpoint: Endpoint, outcome: http.Outcome) 
     if failing_since and now - failing_since >= limit:
         endpoint_disable(endpoint_id=endpoint.id, reason=(
             f"Every attempt failed for {settings.WEBHOOKS_DISABLE_AFTER_DAYS} days "
-            f"(since {catalogue.iso(failing_since)})."))
+            f"(since {iso(failing_since)})."))
     _message_retry_or_fail(message, error)
 
 

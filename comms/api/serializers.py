@@ -2,8 +2,8 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from common.api import Guid, Str, StrictSerializer
+from common.times import iso
 from comms.models import Delivery, DeliveryEvent
-from comms.services import iso
 
 
 class SendIn(StrictSerializer):
