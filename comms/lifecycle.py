@@ -18,7 +18,7 @@ from typing import Any
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 
-from comms.models import PERMANENT_FAILURES, RANK, Delivery, DeliveryEvent, Status, Suppression
+from comms.models import PERMANENT_FAILURES, RANK, Delivery, DeliveryEvent, Status
 from comms.providers.base import ProviderEvent
 from webhooks.services import webhooks_emit
 
@@ -261,17 +261,15 @@ def _advance_returning(changes: dict[uuid.UUID, _Change]) -> None:
 
 
 def _suppress(rows: list[_Row]) -> None:
-    """Hard bounces, drops, spam reports and unsubscribes suppress the address (one insert;
-    an address already suppressed is left as it is)."""
-    suppressions = [
-        Suppression(account_id=row.target.account_id, channel="email",
-                    address=(row.event.recipient or row.target.recipient).strip().lower(),
-                    reason=row.status, detail=row.event.reason[:2000],
-                    delivery_id=row.delivery_id)
+    """Hard bounces, drops, spam reports and unsubscribes suppress the address."""
+    from comms.services import suppressions_add
+
+    suppressions_add(items=[
+        {"account_id": row.target.account_id, "reason": row.status,
+         "address": row.event.recipient or row.target.recipient,
+         "detail": row.event.reason, "delivery_id": row.delivery_id}
         for row in rows if row.status in PERMANENT_FAILURES
-    ]
-    if suppressions:
-        Suppression.objects.bulk_create(suppressions, ignore_conflicts=True)
+    ])
 
 
 def _after_recorded(event_ids: list[int]) -> None:

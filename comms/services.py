@@ -134,14 +134,23 @@ def previous_send_check(*, attendee: Attendee, template: MessageTemplate) -> Non
 def suppression_add(*, account_id: Any, address: str, reason: str, detail: str = "",
                     delivery_id: Any = None, channel: str = "email") -> None:
     """Suppress an address (idempotent: an active suppression is kept as it is)."""
-    try:
-        with transaction.atomic():
-            Suppression.objects.create(
-                account_id=account_id, channel=channel, address=address.strip().lower(),
-                reason=reason, detail=detail[:2000], delivery_id=delivery_id,
-            )
-    except IntegrityError:
-        pass
+    suppressions_add(items=[{"account_id": account_id, "address": address, "reason": reason,
+                             "detail": detail, "delivery_id": delivery_id,
+                             "channel": channel}])
+
+
+def suppressions_add(*, items: list[dict[str, Any]]) -> None:
+    """Suppress many addresses in one insert; ones already suppressed are left as they are.
+    Each item: account_id, address, reason, and optionally detail, delivery_id, channel."""
+    if not items:
+        return
+    Suppression.objects.bulk_create([
+        Suppression(account_id=item["account_id"], channel=item.get("channel", "email"),
+                    address=item["address"].strip().lower(), reason=item["reason"],
+                    detail=(item.get("detail") or "")[:2000],
+                    delivery_id=item.get("delivery_id"))
+        for item in items
+    ], ignore_conflicts=True)
 
 
 def suppression_remove(*, account: Account, address: str, reason: str,

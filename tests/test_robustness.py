@@ -171,3 +171,14 @@ def test_hostile_bodies_get_json_errors(api):
     offset = api.get("/checkin/v1/api/event?offset=100000000000000000000000")
     assert offset.status_code == 400
     assert api.get("/checkin/v1/api/event?_=123").status_code == 200
+
+
+def test_an_active_suppression_is_kept_once(keys):
+    from comms.services import suppression_add, suppressions_add
+
+    suppression_add(account_id=keys.account.id, address=" X@Example.com ", reason="bounced",
+                    detail="550 first")
+    suppressions_add(items=[{"account_id": keys.account.id, "address": "x@example.com",
+                             "reason": "spam_reported", "detail": "later"}])
+    [row] = Suppression.objects.all()
+    assert (row.address, row.reason, row.detail) == ("x@example.com", "bounced", "550 first")
