@@ -5,6 +5,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.http import JsonResponse
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
@@ -18,6 +19,11 @@ PARSERS = {
     "sendgrid": "comms.callbacks.sendgrid.parse_batch",
     "ses": "comms.callbacks.ses.parse_message",
 }
+
+
+def callback_error(status: int, message: str) -> JsonResponse:
+    """How every provider callback endpoint refuses a request: ``{"error": message}``."""
+    return JsonResponse({"error": message}, status=status)
 
 
 def callback_batch_store(*, provider: str, body: str) -> CallbackBatch:

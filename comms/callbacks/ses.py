@@ -22,7 +22,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from comms.callbacks import sns
-from comms.callbacks.services import callback_batch_store
+from comms.callbacks.services import callback_batch_store, callback_error
 from comms.providers.base import ProviderEvent
 
 log = logging.getLogger(__name__)
@@ -42,10 +42,6 @@ CONFIRM_TIMEOUT_SECONDS = 5.0
 
 # --- the endpoint -----------------------------------------------------------------------------
 
-def _error(status: int, message: str) -> JsonResponse:
-    return JsonResponse({"error": message}, status=status)
-
-
 @csrf_exempt
 @require_POST
 def ses_events(request: HttpRequest) -> HttpResponse:
@@ -54,20 +50,20 @@ def ses_events(request: HttpRequest) -> HttpResponse:
         body = request.body.decode("utf-8")
         envelope = json.loads(body)
     except ValueError:  # includes UnicodeDecodeError
-        return _error(400, "body is not a JSON SNS message")
+        return callback_error(400, "body is not a JSON SNS message")
     if not isinstance(envelope, dict):
-        return _error(400, "body is not a JSON SNS message")
+        return callback_error(400, "body is not a JSON SNS message")
     try:
         if not sns.message_verify(envelope):
             log.warning("SNS message with an invalid signature or certificate URL refused")
-            return _error(403, "invalid signature")
+            return callback_error(403, "invalid signature")
     except sns.CertificateUnavailable as exc:
         log.warning("SNS certificate unavailable: %s", exc)
-        return _error(503, "signing certificate unavailable")
+        return callback_error(503, "signing certificate unavailable")
     if envelope.get("TopicArn") not in settings.HERALD_SES_SNS_TOPIC_ARNS:
         log.warning("SNS %s from a topic not allow-listed refused: %s",
                     envelope.get("Type"), envelope.get("TopicArn"))
-        return _error(403, "topic not allowed")
+        return callback_error(403, "topic not allowed")
     return _HANDLERS[envelope["Type"]](envelope, body)
 
 
@@ -80,12 +76,12 @@ def _subscription(envelope: dict[str, Any], body: str) -> HttpResponse:
     url = str(envelope.get("SubscribeURL", ""))
     if not subscribe_url_valid(url):
         log.warning("SNS SubscribeURL refused: %.300s", url)
-        return _error(403, "SubscribeURL not an SNS URL")
+        return callback_error(403, "SubscribeURL not an SNS URL")
     try:
         _confirm(url)
     except OSError as exc:
         log.error("SNS subscription to %s not confirmed: %s", envelope.get("TopicArn"), exc)
-        return _error(502, "could not confirm the subscription")
+        return callback_error(502, "could not confirm the subscription")
     log.info("SNS subscription to %s confirmed", envelope.get("TopicArn"))
     return JsonResponse({"confirmed": True})
 

@@ -9,13 +9,9 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from comms.callbacks import sendgrid
-from comms.callbacks.services import callback_batch_store
+from comms.callbacks.services import callback_batch_store, callback_error
 
 log = logging.getLogger(__name__)
-
-
-def _error(status: int, message: str) -> JsonResponse:
-    return JsonResponse({"error": message}, status=status)
 
 
 @csrf_exempt
@@ -25,7 +21,7 @@ def sendgrid_events(request: HttpRequest) -> HttpResponse:
     try:
         body = request.body.decode("utf-8")
     except UnicodeDecodeError:
-        return _error(400, "body is not UTF-8")
+        return callback_error(400, "body is not UTF-8")
     if not sendgrid.signature_valid(
         public_key=settings.SENDGRID_WEBHOOK_PUBLIC_KEY, body=body,
         signature=request.META.get(sendgrid.SIGNATURE_HEADER, ""),
@@ -33,12 +29,12 @@ def sendgrid_events(request: HttpRequest) -> HttpResponse:
         max_age_seconds=settings.SENDGRID_WEBHOOK_MAX_AGE_SECONDS,
     ):
         log.warning("SendGrid callback with a missing, forged or stale signature refused")
-        return _error(403, "invalid signature")
+        return callback_error(403, "invalid signature")
     try:
         payload = json.loads(body)
     except ValueError:
-        return _error(400, "body is not JSON")
+        return callback_error(400, "body is not JSON")
     if not isinstance(payload, list):
-        return _error(400, "expected a JSON array of events")
+        return callback_error(400, "expected a JSON array of events")
     batch = callback_batch_store(provider="sendgrid", body=body)
     return JsonResponse({"received": len(payload), "batch": batch.id})
