@@ -49,7 +49,3 @@ class ApiKey(TimeStampedModel):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…)"
-
-    @property
-    def is_test(self) -> bool:
-        return self.mode == self.Mode.TEST
