@@ -1,5 +1,6 @@
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 from common.models import TimeStampedModel, UUIDModel
 
@@ -11,6 +12,18 @@ class Account(UUIDModel):
     # Spec 000's "your account is verified for sending": set by createaccount, toggled in admin.
     verified_for_sending = models.BooleanField(default=False)
     subscription_key_hash = models.CharField(max_length=64, unique=True, null=True, blank=True)
+    # Spec 004's "contact quota reached" (402): creating a contact beyond it is refused.
+    contact_quota = models.PositiveIntegerField(null=True, blank=True, help_text="None: unlimited")
+    # Spec 004's "Rate Limits": per API key and second, and deliveries per UTC day, by key
+    # mode. Empty: the HERALD_RATE_LIMIT_* / HERALD_DAILY_QUOTA_* setting; 0: no limit.
+    rate_limit_live = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Requests per second per live key; empty: the default")
+    rate_limit_test = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Requests per second per test key; empty: the default")
+    daily_quota_live = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Live deliveries per UTC day; empty: the default")
+    daily_quota_test = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Test deliveries per UTC day; empty: the default")
 
     def __str__(self) -> str:
         return self.name
@@ -49,3 +62,29 @@ class ApiKey(TimeStampedModel):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…)"
+
+
+class IdempotentRequest(models.Model):
+    """A POST made with an idempotency key and, once it has finished, its response.
+
+    The unique (account, mode, key) row is the claim: whoever inserts it runs the request;
+    a retry finds it and replays the stored response. Kept HERALD_IDEMPOTENCY_TTL_SECONDS.
+    """
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="+")
+    mode = models.CharField(max_length=8, choices=ApiKey.Mode.choices)
+    key = models.CharField(max_length=255)
+    fingerprint = models.CharField(max_length=64, help_text="SHA-256 of method, path and body")
+    status = models.PositiveSmallIntegerField(null=True, help_text="None: still being processed")
+    content_type = models.CharField(max_length=255, blank=True)
+    body = models.BinaryField(blank=True, default=b"")
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["account", "mode", "key"],
+                                    name="idempotent_request_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.mode} {self.key}"

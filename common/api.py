@@ -12,7 +12,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.guard import auth_failure_record, auth_guard_check
+from accounts.models import ApiKey
 from common.errors import HeraldError
+from common.idempotency import Replay, idempotency_claim, idempotency_finish, idempotency_release
+from common.ratelimit import rate_limit_hit
 
 
 class StrictSerializer(serializers.Serializer):
@@ -165,7 +168,56 @@ def v003_error_body(exc: Exception) -> tuple[int, dict[str, Any]] | None:
     return None
 
 
-ERROR_STYLES = {"comms": comms_error_body, "v003": v003_error_body, "v004": v004_error_body}
+# RFC 9457 problem types, as ASP.NET Core (spec 002's server) names them.
+PROBLEM_TYPES = {
+    400: "https://tools.ietf.org/html/rfc9110#section-15.5.1",
+    401: "https://tools.ietf.org/html/rfc9110#section-15.5.2",
+    403: "https://tools.ietf.org/html/rfc9110#section-15.5.4",
+    404: "https://tools.ietf.org/html/rfc9110#section-15.5.5",
+    405: "https://tools.ietf.org/html/rfc9110#section-15.5.6",
+    409: "https://tools.ietf.org/html/rfc9110#section-15.5.10",
+    415: "https://tools.ietf.org/html/rfc9110#section-15.5.16",
+    422: "https://tools.ietf.org/html/rfc9110#section-15.5.21",
+    429: "https://tools.ietf.org/html/rfc6585#section-4",
+}
+PROBLEM_TITLES = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
+                  405: "Method Not Allowed", 409: "Conflict", 415: "Unsupported Media Type",
+                  422: "Unprocessable Content", 429: "Too Many Requests"}
+
+
+def problem(status: int, detail: str, title: str | None = None,
+            **extra: Any) -> dict[str, Any]:
+    return {"type": PROBLEM_TYPES.get(status, "about:blank"),
+            "title": title or PROBLEM_TITLES.get(status, "Error"), "status": status,
+            "detail": detail, **extra}
+
+
+def problem_error_body(exc: Exception) -> tuple[int, dict[str, Any]] | None:
+    """The multi-channel family (spec 002): RFC 9457 problem details; validation errors
+    list every field (``errors: {field: [messages]}``) as ASP.NET's ValidationProblemDetails."""
+    if isinstance(exc, HeraldError):
+        return exc.status, problem(exc.status, exc.message, **exc.extra)
+    if isinstance(exc, exceptions.ValidationError):
+        detail = exc.detail if isinstance(exc.detail, dict) else {"": exc.detail}
+        errors: dict[str, list[str]] = {}
+        for name, message in _flatten(detail).items():
+            errors.setdefault("" if name == "non_field_errors" else name, []).append(message)
+        summary = "; ".join(f"{k}: {v[0]}" if k else v[0] for k, v in sorted(errors.items()))
+        return 400, problem(400, summary, "One or more validation errors occurred.",
+                            errors=errors)
+    if isinstance(exc, exceptions.ParseError):
+        return 400, problem(400, "The request body is not valid JSON.")
+    if isinstance(exc, exceptions.NotAuthenticated | exceptions.AuthenticationFailed):
+        return 401, problem(401, str(exc.detail))
+    if isinstance(exc, Http404 | exceptions.NotFound):
+        return 404, problem(404, "Not found.")
+    if isinstance(exc, exceptions.APIException):
+        return exc.status_code, problem(exc.status_code, str(exc.detail))
+    return None
+
+
+ERROR_STYLES = {"comms": comms_error_body, "v003": v003_error_body, "v004": v004_error_body,
+                "problem": problem_error_body}
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
@@ -175,7 +227,8 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if rendered is None:
         return None
     status, body = rendered
-    response = Response(body, status=status)
+    response = Response(body, status=status, content_type=(
+        "application/problem+json" if style == "problem" else None))
     if status == 401:
         response["WWW-Authenticate"] = 'Bearer realm="herald"'
         if context.get("request") is not None:
@@ -186,13 +239,47 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
 
 
 class HeraldAPIView(APIView):
-    """Base of every API view: JSON only, API-key authentication, one error shape per family."""
+    """Base of every API view: JSON only, API-key authentication, one error shape per family,
+    a rate limit per API key (``X-RateLimit-*`` headers) and idempotency keys on POST."""
 
     error_style = "comms"
+    idempotency_layer = True  # False: the view handles idempotency keys itself
+    _claim = None  # this request's IdempotentRequest, while it runs
+    _window = None  # this request's rate-limit Window, for the headers
 
     def initial(self, request, *args, **kwargs) -> None:
         auth_guard_check(request)  # an address guessing keys is refused before anything else
         super().initial(request, *args, **kwargs)
+        if self.idempotency_layer and request.method == "POST":
+            self._claim = idempotency_claim(request, style=self.error_style)
+
+    def check_throttles(self, request) -> None:
+        super().check_throttles(request)
+        if isinstance(request.auth, ApiKey):
+            self._window = rate_limit_hit(api_key=request.auth)
+
+    def handle_exception(self, exc: Exception):
+        if isinstance(exc, Replay):
+            return exc.response
+        try:
+            response = super().handle_exception(exc)
+        except Exception:
+            idempotency_release(self._claim)  # a crash: a retry may run again
+            self._claim = None
+            raise
+        if isinstance(exc, HeraldError):  # RateLimited, InProgress: Retry-After and the like
+            for name, value in getattr(exc, "headers", {}).items():
+                response[name] = value
+        return response
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        response = super().finalize_response(request, response, *args, **kwargs)
+        idempotency_finish(self._claim, response)
+        self._claim = None
+        if self._window is not None:
+            for name, value in self._window.headers().items():
+                response.setdefault(name, value)
+        return response
 
     def get_account(self):
         return self.request.auth.account

@@ -1,8 +1,22 @@
-from django.contrib import admin
+from datetime import timedelta
 
-from common.admin import AccountScopedAdmin, ScopedInline
+from django import forms
+from django.contrib import admin
+from django.db.models import Count
+
+from common import crypto
+from common.admin import AccountScopedAdmin, Role, ScopedInline
+from comms import channels, dashboard
 from comms.admin_actions import resend_deliveries
-from comms.models import CallbackBatch, Delivery, DeliveryEvent, OutboxMessage, Suppression
+from comms.models import (
+    CallbackBatch,
+    Dashboard,
+    Delivery,
+    DeliveryEvent,
+    Integration,
+    OutboxMessage,
+    Suppression,
+)
 
 
 class DeliveryEventInline(ScopedInline, admin.TabularInline):
@@ -18,8 +32,12 @@ class DeliveryEventInline(ScopedInline, admin.TabularInline):
 
 @admin.register(Delivery)
 class DeliveryAdmin(AccountScopedAdmin):
-    list_display = ["id", "recipient", "status", "mode", "provider", "attempts", "created_at"]
-    list_filter = ["status", "mode", "provider", "channel"]
+    list_display = ["id", "recipient", "channel", "status", "mode", "provider", "attempts",
+                    "created_at"]
+    # Related filters list only what the user's (scoped) deliveries point at.
+    list_filter = ["status", "channel", "mode", "provider",
+                   ("attendee__event", admin.RelatedOnlyFieldListFilter),
+                   ("template", admin.RelatedOnlyFieldListFilter), "event_name"]
     search_fields = ["id", "recipient", "correlation_id", "provider_message_id"]
     readonly_fields = [f.name for f in Delivery._meta.fields]
     inlines = [DeliveryEventInline]
@@ -81,3 +99,113 @@ class CallbackBatchAdmin(AccountScopedAdmin):
 
     def has_add_permission(self, request) -> bool:
         return False
+
+
+class IntegrationForm(forms.ModelForm):
+    """Credentials are write-only: typed in, stored encrypted, never shown again (leave the
+    box empty to keep the stored ones)."""
+
+    provider = forms.ChoiceField(choices=[(name, f"{name} ({channel})") for name, (channel, _)
+                                          in channels.PROVIDERS.items()])
+    credentials = forms.JSONField(
+        required=False, widget=forms.Textarea(attrs={"rows": 4, "autocomplete": "off"}),
+        help_text="JSON object of the provider's secrets; empty keeps the stored ones.")
+
+    class Meta:
+        model = Integration
+        fields = ["account", "provider", "name", "priority", "is_active", "config"]
+
+    def clean(self):
+        data = super().clean()
+        provider, creds = data.get("provider"), data.get("credentials")
+        if creds is not None and not isinstance(creds, dict):
+            raise forms.ValidationError("Credentials must be a JSON object.")
+        if provider:
+            cls = channels.provider_class(provider)
+            unknown = (set(data.get("config") or {}) - set(cls.config_fields)) | (
+                set(creds or {}) - set(cls.credential_fields))
+            if unknown:
+                raise forms.ValidationError(
+                    f"Unknown settings for {provider}: {', '.join(sorted(unknown))}. "
+                    f"Config: {', '.join(cls.config_fields) or 'none'}; credentials: "
+                    f"{', '.join(cls.credential_fields) or 'none'}.")
+        return data
+
+    def save(self, commit: bool = True) -> Integration:
+        data = self.cleaned_data
+        return channels.integration_save(
+            account=data["account"], provider=data["provider"], config=data.get("config") or {},
+            credentials=data.get("credentials") or None, name=data.get("name", ""),
+            priority=data.get("priority") or 0, is_active=data.get("is_active", True),
+            integration=self.instance)
+
+    def save_m2m(self) -> None:
+        pass
+
+
+@admin.register(Integration)
+class IntegrationAdmin(AccountScopedAdmin):
+    form = IntegrationForm
+    list_display = ["__str__", "account", "channel", "provider", "priority", "is_active",
+                    "credentials_set"]
+    list_filter = ["channel", "provider", "is_active"]
+    search_fields = ["name", "provider", "account__name"]
+    readonly_fields = ["channel", "credentials_set", "created_at", "updated_at"]
+    change_roles = frozenset({Role.OWNER})
+    add_roles = frozenset({Role.OWNER})
+
+    @admin.display(description="credentials stored")
+    def credentials_set(self, obj: Integration) -> str:
+        names = list(crypto.decrypt_json(obj.credentials_encrypted)) if obj.pk else []
+        return ", ".join(names) or "none"
+
+    def save_form(self, request, form, change) -> Integration:
+        return form.instance  # saved by save_model, through the service
+
+    def save_model(self, request, obj, form, change) -> None:
+        form.save()
+
+
+@admin.register(Dashboard)
+class DashboardAdmin(AccountScopedAdmin):
+    """Per account and per event (the busiest ten): daily stacked bars of outcomes."""
+
+    DAYS = 14
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    def changelist_view(self, request, extra_context=None):
+        from django.template.response import TemplateResponse
+        from django.utils import timezone
+
+        from accounts.models import Account
+        from guests.models import Event
+
+        scoped = self.get_queryset(request)
+        since = timezone.now() - timedelta(days=self.DAYS)
+        sections = []
+        accounts = Account.objects.filter(id__in=scoped.values("account_id")).order_by("name")
+        for account in accounts[:10]:
+            rows = scoped.filter(account=account)
+            sections.append({"title": f"Account: {account.name}",
+                             "chart": dashboard.chart(dashboard.daily(rows, days=self.DAYS)),
+                             "funnel": dashboard.funnel(rows)})
+        busiest = (scoped.filter(created_at__gte=since, attendee__isnull=False)
+                   .values("attendee__event").annotate(n=Count("id")).order_by("-n")[:10])
+        events = Event.objects.in_bulk([row["attendee__event"] for row in busiest])
+        for row in busiest:
+            rows = scoped.filter(attendee__event=row["attendee__event"])
+            sections.append({"title": f"Event: {events[row['attendee__event']].name}",
+                             "chart": dashboard.chart(dashboard.daily(rows, days=self.DAYS)),
+                             "funnel": dashboard.funnel(rows)})
+        context = {**self.admin_site.each_context(request), "title": "Dashboard",
+                   "sections": sections, "days": self.DAYS, "opts": self.model._meta,
+                   "legend": [(name, colour) for name, colour, _ in dashboard.GROUPS]}
+        return TemplateResponse(request, "admin/comms/dashboard.html", context)

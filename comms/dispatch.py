@@ -63,14 +63,26 @@ def delivery_dispatch(*, delivery_id: str) -> None:
     rows = list(Delivery.objects.select_related("template", "attendee__event")
                 .filter(id__in=ids).order_by("created_at"))
     groups: dict[str, list[Delivery]] = defaultdict(list)
+    others: list[Delivery] = []
     for delivery in rows:
-        groups[_provider_name(delivery)].append(delivery)
+        if delivery.channel == "email":
+            groups[_provider_name(delivery)].append(delivery)
+        else:
+            others.append(delivery)
+    if others:
+        from comms.channel_dispatch import channels_dispatch
+
+        channels_dispatch(others)
     for provider, deliveries in groups.items():
-        _send_group(provider, deliveries)
+        email_send_group(provider, deliveries)
 
 
 def _provider_name(delivery: Delivery) -> str:
-    return "sandbox" if delivery.mode == Delivery.Mode.TEST else settings.HERALD_EMAIL_PROVIDER
+    return "sandbox" if delivery.mode == Delivery.Mode.TEST else email_provider_name()
+
+
+def email_provider_name() -> str:
+    return settings.HERALD_EMAIL_PROVIDER
 
 
 def _claim(delivery_id: str, now: datetime, batch_size: int) -> list[Any]:
@@ -92,22 +104,30 @@ def _claim(delivery_id: str, now: datetime, batch_size: int) -> list[Any]:
         return [Delivery._meta.pk.to_python(row[0]) for row in cursor.fetchall()]
 
 
-def _send_group(provider_name: str, deliveries: list[Delivery]) -> None:
+def email_send_group(provider_name: str, deliveries: list[Delivery], *,
+                     final: bool = False) -> None:
+    """Send claimed email deliveries through one provider. ``final`` (spec 002's synchronous
+    send): a transient or configuration failure fails the delivery now instead of retrying."""
     suppressed = _suppressions(deliveries)
     ready: list[tuple[Delivery, Content]] = []
     for delivery in deliveries:
         if (delivery.account_id, delivery.recipient.lower()) in suppressed:
             _fail_suppressed(delivery, provider_name,
                              suppressed[(delivery.account_id, delivery.recipient.lower())])
-        elif (content := _content(delivery, provider_name)) is not None:
+        elif (content := content_for(delivery, provider_name)) is not None:
             ready.append((delivery, content))
     if not ready:
         return
     try:
         provider = email_provider(provider_name)
-    except ProviderConfigurationError:
-        for delivery, _ in ready:
-            _release(delivery, provider_name)
+    except ProviderConfigurationError as exc:
+        for delivery, content in ready:
+            if final:
+                _record_failure(delivery, provider_name, content, exc, final=True)
+            else:
+                _release(delivery, provider_name)
+        if final:
+            return
         raise
     outcomes = _provider_send(provider, _messages(ready))
     sent = []
@@ -115,12 +135,12 @@ def _send_group(provider_name: str, deliveries: list[Delivery]) -> None:
         if isinstance(outcome, SendResult):
             sent.append((delivery, content, outcome.provider_message_id))
         else:
-            _record_failure(delivery, provider_name, content, outcome)
-    _mark_sent(sent, provider_name)
+            _record_failure(delivery, provider_name, content, outcome, final=final)
+    mark_sent(sent, provider_name)
     if provider_name == "sandbox":
         for delivery, _, _ in sent:
             _simulate(delivery)
-    if any(isinstance(o, ProviderConfigurationError) for o in outcomes):
+    if not final and any(isinstance(o, ProviderConfigurationError) for o in outcomes):
         raise next(o for o in outcomes if isinstance(o, ProviderConfigurationError))
 
 
@@ -132,8 +152,14 @@ def _messages(ready: list[tuple[Delivery, Content]]) -> list[EmailMessage]:
     by_delivery = email_senders(delivery_ids=[d.id for d, _ in ready])
     by_account = {account_id: sender_for(account_id=account_id)
                   for account_id in {d.account_id for d, _ in ready}}
-    return [_message(d, c, by_delivery.get(d.id) or by_account[d.account_id])
-            for d, c in ready]
+    return [_message(d, c, _chosen_sender(d) or by_delivery.get(d.id)
+                     or by_account[d.account_id]) for d, c in ready]
+
+
+def _chosen_sender(delivery: Delivery) -> tuple[str, str] | None:
+    """Spec 004's ``from``, checked against the account's verified domain when accepted."""
+    chosen = _options(delivery).get("from")
+    return (chosen, "") if chosen else None
 
 
 def _provider_send(provider: Any, messages: list[EmailMessage]) -> list[Any]:
@@ -151,16 +177,20 @@ def _provider_send(provider: Any, messages: list[EmailMessage]) -> list[Any]:
 
 
 def _record_failure(delivery: Delivery, provider: str, content: Content,
-                    exc: Exception) -> None:
-    if isinstance(exc, ProviderConfigurationError):
+                    exc: Exception, *, final: bool = False) -> None:
+    if final and not isinstance(exc, ProviderPermanentError):
+        fail(delivery, provider, Status.FAILED,
+             "configuration" if isinstance(exc, ProviderConfigurationError) else "transient",
+             str(exc) or type(exc).__name__)
+    elif isinstance(exc, ProviderConfigurationError):
         _release(delivery, provider)
     elif isinstance(exc, ProviderPermanentError):
-        _fail(delivery, provider, Status.FAILED, "provider_rejected", str(exc))
+        fail(delivery, provider, Status.FAILED, "provider_rejected", str(exc))
     elif isinstance(exc, ProviderTransientError):
-        _retry_or_fail(delivery, provider, exc, content)
+        retry_or_fail(delivery, provider, exc, content)
     else:  # an unclassified adapter error must not strand the row
         log.error("Unexpected error from provider %s for %s: %r", provider, delivery.id, exc)
-        _retry_or_fail(delivery, provider,
+        retry_or_fail(delivery, provider,
                        ProviderTransientError(f"Unexpected provider error: {exc!r}"), content)
 
 
@@ -176,10 +206,10 @@ def _suppressions(deliveries: list[Delivery]) -> dict[tuple[Any, str], Suppressi
 def _fail_suppressed(delivery: Delivery, provider: str, suppression: Suppression) -> None:
     reason = (f"{delivery.recipient} is suppressed ({suppression.reason} at "
               f"{suppression.created_at:%Y-%m-%dT%H:%M:%SZ}): {suppression.detail}".rstrip(": "))
-    _fail(delivery, provider, Status.SUPPRESSED, suppression.reason, reason)
+    fail(delivery, provider, Status.SUPPRESSED, suppression.reason, reason)
 
 
-def _content(delivery: Delivery, provider: str) -> Content | None:
+def content_for(delivery: Delivery, provider: str) -> Content | None:
     """The content rendered on the first attempt, reused by retries; None if it failed."""
     if delivery.template_version is not None:
         return Content(delivery.subject, delivery.html_body, delivery.text_body,
@@ -187,12 +217,12 @@ def _content(delivery: Delivery, provider: str) -> Content | None:
     try:
         content = delivery_render(delivery=delivery)
     except Exception as exc:
-        _fail(delivery, provider, Status.FAILED, "template_error",
+        fail(delivery, provider, Status.FAILED, "template_error",
               f"The template could not be rendered: {exc}")
         return None
     size = len(content.subject) + len(content.html) + len(content.text)
     if size > settings.HERALD_MAX_RENDERED_CHARS:
-        _fail(delivery, provider, Status.FAILED, "template_error",
+        fail(delivery, provider, Status.FAILED, "template_error",
               f"The rendered message has {size} characters, over the "
               f"{settings.HERALD_MAX_RENDERED_CHARS} allowed.")
         return None
@@ -203,6 +233,8 @@ def delivery_render(*, delivery: Delivery) -> Content:
     """Render the delivery's template with its attendee and event, or with the context the
     delivery carries (spec 003's emails have neither attendee nor event)."""
     template, attendee = delivery.template, delivery.attendee
+    if template is None:  # content given as is (spec 002), stored at creation
+        return Content(delivery.subject, delivery.html_body, delivery.text_body, 0)
     event = attendee.event if attendee else None
     context = {
         "firstName": attendee.first_name if attendee else "",
@@ -220,8 +252,15 @@ def delivery_render(*, delivery: Delivery) -> Content:
     rendered = render(
         cache_key=(str(template.id), template.version), subject=template.subject,
         html_body=template.html_body, text_body=template.text_body, context=context,
+        fallback=template.event_id is not None,
     )
-    return Content(rendered.subject, rendered.html, rendered.text, template.version)
+    # Spec 004's per-send overrides (e.g. the email subject) replace the rendered part.
+    subject = _options(delivery).get("subject") or _options(delivery).get("title")
+    return Content(subject or rendered.subject, rendered.html, rendered.text, template.version)
+
+
+def _options(delivery: Delivery) -> dict[str, Any]:
+    return (delivery.context or {}).get("_options") or {}
 
 
 def _message(delivery: Delivery, content: Content,
@@ -239,6 +278,7 @@ def _message(delivery: Delivery, content: Content,
         to_name=f"{attendee.first_name} {attendee.last_name}".strip() if attendee else "",
         subject=content.subject, html=content.html, text=content.text,
         custom_args={"herald_delivery_id": str(delivery.id)},
+        reply_to=_options(delivery).get("reply_to", ""),
     )
 
 
@@ -260,7 +300,7 @@ def record_event(delivery: Delivery, name: str, status: str, **detail: Any) -> N
     webhooks_emit(delivery_event_ids=[event.id])
 
 
-def _mark_sent(sent: list[tuple[Delivery, Content, str]], provider: str) -> None:
+def mark_sent(sent: list[tuple[Delivery, Content, str]], provider: str) -> None:
     """Record a batch's accepted messages: content and ids, ``sent`` (only from ``sending``,
     so a fast callback is never overwritten), and one comms.sent event each."""
     if not sent:
@@ -312,10 +352,10 @@ def _update_sent(sent: list[tuple[Delivery, Content, str]], provider: str,
         return cursor.rowcount
 
 
-def _retry_or_fail(delivery: Delivery, provider: str, exc: ProviderTransientError,
+def retry_or_fail(delivery: Delivery, provider: str, exc: ProviderTransientError,
                    content: Content) -> None:
     if delivery.attempts >= settings.HERALD_SEND_MAX_ATTEMPTS:
-        _fail(delivery, provider, Status.FAILED, "transient",
+        fail(delivery, provider, Status.FAILED, "transient",
               f"Transient API-side failure after {delivery.attempts} attempts: {exc}")
         return
     delay = retry_delay(attempt=delivery.attempts, retry_after=exc.retry_after)
@@ -345,7 +385,7 @@ def retry_delay(*, attempt: int, retry_after: float | None) -> float:
     return delay
 
 
-def _fail(delivery: Delivery, provider: str, status: str, failure_type: str, reason: str) -> None:
+def fail(delivery: Delivery, provider: str, status: str, failure_type: str, reason: str) -> None:
     with transaction.atomic():  # the status, its event and its webhooks commit together
         updated = _mine(delivery).filter(status=Status.SENDING).update(
             status=status, provider=provider, failure_type=failure_type,
@@ -406,7 +446,7 @@ def _reclaim_expired(now: datetime) -> None:
                 claimed_at__lt=now - timedelta(seconds=settings.HERALD_SENDING_LEASE_SECONDS))
     exhausted = Delivery.objects.filter(expired, attempts__gte=settings.HERALD_SEND_MAX_ATTEMPTS)
     for delivery in exhausted.only("id", "claimed_at", "correlation_id", "provider")[:1000]:
-        _fail(delivery, delivery.provider, Status.FAILED, "transient",
+        fail(delivery, delivery.provider, Status.FAILED, "transient",
               f"No outcome after {settings.HERALD_SEND_MAX_ATTEMPTS} attempts "
               "(the worker stopped each time).")
     # The same condition in the UPDATE: a row re-claimed meanwhile is left alone.

@@ -3,7 +3,8 @@ import uuid
 from django.db import models
 
 from accounts.models import Account
-from common.models import TimeStampedModel
+from common.models import TimeStampedModel, UUIDModel
+from contacts.models import Contact
 from guests.models import Attendee
 from templates.models import MessageTemplate
 
@@ -50,12 +51,23 @@ class Delivery(TimeStampedModel):
     attendee = models.ForeignKey(
         Attendee, on_delete=models.CASCADE, null=True, blank=True, related_name="deliveries"
     )
+    contact = models.ForeignKey(
+        Contact, on_delete=models.SET_NULL, null=True, blank=True, related_name="deliveries"
+    )
+    # None: the content was given as is (spec 002's subject and body), stored at creation.
     template = models.ForeignKey(
-        MessageTemplate, on_delete=models.PROTECT, related_name="deliveries"
+        MessageTemplate, on_delete=models.PROTECT, null=True, blank=True,
+        related_name="deliveries",
     )
     channel = models.CharField(max_length=16, default="email")
     mode = models.CharField(max_length=8, choices=Mode.choices, default=Mode.LIVE)
-    recipient = models.CharField(max_length=254)
+    # The channel's address: email, E.164 phone, push token, user id, webhook URL, chat id.
+    recipient = models.CharField(max_length=2048)
+    # The integration that sent it (channels other than email); spec 004's event name.
+    integration = models.ForeignKey(
+        "Integration", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    event_name = models.CharField(max_length=128, blank=True)
     correlation_id = models.CharField(max_length=128, null=True, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
     provider = models.CharField(max_length=32, blank=True)
@@ -191,3 +203,36 @@ class CallbackBatch(models.Model):
 
     def __str__(self) -> str:
         return f"{self.provider} batch {self.id}"
+
+
+class Integration(UUIDModel):
+    """One account's provider for one channel (other than email, which uses the platform's
+    provider): its settings, its credentials encrypted at rest (``common.crypto``), and its
+    place in the channel's failover order (lowest ``priority`` first)."""
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="integrations")
+    channel = models.CharField(max_length=16)
+    provider = models.CharField(max_length=32)
+    name = models.CharField(max_length=100, blank=True)
+    priority = models.PositiveSmallIntegerField(
+        default=0, help_text="Failover order: the lowest is tried first.")
+    is_active = models.BooleanField(default=True)
+    config = models.JSONField(default=dict, blank=True, help_text="Non-secret settings.")
+    credentials_encrypted = models.TextField(blank=True, editable=False)
+
+    class Meta:
+        ordering = ["channel", "priority", "created_at"]
+        indexes = [models.Index(fields=["account", "channel", "priority"],
+                                name="integration_chain")]
+
+    def __str__(self) -> str:
+        return f"{self.channel}: {self.name or self.provider}"
+
+
+class Dashboard(Delivery):
+    """The admin's dashboard page (charts of sends and outcomes), scoped like deliveries."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "dashboard"
+        verbose_name_plural = "dashboard"

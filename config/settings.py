@@ -249,7 +249,9 @@ WEBHOOKS_RETRY_JITTER = env.float("WEBHOOKS_RETRY_JITTER", default=0.2)
 WEBHOOKS_DISABLE_AFTER_DAYS = env.int("WEBHOOKS_DISABLE_AFTER_DAYS", default=5)
 WEBHOOKS_SECRET_OVERLAP_HOURS = env.int("WEBHOOKS_SECRET_OVERLAP_HOURS", default=24)
 # Key that encrypts stored signing secrets; empty → derived from DJANGO_SECRET_KEY.
-WEBHOOKS_ENCRYPTION_KEY = env.str("WEBHOOKS_ENCRYPTION_KEY", default="")
+WEBHOOKS_ENCRYPTION_KEY = env.str("WEBHOOKS_ENCRYPTION_KEY", default="")  # older name
+# Encrypts secrets at rest (webhook secrets, integration credentials); SECRET_KEY if unset.
+HERALD_ENCRYPTION_KEY = env.str("HERALD_ENCRYPTION_KEY", default="")
 WEBHOOKS_SWEEP_INTERVAL_SECONDS = env.int("WEBHOOKS_SWEEP_INTERVAL_SECONDS", default=60)
 WEBHOOKS_SWEEP_GRACE_SECONDS = env.int("WEBHOOKS_SWEEP_GRACE_SECONDS", default=120)
 CELERY_BEAT_SCHEDULE["webhooks.messages_sweep"] = {
@@ -277,3 +279,28 @@ CELERY_BEAT_SCHEDULE["domains.sender_domains_poll"] = {
     "task": "domains.sender_domains_poll",
     "schedule": float(HERALD_DOMAIN_POLL_INTERVAL_SECONDS),
 }
+
+# --- rate limits and idempotency (accounts/, common/ratelimit.py, common/idempotency.py) ---
+# Spec 004's "Rate Limits": requests per second per API key and deliveries per UTC day, by
+# key mode; an Account's own values override these; 0 means no limit.
+HERALD_RATE_LIMIT_LIVE = env.int("HERALD_RATE_LIMIT_LIVE", default=100)
+HERALD_RATE_LIMIT_TEST = env.int("HERALD_RATE_LIMIT_TEST", default=10)
+HERALD_DAILY_QUOTA_LIVE = env.int("HERALD_DAILY_QUOTA_LIVE", default=1000)
+HERALD_DAILY_QUOTA_TEST = env.int("HERALD_DAILY_QUOTA_TEST", default=150)
+# Where the counters live: a redis:// URL (shared by all processes), else each process counts
+# on its own. Default: the broker when it is Redis.
+HERALD_RATE_LIMIT_REDIS_URL = env.str("HERALD_RATE_LIMIT_REDIS_URL", default=(
+    CELERY_BROKER_URL if CELERY_BROKER_URL.startswith(("redis://", "rediss://")) else ""))
+# Idempotency keys of POSTs: how long a response is replayed; after how long a request that
+# never finished (killed process) no longer blocks its key.
+HERALD_IDEMPOTENCY_TTL_SECONDS = env.int("HERALD_IDEMPOTENCY_TTL_SECONDS", default=86400)
+HERALD_IDEMPOTENCY_LEASE_SECONDS = env.int("HERALD_IDEMPOTENCY_LEASE_SECONDS", default=300)
+
+# --- guest CSV import and bulk send (guests/imports.py, guests/bulk.py) -------------------
+# The largest CSV the admin accepts: a bigger upload is refused from its Content-Length,
+# before its body is read. The file is kept in the database until it has been imported.
+HERALD_IMPORT_MAX_BYTES = env.int("HERALD_IMPORT_MAX_BYTES", default=50 * 1024 * 1024)
+# Row errors an import keeps for its preview page (all are counted).
+HERALD_IMPORT_MAX_ERRORS = env.int("HERALD_IMPORT_MAX_ERRORS", default=1000)
+# Rows per import transaction: one existing-id query and one bulk insert each.
+HERALD_IMPORT_BATCH_SIZE = env.int("HERALD_IMPORT_BATCH_SIZE", default=2000)

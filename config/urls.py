@@ -11,28 +11,48 @@ urlpatterns = [
     path("comms/v1/api/comms/", include("comms.api.urls")),
     path("callbacks/", include("comms.callbacks.urls")),
     path("v1/webhooks", include("webhooks.api.urls")),
+    path("v1/contacts", include("contacts.api.urls")),
+    path("api/v1/communications/", include("comms.api.communications_urls")),
     path("v1/", include("emails.api.urls")),
+    path("v1/", include("comms.api.notification_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
 ]
 
 
+def _family_error(request, status: int, message: str, code: str) -> JsonResponse:
+    """An error Django raises before any view, in the shape of the path's API family."""
+    path = request.path
+    if path.startswith(("/v1/Email", "/v1/Brand")):
+        return JsonResponse({"Error": message}, status=status)
+    if path.startswith("/v1/"):
+        return JsonResponse({"error": message, "code": {400: "VALIDATION_ERROR",
+                                                        404: "NOT_FOUND"}.get(status,
+                                                                              "SERVER_ERROR")},
+                            status=status)
+    if path.startswith("/api/v1/communications"):
+        from common.api import problem
+
+        return JsonResponse(problem(status, message), status=status,
+                            content_type="application/problem+json")
+    return JsonResponse({"error": code, "message": message}, status=status)
+
+
 def handler404(request, exception=None):
-    """Unknown API paths answer JSON in the check-in & comms shape, not an HTML page."""
+    """Unknown API paths answer JSON in their family's shape, not an HTML page."""
     if request.path.startswith("/admin/"):
         from django.views.defaults import page_not_found
 
         return page_not_found(request, exception)
-    return JsonResponse({"error": "not_found", "message": "No such endpoint."}, status=404)
+    return _family_error(request, 404, "No such endpoint.", "not_found")
 
 
 def handler400(request, exception=None):
     """Requests Django refuses before any view (e.g. a body over the upload limit): JSON."""
-    return JsonResponse({"error": "bad_request", "message": "The request was refused: "
-                         "check its size (5 MB at most) and its headers."}, status=400)
+    return _family_error(request, 400, "The request was refused: check its size (5 MB at "
+                         "most) and its headers.", "bad_request")
 
 
 def handler500(request):
-    return JsonResponse({"error": "internal_error",
-                         "message": "Something went wrong on our side; it has been logged."},
-                        status=500)
+    return _family_error(request, 500, "Something went wrong on our side; it has been logged.",
+                         "internal_error")

@@ -1,26 +1,112 @@
-from django.contrib import admin
+import difflib
+
+from django import forms
+from django.contrib import admin, messages
 from django.utils.html import format_html
 
-from common.admin import AccountScopedAdmin
-from templates.models import MessageTemplate
-from templates.rendering import render
+from common.admin import AccountScopedAdmin, Role, ScopedInline, user_accounts
+from templates.models import MessageTemplate, NotificationEvent, TemplateVersion
+from templates.rendering import TemplateCompileError, render, template_check
+from templates.samples import SAMPLE
+from templates.services import template_send_test, version_record
 
-# What the preview renders with: the tokens a ticket send fills in.
-SAMPLE = {
-    "firstName": "Jane", "lastName": "Smith", "email": "jane@example.com",
-    "attendeeId": "00000000-0000-4000-8000-000000000000", "correlationId": "order-2026-0042",
-    "attendeeInvitationId": "00000000-0000-4000-8000-000000000001",
-    "event": {"id": "00000000-0000-4000-8000-000000000002", "name": "Sample Event",
-              "venue": "Main Hall", "startsAt": None, "endsAt": None},
-}
+
+class TemplateForm(forms.ModelForm):
+    """Compiles like the API does, and bumps the version on a content change (compiled
+    templates are cached per (id, version) in every worker)."""
+
+    CONTENT = ("subject", "html_body", "text_body")
+    fallback = False  # spec 004's {{name | Guest}}: notification-event templates only
+
+    def clean(self):
+        data = super().clean()
+        try:
+            template_check(subject=data.get("subject", ""), html_body=data.get("html_body", ""),
+                           text_body=data.get("text_body", ""),
+                           fallback=self.fallback or self.instance.event_id is not None)
+        except TemplateCompileError as exc:
+            field = {"subject": "subject", "htmlBody": "html_body",
+                     "textBody": "text_body"}[exc.field]
+            self.add_error(field, f"Line {exc.line}: {exc.message}")
+        return data
+
+    def save(self, commit: bool = True):
+        if self.instance.pk and set(self.changed_data) & set(self.CONTENT):
+            self.instance.version += 1
+        return super().save(commit)
+
+
+class VersionInline(ScopedInline, admin.TabularInline):
+    """Who changed what: each saved version with the lines changed since the one before."""
+
+    model = TemplateVersion
+    extra = 0
+    can_delete = False
+    fields = ["version", "created_at", "changed_by", "changes"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.display(description="changes")
+    def changes(self, version: TemplateVersion) -> str:
+        previous = (TemplateVersion.objects.filter(template_id=version.template_id,
+                                                   version__lt=version.version)
+                    .order_by("-version").first())
+        if previous is None:
+            return "created"
+        lines = []
+        for field in ("subject", "html_body", "text_body"):
+            old, new = getattr(previous, field), getattr(version, field)
+            if old != new:
+                diff = difflib.unified_diff(old.splitlines(), new.splitlines(), lineterm="",
+                                            n=0)
+                lines += [f"{field}:"] + [line for line in diff
+                                          if not line.startswith(("---", "+++", "@@"))]
+        return format_html('<pre style="white-space:pre-wrap;margin:0">{}</pre>',
+                           "\n".join(lines[:60]) or "no content change")
+
+
+def _who(request) -> str:
+    user = request.user
+    return f"{user.get_username()} (admin)"
+
+
+@admin.action(description="Send a test to me (sample data, to my account's email)")
+def send_test_to_me(modeladmin, request, queryset) -> None:
+    address = (request.user.email or "").strip()
+    if not address:
+        modeladmin.message_user(request, "Your user has no email address: add one to your "
+                                "profile first.", messages.ERROR)
+        return
+    sent = []
+    for template in queryset.filter(channel="email")[:10]:
+        delivery = template_send_test(template=template, to=address)
+        sent.append(f"{template.name} ({delivery.id})")
+    if sent:
+        modeladmin.message_user(request, f"Test sent to {address}: {', '.join(sent)}.",
+                                messages.SUCCESS)
+    else:
+        modeladmin.message_user(request, "Only email templates can be sent as a test.",
+                                messages.WARNING)
 
 
 @admin.register(MessageTemplate)
 class MessageTemplateAdmin(AccountScopedAdmin):
+    form = TemplateForm
     list_display = ["name", "account", "channel", "language", "version", "updated_at"]
-    list_filter = ["channel", "language"]
+    list_filter = ["channel", "language", "event"]
     search_fields = ["name", "subject", "id"]
     readonly_fields = ["version", "preview"]
+    inlines = [VersionInline]
+    actions = [send_test_to_me]
+
+    def save_model(self, request, obj, form, change) -> None:
+        super().save_model(request, obj, form, change)
+        version_record(template=obj, actor=_who(request))
 
     @admin.display(description="preview (sample data)")
     def preview(self, template: MessageTemplate) -> str:
@@ -31,7 +117,8 @@ class MessageTemplateAdmin(AccountScopedAdmin):
         try:
             rendered = render(cache_key=(str(template.id), template.version),
                               subject=template.subject, html_body=template.html_body,
-                              text_body=template.text_body, context=SAMPLE)
+                              text_body=template.text_body, context=SAMPLE,
+                              fallback=template.event_id is not None)
         except Exception as exc:  # the preview shows why a send would fail
             return format_html("<strong>Does not render:</strong> {}", exc)
         return format_html(
@@ -40,3 +127,54 @@ class MessageTemplateAdmin(AccountScopedAdmin):
             'style="flex:1;min-height:24em;border:1px solid #ccc;background:#fff"></iframe>'
             '<pre style="flex:1;white-space:pre-wrap">{}</pre></div>',
             rendered.subject, rendered.html, rendered.text)
+
+
+class EventTemplateForm(TemplateForm):
+    fallback = True
+
+
+class EventTemplateInline(ScopedInline, admin.StackedInline):
+    model = MessageTemplate
+    form = EventTemplateForm
+    fk_name = "event"
+    extra = 0
+    fields = ["channel", "language", "subject", "text_body", "html_body", "version"]
+    readonly_fields = ["version"]
+
+    def _may_edit(self, request) -> bool:
+        return request.user.is_superuser or bool(
+            {Role.OWNER, Role.STAFF} & set(user_accounts(request).values()))
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return self._may_edit(request)
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return self._may_edit(request)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False  # past deliveries point at their template
+
+
+@admin.register(NotificationEvent)
+class NotificationEventAdmin(AccountScopedAdmin):
+    """Spec 004's events with a template per channel and language. Saving goes through the
+    same checks as the API (every template compiles, the default language covers every
+    channel)."""
+
+    list_display = ["identifier", "name", "account", "channels", "default_language",
+                    "updated_at"]
+    search_fields = ["identifier", "name"]
+    inlines = [EventTemplateInline]
+
+    def save_related(self, request, form, formsets, change) -> None:
+        for formset in formsets:
+            for inline_form in formset.forms:
+                if inline_form.instance and not inline_form.instance.account_id:
+                    inline_form.instance.account_id = form.instance.account_id
+                if inline_form.instance and not inline_form.instance.name:
+                    inline_form.instance.name = (
+                        f"{form.instance.identifier} ({inline_form.instance.channel}, "
+                        f"{inline_form.instance.language})")
+        super().save_related(request, form, formsets, change)
+        for template in form.instance.templates.all():
+            version_record(template=template, actor=_who(request))

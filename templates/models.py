@@ -8,6 +8,35 @@ from common.models import TimeStampedModel
 
 class Channel(models.TextChoices):
     EMAIL = "email"  # the ticket / notification email
+    SMS = "sms"
+    PUSH = "push"
+    INAPP = "inapp"
+    WEBHOOK = "webhook"
+    SLACK = "slack"
+    DISCORD = "discord"
+    TELEGRAM = "telegram"
+    WHATSAPP = "whatsapp"
+
+
+class NotificationEvent(TimeStampedModel):
+    """Spec 004's kind of event (``order.confirmed``): the channels it goes out on and a
+    template per channel and language (``MessageTemplate.event``)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    account = models.ForeignKey(Account, on_delete=models.CASCADE,
+                                related_name="notification_events")
+    identifier = models.CharField(max_length=128)
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    channels = models.JSONField(default=list)
+    default_language = models.CharField(max_length=16, default="en")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["account", "identifier"],
+                                               name="notification_event_once")]
+
+    def __str__(self) -> str:
+        return self.identifier
 
 
 class MessageTemplate(TimeStampedModel):
@@ -23,6 +52,36 @@ class MessageTemplate(TimeStampedModel):
     text_body = models.TextField(blank=True)
     # Bumped on every change, so caches of compiled templates key on (id, version).
     version = models.PositiveIntegerField(default=1)
+    # Set for a notification event's template: one per (event, channel, language).
+    event = models.ForeignKey(NotificationEvent, on_delete=models.CASCADE, null=True,
+                              blank=True, related_name="templates")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(
+            fields=["event", "channel", "language"], condition=models.Q(event__isnull=False),
+            name="event_template_once")]
 
     def __str__(self) -> str:
         return self.name
+
+
+class TemplateVersion(models.Model):
+    """One saved version of a template: its content and who made it (history in the admin)."""
+
+    template = models.ForeignKey(MessageTemplate, on_delete=models.CASCADE,
+                                 related_name="versions")
+    version = models.PositiveIntegerField()
+    subject = models.CharField(max_length=998, blank=True)
+    html_body = models.TextField(blank=True)
+    text_body = models.TextField(blank=True)
+    changed_by = models.CharField(max_length=200, blank=True,
+                                  help_text="An admin user or an API key, by name.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-version"]
+        constraints = [models.UniqueConstraint(fields=["template", "version"],
+                                               name="template_version_once")]
+
+    def __str__(self) -> str:
+        return f"v{self.version}"

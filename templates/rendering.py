@@ -15,6 +15,7 @@ bounded ``range``), hardened so that no template can leak, hang or exhaust a wor
 Templates compile once per (id, version) and are cached per process.
 """
 
+import json
 import re
 import sys
 import time
@@ -175,12 +176,34 @@ class Rendered:
     text: str
 
 
-def template_check(*, subject: str, html_body: str, text_body: str) -> None:
-    """Raise ``TemplateCompileError`` naming the part and line that cannot work."""
+# Spec 004's fallback, ``{{name | Guest}}``: a "filter" that is no filter is a default text.
+_FALLBACK = re.compile(
+    r"\{\{(-?)\s*([A-Za-z_][\w.]*)\s*\|\s*(\"[^\"{}]*\"|'[^'{}]*'|[^{}|\"'()]+?)\s*(-?)\}\}")
+
+
+def fallbacks(source: str) -> str:
+    """``{{ a.b | Some text }}`` → ``{{ (a.b) or "Some text" }}`` where ``Some text`` is not
+    one of our filters (those stay filters); quotes around the text are optional."""
+    def rewrite(match: re.Match) -> str:
+        left, name, text, right = match.groups()
+        if re.fullmatch(r"[A-Za-z_]\w*", text) and text in _text_env.filters:
+            return match.group(0)
+        if text[:1] in "\"'" and text[-1:] == text[:1]:
+            text = text[1:-1]
+        return "{{" + f"{left} ({name}) or {json.dumps(text)} {right}" + "}}"
+    return _FALLBACK.sub(rewrite, source) if "|" in source else source
+
+
+def template_check(*, subject: str, html_body: str, text_body: str,
+                   fallback: bool = False) -> None:
+    """Raise ``TemplateCompileError`` naming the part and line that cannot work.
+    ``fallback``: spec 004's ``{{name | Guest}}`` (notification-event templates only; in
+    the others an unknown filter stays an error, as it is most likely a typo)."""
+    prepare = fallbacks if fallback else str
     for field, source, env in (
-        ("subject", subject, _text_env),
-        ("htmlBody", html_body, _html_env),
-        ("textBody", text_body, _text_env),
+        ("subject", prepare(subject), _text_env),
+        ("htmlBody", prepare(html_body), _html_env),
+        ("textBody", prepare(text_body), _text_env),
     ):
         try:
             tree = env.parse(source)
@@ -213,17 +236,18 @@ def _static_problem(tree: nodes.Template, env: _Sandbox) -> tuple[str, int] | No
 
 
 @lru_cache(maxsize=512)
-def _compiled(key: tuple[str, int], subject: str, html: str, text: str):
+def _compiled(key: tuple[str, int], subject: str, html: str, text: str, fallback: bool):
+    prepare = fallbacks if fallback else str
     return (
-        _text_env.from_string(subject),
-        _html_env.from_string(html),
-        _text_env.from_string(text),
+        _text_env.from_string(prepare(subject)),
+        _html_env.from_string(prepare(html)),
+        _text_env.from_string(prepare(text)),
     )
 
 
 def render(*, cache_key: tuple[str, int], subject: str, html_body: str, text_body: str,
-           context: dict[str, Any]) -> Rendered:
-    subject_t, html_t, text_t = _compiled(cache_key, subject, html_body, text_body)
+           context: dict[str, Any], fallback: bool = False) -> Rendered:
+    subject_t, html_t, text_t = _compiled(cache_key, subject, html_body, text_body, fallback)
     budget = _Budget()
     with budget.watch():
         subject_out = budget.stream(subject_t, context)

@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from accounts.models import Account
 from common.errors import Conflict, HeraldError
-from templates.models import MessageTemplate
+from templates.models import MessageTemplate, TemplateVersion
 from templates.rendering import TemplateCompileError, template_check
 
 
@@ -23,23 +23,34 @@ def _check(subject: str, html_body: str, text_body: str) -> None:
         ) from exc
 
 
+def version_record(*, template: MessageTemplate, actor: str = "") -> None:
+    """Keep this version's content and who saved it (once per version)."""
+    TemplateVersion.objects.get_or_create(
+        template=template, version=template.version,
+        defaults={"subject": template.subject, "html_body": template.html_body,
+                  "text_body": template.text_body, "changed_by": actor[:200]})
+
+
 def template_create(*, account: Account, name: str, subject: str, html_body: str = "",
                     text_body: str = "", language: str = "en",
-                    id: uuid.UUID | None = None) -> MessageTemplate:
+                    id: uuid.UUID | None = None, actor: str = "") -> MessageTemplate:
     _check(subject, html_body, text_body)
     try:
         with transaction.atomic():
-            return MessageTemplate.objects.create(
+            template = MessageTemplate.objects.create(
                 id=id or uuid.uuid4(), account=account, name=name, subject=subject,
                 html_body=html_body, text_body=text_body, language=language,
             )
+            version_record(template=template, actor=actor)
+            return template
     except IntegrityError:
         raise Conflict("id_conflict", "A template with this id already exists.") from None
 
 
 @transaction.atomic
 def template_update(*, template: MessageTemplate, name: str, subject: str, html_body: str = "",
-                    text_body: str = "", language: str = "en") -> MessageTemplate:
+                    text_body: str = "", language: str = "en",
+                    actor: str = "") -> MessageTemplate:
     """Replace the template's content and bump its version (renders cache on id + version)."""
     _check(subject, html_body, text_body)
     MessageTemplate.objects.filter(id=template.id).update(
@@ -47,4 +58,20 @@ def template_update(*, template: MessageTemplate, name: str, subject: str, html_
         language=language, version=F("version") + 1, updated_at=timezone.now(),
     )
     template.refresh_from_db()
+    version_record(template=template, actor=actor)
     return template
+
+
+def template_send_test(*, template: MessageTemplate, to: str):
+    """Send the template, rendered with the admin preview's sample data, to ``to`` through
+    the account's live email pipeline (a normal delivery, with its timeline)."""
+    from comms.dispatch import enqueue
+    from comms.models import Delivery
+    from templates.samples import SAMPLE
+
+    with transaction.atomic():
+        delivery = Delivery.objects.create(
+            account=template.account, template=template, channel="email", recipient=to,
+            context=dict(SAMPLE), correlation_id="admin-test-send")
+        transaction.on_commit(lambda: enqueue(str(delivery.id)), robust=True)
+    return delivery

@@ -182,3 +182,20 @@ def test_an_active_suppression_is_kept_once(keys):
                              "reason": "spam_reported", "detail": "later"}])
     [row] = Suppression.objects.all()
     assert (row.address, row.reason, row.detail) == ("x@example.com", "bounced", "550 first")
+
+
+def test_refusals_before_any_view_use_the_familys_shape(api, keys):
+    huge = '"' + "x" * (6 * 1024 * 1024) + '"'
+    v004 = api.client.post("/v1/contacts", data=huge, content_type="application/json")
+    assert v004.status_code == 400 and v004.json()["code"] == "VALIDATION_ERROR"
+    v003 = api.client.post("/v1/Email/", data=huge, content_type="application/json")
+    assert v003.status_code == 400 and "Error" in v003.json()
+    from rest_framework.test import APIClient
+
+    admin = APIClient()
+    admin.credentials(HTTP_AUTHORIZATION=f"Bearer {keys.admin_key}")
+    problem = admin.post("/api/v1/communications/send", data=huge,
+                         content_type="application/json")
+    assert problem.status_code == 400 and problem.json()["status"] == 400
+    assert problem["Content-Type"] == "application/problem+json"
+    assert api.client.get("/v1/nothing-here").json()["code"] == "NOT_FOUND"

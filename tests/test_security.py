@@ -34,6 +34,9 @@ from accounts.services import api_key_create
 from comms.callbacks import sns
 from comms.models import CallbackBatch, Delivery, Suppression
 from comms.services import suppression_add
+from contacts.models import Contact, PushToken
+from templates.events import TemplateIn, event_save
+from templates.models import NotificationEvent
 from tests.conftest import TICKET, guest
 from tests.sendgrid_signing import SendGridSigner, dumps, sendgrid_event
 from tests.sns_signing import SnsSigner
@@ -58,8 +61,12 @@ def _schema_operations(client) -> list[tuple[str, str, list[str]]]:
 
 
 def _call(api, method: str, path: str, body: Any = None):
+    client = api.client
+    if path.startswith("/api/v1/communications"):  # spec 002: admin keys only
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {api.keys.admin_key}")
     with api.capture(execute=True):
-        return getattr(api.client, method)(path, body, format="json")
+        return getattr(client, method)(path, body, format="json")
 
 
 # --- one account's ids, used by another --------------------------------------------------
@@ -82,8 +89,22 @@ def victim(other_api) -> dict[str, Any]:
     brand = other_api.client.post("/v1/Brand/", {"Name": "Theirs",
                                                  "FromEmail": "x@their-org.example"},
                                   format="json").json()["Brand"]
+    contact = Contact.objects.create(account=account, email="victim@their-org.example",
+                                     external_id="their-user-1", name="Vicky")
+    PushToken.objects.create(contact=contact, token="ExponentPushToken[their-device]",
+                             provider="expo")
+    for identifier in ("their.event", "their.sendable"):
+        event_save(account=account, identifier=identifier, name="Their event",
+                   channels=["email"], templates=[TemplateIn("email", "en", "Hi", "Hello", "")])
+    inapp = Delivery.objects.create(account=account, contact=contact, channel="inapp",
+                                    recipient="their-user-1", status="delivered",
+                                    subject="Their note", text_body="x", template_version=0)
     return {
         "path": {
+            "identifier": "victim@their-org.example", "event_identifier": "their.event",
+            # The PUT below creates the caller's own "their.event": sends use another name.
+            "event": "their.sendable", "channel": "email",
+            "delivery_uuid": attendee["attendeeInvitationId"], "inapp_id": str(inapp.id),
             "event_id": event["id"], "template_id": template["id"],
             "attendee_id": attendee["id"], "invitation_id": attendee["attendeeInvitationId"],
             "email": "suppressed@their-org.example", "webhook_uuid": str(endpoint.id),
@@ -103,7 +124,19 @@ VALID_BODIES = {
     ("patch", "/v1/webhooks/{webhook_uuid}"): {"description": "pwned", "is_active": False},
     ("delete", "/comms/v1/api/comms/suppression/{email}"): {"reason": "pwned"},
     ("post", "/v1/webhooks/{webhook_uuid}/resend-failed"): {"since": "2000-01-01T00:00:00Z"},
+    ("post", "/v1/send/{event}"): {"to": "someone@example.com"},
+    ("post", "/v1/send/{event}/{channel}"): {"to": "someone@example.com"},
+    ("put", "/v1/events/{event_identifier}"): {
+        "channels": ["email"], "templates": [{"channel": "email", "subject": "pwned",
+                                              "body": "pwned"}]},
+    ("patch", "/v1/contacts/{identifier}"): {"name": "pwned"},
+    ("post", "/v1/contacts/{identifier}/push-tokens"): {"token": "ExponentPushToken[pwned]"},
+    ("delete", "/v1/contacts/{identifier}/push-tokens"): {
+        "token": "ExponentPushToken[their-device]"},
 }
+
+
+CREATE_OR_REPLACE = {("put", "/v1/events/{event_identifier}")}
 
 
 def _victim_unchanged(victim: dict[str, Any]) -> None:
@@ -119,7 +152,15 @@ def _victim_unchanged(victim: dict[str, Any]) -> None:
 
     template = MessageTemplate.objects.get(id=victim["path"]["template_id"])
     assert (template.name, template.version) == ("Ticket", 1)
-    assert Delivery.objects.filter(account=victim["endpoint"].account).count() == 1
+    assert Delivery.objects.filter(account=victim["endpoint"].account).count() == 2
+    contact = Contact.objects.get(email="victim@their-org.example")
+    assert contact.name == "Vicky"
+    assert list(contact.push_tokens.values_list("token", flat=True)) == [
+        "ExponentPushToken[their-device]"]
+    for event in NotificationEvent.objects.filter(account=victim["endpoint"].account):
+        assert event.templates.get().subject == "Hi"
+    inapp = Delivery.objects.get(channel="inapp", account=victim["endpoint"].account)
+    assert inapp.status == "delivered"
 
 
 def test_every_endpoint_with_another_accounts_ids_is_404(api, victim):
@@ -132,8 +173,10 @@ def test_every_endpoint_with_another_accounts_ids_is_404(api, victim):
         for name in names:
             url = url.replace("{" + name + "}", victim["path"][name])
         response = _call(api, method, url, VALID_BODIES.get((method, path)))
-        assert response.status_code == 404, (method, url, response.status_code,
-                                              response.content[:300])
+        # PUT of an event creates the caller's own event of that name (names are per account).
+        expected = 201 if (method, path) in CREATE_OR_REPLACE else 404
+        assert response.status_code == expected, (method, url, response.status_code,
+                                                   response.content[:300])
         body = response.content.decode()
         assert not any(marker in body for marker in victim["markers"]), (method, url, body)
     _victim_unchanged(victim)

@@ -63,7 +63,7 @@ def comms_payload(event, *, now: datetime) -> dict[str, Any]:
         "data": {
             "attendeeInvitationId": str(delivery.id),
             "attendeeId": str(attendee.id) if attendee else None,
-            "templateId": str(delivery.template_id),
+            "templateId": str(delivery.template_id) if delivery.template_id else None,
             "eventId": str(attendee.event_id) if attendee else None,
             "email": delivery.recipient,
             "correlationId": delivery.correlation_id,
@@ -83,7 +83,7 @@ def delivery_payload(event, event_type: str, *, now: datetime) -> dict[str, Any]
             "uuid": str(delivery.id),
             "channel": delivery.channel,
             "status": _status(event),
-            "event_name": None,  # spec 000 sends have no notification event
+            "event_name": delivery.event_name or None,  # spec 004's sends carry one
             "message_id": delivery.provider_message_id or None,
             "sent_at": iso(delivery.sent_at),
             "delivered_at": iso(delivery.delivered_at),

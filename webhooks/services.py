@@ -260,14 +260,14 @@ def _post(message: Message, endpoint: Endpoint) -> http.Outcome:
     except ssrf.UnsafeUrl as exc:
         return http.Outcome(None, b"", f"Refused: {exc}", 0)
     body = json.dumps(message.payload, separators=(",", ":")).encode()
-    headers = signing.headers(secrets=_signing_secrets(endpoint), msg_id=message.webhook_id,
+    headers = signing.headers(secrets=endpoint_signing_secrets(endpoint), msg_id=message.webhook_id,
                               timestamp=int(time.time()), body=body)
     return http.post(target=target, body=body, headers=headers,
                      timeout=settings.WEBHOOKS_TIMEOUT_SECONDS,
                      max_bytes=settings.WEBHOOKS_RESPONSE_MAX_BYTES)
 
 
-def _signing_secrets(endpoint: Endpoint) -> list[str]:
+def endpoint_signing_secrets(endpoint: Endpoint) -> list[str]:
     secrets = [signing.secret_decrypt(endpoint.secret_encrypted)]
     expires = endpoint.previous_secret_expires_at
     if endpoint.previous_secret_encrypted and expires and expires > timezone.now():

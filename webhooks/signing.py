@@ -1,7 +1,7 @@
 """Standard Webhooks signing (``webhook-id``/``-timestamp``/``-signature``) and secret storage.
 
 Secrets are ``whsec_`` + base64 of 24 random bytes; the HMAC key is the decoded bytes. They are
-stored Fernet-encrypted with ``WEBHOOKS_ENCRYPTION_KEY`` (derived from ``SECRET_KEY`` if unset).
+stored encrypted by ``common.crypto``.
 """
 
 import base64
@@ -9,10 +9,8 @@ import hashlib
 import hmac
 import secrets
 from collections.abc import Iterable
-from functools import cache
 
-from cryptography.fernet import Fernet
-from django.conf import settings
+from common import crypto
 
 SECRET_PREFIX = "whsec_"
 
@@ -21,22 +19,12 @@ def secret_generate() -> str:
     return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(24)).decode()
 
 
-@cache
-def _fernet(key: str) -> Fernet:
-    digest = hashlib.sha256(key.encode()).digest()
-    return Fernet(base64.urlsafe_b64encode(digest))
-
-
-def _cipher() -> Fernet:
-    return _fernet(settings.WEBHOOKS_ENCRYPTION_KEY or settings.SECRET_KEY)
-
-
 def secret_encrypt(raw: str) -> str:
-    return _cipher().encrypt(raw.encode()).decode()
+    return crypto.encrypt(raw)
 
 
 def secret_decrypt(token: str) -> str:
-    return _cipher().decrypt(token.encode()).decode()
+    return crypto.decrypt(token)
 
 
 def signature(*, secret: str, msg_id: str, timestamp: int, body: bytes) -> str:

@@ -17,6 +17,7 @@ class EmailMessage:
     text: str
     # Echoed back by the provider's callbacks, so events find their delivery.
     custom_args: dict[str, str] = field(default_factory=dict)
+    reply_to: str = ""  # spec 004's overrides.email.reply_to
 
 
 @dataclass(frozen=True)
@@ -72,3 +73,48 @@ class ProviderEvent:
     bounce_type: str = ""  # vendor's classification (bounce/blocked, Permanent/Transient)
     bounce_subtype: str = ""
     raw: dict = field(default_factory=dict)
+
+
+# --- every other channel (spec 002 / 004) -------------------------------------------------
+
+# Channel names as stored on Delivery.channel (spec 004's lower-case vocabulary).
+CHANNELS = ("email", "sms", "push", "inapp", "webhook", "slack", "discord", "telegram",
+            "whatsapp")
+
+
+@dataclass(frozen=True)
+class ChannelMessage:
+    """One message on a non-email channel. ``to`` is the channel's address: an E.164 phone
+    (sms, whatsapp), a push token, a user id (inapp), a URL (webhook), a chat user/chat id
+    (slack, discord, telegram). ``title`` is spec 002's subject (push/in-app title; chat
+    providers put it in bold above the body), ``text`` the plain body; ``options`` carries
+    per-send overrides (spec 004's ``overrides``, e.g. ``sender_id`` for SMS)."""
+
+    delivery_id: str
+    channel: str
+    to: str
+    title: str
+    text: str
+    html: str = ""
+    options: dict = field(default_factory=dict)
+
+
+class ProviderInvalidRecipient(ProviderPermanentError):
+    """The address itself is dead (an unregistered push token, a blocked chat): retrying or
+    failing over cannot help, and the address should be removed from its contact."""
+
+
+class ChannelProvider(Protocol):
+    """A channel adapter, built from one account's Integration:
+    ``Provider(config: dict, credentials: dict, timeout: float)``. ``config`` is the
+    non-secret settings (sender number, API base URL for tests…), ``credentials`` the
+    decrypted secrets. ``send`` raises the Provider*Error classes above and never anything
+    else for a vendor answer."""
+
+    name: str
+    channel: str
+    # What the admin form asks for: {field: help text}. Credentials are encrypted at rest.
+    config_fields: dict[str, str]
+    credential_fields: dict[str, str]
+
+    def send(self, message: ChannelMessage) -> SendResult: ...

@@ -43,10 +43,10 @@ class SendGridProvider:
         substitution tags. If SendGrid refuses a batch as invalid, its messages are retried
         one by one so one bad message cannot fail the others."""
         outcomes: dict[int, SendResult | Exception] = {}
-        groups: dict[tuple[str, str, bool, bool], list[int]] = {}
+        groups: dict[tuple[str, str, bool, bool, str], list[int]] = {}
         for index, message in enumerate(messages):
             shape = (message.from_email, message.from_name, bool(message.text),
-                     bool(message.html))
+                     bool(message.html), message.reply_to)
             groups.setdefault(shape, []).append(index)
         for indexes in groups.values():
             for start in range(0, len(indexes), MAX_PERSONALIZATIONS):
@@ -101,12 +101,15 @@ def batch_body(messages: list[EmailMessage]) -> dict[str, Any]:
         personalizations.append({"to": [_address(message.to_email, message.to_name)],
                                  "custom_args": dict(message.custom_args),
                                  "substitutions": substitutions})
-    return {
+    body = {
         "personalizations": personalizations,
         "from": _address(first.from_email, first.from_name),
         "subject": SUBJECT_TAG,
         "content": content or [{"type": "text/plain", "value": " "}],
     }
+    if first.reply_to:
+        body["reply_to"] = {"email": first.reply_to}
+    return body
 
 
 def _address(email: str, name: str) -> dict[str, str]:
@@ -125,12 +128,15 @@ def mail_body(message: EmailMessage) -> dict[str, Any]:
     sender: dict[str, str] = {"email": message.from_email}
     if message.from_name:
         sender["name"] = message.from_name
-    return {
+    body = {
         "personalizations": [{"to": [to], "custom_args": dict(message.custom_args)}],
         "from": sender,
         "subject": message.subject,
         "content": content or [{"type": "text/plain", "value": " "}],
     }
+    if message.reply_to:
+        body["reply_to"] = {"email": message.reply_to}
+    return body
 
 
 def _classify(exc: http_errors.HTTPError) -> Exception:

@@ -98,6 +98,8 @@ def send_email_params(message: EmailMessage, config: SesConfig) -> dict[str, Any
         }},
         "EmailTags": email_tags(message),
     }
+    if message.reply_to:
+        params["ReplyToAddresses"] = [message.reply_to]
     if config.configuration_set:
         params["ConfigurationSetName"] = config.configuration_set
     return params
@@ -144,6 +146,6 @@ def ses_client(config: SesConfig) -> Any:
             _clients[config] = boto3.session.Session().client(
                 "sesv2", region_name=config.region, endpoint_url=config.endpoint_url or None,
                 config=Config(connect_timeout=config.timeout, read_timeout=config.timeout,
-                              retries={"mode": "standard", "max_attempts": 1}),
+                              retries={"mode": "standard", "total_max_attempts": 1}),
             )
         return _clients[config]

@@ -67,6 +67,7 @@ def build_message(message: EmailMessage, message_id: str) -> EmailMultiAlternati
         from_email=_address(message.from_name, message.from_email),
         to=[_address(message.to_name, message.to_email)],
         headers={"Message-ID": message_id, DELIVERY_HEADER: message.delivery_id},
+        reply_to=[message.reply_to] if message.reply_to else None,
     )
     if message.html:
         mail.attach_alternative(message.html, "text/html")

@@ -17,12 +17,18 @@ class TemplateView(HeraldAPIView):
         return MessageTemplate.objects.filter(account=self.get_account())
 
 
+def actor(request) -> str:
+    """Who is saving, for the template's history: the API key by name and prefix."""
+    return f"API key {request.auth.name} ({request.auth.prefix}…)"
+
+
 class TemplateListCreate(TemplateView):
     @extend_schema(request=TemplateIn, responses={201: TemplateOut}, tags=["comms"])
     def post(self, request):
         data = TemplateIn(data=request.data)
         data.is_valid(raise_exception=True)
-        template = services.template_create(account=self.get_account(), **data.validated_data)
+        template = services.template_create(account=self.get_account(), actor=actor(request),
+                                            **data.validated_data)
         return Response(TemplateOut(template).data, status=201)
 
     @extend_schema(responses=page_of(TemplateOut, "TemplatePage"), tags=["comms"])
@@ -43,4 +49,5 @@ class TemplateDetail(TemplateView):
         data.is_valid(raise_exception=True)
         fields = dict(data.validated_data)
         fields.pop("id", None)
-        return Response(TemplateOut(services.template_update(template=template, **fields)).data)
+        return Response(TemplateOut(services.template_update(
+            template=template, actor=actor(request), **fields)).data)

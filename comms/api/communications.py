@@ -1,0 +1,276 @@
+"""Spec 002: ``POST /api/v1/communications/send`` (admin keys; RFC 9457 problem details),
+and, beyond the spec, the in-app inbox an app shows: a user's messages, newest first
+(keyset-paginated), and marking one read."""
+
+import re
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import phonenumbers
+from django.core import signing
+from django.db.models import OuterRef, Subquery
+from django.utils import timezone
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import exceptions, serializers
+from rest_framework.response import Response
+
+from accounts.authentication import ApiKeyAuthentication, HasApiKey
+from common.api import Email as EmailField
+from common.api import HeraldAPIView, Str, StrictSerializer, problem
+from common.errors import HeraldError, NotFound
+from common.times import iso
+from comms.channels import BODY_LIMITS, SMS_MAX_SEGMENTS, sms_segments
+from comms.lifecycle import provider_events_apply
+from comms.models import Delivery, DeliveryEvent, Status
+from comms.multichannel import ADDRESS_FIELD, CHANNEL_NAMES, communications_send
+from comms.providers.base import ProviderEvent
+from webhooks import ssrf
+
+TAGS = ["communications"]
+_CANONICAL = {name.lower(): name for name in CHANNEL_NAMES}
+_HTML = re.compile(r"<\s*/?\s*[a-zA-Z][a-zA-Z0-9-]*(\s[^<>]*)?/?\s*>")
+_EXPO = re.compile(r"^Expo(nent)?PushToken\[[A-Za-z0-9_\-]{1,200}\]$")
+_FCM = re.compile(r"^[A-Za-z0-9_:\-]{20,512}$")
+SUBJECT_MAX = 998
+
+
+class OptionalStr(Str):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(required=False, allow_null=True, allow_blank=True, **kwargs)
+
+
+class SendIn(StrictSerializer):
+    subject = Str(max_length=SUBJECT_MAX)
+    body = Str(max_length=BODY_LIMITS["email"], trim_whitespace=False)
+    channels = serializers.ListField(child=Str(max_length=32), allow_empty=False,
+                                     max_length=len(CHANNEL_NAMES))
+    emailAddress = EmailField(required=False, allow_null=True, allow_blank=True)
+    phoneNumber = OptionalStr(max_length=32)
+    userId = OptionalStr(max_length=255)
+    pushToken = OptionalStr(max_length=512)
+    webhookUrl = OptionalStr(max_length=ssrf.MAX_URL_LENGTH)
+    isHtml = serializers.BooleanField(required=False, default=False)
+
+    def validate_channels(self, value: list[str]) -> list[str]:
+        names = []
+        for given in value:
+            name = _CANONICAL.get(given.lower())
+            if name is None:
+                raise serializers.ValidationError(
+                    f"Unknown channel {given!r}; valid: {', '.join(CHANNEL_NAMES)}.")
+            if name in names:
+                raise serializers.ValidationError(f"{name} is listed twice.")
+            names.append(name)
+        return names
+
+    def validate(self, data: dict[str, Any]) -> dict[str, Any]:
+        errors: dict[str, str] = {}
+        channels = [CHANNEL_NAMES[n] for n in data["channels"]]
+        for channel in channels:
+            field = ADDRESS_FIELD[channel]
+            if not data.get(field):
+                errors[field] = f"Required when {_name(channel)} is in channels."
+        if not data.get("isHtml") and _HTML.search(data["body"]):
+            errors["body"] = "The body contains HTML: set isHtml to true to send HTML."
+        for channel in channels:
+            error = _check_length(channel, data["subject"], data["body"])
+            if error:
+                errors.setdefault("body", error)
+        if "sms" in channels and data.get("phoneNumber") and "phoneNumber" not in errors:
+            try:
+                data["phoneNumber"] = e164(data["phoneNumber"])
+            except ValueError as exc:
+                errors["phoneNumber"] = str(exc)
+        if "push" in channels and data.get("pushToken") and not push_token_valid(
+                data["pushToken"]):
+            errors["pushToken"] = ("Not a push token: expected ExponentPushToken[…] or an "
+                                   "FCM registration token.")
+        if "webhook" in channels and data.get("webhookUrl"):
+            try:
+                ssrf.url_resolve(data["webhookUrl"])
+            except ssrf.UnsafeUrl as exc:
+                errors["webhookUrl"] = str(exc)
+        if errors:
+            raise serializers.ValidationError(errors)
+        return data
+
+
+def _name(channel: str) -> str:
+    return next(k for k, v in CHANNEL_NAMES.items() if v == channel)
+
+
+def _check_length(channel: str, subject: str, body: str) -> str | None:
+    if channel == "sms":  # the subject is not sent by SMS
+        if sms_segments(body) > SMS_MAX_SEGMENTS:
+            return (f"Too long for Sms: {sms_segments(body)} segments, "
+                    f"{SMS_MAX_SEGMENTS} at most.")
+        return None
+    if len(body) > BODY_LIMITS[channel]:
+        return f"Too long for {_name(channel)}: {BODY_LIMITS[channel]} characters at most."
+    return None
+
+
+def e164(raw: str) -> str:
+    """The number in E.164, or ValueError: it must be written in E.164 and be valid."""
+    if not raw.startswith("+"):
+        raise ValueError("Use E.164: + then country code and number, e.g. +97455555555.")
+    try:
+        number = phonenumbers.parse(raw, None)
+    except phonenumbers.NumberParseException:
+        raise ValueError("Not a phone number in E.164 (e.g. +97455555555).") from None
+    if not phonenumbers.is_valid_number(number):
+        raise ValueError("Not a valid phone number (E.164, e.g. +97455555555).")
+    formatted = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    if formatted != raw:
+        raise ValueError(f"Use E.164 without spaces or punctuation: {formatted}.")
+    return formatted
+
+
+def push_token_valid(token: str) -> bool:
+    return bool(_EXPO.match(token) or _FCM.match(token))
+
+
+RESULT_FIELDS = {"channel": serializers.CharField(), "success": serializers.BooleanField(),
+                 "error": serializers.CharField(allow_null=True)}
+BatchOut = inline_serializer("CommunicationBatchResponseDto", {
+    "results": inline_serializer("CommunicationResultDto", RESULT_FIELDS, many=True)})
+Problem = inline_serializer("ProblemDetails", {
+    "type": serializers.CharField(), "title": serializers.CharField(),
+    "status": serializers.IntegerField(), "detail": serializers.CharField(),
+    "errors": serializers.DictField(child=serializers.ListField(child=serializers.CharField()),
+                                    required=False)})
+
+
+def problems(*statuses: int) -> dict[tuple[int, str], Any]:
+    return {(status, "application/problem+json"): Problem for status in statuses}
+
+
+class AdminView(HeraldAPIView):
+    authentication_classes = [ApiKeyAuthentication]
+    permission_classes = [HasApiKey]
+    error_style = "problem"
+
+    def check_permissions(self, request) -> None:
+        super().check_permissions(request)
+        if not request.auth.is_admin:
+            raise exceptions.PermissionDenied("This endpoint needs an admin API key.")
+
+
+class Send(AdminView):
+    @extend_schema(request=SendIn, responses={200: BatchOut, **problems(400, 403)},
+                   tags=TAGS, summary="Send a subject and body through several channels at once")
+    def post(self, request):
+        data = SendIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        v = data.validated_data
+        addresses = {channel: v.get(field) or "" for channel, field in ADDRESS_FIELD.items()}
+        results = communications_send(
+            key=request.auth, subject=v["subject"], body=v["body"], channels=v["channels"],
+            is_html=v["isHtml"], addresses=addresses)
+        body = [{"channel": r.channel, "success": r.success, "error": r.error}
+                for r in results]
+        if not any(r.success for r in results):
+            return Response(problem(400, "Dispatch failed on every channel.",
+                                    "Dispatch failed", results=body), status=400,
+                            content_type="application/problem+json")
+        return Response({"results": body})
+
+
+# --- in-app inbox ------------------------------------------------------------------------
+
+CURSOR_SALT = "herald.inapp.inbox"
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class InboxQuery(StrictSerializer):
+    userId = Str(max_length=255)
+    limit = serializers.IntegerField(min_value=1, max_value=100, default=20)
+    cursor = Str(required=False, max_length=500)
+    unread = serializers.BooleanField(required=False, default=False)
+
+
+ITEM_FIELDS = {"id": serializers.UUIDField(), "subject": serializers.CharField(),
+               "body": serializers.CharField(), "createdAt": serializers.DateTimeField(),
+               "readAt": serializers.DateTimeField(allow_null=True)}
+InboxItem = inline_serializer("InAppMessage", ITEM_FIELDS)
+InboxOut = inline_serializer("InAppInbox", {
+    "items": inline_serializer("InAppMessages", ITEM_FIELDS, many=True),
+                                            "nextCursor": serializers.CharField(allow_null=True)})
+
+
+def _inbox(account, contact):
+    read_at = DeliveryEvent.objects.filter(delivery=OuterRef("pk"), name="comms.opened")
+    return (Delivery.objects.filter(account=account, contact=contact, channel="inapp")
+            .exclude(status__in=[Status.FAILED, Status.QUEUED, Status.SENDING])
+            .annotate(read_at=Subquery(read_at.values("occurred_at")[:1])))
+
+
+def _item(d: Delivery) -> dict[str, Any]:
+    return {"id": str(d.id), "subject": d.subject, "body": d.text_body,
+            "createdAt": iso(d.created_at), "readAt": iso(d.read_at)}
+
+
+class Inbox(AdminView):
+    @extend_schema(parameters=[InboxQuery], responses={200: InboxOut, **problems(400, 403, 404)},
+                   tags=TAGS, summary="A user's in-app messages, newest first")
+    def get(self, request):
+        from contacts.selectors import contact_find
+
+        query = InboxQuery(data=request.query_params.dict())
+        query.is_valid(raise_exception=True)
+        q = query.validated_data
+        account = self.get_account()
+        contact = contact_find(account=account, identifier=q["userId"])
+        if contact is None:
+            raise NotFound("user")
+        rows = _inbox(account, contact)
+        if q["unread"]:
+            rows = rows.filter(read_at__isnull=True)
+        if q.get("cursor"):
+            created, last_id = _cursor_decode(q["cursor"], account.id, contact.id)
+            rows = rows.filter(created_at__lte=created).exclude(
+                created_at=created, id__gte=last_id)
+        page = list(rows.order_by("-created_at", "-id")[:q["limit"] + 1])
+        more = len(page) > q["limit"]
+        page = page[:q["limit"]]
+        cursor = _cursor_encode(page[-1], account.id, contact.id) if more else None
+        return Response({"items": [_item(d) for d in page], "nextCursor": cursor})
+
+
+def _cursor_encode(last: Delivery, account_id: uuid.UUID, contact_id: uuid.UUID) -> str:
+    micros = (last.created_at - EPOCH) // timedelta(microseconds=1)
+    return signing.dumps([account_id.hex, contact_id.hex, micros, last.id.hex],
+                         salt=CURSOR_SALT)
+
+
+def _cursor_decode(token: str, account_id: uuid.UUID,
+                   contact_id: uuid.UUID) -> tuple[datetime, uuid.UUID]:
+    try:
+        account_hex, contact_hex, micros, last_hex = signing.loads(token, salt=CURSOR_SALT)
+    except (signing.BadSignature, ValueError, TypeError):
+        raise HeraldError("validation_error", "cursor is not one this API gave.",
+                          status=400) from None
+    if (account_hex, contact_hex) != (account_id.hex, contact_id.hex):
+        raise HeraldError("validation_error", "cursor belongs to another inbox.", status=400)
+    return EPOCH + timedelta(microseconds=micros), uuid.UUID(last_hex)
+
+
+class InboxRead(AdminView):
+    @extend_schema(request=None, responses={200: InboxItem, **problems(403, 404)}, tags=TAGS,
+                   parameters=[OpenApiParameter("inapp_id", str, OpenApiParameter.PATH)],
+                   summary="Mark an in-app message read (idempotent)")
+    def post(self, request, inapp_id):
+        try:
+            pk = uuid.UUID(inapp_id)
+        except ValueError:
+            raise NotFound("message") from None
+        account = self.get_account()
+        delivery = (Delivery.objects.filter(account=account, channel="inapp", id=pk)
+                    .exclude(status__in=[Status.FAILED, Status.QUEUED, Status.SENDING]).first())
+        if delivery is None:
+            raise NotFound("message")
+        provider_events_apply([ProviderEvent(
+            provider="inapp", provider_event_id=f"inapp-read-{delivery.id}", event="opened",
+            occurred_at=timezone.now(), delivery_id=str(delivery.id))])
+        return Response(_item(_inbox(account, delivery.contact_id).get(id=delivery.id)))

@@ -1,0 +1,140 @@
+"""The channels Herald sends on, their providers, limits and each account's integrations.
+
+Email goes through the platform's provider (``HERALD_EMAIL_PROVIDER``). In-app and webhook are
+built in. Every other channel needs an active ``Integration`` of the account; several are
+tried in ``priority`` order (failover). ``test_`` keys use the sandbox on every channel.
+"""
+
+import importlib
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+
+from accounts.models import Account
+from common import crypto
+from common.errors import HeraldError
+from comms.models import Integration
+from comms.providers.base import ChannelProvider
+
+# provider name → (channel, "module:Class")
+PROVIDERS: dict[str, tuple[str, str]] = {
+    "sns": ("sms", "comms.providers.sns:SnsSmsProvider"),
+    "twilio": ("sms", "comms.providers.twilio:TwilioSmsProvider"),
+    "expo": ("push", "comms.providers.expo:ExpoPushProvider"),
+    "fcm": ("push", "comms.providers.fcm:FcmPushProvider"),
+    "slack": ("slack", "comms.providers.slack:SlackProvider"),
+    "discord": ("discord", "comms.providers.discord:DiscordProvider"),
+    "telegram": ("telegram", "comms.providers.telegram:TelegramProvider"),
+    "whatsapp_cloud": ("whatsapp", "comms.providers.whatsapp:WhatsAppProvider"),
+}
+BUILT_IN = {"inapp": "inapp", "webhook": "webhook"}  # channel → provider, no integration
+CHANNELS = ("email", "sms", "push", "inapp", "webhook", "slack", "discord", "telegram",
+            "whatsapp")
+
+# The longest body (characters) each channel takes. SMS: 10 concatenated GSM-7 segments of
+# 153 characters (UCS-2 text takes fewer: see ``sms_segments``).
+BODY_LIMITS = {
+    "email": 1_000_000, "sms": 1530, "push": 4000, "inapp": 10_000, "webhook": 100_000,
+    "slack": 40_000, "discord": 2000, "telegram": 4096, "whatsapp": 4096,
+}
+SMS_MAX_SEGMENTS = 10
+_GSM7 = set("@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLM"
+            "NOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà^{}\\[~]|€")
+
+
+def sms_segments(text: str) -> int:
+    """How many SMS parts ``text`` takes: GSM-7 160/153 characters, else UCS-2 70/67."""
+    if all(ch in _GSM7 for ch in text):
+        size, single, multi = len(text) + sum(ch in "^{}\\[~]|€" for ch in text), 160, 153
+    else:
+        size, single, multi = len(text.encode("utf-16-le")) // 2, 70, 67
+    return 1 if size <= single else -(-size // multi)
+
+
+def provider_class(name: str) -> type:
+    if name not in PROVIDERS:
+        raise HeraldError("validation_error", f"Unknown provider {name!r}.", status=400)
+    module, _, attr = PROVIDERS[name][1].partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+# --- integrations -----------------------------------------------------------------------
+
+def integration_save(*, account: Account, provider: str, config: dict[str, Any],
+                     credentials: dict[str, str] | None, name: str = "", priority: int = 0,
+                     is_active: bool = True, integration: Integration | None = None
+                     ) -> Integration:
+    """Create (or update) an integration; ``credentials`` None keeps the stored ones. Only
+    the provider's own config and credential fields are accepted."""
+    cls = provider_class(provider)
+    unknown = (set(config) - set(cls.config_fields)) | (
+        set(credentials or {}) - set(cls.credential_fields))
+    if unknown:
+        names = ", ".join(sorted(unknown))
+        raise HeraldError("validation_error", f"Unknown settings for {provider}: {names}.",
+                          status=400)
+    integration = integration or Integration()
+    integration.account = account
+    integration.channel, integration.provider = PROVIDERS[provider][0], provider
+    integration.name, integration.priority, integration.is_active = name, priority, is_active
+    integration.config = {k: v for k, v in config.items() if v not in ("", None)}
+    if credentials is not None:
+        integration.credentials_encrypted = crypto.encrypt_json(
+            {k: v for k, v in credentials.items() if v})
+    with transaction.atomic():
+        integration.save()
+    return integration
+
+
+def integration_chain(*, account_id: Any, channel: str) -> list[Integration]:
+    """The account's active integrations of a channel, in failover order."""
+    return list(Integration.objects.filter(account_id=account_id, channel=channel,
+                                           is_active=True).order_by("priority", "created_at"))
+
+
+@dataclass(frozen=True)
+class Link:
+    """One provider of a channel's chain, ready to send."""
+
+    provider: str
+    integration_id: Any
+    adapter: Any
+
+
+_adapters: dict[tuple, ChannelProvider] = {}
+_adapters_lock = threading.Lock()
+
+
+def adapter_for(integration: Integration) -> ChannelProvider:
+    """The integration's adapter, cached per process until the integration changes."""
+    key = (integration.id, integration.updated_at, settings.HERALD_PROVIDER_TIMEOUT_SECONDS)
+    with _adapters_lock:
+        adapter = _adapters.get(key)
+    if adapter is None:
+        adapter = provider_class(integration.provider)(
+            dict(integration.config), crypto.decrypt_json(integration.credentials_encrypted),
+            settings.HERALD_PROVIDER_TIMEOUT_SECONDS)
+        with _adapters_lock:
+            if len(_adapters) > 1000:
+                _adapters.clear()
+            _adapters[key] = adapter
+    return adapter
+
+
+def chain_for(*, account_id: Any, channel: str, test_mode: bool) -> list[Link]:
+    """The providers to try for a channel, in order (empty: no integration)."""
+    from comms.providers.channel_sandbox import SandboxChannelProvider
+    from comms.providers.inapp import InAppProvider
+    from comms.providers.webhook import WebhookChannelProvider
+
+    if test_mode:
+        return [Link("sandbox", None, SandboxChannelProvider(channel))]
+    if channel == "inapp":
+        return [Link("inapp", None, InAppProvider())]
+    if channel == "webhook":
+        return [Link("webhook", None, WebhookChannelProvider(account_id))]
+    return [Link(i.provider, i.id, adapter_for(i))
+            for i in integration_chain(account_id=account_id, channel=channel)]

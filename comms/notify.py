@@ -1,0 +1,213 @@
+"""Spec 004's send: ``POST /v1/send/{event}[/{channel}]`` → one queued Delivery per recipient
+and channel, rendered by the worker with the event's template in the recipient's language.
+
+Recipients given as an email, a phone or an object are upserted as contacts; a UUID or an
+external id must name an existing contact (an unknown external id is created too). A
+recipient that lacks the identifier a channel needs, or a channel without an integration,
+is reported in ``errors`` and sends nothing on that channel; the rest is sent.
+"""
+
+import re
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+
+from accounts.models import ApiKey
+from common.errors import HeraldError
+from comms.channels import integration_chain
+from comms.dispatch import enqueue
+from comms.models import Delivery
+from contacts.identifiers import email_normalize
+from contacts.models import Contact
+from domains.names import email_domain
+from templates.events import event_find, event_template
+from templates.models import NotificationEvent
+
+MAX_RECIPIENTS = 1000
+# Where each channel's address lives on a contact (push: its tokens).
+ADDRESS = {"email": "email", "sms": "phone", "whatsapp": "phone", "slack": "slack",
+           "telegram": "telegram", "discord": "discord"}
+OVERRIDE_KEYS = {"email": {"subject", "reply_to"}, "sms": {"sender_id"},
+                 "push": {"title", "data"}, "slack": set(), "telegram": set(),
+                 "whatsapp": set(), "discord": set()}
+
+
+@dataclass
+class SendOutcome:
+    deliveries: list[tuple[str, uuid.UUID]] = field(default_factory=list)
+    errors: list[tuple[str, str]] = field(default_factory=list)  # (code, message)
+
+
+def _error(code: str, message: str, status: int = 400) -> HeraldError:
+    return HeraldError(code, message, status=status)
+
+
+@transaction.atomic  # a refused send (quota, bad recipient) leaves no upserted contact behind
+def notification_send(*, key: ApiKey, event_identifier: str, to: Any,
+                      payload: dict[str, Any] | None = None, language: str | None = None,
+                      sender: str | None = None, channel: str | None = None,
+                      overrides: dict[str, dict[str, Any]] | None = None) -> SendOutcome:
+    account = key.account
+    event = event_find(account=account, identifier=event_identifier)
+    if event is None:
+        raise _error("EVENT_NOT_FOUND", f"Event '{event_identifier}' not found", 404)
+    channels = _channels(event, channel)
+    _check_overrides(overrides or {})
+    from_email = _sender(account.id, sender) if sender else None
+    test_mode = key.mode == ApiKey.Mode.TEST
+    recipients = _recipients(account, to)
+    outcome = SendOutcome()
+    usable: list[str] = []
+    for name in channels:
+        if name != "email" and not test_mode and not integration_chain(
+                account_id=account.id, channel=name):
+            outcome.errors.append(("INTEGRATION_MISSING", f"No {name} integration configured"))
+        else:
+            usable.append(name)
+    rows: list[Delivery] = []
+    for contact in recipients:
+        for name in usable:
+            addresses = _addresses(contact, name)
+            if not addresses:
+                who = contact.email or contact.phone or contact.external_id or str(contact.id)
+                outcome.errors.append(("MISSING_IDENTIFIER",
+                                       f"Contact {who} has no {ADDRESS.get(name, 'push token')} "
+                                       f"for {name}"))
+                continue
+            template = event_template(event=event, channel=name, language=language)
+            context = _context(account, contact, payload or {}, from_email)
+            options = dict((overrides or {}).get(name) or {})
+            if name == "email" and from_email:
+                options["from"] = from_email
+            if options:
+                context["_options"] = options
+            for address in addresses:
+                rows.append(Delivery(
+                    account=account, contact=contact, template=template, channel=name,
+                    mode=Delivery.Mode.TEST if test_mode else Delivery.Mode.LIVE,
+                    recipient=address, event_name=event.identifier, context=context))
+    if rows:
+        _quota(key, len(rows))
+        Delivery.objects.bulk_create(rows)
+        transaction.on_commit(lambda: _enqueue(rows), robust=True)
+    outcome.deliveries = [(d.channel, d.id) for d in rows]
+    return outcome
+
+
+def _channels(event: NotificationEvent, forced: str | None) -> list[str]:
+    if forced is None:
+        return list(event.channels)
+    if forced not in event.channels:
+        raise _error("VALIDATION_ERROR",
+                     f"channel: event '{event.identifier}' has no {forced} channel "
+                     f"(it has {', '.join(event.channels)}).")
+    return [forced]
+
+
+def _check_overrides(overrides: dict[str, Any]) -> None:
+    for name, values in overrides.items():
+        if name not in OVERRIDE_KEYS or not isinstance(values, dict):
+            raise _error("VALIDATION_ERROR", f"overrides.{name}: not a channel's overrides.")
+        unknown = set(values) - OVERRIDE_KEYS[name]
+        if unknown:
+            raise _error("VALIDATION_ERROR",
+                         f"overrides.{name}: unknown {', '.join(sorted(unknown))}.")
+        for k, v in values.items():
+            if k == "data":
+                if not isinstance(v, dict):
+                    raise _error("VALIDATION_ERROR", f"overrides.{name}.data: an object.")
+            elif not (isinstance(v, str) and 0 < len(v) <= 998):
+                raise _error("VALIDATION_ERROR", f"overrides.{name}.{k}: a short string.")
+            elif k == "reply_to":
+                values[k] = email_normalize(v)
+            elif k == "sender_id" and not re.fullmatch(r"[A-Za-z0-9 ]{1,11}", v):
+                raise _error("VALIDATION_ERROR", f"overrides.{name}.sender_id: 1-11 letters, "
+                             "digits or spaces (an SMS sender id).")
+
+
+def _sender(account_id: Any, sender: str) -> str:
+    """``from`` must be at the account's verified and enabled sender domain."""
+    from domains.models import SenderDomain
+
+    address = email_normalize(sender)
+    verified = SenderDomain.objects.filter(account_id=account_id, verified=True,
+                                           enabled=True).values_list("domain", flat=True)
+    if email_domain(address) not in set(verified):
+        raise _error("UNVERIFIED_SENDER", f"Sender {address} is not verified", 403)
+    return address
+
+
+def _recipients(account, to: Any) -> list[Contact]:
+    """Each ``to`` entry as a contact (upserted where the spec says so), in order, once."""
+    from contacts.selectors import contact_find
+    from contacts.services import contact_upsert
+
+    entries = to if isinstance(to, list) else [to]
+    if not entries or len(entries) > MAX_RECIPIENTS:
+        raise _error("VALIDATION_ERROR", f"to: between 1 and {MAX_RECIPIENTS} recipients.")
+    contacts: dict[Any, Contact] = {}
+    for index, entry in enumerate(entries):
+        where = f"to[{index}]" if isinstance(to, list) else "to"
+        if isinstance(entry, dict):
+            contact, _ = contact_upsert(account=account, data=entry)
+        elif isinstance(entry, str) and entry.strip():
+            contact = _by_string(account, entry.strip(), contact_find, contact_upsert)
+        else:
+            raise _error("VALIDATION_ERROR",
+                         f"{where}: an email, a phone, a contact id or an object.")
+        contacts.setdefault(contact.id, contact)
+    return list(contacts.values())
+
+
+def _by_string(account, value: str, find, upsert) -> Contact:
+    if "@" in value:
+        return upsert(account=account, data={"email": value})[0]
+    if value.startswith("+"):
+        return upsert(account=account, data={"phone": value})[0]
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        contact = find(account=account, identifier=value)
+        return contact or upsert(account=account, data={"externalId": value})[0]
+    contact = find(account=account, identifier=value)
+    if contact is None:
+        raise _error("NOT_FOUND", f"Contact {value} not found", 404)
+    return contact
+
+
+def _addresses(contact: Contact, channel: str) -> list[str]:
+    if channel == "push":
+        return [t.token for t in contact.push_tokens.all()]
+    value = getattr(contact, ADDRESS[channel])
+    return [value] if value else []
+
+
+def _context(account, contact: Contact, payload: dict[str, Any],
+             from_email: str | None) -> dict[str, Any]:
+    """What templates see: spec 004's ``contact``, ``payload``, ``app``, ``sender``, and the
+    contact's ``name``/``email``/``phone`` at the top for ``{{name | Guest}}``."""
+    person = {"uuid": str(contact.id), "name": contact.name, "email": contact.email or "",
+              "phone": contact.phone or "", "externalId": contact.external_id or "",
+              "username": contact.username, "avatar": contact.avatar,
+              "meta": contact.meta or {}}
+    return {
+        "contact": person, "payload": payload, "app": {"name": account.name},
+        "sender": {"name": settings.HERALD_DEFAULT_FROM_NAME if not from_email else "",
+                   "email": from_email or settings.HERALD_DEFAULT_FROM_EMAIL},
+        "name": contact.name, "email": contact.email or "", "phone": contact.phone or "",
+    }
+
+
+def _quota(key: ApiKey, count: int) -> None:
+    from common.ratelimit import delivery_quota_take
+
+    delivery_quota_take(api_key=key, count=count)
+
+
+def _enqueue(rows: list[Delivery]) -> None:
+    step = max(settings.HERALD_DISPATCH_BATCH_SIZE - 1, 1)
+    for start in range(0, len(rows), step):
+        enqueue(str(rows[start].id))

@@ -1,0 +1,156 @@
+"""Discord direct messages through the bot HTTP API (v10), with plain ``urllib3``.
+
+A DM needs the DM channel's id first (``POST /users/@me/channels``); ids are remembered
+per recipient so that a burst of messages opens the channel once. The title is bold
+(``**…**``) above the text; user text is backslash-escaped so it stays literal, and
+``allowed_mentions`` is empty so ``@everyone`` or ``<@id>`` in it never pings anyone.
+"""
+
+import json
+import re
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
+
+import urllib3
+
+from comms.providers.base import (
+    ChannelMessage,
+    ProviderConfigurationError,
+    ProviderInvalidRecipient,
+    ProviderPermanentError,
+    ProviderTransientError,
+    SendResult,
+)
+
+DEFAULT_API_BASE = "https://discord.com"
+MAX_CONTENT = 2000
+# 10013 unknown user, 50007 cannot send messages to this user, 50033 invalid recipient(s)
+RECIPIENT_CODES = frozenset({10013, 50007, 50033})
+_SNOWFLAKE_RE = re.compile(r"^[0-9]{1,20}$")
+# Characters Discord's markdown gives a meaning to (any escaped punctuation renders as
+# itself, so escaping a few too many is harmless); ``<`` starts mentions and timestamps.
+_MARKDOWN_RE = re.compile(r"([\\*_~`|<>#\-\[\]()])")
+# Links stay as they are: an escape inside a URL would break it (discord.py does the same).
+_URL_RE = re.compile(r"(https?://[^\s<]+[^<.,:;\"')\]\s])")
+_CHANNEL_CACHE_SIZE = 1024
+
+
+class DiscordProvider:
+    name = "discord"
+    channel = "discord"
+    config_fields = {"api_base": f"Discord API base URL (default {DEFAULT_API_BASE})."}
+    credential_fields = {"bot_token": "The bot's token (Developer Portal → Bot → Token)."}
+
+    def __init__(self, config: dict, credentials: dict, timeout: float) -> None:
+        token = credentials.get("bot_token") or ""
+        if not token:
+            raise ProviderConfigurationError("The Discord integration needs a bot_token.")
+        self.api = (config.get("api_base") or DEFAULT_API_BASE).rstrip("/") + "/api/v10"
+        self.timeout = timeout
+        self.http = urllib3.PoolManager(
+            timeout=urllib3.Timeout(total=timeout), retries=False,
+            headers={"Authorization": f"Bot {token}", "User-Agent": "DiscordBot (Herald, 1)"})
+        self._dm_channels: OrderedDict[str, str] = OrderedDict()
+
+    def send(self, message: ChannelMessage) -> SendResult:
+        if not _SNOWFLAKE_RE.match(message.to):
+            raise ProviderInvalidRecipient(f"Not a Discord user id: {message.to!r}.")
+        if not (message.title.strip() or message.text):
+            raise ProviderPermanentError("The message is empty.")
+        channel_id = self._dm_channel(message.to)
+        status, data, headers = self._post(
+            f"/channels/{channel_id}/messages",
+            {"content": content(message), "allowed_mentions": {"parse": []}})
+        if status != 200:
+            self._dm_channels.pop(message.to, None)  # may be stale; reopened next time
+            raise _classify(status, data, headers)
+        if not data.get("id"):
+            raise ProviderTransientError("Discord answered without a message id.")
+        return SendResult(provider_message_id=str(data["id"]))
+
+    def _dm_channel(self, user_id: str) -> str:
+        if user_id in self._dm_channels:
+            self._dm_channels.move_to_end(user_id)
+            return self._dm_channels[user_id]
+        status, data, headers = self._post("/users/@me/channels", {"recipient_id": user_id})
+        if status != 200:
+            raise _classify(status, data, headers)
+        if not data.get("id"):
+            raise ProviderTransientError("Discord answered without a DM channel id.")
+        self._dm_channels[user_id] = str(data["id"])
+        if len(self._dm_channels) > _CHANNEL_CACHE_SIZE:
+            self._dm_channels.popitem(last=False)
+        return str(data["id"])
+
+    def _post(self, path: str, body: dict) -> tuple[int, dict, Any]:
+        try:
+            response = self.http.request("POST", self.api + path, json=body, redirect=False)
+        except urllib3.exceptions.TimeoutError as exc:
+            raise ProviderTransientError(
+                f"Discord did not answer within {self.timeout:g}s.") from exc
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise ProviderTransientError(f"Discord unreachable: {type(exc).__name__}.") from exc
+        return response.status, _json(response.data), response.headers
+
+
+def content(message: ChannelMessage) -> str:
+    """``**title**`` and the text, escaped, cut to Discord's 2,000 characters."""
+    title = message.title.strip()[:200]
+    head = f"**{escape_markdown(title)}**\n" if title else ""
+    return head + fit(message.text, escape_markdown, MAX_CONTENT - len(head))
+
+
+def fit(text: str, escape: Callable[[str], str], limit: int) -> str:
+    """``escape(text)``, or the escape of its longest prefix that fits with an ellipsis (cut
+    before escaping, so no escape sequence is ever split)."""
+    escaped = escape(text)
+    if len(escaped) <= limit:
+        return escaped
+    low, high = 0, min(len(text), limit - 1)  # escaping never shortens: a bisection
+    while low < high:
+        middle = (low + high + 1) // 2
+        if len(escape(text[:middle])) <= limit - 1:
+            low = middle
+        else:
+            high = middle - 1
+    return escape(text[:low]) + "…"
+
+
+def escape_markdown(text: str) -> str:
+    parts = _URL_RE.split(text)  # odd indexes are the URLs
+    return "".join(part if i % 2 else _MARKDOWN_RE.sub(r"\\\1", part)
+                   for i, part in enumerate(parts))
+
+
+def _classify(status: int, data: dict, headers: Any) -> Exception:
+    code = data.get("code")
+    detail = str(data.get("message") or status)[:200]
+    if status == 429:
+        return ProviderTransientError(f"Discord rate limit (429): {detail}",
+                                      retry_after=_retry_after(data, headers))
+    if status >= 500:
+        return ProviderTransientError(f"Discord {status}: {detail}")
+    if status == 401:
+        return ProviderConfigurationError("Discord rejected the bot token (401).")
+    if code in RECIPIENT_CODES:
+        return ProviderInvalidRecipient(f"Discord cannot message this user: {detail}")
+    return ProviderPermanentError(f"Discord {status}: {detail}")
+
+
+def _retry_after(data: dict, headers: Any) -> float | None:
+    for value in (data.get("retry_after"), headers.get("Retry-After")):
+        try:
+            if value is not None:
+                return max(0.0, float(value))
+        except (TypeError, ValueError):
+            continue
+    return None
+
+
+def _json(raw: bytes) -> dict:
+    try:
+        data = json.loads(raw or b"{}")
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}

@@ -1,0 +1,132 @@
+"""Expo push notifications through the official ``exponent_server_sdk`` (push API v2).
+
+The SDK takes the API host and a per-request timeout, and a ``requests.Session`` that
+carries the access token. Its own token check only knows the ``ExponentPushToken[...]``
+spelling, so messages go through a ``PushMessage`` subclass with the payload we send.
+"""
+
+import email.utils
+import re
+import time
+
+import requests
+from exponent_server_sdk import PushClient, PushMessage, PushServerError, PushTicket
+
+from comms.providers.base import (
+    ChannelMessage,
+    ProviderConfigurationError,
+    ProviderInvalidRecipient,
+    ProviderPermanentError,
+    ProviderTransientError,
+    SendResult,
+)
+
+DEFAULT_API_BASE = "https://exp.host"
+_TOKEN_RE = re.compile(r"^Expo(?:nent)?PushToken\[[^\[\]\s]{1,200}\]$")
+
+
+def is_expo_token(token: str) -> bool:
+    """``ExponentPushToken[...]`` or ``ExpoPushToken[...]``, as the Expo client hands out."""
+    return isinstance(token, str) and bool(_TOKEN_RE.match(token))
+
+
+class _PushMessage(PushMessage):
+    def get_payload(self) -> dict:
+        payload = {"to": self.to, "body": self.body}
+        if self.title:
+            payload["title"] = self.title
+        if self.data:
+            payload["data"] = self.data
+        return payload
+
+
+class ExpoPushProvider:
+    name = "expo"
+    channel = "push"
+    config_fields = {"api_base": f"Expo push API host (default {DEFAULT_API_BASE})."}
+    credential_fields = {
+        "access_token": "Expo access token, needed only if enhanced push security is on.",
+    }
+
+    def __init__(self, config: dict, credentials: dict, timeout: float) -> None:
+        session = requests.Session()
+        session.headers.update({"Accept": "application/json",
+                                "Content-Type": "application/json"})
+        if credentials.get("access_token"):
+            session.headers["Authorization"] = f"Bearer {credentials['access_token']}"
+        self.client = PushClient(host=config.get("api_base") or DEFAULT_API_BASE,
+                                 session=session, timeout=timeout)
+
+    def send(self, message: ChannelMessage) -> SendResult:
+        if not is_expo_token(message.to):
+            raise ProviderInvalidRecipient("Not an Expo push token.")
+        push = _PushMessage(to=message.to, title=message.title, body=message.text,
+                            data=message.options.get("data") or None)
+        try:
+            ticket = self.client.publish(push)
+        except PushServerError as exc:
+            raise _server_error(exc) from exc
+        except requests.HTTPError as exc:
+            raise _http_error(exc.response, "") from exc
+        except requests.Timeout as exc:
+            raise ProviderTransientError("Expo push API timed out.") from exc
+        except requests.RequestException as exc:
+            raise ProviderTransientError(f"Expo push API unreachable: {type(exc).__name__}") \
+                from exc
+        return _ticket_result(ticket)
+
+
+def _ticket_result(ticket: PushTicket) -> SendResult:
+    if ticket.is_success():
+        if not ticket.id:
+            raise ProviderTransientError("Expo answered without a ticket id.")
+        return SendResult(provider_message_id=ticket.id)
+    error = (ticket.details or {}).get("error", "")
+    detail = f"Expo: {error or 'error'}: {ticket.message or 'no message'}"[:300]
+    if error == "DeviceNotRegistered":
+        raise ProviderInvalidRecipient(detail)
+    if error == "MessageRateExceeded":
+        raise ProviderTransientError(detail)
+    if error == "InvalidCredentials":
+        raise ProviderConfigurationError(detail)
+    raise ProviderPermanentError(detail)  # MessageTooBig and anything unknown
+
+
+def _server_error(exc: PushServerError) -> Exception:
+    """A request-level failure: top-level ``errors`` or a body the SDK could not read."""
+    errors = exc.errors if isinstance(exc.errors, list) else []
+    first = errors[0] if errors and isinstance(errors[0], dict) else {}
+    detail = f"{first.get('code', 'error')}: {first.get('message', exc.message)}"[:300]
+    response = exc.response
+    if response is not None and response.status_code >= 400:
+        return _http_error(response, detail)
+    if not errors:  # a 2xx the SDK could not read: Expo misbehaving, worth a retry
+        return ProviderTransientError(f"Expo answered unexpectedly: {exc.message}"[:300])
+    return ProviderPermanentError(f"Expo rejected the request: {detail}")
+
+
+def _http_error(response: requests.Response | None, detail: str) -> Exception:
+    status = response.status_code if response is not None else 0
+    summary = f"Expo push API {status}" + (f": {detail}" if detail else "")
+    if response is None:
+        return ProviderTransientError(summary)
+    if status == 429 or status >= 500:
+        retry_after = _retry_after(response.headers.get("Retry-After"))
+        return ProviderTransientError(summary, retry_after=retry_after)
+    if status in (401, 403):
+        return ProviderConfigurationError(f"Expo rejected the access token: {summary}")
+    return ProviderPermanentError(summary)
+
+
+def _retry_after(value: str | None) -> float | None:
+    """``Retry-After`` in seconds or as an HTTP date; ``None`` when absent or unreadable."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, email.utils.parsedate_to_datetime(value).timestamp() - time.time())
+    except (ValueError, TypeError, OverflowError):
+        return None

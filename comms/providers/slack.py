@@ -1,0 +1,126 @@
+"""Slack direct messages through the official ``slack_sdk`` (``chat.postMessage``).
+
+Posting to a user id (``U…``) makes Slack open the bot's DM with that user. The message is
+a ``rich_text`` block (the title a bold text element), so user text needs no mrkdwn escaping
+and cannot turn into formatting, mentions or links; the top-level ``text`` is the
+notification fallback, escaped for mrkdwn (Slack has no escape for ``*``/``_``/``~``).
+"""
+
+import http.client
+import re
+import urllib.error
+from typing import Any
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError, SlackClientError
+
+from comms.providers.base import (
+    ChannelMessage,
+    ProviderConfigurationError,
+    ProviderInvalidRecipient,
+    ProviderPermanentError,
+    ProviderTransientError,
+    SendResult,
+)
+
+DEFAULT_API_BASE = "https://slack.com"
+CONFIG_ERRORS = frozenset({
+    "invalid_auth", "not_authed", "account_inactive", "token_revoked", "token_expired",
+    "missing_scope", "not_allowed_token_type", "no_permission", "ekm_access_denied",
+})
+RECIPIENT_ERRORS = frozenset({
+    "channel_not_found", "user_not_found", "is_archived", "cannot_dm_bot", "user_disabled",
+})
+TRANSIENT_ERRORS = frozenset({
+    "ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout",
+})
+# Slack ids: U…/W… users, D… DMs, C…/G… channels.
+_ID_RE = re.compile(r"^[A-Z][A-Z0-9]{2,}$")
+
+
+class SlackProvider:
+    name = "slack"
+    channel = "slack"
+    config_fields = {"api_base": f"Slack API base URL (default {DEFAULT_API_BASE})."}
+    credential_fields = {"bot_token": "Bot user OAuth token (xoxb-…) with the chat:write scope."}
+
+    def __init__(self, config: dict, credentials: dict, timeout: float) -> None:
+        token = credentials.get("bot_token") or ""
+        if not token:
+            raise ProviderConfigurationError("The Slack integration needs a bot_token.")
+        api_base = (config.get("api_base") or DEFAULT_API_BASE).rstrip("/")
+        # No SDK retries: the delivery pipeline owns retries and their backoff.
+        self.client = WebClient(token=token, base_url=api_base + "/api/", timeout=timeout,
+                                retry_handlers=[])
+        self.timeout = timeout
+
+    def send(self, message: ChannelMessage) -> SendResult:
+        if not _ID_RE.match(message.to):
+            raise ProviderInvalidRecipient(f"Not a Slack user or channel id: {message.to!r}.")
+        if not (message.title.strip() or message.text):
+            raise ProviderPermanentError("The message is empty.")
+        try:
+            response = self.client.chat_postMessage(
+                channel=message.to, text=fallback_text(message), blocks=blocks(message),
+                unfurl_links=False, unfurl_media=False)
+        except SlackApiError as exc:
+            raise _classify(exc.response.status_code, exc.response.data,
+                            exc.response.headers) from exc
+        except TimeoutError as exc:
+            raise ProviderTransientError(
+                f"Slack did not answer within {self.timeout:g}s.") from exc
+        except (urllib.error.URLError, http.client.HTTPException, OSError,
+                SlackClientError) as exc:
+            raise ProviderTransientError(f"Slack unreachable: {_reason(exc)}") from exc
+        return SendResult(provider_message_id=f"{response['channel']}:{response['ts']}")
+
+
+def blocks(message: ChannelMessage) -> list[dict[str, Any]]:
+    elements: list[dict[str, Any]] = []
+    title = message.title.strip()
+    if title:
+        elements.append({"type": "text", "text": title, "style": {"bold": True}})
+    if message.text:
+        elements.append({"type": "text", "text": f"\n{message.text}" if title else message.text})
+    return [{"type": "rich_text",
+             "elements": [{"type": "rich_text_section", "elements": elements}]}]
+
+
+def fallback_text(message: ChannelMessage) -> str:
+    """Notifications and screen readers: the plain title and text, escaped for mrkdwn."""
+    text = "\n".join(part for part in (message.title.strip(), message.text) if part)
+    return escape_mrkdwn(text)
+
+
+def escape_mrkdwn(text: str) -> str:
+    """Slack's three control characters (``<@U1>``, ``<!channel>``, links)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _classify(status: int, data: Any, headers: Any) -> Exception:
+    error = data.get("error", "") if isinstance(data, dict) else ""
+    if status == 429 or error == "ratelimited":
+        return ProviderTransientError("Slack rate limit (429).",
+                                      retry_after=_retry_after(headers))
+    if status >= 500 or error in TRANSIENT_ERRORS:
+        return ProviderTransientError(f"Slack {status}: {error or 'server error'}.")
+    if error in CONFIG_ERRORS or status in (401, 403):
+        return ProviderConfigurationError(f"Slack rejected the bot token: {error or status}.")
+    if error in RECIPIENT_ERRORS:
+        return ProviderInvalidRecipient(f"Slack cannot message this recipient: {error}.")
+    return ProviderPermanentError(f"Slack refused the message: {error or status}.")
+
+
+def _retry_after(headers: Any) -> float | None:
+    value = None
+    if headers:
+        value = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _reason(exc: Exception) -> str:
+    reason = getattr(exc, "reason", None) or exc
+    return str(reason)[:200] or type(exc).__name__

@@ -1,0 +1,134 @@
+"""Telegram messages through the Bot API (``sendMessage``), with plain ``urllib3``.
+
+The bot token is part of every URL (``/bot<token>/sendMessage``), so nothing this module
+raises carries a URL or a chained urllib3 exception, and urllib3's own request log lines are
+redacted. The text is sent with ``parse_mode=HTML``: the title in ``<b>``, user text
+HTML-escaped.
+"""
+
+import html
+import json
+import logging
+import re
+from typing import Any
+
+import urllib3
+
+from comms.providers.base import (
+    ChannelMessage,
+    ProviderConfigurationError,
+    ProviderInvalidRecipient,
+    ProviderPermanentError,
+    ProviderTransientError,
+    SendResult,
+)
+
+DEFAULT_API_BASE = "https://api.telegram.org"
+MAX_TEXT = 4096  # characters after entity parsing
+# 400 descriptions that mean the chat itself is unusable (403 always does).
+RECIPIENT_ERRORS = ("chat not found", "user not found", "peer_id_invalid",
+                    "group chat was upgraded", "chat_id is empty", "have no rights to send")
+_CHAT_ID_RE = re.compile(r"^(-?[0-9]{1,20}|@[A-Za-z0-9_]{4,32})$")
+_TOKEN_IN_URL_RE = re.compile(r"/bot[^/\s]+")
+
+
+class TelegramProvider:
+    name = "telegram"
+    channel = "telegram"
+    config_fields = {"api_base": f"Bot API base URL (default {DEFAULT_API_BASE})."}
+    credential_fields = {"bot_token": "The token @BotFather gave the bot (123456:ABC-…)."}
+
+    def __init__(self, config: dict, credentials: dict, timeout: float) -> None:
+        token = credentials.get("bot_token") or ""
+        if not token or "/" in token:
+            raise ProviderConfigurationError("The Telegram integration needs a valid bot_token.")
+        self._url = (config.get("api_base") or DEFAULT_API_BASE).rstrip("/") + (
+            f"/bot{token}/sendMessage")
+        self.timeout = timeout
+        self.http = urllib3.PoolManager(timeout=urllib3.Timeout(total=timeout), retries=False)
+
+    def __repr__(self) -> str:
+        return "<TelegramProvider>"  # never the URL
+
+    def send(self, message: ChannelMessage) -> SendResult:
+        if not _CHAT_ID_RE.match(message.to):
+            raise ProviderInvalidRecipient(f"Not a Telegram chat id: {message.to!r}.")
+        if not (message.title.strip() or message.text):
+            raise ProviderPermanentError("The message is empty.")
+        chat_id: int | str = message.to if message.to.startswith("@") else int(message.to)
+        status, data = self._post({"chat_id": chat_id, "text": text_html(message),
+                                   "parse_mode": "HTML", "link_preview_options":
+                                   {"is_disabled": True}})
+        if status != 200 or not data.get("ok"):
+            raise _classify(status, data)
+        message_id = (data.get("result") or {}).get("message_id")
+        if message_id is None:
+            raise ProviderTransientError("Telegram answered without a message_id.")
+        return SendResult(provider_message_id=f"{chat_id}:{message_id}")
+
+    def _post(self, body: dict) -> tuple[int, dict]:
+        # The failure is raised outside the ``except``: a chained urllib3 error could
+        # carry the URL (and so the token) into a traceback.
+        failure = ""
+        try:
+            response = self.http.request("POST", self._url, json=body, redirect=False)
+        except urllib3.exceptions.TimeoutError:
+            failure = f"Telegram did not answer within {self.timeout:g}s."
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            failure = f"Telegram unreachable: {type(exc).__name__}."
+        if failure:
+            raise ProviderTransientError(failure)
+        return response.status, _json(response.data)
+
+
+def text_html(message: ChannelMessage) -> str:
+    """``<b>title</b>`` above the text, cut so the visible text fits Telegram's limit."""
+    title = message.title.strip()[:256]
+    room = MAX_TEXT - (len(title) + 1 if title else 0)
+    text = message.text if len(message.text) <= room else message.text[:room - 1] + "…"
+    body = html.escape(text, quote=False)
+    return f"<b>{html.escape(title, quote=False)}</b>\n{body}" if title else body
+
+
+def _classify(status: int, data: dict) -> Exception:
+    description = str(data.get("description") or status)[:200]
+    parameters = data.get("parameters") or {}
+    if status == 429:
+        return ProviderTransientError(f"Telegram rate limit (429): {description}",
+                                      retry_after=_seconds(parameters.get("retry_after")))
+    if status >= 500:
+        return ProviderTransientError(f"Telegram {status}: {description}")
+    if status in (401, 404):  # 404: a malformed token (or API base)
+        return ProviderConfigurationError(f"Telegram rejected the bot token ({status}).")
+    if status == 403 or any(e in description.lower() for e in RECIPIENT_ERRORS):
+        return ProviderInvalidRecipient(f"Telegram cannot message this chat: {description}")
+    return ProviderPermanentError(f"Telegram {status}: {description}")
+
+
+def _seconds(value: Any) -> float | None:
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _json(raw: bytes) -> dict:
+    try:
+        data = json.loads(raw or b"{}")
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+class _RedactBotTokens(logging.Filter):
+    """urllib3 logs request lines (``POST /bot<token>/sendMessage``) at DEBUG."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        if "/bot" in text:
+            record.msg, record.args = _TOKEN_IN_URL_RE.sub("/bot<redacted>", text), ()
+        return True
+
+
+for _logger in ("urllib3.connectionpool", "urllib3.connection", "urllib3.util.retry"):
+    logging.getLogger(_logger).addFilter(_RedactBotTokens())

@@ -1,0 +1,139 @@
+"""WhatsApp text messages through the WhatsApp Cloud API (Graph API), with plain ``urllib3``.
+
+WhatsApp formatting has no escape character: a ``*``, ``_``, ``~`` or backtick in user text
+is kept from pairing into formatting by zero-width spaces around it (invisible, and the
+text still reads and copies the same). The title is bold (``*…*``) above the text.
+"""
+
+import json
+import re
+from collections.abc import Callable
+from typing import Any
+
+import urllib3
+
+from comms.providers.base import (
+    ChannelMessage,
+    ProviderConfigurationError,
+    ProviderInvalidRecipient,
+    ProviderPermanentError,
+    ProviderTransientError,
+    SendResult,
+)
+
+DEFAULT_API_BASE = "https://graph.facebook.com"
+GRAPH_VERSION = "v21.0"
+MAX_BODY = 4096
+CONFIG_CODES = frozenset({190})  # expired or invalid access token
+# 131026 not a WhatsApp user (or old app), 131030 not in the test number's allowed list
+RECIPIENT_CODES = frozenset({131026, 131030})
+# throughput (130429), spam (131048) and pair (131056) rate limits, account rate limit (80007)
+# and Graph's generic "temporarily unavailable" codes
+TRANSIENT_CODES = frozenset({130429, 131048, 131056, 80007, 1, 2, 4, 131000, 133004})
+_PHONE_RE = re.compile(r"^[1-9][0-9]{6,14}$")
+_MARKER_RE = re.compile(r"([*_~`])")
+ZWSP = "\u200b"
+
+
+class WhatsAppProvider:
+    name = "whatsapp_cloud"
+    channel = "whatsapp"
+    config_fields = {
+        "api_base": f"Graph API base URL (default {DEFAULT_API_BASE}).",
+        "phone_number_id": "The sending number's Phone number ID (WhatsApp Manager → API setup).",
+    }
+    credential_fields = {
+        "access_token": "A system user access token with whatsapp_business_messaging.",
+    }
+
+    def __init__(self, config: dict, credentials: dict, timeout: float) -> None:
+        token = credentials.get("access_token") or ""
+        phone_number_id = str(config.get("phone_number_id") or "")
+        if not token:
+            raise ProviderConfigurationError("The WhatsApp integration needs an access_token.")
+        if not phone_number_id.isdigit():
+            raise ProviderConfigurationError("The WhatsApp integration needs a phone_number_id.")
+        self.url = (f"{(config.get('api_base') or DEFAULT_API_BASE).rstrip('/')}/{GRAPH_VERSION}"
+                    f"/{phone_number_id}/messages")
+        self.timeout = timeout
+        self.http = urllib3.PoolManager(timeout=urllib3.Timeout(total=timeout), retries=False,
+                                        headers={"Authorization": f"Bearer {token}"})
+
+    def send(self, message: ChannelMessage) -> SendResult:
+        to = message.to.removeprefix("+")
+        if not _PHONE_RE.match(to):
+            raise ProviderInvalidRecipient(f"Not an E.164 phone number: {message.to!r}.")
+        if not (message.title.strip() or message.text):
+            raise ProviderPermanentError("The message is empty.")
+        status, data = self._post({
+            "messaging_product": "whatsapp", "recipient_type": "individual", "to": to,
+            "type": "text", "text": {"body": body(message), "preview_url": False}})
+        if status != 200 or "error" in data:
+            raise _classify(status, data)
+        messages = data.get("messages") or [{}]
+        if not messages[0].get("id"):
+            raise ProviderTransientError("WhatsApp answered without a message id.")
+        return SendResult(provider_message_id=str(messages[0]["id"]))
+
+    def _post(self, payload: dict) -> tuple[int, dict]:
+        try:
+            response = self.http.request("POST", self.url, json=payload, redirect=False)
+        except urllib3.exceptions.TimeoutError as exc:
+            raise ProviderTransientError(
+                f"WhatsApp did not answer within {self.timeout:g}s.") from exc
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise ProviderTransientError(f"WhatsApp unreachable: {type(exc).__name__}.") from exc
+        return response.status, _json(response.data)
+
+
+def body(message: ChannelMessage) -> str:
+    title = message.title.strip()[:200]
+    head = f"*{escape_formatting(title)}*\n" if title else ""
+    return head + fit(message.text, escape_formatting, MAX_BODY - len(head))
+
+
+def escape_formatting(text: str) -> str:
+    return _MARKER_RE.sub(ZWSP + r"\1" + ZWSP, text)
+
+
+def fit(text: str, escape: Callable[[str], str], limit: int) -> str:
+    """``escape(text)``, or the escape of its longest prefix that fits with an ellipsis."""
+    escaped = escape(text)
+    if len(escaped) <= limit:
+        return escaped
+    low, high = 0, min(len(text), limit - 1)  # escaping never shortens: a bisection
+    while low < high:
+        middle = (low + high + 1) // 2
+        if len(escape(text[:middle])) <= limit - 1:
+            low = middle
+        else:
+            high = middle - 1
+    return escape(text[:low]) + "…"
+
+
+def _classify(status: int, data: dict) -> Exception:
+    error = data.get("error") if isinstance(data.get("error"), dict) else {}
+    code = error.get("code")
+    detail = str(error.get("message") or status)[:200]
+    if code in CONFIG_CODES or status == 401:
+        return ProviderConfigurationError(f"WhatsApp rejected the access token: {detail}")
+    if code in RECIPIENT_CODES:
+        return ProviderInvalidRecipient(f"WhatsApp cannot message this number: {detail}")
+    if code in TRANSIENT_CODES or status == 429 or status >= 500:
+        return ProviderTransientError(f"WhatsApp {status}: {detail}",
+                                      retry_after=_retry_after(data))
+    return ProviderPermanentError(f"WhatsApp {status}: {detail}")
+
+
+def _retry_after(data: Any) -> float | None:
+    """Graph sends no Retry-After; pair rate limits (131056) ask for a pause of about 6s."""
+    code = (data.get("error") or {}).get("code") if isinstance(data, dict) else None
+    return 6.0 if code == 131056 else None
+
+
+def _json(raw: bytes) -> dict:
+    try:
+        data = json.loads(raw or b"{}")
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}

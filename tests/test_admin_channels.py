@@ -1,0 +1,175 @@
+"""The admin of issue 6/7 additions: integrations (credentials write-only, encrypted),
+notification events with their templates, template edits bumping the version."""
+
+import re
+
+from django.test import Client
+from django.urls import reverse
+
+from accounts.models import Membership
+from accounts.services import membership_add
+from comms.models import Delivery, Integration
+from templates.models import MessageTemplate, NotificationEvent, TemplateVersion
+
+
+def _form(client: Client, url: str, **fields: str) -> dict[str, str]:
+    """The change form's hidden inputs (inline management forms) with ``fields`` over them."""
+    page = client.get(url).content.decode()
+    hidden = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', page))
+    hidden.pop("csrfmiddlewaretoken", None)
+    return {**hidden, **fields}
+
+
+def _owner(keys) -> Client:
+    membership_add(account=keys.account, username="olive", role=Membership.Role.OWNER,
+                   password="pw-123456789")
+    client = Client()
+    assert client.login(username="olive", password="pw-123456789")
+    return client
+
+
+def test_an_owner_adds_an_integration_whose_credentials_never_show(keys):
+    client = _owner(keys)
+    response = client.post(reverse("admin:comms_integration_add"), {
+        "account": str(keys.account.id), "provider": "twilio", "name": "Main SMS",
+        "priority": 0, "is_active": "on",
+        "config": '{"from_number": "+15005550006"}',
+        "credentials": '{"account_sid": "AC123", "auth_token": "tw-secret-token"}',
+    }, follow=True)
+    assert response.status_code == 200
+    integration = Integration.objects.get()
+    assert (integration.channel, integration.provider) == ("sms", "twilio")
+    assert "tw-secret-token" not in integration.credentials_encrypted
+    page = client.get(reverse("admin:comms_integration_change", args=[integration.pk]))
+    assert b"tw-secret-token" not in page.content and b"AC123" not in page.content
+    assert b"account_sid, auth_token" in page.content  # which ones are stored, not their values
+    # Saving again with the box empty keeps the stored credentials.
+    client.post(reverse("admin:comms_integration_change", args=[integration.pk]), {
+        "account": str(keys.account.id), "provider": "twilio", "name": "Main SMS",
+        "priority": 1, "is_active": "on", "config": '{"from_number": "+15005550006"}',
+        "credentials": ""})
+    integration.refresh_from_db()
+    assert integration.priority == 1
+    from common import crypto
+
+    assert crypto.decrypt_json(integration.credentials_encrypted)["auth_token"] == (
+        "tw-secret-token")
+
+
+def test_unknown_integration_settings_are_refused(keys):
+    client = _owner(keys)
+    response = client.post(reverse("admin:comms_integration_add"), {
+        "account": str(keys.account.id), "provider": "twilio", "priority": 0,
+        "config": '{"colour": "red"}', "credentials": "{}"})
+    assert response.status_code == 200
+    assert b"Unknown settings for twilio: colour" in response.content
+    assert not Integration.objects.exists()
+
+
+def test_editing_a_template_bumps_its_version_and_checks_it(api, template_id):
+    client = _owner(api.keys)
+    url = reverse("admin:templates_messagetemplate_change", args=[template_id])
+    form = {"id": template_id, "account": str(api.keys.account.id), "name": "Ticket",
+            "channel": "email", "language": "en", "subject": "New {{ event.name }}",
+            "html_body": "<p>x</p>", "text_body": "x"}
+    client.post(url, _form(client, url, **form))
+    assert MessageTemplate.objects.get(id=template_id).version == 2
+    broken = client.post(url, _form(client, url, **{**form, "subject": "{{ oops"}))
+    assert b"Line 1" in broken.content
+    template = MessageTemplate.objects.get(id=template_id)
+    assert (template.version, template.subject) == (2, "New {{ event.name }}")
+
+
+def test_an_event_is_created_with_its_templates_in_the_admin(keys):
+    client = _owner(keys)
+    prefix = "templates"
+    response = client.post(reverse("admin:templates_notificationevent_add"), {
+        "account": str(keys.account.id), "identifier": "order.confirmed",
+        "name": "Order confirmed", "description": "", "channels": '["email"]',
+        "default_language": "en",
+        f"{prefix}-TOTAL_FORMS": "1", f"{prefix}-INITIAL_FORMS": "0",
+        f"{prefix}-MIN_NUM_FORMS": "0", f"{prefix}-MAX_NUM_FORMS": "1000",
+        f"{prefix}-0-channel": "email", f"{prefix}-0-language": "en",
+        f"{prefix}-0-subject": "Order {{payload.orderNumber}}",
+        f"{prefix}-0-text_body": "Hi {{name | Guest}}", f"{prefix}-0-html_body": "",
+    }, follow=True)
+    assert response.status_code == 200
+    event = NotificationEvent.objects.get()
+    template = event.templates.get()
+    assert (template.account_id, template.channel) == (keys.account.id, "email")
+    assert template.name == "order.confirmed (email, en)"
+
+
+def test_template_history_says_who_changed_what(api, template_id):
+    api.put(f"/comms/v1/api/comms/template/{template_id}",
+            {"name": "Ticket", "subject": "Changed {{ event.name }}", "textBody": "Hi"})
+    client = _owner(api.keys)
+    url = reverse("admin:templates_messagetemplate_change", args=[template_id])
+    client.post(url, _form(client, url, id=template_id, account=str(api.keys.account.id),
+                           name="Ticket", channel="email", language="en",
+                           subject="Changed {{ event.name }}", html_body="",
+                           text_body="Hello there"))
+    versions = list(TemplateVersion.objects.filter(template_id=template_id)
+                    .order_by("version").values_list("version", "changed_by"))
+    assert [v for v, _ in versions] == [1, 2, 3]
+    assert versions[0][1].startswith("API key live") and versions[1][1].startswith("API key")
+    assert versions[2][1] == "olive (admin)"
+    page = client.get(url).content.decode()
+    assert "olive (admin)" in page
+    assert "-Hi" in page and "+Hello there" in page
+
+
+def test_send_a_test_to_me(api, template_id, django_capture_on_commit_callbacks):
+    client = _owner(api.keys)
+    changelist = reverse("admin:templates_messagetemplate_changelist")
+    said = client.post(changelist, {"action": "send_test_to_me",
+                                    "_selected_action": [template_id]}, follow=True)
+    assert b"has no email address" in said.content
+    from django.contrib.auth import get_user_model
+
+    get_user_model().objects.filter(username="olive").update(email="olive@acme.example")
+    with django_capture_on_commit_callbacks(execute=True):
+        said = client.post(changelist, {"action": "send_test_to_me",
+                                        "_selected_action": [template_id]}, follow=True)
+    assert b"Test sent to olive@acme.example" in said.content
+    delivery = Delivery.objects.get(recipient="olive@acme.example")
+    assert delivery.status == "sent"
+    assert delivery.subject == "Your ticket for Sample Event"
+
+
+def test_deliveries_filter_by_event_and_template_of_ones_own_account(api, other_api,
+                                                                    event_id, template_id):
+    from tests.conftest import guest
+
+    api.post("/checkin/v1/api/guest", guest(event_id, template_id, email="a@example.com"))
+    second = api.post("/checkin/v1/api/event", {"name": "Autumn Ball"}).json()["id"]
+    api.post("/checkin/v1/api/guest", guest(second, template_id, email="b@example.com"))
+    theirs = other_api.post("/checkin/v1/api/event", {"name": "Their Gala"}).json()
+    client = _owner(api.keys)
+    url = reverse("admin:comms_delivery_changelist")
+    page = client.get(url).content.decode()
+    assert "Spring Gala" in page and "Their Gala" not in page
+    filtered = client.get(url, {"attendee__event__id__exact": event_id,
+                                "template__id__exact": template_id}).content.decode()
+    assert "a@example.com" in filtered and "b@example.com" not in filtered
+    assert "Their Gala" not in client.get(url, {"attendee__event__id__exact": theirs["id"]}
+                                          ).content.decode()
+
+
+def test_dashboard_charts_ones_own_accounts_and_events(sandbox_api, other_api, event_id,
+                                                       template_id, settings):
+    from tests.conftest import guest
+
+    settings.HERALD_SANDBOX_DELAY_SECONDS = 0
+    sandbox_api.post("/checkin/v1/api/guest", guest(event_id, template_id, email="ok@x.example"))
+    sandbox_api.post("/checkin/v1/api/guest", guest(event_id, template_id,
+                                                    email="bounce@x.example"))
+    theirs = other_api.post("/checkin/v1/api/event", {"name": "Their Gala"}).json()
+    their_template = other_api.post("/comms/v1/api/comms/template", {
+        "name": "T", "subject": "S", "textBody": "B"}).json()
+    other_api.post("/checkin/v1/api/guest", guest(theirs["id"], their_template["id"]))
+    client = _owner(sandbox_api.keys)
+    page = client.get(reverse("admin:comms_dashboard_changelist")).content.decode()
+    assert "Account: Acme Events" in page and "Event: Spring Gala" in page
+    assert "Their Gala" not in page and "Other Org" not in page
+    assert "<svg" in page and "1 failed" in page and "opened: <strong>1</strong>" in page
