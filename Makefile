@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PORT ?= 8000
 
-.PHONY: run test install lint web worker beat bench clean
+.PHONY: run test install lint web worker beat bench bench-peer clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -43,3 +43,7 @@ clean:
 bench: install
 	command -v wrk >/dev/null || apt-get install -y wrk
 	$(PY) bench/run.py
+
+# Herald against django-post-office, 10,000 emails through one aiosmtpd server.
+bench-peer: install
+	$(PY) bench/peer.py

@@ -6,6 +6,8 @@ Scenarios
   32 connections; the worker is stopped so the figure is the API alone.
 - pipeline: the deliveries the api scenario queued, drained by a Celery worker through the
   real `sendgrid` client into the fake server: deliveries/s from queued to accepted.
+- peer: `bench/peer.py` once the rest is stopped: the same emails (BENCH_PEER_EMAILS, 10,000;
+  0 skips it) sent by django-post-office and by Herald through SMTP to one aiosmtpd server.
 """
 
 import json
@@ -26,6 +28,7 @@ DURATION = os.environ.get("BENCH_SECONDS", "20")
 CONNECTIONS = os.environ.get("BENCH_CONNECTIONS", "32")
 WEB_WORKERS = os.environ.get("BENCH_WEB_WORKERS", "4")
 WORKER_CONCURRENCY = os.environ.get("BENCH_WORKER_CONCURRENCY", "4")
+PEER_EMAILS = int(os.environ.get("BENCH_PEER_EMAILS", "10000"))
 DB = "herald_bench"
 ENV = {
     **os.environ,
@@ -184,6 +187,7 @@ def main() -> None:
     results["worker_rss"] = peak_rss_mb(worker)
     for proc in procs:
         stop(proc)
+    results["peer"] = run_peer()
     report(results)
 
 
@@ -263,6 +267,37 @@ def api_v004(method: str, path: str, keys: dict, body: dict) -> dict:
         return json.loads(response.read())
 
 
+def run_peer() -> dict | None:
+    """bench/peer.py on PostgreSQL (its own databases), with nothing else running."""
+    if not PEER_EMAILS:
+        return None
+    env = {**os.environ, "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/herald_bench_peer",
+           "BENCH_WORKER_CONCURRENCY": WORKER_CONCURRENCY}
+    out = subprocess.run([str(VENV / "python"), "bench/peer.py", "--emails", str(PEER_EMAILS),
+                          "--json"], capture_output=True, text=True, env=env, cwd=ROOT)
+    try:
+        return json.loads(out.stdout)
+    except json.JSONDecodeError:
+        return {"problems": [out.stderr[-500:] or f"bench/peer.py exited {out.returncode}"]}
+
+
+def _peer_row(peer: dict | None) -> tuple[str, str, str] | None:
+    if peer is None:
+        return None
+    target = "Herald ≥ 5x django-post-office"
+    name = "Peer: same emails via SMTP to aiosmtpd (send_queued_mail vs Celery worker)"
+    if "results" not in peer:
+        return name, "failed: " + " ".join(peer["problems"])[:200].replace("|", "/"), target
+    po, herald = peer["results"]
+    ratio = herald["rate"] / po["rate"] if po["rate"] else 0.0
+    measured = (f"Herald {herald['rate']:.0f} emails/s vs post_office {po['rate']:.0f} emails/s"
+                f" = {ratio:.2f}x ({herald['emails']} each; SMTP "
+                f"connections {herald['connections']} vs {po['connections']})")
+    if peer["problems"]:
+        measured += f"; {len(peer['problems'])} side(s) missing or duplicating emails"
+    return name, measured, target
+
+
 def report(results: dict) -> None:
     api_result = results["api"]
     done, queued, elapsed = results["pipeline"]
@@ -285,6 +320,8 @@ def report(results: dict) -> None:
         ("Peak RSS", f"web worker {results['web_rss']:.0f} MB, Celery worker "
          f"{results['worker_rss']:.0f} MB (largest process)", "worker ≤ 300 MB"),
     ]
+    if peer_row := _peer_row(results.get("peer")):
+        rows.append(peer_row)
     table = ["| scenario | measured | target |", "| --- | --- | --- |"]
     table += [f"| {a} | {b} | {c} |" for a, b, c in rows]
     setup = (f"gunicorn {WEB_WORKERS} sync workers, Celery prefork -c {WORKER_CONCURRENCY}, "

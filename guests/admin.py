@@ -1,10 +1,13 @@
 from django.contrib import admin
 from django.db.models import Count, OuterRef, Q, Subquery
+from django.urls import path, reverse
+from django.utils.html import format_html
 
 from common.admin import AccountScopedAdmin
 from comms.admin_actions import resend_attendees
 from comms.models import Delivery, Status
-from guests.models import Attendee, Event
+from guests import admin_views
+from guests.models import Attendee, BulkSend, Event, GuestImport
 
 # The delivery funnel of an event: each column counts its guests' deliveries in a state.
 FUNNEL = {
@@ -32,6 +35,47 @@ class EventAdmin(AccountScopedAdmin):
                     *[_funnel_column(name) for name in FUNNEL]]
     list_filter = ["account"]
     search_fields = ["name", "id"]
+    # Object tools: "Import guests (CSV)" and "Send a template to guests…".
+    change_form_template = "admin/guests/event/change_form.html"
+
+    def get_urls(self):
+        def view(method):
+            return self.admin_site.admin_view(method)
+
+        return [
+            path("<uuid:event_id>/import/",
+                 admin_views.upload_limited(view(self.import_upload_view)),
+                 name="guests_event_import_upload"),
+            path("<uuid:event_id>/import/<uuid:import_id>/", view(self.import_detail_view),
+                 name="guests_event_import"),
+            path("<uuid:event_id>/import/<uuid:import_id>/progress",
+                 view(self.import_progress_view), name="guests_event_import_progress"),
+            path("<uuid:event_id>/send/", view(self.bulk_send_view),
+                 name="guests_event_send_form"),
+            path("<uuid:event_id>/send/<uuid:job_id>/", view(self.bulk_send_detail_view),
+                 name="guests_event_send"),
+            path("<uuid:event_id>/send/<uuid:job_id>/progress",
+                 view(self.bulk_send_progress_view), name="guests_event_send_progress"),
+            *super().get_urls(),
+        ]
+
+    def import_upload_view(self, request, event_id):
+        return admin_views.import_upload(self, request, event_id)
+
+    def import_detail_view(self, request, event_id, import_id):
+        return admin_views.import_detail(self, request, event_id, import_id)
+
+    def import_progress_view(self, request, event_id, import_id):
+        return admin_views.import_progress(self, request, event_id, import_id)
+
+    def bulk_send_view(self, request, event_id):
+        return admin_views.bulk_send_form(self, request, event_id)
+
+    def bulk_send_detail_view(self, request, event_id, job_id):
+        return admin_views.bulk_send_detail(self, request, event_id, job_id)
+
+    def bulk_send_progress_view(self, request, event_id, job_id):
+        return admin_views.bulk_send_progress(self, request, event_id, job_id)
 
     def get_queryset(self, request):
         """Attendee count and funnel in the changelist query itself (one query per page)."""
@@ -69,3 +113,42 @@ class AttendeeAdmin(AccountScopedAdmin):
     list_select_related = ["event"]
     raw_id_fields = ["event"]
     actions = [resend_attendees]
+
+
+class JobAdmin(AccountScopedAdmin):
+    """History of imports / bulk sends: read-only, each row links to its page."""
+
+    list_filter = ["status"]
+    list_select_related = ["event"]
+
+    def has_add_permission(self, request, *args):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="page")
+    def page(self, obj) -> str:
+        url = reverse(self.page_url, args=[obj.event_id, obj.pk])
+        return format_html('<a href="{}">open</a>', url)
+
+
+@admin.register(GuestImport)
+class GuestImportAdmin(JobAdmin):
+    page_url = "admin:guests_event_import"
+    list_display = ["created_at", "event", "filename", "status", "total", "valid", "invalid",
+                    "imported", "skipped", "page"]
+    exclude = ["errors", "preview"]
+    readonly_fields = ["page"]
+
+
+@admin.register(BulkSend)
+class BulkSendAdmin(JobAdmin):
+    page_url = "admin:guests_event_send"
+    list_display = ["created_at", "event", "template", "audience", "mode", "status", "total",
+                    "queued", "skipped_failed", "skipped_suppressed", "page"]
+    list_select_related = ["event", "template"]
+    readonly_fields = ["page"]

@@ -1,9 +1,10 @@
 import uuid
 
+from django.conf import settings
 from django.db import models
 
 from accounts.models import Account
-from common.models import TimeStampedModel
+from common.models import TimeStampedModel, UUIDModel
 
 
 class Event(TimeStampedModel):
@@ -25,14 +26,114 @@ class Attendee(TimeStampedModel):
 
     id = models.UUIDField(primary_key=True)
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="attendees")
-    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="attendees")
+    # Indexed by (event, id) below: the event's guests in id order, as a bulk send pages them.
+    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="attendees",
+                              db_index=False)
     first_name = models.CharField(max_length=100, blank=True)
     last_name = models.CharField(max_length=100, blank=True)
     email = models.EmailField(max_length=254)
     correlation_id = models.CharField(max_length=128, blank=True, null=True)
 
     class Meta:
-        indexes = [models.Index(fields=["account", "email"])]
+        indexes = [models.Index(fields=["account", "email"]),
+                   models.Index(fields=["event", "id"], name="attendee_event_id")]
 
     def __str__(self) -> str:
         return f"{self.first_name} {self.last_name} <{self.email}>".strip()
+
+
+class GuestImport(UUIDModel):
+    """A CSV of guests uploaded into an event: validated (a preview, nothing written), then
+    imported once confirmed. The file itself is a ``GuestImportFile``."""
+
+    class Status(models.TextChoices):
+        UPLOADED = "uploaded"  # stored, validation queued
+        VALIDATED = "validated"  # preview and errors ready, waiting for confirmation
+        IMPORTING = "importing"  # confirmed, the import task is writing attendees
+        DONE = "done"  # every valid row imported or skipped as existing
+        FAILED = "failed"  # the file cannot be read (encoding, header) or the task crashed
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="+")
+    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="imports")
+    uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL,
+                                    null=True, blank=True, related_name="+")
+    filename = models.CharField(max_length=255, blank=True)
+    size = models.PositiveBigIntegerField(default=0)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.UPLOADED)
+    file_error = models.TextField(blank=True, help_text="Why the whole file was refused.")
+    total = models.PositiveIntegerField(default=0, help_text="Data rows in the file.")
+    valid = models.PositiveIntegerField(default=0, help_text="Rows without errors.")
+    invalid = models.PositiveIntegerField(default=0, help_text="Rows with errors.")
+    existing = models.PositiveIntegerField(
+        default=0, help_text="Valid rows whose id the account already has (at validation).")
+    to_process = models.PositiveIntegerField(default=0, help_text="Rows the import goes through.")
+    processed = models.PositiveIntegerField(default=0, help_text="Rows handled so far.")
+    imported = models.PositiveIntegerField(default=0, help_text="Attendees created.")
+    skipped = models.PositiveIntegerField(default=0, help_text="Ids that existed: left as is.")
+    errors = models.JSONField(default=list, blank=True, help_text="The first row errors.")
+    preview = models.JSONField(default=list, blank=True, help_text="The first valid rows.")
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.filename or 'upload'} → {self.event_id} ({self.status})"
+
+
+class GuestImportFile(models.Model):
+    """The uploaded bytes, kept in the database (capped by HERALD_IMPORT_MAX_BYTES) so web
+    and worker processes on different hosts both reach them; deleted once imported. A table of
+    its own: progress updates of the import never rewrite a large row."""
+
+    guest_import = models.OneToOneField(GuestImport, on_delete=models.CASCADE,
+                                        primary_key=True, related_name="file")
+    data = models.BinaryField()
+
+    def __str__(self) -> str:
+        return f"file of {self.guest_import_id}"
+
+
+class BulkSend(UUIDModel):
+    """One "send a template to the guests of an event" job. ``token`` comes from the confirm
+    form: a second submission of the same form finds this row instead of sending again."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"  # confirmed, the task is queued
+        CREATING = "creating"  # the task is inserting queued deliveries, batch by batch
+        DONE = "done"  # every delivery is queued (the send pipeline takes it from there)
+        FAILED = "failed"  # the task crashed; ``error`` says why
+
+    class Audience(models.TextChoices):
+        ALL = "all", "All guests"
+        NEVER_SENT = "never_sent", "Guests never sent this template"
+        LAST_FAILED = "last_failed", "Guests whose last delivery of this template failed"
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="+")
+    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="bulk_sends")
+    template = models.ForeignKey("templates.MessageTemplate", on_delete=models.PROTECT,
+                                 related_name="+")
+    mode = models.CharField(max_length=8, default="live")
+    audience = models.CharField(max_length=16, choices=Audience.choices, default=Audience.ALL)
+    token = models.UUIDField(unique=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL,
+                                   null=True, blank=True, related_name="+")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    total = models.PositiveIntegerField(default=0, help_text="Guests matching the audience.")
+    queued = models.PositiveIntegerField(default=0, help_text="Deliveries created.")
+    skipped_suppressed = models.PositiveIntegerField(default=0)
+    skipped_failed = models.PositiveIntegerField(
+        default=0, help_text="Latest delivery of the template bounced, dropped, spam, unsub.")
+    # The last attendee id handled: a batch and its cursor commit together, so a re-run task
+    # resumes after it and never queues a guest twice.
+    cursor = models.UUIDField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.template_id} → {self.event_id} ({self.status})"

@@ -199,3 +199,10 @@ def test_refusals_before_any_view_use_the_familys_shape(api, keys):
     assert problem.status_code == 400 and problem.json()["status"] == 400
     assert problem["Content-Type"] == "application/problem+json"
     assert api.client.get("/v1/nothing-here").json()["code"] == "NOT_FOUND"
+
+
+def test_nul_characters_in_paths_and_queries_are_400s(api):
+    listing = api.get("/comms/v1/api/comms/suppression?email=a%00b@example.com")
+    assert listing.status_code == 400 and listing.json()["error"] == "validation_error"
+    contact = api.client.get("/v1/contacts/a%00b")
+    assert contact.status_code == 400 and contact.json()["code"] == "VALIDATION_ERROR"

@@ -33,6 +33,7 @@ class Recorder:
         self.messages: list[MimeMessage] = []
         self.envelopes: list[Any] = []
         self.refusals: list[tuple[str, str]] = []  # (command, reply)
+        self.peers: list[Any] = []  # the client address of each accepted message's session
 
     def refuse(self, command: str, reply: str, times: int = 1) -> None:
         self.refusals += [(command, reply)] * times
@@ -54,6 +55,7 @@ class Recorder:
         if refusal:
             return refusal
         self.envelopes.append(envelope)
+        self.peers.append(session.peer)
         self.messages.append(message_from_bytes(envelope.original_content,
                                                 policy=policy.default))
         return "250 Message accepted for delivery"
@@ -169,3 +171,35 @@ def test_adapter_error_types(smtp):
     smtp.refuse("DATA", "552 5.3.4 Message too big")
     with pytest.raises(ProviderPermanentError, match="552"):
         email_provider("smtp").send(_message())
+
+
+def test_a_batch_shares_one_session_and_keeps_each_outcome(smtp):
+    smtp.refuse("RCPT", "550 5.1.1 No such user")
+    outcomes = email_provider("smtp").send_batch(
+        [_message(to_email=f"p{n}@example.com") for n in range(4)])
+    assert isinstance(outcomes[0], ProviderPermanentError) and "550" in str(outcomes[0])
+    assert [type(o).__name__ for o in outcomes[1:]] == ["SendResult"] * 3
+    assert [m["To"] for m in smtp.messages] == [f"p{n}@example.com" for n in (1, 2, 3)]
+    assert [m["Message-ID"] for m in smtp.messages] == [
+        o.provider_message_id for o in outcomes[1:]]
+    assert len(set(smtp.peers)) == 1  # one connection for the whole batch
+
+
+def test_a_batch_to_an_unreachable_server_fails_each_transiently(settings):
+    settings.HERALD_EMAIL_PROVIDER = "smtp"
+    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", free_port()
+    settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False
+    settings.EMAIL_TIMEOUT = 2
+    outcomes = email_provider("smtp").send_batch([_message(), _message()])
+    assert all(isinstance(o, ProviderTransientError) for o in outcomes)
+
+
+def test_the_pipeline_sends_a_batch_over_one_session(api, smtp, event_id, template_id):
+    from comms.dispatch import delivery_dispatch
+    from comms.models import Status
+
+    rows = [Delivery.objects.create(account=api.keys.account, template_id=template_id,
+                                    recipient=f"g{n}@example.com") for n in range(5)]
+    delivery_dispatch(delivery_id=str(rows[0].id))
+    assert set(Delivery.objects.values_list("status", flat=True)) == {Status.SENT}
+    assert len(smtp.messages) == 5 and len(set(smtp.peers)) == 1

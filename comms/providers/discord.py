@@ -6,10 +6,8 @@ per recipient so that a burst of messages opens the channel once. The title is b
 ``allowed_mentions`` is empty so ``@everyone`` or ``<@id>`` in it never pings anyone.
 """
 
-import json
 import re
 from collections import OrderedDict
-from collections.abc import Callable
 from typing import Any
 
 import urllib3
@@ -22,6 +20,7 @@ from comms.providers.base import (
     ProviderTransientError,
     SendResult,
 )
+from comms.providers.vendor_http import fit, header, json_object, retry_after
 
 DEFAULT_API_BASE = "https://discord.com"
 MAX_CONTENT = 2000
@@ -91,7 +90,7 @@ class DiscordProvider:
                 f"Discord did not answer within {self.timeout:g}s.") from exc
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             raise ProviderTransientError(f"Discord unreachable: {type(exc).__name__}.") from exc
-        return response.status, _json(response.data), response.headers
+        return response.status, json_object(response.data), response.headers
 
 
 def content(message: ChannelMessage) -> str:
@@ -100,21 +99,6 @@ def content(message: ChannelMessage) -> str:
     head = f"**{escape_markdown(title)}**\n" if title else ""
     return head + fit(message.text, escape_markdown, MAX_CONTENT - len(head))
 
-
-def fit(text: str, escape: Callable[[str], str], limit: int) -> str:
-    """``escape(text)``, or the escape of its longest prefix that fits with an ellipsis (cut
-    before escaping, so no escape sequence is ever split)."""
-    escaped = escape(text)
-    if len(escaped) <= limit:
-        return escaped
-    low, high = 0, min(len(text), limit - 1)  # escaping never shortens: a bisection
-    while low < high:
-        middle = (low + high + 1) // 2
-        if len(escape(text[:middle])) <= limit - 1:
-            low = middle
-        else:
-            high = middle - 1
-    return escape(text[:low]) + "…"
 
 
 def escape_markdown(text: str) -> str:
@@ -139,18 +123,5 @@ def _classify(status: int, data: dict, headers: Any) -> Exception:
 
 
 def _retry_after(data: dict, headers: Any) -> float | None:
-    for value in (data.get("retry_after"), headers.get("Retry-After")):
-        try:
-            if value is not None:
-                return max(0.0, float(value))
-        except (TypeError, ValueError):
-            continue
-    return None
-
-
-def _json(raw: bytes) -> dict:
-    try:
-        data = json.loads(raw or b"{}")
-    except ValueError:
-        return {}
-    return data if isinstance(data, dict) else {}
+    found = retry_after(data.get("retry_after"))
+    return found if found is not None else retry_after(header(headers, "Retry-After"))

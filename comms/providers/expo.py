@@ -5,9 +5,7 @@ carries the access token. Its own token check only knows the ``ExponentPushToken
 spelling, so messages go through a ``PushMessage`` subclass with the payload we send.
 """
 
-import email.utils
 import re
-import time
 
 import requests
 from exponent_server_sdk import PushClient, PushMessage, PushServerError, PushTicket
@@ -20,6 +18,7 @@ from comms.providers.base import (
     ProviderTransientError,
     SendResult,
 )
+from comms.providers.vendor_http import retry_after
 
 DEFAULT_API_BASE = "https://exp.host"
 _TOKEN_RE = re.compile(r"^Expo(?:nent)?PushToken\[[^\[\]\s]{1,200}\]$")
@@ -111,22 +110,8 @@ def _http_error(response: requests.Response | None, detail: str) -> Exception:
     if response is None:
         return ProviderTransientError(summary)
     if status == 429 or status >= 500:
-        retry_after = _retry_after(response.headers.get("Retry-After"))
-        return ProviderTransientError(summary, retry_after=retry_after)
+        wait = retry_after(response.headers.get("Retry-After"))
+        return ProviderTransientError(summary, retry_after=wait)
     if status in (401, 403):
         return ProviderConfigurationError(f"Expo rejected the access token: {summary}")
     return ProviderPermanentError(summary)
-
-
-def _retry_after(value: str | None) -> float | None:
-    """``Retry-After`` in seconds or as an HTTP date; ``None`` when absent or unreadable."""
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, email.utils.parsedate_to_datetime(value).timestamp() - time.time())
-    except (ValueError, TypeError, OverflowError):
-        return None

@@ -6,11 +6,9 @@ service account for the whole process (providers are built per send), until goog
 considers them about to expire.
 """
 
-import email.utils
 import functools
 import json
 import threading
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +25,7 @@ from comms.providers.base import (
     ProviderTransientError,
     SendResult,
 )
+from comms.providers.vendor_http import retry_after
 
 DEFAULT_API_BASE = "https://fcm.googleapis.com"
 SCOPE = "https://www.googleapis.com/auth/firebase.messaging"
@@ -164,7 +163,7 @@ def _classify(response: requests.Response) -> Exception:
         return ProviderInvalidRecipient(f"FCM token rejected: {detail}")
     if status == 429 or status >= 500:
         return ProviderTransientError(
-            f"FCM {detail}", retry_after=_retry_after(response.headers.get("Retry-After")))
+            f"FCM {detail}", retry_after=retry_after(response.headers.get("Retry-After")))
     if status in (401, 403) or code == "THIRD_PARTY_AUTH_ERROR":
         return ProviderConfigurationError(f"FCM refused the service account: {detail}")
     return ProviderPermanentError(f"FCM {detail}")
@@ -192,17 +191,3 @@ def _json(response: requests.Response) -> dict:
     except ValueError:
         return {}
     return body if isinstance(body, dict) else {}
-
-
-def _retry_after(value: str | None) -> float | None:
-    """``Retry-After`` in seconds or as an HTTP date; ``None`` when absent or unreadable."""
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, email.utils.parsedate_to_datetime(value).timestamp() - time.time())
-    except (ValueError, TypeError, OverflowError):
-        return None

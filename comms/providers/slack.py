@@ -22,6 +22,7 @@ from comms.providers.base import (
     ProviderTransientError,
     SendResult,
 )
+from comms.providers.vendor_http import header, retry_after
 
 DEFAULT_API_BASE = "https://slack.com"
 CONFIG_ERRORS = frozenset({
@@ -101,7 +102,7 @@ def _classify(status: int, data: Any, headers: Any) -> Exception:
     error = data.get("error", "") if isinstance(data, dict) else ""
     if status == 429 or error == "ratelimited":
         return ProviderTransientError("Slack rate limit (429).",
-                                      retry_after=_retry_after(headers))
+                                      retry_after=_retry_after_header(headers))
     if status >= 500 or error in TRANSIENT_ERRORS:
         return ProviderTransientError(f"Slack {status}: {error or 'server error'}.")
     if error in CONFIG_ERRORS or status in (401, 403):
@@ -111,16 +112,11 @@ def _classify(status: int, data: Any, headers: Any) -> Exception:
     return ProviderPermanentError(f"Slack refused the message: {error or status}.")
 
 
-def _retry_after(headers: Any) -> float | None:
-    value = None
-    if headers:
-        value = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
-    try:
-        return max(0.0, float(value)) if value is not None else None
-    except (TypeError, ValueError):
-        return None
-
 
 def _reason(exc: Exception) -> str:
     reason = getattr(exc, "reason", None) or exc
     return str(reason)[:200] or type(exc).__name__
+
+
+def _retry_after_header(headers: Any) -> float | None:
+    return retry_after(header(headers, "Retry-After"))

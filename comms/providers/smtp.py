@@ -1,4 +1,4 @@
-"""SMTP through Django's mail (the SMTP backend, one connection per message).
+"""SMTP through Django's mail (the SMTP backend; a batch shares one session).
 
 Herald generates the Message-ID itself and returns it as the provider message id: SMTP
 servers answer without an id of their own.
@@ -57,6 +57,64 @@ class SmtpProvider:
         except OSError as exc:  # refused, reset, timed out, DNS
             raise ProviderTransientError(f"SMTP server unreachable: {exc}") from exc
         return SendResult(provider_message_id=message_id)
+
+    def send_batch(self, messages: list[EmailMessage]) -> list[SendResult | Exception]:
+        """Messages over one SMTP session (a new connection per message costs more than the
+        message): each its own MAIL/RCPT/DATA and its own outcome. A session the server drops
+        is opened again once; a second loss fails the rest as transient."""
+        config = self._config()
+        if config.use_tls and config.use_ssl:
+            error = ProviderConfigurationError(
+                "EMAIL_USE_TLS and EMAIL_USE_SSL exclude each other.")
+            return [error] * len(messages)
+        outcomes: list[SendResult | Exception] = []
+        connection, reopened = None, False
+        try:
+            for message in messages:
+                message_id = make_msgid(domain=_domain(message.from_email))
+                mail = build_message(message, message_id)
+                while True:
+                    try:
+                        if connection is None:
+                            connection = _connection(config)
+                            connection.open()
+                        connection.send_messages([mail])
+                        outcomes.append(SendResult(provider_message_id=message_id))
+                        break
+                    except smtplib.SMTPServerDisconnected as exc:
+                        _close(connection)
+                        connection = None
+                        if reopened:
+                            outcomes.append(ProviderTransientError(f"SMTP: {exc}"))
+                            break
+                        reopened = True
+                    except smtplib.SMTPException as exc:
+                        outcomes.append(_classify(exc))
+                        if isinstance(exc, smtplib.SMTPResponseException) and exc.smtp_code in (
+                                421, 554) and not isinstance(exc, smtplib.SMTPRecipientsRefused):
+                            _close(connection)  # the server is closing the session
+                            connection = None
+                        break
+                    except ssl.SSLCertVerificationError as exc:
+                        outcomes.append(ProviderConfigurationError(
+                            f"SMTP TLS certificate refused: {exc}"))
+                        break
+                    except OSError as exc:
+                        outcomes.append(ProviderTransientError(f"SMTP server unreachable: {exc}"))
+                        _close(connection)
+                        connection = None
+                        break
+        finally:
+            _close(connection)
+        return outcomes
+
+
+def _close(connection) -> None:
+    if connection is not None:
+        try:
+            connection.close()
+        except (smtplib.SMTPException, OSError):
+            pass
 
 
 def build_message(message: EmailMessage, message_id: str) -> EmailMultiAlternatives:

@@ -7,7 +7,6 @@ HTML-escaped.
 """
 
 import html
-import json
 import logging
 import re
 from typing import Any
@@ -22,6 +21,7 @@ from comms.providers.base import (
     ProviderTransientError,
     SendResult,
 )
+from comms.providers.vendor_http import json_object
 
 DEFAULT_API_BASE = "https://api.telegram.org"
 MAX_TEXT = 4096  # characters after entity parsing
@@ -78,7 +78,7 @@ class TelegramProvider:
             failure = f"Telegram unreachable: {type(exc).__name__}."
         if failure:
             raise ProviderTransientError(failure)
-        return response.status, _json(response.data)
+        return response.status, json_object(response.data)
 
 
 def text_html(message: ChannelMessage) -> str:
@@ -111,13 +111,6 @@ def _seconds(value: Any) -> float | None:
     except (TypeError, ValueError):
         return None
 
-
-def _json(raw: bytes) -> dict:
-    try:
-        data = json.loads(raw or b"{}")
-    except ValueError:
-        return {}
-    return data if isinstance(data, dict) else {}
 
 
 class _RedactBotTokens(logging.Filter):

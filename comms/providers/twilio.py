@@ -24,6 +24,7 @@ from comms.providers.base import (
     ProviderTransientError,
     SendResult,
 )
+from comms.providers.vendor_http import header, retry_after
 
 DEFAULT_API_BASE = "https://api.twilio.com"
 AUTH_CODES = frozenset({20003, 20005})  # authentication failed, account suspended
@@ -131,7 +132,7 @@ def _classify(status: int, code: Any, detail: str, http: BaseUrlHttpClient) -> E
     text = f"Twilio {status}" + (f" (error {code})" if code and code != status else "")
     text = f"{text}: {detail}"[:300] if detail else text
     if status == 429 or code == 20429:
-        return ProviderTransientError(text, retry_after=_retry_after(http.last_headers()))
+        return ProviderTransientError(text, retry_after=_retry_after_header(http.last_headers()))
     if status >= 500:
         return ProviderTransientError(text)
     if status in (401, 403) or code in AUTH_CODES:
@@ -155,9 +156,5 @@ def _int(value: Any) -> int | None:
         return None
 
 
-def _retry_after(headers: Any) -> float | None:
-    value = next((v for k, v in dict(headers or {}).items() if k.lower() == "retry-after"), None)
-    try:
-        return max(0.0, float(value)) if value is not None else None
-    except (TypeError, ValueError):
-        return None
+def _retry_after_header(headers: Any) -> float | None:
+    return retry_after(header(headers, "Retry-After"))

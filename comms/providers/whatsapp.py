@@ -5,9 +5,7 @@ is kept from pairing into formatting by zero-width spaces around it (invisible, 
 text still reads and copies the same). The title is bold (``*…*``) above the text.
 """
 
-import json
 import re
-from collections.abc import Callable
 from typing import Any
 
 import urllib3
@@ -20,6 +18,7 @@ from comms.providers.base import (
     ProviderTransientError,
     SendResult,
 )
+from comms.providers.vendor_http import fit, json_object
 
 DEFAULT_API_BASE = "https://graph.facebook.com"
 GRAPH_VERSION = "v21.0"
@@ -83,7 +82,7 @@ class WhatsAppProvider:
                 f"WhatsApp did not answer within {self.timeout:g}s.") from exc
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             raise ProviderTransientError(f"WhatsApp unreachable: {type(exc).__name__}.") from exc
-        return response.status, _json(response.data)
+        return response.status, json_object(response.data)
 
 
 def body(message: ChannelMessage) -> str:
@@ -95,20 +94,6 @@ def body(message: ChannelMessage) -> str:
 def escape_formatting(text: str) -> str:
     return _MARKER_RE.sub(ZWSP + r"\1" + ZWSP, text)
 
-
-def fit(text: str, escape: Callable[[str], str], limit: int) -> str:
-    """``escape(text)``, or the escape of its longest prefix that fits with an ellipsis."""
-    escaped = escape(text)
-    if len(escaped) <= limit:
-        return escaped
-    low, high = 0, min(len(text), limit - 1)  # escaping never shortens: a bisection
-    while low < high:
-        middle = (low + high + 1) // 2
-        if len(escape(text[:middle])) <= limit - 1:
-            low = middle
-        else:
-            high = middle - 1
-    return escape(text[:low]) + "…"
 
 
 def _classify(status: int, data: dict) -> Exception:
@@ -129,11 +114,3 @@ def _retry_after(data: Any) -> float | None:
     """Graph sends no Retry-After; pair rate limits (131056) ask for a pause of about 6s."""
     code = (data.get("error") or {}).get("code") if isinstance(data, dict) else None
     return 6.0 if code == 131056 else None
-
-
-def _json(raw: bytes) -> dict:
-    try:
-        data = json.loads(raw or b"{}")
-    except ValueError:
-        return {}
-    return data if isinstance(data, dict) else {}

@@ -1,0 +1,432 @@
+"""Issue #10's peer: the same emails sent by django-post-office and by Herald through SMTP to
+one aiosmtpd server, timed until the server has them all; prints a table and the ratio.
+
+    .venv/bin/python bench/peer.py [--emails 10000] [--json]
+    .venv/bin/python bench/peer.py profile [--batch 100]     # cProfile of one Herald batch
+
+The database kind follows DATABASE_URL: PostgreSQL (that server; post_office on
+``herald_bench_peer``, Herald on ``herald_bench_peer_herald``) or, unset, SQLite files in var/.
+Both are dropped and rebuilt on each run.
+
+What each side does, all of it inside the timed window (process launch → last message at the
+server, so interpreter and Django start-up count for both):
+- post_office: ``manage.py send_queued_mail --processes P`` (BATCH_SIZE, THREADS_PER_PROCESS
+  from bench/peer_settings.py) over emails queued with ``mail.send_many`` from one
+  EmailTemplate with ``render_on_delivery=True``, so rendering happens while sending, as in
+  Herald.
+- Herald: a Celery worker (prefork, as `make bench` starts it, Redis broker db 13) draining
+  queued Deliveries bulk created as emails/services.py does, with one send task per dispatch
+  batch, HERALD_EMAIL_PROVIDER=smtp.
+
+Knobs: PEER_PO_PROCESSES (2), PEER_PO_BATCH_SIZE (1000), PEER_PO_THREADS (5),
+BENCH_WORKER_CONCURRENCY (4). Exits 1 if either side lost or duplicated an email.
+"""
+
+import argparse
+import collections
+import json
+import os
+import resource
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV = ROOT / ".venv" / "bin"
+VAR = ROOT / "var"
+BROKER = "redis://127.0.0.1:6379/13"
+PO_DB, HERALD_DB = "herald_bench_peer", "herald_bench_peer_herald"
+PO_PROCESSES = os.environ.get("PEER_PO_PROCESSES", "2")
+WORKER_CONCURRENCY = os.environ.get("BENCH_WORKER_CONCURRENCY", "4")
+CHUNK = 1000
+SUBJECT = "Your ticket, {{ name }}"
+TEXT = "Hi {{ name }}, your ticket for the Spring Gala is attached. See you there."
+HTML = "<p>Hi {{ name }},</p><p>your ticket for the <b>Spring Gala</b> is attached.</p>"
+FROM = "tickets@herald.localhost"
+
+
+# --- the SMTP server ------------------------------------------------------------------------
+
+class CountingHandler:
+    """Counts connections (EHLO), messages and recipients, and throws the mail away."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.connections = self.messages = 0
+        self.recipients: collections.Counter[str] = collections.Counter()
+        self.first = self.last = 0.0
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        session.host_name = hostname
+        self.connections += 1
+        return responses
+
+    async def handle_DATA(self, server, session, envelope):
+        self.last = time.monotonic()
+        self.first = self.first or self.last
+        self.messages += 1
+        self.recipients.update(envelope.rcpt_tos)
+        return "250 OK"
+
+
+def smtp_start() -> tuple[object, CountingHandler]:
+    from aiosmtpd.controller import Controller
+
+    handler = CountingHandler()
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    controller = Controller(handler, hostname="127.0.0.1", port=port,
+                            server_hostname="bench.localhost", ready_timeout=10)
+    controller.start()
+    return controller, handler
+
+
+def _bound_port(controller) -> int:
+    return controller.port
+
+
+def smtp_serve() -> None:
+    """The counting server alone (for the profile, so that it does not share the profiled
+    process): prints its port, and its counts once stdin closes."""
+    controller, handler = smtp_start()
+    print(controller.port, flush=True)
+    sys.stdin.read()
+    controller.stop()
+    print(json.dumps({"connections": handler.connections, "messages": handler.messages}))
+
+
+# --- processes and databases ----------------------------------------------------------------
+
+def databases() -> tuple[str, str, str]:
+    """(kind, post_office DATABASE_URL, Herald DATABASE_URL), both on the kind Herald uses."""
+    url = os.environ.get("DATABASE_URL", "")
+    if url.startswith(("postgres://", "postgresql://")):
+        parts = urlsplit(url)
+        return ("PostgreSQL", urlunsplit(parts._replace(path=f"/{PO_DB}")),
+                urlunsplit(parts._replace(path=f"/{HERALD_DB}")))
+    return ("SQLite", f"sqlite:///{VAR / 'bench_peer_post_office.sqlite3'}",
+            f"sqlite:///{VAR / 'bench_peer_herald.sqlite3'}")
+
+
+def recreate(url: str) -> None:
+    if url.startswith("sqlite:///"):
+        path = Path(url.removeprefix("sqlite:///"))
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+        return
+    parts = urlsplit(url)
+    admin = urlunsplit(parts._replace(path="/postgres"))
+    name = parts.path.lstrip("/")
+    for sql in (f"DROP DATABASE IF EXISTS {name} WITH (FORCE)", f"CREATE DATABASE {name}"):
+        subprocess.run(["psql", admin, "-qc", sql], check=True, capture_output=True)
+
+
+def env_for(database_url: str, smtp_port: int, settings: str) -> dict[str, str]:
+    return {**os.environ, "DATABASE_URL": database_url, "DJANGO_SETTINGS_MODULE": settings,
+            "CELERY_BROKER_URL": BROKER, "HERALD_EMAIL_PROVIDER": "smtp",
+            "EMAIL_HOST": "127.0.0.1", "EMAIL_PORT": str(smtp_port), "EMAIL_TIMEOUT": "15",
+            "EMAIL_USE_TLS": "false", "EMAIL_USE_SSL": "false", "LOG_LEVEL": "WARNING",
+            "PYTHONPATH": str(ROOT)}
+
+
+def run(env: dict, *args: str) -> str:
+    done = subprocess.run(args, env=env, cwd=ROOT, capture_output=True, text=True)
+    if done.returncode:
+        raise SystemExit(f"{' '.join(args)} failed:\n{done.stderr[-3000:]}")
+    return done.stdout
+
+
+def start(env: dict, log: str, *args: str) -> subprocess.Popen:
+    """A process group of its own; its output goes to var/<log> (a pipe nobody reads while
+    it runs would fill up and block it)."""
+    with open(VAR / log, "w") as out:
+        return subprocess.Popen(args, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+
+
+def stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    except ProcessLookupError:
+        pass
+
+
+def wait_for_mail(handler: CountingHandler, target: int, proc: subprocess.Popen,
+                  timeout: float = 300, stall: float = 30) -> None:
+    """Until the server has ``target`` messages, the sender died, or nothing came for
+    ``stall`` seconds; then a second more, to catch duplicates sent late."""
+    started = seen_at = time.monotonic()
+    seen = 0
+    while handler.messages < target and time.monotonic() - started < timeout:
+        time.sleep(0.1)
+        if handler.messages != seen:
+            seen, seen_at = handler.messages, time.monotonic()
+        if proc.poll() is not None and proc.returncode != 0:
+            break
+        if handler.messages and time.monotonic() - seen_at > stall:
+            break
+    time.sleep(1)
+
+
+# --- the two sides --------------------------------------------------------------------------
+
+def bench_post_office(n: int, url: str, handler: CountingHandler, port: int) -> dict:
+    env = env_for(url, port, "bench.peer_settings")
+    recreate(url)
+    python = str(VENV / "python")
+    run(env, python, "manage.py", "migrate", "post_office", "-v", "0")
+    run(env, python, __file__, "_po_queue", str(n))
+    timing = timed_send(handler, n, env, "bench_peer_post_office.log", python, "manage.py",
+                        "send_queued_mail", "--processes", PO_PROCESSES, "--lockfile",
+                        str(VAR / "bench_peer_post_office"))
+    stored = json.loads(run(env, python, __file__, "_po_status"))
+    return _result("django-post-office", n, handler, timing, stored)
+
+
+def bench_herald(n: int, url: str, handler: CountingHandler, port: int) -> dict:
+    env = env_for(url, port, "config.settings")
+    recreate(url)
+    subprocess.run(["redis-cli", "-n", BROKER.rsplit("/", 1)[1], "flushdb"], check=True,
+                   capture_output=True)
+    python = str(VENV / "python")
+    run(env, python, "manage.py", "migrate", "-v", "0")
+    run(env, python, __file__, "_herald_queue", str(n))
+    timing = timed_send(handler, n, env, "bench_peer_herald.log", str(VENV / "celery"), "-A",
+                        "config", "worker", "-l", "warning", "-c", WORKER_CONCURRENCY,
+                        "--without-gossip", "--without-mingle")
+    stored = json.loads(run(env, python, __file__, "_herald_status"))
+    return _result("Herald", n, handler, timing, stored)
+
+
+def timed_send(handler: CountingHandler, n: int, env: dict, log: str, *args: str) -> dict:
+    """Launch the sender, wait for the mail, stop it (a one-shot command is left to finish).
+    CPU seconds: the sender's process tree (reaped children included) and this process,
+    which is the SMTP server's thread while the main thread sleeps; not PostgreSQL's."""
+    handler.reset()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN), resource.getrusage(
+        resource.RUSAGE_SELF)
+    started = time.monotonic()
+    proc = start(env, log, *args)
+    try:
+        wait_for_mail(handler, n, proc)
+        if "worker" not in args:
+            proc.wait(timeout=60)
+    finally:
+        stop(proc)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN), resource.getrusage(
+        resource.RUSAGE_SELF)
+    cpu = [a.ru_utime + a.ru_stime - b.ru_utime - b.ru_stime for a, b in zip(after, before,
+                                                                           strict=True)]
+    return {"started": started, "sender_cpu": cpu[0], "server_cpu": cpu[1], "log": log}
+
+
+def _result(system: str, n: int, handler: CountingHandler, timing: dict, stored: dict) -> dict:
+    duplicated = sum(1 for c in handler.recipients.values() if c > 1)
+    expected = {f"user{i}@example.com" for i in range(n)}
+    missing = len(expected - set(handler.recipients))
+    seconds = (handler.last or time.monotonic()) - timing["started"]
+    return {
+        "system": system, "emails": n, "messages": handler.messages,
+        "recipients": sum(handler.recipients.values()), "connections": handler.connections,
+        "missing": missing, "duplicated": duplicated, "seconds": seconds,
+        "rate": handler.messages / seconds if seconds else 0.0,
+        "first_to_last": handler.last - handler.first if handler.first else 0.0,
+        "sender_cpu": timing["sender_cpu"], "server_cpu": timing["server_cpu"],
+        "stored": stored, "log": (VAR / timing["log"]).read_text()[-2000:],
+    }
+
+
+# --- in-process helpers (run as subprocesses, each with its own settings) -------------------
+
+def _django() -> None:
+    sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+
+
+def po_queue(n: int) -> None:
+    """n emails from one EmailTemplate, rendered on delivery, in send_many chunks."""
+    _django()
+    from post_office import mail
+    from post_office.models import EmailTemplate
+
+    template = EmailTemplate.objects.create(name="peer-ticket", subject=SUBJECT, content=TEXT,
+                                            html_content=HTML)
+    for first in range(0, n, CHUNK):
+        mail.send_many([{"sender": f"Herald <{FROM}>", "recipients": [f"user{i}@example.com"],
+                         "template": template, "context": {"name": f"User {i}"},
+                         "render_on_delivery": True}
+                        for i in range(first, min(first + CHUNK, n))])
+
+
+def po_status() -> None:
+    _django()
+    from django.db.models import Count
+    from post_office.models import Email
+
+    print(json.dumps({str(row["status"]): row["n"] for row in
+                      Email.objects.values("status").annotate(n=Count("id"))}))
+
+
+def herald_queue(n: int) -> None:
+    """n queued Deliveries from one MessageTemplate with a per-recipient ``name``, bulk created
+    in chunks as emails/services.py does, with one send task per dispatcher batch on commit
+    (each claims its row and the oldest due rows behind it)."""
+    _django()
+    from django.conf import settings
+    from django.db import transaction
+
+    from accounts.services import account_create
+    from comms.dispatch import enqueue
+    from comms.models import Delivery
+    from templates.services import template_create
+
+    account = account_create(name="Peer bench").account
+    template = template_create(account=account, name="Peer ticket", subject=SUBJECT,
+                               html_body=HTML, text_body=TEXT)
+    step = max(settings.HERALD_DISPATCH_BATCH_SIZE - 1, 1)
+    for first in range(0, n, CHUNK):
+        with transaction.atomic():
+            rows = Delivery.objects.bulk_create([
+                Delivery(account=account, template=template, recipient=f"user{i}@example.com",
+                         context={"name": f"User {i}"})
+                for i in range(first, min(first + CHUNK, n))])
+            heads = [str(d.id) for d in rows[::step]]
+            transaction.on_commit(lambda heads=heads: [enqueue(h) for h in heads])
+
+
+def herald_status() -> None:
+    _django()
+    from django.db.models import Count
+
+    from comms.models import Delivery
+
+    print(json.dumps({row["status"]: row["n"] for row in
+                      Delivery.objects.values("status").annotate(n=Count("id"))}))
+
+
+def profile(batch: int) -> None:
+    """One Herald dispatch batch (claim, render, SMTP, record) in-process, on the database kind
+    DATABASE_URL names (a database of its own), against the counting server in another
+    process: a warm-up batch, a timed batch, then a batch under cProfile."""
+    import cProfile
+    import pstats
+
+    server = subprocess.Popen([sys.executable, __file__, "_smtp_serve"], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    port = int(server.stdout.readline())
+    kind, _, url = databases()
+    url = url.replace(HERALD_DB, HERALD_DB + "_profile")
+    os.environ.update(env_for(url, port, "config.settings"))
+    os.environ["HERALD_DISPATCH_BATCH_SIZE"] = str(batch)
+    recreate(url)
+    run(dict(os.environ), str(VENV / "python"), "manage.py", "migrate", "-v", "0")
+    _django()
+    from unittest import mock
+
+    from comms import dispatch
+    from comms.models import Delivery
+
+    with mock.patch("comms.dispatch.enqueue"):  # rows only: this calls dispatch itself
+        herald_queue(3 * batch)
+
+    def one_batch() -> float:
+        head = (Delivery.objects.filter(status="queued").order_by("created_at")
+                .values_list("id", flat=True).first())
+        started = time.perf_counter()
+        dispatch.delivery_dispatch(delivery_id=str(head))
+        return time.perf_counter() - started
+
+    warm_up, timed = one_batch(), one_batch()
+    profiler = cProfile.Profile()
+    profiled = profiler.runcall(one_batch)
+    counts = json.loads(server.communicate("")[0])
+    print(f"{kind}, batches of {batch}: warm-up {warm_up * 1000:.0f} ms, then "
+          f"{timed * 1000:.0f} ms ({timed * 1000 / batch:.2f} ms/email), under cProfile "
+          f"{profiled * 1000:.0f} ms; {counts['messages']} messages over "
+          f"{counts['connections']} SMTP connections")
+    pstats.Stats(profiler).sort_stats("cumulative").print_stats(40)
+
+
+# --- report ---------------------------------------------------------------------------------
+
+def table(kind: str, results: list[dict]) -> str:
+    po, herald = results
+    rows = ["| system | emails | seconds | emails/s | SMTP connections | first→last message |"
+            " CPU ms/email: sender, SMTP server |", "| --- | --- | --- | --- | --- | --- | --- |"]
+    for r in results:
+        rows.append(f"| {r['system']} | {r['messages']:,}/{r['emails']:,} | {r['seconds']:.1f}"
+                    f" | {r['rate']:.0f} | {r['connections']:,} | {r['first_to_last']:.1f} s | "
+                    f"{r['sender_cpu'] * 1000 / r['emails']:.1f}, "
+                    f"{r['server_cpu'] * 1000 / r['emails']:.1f} |")
+    ratio = herald["rate"] / po["rate"] if po["rate"] else 0.0
+    rows.append("")
+    rows.append(f"Herald / post_office: **{ratio:.2f}x** (target ≥ 5x), {kind}, "
+                f"post_office `send_queued_mail --processes {PO_PROCESSES}`, Herald Celery "
+                f"prefork -c {WORKER_CONCURRENCY}, {os.cpu_count()} cores, load average "
+                f"{os.getloadavg()[0]:.1f} at the end (other work on the machine skews both)")
+    return "\n".join(rows)
+
+
+def problems(results: list[dict]) -> list[str]:
+    out = []
+    for r in results:
+        if r["missing"] or r["duplicated"] or r["messages"] != r["emails"]:
+            out.append(f"{r['system']}: {r['messages']} messages for {r['emails']} emails, "
+                       f"{r['missing']} missing, {r['duplicated']} duplicated; stored "
+                       f"{r['stored']}\n{r['log']}")
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--emails", type=int, default=10_000)
+    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    args = parser.parse_args()
+    VAR.mkdir(exist_ok=True)
+    if not shutil.which("redis-cli"):
+        raise SystemExit("redis-cli is needed (the Celery broker is Redis db 13)")
+    kind, po_url, herald_url = databases()
+    controller, handler = smtp_start()
+    port = _bound_port(controller)
+    try:
+        results = [bench_post_office(args.emails, po_url, handler, port),
+                   bench_herald(args.emails, herald_url, handler, port)]
+    finally:
+        controller.stop()
+    text = table(kind, results)
+    if args.json:
+        print(json.dumps({"kind": kind, "table": text, "results": results,
+                          "problems": problems(results)}))
+    else:
+        print(text)
+        for problem in problems(results):
+            print("FAILED:", problem, file=sys.stderr)
+    sys.exit(1 if problems(results) else 0)
+
+
+if __name__ == "__main__":
+    commands = {"_po_queue": lambda: po_queue(int(sys.argv[2])), "_po_status": po_status,
+                "_herald_queue": lambda: herald_queue(int(sys.argv[2])),
+                "_herald_status": herald_status, "_smtp_serve": smtp_serve}
+    if len(sys.argv) > 1 and sys.argv[1] in commands:
+        commands[sys.argv[1]]()
+    elif len(sys.argv) > 1 and sys.argv[1] == "profile":
+        profile(int(sys.argv[3]) if len(sys.argv) > 3 and sys.argv[2] == "--batch" else 100)
+    else:
+        main()

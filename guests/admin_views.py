@@ -1,0 +1,243 @@
+"""The Event admin's tools: import guests from a CSV, send a template to its guests.
+
+Each page is an admin view (``admin_site.admin_view``: staff login and CSRF protection), scoped
+like every Herald admin: an event of another account is a 404; starting an import or a send
+needs the owner or staff role on the event's account (support may look, 403 otherwise).
+
+The upload URL is wrapped in ``upload_limited``: a body larger than HERALD_IMPORT_MAX_BYTES
+(from its Content-Length) is refused before anything reads it — Django's CSRF check would
+otherwise parse (and spool to disk) the whole multipart body first.
+"""
+
+import uuid
+from functools import wraps
+from typing import Any
+
+from django import forms
+from django.conf import settings
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.db.models import Exists, OuterRef, Q
+from django.db.models.functions import Lower
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.views.decorators.csrf import csrf_exempt
+
+from common.admin import AccountScopedAdmin, Role, user_accounts
+from common.errors import HeraldError
+from comms.models import PERMANENT_FAILURES, Delivery, Suppression
+from guests import bulk, imports
+from guests.models import BulkSend, Event, GuestImport
+
+CHANGE_ROLES = frozenset({Role.OWNER, Role.STAFF})
+FORM_OVERHEAD = 64 * 1024  # multipart boundaries and the other fields, beside the file
+
+
+def upload_limited(view: Any) -> Any:
+    """Refuse an oversized POST from its Content-Length, before its body is read. The view
+    itself stays CSRF-protected (``admin_view`` wraps it in ``csrf_protect``)."""
+
+    @wraps(view)
+    def guarded(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        try:
+            length = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = 0
+        if request.method == "POST" and length > settings.HERALD_IMPORT_MAX_BYTES + FORM_OVERHEAD:
+            return HttpResponse(
+                f"The upload is too large: at most {_mb(settings.HERALD_IMPORT_MAX_BYTES)}.",
+                status=413, content_type="text/plain; charset=utf-8")
+        return view(request, *args, **kwargs)
+
+    return csrf_exempt(guarded)
+
+
+def _mb(size: int) -> str:
+    return f"{size / 1024 / 1024:g} MB"
+
+
+def may_change(request: HttpRequest, account_id: Any) -> bool:
+    return request.user.is_superuser or user_accounts(request).get(account_id) in CHANGE_ROLES
+
+
+def scoped_event(request: HttpRequest, event_id: uuid.UUID, *, change: bool) -> Event:
+    """The event if it is one of the user's accounts' (else 404); ``change``: the user must
+    also be owner or staff of that account (else 403)."""
+    events = Event.objects.select_related("account")
+    if not request.user.is_superuser:
+        events = events.filter(account_id__in=list(user_accounts(request)))
+    event = events.filter(pk=event_id).first()
+    if event is None:
+        raise Http404("No such event.")
+    if change and not may_change(request, event.account_id):
+        raise PermissionDenied
+    return event
+
+
+def _page(model_admin: AccountScopedAdmin, request: HttpRequest, page: str, event: Event,
+          title: str, status: int = 200, **context: Any) -> TemplateResponse:
+    return TemplateResponse(request, f"admin/guests/event/{page}", {
+        **model_admin.admin_site.each_context(request), "opts": Event._meta, "event": event,
+        "title": title, "can_change": may_change(request, event.account_id), **context,
+    }, status=status)
+
+
+# --- import ---------------------------------------------------------------------------------
+
+class UploadForm(forms.Form):
+    file = forms.FileField(label="CSV file", help_text=(
+        "UTF-8 CSV with a header line: id, firstName, lastName, email and optionally "
+        "correlationId (case-insensitive; first_name style accepted)."))
+
+    def clean_file(self):
+        upload = self.cleaned_data["file"]
+        if upload.size > settings.HERALD_IMPORT_MAX_BYTES:
+            raise forms.ValidationError(
+                f"The file is too large: at most {_mb(settings.HERALD_IMPORT_MAX_BYTES)}.",
+                code="too_large")
+        return upload
+
+
+def import_upload(model_admin: AccountScopedAdmin, request: HttpRequest,
+                  event_id: uuid.UUID) -> HttpResponse:
+    event = scoped_event(request, event_id, change=True)
+    form = UploadForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and form.is_valid():
+        upload = form.cleaned_data["file"]
+        guest_import = imports.guest_import_create(
+            event=event, user=request.user, filename=upload.name, data=upload.read())
+        return redirect(_import_url(guest_import))
+    too_large = any(e.code == "too_large" for e in form.errors.as_data().get("file", []))
+    recent = GuestImport.objects.filter(event=event)[:10]
+    return _page(model_admin, request, "import_upload.html", event, "Import guests",
+                 status=413 if too_large else 200, form=form, recent=recent,
+                 max_size=_mb(settings.HERALD_IMPORT_MAX_BYTES))
+
+
+def _import_url(guest_import: GuestImport, suffix: str = "") -> str:
+    return reverse(f"admin:guests_event_import{suffix}",
+                   args=[guest_import.event_id, guest_import.id])
+
+
+def _scoped_import(request: HttpRequest, event_id: uuid.UUID,
+                   import_id: uuid.UUID) -> tuple[Event, GuestImport]:
+    event = scoped_event(request, event_id, change=False)
+    guest_import = get_object_or_404(GuestImport.objects, id=import_id,
+                                     event=event)
+    return event, guest_import
+
+
+def import_detail(model_admin: AccountScopedAdmin, request: HttpRequest, event_id: uuid.UUID,
+                  import_id: uuid.UUID) -> HttpResponse:
+    """The preview (counts, row errors, first rows, Confirm), then the progress bar."""
+    event, guest_import = _scoped_import(request, event_id, import_id)
+    if request.method == "POST":
+        if not may_change(request, event.account_id):
+            raise PermissionDenied
+        if imports.guest_import_confirm(guest_import=guest_import):
+            messages.success(request, "Import started.")
+        else:
+            messages.info(request, f"Nothing to start: this import is {guest_import.status}.")
+        return redirect(_import_url(guest_import))
+    return _page(model_admin, request, "import_detail.html", event,
+                 f"Import of {guest_import.filename or 'a CSV file'}", guest_import=guest_import,
+                 progress=imports.guest_import_progress(guest_import=guest_import),
+                 progress_url=_import_url(guest_import, "_progress"),
+                 max_errors=settings.HERALD_IMPORT_MAX_ERRORS)
+
+
+def import_progress(model_admin: AccountScopedAdmin, request: HttpRequest,
+                    event_id: uuid.UUID, import_id: uuid.UUID) -> JsonResponse:
+    _, guest_import = _scoped_import(request, event_id, import_id)
+    return JsonResponse(imports.guest_import_progress(guest_import=guest_import))
+
+
+# --- bulk send ------------------------------------------------------------------------------
+
+class BulkSendForm(forms.Form):
+    template = forms.ModelChoiceField(queryset=None, help_text="The account's email templates.")
+    audience = forms.ChoiceField(choices=BulkSend.Audience.choices,
+                                 initial=BulkSend.Audience.ALL)
+    mode = forms.ChoiceField(choices=[
+        (Delivery.Mode.LIVE, "Live: the configured provider"),
+        (Delivery.Mode.TEST, "Test: the sandbox provider (nothing reaches an inbox)"),
+    ], initial=Delivery.Mode.LIVE)
+    token = forms.UUIDField(required=False, widget=forms.HiddenInput)
+
+    def __init__(self, *args: Any, event: Event, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["template"].queryset = bulk.bulk_send_templates(event=event)
+
+
+def bulk_send_form(model_admin: AccountScopedAdmin, request: HttpRequest,
+                   event_id: uuid.UUID) -> HttpResponse:
+    """Choose → preview (how many guests, how many skipped) → confirm (carries a one-time
+    token: submitting it twice sends once)."""
+    event = scoped_event(request, event_id, change=True)
+    form = BulkSendForm(request.POST or None, event=event)
+    if request.method != "POST" or not form.is_valid():
+        return _page(model_admin, request, "bulk_send_form.html", event,
+                     "Send a template to guests", form=form,
+                     recent=BulkSend.objects.filter(event=event).select_related("template")[:10])
+    data = form.cleaned_data
+    if "_confirm" in request.POST and data["token"]:
+        try:
+            job, created = bulk.bulk_send_create(
+                event=event, template_id=data["template"].pk, audience=data["audience"],
+                mode=data["mode"], token=data["token"], user=request.user)
+        except HeraldError as exc:
+            form.add_error(None, exc.message)
+        else:
+            if not created:
+                messages.info(request, "This send was already confirmed: nothing more was "
+                                       "sent.")
+            return redirect(_job_url(job))
+    confirm = BulkSendForm(initial={**data, "template": data["template"].pk,
+                                    "token": uuid.uuid4()}, event=event)
+    return _page(model_admin, request, "bulk_send_confirm.html", event, "Confirm the send",
+                 form=form, confirm=confirm, template=data["template"],
+                 audience=BulkSend.Audience(data["audience"]).label, mode=data["mode"],
+                 counts=_preview_counts(event, data["template"], data["audience"]))
+
+
+def _preview_counts(event: Event, template: Any, audience: str) -> dict[str, int]:
+    guests = bulk.bulk_send_audience(event=event, template=template, audience=audience)
+    suppressed = Suppression.objects.filter(
+        account_id=event.account_id, channel="email", removed_at__isnull=True,
+        address=Lower(OuterRef("email")))
+    matching = guests.count()
+    failed = guests.filter(last_status__in=PERMANENT_FAILURES).count()
+    # (NOT IN on a NULL subquery value would drop guests never sent the template.)
+    blocked = guests.filter(Q(last_status__isnull=True) | ~Q(last_status__in=PERMANENT_FAILURES),
+                            Exists(suppressed)).count()
+    return {"matching": matching, "failed": failed, "suppressed": blocked,
+            "to_send": matching - failed - blocked}
+
+
+def _job_url(job: BulkSend, suffix: str = "") -> str:
+    return reverse(f"admin:guests_event_send{suffix}", args=[job.event_id, job.id])
+
+
+def _scoped_job(request: HttpRequest, event_id: uuid.UUID,
+                job_id: uuid.UUID) -> tuple[Event, BulkSend]:
+    event = scoped_event(request, event_id, change=False)
+    job = get_object_or_404(BulkSend.objects.select_related("template"), id=job_id,
+                            event=event)
+    return event, job
+
+
+def bulk_send_detail(model_admin: AccountScopedAdmin, request: HttpRequest,
+                     event_id: uuid.UUID, job_id: uuid.UUID) -> HttpResponse:
+    event, job = _scoped_job(request, event_id, job_id)
+    return _page(model_admin, request, "bulk_send_detail.html", event,
+                 f"Sending “{job.template}”", job=job,
+                 progress=bulk.bulk_send_progress(job=job),
+                 progress_url=_job_url(job, "_progress"))
+
+
+def bulk_send_progress(model_admin: AccountScopedAdmin, request: HttpRequest,
+                       event_id: uuid.UUID, job_id: uuid.UUID) -> JsonResponse:
+    _, job = _scoped_job(request, event_id, job_id)
+    return JsonResponse(bulk.bulk_send_progress(job=job))

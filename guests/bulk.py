@@ -1,0 +1,195 @@
+"""Bulk send: one template to all (or some) guests of an event, from the admin.
+
+A ``BulkSend`` row is the job; its ``token`` comes from the confirm form, so a double click
+finds the first job instead of sending twice. The task walks the event's guests in id
+order, a batch per transaction: one query for the batch (with the latest delivery status of
+the template per guest), one for suppressed addresses, one insert of queued deliveries
+(``guests.inserts``), and the job's cursor and counters in the same commit — a re-run
+resumes after the cursor and never queues a guest twice. Guests whose latest delivery of
+the template failed for good (spec 000's 422 rule) or whose address is suppressed are
+skipped and counted.
+
+On each commit one ``comms.send_delivery`` is enqueued per HERALD_DISPATCH_BATCH_SIZE - 1
+deliveries, as ``emails.services`` does: each task claims its row and the oldest due rows,
+and dispatch sends a claimed batch with one SendGrid request per 1,000 personalizations.
+"""
+
+import logging
+import uuid
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Count, Exists, OuterRef, QuerySet, Subquery
+from django.utils import timezone
+
+from common.errors import Conflict, NotFound
+from comms.dispatch import enqueue
+from comms.models import FAILURES, PERMANENT_FAILURES, Delivery, Status, Suppression
+from comms.services import account_check_can_send
+from guests.inserts import rows_insert
+from guests.models import Attendee, BulkSend, Event
+from templates.models import MessageTemplate
+
+log = logging.getLogger(__name__)
+
+BATCH = 2000  # guests per transaction (rounded to a multiple of the dispatch step)
+DONE_STATUSES = {Status.SENT, Status.DELIVERED, Status.OPENED, Status.CLICKED}
+
+
+def bulk_send_templates(*, event: Event) -> QuerySet:
+    """The templates an event's guests can be sent: the account's email templates."""
+    return MessageTemplate.objects.filter(account_id=event.account_id, channel="email")
+
+
+def bulk_send_audience(*, event: Event, template: MessageTemplate, audience: str) -> QuerySet:
+    """The event's guests an audience picks, with their latest delivery status of the
+    template (``last_status``), in id order."""
+    latest = Delivery.objects.filter(attendee=OuterRef("pk"), template=template).order_by(
+        "-created_at").values("status")[:1]
+    guests = Attendee.objects.filter(event=event).annotate(last_status=Subquery(latest))
+    if audience == BulkSend.Audience.NEVER_SENT:
+        guests = guests.exclude(Exists(Delivery.objects.filter(attendee=OuterRef("pk"),
+                                                               template=template)))
+    elif audience == BulkSend.Audience.LAST_FAILED:
+        guests = guests.filter(last_status__in=FAILURES)
+    return guests.order_by("id")
+
+
+def bulk_send_create(*, event: Event, template_id: Any, audience: str, mode: str,
+                     token: uuid.UUID, user: Any) -> tuple[BulkSend, bool]:
+    """The job of this confirm token: created (and its task queued on commit), or the one an
+    earlier submission of the same form created (``False``: nothing more is sent)."""
+    if (job := BulkSend.objects.filter(token=token).first()) is not None:
+        return _same_account(job, event), False
+    template = bulk_send_templates(event=event).filter(id=template_id).first()
+    if template is None:
+        raise NotFound("template")
+    account_check_can_send(account=event.account)
+    try:
+        with transaction.atomic():
+            job = BulkSend.objects.create(
+                account_id=event.account_id, event=event, template=template, mode=mode,
+                audience=audience, token=token, created_by=user)
+            transaction.on_commit(lambda: _start(job.id), robust=True)
+    except IntegrityError:  # the same form, submitted twice at once: the other one won
+        return _same_account(BulkSend.objects.get(token=token), event), False
+    return job, True
+
+
+def _same_account(job: BulkSend, event: Event) -> BulkSend:
+    if job.account_id != event.account_id or job.event_id != event.id:
+        raise Conflict("token_reused", "This form was already used for another event.")
+    return job
+
+
+def _start(job_id: uuid.UUID) -> None:
+    from guests.tasks import bulk_send
+
+    bulk_send.delay(str(job_id))
+
+
+def bulk_send_run(*, job_id: Any) -> None:
+    """Queue the deliveries of a job, batch by batch (see the module docstring)."""
+    started = BulkSend.objects.filter(id=job_id, status=BulkSend.Status.PENDING).first()
+    if started is not None:
+        total = bulk_send_audience(event=started.event, template=started.template,
+                                   audience=started.audience).count()
+        BulkSend.objects.filter(id=job_id, status=BulkSend.Status.PENDING).update(
+            status=BulkSend.Status.CREATING, total=total, started_at=timezone.now(),
+            updated_at=timezone.now())
+    try:
+        while _run_batch(job_id):
+            pass
+    except Exception as exc:
+        log.exception("Bulk send %s failed", job_id)
+        BulkSend.objects.filter(id=job_id, status=BulkSend.Status.CREATING).update(
+            status=BulkSend.Status.FAILED, error=str(exc)[:2000], finished_at=timezone.now())
+        raise
+
+
+def _run_batch(job_id: Any) -> bool:
+    """One batch in one transaction; False once there is nothing left to do."""
+    step = _dispatch_step()
+    with transaction.atomic():
+        job = (BulkSend.objects.select_for_update(of=("self",)).select_related("event", "template")
+               .filter(id=job_id, status=BulkSend.Status.CREATING).first())
+        if job is None:
+            return False
+        guests = bulk_send_audience(event=job.event, template=job.template,
+                                    audience=job.audience)
+        if job.cursor is not None:
+            guests = guests.filter(id__gt=job.cursor)
+        batch = list(guests.values_list("id", "email", "correlation_id", "last_status")[
+            :step * max(1, BATCH // step)])
+        if not batch:
+            job.status, job.finished_at = BulkSend.Status.DONE, timezone.now()
+            job.save(update_fields=["status", "finished_at", "updated_at"])
+            return False
+        suppressed = set(Suppression.objects.filter(
+            account_id=job.account_id, channel="email", removed_at__isnull=True,
+            address__in={email.strip().lower() for _, email, _, _ in batch},
+        ).values_list("address", flat=True))
+        deliveries = []
+        for attendee_id, email, correlation_id, last_status in batch:
+            if last_status in PERMANENT_FAILURES:
+                job.skipped_failed += 1
+            elif email.strip().lower() in suppressed:
+                job.skipped_suppressed += 1
+            else:
+                deliveries.append((uuid.uuid4(), attendee_id, email, correlation_id))
+        rows_insert(Delivery, ("id", "attendee_id", "recipient", "correlation_id"), deliveries,
+                    constants={"account_id": job.account_id, "template_id": job.template_id,
+                               "mode": job.mode, "channel": "email",
+                               "status": Status.QUEUED})
+        job.queued += len(deliveries)
+        job.cursor = batch[-1][0]
+        job.save(update_fields=["queued", "skipped_failed", "skipped_suppressed", "cursor",
+                                "updated_at"])
+        heads = [str(row[0]) for row in deliveries[::step]]
+        transaction.on_commit(lambda: _enqueue_all(heads), robust=True)
+    return True
+
+
+def _dispatch_step() -> int:
+    """Deliveries per send task: each claims its own row plus the BATCH_SIZE - 1 oldest due,
+    so ⌈n / (size - 1)⌉ tasks claim every row even when they run concurrently."""
+    return max(settings.HERALD_DISPATCH_BATCH_SIZE - 1, 1)
+
+
+def _enqueue_all(delivery_ids: list[str]) -> None:
+    for delivery_id in delivery_ids:
+        enqueue(delivery_id)
+
+
+def bulk_send_statuses(*, job: BulkSend) -> dict[str, int]:
+    """Status → count of the job's deliveries: the template's deliveries to the event's
+    guests created while the job ran (a resend in that window is counted too)."""
+    if job.started_at is None:
+        return {}
+    deliveries = Delivery.objects.filter(
+        template_id=job.template_id, attendee__event_id=job.event_id,
+        created_at__gte=job.started_at)
+    if job.finished_at is not None:
+        deliveries = deliveries.filter(created_at__lte=job.finished_at)
+    return dict(deliveries.values_list("status").annotate(n=Count("id")).order_by())
+
+
+def bulk_send_progress(*, job: BulkSend) -> dict[str, Any]:
+    """What the progress bars poll: deliveries queued of the guests to send to, then the
+    deliveries handed to the provider (or failed) of those queued."""
+    statuses = bulk_send_statuses(job=job)
+    sent = sum(n for status, n in statuses.items() if status in DONE_STATUSES)
+    failed = sum(n for status, n in statuses.items() if status in FAILURES)
+    to_send = max(job.total - job.skipped_failed - job.skipped_suppressed, 0)
+    creating = job.status in (BulkSend.Status.PENDING, BulkSend.Status.CREATING)
+    finished = job.status == BulkSend.Status.FAILED or (
+        not creating and sent + failed >= job.queued)
+    text = (f"Queued {job.queued:,} of {to_send:,}; sent {sent:,}, failed {failed:,}; skipped "
+            f"{job.skipped_failed:,} (failed for good) and {job.skipped_suppressed:,} "
+            f"(suppressed).")
+    if job.status == BulkSend.Status.FAILED:
+        text = f"Stopped: {job.error}"
+    return {"status": job.status, "finished": finished, "text": text,
+            "bars": {"queued": [job.queued, to_send], "sent": [sent + failed, job.queued]},
+            "statuses": statuses}
