@@ -49,6 +49,17 @@ class AccountScopedAdmin(admin.ModelAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         return self._scope(request, super().get_queryset(request))
 
+    def get_list_filter(self, request: HttpRequest) -> list[Any]:
+        """A filter on a relation lists only what the user's (scoped) rows point at: a plain
+        one would list every account's events, templates, accounts."""
+        filters: list[Any] = []
+        for entry in super().get_list_filter(request):
+            if isinstance(entry, str) and _is_relation(self.model, entry):
+                filters.append((entry, admin.RelatedOnlyFieldListFilter))
+            else:
+                filters.append(entry)
+        return filters
+
     def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any):
         field = super().formfield_for_foreignkey(db_field, request, **kwargs)
         if field is not None and not request.user.is_superuser:
@@ -79,6 +90,15 @@ class AccountScopedAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return self._allowed(request, self.delete_roles)
+
+
+def _is_relation(model: type[Model], path: str) -> bool:
+    from django.contrib.admin.utils import get_fields_from_path
+
+    try:
+        return bool(get_fields_from_path(model, path)[-1].is_relation)
+    except Exception:  # not a model path (a custom filter's name): leave it as it is
+        return False
 
 
 def _scoped_related(request: HttpRequest, queryset: QuerySet) -> QuerySet:
