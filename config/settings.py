@@ -304,3 +304,8 @@ HERALD_IMPORT_MAX_BYTES = env.int("HERALD_IMPORT_MAX_BYTES", default=50 * 1024 *
 HERALD_IMPORT_MAX_ERRORS = env.int("HERALD_IMPORT_MAX_ERRORS", default=1000)
 # Rows per import transaction: one existing-id query and one bulk insert each.
 HERALD_IMPORT_BATCH_SIZE = env.int("HERALD_IMPORT_BATCH_SIZE", default=2000)
+# Imports and bulk sends whose task was lost or whose worker died are queued again.
+CELERY_BEAT_SCHEDULE["guests.jobs_sweep"] = {
+    "task": "guests.jobs_sweep",
+    "schedule": float(HERALD_SWEEP_INTERVAL_SECONDS),
+}

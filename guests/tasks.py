@@ -2,7 +2,7 @@
 
 from celery import shared_task
 
-from guests import bulk, imports
+from guests import bulk, imports, jobs
 
 
 @shared_task(name="guests.validate_import", ignore_result=True)
@@ -18,3 +18,8 @@ def import_guests(import_id: str) -> None:
 @shared_task(name="guests.bulk_send", ignore_result=True)
 def bulk_send(job_id: str) -> None:
     bulk.bulk_send_run(job_id=job_id)
+
+
+@shared_task(name="guests.jobs_sweep", ignore_result=True)
+def jobs_sweep() -> int:
+    return jobs.guest_jobs_sweep()
