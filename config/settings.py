@@ -252,6 +252,13 @@ WEBHOOKS_SECRET_OVERLAP_HOURS = env.int("WEBHOOKS_SECRET_OVERLAP_HOURS", default
 WEBHOOKS_ENCRYPTION_KEY = env.str("WEBHOOKS_ENCRYPTION_KEY", default="")  # older name
 # Encrypts secrets at rest (webhook secrets, integration credentials); SECRET_KEY if unset.
 HERALD_ENCRYPTION_KEY = env.str("HERALD_ENCRYPTION_KEY", default="")
+# Batched delivery: messages of one endpoint per task, the time a batch may take before it
+# hands the rest to a follow-up task, how long a batch may be in flight before other batches
+# keep off its endpoint, and the delay before released messages are due again.
+WEBHOOKS_BATCH_SIZE = env.int("WEBHOOKS_BATCH_SIZE", default=100)
+WEBHOOKS_BATCH_SECONDS = env.float("WEBHOOKS_BATCH_SECONDS", default=2.0)
+WEBHOOKS_SLOW_BATCH_SECONDS = env.float("WEBHOOKS_SLOW_BATCH_SECONDS", default=3.0)
+WEBHOOKS_RELEASE_DELAY_SECONDS = env.float("WEBHOOKS_RELEASE_DELAY_SECONDS", default=1.0)
 WEBHOOKS_SWEEP_INTERVAL_SECONDS = env.int("WEBHOOKS_SWEEP_INTERVAL_SECONDS", default=60)
 WEBHOOKS_SWEEP_GRACE_SECONDS = env.int("WEBHOOKS_SWEEP_GRACE_SECONDS", default=120)
 CELERY_BEAT_SCHEDULE["webhooks.messages_sweep"] = {

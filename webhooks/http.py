@@ -25,6 +25,7 @@ class Outcome:
     body: bytes
     error: str
     duration_ms: int
+    timed_out: bool = False  # no answer within the timeout (connect or read)
 
 
 def _pool(target: Target, address: str) -> urllib3.HTTPConnectionPool:
@@ -61,7 +62,9 @@ def post(*, target: Target, body: bytes, headers: dict[str, str], timeout: float
             error = f"connection failed: {exc}"
             continue
         except (HTTPError, OSError) as exc:
-            return Outcome(None, b"", f"{type(exc).__name__}: {exc}"[:1000], _elapsed_ms(started))
+            timed_out = isinstance(exc, TimeoutError | urllib3.exceptions.TimeoutError)
+            return Outcome(None, b"", f"{type(exc).__name__}: {exc}"[:1000], _elapsed_ms(started),
+                           timed_out=timed_out)
     return Outcome(None, b"", error[:1000], _elapsed_ms(started))
 
 

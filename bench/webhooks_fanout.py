@@ -1,0 +1,229 @@
+"""Webhook fan-out on the production shape: a real Celery worker (``-Q webhooks``) on
+PostgreSQL and Redis POSTs signed messages to a local receiver answering in 1 ms.
+
+    .venv/bin/python bench/webhooks_fanout.py            # both runs
+    BENCH_WH_MESSAGES=5000 BENCH_WH_CONCURRENCY=4 BENCH_WH_POOL=prefork ...
+
+Run 1 ("fan-out"): one endpoint, K messages, deliveries/s from the first publish to the last
+success. Run 2 ("hang"): the same plus a second endpoint whose receiver hangs (longer than
+the 15 s timeout); prints the healthy endpoint's rate during the first 15 s of the hang.
+Messages are bulk-inserted and their ``webhooks.deliver_message`` tasks published as
+``webhooks_emit`` does on commit.
+"""
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV = ROOT / ".venv" / "bin"
+DB = "herald_bench_wh"
+MESSAGES = int(os.environ.get("BENCH_WH_MESSAGES", "5000"))
+HUNG_MESSAGES = int(os.environ.get("BENCH_WH_HUNG_MESSAGES", "200"))
+CONCURRENCY = os.environ.get("BENCH_WH_CONCURRENCY", "4")
+POOL = os.environ.get("BENCH_WH_POOL", "prefork")
+ANSWER_SECONDS = float(os.environ.get("BENCH_WH_ANSWER_SECONDS", "0.001"))
+HANG_SECONDS = 15.0
+ENV = {
+    **os.environ,
+    "DJANGO_SETTINGS_MODULE": "config.settings",
+    "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{DB}",
+    "CELERY_BROKER_URL": "redis://127.0.0.1:6379/11",
+    "WEBHOOKS_ALLOW_PRIVATE_URLS": "true",
+    "LOG_LEVEL": "WARNING",
+}
+
+
+# --- the receiver (its own process, so it does not share the bench's GIL) -------------------
+
+def serve(delay: float) -> None:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            time.sleep(600 if self.path.startswith("/hang") else delay)
+            self.send_response(204)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    print(f"http://127.0.0.1:{server.server_address[1]}", flush=True)
+    server.serve_forever()
+
+
+# --- setup ----------------------------------------------------------------------------------
+
+def prepare_database() -> None:
+    exists = subprocess.run(
+        ["psql", "-h", "127.0.0.1", "-U", "postgres", "-tAc",
+         f"select 1 from pg_database where datname='{DB}'"],
+        capture_output=True, text=True, check=True).stdout.strip()
+    if not exists:
+        subprocess.run(["createdb", "-h", "127.0.0.1", "-U", "postgres", DB], check=True)
+    subprocess.run([str(VENV / "python"), "manage.py", "migrate", "-v", "0"], cwd=ROOT,
+                   env=ENV, check=True)
+    subprocess.run(["redis-cli", "-n", "11", "flushdb"], check=True, capture_output=True)
+
+
+def django_setup() -> None:
+    os.environ.update(ENV)
+    sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+
+
+def start_worker() -> subprocess.Popen:
+    proc = subprocess.Popen(
+        [str(VENV / "celery"), "-A", "config", "worker", "-Q", "webhooks", "-c", CONCURRENCY,
+         f"--pool={POOL}", "--without-gossip", "--without-mingle", "-l", "info"],
+        cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True)
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if " ready." in line:
+            break
+    threading.Thread(target=proc.stdout.read, daemon=True).start()  # keep the pipe drained
+    return proc
+
+
+def messages_create(endpoint, count: int) -> list[str]:
+    from django.utils import timezone
+
+    from webhooks import catalogue
+    from webhooks.models import Message
+    from webhooks.services import _new_webhook_id
+
+    now = timezone.now()
+    rows = [Message(webhook_id=_new_webhook_id(), account_id=endpoint.account_id,
+                    endpoint=endpoint, event_type=catalogue.TEST_EVENT, next_attempt_at=now,
+                    payload=catalogue.test_payload(endpoint_id=str(endpoint.id), now=now))
+            for _ in range(count)]
+    Message.objects.bulk_create(rows, batch_size=1000)
+    return [m.webhook_id for m in rows]
+
+
+def endpoint_make(name: str, url: str):
+    from accounts.services import account_create
+    from webhooks.services import endpoint_create
+
+    keys = account_create(name=name)
+    return endpoint_create(account=keys.account, url=url)[0]
+
+
+def succeeded(endpoint) -> int:
+    from webhooks.models import Message
+
+    return Message.objects.filter(endpoint=endpoint, status="succeeded").count()
+
+
+# --- the runs -------------------------------------------------------------------------------
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process and its children so far (Linux /proc)."""
+    total = 0.0
+    for child in [pid, *_children(pid)]:
+        try:
+            fields = Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += sum(int(f) for f in fields[11:13]) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        found = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return []
+    return [int(c) for c in found]
+
+
+def publish(endpoint, webhook_ids: list[str]) -> None:
+    """The tasks ``webhooks_emit`` publishes on commit (before the batched delivery: one per
+    message; since: one per WEBHOOKS_BATCH_SIZE messages of an endpoint)."""
+    from webhooks import services
+
+    if hasattr(services, "messages_enqueue"):
+        services.messages_enqueue(messages=[(i, endpoint.id) for i in webhook_ids])
+        return
+    from webhooks.tasks import deliver_message
+
+    for webhook_id in webhook_ids:
+        deliver_message.apply_async(args=[webhook_id])
+
+
+def run_fanout(url: str, worker: subprocess.Popen, receiver: subprocess.Popen) -> None:
+    endpoint = endpoint_make("Bench fan-out", url + "/hook")
+    ids = messages_create(endpoint, MESSAGES)
+    cpu = cpu_seconds(worker.pid), cpu_seconds(receiver.pid)
+    started = time.monotonic()
+    publish(endpoint, ids)
+    while (done := succeeded(endpoint)) < MESSAGES and time.monotonic() - started < 600:
+        time.sleep(0.05)
+    seconds = time.monotonic() - started
+    worker_cpu = cpu_seconds(worker.pid) - cpu[0]
+    receiver_cpu = cpu_seconds(receiver.pid) - cpu[1]
+    print(f"fan-out: {done}/{MESSAGES} delivered in {seconds:.1f} s = "
+          f"{done / seconds:.0f} deliveries/s (worker {POOL} -c {CONCURRENCY}; CPU: worker "
+          f"{worker_cpu / seconds:.0%}, receiver {receiver_cpu / seconds:.0%} of one core)",
+          flush=True)
+
+
+def run_hang(url: str, worker: subprocess.Popen, receiver: subprocess.Popen) -> None:
+    healthy = endpoint_make("Bench healthy", url + "/hook")
+    hung = endpoint_make("Bench hung", url + "/hang")
+    hung_ids = messages_create(hung, HUNG_MESSAGES)
+    ids = messages_create(healthy, MESSAGES)
+    started = time.monotonic()
+    publish(hung, hung_ids)  # the hung endpoint's tasks first: they reach the workers first
+    publish(healthy, ids)
+    samples = []
+    while (done := succeeded(healthy)) < MESSAGES and time.monotonic() - started < 120:
+        samples.append((time.monotonic() - started, done))
+        time.sleep(0.1)
+    seconds = time.monotonic() - started
+    window = min(seconds, HANG_SECONDS)
+    in_hang = done if seconds <= HANG_SECONDS else max(
+        (n for t, n in samples if t <= HANG_SECONDS), default=0)
+    print(f"hang: healthy endpoint {in_hang} delivered in the first {window:.1f} s of the hang "
+          f"= {in_hang / window:.0f} deliveries/s; all {done}/{MESSAGES} in {seconds:.1f} s "
+          f"({HUNG_MESSAGES} messages to an endpoint hanging > 15 s)", flush=True)
+
+
+def main() -> None:
+    if len(sys.argv) > 2 and sys.argv[1] == "serve":
+        serve(float(sys.argv[2]))
+        return
+    prepare_database()
+    django_setup()
+    receiver = subprocess.Popen([sys.executable, __file__, "serve", str(ANSWER_SECONDS)],
+                                stdout=subprocess.PIPE, text=True, start_new_session=True)
+    assert receiver.stdout is not None
+    url = receiver.stdout.readline().strip()
+    runs = sys.argv[1:] or ["fanout", "hang"]
+    try:
+        for run in runs:
+            worker = start_worker()
+            try:
+                {"fanout": run_fanout, "hang": run_hang}[run](url, worker, receiver)
+            finally:
+                os.killpg(worker.pid, 9)
+                worker.wait()
+                subprocess.run(["redis-cli", "-n", "11", "flushdb"], capture_output=True)
+    finally:
+        receiver.terminate()
+
+
+if __name__ == "__main__":
+    main()
