@@ -1,7 +1,9 @@
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.utils import timezone
 
 from accounts.models import Account, ApiKey, Membership
-from common.admin import AccountScopedAdmin, ScopedInline
+from accounts.services import api_key_create
+from common.admin import AccountScopedAdmin, Role, ScopedInline
 
 
 class MembershipInline(ScopedInline, admin.TabularInline):
@@ -14,11 +16,27 @@ class ApiKeyInline(ScopedInline, admin.TabularInline):
     model = ApiKey
     extra = 0
     fields = ["name", "mode", "is_admin", "prefix", "revoked_at", "created_at"]
-    readonly_fields = ["name", "mode", "is_admin", "prefix", "created_at"]
+    readonly_fields = fields
     can_delete = False
 
     def has_add_permission(self, request, obj=None) -> bool:
-        return False  # keys are created by `createaccount`, shown once, stored hashed
+        return False  # created by the account's actions: shown once, stored hashed
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False  # revoked from the API keys list
+
+
+def _key_action(mode: str, is_admin: bool, label: str):
+    @admin.action(description=f"Create a {label} (shown once)")
+    def create(modeladmin, request, queryset) -> None:
+        for account in queryset[:10]:
+            raw = api_key_create(account=account, name=f"{label} by {request.user}",
+                                 mode=mode, is_admin=is_admin)
+            modeladmin.message_user(
+                request, f"New {label} for {account.name}: {raw} — copy it now, it is stored "
+                "hashed and cannot be shown again.", messages.WARNING)
+    create.__name__ = f"create_{mode}{'_admin' if is_admin else ''}_key"
+    return create
 
 
 @admin.register(Account)
@@ -32,3 +50,34 @@ class AccountAdmin(AccountScopedAdmin):
     search_fields = ["name", "id"]
     readonly_fields = ["id", "subscription_key_hash", "created_at", "updated_at"]
     inlines = [MembershipInline, ApiKeyInline]
+    actions = [_key_action(ApiKey.Mode.LIVE, False, "live key"),
+               _key_action(ApiKey.Mode.TEST, False, "test key"),
+               _key_action(ApiKey.Mode.LIVE, True, "admin key")]
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        if not self._allowed(request, frozenset({Role.OWNER})):
+            actions = {k: v for k, v in actions.items() if not k.startswith("create_")}
+        return actions
+
+
+@admin.action(description="Revoke selected keys (at once, for good)")
+def revoke_keys(modeladmin, request, queryset) -> None:
+    count = queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
+    modeladmin.message_user(request, f"Revoked {count} key(s); processes stop accepting them "
+                            "within the key cache time.", messages.SUCCESS)
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(AccountScopedAdmin):
+    """Keys by name and prefix, never their value (only a hash is stored)."""
+
+    list_display = ["name", "account", "mode", "is_admin", "prefix", "revoked_at", "created_at"]
+    list_filter = ["mode", "is_admin", ("revoked_at", admin.EmptyFieldListFilter)]
+    search_fields = ["name", "prefix"]
+    fields = ["name", "account", "mode", "is_admin", "prefix", "revoked_at", "created_at"]
+    readonly_fields = fields
+    actions = [revoke_keys]
+    change_roles = frozenset({Role.OWNER})
+    add_roles = frozenset()
+    delete_roles = frozenset()

@@ -173,3 +173,24 @@ def test_dashboard_charts_ones_own_accounts_and_events(sandbox_api, other_api, e
     assert "Account: Acme Events" in page and "Event: Spring Gala" in page
     assert "Their Gala" not in page and "Other Org" not in page
     assert "<svg" in page and "1 failed" in page and "opened: <strong>1</strong>" in page
+
+
+def test_an_owner_creates_a_key_shown_once_and_revokes_it(keys):
+    from accounts.models import ApiKey
+
+    client = _owner(keys)
+    said = client.post(reverse("admin:accounts_account_changelist"),
+                       {"action": "create_test_key", "_selected_action": [str(keys.account.id)]},
+                       follow=True).content.decode()
+    raw = re.search(r"(test_[A-Za-z0-9_-]{20,})", said).group(1)
+    key = ApiKey.objects.get(name__startswith="test key by olive")
+    assert raw not in key.key_hash
+    api = Client()
+    assert api.get("/v1/webhooks", HTTP_AUTHORIZATION=f"Bearer {raw}").status_code == 200
+    listing = client.get(reverse("admin:accounts_apikey_changelist")).content.decode()
+    assert key.prefix in listing and raw not in listing
+    client.post(reverse("admin:accounts_apikey_changelist"),
+                {"action": "revoke_keys", "_selected_action": [str(key.pk)]})
+    key.refresh_from_db()
+    assert key.revoked_at is not None
+    assert api.get("/v1/webhooks", HTTP_AUTHORIZATION=f"Bearer {raw}").status_code == 401
