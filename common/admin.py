@@ -79,17 +79,35 @@ class AccountScopedAdmin(admin.ModelAdmin):
     def has_module_permission(self, request: HttpRequest) -> bool:
         return self._allowed(request, self.view_roles)
 
+    def _allowed_on(self, request: HttpRequest, obj: Model | None, roles: frozenset) -> bool:
+        """With an object: the user's role in *that object's* account decides (an owner of
+        one account who is staff of another is staff there)."""
+        if obj is None or request.user.is_superuser:
+            return self._allowed(request, roles)
+        role = user_accounts(request).get(self._account_id(obj))
+        return request.user.is_active and request.user.is_staff and role in roles
+
+    def _account_id(self, obj: Model) -> Any:
+        if not self.account_path:
+            return obj.pk
+        *hops, last = self.account_path.split("__")
+        for hop in hops:
+            obj = getattr(obj, hop, None)
+            if obj is None:
+                return None
+        return getattr(obj, f"{last}_id", None)
+
     def has_view_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
-        return self._allowed(request, self.view_roles | self.change_roles)
+        return self._allowed_on(request, obj, self.view_roles | self.change_roles)
 
     def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
-        return self._allowed(request, self.change_roles)
+        return self._allowed_on(request, obj, self.change_roles)
 
     def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
         return self._allowed(request, self.add_roles)
 
     def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
-        return self._allowed(request, self.delete_roles)
+        return self._allowed_on(request, obj, self.delete_roles)
 
 
 def _is_relation(model: type[Model], path: str) -> bool:

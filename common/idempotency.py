@@ -27,7 +27,6 @@ from common.errors import HeraldError
 
 HEADERS = (("HTTP_X_IDEMPOTENCY_KEY", "X-Idempotency-Key"),
            ("HTTP_IDEMPOTENCY_KEY", "Idempotency-Key"))
-NOT_STORED = {401, 403, 409, 429}  # answers a retry must not get again without running
 SWEEP_EVERY_SECONDS = 60.0
 _last_sweep = 0.0
 
@@ -110,8 +109,10 @@ def idempotency_finish(claim: IdempotentRequest | None, response: HttpResponseBa
     if claim is None:
         return
     status = response.status_code
-    if (status not in NOT_STORED and (200 <= status < 300 or 400 <= status < 500)
-            and not response.streaming):
+    # Only a request that did something is replayed. A refusal changed nothing (bad input,
+    # an unknown event, a missing integration…) and may pass once the caller fixed things,
+    # so its key is released and a retry runs again.
+    if 200 <= status < 300 and not response.streaming:
         if callable(getattr(response, "render", None)):
             response.render()
         IdempotentRequest.objects.filter(pk=claim.pk).update(

@@ -1,6 +1,7 @@
 from datetime import timedelta
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin
 from django.db.models import Count
 
@@ -124,6 +125,11 @@ class IntegrationForm(forms.ModelForm):
             cls = channels.provider_class(provider)
             unknown = (set(data.get("config") or {}) - set(cls.config_fields)) | (
                 set(creds or {}) - set(cls.credential_fields))
+            if "api_base" in (data.get("config") or {}) and not (
+                    settings.HERALD_PROVIDER_API_BASE_OVERRIDE):
+                raise forms.ValidationError("api_base is allowed only with "
+                                            "HERALD_PROVIDER_API_BASE_OVERRIDE (tests, "
+                                            "development).")
             if unknown:
                 raise forms.ValidationError(
                     f"Unknown settings for {provider}: {', '.join(sorted(unknown))}. "

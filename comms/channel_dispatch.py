@@ -9,6 +9,7 @@ them concurrently; every write goes through ``dispatch``'s claim-token-guarded h
 """
 
 import logging
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -114,9 +115,10 @@ def channels_record(prepared: list[Prepared], attempts: list[Attempted], *,
     failures classified; ``final``: a transient failure fails now instead of retrying."""
     sent: dict[tuple[str, Any], list[tuple[Delivery, dispatch.Content, str]]] = defaultdict(list)
     for item, attempted in zip(prepared, attempts, strict=True):
-        for provider, error in attempted.failovers:
-            dispatch.record_event(item.delivery, "comms.failover", Status.SENDING,
-                                  provider=provider, reason=error)
+        if attempted.failovers and dispatch.still_mine(item.delivery):
+            for provider, error in attempted.failovers:
+                dispatch.record_event(item.delivery, "comms.failover", Status.SENDING,
+                                      provider=provider, reason=error)
         if isinstance(attempted.outcome, SendResult) and attempted.link is not None:
             link = attempted.link
             sent[(link.provider, link.integration_id)].append(
@@ -125,17 +127,28 @@ def channels_record(prepared: list[Prepared], attempts: list[Attempted], *,
             _record_failure(item.delivery, item.content, attempted, final=final)
     for (provider, integration_id), group in sent.items():
         dispatch.mark_sent(group, provider)
-        if integration_id is not None:
-            Delivery.objects.filter(id__in=[d.id for d, _, _ in group]).update(
+        if integration_id is not None:  # guarded by the claim token, as every write
+            Delivery.objects.filter(id__in=[d.id for d, _, _ in group],
+                                    claimed_at=group[0][0].claimed_at).update(
                 integration_id=integration_id)
         _after_sent(provider, [d for d, _, _ in group])
 
 
 def channels_dispatch(deliveries: list[Delivery]) -> None:
-    """The worker's path: claimed deliveries of any non-email channels, one after another;
-    transient failures retry later (``dispatch.retry_or_fail``)."""
+    """The worker's path: claimed deliveries of any non-email channels, one after another,
+    each outcome recorded as soon as it is known (a worker that dies mid-batch resends
+    nothing already recorded); transient failures retry later (``dispatch.retry_or_fail``).
+    After half the lease the rest go back to the queue unattempted, with a task to take them,
+    so a slow provider can never keep a claimed row past its lease."""
     prepared = channels_prepare(deliveries)
-    channels_record(prepared, [chain_send(p.chain, p.message) for p in prepared])
+    deadline = time.monotonic() + settings.HERALD_SENDING_LEASE_SECONDS / 2
+    for index, item in enumerate(prepared):
+        if time.monotonic() > deadline:
+            for rest in prepared[index:]:
+                dispatch.requeue_unsent(rest.delivery)
+            dispatch.enqueue(str(prepared[index].delivery.id))
+            return
+        channels_record([item], [chain_send(item.chain, item.message)])
 
 
 def _record_failure(delivery: Delivery, content: dispatch.Content, attempted: Attempted,

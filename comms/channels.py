@@ -10,6 +10,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
+from cryptography.fernet import InvalidToken
 from django.conf import settings
 from django.db import transaction
 
@@ -17,7 +18,7 @@ from accounts.models import Account
 from common import crypto
 from common.errors import HeraldError
 from comms.models import Integration
-from comms.providers.base import ChannelProvider
+from comms.providers.base import ChannelProvider, ProviderConfigurationError
 
 # provider name → (channel, "module:Class")
 PROVIDERS: dict[str, tuple[str, str]] = {
@@ -80,6 +81,10 @@ def integration_save(*, account: Account, provider: str, config: dict[str, Any],
     integration.account = account
     integration.channel, integration.provider = PROVIDERS[provider][0], provider
     integration.name, integration.priority, integration.is_active = name, priority, is_active
+    if "api_base" in config and not settings.HERALD_PROVIDER_API_BASE_OVERRIDE:
+        raise HeraldError("validation_error", "api_base points a provider at another host: "
+                          "allowed only with HERALD_PROVIDER_API_BASE_OVERRIDE (tests, "
+                          "development).", status=400)
     integration.config = {k: v for k, v in config.items() if v not in ("", None)}
     if credentials is not None:
         integration.credentials_encrypted = crypto.encrypt_json(
@@ -108,15 +113,40 @@ _adapters: dict[tuple, ChannelProvider] = {}
 _adapters_lock = threading.Lock()
 
 
+class Unusable:
+    """An integration whose adapter cannot be built (missing credentials, a key file that
+    does not parse, credentials encrypted under another key): every send is a configuration
+    error, so the chain fails over and the delivery records why, instead of the whole batch
+    failing."""
+
+    def __init__(self, name: str, reason: str) -> None:
+        self.name, self.reason = name, reason
+
+    def send(self, message: Any) -> Any:
+        raise ProviderConfigurationError(f"The {self.name} integration is unusable: "
+                                         f"{self.reason}")
+
+
 def adapter_for(integration: Integration) -> ChannelProvider:
     """The integration's adapter, cached per process until the integration changes."""
     key = (integration.id, integration.updated_at, settings.HERALD_PROVIDER_TIMEOUT_SECONDS)
     with _adapters_lock:
         adapter = _adapters.get(key)
     if adapter is None:
-        adapter = provider_class(integration.provider)(
-            dict(integration.config), crypto.decrypt_json(integration.credentials_encrypted),
-            settings.HERALD_PROVIDER_TIMEOUT_SECONDS)
+        config = dict(integration.config)
+        if not settings.HERALD_PROVIDER_API_BASE_OVERRIDE:
+            config.pop("api_base", None)  # only tests and development point at other hosts
+        try:
+            adapter = provider_class(integration.provider)(
+                config, crypto.decrypt_json(integration.credentials_encrypted),
+                settings.HERALD_PROVIDER_TIMEOUT_SECONDS)
+        except ProviderConfigurationError as exc:
+            adapter = Unusable(integration.provider, str(exc))
+        except InvalidToken:
+            adapter = Unusable(integration.provider, "its credentials cannot be decrypted "
+                               "(HERALD_ENCRYPTION_KEY changed?): enter them again")
+        except Exception as exc:  # a constructor bug must not stop the batch either
+            adapter = Unusable(integration.provider, f"{type(exc).__name__}: {exc}"[:300])
         with _adapters_lock:
             if len(_adapters) > 1000:
                 _adapters.clear()

@@ -69,12 +69,14 @@ def delivery_dispatch(*, delivery_id: str) -> None:
             groups[_provider_name(delivery)].append(delivery)
         else:
             others.append(delivery)
-    if others:
-        from comms.channel_dispatch import channels_dispatch
+    try:
+        for provider, deliveries in groups.items():
+            email_send_group(provider, deliveries)
+    finally:  # a misconfigured email provider must not strand the other channels' rows
+        if others:
+            from comms.channel_dispatch import channels_dispatch
 
-        channels_dispatch(others)
-    for provider, deliveries in groups.items():
-        email_send_group(provider, deliveries)
+            channels_dispatch(others)
 
 
 def _provider_name(delivery: Delivery) -> str:
@@ -307,33 +309,37 @@ def mark_sent(sent: list[tuple[Delivery, Content, str]], provider: str) -> None:
         return
     now = timezone.now()
     with transaction.atomic():  # the status, its event and its webhooks commit together
-        updated = _update_sent(sent, provider, now)
+        mine = _update_sent(sent, provider, now)
+        # Only rows still held with our claim get their event: one another worker took over
+        # (lease expired) records its own; one cancelled meanwhile (GDPR erasure) none.
         events = DeliveryEvent.objects.bulk_create([
             DeliveryEvent(delivery_id=d.id, name="comms.sent", status=Status.SENT,
                           correlation_id=d.correlation_id, occurred_at=now,
                           detail={"provider": provider, "messageId": message_id})
-            for d, _, message_id in sent
+            for d, _, message_id in sent if d.id in mine
         ])
         webhooks_emit(delivery_event_ids=[e.id for e in events])
+    updated = len(mine)
     if updated != len(sent):
         log.error("%d deliveries were sent after their lease expired: duplicates are possible",
                   len(sent) - updated)
 
 
 def _update_sent(sent: list[tuple[Delivery, Content, str]], provider: str,
-                 now: datetime) -> int:
+                 now: datetime) -> set[Any]:
     """One UPDATE for the batch on PostgreSQL (a VALUES list joined on id, guarded by the
-    claim token); the ORM's per-row form elsewhere."""
+    claim token); the ORM's per-row form elsewhere. Returns the ids still held by us."""
     token = sent[0][0].claimed_at
     if connection.vendor != "postgresql":
-        count = 0
+        mine = set()
         for delivery, content, message_id in sent:
-            count += _mine(delivery).update(
-                status=Case(When(status=Status.SENDING, then=Value(Status.SENT)),
-                            default=F("status")),
-                provider=provider, provider_message_id=message_id, sent_at=now,
-                **_content_fields(content))
-        return count
+            if _mine(delivery).update(
+                    status=Case(When(status=Status.SENDING, then=Value(Status.SENT)),
+                                default=F("status")),
+                    provider=provider, provider_message_id=message_id, sent_at=now,
+                    **_content_fields(content)):
+                mine.add(delivery.id)
+        return mine
     values, params = [], []
     for delivery, content, message_id in sent:
         values.append("(%s::uuid, %s, %s, %s, %s, %s::integer)")
@@ -345,11 +351,11 @@ def _update_sent(sent: list[tuple[Delivery, Content, str]], provider: str,
         " provider = %s, sent_at = %s, provider_message_id = v.mid, subject = v.subj,"
         " html_body = v.html, text_body = v.txt, template_version = v.ver"
         f" FROM (VALUES {', '.join(values)}) AS v(id, mid, subj, html, txt, ver)"
-        " WHERE d.id = v.id AND d.claimed_at = %s"
+        " WHERE d.id = v.id AND d.claimed_at = %s RETURNING d.id"
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, [provider, now, *params, token])
-        return cursor.rowcount
+        return {Delivery._meta.pk.to_python(row[0]) for row in cursor.fetchall()}
 
 
 def retry_or_fail(delivery: Delivery, provider: str, exc: ProviderTransientError,
@@ -394,6 +400,18 @@ def fail(delivery: Delivery, provider: str, status: str, failure_type: str, reas
         if updated:
             record_event(delivery, "comms.failed", status, provider=provider,
                          failureType=failure_type, reason=reason)
+
+
+def still_mine(delivery: Delivery) -> bool:
+    return _mine(delivery).filter(status=Status.SENDING).exists()
+
+
+def requeue_unsent(delivery: Delivery) -> None:
+    """A claimed delivery this worker did not get to: back to the queue, due now, without
+    using an attempt."""
+    _mine(delivery).filter(status=Status.SENDING).update(
+        status=Status.QUEUED, claimed_at=None, attempts=F("attempts") - 1,
+        next_attempt_at=timezone.now())
 
 
 def _release(delivery: Delivery, provider: str) -> None:

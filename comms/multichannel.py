@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from accounts.models import ApiKey
 from comms import channel_dispatch, dispatch
-from comms.models import Delivery, Status
+from comms.models import FAILURES, Delivery, Status
 
 # Spec 002's channel names → ours.
 CHANNEL_NAMES = {"Email": "email", "Sms": "sms", "Push": "push", "InApp": "inapp",
@@ -91,8 +91,7 @@ def _results(channels: list[str], rows: list[Delivery]) -> list[ChannelResult]:
     results = []
     for name, row in zip(channels, rows, strict=True):
         delivery = fresh[row.id]
-        ok = delivery.status not in (Status.FAILED, Status.SUPPRESSED, Status.QUEUED,
-                                     Status.SENDING, Status.BOUNCED, Status.DROPPED)
+        ok = delivery.status not in FAILURES | {Status.QUEUED, Status.SENDING}
         results.append(ChannelResult(name, ok, None if ok else (
             delivery.failure_reason or f"Not sent ({delivery.status})."), delivery.id))
     return results

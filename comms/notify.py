@@ -78,6 +78,11 @@ def notification_send(*, key: ApiKey, event_identifier: str, to: Any,
                                        f"for {name}"))
                 continue
             template = event_template(event=event, channel=name, language=language)
+            if template is None:  # only an event saved around the checks can lack one
+                outcome.errors.append(("TEMPLATE_MISSING", f"Event '{event.identifier}' has "
+                                       f"no {name} template for {language or 'its default'} "
+                                       "language"))
+                continue
             context = _context(account, contact, payload or {}, from_email)
             options = dict((overrides or {}).get(name) or {})
             if name == "email" and from_email:

@@ -6,6 +6,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q, Value
 from django.db.models.functions import Replace
+from django.utils import timezone
 
 from accounts.models import Account
 from common.errors import Conflict, HeraldError
@@ -124,6 +125,11 @@ def contact_delete(*, contact: Contact) -> None:
     from emails.models import Email
 
     deliveries = Delivery.objects.filter(contact=contact)
+    # Not yet sent: never sent now. A worker holding one loses its claim (every later write
+    # of it is guarded by the claim token), so it cannot write the content back either.
+    deliveries.filter(status__in=["queued", "sending"]).update(
+        status="failed", claimed_at=None, failure_type="erased", failed_at=timezone.now(),
+        failure_reason="Not sent: the contact was deleted (GDPR erasure).")
     _webhook_payloads_erase(deliveries)
     DeliveryEvent.objects.filter(delivery__in=deliveries).update(detail={}, correlation_id=None)
     Email.objects.filter(delivery__in=deliveries).update(address=ERASED)

@@ -5,6 +5,7 @@ from django.contrib import admin, messages
 from django.utils.html import format_html
 
 from common.admin import AccountScopedAdmin, Role, ScopedInline, user_accounts
+from templates.events import EVENT_CHANNELS, IDENTIFIER, LANGUAGE
 from templates.models import MessageTemplate, NotificationEvent, TemplateVersion
 from templates.rendering import TemplateCompileError, render, template_check
 from templates.samples import SAMPLE
@@ -133,9 +134,57 @@ class EventTemplateForm(TemplateForm):
     fallback = True
 
 
+class EventTemplatesFormSet(forms.BaseInlineFormSet):
+    """The API's rule: every channel of the event has a template in its default language,
+    and one template per channel and language."""
+
+    def clean(self) -> None:
+        super().clean()
+        event = self.instance
+        seen: set[tuple[str, str]] = set()
+        for form in self.forms:
+            data = getattr(form, "cleaned_data", None)
+            if not data or data.get("DELETE"):
+                continue
+            pair = (data.get("channel"), data.get("language"))
+            if pair in seen:
+                raise forms.ValidationError(f"Two {pair[0]} templates in {pair[1]}.")
+            seen.add(pair)
+            if pair[0] not in (event.channels or []):
+                raise forms.ValidationError(f"A {pair[0]} template, but the event has no "
+                                            f"{pair[0]} channel.")
+        missing = [c for c in event.channels or [] if (c, event.default_language) not in seen]
+        if missing:
+            raise forms.ValidationError(
+                f"Every channel needs a template in the default language "
+                f"({event.default_language}); missing: {', '.join(missing)}.")
+
+
+class EventForm(forms.ModelForm):
+    class Meta:
+        model = NotificationEvent
+        fields = ["account", "identifier", "name", "description", "channels",
+                  "default_language"]
+
+    def clean(self):
+        data = super().clean()
+        if data.get("identifier") and not IDENTIFIER.match(data["identifier"]):
+            self.add_error("identifier", "Letters, digits and . _ : - (at most 128), e.g. "
+                           "order.confirmed.")
+        if data.get("default_language") and not LANGUAGE.match(data["default_language"]):
+            self.add_error("default_language", "A language tag such as en or pt-BR.")
+        channels = data.get("channels")
+        if not isinstance(channels, list) or not channels or len(set(channels)) != len(
+                channels) or any(c not in EVENT_CHANNELS for c in channels):
+            self.add_error("channels", f"A JSON list of distinct channels among "
+                           f"{', '.join(EVENT_CHANNELS)}.")
+        return data
+
+
 class EventTemplateInline(ScopedInline, admin.StackedInline):
     model = MessageTemplate
     form = EventTemplateForm
+    formset = EventTemplatesFormSet
     fk_name = "event"
     extra = 0
     fields = ["channel", "language", "subject", "text_body", "html_body", "version"]
@@ -161,6 +210,7 @@ class NotificationEventAdmin(AccountScopedAdmin):
     same checks as the API (every template compiles, the default language covers every
     channel)."""
 
+    form = EventForm
     list_display = ["identifier", "name", "account", "channels", "default_language",
                     "updated_at"]
     search_fields = ["identifier", "name"]

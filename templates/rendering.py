@@ -177,21 +177,35 @@ class Rendered:
 
 
 # Spec 004's fallback, ``{{name | Guest}}``: a "filter" that is no filter is a default text.
+# The text is plain words and punctuation (optionally quoted): nothing Jinja would read as code.
+_TEXT = r"[\w .,!?@#&+\-:/]"
 _FALLBACK = re.compile(
-    r"\{\{(-?)\s*([A-Za-z_][\w.]*)\s*\|\s*(\"[^\"{}]*\"|'[^'{}]*'|[^{}|\"'()]+?)\s*(-?)\}\}")
+    r"\{\{(-?)\s*([A-Za-z_][\w.]*)\s*\|\s*(\"" + _TEXT + r"*\"|'" + _TEXT + r"*'|"
+    + _TEXT + r"+?)\s*(-?)\}\}")
+# Tags, comments and raw blocks are left as they are: only output expressions are rewritten.
+_UNTOUCHED = re.compile(r"(\{%-?\s*raw\s*-?%\}.*?\{%-?\s*endraw\s*-?%\}|\{#.*?#\}|\{%.*?%\})",
+                        re.S)
 
 
 def fallbacks(source: str) -> str:
     """``{{ a.b | Some text }}`` → ``{{ (a.b) or "Some text" }}`` where ``Some text`` is not
-    one of our filters (those stay filters); quotes around the text are optional."""
+    one of our filters (those stay filters); quotes around the text are optional. Only in
+    the template's own text: never inside tags, comments or raw blocks."""
+    if "|" not in source:
+        return source
+
     def rewrite(match: re.Match) -> str:
         left, name, text, right = match.groups()
+        text = text.strip()
         if re.fullmatch(r"[A-Za-z_]\w*", text) and text in _text_env.filters:
             return match.group(0)
         if text[:1] in "\"'" and text[-1:] == text[:1]:
             text = text[1:-1]
         return "{{" + f"{left} ({name}) or {json.dumps(text)} {right}" + "}}"
-    return _FALLBACK.sub(rewrite, source) if "|" in source else source
+
+    parts = _UNTOUCHED.split(source)
+    return "".join(part if index % 2 else _FALLBACK.sub(rewrite, part)
+                   for index, part in enumerate(parts))
 
 
 def template_check(*, subject: str, html_body: str, text_body: str,

@@ -12,9 +12,10 @@ from templates.models import MessageTemplate, TemplateVersion
 from templates.rendering import TemplateCompileError, template_check
 
 
-def _check(subject: str, html_body: str, text_body: str) -> None:
+def _check(subject: str, html_body: str, text_body: str, fallback: bool = False) -> None:
     try:
-        template_check(subject=subject, html_body=html_body, text_body=text_body)
+        template_check(subject=subject, html_body=html_body, text_body=text_body,
+                       fallback=fallback)
     except TemplateCompileError as exc:
         raise HeraldError(
             "template_syntax_error",
@@ -51,8 +52,9 @@ def template_create(*, account: Account, name: str, subject: str, html_body: str
 def template_update(*, template: MessageTemplate, name: str, subject: str, html_body: str = "",
                     text_body: str = "", language: str = "en",
                     actor: str = "") -> MessageTemplate:
-    """Replace the template's content and bump its version (renders cache on id + version)."""
-    _check(subject, html_body, text_body)
+    """Replace the template's content and bump its version (renders cache on id + version).
+    A notification event's template is checked as it renders: with ``{{name | Guest}}``."""
+    _check(subject, html_body, text_body, fallback=template.event_id is not None)
     MessageTemplate.objects.filter(id=template.id).update(
         name=name, subject=subject, html_body=html_body, text_body=text_body,
         language=language, version=F("version") + 1, updated_at=timezone.now(),

@@ -35,6 +35,7 @@ def eager_tasks(settings) -> Iterator[None]:
     settings.HERALD_RETRY_BASE_SECONDS = 0
     settings.HERALD_API_KEY_CACHE_SECONDS = 0  # tests change accounts and keys under way
     settings.HERALD_AUTH_FAILURE_LIMIT = 1000  # tests fail auth on purpose, all from 127.0.0.1
+    settings.HERALD_PROVIDER_API_BASE_OVERRIDE = True  # providers' fake servers are local
     settings.HERALD_RATE_LIMIT_LIVE = settings.HERALD_RATE_LIMIT_TEST = settings.HERALD_DAILY_QUOTA_LIVE = settings.HERALD_DAILY_QUOTA_TEST = 0  # noqa: E501 - 0: no limits (tests of limits set their own)
     celery_app.conf.task_always_eager = True
     celery_app.conf.task_eager_propagates = True

@@ -194,3 +194,26 @@ def test_an_owner_creates_a_key_shown_once_and_revokes_it(keys):
     key.refresh_from_db()
     assert key.revoked_at is not None
     assert api.get("/v1/webhooks", HTTP_AUTHORIZATION=f"Bearer {raw}").status_code == 401
+
+
+def test_an_event_without_a_default_language_template_is_refused_in_the_admin(keys):
+    client = _owner(keys)
+    prefix = "templates"
+    response = client.post(reverse("admin:templates_notificationevent_add"), {
+        "account": str(keys.account.id), "identifier": "order.shipped", "name": "Shipped",
+        "description": "", "channels": '["email", "sms"]', "default_language": "en",
+        f"{prefix}-TOTAL_FORMS": "1", f"{prefix}-INITIAL_FORMS": "0",
+        f"{prefix}-MIN_NUM_FORMS": "0", f"{prefix}-MAX_NUM_FORMS": "1000",
+        f"{prefix}-0-channel": "email", f"{prefix}-0-language": "fr",
+        f"{prefix}-0-subject": "Expédiée", f"{prefix}-0-text_body": "Bonjour",
+        f"{prefix}-0-html_body": "",
+    })
+    assert response.status_code == 200
+    assert b"missing: email, sms" in response.content
+    assert not NotificationEvent.objects.exists()
+    bad = client.post(reverse("admin:templates_notificationevent_add"), {
+        "account": str(keys.account.id), "identifier": "no spaces", "name": "x",
+        "channels": '["fax"]', "default_language": "en", f"{prefix}-TOTAL_FORMS": "0",
+        f"{prefix}-INITIAL_FORMS": "0", f"{prefix}-MIN_NUM_FORMS": "0",
+        f"{prefix}-MAX_NUM_FORMS": "1000"})
+    assert b"order.confirmed" in bad.content and b"distinct channels" in bad.content

@@ -141,3 +141,21 @@ def test_a_user_without_membership_sees_nothing(two_accounts):
     client = Client()
     client.login(username="nobody", password="pw-123456789")
     assert client.get(reverse("admin:guests_event_changelist")).status_code == 403
+
+
+def test_the_role_in_the_objects_own_account_decides(two_accounts):
+    """Owner of Alpha and support in Beta: may change Alpha's event, not Beta's."""
+    a, b = two_accounts
+    client = _login("carol", account=a.account, role=Membership.Role.OWNER)
+    membership_add(account=b.account, username="carol", role=Membership.Role.SUPPORT)
+    beta_event = b.account.events.get()
+    url = reverse("admin:guests_event_change", args=[beta_event.pk])
+    assert client.get(url).status_code == 200  # support may look
+    response = client.post(url, {"account": b.account.pk, "name": "renamed"})
+    assert response.status_code == 403
+    beta_event.refresh_from_db()
+    assert beta_event.name == "beta"
+    assert b'name="_save"' not in client.get(url).content  # read-only there
+    alpha_event = a.account.events.get()
+    page = client.get(reverse("admin:guests_event_change", args=[alpha_event.pk]))
+    assert b'name="_save"' in page.content  # an owner's own account: editable

@@ -402,3 +402,28 @@ def test_admin_searches_contacts_and_deletes_through_the_gdpr_service(client, ke
     assert (delivery.recipient, delivery.subject, delivery.status) == ("erased", "",
                                                                        "delivered")
     assert not Contact.objects.exists()
+
+
+def test_deleting_a_contact_cancels_its_unsent_deliveries_even_in_flight(keys):
+    from django.utils import timezone
+
+    from comms import dispatch
+    from comms.models import Status
+    from contacts.services import contact_delete
+
+    contact = Contact.objects.create(account=keys.account, email="gone@example.com")
+    waiting = Delivery.objects.create(account=keys.account, contact=contact, channel="email",
+                                      recipient="gone@example.com", subject="s",
+                                      text_body="t", template_version=0)
+    held = Delivery.objects.create(account=keys.account, contact=contact, channel="email",
+                                   recipient="gone@example.com", subject="s", text_body="t",
+                                   template_version=0, status=Status.SENDING,
+                                   claimed_at=timezone.now(), attempts=1)
+    contact_delete(contact=contact)
+    # The worker holding ``held`` finishes its provider call afterwards: its write misses.
+    dispatch.mark_sent([(held, dispatch.Content("s", "", "t", 0), "provider-id")], "outbox")
+    for delivery in (waiting, held):
+        delivery.refresh_from_db()
+        assert (delivery.status, delivery.failure_type) == (Status.FAILED, "erased")
+        assert (delivery.recipient, delivery.subject, delivery.text_body) == ("erased", "", "")
+    assert not DeliveryEvent.objects.filter(name="comms.sent").exists()

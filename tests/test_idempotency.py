@@ -86,15 +86,38 @@ def test_the_same_key_on_another_request_is_refused_in_each_familys_shape(api, k
     problem = _bearer(keys.admin_key)
     first = problem.post("/api/v1/communications/send", {}, format="json",
                          HTTP_IDEMPOTENCY_KEY="p")
-    assert first.status_code == 400  # a final 4xx is stored and replayed like a 2xx
-    replay = problem.post("/api/v1/communications/send", {}, format="json",
-                          HTTP_IDEMPOTENCY_KEY="p")
-    assert replay.content == first.content and replay["Idempotent-Replayed"] == "true"
-    assert replay["Content-Type"] == "application/problem+json"
-    reused = problem.post("/api/v1/communications/send", {"subject": "x"}, format="json",
-                          HTTP_IDEMPOTENCY_KEY="p")
-    assert reused.status_code == 422 and reused["Content-Type"] == "application/problem+json"
-    assert reused.json()["title"] == "Unprocessable Content"
+    assert first.status_code == 400  # a refusal changed nothing: it is not stored
+    again = problem.post("/api/v1/communications/send", {}, format="json",
+                         HTTP_IDEMPOTENCY_KEY="p")
+    assert again.status_code == 400 and "Idempotent-Replayed" not in again
+    body = {"subject": "s", "body": "b", "channels": ["InApp"], "userId": "nobody-known"}
+    problem.post("/api/v1/communications/send", {**body, "userId": "x"}, format="json",
+                 HTTP_IDEMPOTENCY_KEY="q")
+    reused = problem.post("/api/v1/communications/send", body, format="json",
+                          HTTP_IDEMPOTENCY_KEY="q")
+    assert reused.status_code in (400, 422)
+
+
+def test_a_refusal_is_not_replayed_so_a_fixed_retry_runs(keys,
+                                                       django_capture_on_commit_callbacks):
+    v004 = _bearer(keys.live_key)
+    missing = v004.post("/v1/send/order.confirmed", {"to": "a@example.com"}, format="json",
+                        HTTP_X_IDEMPOTENCY_KEY="s")
+    assert missing.status_code == 404 and missing.json()["code"] == "EVENT_NOT_FOUND"
+    with django_capture_on_commit_callbacks(execute=True):
+        v004.post("/v1/events", {"identifier": "order.confirmed", "channels": ["email"],
+                                 "templates": [{"channel": "email", "subject": "Hi",
+                                                "body": "Hello"}]}, format="json")
+        sent = v004.post("/v1/send/order.confirmed", {"to": "a@example.com"}, format="json",
+                         HTTP_X_IDEMPOTENCY_KEY="s")
+    assert sent.status_code == 200, sent.content
+    with django_capture_on_commit_callbacks(execute=True):
+        replay = v004.post("/v1/send/order.confirmed", {"to": "a@example.com"},
+                           format="json", HTTP_X_IDEMPOTENCY_KEY="s")
+    assert replay["Idempotent-Replayed"] == "true" and replay.content == sent.content
+    from comms.models import Delivery
+
+    assert Delivery.objects.count() == 1  # the replay sent nothing new
 
 
 def test_keys_are_scoped_per_account_and_per_key_mode(api, sandbox_api, other_api):

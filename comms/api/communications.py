@@ -7,7 +7,6 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import phonenumbers
 from django.core import signing
 from django.db.models import OuterRef, Subquery
 from django.utils import timezone
@@ -25,13 +24,12 @@ from comms.lifecycle import provider_events_apply
 from comms.models import Delivery, DeliveryEvent, Status
 from comms.multichannel import ADDRESS_FIELD, CHANNEL_NAMES, communications_send
 from comms.providers.base import ProviderEvent
+from contacts.identifiers import EXPO_TOKEN, FCM_TOKEN, phone_parse
 from webhooks import ssrf
 
 TAGS = ["communications"]
 _CANONICAL = {name.lower(): name for name in CHANNEL_NAMES}
 _HTML = re.compile(r"<\s*/?\s*[a-zA-Z][a-zA-Z0-9-]*(\s[^<>]*)?/?\s*>")
-_EXPO = re.compile(r"^Expo(nent)?PushToken\[[A-Za-z0-9_\-]{1,200}\]$")
-_FCM = re.compile(r"^[A-Za-z0-9_:\-]{20,512}$")
 SUBJECT_MAX = 998
 
 
@@ -112,23 +110,19 @@ def _check_length(channel: str, subject: str, body: str) -> str | None:
 
 
 def e164(raw: str) -> str:
-    """The number in E.164, or ValueError: it must be written in E.164 and be valid."""
+    """The number, which must be written in E.164 and be valid; else ValueError."""
     if not raw.startswith("+"):
         raise ValueError("Use E.164: + then country code and number, e.g. +97455555555.")
-    try:
-        number = phonenumbers.parse(raw, None)
-    except phonenumbers.NumberParseException:
-        raise ValueError("Not a phone number in E.164 (e.g. +97455555555).") from None
-    if not phonenumbers.is_valid_number(number):
+    formatted = phone_parse(raw)
+    if formatted is None:
         raise ValueError("Not a valid phone number (E.164, e.g. +97455555555).")
-    formatted = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
     if formatted != raw:
         raise ValueError(f"Use E.164 without spaces or punctuation: {formatted}.")
     return formatted
 
 
 def push_token_valid(token: str) -> bool:
-    return bool(_EXPO.match(token) or _FCM.match(token))
+    return bool(EXPO_TOKEN.match(token) or FCM_TOKEN.match(token))
 
 
 RESULT_FIELDS = {"channel": serializers.CharField(), "success": serializers.BooleanField(),

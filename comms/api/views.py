@@ -23,6 +23,10 @@ class CommsView(HeraldAPIView):
 
 
 class Send(CommsView):
+    # Its own Idempotency-Key store (comms.services) commits with the delivery itself, which
+    # the generic layer cannot: a crash between the two cannot make a retry send again.
+    idempotency_layer = False
+
     @extend_schema(
         request=SendIn, tags=["comms"],
         parameters=[OpenApiParameter(
