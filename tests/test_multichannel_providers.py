@@ -171,3 +171,51 @@ def test_no_integration_fails_fast_in_the_worker(keys):
     delivery.refresh_from_db()
     assert (delivery.status, delivery.failure_type) == (Status.FAILED, "integration_missing")
     assert delivery.failure_reason == "No telegram integration configured"
+
+
+def test_an_unbuildable_integration_fails_over_and_never_strands_the_batch(admin, keys, twilio,
+                                                                           settings):
+    settings.HERALD_PROVIDER_TIMEOUT_SECONDS = 2
+    broken = channels.integration_save(account=keys.account, provider="twilio", priority=0,
+                                       config={"api_base": twilio.url}, credentials={})
+    response = admin({**EXAMPLE, "channels": ["Email", "Sms"]})
+    assert response.status_code == 200, response.content
+    email, sms = response.json()["results"]
+    assert email["success"] is True
+    assert sms["success"] is False and "unusable" in sms["error"]
+    # A working second integration takes over.
+    twilio_integration(keys, twilio, priority=1)
+    again = admin({**EXAMPLE, "channels": ["Sms"]})
+    assert again.json()["results"][0]["success"] is True
+    assert Delivery.objects.filter(channel="sms", status=Status.SENT).get().integration_id != (
+        broken.id)
+    # In the worker, a claimed batch mixing channels: each row gets its own outcome.
+    Delivery.objects.all().delete()
+    channels.integration_save(account=keys.account, provider="slack", config={},
+                              credentials={})
+    slack = _queued(keys, "slack", "U0123ABCD")
+    mail = Delivery.objects.create(account=keys.account, channel="email",
+                                   recipient="a@example.com", subject="s", text_body="t",
+                                   template_version=0)
+    delivery_dispatch(delivery_id=str(slack.id))
+    slack.refresh_from_db()
+    mail.refresh_from_db()
+    assert (slack.status, slack.failure_type) == (Status.FAILED, "integration_error")
+    assert mail.status == Status.SENT
+
+
+def test_a_slow_channel_batch_hands_the_rest_back_before_its_lease(keys, twilio, settings):
+    settings.HERALD_PROVIDER_TIMEOUT_SECONDS = 2
+    settings.HERALD_SENDING_LEASE_SECONDS = 1  # half of it: 0.5 s of sending per task
+    twilio_integration(keys, twilio)
+    twilio.hang_next(1, seconds=0.8)
+    rows = [_queued(keys, "sms", "+97455555555") for _ in range(3)]
+    delivery_dispatch(delivery_id=str(rows[0].id))  # eager: the follow-up task runs too
+    for row in rows:
+        row.refresh_from_db()
+    assert [r.status for r in rows] == [Status.SENT] * 3
+    # The first timed out and was retried; the other two were handed back unattempted.
+    assert [r.attempts for r in rows[1:]] == [1, 1]
+    # ... and claimed again afterwards by the follow-up task, not held through the hang.
+    assert rows[1].claimed_at > rows[0].claimed_at
+    assert len(twilio.messages) == 3
