@@ -1,8 +1,9 @@
 """The channels Herald sends on, their providers, limits and each account's integrations.
 
-Email goes through the platform's provider (``HERALD_EMAIL_PROVIDER``). In-app and webhook are
-built in. Every other channel needs an active ``Integration`` of the account; several are
-tried in ``priority`` order (failover). ``test_`` keys use the sandbox on every channel.
+Email goes through the platform's provider (``HERALD_EMAIL_PROVIDER``). In-app is built in.
+Every other channel (the webhook channel too: its signing secret) needs an active
+``Integration`` of the account; several are tried in ``priority`` order (failover).
+``test_`` keys use the sandbox on every channel.
 """
 
 import importlib
@@ -30,8 +31,8 @@ PROVIDERS: dict[str, tuple[str, str]] = {
     "discord": ("discord", "comms.providers.discord:DiscordProvider"),
     "telegram": ("telegram", "comms.providers.telegram:TelegramProvider"),
     "whatsapp_cloud": ("whatsapp", "comms.providers.whatsapp:WhatsAppProvider"),
+    "webhook": ("webhook", "comms.providers.webhook:WebhookChannelProvider"),
 }
-BUILT_IN = {"inapp": "inapp", "webhook": "webhook"}  # channel → provider, no integration
 CHANNELS = ("email", "sms", "push", "inapp", "webhook", "slack", "discord", "telegram",
             "whatsapp")
 
@@ -158,13 +159,10 @@ def chain_for(*, account_id: Any, channel: str, test_mode: bool) -> list[Link]:
     """The providers to try for a channel, in order (empty: no integration)."""
     from comms.providers.channel_sandbox import SandboxChannelProvider
     from comms.providers.inapp import InAppProvider
-    from comms.providers.webhook import WebhookChannelProvider
 
     if test_mode:
         return [Link("sandbox", None, SandboxChannelProvider(channel))]
     if channel == "inapp":
         return [Link("inapp", None, InAppProvider())]
-    if channel == "webhook":
-        return [Link("webhook", None, WebhookChannelProvider(account_id))]
     return [Link(i.provider, i.id, adapter_for(i))
             for i in integration_chain(account_id=account_id, channel=channel)]

@@ -120,16 +120,17 @@ def test_in_app_inbox_lists_and_marks_read(admin, keys):
     assert tampered.status_code == 400
 
 
-def test_webhook_channel_is_signed_with_the_endpoint_secret(admin, keys, settings,
-                                                             django_capture_on_commit_callbacks):
+def test_webhook_channel_is_signed_with_its_integrations_secret(admin, keys, settings):
+    from comms import channels
+    from webhooks.signing import secret_generate
+
     settings.WEBHOOKS_ALLOW_PRIVATE_URLS = True
-    hooks = APIClient()
-    hooks.credentials(HTTP_AUTHORIZATION=f"Bearer {keys.live_key}")
     with WebhookReceiver() as receiver:
-        created = hooks.post("/v1/webhooks", {"url": receiver.url + "-events",
-                                              "enabled_events": ["delivery.failed"]},
-                             format="json")
-        receiver.secret = created.json()["webhook"]["signing_secret"]
+        missing = admin.post(URL, body(channels=["Webhook"], webhookUrl=receiver.url))
+        assert missing.json()["results"][0]["error"] == "No webhook integration configured"
+        receiver.secret = secret_generate()
+        channels.integration_save(account=keys.account, provider="webhook", config={},
+                                  credentials={"signing_secret": receiver.secret})
         response = admin.post(URL, body(channels=["Webhook"], webhookUrl=receiver.url,
                                         isHtml=True, body="<b>Down</b> at 22:00"))
         assert response.json() == {"results": [
@@ -142,6 +143,16 @@ def test_webhook_channel_is_signed_with_the_endpoint_secret(admin, keys, setting
     assert failed.status_code == 400  # every channel failed: problem details
     assert failed["Content-Type"] == "application/problem+json"
     assert failed.json()["results"][0]["error"] == "The receiver answered HTTP 500."
+
+
+def test_a_malformed_webhook_secret_is_a_configuration_error(admin, keys, settings):
+    from comms import channels
+
+    settings.WEBHOOKS_ALLOW_PRIVATE_URLS = True
+    channels.integration_save(account=keys.account, provider="webhook", config={},
+                              credentials={"signing_secret": "not-a-secret"})
+    response = admin.post(URL, body(channels=["Webhook"], webhookUrl="http://127.0.0.1:9/x"))
+    assert "needs a signing_secret" in response.json()["results"][0]["error"]
 
 
 def test_webhook_channel_refuses_private_addresses(admin, settings):

@@ -1,7 +1,9 @@
 """The webhook channel (spec 002's ``webhookUrl``): the message POSTed as JSON to a URL,
-signed per Standard Webhooks with the account's webhook endpoint secret, behind the SSRF
-guard of customer webhooks (resolved and vetted at send time, pinned IP, no redirects)."""
+signed per Standard Webhooks with the channel integration's secret, behind the SSRF guard
+of customer webhooks (resolved and vetted at send time, pinned IP, no redirects)."""
 
+import base64
+import binascii
 import json
 import time
 from typing import Any
@@ -21,24 +23,30 @@ from webhooks import http, signing, ssrf
 
 
 class WebhookChannelProvider:
+    """Configured as an integration of the ``webhook`` channel: its own ``whsec_`` secret,
+    not the account's customer-webhook secret (a receiver at an arbitrary URL must not get
+    messages its owner could replay to the account's own webhook endpoint)."""
+
     name = "webhook"
     channel = "webhook"
     config_fields: dict[str, str] = {}
-    credential_fields: dict[str, str] = {}
+    credential_fields = {"signing_secret": "whsec_… secret the receivers verify with "
+                                           "(Standard Webhooks); generate one per account"}
 
-    def __init__(self, account_id: Any) -> None:
-        from webhooks.models import Endpoint
-        from webhooks.services import endpoint_signing_secrets
-
-        endpoint = (Endpoint.objects.filter(account_id=account_id, deleted_at__isnull=True)
-                    .order_by("-created_at").first())
-        self.secrets = endpoint_signing_secrets(endpoint) if endpoint else []
+    def __init__(self, config: dict, credentials: dict, timeout: float) -> None:
+        secret = credentials.get("signing_secret", "")
+        try:
+            valid = secret.startswith(signing.SECRET_PREFIX) and len(
+                base64.b64decode(secret.removeprefix(signing.SECRET_PREFIX), validate=True)) >= 16
+        except (binascii.Error, ValueError):
+            valid = False
+        if not valid:
+            raise ProviderConfigurationError(
+                "The webhook channel needs a signing_secret: whsec_ and base64 of at least "
+                "16 random bytes.")
+        self.secrets = [secret]
 
     def send(self, message: ChannelMessage) -> SendResult:
-        if not self.secrets:
-            raise ProviderConfigurationError(
-                "The Webhook channel signs with your webhook endpoint's secret: create the "
-                "endpoint first (POST /v1/webhooks).")
         try:
             target = ssrf.url_resolve(message.to)
         except ssrf.UnsafeUrl as exc:
