@@ -31,15 +31,14 @@ import html.parser
 import itertools
 import json
 import re
-import socket
-import sys
 import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl
+
+from tests.fake_http import FakeServer, TrackedHandler
 
 __all__ = ["PLATFORMS", "FakeChat", "Received"]
 
@@ -401,48 +400,14 @@ def _telegram_visible_text(text: str) -> str:
     return "".join(parser.text)
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
+class _Server(FakeServer):
     def __init__(self, fake: FakeChat) -> None:
-        self.fake = fake
-        self.connections: set[socket.socket] = set()
-        self.connections_lock = threading.Lock()
-        super().__init__(("127.0.0.1", 0), _Handler)
-
-    def close_open_connections(self) -> None:
-        with self.connections_lock:
-            connections = list(self.connections)
-        for conn in connections:
-            try:
-                conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        if not isinstance(sys.exc_info()[1], OSError):  # clients that timed out: expected
-            super().handle_error(request, client_address)
+        super().__init__(fake, _Handler)
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(TrackedHandler):
     server: _Server
-    protocol_version = "HTTP/1.1"
     server_version = "FakeChat/1.0"
-    sys_version = ""
-
-    def setup(self) -> None:
-        super().setup()
-        with self.server.connections_lock:
-            self.server.connections.add(self.connection)
-
-    def finish(self) -> None:
-        with self.server.connections_lock:
-            self.server.connections.discard(self.connection)
-        super().finish()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Stay quiet (and never print a Telegram token from a path)."""
 
     def _dispatch(self) -> None:
         raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))

@@ -22,17 +22,16 @@ from __future__ import annotations
 import base64
 import json
 import re
-import socket
-import sys
 import threading
 import time
 import uuid
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, NamedTuple
+
+from tests.fake_http import FakeServer, TrackedHandler
 
 __all__ = ["FakeSendGrid", "Recipient", "SentMessage"]
 
@@ -301,62 +300,20 @@ def _validate_mail(body: object) -> None:
         )
 
 
-class _Server(ThreadingHTTPServer):
-    """Threading server bound to its ``FakeSendGrid``; quiet about client disconnects."""
-
-    daemon_threads = True
-    allow_reuse_address = True
-    request_queue_size = 1024
-
+class _Server(FakeServer):
     def __init__(self, fake: FakeSendGrid) -> None:
-        self.fake = fake
-        self.open_connections: set[socket.socket] = set()
-        self.connections_lock = threading.Lock()
-        super().__init__(("127.0.0.1", 0), _Handler)
-
-    def close_open_connections(self) -> None:
-        """Shut down keep-alive connections still held by handler threads."""
-        with self.connections_lock:
-            connections = list(self.open_connections)
-        for conn in connections:
-            try:
-                conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """Ignore connection errors (clients timing out); report anything else."""
-        exc = sys.exc_info()[1]
-        if isinstance(exc, OSError):
-            return
-        super().handle_error(request, client_address)
+        super().__init__(fake, _Handler)
 
 
-class _Handler(BaseHTTPRequestHandler):
-    """HTTP/1.1 keep-alive handler; one buffered write per response, no logging."""
+class _Handler(TrackedHandler):
+    """One buffered write per response."""
 
     server: _Server
-    protocol_version = "HTTP/1.1"
     server_version = "FakeSendGrid/1.0"
-    sys_version = ""
     wbufsize = -1  # buffer headers and body, flushed once after each request
     disable_nagle_algorithm = True
     timeout = 120  # idle keep-alive connections are closed after this many seconds
 
-    def setup(self) -> None:
-        """Track the connection so ``stop()`` can close it."""
-        super().setup()
-        with self.server.connections_lock:
-            self.server.open_connections.add(self.connection)
-
-    def finish(self) -> None:
-        """Untrack the connection."""
-        with self.server.connections_lock:
-            self.server.open_connections.discard(self.connection)
-        super().finish()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Stay quiet."""
 
     def _read_body(self) -> bytes | None:
         """Read the request body (Content-Length or chunked); ``None`` if too large."""
