@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from accounts.services import account_create
 from tests.webhook_receiver import Answer, WebhookReceiver
-from webhooks import services
+from webhooks import delivery, services
 from webhooks.models import Attempt, Message
 from webhooks.tasks import deliver_message
 
@@ -53,7 +53,7 @@ def queue(endpoint, count: int, capture) -> list[str]:
 def run(tasks: list[tuple[str, float | None]]) -> None:
     """Run these published tasks (as a worker would, once their countdown passed)."""
     for webhook_id, _ in list(tasks):
-        services.message_deliver(webhook_id=webhook_id)
+        delivery.message_deliver(webhook_id=webhook_id)
 
 
 def make_due(endpoint) -> None:
@@ -67,7 +67,7 @@ def test_one_task_delivers_fifty_messages_in_order_each_once(
     ids = queue(endpoint, 50, django_capture_on_commit_callbacks)
     assert [webhook_id for webhook_id, _ in enqueued] == ids
     with django_assert_max_num_queries(10):  # claim, load, attempts, outcomes: not per message
-        services.message_deliver(webhook_id=ids[0])
+        delivery.message_deliver(webhook_id=ids[0])
     assert [r.headers["webhook-id"] for r in receiver.received] == ids
     assert len(receiver.verified) == 50
     run(enqueued[1:])  # the other 49 tasks find their message delivered: nothing more
@@ -125,7 +125,7 @@ def test_a_hanging_endpoint_costs_one_timeout_and_releases_the_rest(
     enqueued.clear()
     started = timezone.now()
     with django_capture_on_commit_callbacks(execute=True):
-        services.message_deliver(webhook_id=ids[0])
+        delivery.message_deliver(webhook_id=ids[0])
     assert (timezone.now() - started).total_seconds() < 2.5, "one timeout, not ten"
     [attempt] = Attempt.objects.all()
     assert attempt.message.webhook_id == ids[0] and "timed out" in attempt.error.lower()
@@ -154,9 +154,9 @@ def test_a_slow_batch_keeps_other_batches_off_its_endpoint_only(
     # A batch of the slow endpoint has been in flight for 5 s (a receiver taking its time).
     Message.objects.filter(webhook_id=slow_ids[0]).update(
         status="sending", claimed_at=timezone.now() - timedelta(seconds=5))
-    services.message_deliver(webhook_id=slow_ids[1])
+    delivery.message_deliver(webhook_id=slow_ids[1])
     assert Message.objects.get(webhook_id=slow_ids[1]).status == "pending"
-    services.message_deliver(webhook_id=fast_ids[0])
+    delivery.message_deliver(webhook_id=fast_ids[0])
     assert Message.objects.filter(endpoint=fast, status="succeeded").count() == 3
     assert {r.path for r in receiver.received} == {"/hooks/herald/fast"}
 
@@ -166,7 +166,7 @@ def test_gone_in_a_batch_stops_it_and_fails_the_rest(receiver, enqueued,
     endpoint = endpoint_with(receiver)
     ids = queue(endpoint, 5, django_capture_on_commit_callbacks)
     receiver.answer(200, 410)
-    services.message_deliver(webhook_id=ids[0])
+    delivery.message_deliver(webhook_id=ids[0])
     assert len(receiver.received) == 2
     statuses = dict(Message.objects.values_list("webhook_id", "status"))
     assert [statuses[w] for w in ids] == ["succeeded", "failed", "failed", "failed", "failed"]

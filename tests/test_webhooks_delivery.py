@@ -11,7 +11,7 @@ from rest_framework.test import APIClient
 from comms.models import DeliveryEvent
 from tests.conftest import guest
 from tests.webhook_receiver import Answer, WebhookReceiver
-from webhooks import services
+from webhooks import delivery, services
 from webhooks.models import Attempt, Endpoint, Message
 
 
@@ -160,7 +160,7 @@ def test_retry_schedule_and_exhaustion(hooks, settings, sandbox_api, event_id, t
 def test_default_schedule_with_jitter(settings):
     settings.WEBHOOKS_RETRY_SCHEDULE = [0, 5, 300, 1800, 7200, 18000, 36000, 36000]
     settings.WEBHOOKS_RETRY_JITTER = 0.2
-    delays = [services.retry_delay(attempt=n) for n in range(1, 9)]
+    delays = [delivery.retry_delay(attempt=n) for n in range(1, 9)]
     for delay, base in zip(delays[:7], [5, 300, 1800, 7200, 18000, 36000, 36000], strict=True):
         assert base * 0.8 <= delay <= base * 1.2
     assert delays[7] is None

@@ -2,12 +2,12 @@
 
 from celery import shared_task
 
-from webhooks import services
+from webhooks import delivery, services
 
 
 @shared_task(name="webhooks.deliver_message", ignore_result=True)
 def deliver_message(webhook_id: str) -> None:
-    services.message_deliver(webhook_id=webhook_id)
+    delivery.message_deliver(webhook_id=webhook_id)
 
 
 @shared_task(name="webhooks.messages_sweep", ignore_result=True)

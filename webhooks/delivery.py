@@ -1,0 +1,275 @@
+"""Delivering customer webhooks: a task POSTs its message together with the due messages of
+the same endpoint (a batch), signed, in order, on one keep-alive connection, then records
+every attempt and outcome in one transaction (see docs/ARCHITECTURE.md, flow 7)."""
+
+import json
+import logging
+import random
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Case, F, Q, Value, When
+from django.utils import timezone
+
+from common.times import iso
+from webhooks import http, signing, ssrf
+from webhooks.models import Attempt, Endpoint, Message
+from webhooks.services import endpoint_disable, tasks_enqueue
+
+log = logging.getLogger(__name__)
+Status = Message.Status
+
+# --- delivering -----------------------------------------------------------------------------
+# A task delivers its message together with other due messages of the same endpoint (a
+# batch): one claim, the POSTs one after another on the endpoint's keep-alive connection, then
+# one transaction for every attempt and outcome. Settings (config/settings.py):
+# WEBHOOKS_BATCH_SIZE (messages per batch), WEBHOOKS_BATCH_SECONDS (after this long a batch
+# takes no more: a timeout always ends it), WEBHOOKS_SLOW_BATCH_SECONDS (a batch in flight
+# this long, past the batch budget, is waiting on a slow request: it keeps other batches off
+# its endpoint), WEBHOOKS_RELEASE_DELAY_SECONDS.
+
+
+@dataclass
+class _Batch:
+    endpoint: Endpoint
+    token: datetime  # claimed_at of every message of the batch: guards every later write
+    attempts: dict[int, int]  # message id → attempts, this one included
+    sent: list[tuple[Message, http.Outcome]] = field(default_factory=list)
+    unsent: list[Message] = field(default_factory=list)  # claimed, not POSTed
+    retried: list[int] = field(default_factory=list)
+    failing_since: datetime | None = None  # the endpoint's run of failures after the batch
+    disabled: str = ""  # why the batch disabled the endpoint (410, days of failures)
+
+
+def message_deliver(*, webhook_id: str) -> None:
+    """Claim this message, if due, with up to ``WEBHOOKS_BATCH_SIZE - 1`` other due messages
+    of its endpoint (oldest first), POST them in order, record every attempt and outcome in
+    one transaction, then retry, finish or disable.
+
+    A task whose message is already claimed or finished does nothing. No transaction is open
+    during the HTTP requests. A batch stops after ``WEBHOOKS_BATCH_SECONDS`` (a timeout always
+    stops it): the rest go back to pending without using an attempt, so a hanging endpoint
+    holds one worker for one timeout per batch.
+    """
+    token = timezone.now()
+    attempts = _claim(webhook_id, token)
+    if not attempts:
+        return
+    messages = list(Message.objects.select_related("endpoint").filter(id__in=attempts)
+                    .order_by("created_at", "id"))
+    batch = _Batch(messages[0].endpoint, token, attempts,
+                   failing_since=messages[0].endpoint.failing_since)
+    if batch.endpoint.is_active and not batch.endpoint.deleted_at:
+        _post_batch(batch, messages)
+    else:
+        batch.unsent = messages
+    _record(batch)
+    _follow_up(batch)
+
+
+def _claim(webhook_id: str, now: datetime) -> dict[int, int]:
+    """One ``UPDATE … RETURNING``: this message if due, plus the oldest due messages of its
+    endpoint behind it (skipping rows other workers hold, on PostgreSQL), so the tasks of a
+    burst take one chunk each, in parallel; unless a batch of that
+    endpoint has been in flight for ``WEBHOOKS_SLOW_BATCH_SECONDS`` (a slow or hanging
+    receiver gets one worker, not all of them). Returns message id → attempts."""
+    own = Message.objects.filter(webhook_id=webhook_id, status=Status.PENDING).values_list(
+        "id", "endpoint_id", "created_at").first()
+    if own is None:
+        return {}
+    table = Message._meta.db_table
+    skip_locked = " FOR UPDATE SKIP LOCKED" if connection.vendor == "postgresql" else ""
+    due = "status = 'pending' AND (next_attempt_at IS NULL OR next_attempt_at <= %s)"
+    lease = timedelta(seconds=settings.WEBHOOKS_TIMEOUT_SECONDS * 4 + 60)
+    slow = timedelta(seconds=settings.WEBHOOKS_SLOW_BATCH_SECONDS)
+    at = connection.ops.adapt_datetimefield_value
+    endpoint_id = Message._meta.get_field("endpoint").get_db_prep_value(own[1], connection)
+    # "go": this message is due and no slow batch holds the endpoint; "behind": the oldest due
+    # messages after it (a CTE, so its LIMIT and locks are taken once).
+    sql = (
+        f"WITH go AS (SELECT 1 AS ok WHERE EXISTS (SELECT 1 FROM {table} WHERE id = %s AND {due})"
+        f"  AND NOT EXISTS (SELECT 1 FROM {table} WHERE endpoint_id = %s"
+        "  AND status = 'sending' AND claimed_at > %s AND claimed_at <= %s)),"
+        f" behind AS (SELECT id FROM {table} WHERE {due} AND endpoint_id = %s"
+        "  AND created_at >= %s AND id <> %s AND EXISTS (SELECT 1 FROM go)"
+        f"  ORDER BY created_at LIMIT %s{skip_locked})"
+        f" UPDATE {table} SET status = 'sending', claimed_at = %s, updated_at = %s,"
+        f" attempts = attempts + 1, next_attempt_at = NULL WHERE {due}"
+        " AND EXISTS (SELECT 1 FROM go) AND id IN (SELECT %s UNION ALL SELECT id FROM behind)"
+        " RETURNING id, attempts"
+    )
+    params = [own[0], at(now), endpoint_id, at(now - lease), at(now - slow),
+              at(now), endpoint_id, at(own[2]), own[0],
+              max(int(settings.WEBHOOKS_BATCH_SIZE) - 1, 0),
+              at(now), at(now), at(now), own[0]]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return dict(cursor.fetchall())
+
+
+def _post_batch(batch: _Batch, messages: list[Message]) -> None:
+    """POST in order until done, a 410 (the endpoint is gone), a timeout, or the time budget
+    is spent. A refused connection costs nothing, so it does not stop the batch."""
+    started = time.monotonic()
+    budget = settings.WEBHOOKS_BATCH_SECONDS
+    try:
+        target, refused = ssrf.url_resolve(batch.endpoint.url), ""
+    except ssrf.UnsafeUrl as exc:  # resolved again per batch: DNS rebinding
+        target, refused = None, f"Refused: {exc}"
+    secrets = endpoint_signing_secrets(batch.endpoint)
+    for index, message in enumerate(messages):
+        outcome = (_post(message, target, secrets) if target is not None
+                   else http.Outcome(None, b"", refused, 0))
+        batch.sent.append((message, outcome))
+        _endpoint_track(batch, outcome)
+        if batch.disabled or outcome.timed_out or time.monotonic() - started >= budget:
+            batch.unsent = messages[index + 1:]
+            return
+
+
+def _endpoint_track(batch: _Batch, outcome: http.Outcome) -> None:
+    """A success ends the endpoint's failure run; 410, or 5 days of failures, disable it."""
+    if _ok(outcome.status_code):
+        batch.failing_since = None
+    elif outcome.status_code == 410:
+        batch.disabled = "The receiver answered 410 Gone."
+    else:
+        batch.failing_since = batch.failing_since or timezone.now()
+        days = settings.WEBHOOKS_DISABLE_AFTER_DAYS
+        if timezone.now() - batch.failing_since >= timedelta(days=days):
+            batch.disabled = (f"Every attempt failed for {days} days "
+                              f"(since {iso(batch.failing_since)}).")
+
+
+def _post(message: Message, target: ssrf.Target, secrets: list[str]) -> http.Outcome:
+    body = json.dumps(message.payload, separators=(",", ":")).encode()
+    headers = signing.headers(secrets=secrets, msg_id=message.webhook_id,
+                              timestamp=int(time.time()), body=body)
+    return http.post(target=target, body=body, headers=headers,
+                     timeout=settings.WEBHOOKS_TIMEOUT_SECONDS,
+                     max_bytes=settings.WEBHOOKS_RESPONSE_MAX_BYTES)
+
+
+def endpoint_signing_secrets(endpoint: Endpoint) -> list[str]:
+    secrets = [signing.secret_decrypt(endpoint.secret_encrypted)]
+    expires = endpoint.previous_secret_expires_at
+    if endpoint.previous_secret_encrypted and expires and expires > timezone.now():
+        secrets.append(signing.secret_decrypt(endpoint.previous_secret_encrypted))
+    return secrets
+
+
+def _ok(status_code: int | None) -> bool:
+    return status_code is not None and 200 <= status_code < 300
+
+
+def _record(batch: _Batch) -> None:
+    """Every attempt in one INSERT, the outcomes in one UPDATE per kind, one commit; the
+    retries are enqueued (one task per failed message) once it commits."""
+    endpoint, now = batch.endpoint, timezone.now()
+    with transaction.atomic():
+        Attempt.objects.bulk_create([Attempt(
+            message=message, endpoint=endpoint, url=endpoint.url,
+            status_code=outcome.status_code, duration_ms=outcome.duration_ms,
+            error=outcome.error, response_body=outcome.body.decode("utf-8", "replace"),
+            succeeded=_ok(outcome.status_code)) for message, outcome in batch.sent])
+        _endpoint_after(batch)
+        _outcomes_record(batch, now)
+
+
+def _endpoint_after(batch: _Batch) -> None:
+    endpoint = batch.endpoint
+    if batch.disabled:
+        endpoint_disable(endpoint_id=endpoint.id, reason=batch.disabled)
+    if not batch.sent or batch.failing_since == endpoint.failing_since:
+        return
+    rows = Endpoint.objects.filter(id=endpoint.id)
+    if batch.failing_since is not None and endpoint.failing_since is None:
+        rows = rows.filter(failing_since__isnull=True)  # another batch may have started it
+    rows.update(failing_since=batch.failing_since)
+
+
+def _outcomes_record(batch: _Batch, now: datetime) -> None:
+    succeeded: list[int] = []
+    failed: dict[int, str] = {}
+    retry: dict[int, tuple[str, float]] = {}
+    for message, outcome in batch.sent:
+        if _ok(outcome.status_code):
+            succeeded.append(message.id)
+            continue
+        error = outcome.error or f"HTTP {outcome.status_code}"
+        delay = retry_delay(attempt=batch.attempts[message.id])
+        if outcome.status_code == 410:
+            delay = None
+        if delay is None:
+            failed[message.id] = error
+        else:
+            retry[message.id] = (error, delay)
+    if not batch.endpoint.is_active or batch.endpoint.deleted_at or batch.disabled:
+        reason = batch.disabled or batch.endpoint.disabled_reason
+        failed.update(dict.fromkeys([m.id for m in batch.unsent],
+                                    f"Not sent: endpoint disabled ({reason})."))
+    elif batch.unsent:
+        _release(batch, now)
+    finished = {"claimed_at": None, "last_attempt_at": now, "updated_at": now}
+    _update(batch, succeeded, status=Status.SUCCEEDED, last_error="", succeeded_at=now,
+            **finished)
+    _update(batch, list(failed), status=Status.FAILED, last_error=_case(failed), **finished)
+    _update(batch, list(retry), status=Status.PENDING,
+            last_error=_case({i: e for i, (e, _) in retry.items()}),
+            next_attempt_at=_case({i: now + timedelta(seconds=d) for i, (_, d) in retry.items()}),
+            **finished)
+    batch.retried = list(retry)
+    by_id = {m.id: m.webhook_id for m, _ in batch.sent}
+    tasks_enqueue([(by_id[i], delay) for i, (_, delay) in retry.items()])
+
+
+def _release(batch: _Batch, now: datetime) -> None:
+    """Back to pending, the attempt given back, due a moment later (the follow-up takes them)."""
+    delay = timedelta(seconds=settings.WEBHOOKS_RELEASE_DELAY_SECONDS)
+    _update(batch, [m.id for m in batch.unsent], status=Status.PENDING, claimed_at=None,
+            attempts=F("attempts") - 1, next_attempt_at=now + delay, updated_at=now)
+
+
+def _update(batch: _Batch, ids: list[int], **changes: Any) -> None:
+    if ids:
+        Message.objects.filter(id__in=ids, status=Status.SENDING,
+                               claimed_at=batch.token).update(**changes)
+
+
+def _case(values: dict[int, Any]) -> Case:
+    return Case(*[When(id=i, then=Value(v)) for i, v in values.items()])
+
+
+def _follow_up(batch: _Batch) -> None:
+    """After a batch that may have kept other tasks off its endpoint (slow, cut short) or left
+    due messages behind (full), enqueue the oldest due message of the endpoint: its task takes
+    the next batch. The tasks those messages already had may have found the endpoint busy."""
+    now = timezone.now()
+    full = len(batch.attempts) >= settings.WEBHOOKS_BATCH_SIZE
+    slow = now - batch.token >= timedelta(seconds=settings.WEBHOOKS_SLOW_BATCH_SECONDS)
+    if not (full or slow or batch.unsent) or not Endpoint.objects.filter(
+            id=batch.endpoint.id, is_active=True).exists():
+        return
+    soon = now + timedelta(seconds=settings.WEBHOOKS_RELEASE_DELAY_SECONDS)
+    nxt = (Message.objects.filter(endpoint_id=batch.endpoint.id, status=Status.PENDING)
+           .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=soon))
+           .exclude(id__in=batch.retried).order_by("created_at")
+           .values_list("webhook_id", "next_attempt_at").first())
+    if nxt is not None:
+        wait = (nxt[1] - now).total_seconds() if nxt[1] else 0.0
+        tasks_enqueue([(nxt[0], max(wait, 0.0))])
+
+
+def retry_delay(*, attempt: int) -> float | None:
+    """Seconds before the try after ``attempt`` (1-based), with jitter; None when exhausted."""
+    schedule = settings.WEBHOOKS_RETRY_SCHEDULE
+    if attempt >= len(schedule):
+        return None
+    jitter = settings.WEBHOOKS_RETRY_JITTER
+    return max(0.0, float(schedule[attempt]) * random.uniform(1 - jitter, 1 + jitter))
+
+
