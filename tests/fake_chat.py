@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
-from tests.fake_http import FakeServer, TrackedHandler
+from tests.fake_http import FakeHost, TrackedHandler
 
 __all__ = ["PLATFORMS", "FakeChat", "Received"]
 
@@ -78,7 +78,7 @@ class _Fault:
     hang: float = 0.0
 
 
-class FakeChat:
+class FakeChat(FakeHost):
     """In-process fake of Slack, Discord, Telegram and WhatsApp Cloud on ``127.0.0.1``."""
 
     def __init__(self) -> None:
@@ -96,38 +96,7 @@ class FakeChat:
         self._faults: dict[str, deque[_Fault]] = {p: deque() for p in PLATFORMS}
         self._dm_channels: dict[str, str] = {}  # Discord DM channel id -> user id
         self._lock = threading.Lock()
-        self._stopping = threading.Event()
-        self._server: _Server | None = None
-
-    # -- lifecycle -----------------------------------------------------------
-
-    def start(self) -> FakeChat:
-        self._stopping.clear()
-        self._server = _Server(self)
-        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                         name="FakeChat", daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        server, self._server = self._server, None
-        if server is None:
-            return
-        self._stopping.set()  # wake hanging handlers
-        server.shutdown()
-        server.server_close()
-        server.close_open_connections()
-
-    def __enter__(self) -> FakeChat:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        """The ``api_base`` of every adapter."""
-        assert self._server is not None, "FakeChat is not running"
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        FakeHost.__init__(self)
 
     # -- inspection and scripting --------------------------------------------
 
@@ -400,13 +369,7 @@ def _telegram_visible_text(text: str) -> str:
     return "".join(parser.text)
 
 
-class _Server(FakeServer):
-    def __init__(self, fake: FakeChat) -> None:
-        super().__init__(fake, _Handler)
-
-
 class _Handler(TrackedHandler):
-    server: _Server
     server_version = "FakeChat/1.0"
 
     def _dispatch(self) -> None:
@@ -423,3 +386,6 @@ class _Handler(TrackedHandler):
         self.wfile.write(data)
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _dispatch
+
+
+FakeChat.handler = _Handler

@@ -58,3 +58,56 @@ class TrackedHandler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         """Stay quiet (and never print a token that travels in a path)."""
+
+
+class FakeHost:
+    """start/stop/``with``/``url`` of a fake provider: one ``FakeServer`` on an ephemeral port
+    in a daemon thread. Subclasses set ``handler`` and call ``FakeHost.__init__``."""
+
+    handler: type[BaseHTTPRequestHandler]
+
+    def __init__(self) -> None:
+        self._server: FakeServer | None = None
+        self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()  # wakes handlers held back on purpose
+
+    def start(self) -> Any:
+        if self._server is not None:
+            raise RuntimeError(f"{type(self).__name__} is already running")
+        self._stopping.clear()
+        self._server = FakeServer(self, self.handler)
+        self._thread = threading.Thread(target=self._server.serve_forever,
+                                        kwargs={"poll_interval": 0.05},
+                                        name=type(self).__name__, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving, close the socket and open connections (idempotent)."""
+        server, thread = self._server, self._thread
+        if server is None:
+            return
+        self._stopping.set()
+        server.shutdown()
+        server.server_close()
+        server.close_open_connections()
+        if thread is not None:
+            thread.join(timeout=5)
+        self._server = self._thread = None
+
+    def __enter__(self) -> Any:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        if self._server is None:
+            raise RuntimeError(f"{type(self).__name__} is not running")
+        return int(self._server.server_address[1])
+
+    @property
+    def url(self) -> str:
+        """Base URL of the fake (no path): a provider's ``api_base`` or ``host``."""
+        return f"http://127.0.0.1:{self.port}"

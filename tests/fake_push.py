@@ -34,13 +34,14 @@ import uuid
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+from tests.fake_http import FakeHost
 
 __all__ = ["FakeExpo", "FakeFcm", "Received", "make_service_account"]
 
@@ -97,45 +98,17 @@ class _Handler(BaseHTTPRequestHandler):
     do_GET = do_POST = do_PUT = do_DELETE = _dispatch
 
 
-class _FakeServer:
+class _FakeServer(FakeHost):
     """A threaded HTTP server on 127.0.0.1 (ephemeral port) with a fault queue."""
 
+    handler = _Handler
+
     def __init__(self) -> None:
+        FakeHost.__init__(self)
         self._lock = threading.Lock()
         self._faults: deque[list[Any]] = deque()  # [remaining, (status, headers, body)]
-        self._stopping = threading.Event()
-        self._server: ThreadingHTTPServer | None = None
         self.delay = 0.0
         self.attempts = 0
-
-    def start(self) -> _FakeServer:
-        server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        server.daemon_threads = True
-        server.fake = self  # type: ignore[attr-defined]
-        self._server = server
-        self._stopping.clear()
-        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                         daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._stopping.set()  # wake handlers held by set_delay()
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> Any:
-        return self.start()
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        assert self._server is not None, "not running"
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
 
     def set_delay(self, seconds: float) -> None:
         """Hold every response back ``seconds`` (0: none)."""

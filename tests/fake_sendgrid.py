@@ -28,10 +28,9 @@ import uuid
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any, NamedTuple
 
-from tests.fake_http import FakeServer, TrackedHandler
+from tests.fake_http import FakeHost, TrackedHandler
 
 __all__ = ["FakeSendGrid", "Recipient", "SentMessage"]
 
@@ -300,15 +299,9 @@ def _validate_mail(body: object) -> None:
         )
 
 
-class _Server(FakeServer):
-    def __init__(self, fake: FakeSendGrid) -> None:
-        super().__init__(fake, _Handler)
-
-
 class _Handler(TrackedHandler):
     """One buffered write per response."""
 
-    server: _Server
     server_version = "FakeSendGrid/1.0"
     wbufsize = -1  # buffer headers and body, flushed once after each request
     disable_nagle_algorithm = True
@@ -388,7 +381,7 @@ class _Handler(TrackedHandler):
     do_POST = do_GET = do_PUT = do_PATCH = do_DELETE = do_HEAD = _dispatch
 
 
-class FakeSendGrid:
+class FakeSendGrid(FakeHost):
     """In-process fake SendGrid v3 server on ``127.0.0.1`` (ephemeral port).
 
     Accepted ``mail/send`` requests are recorded in :attr:`messages`.
@@ -404,67 +397,12 @@ class FakeSendGrid:
         self._faults: deque[list[Any]] = deque()  # [remaining, _Fault]
         self._delay = 0.0
         self._attempts = 0
-        self._stopping = threading.Event()
         self._domains: dict[int, dict[str, Any]] = {}
         self._dns_truth: dict[int, dict[str, bool]] = {}
         self._domain_faults: deque[list[Any]] = deque()
         self._domain_requests: list[tuple[str, str]] = []
         self._next_domain_id = 4_200_001
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
-
-    # -- lifecycle -----------------------------------------------------------
-
-    def start(self) -> FakeSendGrid:
-        """Bind an ephemeral port and serve in a daemon thread; return ``self``."""
-        if self._server is not None:
-            raise RuntimeError("FakeSendGrid is already running")
-        self._stopping.clear()
-        self._server = _Server(self)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name=f"FakeSendGrid:{self.port}",
-            daemon=True,
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving, close the listening socket and open connections (idempotent)."""
-        server, thread = self._server, self._thread
-        if server is None:
-            return
-        self._stopping.set()  # wake handlers sleeping in set_delay()
-        server.shutdown()
-        server.server_close()
-        server.close_open_connections()
-        if thread is not None:
-            thread.join(timeout=5)
-        self._server = self._thread = None
-
-    def __enter__(self) -> FakeSendGrid:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    @property
-    def port(self) -> int:
-        """The bound TCP port (only while running)."""
-        if self._server is None:
-            raise RuntimeError("FakeSendGrid is not running")
-        return int(self._server.server_address[1])
-
-    @property
-    def url(self) -> str:
-        """Base URL to pass as ``SendGridAPIClient(host=...)`` (no ``/v3``)."""
-        return f"http://127.0.0.1:{self.port}"
+        FakeHost.__init__(self)
 
     # -- inspection ----------------------------------------------------------
 
@@ -758,3 +696,6 @@ def _main() -> None:  # pragma: no cover - manual use
 
 if __name__ == "__main__":  # pragma: no cover
     _main()
+
+
+FakeSendGrid.handler = _Handler

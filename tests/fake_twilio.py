@@ -25,11 +25,10 @@ import uuid
 from collections import deque
 from dataclasses import dataclass, field
 from email.utils import formatdate
-from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs
 
-from tests.fake_http import FakeServer, TrackedHandler
+from tests.fake_http import FakeHost, TrackedHandler
 
 __all__ = ["FakeTwilio", "SentSms"]
 
@@ -68,7 +67,7 @@ def _error(status: int, code: int, message: str) -> bytes:
                        "more_info": f"https://www.twilio.com/docs/errors/{code}"}).encode()
 
 
-class FakeTwilio:
+class FakeTwilio(FakeHost):
     """Twilio's Messages API on ``127.0.0.1`` and an ephemeral port, served in a thread."""
 
     def __init__(self, account_sid: str = "AC" + "0" * 31 + "1",
@@ -81,49 +80,7 @@ class FakeTwilio:
         self._unsubscribed: set[str] = set()
         self._landlines: set[str] = set()
         self._attempts = 0
-        self._stopping = threading.Event()
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
-
-    # -- lifecycle -----------------------------------------------------------
-
-    def start(self) -> FakeTwilio:
-        if self._server is not None:
-            raise RuntimeError("FakeTwilio is already running")
-        self._stopping.clear()
-        self._server = _Server(self)
-        self._thread = threading.Thread(target=self._server.serve_forever,
-                                        kwargs={"poll_interval": 0.05},
-                                        name="FakeTwilio", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving and close open connections (idempotent); wakes hanging handlers."""
-        server, thread = self._server, self._thread
-        if server is None:
-            return
-        self._stopping.set()
-        server.shutdown()
-        server.server_close()
-        server.close_open_connections()
-        if thread is not None:
-            thread.join(timeout=5)
-        self._server = self._thread = None
-
-    def __enter__(self) -> FakeTwilio:
-        return self.start()
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        """The ``api_base`` to configure (no path)."""
-        if self._server is None:
-            raise RuntimeError("FakeTwilio is not running")
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        FakeHost.__init__(self)
 
     # -- inspection and scripting --------------------------------------------
 
@@ -247,13 +204,7 @@ class FakeTwilio:
         }
 
 
-class _Server(FakeServer):
-    def __init__(self, fake: FakeTwilio) -> None:
-        super().__init__(fake, _Handler)
-
-
 class _Handler(TrackedHandler):
-    server: _Server
     server_version = "FakeTwilio/1.0"
     timeout = 60
 
@@ -270,3 +221,6 @@ class _Handler(TrackedHandler):
         self.wfile.write(body)
 
     do_GET = do_POST = do_DELETE = _serve
+
+
+FakeTwilio.handler = _Handler
