@@ -9,6 +9,7 @@ is reported in ``errors`` and sends nothing on that channel; the rest is sent.
 
 import re
 import uuid
+from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,7 +22,7 @@ from comms.channels import integration_chain
 from comms.dispatch import enqueue
 from comms.models import Delivery
 from contacts.identifiers import email_normalize
-from contacts.models import Contact
+from contacts.models import Contact, PushToken
 from domains.names import email_domain
 from templates.events import event_find, event_template
 from templates.models import NotificationEvent
@@ -51,7 +52,7 @@ def notification_send(*, key: ApiKey, event_identifier: str, to: Any,
                       sender: str | None = None, channel: str | None = None,
                       overrides: dict[str, dict[str, Any]] | None = None) -> SendOutcome:
     account = key.account
-    event = event_find(account=account, identifier=event_identifier)
+    event = event_find(account=account, identifier=event_identifier, with_templates=True)
     if event is None:
         raise _error("EVENT_NOT_FOUND", f"Event '{event_identifier}' not found", 404)
     channels = _channels(event, channel)
@@ -67,22 +68,30 @@ def notification_send(*, key: ApiKey, event_identifier: str, to: Any,
             outcome.errors.append(("INTEGRATION_MISSING", f"No {name} integration configured"))
         else:
             usable.append(name)
+    # Once per send, not per recipient: the templates and every recipient's push tokens.
+    templates = {name: event_template(event=event, channel=name, language=language)
+                 for name in usable}
+    for name in [n for n in usable if templates[n] is None]:  # an event saved around checks
+        usable.remove(name)
+        outcome.errors.append(("TEMPLATE_MISSING", f"Event '{event.identifier}' has no {name} "
+                               f"template for {language or 'its default'} language"))
+    tokens: dict[Any, list[str]] = defaultdict(list)
+    if "push" in usable:
+        for contact_id, token in PushToken.objects.filter(
+                contact__in=recipients).order_by("created_at").values_list("contact_id", "token"):
+            tokens[contact_id].append(token)
     rows: list[Delivery] = []
     for contact in recipients:
         for name in usable:
-            addresses = _addresses(contact, name)
+            addresses = (tokens[contact.id] if name == "push"
+                         else [a for a in [getattr(contact, ADDRESS[name])] if a])
             if not addresses:
                 who = contact.email or contact.phone or contact.external_id or str(contact.id)
                 outcome.errors.append(("MISSING_IDENTIFIER",
                                        f"Contact {who} has no {ADDRESS.get(name, 'push token')} "
                                        f"for {name}"))
                 continue
-            template = event_template(event=event, channel=name, language=language)
-            if template is None:  # only an event saved around the checks can lack one
-                outcome.errors.append(("TEMPLATE_MISSING", f"Event '{event.identifier}' has "
-                                       f"no {name} template for {language or 'its default'} "
-                                       "language"))
-                continue
+            template = templates[name]
             context = _context(account, contact, payload or {}, from_email)
             options = dict((overrides or {}).get(name) or {})
             if name == "email" and from_email:
@@ -181,13 +190,6 @@ def _by_string(account, value: str, find, upsert) -> Contact:
     if contact is None:
         raise _error("NOT_FOUND", f"Contact {value} not found", 404)
     return contact
-
-
-def _addresses(contact: Contact, channel: str) -> list[str]:
-    if channel == "push":
-        return [t.token for t in contact.push_tokens.all()]
-    value = getattr(contact, ADDRESS[channel])
-    return [value] if value else []
 
 
 def _context(account, contact: Contact, payload: dict[str, Any],

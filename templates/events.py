@@ -110,8 +110,12 @@ def events_of(*, account: Account) -> QuerySet[NotificationEvent]:
     return NotificationEvent.objects.filter(account=account).order_by("identifier")
 
 
-def event_find(*, account: Account, identifier: str) -> NotificationEvent | None:
-    return events_of(account=account).filter(identifier=identifier).first()
+def event_find(*, account: Account, identifier: str,
+               with_templates: bool = False) -> NotificationEvent | None:
+    """``with_templates``: read them in the same go (one query, whatever the channels), for
+    a send; an event about to be changed must not carry them."""
+    events = events_of(account=account).filter(identifier=identifier)
+    return (events.prefetch_related("templates") if with_templates else events).first()
 
 
 def event_template(*, event: NotificationEvent, channel: str,

@@ -263,3 +263,24 @@ def test_the_daily_quota_answers_429_and_sends_nothing_more(sandbox, order, keys
     assert over.json()["code"] == "RATE_LIMITED" and int(over["Retry-After"]) > 0
     assert Delivery.objects.count() == 2
     assert not Contact.objects.filter(email="b@example.com").exists()
+
+
+def test_templates_and_push_tokens_are_read_once_per_send_not_per_recipient(sandbox, keys):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    sandbox.post("/v1/events", {"identifier": "ping", "channels": ["email", "push"],
+                                "templates": [{"channel": c, "subject": "Ping", "body": "Hi"}
+                                              for c in ("email", "push")]})
+    for n in range(30):
+        contact = Contact.objects.create(account=keys.account, external_id=f"u{n}",
+                                         email=f"u{n}@example.com")
+        PushToken.objects.create(contact=contact, token=f"ExponentPushToken[d{n}]",
+                                 provider="expo")
+    with CaptureQueriesContext(connection) as queries:
+        response = sandbox.post("/v1/send/ping", {"to": [f"u{n}" for n in range(30)]})
+    assert response.status_code == 200, response.content
+    assert len(response.json()["deliveries"]) == 60
+    reads = [q["sql"] for q in queries.captured_queries if q["sql"].startswith("SELECT")]
+    assert sum('FROM "templates_messagetemplate"' in sql for sql in reads) == 1
+    assert sum('FROM "contacts_pushtoken"' in sql for sql in reads) == 1
