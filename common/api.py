@@ -11,6 +11,7 @@ from rest_framework import exceptions, serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.authentication import ApiKeyAuthentication, HasApiKey
 from accounts.guard import auth_failure_record, auth_guard_check
 from accounts.models import ApiKey
 from common.errors import HeraldError
@@ -284,6 +285,19 @@ class HeraldAPIView(APIView):
 
     def get_account(self):
         return self.request.auth.account
+
+
+class BearerKeyView(HeraldAPIView):
+    """The families authenticated by ``Authorization: Bearer <key>`` alone (002, 003, 004)."""
+
+    authentication_classes = [ApiKeyAuthentication]
+    permission_classes = [HasApiKey]
+
+
+class V004View(BearerKeyView):
+    """Spec 004's family: ``{success, …}`` envelopes, errors ``{error, code}``."""
+
+    error_style = "v004"
 
 
 def _refuse_nul(request) -> None:

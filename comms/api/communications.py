@@ -14,9 +14,8 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serial
 from rest_framework import exceptions, serializers
 from rest_framework.response import Response
 
-from accounts.authentication import ApiKeyAuthentication, HasApiKey
+from common.api import BearerKeyView, Str, StrictSerializer, problem
 from common.api import Email as EmailField
-from common.api import HeraldAPIView, Str, StrictSerializer, problem
 from common.errors import HeraldError, NotFound
 from common.times import iso
 from comms.channels import BODY_LIMITS, SMS_MAX_SEGMENTS, sms_segments
@@ -140,9 +139,7 @@ def problems(*statuses: int) -> dict[tuple[int, str], Any]:
     return {(status, "application/problem+json"): Problem for status in statuses}
 
 
-class AdminView(HeraldAPIView):
-    authentication_classes = [ApiKeyAuthentication]
-    permission_classes = [HasApiKey]
+class AdminView(BearerKeyView):
     error_style = "problem"
 
     def check_permissions(self, request) -> None:

@@ -14,8 +14,7 @@ from drf_spectacular.utils import (
 from rest_framework import serializers
 from rest_framework.response import Response
 
-from accounts.authentication import ApiKeyAuthentication, HasApiKey
-from common.api import HeraldAPIView, Str, StrictSerializer
+from common.api import Str, StrictSerializer, V004View
 from common.errors import NotFound
 from common.times import iso
 from comms.channels import CHANNELS
@@ -36,12 +35,6 @@ Envelope = inline_serializer("V004Envelope", {"success": serializers.BooleanFiel
                                               "data": serializers.DictField()})
 Error = inline_serializer("V004Error", {"error": serializers.CharField(),
                                         "code": serializers.CharField()})
-
-
-class V004View(HeraldAPIView):
-    authentication_classes = [ApiKeyAuthentication]
-    permission_classes = [HasApiKey]
-    error_style = "v004"
 
 
 def ok(data: Any, status: int = 200) -> Response:

@@ -4,8 +4,7 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serial
 from rest_framework import serializers
 from rest_framework.response import Response
 
-from accounts.authentication import ApiKeyAuthentication, HasApiKey
-from common.api import HeraldAPIView
+from common.api import V004View
 from common.errors import HeraldError
 from contacts import selectors, services
 from contacts.api.serializers import (
@@ -26,11 +25,7 @@ Deleted = inline_serializer("ContactDeleted", {"success": serializers.BooleanFie
                                                "deleted": serializers.BooleanField()})
 
 
-class ContactsView(HeraldAPIView):
-    authentication_classes = [ApiKeyAuthentication]
-    permission_classes = [HasApiKey]
-    error_style = "v004"
-
+class ContactsView(V004View):
     def get_contact(self, identifier: str) -> Contact:
         contact = selectors.contact_find(account=self.get_account(), identifier=identifier)
         if contact is None:

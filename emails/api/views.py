@@ -7,8 +7,7 @@ from django.http import QueryDict
 from drf_spectacular.utils import extend_schema
 from rest_framework.response import Response
 
-from accounts.authentication import ApiKeyAuthentication, HasApiKey
-from common.api import HeraldAPIView
+from common.api import BearerKeyView
 from common.errors import HeraldError, NotFound
 from emails import selectors, services
 from emails.api.serializers import (
@@ -33,9 +32,7 @@ TAGS = ["email history (spec 003)"]
 ERRORS = {status: ErrorOut for status in (400, 401, 403, 404, 409, 415)}
 
 
-class V003View(HeraldAPIView):
-    authentication_classes = [ApiKeyAuthentication]
-    permission_classes = [HasApiKey]
+class V003View(BearerKeyView):
     error_style = "v003"
 
 

@@ -4,8 +4,7 @@ from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.response import Response
 
-from accounts.authentication import ApiKeyAuthentication, HasApiKey
-from common.api import HeraldAPIView, get_owned
+from common.api import V004View, get_owned
 from common.errors import NotFound
 from webhooks import selectors, services
 from webhooks.api.serializers import (
@@ -30,11 +29,7 @@ MessageEnvelope = inline_serializer("WebhookMessageEnvelope", {
     "success": serializers.BooleanField(), "message": MessageOut()})
 
 
-class WebhooksView(HeraldAPIView):
-    authentication_classes = [ApiKeyAuthentication]
-    permission_classes = [HasApiKey]
-    error_style = "v004"
-
+class WebhooksView(V004View):
     def get_endpoint(self, webhook_uuid: str) -> Endpoint:
         live = selectors.endpoints_live(account=self.get_account())
         return get_owned(live, webhook_uuid, "webhook")
