@@ -1,12 +1,12 @@
 from datetime import timedelta
 
 from django import forms
-from django.conf import settings
 from django.contrib import admin
 from django.db.models import Count
 
 from common import crypto
 from common.admin import AccountScopedAdmin, Role, ScopedInline
+from common.errors import HeraldError
 from comms import channels, dashboard
 from comms.admin_actions import resend_deliveries
 from comms.models import (
@@ -122,19 +122,12 @@ class IntegrationForm(forms.ModelForm):
         if creds is not None and not isinstance(creds, dict):
             raise forms.ValidationError("Credentials must be a JSON object.")
         if provider:
-            cls = channels.provider_class(provider)
-            unknown = (set(data.get("config") or {}) - set(cls.config_fields)) | (
-                set(creds or {}) - set(cls.credential_fields))
-            if "api_base" in (data.get("config") or {}) and not (
-                    settings.HERALD_PROVIDER_API_BASE_OVERRIDE):
-                raise forms.ValidationError("api_base is allowed only with "
-                                            "HERALD_PROVIDER_API_BASE_OVERRIDE (tests, "
-                                            "development).")
-            if unknown:
-                raise forms.ValidationError(
-                    f"Unknown settings for {provider}: {', '.join(sorted(unknown))}. "
-                    f"Config: {', '.join(cls.config_fields) or 'none'}; credentials: "
-                    f"{', '.join(cls.credential_fields) or 'none'}.")
+            try:
+                channels.integration_settings_check(provider=provider,
+                                                    config=data.get("config") or {},
+                                                    credentials=creds)
+            except HeraldError as exc:
+                raise forms.ValidationError(exc.message) from None
         return data
 
     def save(self, commit: bool = True) -> Integration:

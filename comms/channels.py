@@ -65,27 +65,40 @@ def provider_class(name: str) -> type:
 
 # --- integrations -----------------------------------------------------------------------
 
+# Settings that send a provider's requests to another host (tests' fakes, development).
+HOST_FIELDS = ("api_base", "endpoint_url")
+
+
+def integration_settings_check(*, provider: str, config: dict[str, Any],
+                               credentials: dict[str, str] | None) -> None:
+    """Only the provider's own settings; a host override only where the platform allows it
+    (an account owner must not make workers call internal addresses)."""
+    cls = provider_class(provider)
+    unknown = (set(config) - set(cls.config_fields)) | (
+        set(credentials or {}) - set(cls.credential_fields))
+    if unknown:
+        raise HeraldError(
+            "validation_error", f"Unknown settings for {provider}: "
+            f"{', '.join(sorted(unknown))}. Config: {', '.join(cls.config_fields) or 'none'}; "
+            f"credentials: {', '.join(cls.credential_fields) or 'none'}.", status=400)
+    hosts = sorted(set(config) & set(HOST_FIELDS))
+    if hosts and not settings.HERALD_PROVIDER_API_BASE_OVERRIDE:
+        raise HeraldError("validation_error", f"{', '.join(hosts)} points a provider at "
+                          "another host: allowed only with HERALD_PROVIDER_API_BASE_OVERRIDE "
+                          "(tests, development).", status=400)
+
+
 def integration_save(*, account: Account, provider: str, config: dict[str, Any],
                      credentials: dict[str, str] | None, name: str = "", priority: int = 0,
                      is_active: bool = True, integration: Integration | None = None
                      ) -> Integration:
     """Create (or update) an integration; ``credentials`` None keeps the stored ones. Only
     the provider's own config and credential fields are accepted."""
-    cls = provider_class(provider)
-    unknown = (set(config) - set(cls.config_fields)) | (
-        set(credentials or {}) - set(cls.credential_fields))
-    if unknown:
-        names = ", ".join(sorted(unknown))
-        raise HeraldError("validation_error", f"Unknown settings for {provider}: {names}.",
-                          status=400)
+    integration_settings_check(provider=provider, config=config, credentials=credentials)
     integration = integration or Integration()
     integration.account = account
     integration.channel, integration.provider = PROVIDERS[provider][0], provider
     integration.name, integration.priority, integration.is_active = name, priority, is_active
-    if "api_base" in config and not settings.HERALD_PROVIDER_API_BASE_OVERRIDE:
-        raise HeraldError("validation_error", "api_base points a provider at another host: "
-                          "allowed only with HERALD_PROVIDER_API_BASE_OVERRIDE (tests, "
-                          "development).", status=400)
     integration.config = {k: v for k, v in config.items() if v not in ("", None)}
     if credentials is not None:
         integration.credentials_encrypted = crypto.encrypt_json(
@@ -136,7 +149,8 @@ def adapter_for(integration: Integration) -> ChannelProvider:
     if adapter is None:
         config = dict(integration.config)
         if not settings.HERALD_PROVIDER_API_BASE_OVERRIDE:
-            config.pop("api_base", None)  # only tests and development point at other hosts
+            for name in HOST_FIELDS:  # only tests and development point at other hosts
+                config.pop(name, None)
         try:
             adapter = provider_class(integration.provider)(
                 config, crypto.decrypt_json(integration.credentials_encrypted),

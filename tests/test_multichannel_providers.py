@@ -219,3 +219,15 @@ def test_a_slow_channel_batch_hands_the_rest_back_before_its_lease(keys, twilio,
     # ... and claimed again afterwards by the follow-up task, not held through the hang.
     assert rows[1].claimed_at > rows[0].claimed_at
     assert len(twilio.messages) == 3
+
+
+def test_host_overrides_need_the_platform_setting(keys, settings):
+    """An account owner must not point a provider (any host field) at internal addresses."""
+    from common.errors import HeraldError
+
+    settings.HERALD_PROVIDER_API_BASE_OVERRIDE = False
+    for provider, config in (("twilio", {"api_base": "http://127.0.0.1:1"}),
+                             ("sns", {"endpoint_url": "http://169.254.169.254"})):
+        with pytest.raises(HeraldError, match="HERALD_PROVIDER_API_BASE_OVERRIDE"):
+            channels.integration_save(account=keys.account, provider=provider, config=config,
+                                      credentials={})
