@@ -27,6 +27,7 @@ from comms.providers.base import (
     SendResult,
 )
 from comms.providers.sandbox import SandboxProvider
+from comms.selectors import suppressions_active
 from domains.selectors import sender_for
 from templates.rendering import render
 from webhooks.services import webhooks_emit
@@ -198,10 +199,8 @@ def _record_failure(delivery: Delivery, provider: str, content: Content,
 
 def _suppressions(deliveries: list[Delivery]) -> dict[tuple[Any, str], Suppression]:
     """The active suppressions among these recipients, in one query."""
-    rows = Suppression.objects.filter(
-        account_id__in={d.account_id for d in deliveries}, channel="email",
-        address__in={d.recipient.lower() for d in deliveries}, removed_at__isnull=True,
-    )
+    rows = suppressions_active(account_ids={d.account_id for d in deliveries},
+                               addresses=[d.recipient for d in deliveries])
     return {(s.account_id, s.address): s for s in rows}
 
 

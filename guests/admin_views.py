@@ -25,13 +25,13 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 
-from common.admin import AccountScopedAdmin, Role, user_accounts
+from common.admin import AccountScopedAdmin
 from common.errors import HeraldError
-from comms.models import PERMANENT_FAILURES, Delivery, Suppression
+from comms.models import PERMANENT_FAILURES, Delivery
+from comms.selectors import suppressions_active
 from guests import bulk, imports
 from guests.models import BulkSend, Event, GuestImport
 
-CHANGE_ROLES = frozenset({Role.OWNER, Role.STAFF})
 FORM_OVERHEAD = 64 * 1024  # multipart boundaries and the other fields, beside the file
 
 
@@ -58,20 +58,15 @@ def _mb(size: int) -> str:
     return f"{size / 1024 / 1024:g} MB"
 
 
-def may_change(request: HttpRequest, account_id: Any) -> bool:
-    return request.user.is_superuser or user_accounts(request).get(account_id) in CHANGE_ROLES
-
-
-def scoped_event(request: HttpRequest, event_id: uuid.UUID, *, change: bool) -> Event:
-    """The event if it is one of the user's accounts' (else 404); ``change``: the user must
-    also be owner or staff of that account (else 403)."""
-    events = Event.objects.select_related("account")
-    if not request.user.is_superuser:
-        events = events.filter(account_id__in=list(user_accounts(request)))
-    event = events.filter(pk=event_id).first()
+def scoped_event(model_admin: AccountScopedAdmin, request: HttpRequest, event_id: uuid.UUID,
+                 *, change: bool) -> Event:
+    """The event if the Event admin shows it to this user (else 404); ``change``: the user's
+    role in the event's own account must allow changing it (else 403)."""
+    event = model_admin.get_queryset(request).select_related("account").filter(
+        pk=event_id).first()
     if event is None:
         raise Http404("No such event.")
-    if change and not may_change(request, event.account_id):
+    if change and not model_admin.has_change_permission(request, event):
         raise PermissionDenied
     return event
 
@@ -80,7 +75,8 @@ def _page(model_admin: AccountScopedAdmin, request: HttpRequest, page: str, even
           title: str, status: int = 200, **context: Any) -> TemplateResponse:
     return TemplateResponse(request, f"admin/guests/event/{page}", {
         **model_admin.admin_site.each_context(request), "opts": Event._meta, "event": event,
-        "title": title, "can_change": may_change(request, event.account_id), **context,
+        "title": title, "can_change": model_admin.has_change_permission(request, event),
+        **context,
     }, status=status)
 
 
@@ -102,7 +98,7 @@ class UploadForm(forms.Form):
 
 def import_upload(model_admin: AccountScopedAdmin, request: HttpRequest,
                   event_id: uuid.UUID) -> HttpResponse:
-    event = scoped_event(request, event_id, change=True)
+    event = scoped_event(model_admin, request, event_id, change=True)
     form = UploadForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():
         upload = form.cleaned_data["file"]
@@ -121,9 +117,9 @@ def _import_url(guest_import: GuestImport, suffix: str = "") -> str:
                    args=[guest_import.event_id, guest_import.id])
 
 
-def _scoped_import(request: HttpRequest, event_id: uuid.UUID,
+def _scoped_import(model_admin: AccountScopedAdmin, request: HttpRequest, event_id: uuid.UUID,
                    import_id: uuid.UUID) -> tuple[Event, GuestImport]:
-    event = scoped_event(request, event_id, change=False)
+    event = scoped_event(model_admin, request, event_id, change=False)
     guest_import = get_object_or_404(GuestImport.objects, id=import_id,
                                      event=event)
     return event, guest_import
@@ -132,9 +128,9 @@ def _scoped_import(request: HttpRequest, event_id: uuid.UUID,
 def import_detail(model_admin: AccountScopedAdmin, request: HttpRequest, event_id: uuid.UUID,
                   import_id: uuid.UUID) -> HttpResponse:
     """The preview (counts, row errors, first rows, Confirm), then the progress bar."""
-    event, guest_import = _scoped_import(request, event_id, import_id)
+    event, guest_import = _scoped_import(model_admin, request, event_id, import_id)
     if request.method == "POST":
-        if not may_change(request, event.account_id):
+        if not model_admin.has_change_permission(request, event):
             raise PermissionDenied
         if imports.guest_import_confirm(guest_import=guest_import):
             messages.success(request, "Import started.")
@@ -150,7 +146,7 @@ def import_detail(model_admin: AccountScopedAdmin, request: HttpRequest, event_i
 
 def import_progress(model_admin: AccountScopedAdmin, request: HttpRequest,
                     event_id: uuid.UUID, import_id: uuid.UUID) -> JsonResponse:
-    _, guest_import = _scoped_import(request, event_id, import_id)
+    _, guest_import = _scoped_import(model_admin, request, event_id, import_id)
     return JsonResponse(imports.guest_import_progress(guest_import=guest_import))
 
 
@@ -175,7 +171,7 @@ def bulk_send_form(model_admin: AccountScopedAdmin, request: HttpRequest,
                    event_id: uuid.UUID) -> HttpResponse:
     """Choose → preview (how many guests, how many skipped) → confirm (carries a one-time
     token: submitting it twice sends once)."""
-    event = scoped_event(request, event_id, change=True)
+    event = scoped_event(model_admin, request, event_id, change=True)
     form = BulkSendForm(request.POST or None, event=event)
     if request.method != "POST" or not form.is_valid():
         return _page(model_admin, request, "bulk_send_form.html", event,
@@ -204,8 +200,7 @@ def bulk_send_form(model_admin: AccountScopedAdmin, request: HttpRequest,
 
 def _preview_counts(event: Event, template: Any, audience: str) -> dict[str, int]:
     guests = bulk.bulk_send_audience(event=event, template=template, audience=audience)
-    suppressed = Suppression.objects.filter(
-        account_id=event.account_id, channel="email", removed_at__isnull=True,
+    suppressed = suppressions_active(account_ids=[event.account_id]).filter(
         address=Lower(OuterRef("email")))
     matching = guests.count()
     failed = guests.filter(last_status__in=PERMANENT_FAILURES).count()
@@ -220,9 +215,9 @@ def _job_url(job: BulkSend, suffix: str = "") -> str:
     return reverse(f"admin:guests_event_send{suffix}", args=[job.event_id, job.id])
 
 
-def _scoped_job(request: HttpRequest, event_id: uuid.UUID,
+def _scoped_job(model_admin: AccountScopedAdmin, request: HttpRequest, event_id: uuid.UUID,
                 job_id: uuid.UUID) -> tuple[Event, BulkSend]:
-    event = scoped_event(request, event_id, change=False)
+    event = scoped_event(model_admin, request, event_id, change=False)
     job = get_object_or_404(BulkSend.objects.select_related("template"), id=job_id,
                             event=event)
     return event, job
@@ -230,7 +225,7 @@ def _scoped_job(request: HttpRequest, event_id: uuid.UUID,
 
 def bulk_send_detail(model_admin: AccountScopedAdmin, request: HttpRequest,
                      event_id: uuid.UUID, job_id: uuid.UUID) -> HttpResponse:
-    event, job = _scoped_job(request, event_id, job_id)
+    event, job = _scoped_job(model_admin, request, event_id, job_id)
     return _page(model_admin, request, "bulk_send_detail.html", event,
                  f"Sending “{job.template}”", job=job,
                  progress=bulk.bulk_send_progress(job=job),
@@ -239,5 +234,5 @@ def bulk_send_detail(model_admin: AccountScopedAdmin, request: HttpRequest,
 
 def bulk_send_progress(model_admin: AccountScopedAdmin, request: HttpRequest,
                        event_id: uuid.UUID, job_id: uuid.UUID) -> JsonResponse:
-    _, job = _scoped_job(request, event_id, job_id)
+    _, job = _scoped_job(model_admin, request, event_id, job_id)
     return JsonResponse(bulk.bulk_send_progress(job=job))

@@ -25,7 +25,8 @@ from django.utils import timezone
 
 from common.errors import Conflict, NotFound
 from comms.dispatch import enqueue
-from comms.models import FAILURES, PERMANENT_FAILURES, Delivery, Status, Suppression
+from comms.models import FAILURES, PERMANENT_FAILURES, Delivery, Status
+from comms.selectors import suppressions_active
 from comms.services import account_check_can_send
 from guests.inserts import rows_insert
 from guests.models import Attendee, BulkSend, Event
@@ -126,9 +127,8 @@ def _run_batch(job_id: Any) -> bool:
             job.status, job.finished_at = BulkSend.Status.DONE, timezone.now()
             job.save(update_fields=["status", "finished_at", "updated_at"])
             return False
-        suppressed = set(Suppression.objects.filter(
-            account_id=job.account_id, channel="email", removed_at__isnull=True,
-            address__in={email.strip().lower() for _, email, _, _ in batch},
+        suppressed = set(suppressions_active(
+            account_ids=[job.account_id], addresses=[email for _, email, _, _ in batch],
         ).values_list("address", flat=True))
         deliveries = []
         for attendee_id, email, correlation_id, last_status in batch:
