@@ -203,3 +203,21 @@ def test_the_pipeline_sends_a_batch_over_one_session(api, smtp, event_id, templa
     delivery_dispatch(delivery_id=str(rows[0].id))
     assert set(Delivery.objects.values_list("status", flat=True)) == {Status.SENT}
     assert len(smtp.messages) == 5 and len(set(smtp.peers)) == 1
+
+
+def test_reply_to_reaches_the_message(smtp):
+    email_provider("smtp").send(_message(reply_to="support@co.example"))
+    [message] = smtp.messages
+    assert message["Reply-To"] == "support@co.example"
+
+
+def test_reply_to_goes_into_ses_parameters():
+    from comms.providers.ses import SesConfig, send_email_params
+
+    params = send_email_params(_message(reply_to="support@co.example"),
+                               SesConfig(region="us-east-1", configuration_set="",
+                                         endpoint_url="", timeout=2))
+    assert params["ReplyToAddresses"] == ["support@co.example"]
+    assert "ReplyToAddresses" not in send_email_params(
+        _message(), SesConfig(region="us-east-1", configuration_set="", endpoint_url="",
+                              timeout=2))
