@@ -28,6 +28,7 @@ from comms.providers.base import (
     ProviderTransientError,
     SendResult,
 )
+from comms.queueing import enqueue
 
 log = logging.getLogger(__name__)
 
@@ -146,7 +147,7 @@ def channels_dispatch(deliveries: list[Delivery]) -> None:
         if time.monotonic() > deadline:
             for rest in prepared[index:]:
                 dispatch.requeue_unsent(rest.delivery)
-            dispatch.enqueue(str(prepared[index].delivery.id))
+            enqueue(str(prepared[index].delivery.id))
             return
         channels_record([item], [chain_send(item.chain, item.message)])
 

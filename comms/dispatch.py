@@ -27,6 +27,7 @@ from comms.providers.base import (
     SendResult,
 )
 from comms.providers.sandbox import SandboxProvider
+from comms.queueing import enqueue, kick_taken
 from comms.selectors import suppressions_active
 from domains.selectors import sender_for
 from templates.rendering import render
@@ -43,24 +44,24 @@ class Content:
     template_version: int
 
 
-def enqueue(delivery_id: str, countdown: float | None = None) -> None:
-    from comms.tasks import send_delivery
-
-    send_delivery.apply_async(args=[delivery_id], countdown=countdown)
-
-
-def delivery_dispatch(*, delivery_id: str) -> None:
+def delivery_dispatch(*, delivery_id: str | None) -> None:
     """Claim this delivery, if due, together with other due deliveries waiting behind it, and
     send them as one batch. Under load the queue drains in batches (one claim, one provider
     request per sender, a handful of writes) while an idle system still sends at once; the
     tasks of rows claimed by someone else find nothing to do.
 
-    No transaction is held open across the provider call.
+    No transaction is held open across the provider call. ``delivery_id`` None: a kick that
+    claims the oldest due rows (``comms.queueing``); a full claim kicks the next batch before
+    this one is sent, so a backlog keeps every worker process busy.
     """
+    kick_taken()  # before the claim: a sender committing from now on publishes a new kick
     now = timezone.now()
-    ids = _claim(delivery_id, now, settings.HERALD_DISPATCH_BATCH_SIZE)
+    batch_size = settings.HERALD_DISPATCH_BATCH_SIZE
+    ids = _claim(delivery_id, now, batch_size)
     if not ids:
         return
+    if len(ids) >= max(batch_size - 1, 1):
+        enqueue(None)
     rows = list(Delivery.objects.select_related("template", "attendee__event")
                 .filter(id__in=ids).order_by("created_at"))
     groups: dict[str, list[Delivery]] = defaultdict(list)
@@ -88,14 +89,16 @@ def email_provider_name() -> str:
     return settings.HERALD_EMAIL_PROVIDER
 
 
-def _claim(delivery_id: str, now: datetime, batch_size: int) -> list[Any]:
+def _claim(delivery_id: str | None, now: datetime, batch_size: int) -> list[Any]:
     """``UPDATE … RETURNING``: this row if due, plus up to ``batch_size - 1`` other due rows
-    (skipping rows other workers hold, on PostgreSQL). All get the same claim token."""
+    (skipping rows other workers hold, on PostgreSQL). All get the same claim token. Without
+    ``delivery_id``: up to ``batch_size`` due rows."""
     table = Delivery._meta.db_table
     skip_locked = " FOR UPDATE SKIP LOCKED" if connection.vendor == "postgresql" else ""
     due = "status = 'queued' AND (next_attempt_at IS NULL OR next_attempt_at <= %s)"
     token = connection.ops.adapt_datetimefield_value(now)
-    own = Delivery._meta.pk.get_db_prep_value(delivery_id, connection)
+    own = Delivery._meta.pk.get_db_prep_value(delivery_id, connection) if delivery_id else None
+    others = batch_size - 1 if delivery_id else batch_size
     sql = (
         f"UPDATE {table} SET status = 'sending', claimed_at = %s, attempts = attempts + 1,"
         f" next_attempt_at = NULL WHERE {due} AND (id = %s OR id IN ("
@@ -103,7 +106,7 @@ def _claim(delivery_id: str, now: datetime, batch_size: int) -> list[Any]:
         ")) RETURNING id"
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, [token, token, own, token, max(batch_size - 1, 0)])
+        cursor.execute(sql, [token, token, own, token, max(others, 0)])
         return [Delivery._meta.pk.to_python(row[0]) for row in cursor.fetchall()]
 
 

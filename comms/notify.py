@@ -19,8 +19,8 @@ from django.db import transaction
 from accounts.models import ApiKey
 from common.errors import HeraldError
 from comms.channels import integration_chain
-from comms.dispatch import enqueue
 from comms.models import Delivery
+from comms.queueing import enqueue
 from contacts.identifiers import email_normalize
 from contacts.models import Contact, PushToken
 from domains.names import email_domain
@@ -106,7 +106,7 @@ def notification_send(*, key: ApiKey, event_identifier: str, to: Any,
     if rows:
         _quota(key, len(rows))
         Delivery.objects.bulk_create(rows)
-        transaction.on_commit(lambda: _enqueue(rows), robust=True)
+        transaction.on_commit(lambda: enqueue(str(rows[0].id)), robust=True)
     outcome.deliveries = [(d.channel, d.id) for d in rows]
     return outcome
 
@@ -212,9 +212,3 @@ def _quota(key: ApiKey, count: int) -> None:
     from common.ratelimit import delivery_quota_take
 
     delivery_quota_take(api_key=key, count=count)
-
-
-def _enqueue(rows: list[Delivery]) -> None:
-    step = max(settings.HERALD_DISPATCH_BATCH_SIZE - 1, 1)
-    for start in range(0, len(rows), step):
-        enqueue(str(rows[start].id))

@@ -13,8 +13,8 @@ from django.utils import timezone
 from accounts.models import Account
 from common.errors import Conflict, HeraldError, NotFound
 from common.times import iso
-from comms.dispatch import enqueue
 from comms.models import PERMANENT_FAILURES, Delivery, IdempotencyRecord, Status, Suppression
+from comms.queueing import enqueue
 from guests.models import Attendee
 from templates.models import MessageTemplate
 

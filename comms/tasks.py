@@ -10,7 +10,7 @@ from comms.providers.base import ProviderEvent
 
 
 @shared_task(name="comms.send_delivery", ignore_result=True)
-def send_delivery(delivery_id: str) -> None:
+def send_delivery(delivery_id: str | None) -> None:
     dispatch.delivery_dispatch(delivery_id=delivery_id)
 
 

@@ -197,6 +197,10 @@ HERALD_DISPATCH_BATCH_SIZE = env.int("HERALD_DISPATCH_BATCH_SIZE", default=100)
 HERALD_SEND_MAX_ATTEMPTS = env.int("HERALD_SEND_MAX_ATTEMPTS", default=6)
 HERALD_RETRY_BASE_SECONDS = env.float("HERALD_RETRY_BASE_SECONDS", default=10.0)
 HERALD_RETRY_MAX_SECONDS = env.float("HERALD_RETRY_MAX_SECONDS", default=3600.0)
+# Where senders learn that a send task is already pending (comms/queueing.py), so they publish
+# none; empty: one task per send. Default: the broker when it is Redis.
+HERALD_DISPATCH_KICK_REDIS_URL = env.str("HERALD_DISPATCH_KICK_REDIS_URL", default=(
+    CELERY_BROKER_URL if CELERY_BROKER_URL.startswith(("redis://", "rediss://")) else ""))
 HERALD_SENDING_LEASE_SECONDS = env.int("HERALD_SENDING_LEASE_SECONDS", default=300)
 HERALD_SWEEP_INTERVAL_SECONDS = env.int("HERALD_SWEEP_INTERVAL_SECONDS", default=60)
 HERALD_SANDBOX_DELAY_SECONDS = env.float("HERALD_SANDBOX_DELAY_SECONDS", default=2.0)

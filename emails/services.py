@@ -10,13 +10,12 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from django.conf import settings
 from django.db import IntegrityError, transaction
 
 from accounts.models import Account
 from common.errors import Conflict, HeraldError, NotFound
-from comms.dispatch import enqueue
 from comms.models import Delivery
+from comms.queueing import enqueue
 from comms.services import account_check_can_send
 from domains.models import Brand
 from domains.services import brand_save
@@ -120,21 +119,15 @@ def _context(item: EmailRequest, brand: Brand, message_id: uuid.UUID) -> dict[st
 
 
 def _insert(rows: list[tuple[Delivery, Email]]) -> None:
-    """Two bulk inserts, then one on-commit hook enqueueing a send task per dispatcher batch:
-    each task claims its own row and the oldest due rows behind it, so ⌈n / (size - 1)⌉
-    tasks claim at least n rows, and the sweeper covers a lost broker message."""
+    """Two bulk inserts, then one send task on commit: it claims its own row and the oldest
+    due rows behind it, and each full claim kicks the next batch (``delivery_dispatch``), so
+    the chain claims every row; the sweeper covers a lost broker message."""
     if not rows:
         return
     deliveries = Delivery.objects.bulk_create([d for d, _ in rows])
     Email.objects.bulk_create([e for _, e in rows])
-    step = max(settings.HERALD_DISPATCH_BATCH_SIZE - 1, 1)
-    heads = [str(d.id) for d in deliveries[::step]]
-    transaction.on_commit(lambda: _enqueue_all(heads), robust=True)
-
-
-def _enqueue_all(delivery_ids: list[str]) -> None:
-    for delivery_id in delivery_ids:
-        enqueue(delivery_id)
+    first = str(deliveries[0].id)
+    transaction.on_commit(lambda: enqueue(first), robust=True)
 
 
 # --- templates per type ---------------------------------------------------------------------

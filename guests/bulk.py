@@ -9,9 +9,9 @@ resumes after the cursor and never queues a guest twice. Guests whose latest del
 the template failed for good (spec 000's 422 rule) or whose address is suppressed are
 skipped and counted.
 
-On each commit one ``comms.send_delivery`` is enqueued per HERALD_DISPATCH_BATCH_SIZE - 1
-deliveries, as ``emails.services`` does: each task claims its row and the oldest due rows,
-and dispatch sends a claimed batch with one SendGrid request per 1,000 personalizations.
+On each commit one ``comms.send_delivery`` is enqueued, as ``emails.services`` does: it
+claims its row and the oldest due rows, each full claim kicks the next batch, and dispatch
+sends a claimed batch with one SendGrid request per 1,000 personalizations.
 """
 
 import logging
@@ -24,8 +24,8 @@ from django.db.models import Count, Exists, OuterRef, QuerySet, Subquery
 from django.utils import timezone
 
 from common.errors import Conflict, NotFound
-from comms.dispatch import enqueue
 from comms.models import FAILURES, PERMANENT_FAILURES, Delivery, Status
+from comms.queueing import enqueue
 from comms.selectors import suppressions_active
 from comms.services import account_check_can_send
 from guests.inserts import rows_insert
@@ -146,8 +146,9 @@ def _run_batch(job_id: Any) -> bool:
         job.cursor = batch[-1][0]
         job.save(update_fields=["queued", "skipped_failed", "skipped_suppressed", "cursor",
                                 "updated_at"])
-        heads = [str(row[0]) for row in deliveries[::step]]
-        transaction.on_commit(lambda: _enqueue_all(heads), robust=True)
+        if deliveries:
+            first = str(deliveries[0][0])
+            transaction.on_commit(lambda: enqueue(first), robust=True)
     return True
 
 
@@ -155,11 +156,6 @@ def _dispatch_step() -> int:
     """Deliveries per send task: each claims its own row plus the BATCH_SIZE - 1 oldest due,
     so ⌈n / (size - 1)⌉ tasks claim every row even when they run concurrently."""
     return max(settings.HERALD_DISPATCH_BATCH_SIZE - 1, 1)
-
-
-def _enqueue_all(delivery_ids: list[str]) -> None:
-    for delivery_id in delivery_ids:
-        enqueue(delivery_id)
 
 
 def bulk_send_statuses(*, job: BulkSend) -> dict[str, int]:

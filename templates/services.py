@@ -67,8 +67,8 @@ def template_update(*, template: MessageTemplate, name: str, subject: str, html_
 def template_send_test(*, template: MessageTemplate, to: str):
     """Send the template, rendered with the admin preview's sample data, to ``to`` through
     the account's live email pipeline (a normal delivery, with its timeline)."""
-    from comms.dispatch import enqueue
     from comms.models import Delivery
+    from comms.queueing import enqueue
     from templates.samples import SAMPLE
 
     with transaction.atomic():

@@ -11,6 +11,7 @@ from django.db import connection
 from rest_framework.test import APIClient
 
 from accounts.services import AccountKeys, account_create
+from comms.queueing import kick_taken
 from config.celery import app as celery_app
 from tests.fake_sendgrid import FakeSendGrid
 
@@ -39,6 +40,7 @@ def eager_tasks(settings) -> Iterator[None]:
     settings.HERALD_RATE_LIMIT_LIVE = settings.HERALD_RATE_LIMIT_TEST = settings.HERALD_DAILY_QUOTA_LIVE = settings.HERALD_DAILY_QUOTA_TEST = 0  # noqa: E501 - 0: no limits (tests of limits set their own)
     celery_app.conf.task_always_eager = True
     celery_app.conf.task_eager_propagates = True
+    kick_taken()  # no pending-kick marker left by an earlier test's lost task
     yield
     celery_app.conf.task_always_eager = False
 

@@ -163,9 +163,13 @@ def test_a_batch_refused_as_invalid_is_resent_one_by_one(api, sendgrid, event_id
     assert sendgrid.attempts == 4
 
 
-def test_batch_size_setting_bounds_a_claim(api, sendgrid, settings, event_id, template_id):
+def test_batch_size_setting_bounds_a_claim_and_a_full_claim_kicks_the_next(
+        api, sendgrid, settings, event_id, template_id):
     settings.HERALD_DISPATCH_BATCH_SIZE = 2
     ids = _queue_lost(api, event_id, template_id, 5)
-    send_delivery.delay(ids[4])
-    assert Delivery.objects.filter(status="sent").count() == 2
-    assert Delivery.objects.get(id=ids[4]).status == "sent"  # its own row is always in
+    send_delivery.delay(ids[4])  # its own row and the oldest, then a kick per full claim
+    batches = [{p["custom_args"]["herald_delivery_id"] for p in m.body["personalizations"]}
+               for m in sendgrid.messages]
+    assert sorted(map(sorted, batches)) == sorted(
+        map(sorted, [{ids[4], ids[0]}, {ids[1], ids[2]}, {ids[3]}]))
+    assert Delivery.objects.filter(status="sent").count() == 5
