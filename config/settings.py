@@ -148,6 +148,9 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # The shared API layer (rate limits, idempotency keys) on every operation: common/schema.py
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums",
+                             "common.schema.document_api_layer"],
 }
 
 # --- Celery -------------------------------------------------------------------------------
@@ -194,13 +197,13 @@ HERALD_DEFAULT_FROM_EMAIL = env.str("HERALD_DEFAULT_FROM_EMAIL", default="ticket
 HERALD_DEFAULT_FROM_NAME = env.str("HERALD_DEFAULT_FROM_NAME", default="Herald")
 # Due deliveries one send task claims and sends together (one SendGrid request per batch).
 HERALD_DISPATCH_BATCH_SIZE = env.int("HERALD_DISPATCH_BATCH_SIZE", default=100)
-HERALD_SEND_MAX_ATTEMPTS = env.int("HERALD_SEND_MAX_ATTEMPTS", default=6)
-HERALD_RETRY_BASE_SECONDS = env.float("HERALD_RETRY_BASE_SECONDS", default=10.0)
-HERALD_RETRY_MAX_SECONDS = env.float("HERALD_RETRY_MAX_SECONDS", default=3600.0)
 # Where senders learn that a send task is already pending (comms/queueing.py), so they publish
 # none; empty: one task per send. Default: the broker when it is Redis.
 HERALD_DISPATCH_KICK_REDIS_URL = env.str("HERALD_DISPATCH_KICK_REDIS_URL", default=(
     CELERY_BROKER_URL if CELERY_BROKER_URL.startswith(("redis://", "rediss://")) else ""))
+HERALD_SEND_MAX_ATTEMPTS = env.int("HERALD_SEND_MAX_ATTEMPTS", default=6)
+HERALD_RETRY_BASE_SECONDS = env.float("HERALD_RETRY_BASE_SECONDS", default=10.0)
+HERALD_RETRY_MAX_SECONDS = env.float("HERALD_RETRY_MAX_SECONDS", default=3600.0)
 HERALD_SENDING_LEASE_SECONDS = env.int("HERALD_SENDING_LEASE_SECONDS", default=300)
 HERALD_SWEEP_INTERVAL_SECONDS = env.int("HERALD_SWEEP_INTERVAL_SECONDS", default=60)
 HERALD_SANDBOX_DELAY_SECONDS = env.float("HERALD_SANDBOX_DELAY_SECONDS", default=2.0)

@@ -1,0 +1,139 @@
+"""What the shared API layer (``common.api.HeraldAPIView``) does to every operation, in the
+OpenAPI schema: a drf-spectacular postprocessing hook (``SPECTACULAR_SETTINGS``).
+
+Read from each operation's view class, so a new endpoint is documented without a list:
+every operation of an API-key-authenticated view can answer 429 (the key's rate limit, the
+daily delivery quota, the brute-force guard) with ``Retry-After`` and ``X-RateLimit-*``; a
+POST of a view with ``idempotency_layer`` takes ``Idempotency-Key`` / ``X-Idempotency-Key``,
+replays with ``Idempotent-Replayed: true``, answers a key still in flight with 409 and
+``Retry-After``, and the key on another request with the family's refusal (``comms``: 409,
+the others: 422). Error bodies are the view's ``error_style`` shape (``common.api``).
+"""
+
+from typing import Any
+
+from django.conf import settings
+
+from common.api import HeraldAPIView
+from common.idempotency import HEADERS
+
+JSON = "application/json"
+PROBLEM = "application/problem+json"
+Schema = dict[str, Any]
+
+_STR = {"type": "string"}
+# Per error_style: (component name, its schema, media type). The names are those the views'
+# own error responses already use, where they have one; a component a view defined wins.
+FAMILY_ERRORS: dict[str, tuple[str, Schema, str]] = {
+    "comms": ("CommsError", {
+        "type": "object", "required": ["error", "message"],
+        "properties": {"error": _STR, "message": _STR, "fields": {
+            "type": "object", "additionalProperties": _STR,
+            "description": "400 only: the first message per invalid field."}},
+    }, JSON),
+    "v003": ("ErrorOut", {"type": "object", "required": ["Error"],
+                          "properties": {"Error": _STR}}, JSON),
+    "v004": ("V004Error", {"type": "object", "required": ["error", "code"],
+                           "properties": {"error": _STR, "code": _STR}}, JSON),
+    "problem": ("ProblemDetails", {
+        "type": "object", "required": ["type", "title", "status", "detail"],
+        "properties": {"type": _STR, "title": _STR, "status": {"type": "integer"},
+                       "detail": _STR, "errors": {
+                           "type": "object",
+                           "additionalProperties": {"type": "array", "items": _STR}}},
+    }, PROBLEM),
+}
+
+_INT = {"type": "integer"}
+HEADERS_DOC: dict[str, Schema] = {
+    "Retry-After": {"schema": _INT, "description": "Seconds to wait before retrying."},
+    "X-RateLimit-Limit": {"schema": _INT,
+                          "description": "Requests per second allowed to this API key."},
+    "X-RateLimit-Remaining": {"schema": _INT, "description": "Requests left this second."},
+    "X-RateLimit-Reset": {"schema": _INT,
+                          "description": "Unix time (s) at which the window ends."},
+    "Idempotent-Replayed": {"schema": {"type": "string", "enum": ["true"]},
+                            "description": "This is the stored answer to the first request "
+                                           "with this idempotency key."},
+}
+RATE_HEADERS = ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset")
+KEY_PARAMETERS = [name for _, name in HEADERS]  # X-Idempotency-Key, Idempotency-Key
+
+
+def _ref(name: str) -> Schema:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _key_parameter(name: str) -> Schema:
+    hours = settings.HERALD_IDEMPOTENCY_TTL_SECONDS // 3600
+    return {"name": name, "in": "header", "required": False,
+            "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+            "description": "1 to 255 printable characters. A retry with the same key, method, "
+                           f"path and body replays the first 2xx answer for {hours} h instead "
+                           "of running again. Either header (the same value if both)."}
+
+
+def _add_response(operation: Schema, code: int, style: str, description: str,
+                  headers: dict[str, bool]) -> None:
+    """Document ``code`` with the family's error body; merged into a response the view
+    documented itself (its description first, its own body kept alongside)."""
+    name, _, media = FAMILY_ERRORS[style]
+    response = operation["responses"].setdefault(str(code), {"description": ""})
+    response["description"] = "; ".join(filter(None, [response.get("description"), description]))
+    content = response.setdefault("content", {})
+    theirs = content.get(media, {}).get("schema")
+    if theirs is None or theirs == _ref(name):
+        content[media] = {"schema": _ref(name)}
+    elif _ref(name) not in theirs.get("anyOf", []):
+        content[media] = {**content[media], "schema": {"anyOf": [theirs, _ref(name)]}}
+    _add_headers(response, headers)
+
+
+def _add_headers(response: Schema, headers: dict[str, bool]) -> None:
+    for header, required in headers.items():  # inline: a $ref could not say "required"
+        response.setdefault("headers", {})[header] = {**HEADERS_DOC[header], "required": required}
+
+
+def _document(operation: Schema, method: str, view: type[HeraldAPIView]) -> None:
+    style = view.error_style
+    successes = [r for code, r in operation["responses"].items() if code.startswith("2")]
+    for response in successes:
+        _add_headers(response, dict.fromkeys(RATE_HEADERS, False))
+    _add_response(operation, 429, style, (
+        "Rate limited: the API key's requests per second, today's delivery quota (sends) or "
+        "too many failed authentications from this address; retry after Retry-After."),
+        {"Retry-After": True, **dict.fromkeys(RATE_HEADERS, False)})
+    if method != "POST" or not view.idempotency_layer:
+        return
+    parameters = operation.setdefault("parameters", [])
+    present = {p.get("name") for p in parameters}
+    parameters += [_key_parameter(name) for name in KEY_PARAMETERS if name not in present]
+    for response in successes:
+        _add_headers(response, {"Idempotent-Replayed": False})
+    _add_response(operation, 400, style, "Malformed idempotency key, or the two headers "
+                  "differ", {})
+    _add_response(operation, 409, style, "The first request with this idempotency key is "
+                  "still running: retry after Retry-After", {"Retry-After": False})
+    # Spec 000's family answers a reused key with 409 (its 422 means something else).
+    _add_response(operation, 409 if style == "comms" else 422, style, "The idempotency key "
+                  "was used for a different request (method, path or body)", {})
+
+
+def document_api_layer(result: Schema, generator: Any, request: Any, public: bool) -> Schema:
+    """Postprocessing hook: the shared layer's headers and responses on every operation of
+    an API-key view (``HeraldAPIView`` with authentication classes)."""
+    styles: set[str] = set()
+    for path, _, method, callback in generator.endpoints or []:
+        view = getattr(callback, "cls", None)
+        operation = result["paths"].get(path, {}).get(method.lower())
+        if (operation is None or not isinstance(view, type)
+                or not issubclass(view, HeraldAPIView) or not view.authentication_classes):
+            continue
+        _document(operation, method, view)
+        operation["responses"] = dict(sorted(operation["responses"].items()))
+        styles.add(view.error_style)
+    schemas = result.setdefault("components", {}).setdefault("schemas", {})
+    for style in sorted(styles):
+        name, schema, _ = FAMILY_ERRORS[style]
+        schemas.setdefault(name, schema)
+    return result
