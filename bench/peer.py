@@ -292,8 +292,8 @@ def herald_queue(n: int) -> None:
     from django.db import transaction
 
     from accounts.services import account_create
-    from comms.dispatch import enqueue
     from comms.models import Delivery
+    from comms.queueing import enqueue
     from templates.services import template_create
 
     account = account_create(name="Peer bench").account
@@ -342,7 +342,7 @@ def profile(batch: int) -> None:
     from comms import dispatch
     from comms.models import Delivery
 
-    with mock.patch("comms.dispatch.enqueue"):  # rows only: this calls dispatch itself
+    with mock.patch("comms.queueing.enqueue"):  # rows only: this calls dispatch itself
         herald_queue(3 * batch)
 
     def one_batch() -> float:

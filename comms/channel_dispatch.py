@@ -5,7 +5,7 @@ failures retry later) and by spec 002's synchronous send (``final=True``: they f
 since the caller is told so).
 
 Provider calls hold no transaction and touch no database, so the synchronous path can run
-them concurrently; every write goes through ``dispatch``'s claim-token-guarded helpers.
+them concurrently; every write goes through ``comms.outcomes``' claim-token-guarded helpers.
 """
 
 import logging
@@ -17,7 +17,7 @@ from typing import Any
 from django.conf import settings
 from django.utils import timezone
 
-from comms import dispatch
+from comms import dispatch, outcomes
 from comms.channels import Link, chain_for
 from comms.models import Delivery, Status
 from comms.providers.base import (
@@ -75,7 +75,7 @@ def chain_send(chain: list[Link], message: ChannelMessage) -> Attempted:
 UNTITLED = frozenset({"sms"})
 
 
-def channel_message(delivery: Delivery, content: dispatch.Content) -> ChannelMessage:
+def channel_message(delivery: Delivery, content: outcomes.Content) -> ChannelMessage:
     return ChannelMessage(
         delivery_id=str(delivery.id), channel=delivery.channel, to=delivery.recipient,
         title="" if delivery.channel in UNTITLED else content.subject, text=content.text,
@@ -89,7 +89,7 @@ class Prepared:
     """A claimed delivery ready for its chain: content, providers, the message."""
 
     delivery: Delivery
-    content: dispatch.Content
+    content: outcomes.Content
     chain: list[Link]
     message: ChannelMessage
 
@@ -114,11 +114,11 @@ def channels_record(prepared: list[Prepared], attempts: list[Attempted], *,
                     final: bool = False) -> None:
     """Record each outcome: failovers on the timeline, ``sent`` per provider in batches,
     failures classified; ``final``: a transient failure fails now instead of retrying."""
-    sent: dict[tuple[str, Any], list[tuple[Delivery, dispatch.Content, str]]] = defaultdict(list)
+    sent: dict[tuple[str, Any], list[tuple[Delivery, outcomes.Content, str]]] = defaultdict(list)
     for item, attempted in zip(prepared, attempts, strict=True):
-        if attempted.failovers and dispatch.still_mine(item.delivery):
+        if attempted.failovers and outcomes.still_mine(item.delivery):
             for provider, error in attempted.failovers:
-                dispatch.record_event(item.delivery, "comms.failover", Status.SENDING,
+                outcomes.record_event(item.delivery, "comms.failover", Status.SENDING,
                                       provider=provider, reason=error)
         if isinstance(attempted.outcome, SendResult) and attempted.link is not None:
             link = attempted.link
@@ -127,7 +127,7 @@ def channels_record(prepared: list[Prepared], attempts: list[Attempted], *,
         else:
             _record_failure(item.delivery, item.content, attempted, final=final)
     for (provider, integration_id), group in sent.items():
-        dispatch.mark_sent(group, provider)
+        outcomes.mark_sent(group, provider)
         if integration_id is not None:  # guarded by the claim token, as every write
             Delivery.objects.filter(id__in=[d.id for d, _, _ in group],
                                     claimed_at=group[0][0].claimed_at).update(
@@ -138,7 +138,7 @@ def channels_record(prepared: list[Prepared], attempts: list[Attempted], *,
 def channels_dispatch(deliveries: list[Delivery]) -> None:
     """The worker's path: claimed deliveries of any non-email channels, one after another,
     each outcome recorded as soon as it is known (a worker that dies mid-batch resends
-    nothing already recorded); transient failures retry later (``dispatch.retry_or_fail``).
+    nothing already recorded); transient failures retry later (``outcomes.retry_or_fail``).
     After half the lease the rest go back to the queue unattempted, with a task to take them,
     so a slow provider can never keep a claimed row past its lease."""
     prepared = channels_prepare(deliveries)
@@ -146,30 +146,30 @@ def channels_dispatch(deliveries: list[Delivery]) -> None:
     for index, item in enumerate(prepared):
         if time.monotonic() > deadline:
             for rest in prepared[index:]:
-                dispatch.requeue_unsent(rest.delivery)
+                outcomes.requeue_unsent(rest.delivery)
             enqueue(str(prepared[index].delivery.id))
             return
         channels_record([item], [chain_send(item.chain, item.message)])
 
 
-def _record_failure(delivery: Delivery, content: dispatch.Content, attempted: Attempted,
+def _record_failure(delivery: Delivery, content: outcomes.Content, attempted: Attempted,
                     *, final: bool) -> None:
     exc = attempted.outcome
     provider = attempted.link.provider if attempted.link else ""
     if isinstance(exc, IntegrationMissing):
-        dispatch.fail(delivery, provider, Status.FAILED, "integration_missing", str(exc))
+        outcomes.fail(delivery, provider, Status.FAILED, "integration_missing", str(exc))
     elif isinstance(exc, ProviderInvalidRecipient):
-        dispatch.fail(delivery, provider, Status.FAILED, "invalid_recipient", str(exc))
+        outcomes.fail(delivery, provider, Status.FAILED, "invalid_recipient", str(exc))
         if delivery.channel == "push":
             _push_token_forget(delivery)
     elif isinstance(exc, ProviderPermanentError):
-        dispatch.fail(delivery, provider, Status.FAILED, "provider_rejected", str(exc))
+        outcomes.fail(delivery, provider, Status.FAILED, "provider_rejected", str(exc))
     elif isinstance(exc, ProviderConfigurationError):
-        dispatch.fail(delivery, provider, Status.FAILED, "integration_error", str(exc))
+        outcomes.fail(delivery, provider, Status.FAILED, "integration_error", str(exc))
     elif final:
-        dispatch.fail(delivery, provider, Status.FAILED, "transient", str(exc))
+        outcomes.fail(delivery, provider, Status.FAILED, "transient", str(exc))
     else:
-        dispatch.retry_or_fail(delivery, provider, exc, content)
+        outcomes.retry_or_fail(delivery, provider, exc, content)
 
 
 def _push_token_forget(delivery: Delivery) -> None:

@@ -17,7 +17,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import ApiKey
-from comms import channel_dispatch, dispatch
+from comms import channel_dispatch, dispatch, outcomes
 from comms.models import FAILURES, Delivery, Status
 
 # Spec 002's channel names → ours.
@@ -65,7 +65,7 @@ def communications_send(*, key: ApiKey, subject: str, body: str, channels: list[
         Delivery.objects.bulk_create(rows)
     for row in rows:
         if row.id in missing_user:
-            dispatch.fail(row, "inapp", Status.FAILED, "recipient_not_found", "User not found")
+            outcomes.fail(row, "inapp", Status.FAILED, "recipient_not_found", "User not found")
     _send(rows, missing_user)
     return _results(channels, rows)
 

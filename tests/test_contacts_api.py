@@ -407,7 +407,7 @@ def test_admin_searches_contacts_and_deletes_through_the_gdpr_service(client, ke
 def test_deleting_a_contact_cancels_its_unsent_deliveries_even_in_flight(keys):
     from django.utils import timezone
 
-    from comms import dispatch
+    from comms import outcomes
     from comms.models import Status
     from contacts.services import contact_delete
 
@@ -421,7 +421,7 @@ def test_deleting_a_contact_cancels_its_unsent_deliveries_even_in_flight(keys):
                                    claimed_at=timezone.now(), attempts=1)
     contact_delete(contact=contact)
     # The worker holding ``held`` finishes its provider call afterwards: its write misses.
-    dispatch.mark_sent([(held, dispatch.Content("s", "", "t", 0), "provider-id")], "outbox")
+    outcomes.mark_sent([(held, outcomes.Content("s", "", "t", 0), "provider-id")], "outbox")
     for delivery in (waiting, held):
         delivery.refresh_from_db()
         assert (delivery.status, delivery.failure_type) == (Status.FAILED, "erased")

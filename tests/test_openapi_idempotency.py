@@ -173,3 +173,10 @@ def test_a_rate_limited_get_is_a_documented_429(wsgi, settings, path, key):
         statuses.append(response.status_code)
     assert statuses[-1] == 429 and response.headers["x-ratelimit-limit"] == ["1"]
     assert int(response.headers["retry-after"][0]) >= 1
+
+
+def test_the_two_step_send_documents_its_own_key_and_its_reused_key_conflict():
+    operation = schema.raw_schema["paths"]["/comms/v1/api/comms/send"]["post"]
+    assert "Idempotency-Key" in {p["name"] for p in operation["parameters"]}
+    assert _error_schema(operation, "409", "/comms/v1/api/comms/send")["required"] == [
+        "error", "message"]

@@ -5,8 +5,8 @@ from datetime import timedelta
 
 from django.utils import timezone
 
-from comms.dispatch import retry_delay
 from comms.models import Delivery, DeliveryEvent
+from comms.outcomes import retry_delay
 from comms.tasks import send_delivery
 from tests.conftest import guest
 

@@ -1,4 +1,10 @@
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    inline_serializer,
+)
+from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
@@ -15,6 +21,9 @@ from comms.api.serializers import (
     SuppressionRemoveIn,
 )
 from comms.models import Delivery, Suppression
+
+CommsErrorOut = inline_serializer("CommsError", {
+    "error": serializers.CharField(), "message": serializers.CharField()})
 
 
 class CommsView(HeraldAPIView):
@@ -34,7 +43,9 @@ class Send(CommsView):
             description="Retries with the same key return the first send (beyond the spec).")],
         summary="Send a template to an existing attendee (spec 000's two-step send)",
         responses={200: SendOut, 422: OpenApiResponse(
-            SendRejected, description="The previous send of this pair failed permanently.")},
+            SendRejected, description="The previous send of this pair failed permanently."),
+            409: OpenApiResponse(CommsErrorOut, description=(
+                "idempotency_key_reused: this Idempotency-Key was used for another request."))},
     )
     def post(self, request):
         data = SendIn(data=request.data)

@@ -1,0 +1,173 @@
+"""Recording a claimed delivery's outcome: sent, failed, retry later, or back to the queue.
+
+Every write is guarded by the claim token (``claimed_at``, ``mine``), so a worker whose lease
+expired can never overwrite what the worker that took over recorded; a status, its timeline
+event and its customer webhooks commit together. Shared by the email path
+(``comms.dispatch``) and the other channels (``comms.channel_dispatch``).
+"""
+
+import logging
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Case, F, Value, When
+from django.utils import timezone
+
+from comms.models import Delivery, DeliveryEvent, Status
+from comms.providers.base import ProviderTransientError
+from comms.queueing import enqueue
+from webhooks.services import webhooks_emit
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Content:
+    subject: str
+    html: str
+    text: str
+    template_version: int
+
+
+def mine(delivery: Delivery):
+    """This worker's claim: the row is still held with the token we claimed it with."""
+    return Delivery.objects.filter(id=delivery.id, claimed_at=delivery.claimed_at)
+
+
+def _content_fields(content: Content) -> dict[str, Any]:
+    return {"subject": content.subject, "html_body": content.html,
+            "text_body": content.text, "template_version": content.template_version}
+
+
+def record_event(delivery: Delivery, name: str, status: str, **detail: Any) -> None:
+    event = DeliveryEvent.objects.create(
+        delivery_id=delivery.id, name=name, status=status,
+        correlation_id=delivery.correlation_id, occurred_at=timezone.now(), detail=detail,
+    )
+    webhooks_emit(delivery_event_ids=[event.id])
+
+
+def mark_sent(sent: list[tuple[Delivery, Content, str]], provider: str) -> None:
+    """Record a batch's accepted messages: content and ids, ``sent`` (only from ``sending``,
+    so a fast callback is never overwritten), and one comms.sent event each."""
+    if not sent:
+        return
+    now = timezone.now()
+    with transaction.atomic():  # the status, its event and its webhooks commit together
+        held = _update_sent(sent, provider, now)
+        # Only rows still held with our claim get their event: one another worker took over
+        # (lease expired) records its own; one cancelled meanwhile (GDPR erasure) none.
+        events = DeliveryEvent.objects.bulk_create([
+            DeliveryEvent(delivery_id=d.id, name="comms.sent", status=Status.SENT,
+                          correlation_id=d.correlation_id, occurred_at=now,
+                          detail={"provider": provider, "messageId": message_id})
+            for d, _, message_id in sent if d.id in held
+        ])
+        webhooks_emit(delivery_event_ids=[e.id for e in events])
+    updated = len(held)
+    if updated != len(sent):
+        log.error("%d deliveries were sent after their lease expired: duplicates are possible",
+                  len(sent) - updated)
+
+
+def _update_sent(sent: list[tuple[Delivery, Content, str]], provider: str,
+                 now: datetime) -> set[Any]:
+    """One UPDATE for the batch on PostgreSQL (a VALUES list joined on id, guarded by the
+    claim token); the ORM's per-row form elsewhere. Returns the ids still held by us."""
+    token = sent[0][0].claimed_at
+    if connection.vendor != "postgresql":
+        held = set()
+        for delivery, content, message_id in sent:
+            if mine(delivery).update(
+                    status=Case(When(status=Status.SENDING, then=Value(Status.SENT)),
+                                default=F("status")),
+                    provider=provider, provider_message_id=message_id, sent_at=now,
+                    **_content_fields(content)):
+                held.add(delivery.id)
+        return held
+    values, params = [], []
+    for delivery, content, message_id in sent:
+        values.append("(%s::uuid, %s, %s, %s, %s, %s::integer)")
+        params += [delivery.id, message_id, content.subject, content.html, content.text,
+                   content.template_version]
+    sql = (
+        f"UPDATE {Delivery._meta.db_table} AS d SET"
+        " status = CASE WHEN d.status = 'sending' THEN 'sent' ELSE d.status END,"
+        " provider = %s, sent_at = %s, provider_message_id = v.mid, subject = v.subj,"
+        " html_body = v.html, text_body = v.txt, template_version = v.ver"
+        f" FROM (VALUES {', '.join(values)}) AS v(id, mid, subj, html, txt, ver)"
+        " WHERE d.id = v.id AND d.claimed_at = %s RETURNING d.id"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [provider, now, *params, token])
+        return {Delivery._meta.pk.to_python(row[0]) for row in cursor.fetchall()}
+
+
+def retry_or_fail(delivery: Delivery, provider: str, exc: ProviderTransientError,
+                   content: Content) -> None:
+    if delivery.attempts >= settings.HERALD_SEND_MAX_ATTEMPTS:
+        fail(delivery, provider, Status.FAILED, "transient",
+              f"Transient API-side failure after {delivery.attempts} attempts: {exc}")
+        return
+    delay = retry_delay(attempt=delivery.attempts, retry_after=exc.retry_after)
+    with transaction.atomic():
+        updated = mine(delivery).filter(status=Status.SENDING).update(
+            status=Status.QUEUED, provider=provider, claimed_at=None,
+            next_attempt_at=timezone.now() + timedelta(seconds=delay),
+            **_content_fields(content),
+        )
+        if updated:
+            record_event(delivery, "comms.retry_scheduled", Status.QUEUED, provider=provider,
+                         attempt=delivery.attempts, retryInSeconds=round(delay, 3),
+                         reason=str(exc))
+    if updated:
+        enqueue(str(delivery.id), countdown=delay)
+
+
+def retry_delay(*, attempt: int, retry_after: float | None) -> float:
+    """Exponential backoff with jitter; a provider's own ``retry_after`` (429) is a floor,
+    capped so a wild header cannot park a message for days."""
+    ceiling = min(settings.HERALD_RETRY_MAX_SECONDS,
+                  settings.HERALD_RETRY_BASE_SECONDS * 2 ** (attempt - 1))
+    delay = random.uniform(ceiling / 2, ceiling)
+    if retry_after is not None:
+        floor = min(max(retry_after, 0.0), settings.HERALD_RETRY_MAX_SECONDS)
+        delay = max(delay, floor + random.uniform(0, 1))
+    return delay
+
+
+def fail(delivery: Delivery, provider: str, status: str, failure_type: str, reason: str) -> None:
+    with transaction.atomic():  # the status, its event and its webhooks commit together
+        updated = mine(delivery).filter(status=Status.SENDING).update(
+            status=status, provider=provider, failure_type=failure_type,
+            failure_reason=reason, failed_at=timezone.now(),
+        )
+        if updated:
+            record_event(delivery, "comms.failed", status, provider=provider,
+                         failureType=failure_type, reason=reason)
+
+
+def still_mine(delivery: Delivery) -> bool:
+    return mine(delivery).filter(status=Status.SENDING).exists()
+
+
+def requeue_unsent(delivery: Delivery) -> None:
+    """A claimed delivery this worker did not get to: back to the queue, due now, without
+    using an attempt."""
+    mine(delivery).filter(status=Status.SENDING).update(
+        status=Status.QUEUED, claimed_at=None, attempts=F("attempts") - 1,
+        next_attempt_at=timezone.now())
+
+
+def release(delivery: Delivery, provider: str) -> None:
+    """A configuration error: put the delivery back, without using up an attempt, for the
+    sweeper to send once Herald is fixed."""
+    log.error("Provider %s is misconfigured; delivery %s stays queued", provider, delivery.id)
+    mine(delivery).filter(status=Status.SENDING).update(
+        status=Status.QUEUED, claimed_at=None, attempts=F("attempts") - 1,
+        next_attempt_at=timezone.now(),
+    )
