@@ -59,43 +59,67 @@ class _Row:
     event: ProviderEvent
     name: str
     status: str | None
+    index: int  # the event's position in the list given
+
+    @property
+    def key(self) -> tuple[uuid.UUID, str]:
+        return (self.delivery_id, self.event.provider_event_id)
 
 
 def provider_events_apply(events: Sequence[ProviderEvent]) -> int:
     """Apply a batch of normalized provider events; returns how many were new."""
+    with transaction.atomic():
+        return sum(provider_events_record(events))
+
+
+def provider_events_record(events: Sequence[ProviderEvent]) -> list[bool]:
+    """Apply ``events`` in the caller's transaction (atomic, no savepoint of its own); for
+    each event, whether it was new (a repeated id is new at its first occurrence only)."""
     rows = _resolve(events)
     if not rows:
-        return 0
-    with transaction.atomic():
+        return [False] * len(events)
+    with transaction.atomic(savepoint=False):
         inserted = _insert_new(rows)
-        new_rows = [r for r in rows if (r.delivery_id, r.event.provider_event_id) in inserted]
+        new_rows = _first_new(rows, inserted)
         _advance(new_rows)
         _suppress(new_rows)
-        _after_recorded([inserted[(r.delivery_id, r.event.provider_event_id)]
-                         for r in new_rows])
-    return len(new_rows)
+        _after_recorded([inserted[r.key] for r in new_rows])
+    new = [False] * len(events)
+    for row in new_rows:
+        new[row.index] = True
+    return new
+
+
+def _first_new(rows: list[_Row], inserted: dict[tuple[uuid.UUID, str], int]) -> list[_Row]:
+    """The rows whose event was inserted now, each (delivery, provider event id) once."""
+    seen: set[tuple[uuid.UUID, str]] = set()
+    new_rows = []
+    for row in rows:
+        if row.key in inserted and row.key not in seen:
+            seen.add(row.key)
+            new_rows.append(row)
+    return new_rows
 
 
 def _resolve(events: Sequence[ProviderEvent]) -> list[_Row]:
     """Find each event's delivery by our id, else by the provider's message id."""
     ids, message_ids = set(), set()
-    for event in events:
-        delivery_id = _uuid(event.delivery_id)
+    event_ids = [_uuid(event.delivery_id) for event in events]
+    for event, delivery_id in zip(events, event_ids, strict=True):
         if delivery_id:
             ids.add(delivery_id)
         elif event.provider_message_id:
             message_ids.add(event.provider_message_id)
-    found = Delivery.objects.filter(Q(id__in=ids) | Q(provider_message_id__in=message_ids))
     by_id, by_message, targets = {}, {}, {}
-    for delivery_id, message_id, account_id, correlation_id, recipient in found.values_list(
-            "id", "provider_message_id", "account_id", "correlation_id", "recipient"):
+    for delivery_id, message_id, account_id, correlation_id, recipient in _targets(
+            ids, message_ids):
         by_id[delivery_id] = delivery_id
         targets[delivery_id] = _Target(account_id, correlation_id, recipient)
         if message_id:
             by_message[message_id] = delivery_id
     rows = []
-    for event in events:
-        delivery_id = by_id.get(_uuid(event.delivery_id)) or by_message.get(
+    for index, (event, event_delivery_id) in enumerate(zip(events, event_ids, strict=True)):
+        delivery_id = by_id.get(event_delivery_id) or by_message.get(
             event.provider_message_id or "")
         if delivery_id is None:
             log.warning("%s event %s for unknown delivery (%s / %s): ignored", event.provider,
@@ -104,8 +128,25 @@ def _resolve(events: Sequence[ProviderEvent]) -> list[_Row]:
         name, status = EVENT_EFFECT[event.event]
         if event.event == "bounced" and event.bounce_type in SOFT_BOUNCE_TYPES:
             status = Status.FAILED
-        rows.append(_Row(delivery_id, targets[delivery_id], event, name, status))
+        rows.append(_Row(delivery_id, targets[delivery_id], event, name, status, index))
     return rows
+
+
+def _targets(ids: set[uuid.UUID], message_ids: set[str]) -> list[tuple[Any, ...]]:
+    """(id, provider message id, account, correlation id, recipient) of the deliveries with
+    one of ``ids`` or ``message_ids``: on PostgreSQL one JSON parameter each, not one
+    placeholder per id (psycopg's client-side quoting of long lists costs more than the query)."""
+    columns = ("id", "provider_message_id", "account_id", "correlation_id", "recipient")
+    if connection.vendor != "postgresql":
+        found = Delivery.objects.filter(Q(id__in=ids) | Q(provider_message_id__in=message_ids))
+        return list(found.values_list(*columns))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {', '.join(columns)} FROM {Delivery._meta.db_table}"
+            " WHERE id = ANY(ARRAY(SELECT json_array_elements_text(%s::json))::uuid[])"
+            " OR provider_message_id = ANY(ARRAY(SELECT json_array_elements_text(%s::json)))",
+            [json.dumps([str(i) for i in ids]), json.dumps(list(message_ids))])
+        return cursor.fetchall()
 
 
 def _uuid(value: Any) -> uuid.UUID | None:
@@ -126,48 +167,46 @@ def _detail(event: ProviderEvent) -> dict[str, Any]:
 
 def _insert_new(rows: list[_Row]) -> dict[tuple[uuid.UUID, str], int]:
     """Insert the events that are not recorded yet; map (delivery, provider event id) → pk."""
-    objects = [
-        DeliveryEvent(delivery_id=r.delivery_id, name=r.name, status=r.status or "",
-                      correlation_id=r.target.correlation_id,
-                      occurred_at=r.event.occurred_at,
-                      provider_event_id=r.event.provider_event_id, detail=_detail(r.event))
-        for r in rows
-    ]
     if connection.vendor == "postgresql":
-        return _insert_returning(objects)
+        return _insert_returning(rows)
     inserted = {}
-    for obj in objects:  # SQLite, the zero-setup default: one savepoint per event
-        key = (obj.delivery_id, obj.provider_event_id)
-        if key in inserted:
+    for r in rows:  # SQLite, the zero-setup default: one savepoint per event
+        if r.key in inserted:
             continue
+        obj = DeliveryEvent(delivery_id=r.delivery_id, name=r.name, status=r.status or "",
+                            correlation_id=r.target.correlation_id,
+                            occurred_at=r.event.occurred_at,
+                            provider_event_id=r.event.provider_event_id, detail=_detail(r.event))
         try:
             with transaction.atomic():
                 obj.save(force_insert=True)
-            inserted[key] = obj.pk
+            inserted[r.key] = obj.pk
         except IntegrityError:  # recorded before
             continue
     return inserted
 
 
-def _insert_returning(objects: list[DeliveryEvent]) -> dict[tuple[uuid.UUID, str], int]:
-    table = DeliveryEvent._meta.db_table
-    sql_head = (f"INSERT INTO {table} (delivery_id, name, status, correlation_id, occurred_at,"
-                " created_at, provider_event_id, detail) VALUES ")
-    inserted: dict[tuple[uuid.UUID, str], int] = {}
+_INSERT_SQL = (
+    "INSERT INTO {table} (delivery_id, name, status, correlation_id, occurred_at, created_at,"
+    " provider_event_id, detail) SELECT d, n, s, c, o, now(), p, x FROM json_to_recordset(%s::json)"
+    " AS t(d uuid, n text, s text, c text, o timestamptz, p text, x jsonb)"
+    " ON CONFLICT (delivery_id, provider_event_id) DO NOTHING"
+    " RETURNING id, delivery_id, provider_event_id"
+)
+
+
+def _insert_returning(rows: list[_Row]) -> dict[tuple[uuid.UUID, str], int]:
+    """One INSERT for the whole batch, its rows as one JSON parameter (one placeholder per
+    value, or psycopg's quoting of arrays, costs more to build than the INSERT to run)."""
+    records = json.dumps([
+        {"d": str(r.delivery_id), "n": r.name, "s": r.status or "",
+         "c": r.target.correlation_id, "o": r.event.occurred_at.isoformat(),
+         "p": r.event.provider_event_id, "x": _detail(r.event)}
+        for r in rows])
     with connection.cursor() as cursor:
-        for start in range(0, len(objects), 500):
-            chunk = objects[start:start + 500]
-            values, params = [], []
-            for obj in chunk:
-                values.append("(%s, %s, %s, %s, %s, now(), %s, %s::jsonb)")
-                params += [obj.delivery_id, obj.name, obj.status, obj.correlation_id,
-                           obj.occurred_at, obj.provider_event_id, json.dumps(obj.detail)]
-            cursor.execute(
-                sql_head + ", ".join(values) + " ON CONFLICT (delivery_id, provider_event_id)"
-                " DO NOTHING RETURNING id, delivery_id, provider_event_id", params)
-            for pk, delivery_id, provider_event_id in cursor.fetchall():
-                inserted[(delivery_id, provider_event_id)] = pk
-    return inserted
+        cursor.execute(_INSERT_SQL.format(table=DeliveryEvent._meta.db_table), [records])
+        return {(delivery_id, provider_event_id): pk
+                for pk, delivery_id, provider_event_id in cursor.fetchall()}
 
 
 @dataclass(frozen=True)
@@ -228,36 +267,48 @@ def _advance(rows: list[_Row]) -> None:
 
 
 def _advance_returning(changes: dict[uuid.UUID, _Change]) -> None:
-    """One UPDATE joined on a VALUES list: the rank comparison happens in the database, so a
-    concurrent batch can never move a delivery backwards."""
+    """One UPDATE joined on the batch's changes (one JSON parameter): the rank comparison
+    happens in the database, so a concurrent batch can never move a delivery backwards. Rows
+    are taken in id order (no deadlock between batches touching the same deliveries) and only
+    rows that change are written."""
+    records = json.dumps([
+        {"id": str(delivery_id), "status": change.status or "", "rank": change.rank,
+         "delivered_at": _iso(change.delivered_at), "failing": bool(change.failure),
+         "ftype": change.failure.get("failure_type", ""),
+         "freason": change.failure.get("failure_reason", ""),
+         "failed_at": _iso(change.failure.get("failed_at")),
+         "btype": change.failure.get("bounce_type", ""),
+         "bsub": change.failure.get("bounce_subtype", "")}
+        for delivery_id, change in sorted(changes.items())])
+    with connection.cursor() as cursor:
+        cursor.execute(_advance_sql(), [records])
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def _advance_sql() -> str:
     rank = "CASE d.status " + " ".join(
         f"WHEN '{status}' THEN {value}" for status, value in RANK.items()) + " END"
-    values, params = [], []
-    for delivery_id, change in changes.items():
-        failure = change.failure
-        values.append("(%s::uuid, %s, %s::integer, %s::timestamptz, %s::boolean, %s, %s,"
-                      " %s::timestamptz, %s, %s)")
-        params += [delivery_id, change.status or "", change.rank, change.delivered_at,
-                   bool(failure), failure.get("failure_type", ""),
-                   failure.get("failure_reason", ""), failure.get("failed_at"),
-                   failure.get("bounce_type", ""), failure.get("bounce_subtype", "")]
     advance = f"({rank}) < v.rank"
-    sql = (
+
+    def failing(column: str, value: str) -> str:
+        return f" {column} = CASE WHEN {advance} AND v.failing THEN v.{value} ELSE d.{column} END"
+
+    return (
         f"UPDATE {Delivery._meta.db_table} AS d SET"
         f" status = CASE WHEN {advance} THEN v.status ELSE d.status END,"
         " delivered_at = COALESCE(d.delivered_at, v.delivered_at),"
-        f" failure_type = CASE WHEN {advance} AND v.failing THEN v.ftype ELSE d.failure_type END,"
-        f" failure_reason = CASE WHEN {advance} AND v.failing THEN v.freason"
-        " ELSE d.failure_reason END,"
-        f" failed_at = CASE WHEN {advance} AND v.failing THEN v.failed_at ELSE d.failed_at END,"
-        f" bounce_type = CASE WHEN {advance} AND v.failing THEN v.btype ELSE d.bounce_type END,"
-        f" bounce_subtype = CASE WHEN {advance} AND v.failing THEN v.bsub"
-        " ELSE d.bounce_subtype END"
-        f" FROM (VALUES {', '.join(values)}) AS v(id, status, rank, delivered_at, failing,"
-        " ftype, freason, failed_at, btype, bsub) WHERE d.id = v.id"
+        + ",".join(failing(column, value) for column, value in (
+            ("failure_type", "ftype"), ("failure_reason", "freason"), ("failed_at", "failed_at"),
+            ("bounce_type", "btype"), ("bounce_subtype", "bsub")))
+        + " FROM json_to_recordset(%s::json) AS v(id uuid, status text, rank integer,"
+        " delivered_at timestamptz, failing boolean, ftype text, freason text,"
+        " failed_at timestamptz, btype text, bsub text)"
+        f" WHERE d.id = v.id AND ({advance}"
+        " OR (d.delivered_at IS NULL AND v.delivered_at IS NOT NULL))"
     )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
 
 
 def _suppress(rows: list[_Row]) -> None:

@@ -2,6 +2,7 @@
 normalization of every event type into Herald's vocabulary."""
 
 import binascii
+import functools
 import hashlib
 import json
 import logging
@@ -41,9 +42,15 @@ def signature_valid(*, public_key: str, body: str, signature: str, timestamp: st
     try:
         if abs(time.time() - int(timestamp)) > max_age_seconds:
             return False
-        return EventWebhook(public_key).verify_signature(body, signature, timestamp)
+        return _verifier(public_key).verify_signature(body, signature, timestamp)
     except (ValueError, binascii.Error, TypeError):
         return False
+
+
+@functools.lru_cache(maxsize=4)
+def _verifier(public_key: str) -> EventWebhook:
+    """The verifier of a public key, its PEM parsed once per process (keys rotate rarely)."""
+    return EventWebhook(public_key)
 
 
 def parse_batch(body: str) -> list[ProviderEvent]:
