@@ -71,7 +71,8 @@ def main() -> None:
     print(f"{n} requests: {1000 * wall / n:.2f} ms wall, {1000 * cpu / n:.2f} ms CPU per "
           f"request; kick marker: {kick}")
     if profiler:
-        pstats.Stats(profiler).sort_stats("cumulative").print_stats(30)
+        order = os.environ.get("BENCH_SORT", "cumulative")  # or tottime
+        pstats.Stats(profiler).sort_stats(order).print_stats(30)
 
 
 if __name__ == "__main__":
