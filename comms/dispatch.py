@@ -56,7 +56,9 @@ def delivery_dispatch(*, delivery_id: str | None) -> None:
         return
     if len(ids) >= max(batch_size - 1, 1):
         enqueue(None)
-    rows = list(Delivery.objects.select_related("template", "attendee__event")
+    # Templates and events once per batch (not one copy per row, bodies and all).
+    rows = list(Delivery.objects.select_related("attendee")
+                .prefetch_related("template", "attendee__event")
                 .filter(id__in=ids).order_by("created_at"))
     groups: dict[str, list[Delivery]] = defaultdict(list)
     others: list[Delivery] = []

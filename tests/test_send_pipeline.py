@@ -173,3 +173,19 @@ def test_batch_size_setting_bounds_a_claim_and_a_full_claim_kicks_the_next(
     assert sorted(map(sorted, batches)) == sorted(
         map(sorted, [{ids[4], ids[0]}, {ids[1], ids[2]}, {ids[3]}]))
     assert Delivery.objects.filter(status="sent").count() == 5
+
+
+def test_a_batch_reads_its_template_and_event_once_not_per_row(api, sendgrid, event_id,
+                                                                template_id):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    ids = _queue_lost(api, event_id, template_id, 5)
+    with CaptureQueriesContext(connection) as queries:
+        send_delivery.delay(ids[0])
+    assert Delivery.objects.filter(status="sent").count() == 5
+    reads = [q["sql"] for q in queries.captured_queries if q["sql"].startswith("SELECT")]
+    assert sum('FROM "templates_messagetemplate"' in sql for sql in reads) == 1
+    assert sum('FROM "guests_event"' in sql for sql in reads) == 1
+    rows = [sql for sql in reads if 'FROM "comms_delivery"' in sql]
+    assert not any("templates_messagetemplate" in sql for sql in rows)  # no copy per row
