@@ -27,6 +27,7 @@ os.environ.setdefault("LOG_LEVEL", "WARNING")
 SUBJECT = "Your ticket for {{ event.name }}"
 HTML = "<p>Hi {{ firstName }}, see you at {{ event.name }}.</p>"
 TEXT = "Hi {{ firstName }}, see you at {{ event.name }}."
+from bench.procs import cpu_of  # noqa: E402
 
 
 def setup(guests: int) -> dict:
@@ -55,18 +56,6 @@ def setup(guests: int) -> dict:
 
 PHASES = ("delivery_dispatch", "_claim", "email_send_group", "_suppressions", "content_for",
           "_messages", "_provider_send", "mark_sent", "_update_sent", "webhooks_emit")
-
-
-def cpu_seconds(pids: list[str]) -> float:
-    """User + system CPU seconds of these processes so far (Linux /proc)."""
-    total = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
 
 
 def timers(module: object, names: tuple[str, ...],
@@ -124,7 +113,7 @@ def profile(guests: int, profiler: str, fake_pid: int) -> None:
     with connection.cursor() as cursor:  # this process's PostgreSQL backend
         cursor.execute("select pg_backend_pid()")
         postgres = [str(cursor.fetchone()[0])]
-    others = cpu_seconds(postgres), cpu_seconds([str(fake_pid)])
+    others = cpu_of(postgres), cpu_of([str(fake_pid)])
     started, cpu = time.perf_counter(), time.process_time()
     if prof:
         prof.enable()
@@ -133,7 +122,7 @@ def profile(guests: int, profiler: str, fake_pid: int) -> None:
     if prof:
         prof.disable()
     seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
-    others = cpu_seconds(postgres) - others[0], cpu_seconds([str(fake_pid)]) - others[1]
+    others = cpu_of(postgres) - others[0], cpu_of([str(fake_pid)]) - others[1]
     sent = Delivery.objects.filter(template_id=made["template"], status="sent").count()
     print(f"sent {sent:,} in {seconds:.2f} s = {sent / seconds:,.0f} emails/s (cpu {cpu:.2f} s"
           f"{', under cProfile' if prof else ''}; {connection.vendor}; load average "

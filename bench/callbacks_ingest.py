@@ -35,6 +35,7 @@ WEB_WORKERS = os.environ.get("BENCH_CB_WEB_WORKERS", "4")
 CONCURRENCY = os.environ.get("BENCH_CB_CONCURRENCY", "4")
 ENDPOINT = os.environ.get("BENCH_CB_ENDPOINT", "0") == "1"
 sys.path.insert(0, str(ROOT))
+from bench.procs import cpu_own, cpu_with_children, wait_http  # noqa: E402
 from tests.sendgrid_signing import SendGridSigner, dumps, sendgrid_event  # noqa: E402
 
 SIGNER = SendGridSigner()
@@ -118,19 +119,6 @@ def start(*args: str) -> subprocess.Popen:
                             stderr=subprocess.DEVNULL, start_new_session=True)
 
 
-def wait_http(url: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(url, timeout=1)
-            return
-        except urllib.error.HTTPError:
-            return
-        except OSError:
-            time.sleep(0.2)
-    raise SystemExit(f"{url} did not come up")
-
-
 def start_worker() -> subprocess.Popen:
     proc = subprocess.Popen(
         [str(VENV / "celery"), "-A", "config", "worker", "-Q", "lifecycle", "-c", CONCURRENCY,
@@ -145,22 +133,10 @@ def start_worker() -> subprocess.Popen:
     return proc
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process and its children so far (Linux /proc)."""
-    total = 0.0
-    for child in [pid, *_children(pid)]:
-        try:
-            fields = Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
-    return total
-
-
 def postgres_cpu_seconds() -> float:
     """CPU of every PostgreSQL process so far, and of the exited ones (the postmaster's
     children's time): all databases, so other work on the machine counts too."""
-    return sum(cpu_seconds_own(int(proc.name)) for proc in Path("/proc").iterdir()
+    return sum(cpu_own(proc.name, reaped=True) for proc in Path("/proc").iterdir()
                if proc.name.isdigit() and _comm(proc) == "postgres")
 
 
@@ -169,23 +145,6 @@ def _comm(proc: Path) -> str:
         return (proc / "comm").read_text().strip()
     except OSError:
         return ""
-
-
-def cpu_seconds_own(pid: int) -> float:
-    """User + system CPU of a process and of its children it has reaped."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
-
-
-def _children(pid: int) -> list[int]:
-    try:
-        found = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    except OSError:
-        return []
-    return [int(c) for c in found]
 
 
 # --- the run --------------------------------------------------------------------------------
@@ -230,7 +189,7 @@ def post_all(todo: list[str]) -> float:
 
 
 def run(web: subprocess.Popen, worker: subprocess.Popen, todo: list[str], events: int) -> None:
-    cpu = cpu_seconds(web.pid), cpu_seconds(worker.pid), postgres_cpu_seconds()
+    cpu = cpu_with_children(web.pid), cpu_with_children(worker.pid), postgres_cpu_seconds()
     started = time.monotonic()
     posted_at = post_all(todo)
     while (done := int(psql("select count(*) from comms_callbackbatch"
@@ -239,7 +198,8 @@ def run(web: subprocess.Popen, worker: subprocess.Popen, todo: list[str], events
             break
         time.sleep(0.1)
     seconds = time.monotonic() - started
-    web_cpu, worker_cpu = cpu_seconds(web.pid) - cpu[0], cpu_seconds(worker.pid) - cpu[1]
+    web_cpu = cpu_with_children(web.pid) - cpu[0]
+    worker_cpu = cpu_with_children(worker.pid) - cpu[1]
     db_cpu = postgres_cpu_seconds() - cpu[2]
     applied = int(psql("select coalesce(sum(events_applied), 0) from comms_callbackbatch"))
     opened = int(psql("select count(*) from comms_delivery where status = 'opened'"

@@ -75,6 +75,7 @@ ENV = {
     "HERALD_DAILY_QUOTA_LIVE": "0",
 }
 sys.path.insert(0, str(ROOT))
+from bench.procs import wait_http  # noqa: E402
 from tests.sendgrid_signing import SendGridSigner  # noqa: E402
 
 SIGNER = SendGridSigner()
@@ -143,19 +144,6 @@ def count(sql: str) -> int:
     out = subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", DB, "-tAc", sql],
                          check=True, capture_output=True, text=True).stdout
     return int(out.strip())
-
-
-def wait_http(url: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(url, timeout=1)
-            return
-        except urllib.error.HTTPError:
-            return
-        except OSError:
-            time.sleep(0.2)
-    raise SystemExit(f"{url} did not come up")
 
 
 def prepare() -> dict:

@@ -20,6 +20,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from bench.procs import cpu_with_children  # noqa: E402
+
 VENV = ROOT / ".venv" / "bin"
 DB = "herald_bench_wh"
 MESSAGES = int(os.environ.get("BENCH_WH_MESSAGES", "5000"))
@@ -129,26 +132,6 @@ def succeeded(endpoint) -> int:
 
 # --- the runs -------------------------------------------------------------------------------
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process and its children so far (Linux /proc)."""
-    total = 0.0
-    for child in [pid, *_children(pid)]:
-        try:
-            fields = Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += sum(int(f) for f in fields[11:13]) / os.sysconf("SC_CLK_TCK")
-    return total
-
-
-def _children(pid: int) -> list[int]:
-    try:
-        found = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    except OSError:
-        return []
-    return [int(c) for c in found]
-
-
 def publish(endpoint, webhook_ids: list[str]) -> None:
     """The tasks ``webhooks_emit`` publishes on commit (before the batched delivery: one per
     message; since: one per WEBHOOKS_BATCH_SIZE messages of an endpoint)."""
@@ -166,14 +149,14 @@ def publish(endpoint, webhook_ids: list[str]) -> None:
 def run_fanout(url: str, worker: subprocess.Popen, receiver: subprocess.Popen) -> None:
     endpoint = endpoint_make("Bench fan-out", url + "/hook")
     ids = messages_create(endpoint, MESSAGES)
-    cpu = cpu_seconds(worker.pid), cpu_seconds(receiver.pid)
+    cpu = cpu_with_children(worker.pid), cpu_with_children(receiver.pid)
     started = time.monotonic()
     publish(endpoint, ids)
     while (done := succeeded(endpoint)) < MESSAGES and time.monotonic() - started < 600:
         time.sleep(0.05)
     seconds = time.monotonic() - started
-    worker_cpu = cpu_seconds(worker.pid) - cpu[0]
-    receiver_cpu = cpu_seconds(receiver.pid) - cpu[1]
+    worker_cpu = cpu_with_children(worker.pid) - cpu[0]
+    receiver_cpu = cpu_with_children(receiver.pid) - cpu[1]
     print(f"fan-out: {done}/{MESSAGES} delivered in {seconds:.1f} s = "
           f"{done / seconds:.0f} deliveries/s (worker {POOL} -c {CONCURRENCY}; CPU: worker "
           f"{worker_cpu / seconds:.0%}, receiver {receiver_cpu / seconds:.0%} of one core)",
