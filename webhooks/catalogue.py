@@ -5,6 +5,7 @@
 request_id, timestamp}``). One recorded DeliveryEvent becomes at most one of each.
 """
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -42,31 +43,51 @@ def event_types_for(name: str) -> list[str]:
     return [name, delivery] if delivery else [name]
 
 
-def _status(event) -> str:
+@dataclass(frozen=True, slots=True)
+class Occurrence:
+    """What the payloads say of one recorded DeliveryEvent: its own fields and its delivery's
+    (ids as text), read in one query by ``webhooks.services``."""
+
+    name: str
+    status: str
+    reason: Any  # the event detail's "reason", if any
+    occurred_at: datetime
+    delivery_id: str
+    attendee_id: str | None
+    attendee_event_id: str | None
+    template_id: str | None
+    recipient: str
+    correlation_id: str | None  # the delivery's
+    channel: str
+    event_name: str
+    provider_message_id: str
+    sent_at: datetime | None
+    delivered_at: datetime | None
+    failure_reason: str
+
+
+def _status(event: Occurrence) -> str:
     return event.status or event.name.split(".", 1)[1]
 
 
-def _reason(event) -> str | None:
-    delivery = event.delivery
-    reason = (event.detail or {}).get("reason")
+def _reason(event: Occurrence) -> Any:
+    reason = event.reason
     if not reason and event.name in ("comms.failed", "comms.bounced", "comms.dropped"):
-        reason = delivery.failure_reason
+        reason = event.failure_reason
     return reason or None
 
 
-def comms_payload(event, *, now: datetime) -> dict[str, Any]:
-    delivery = event.delivery
-    attendee = delivery.attendee
+def comms_payload(event: Occurrence, *, now: datetime) -> dict[str, Any]:
     return {
         "type": event.name,
         "timestamp": iso(now),
         "data": {
-            "attendeeInvitationId": str(delivery.id),
-            "attendeeId": str(attendee.id) if attendee else None,
-            "templateId": str(delivery.template_id) if delivery.template_id else None,
-            "eventId": str(attendee.event_id) if attendee else None,
-            "email": delivery.recipient,
-            "correlationId": delivery.correlation_id,
+            "attendeeInvitationId": event.delivery_id,
+            "attendeeId": event.attendee_id,
+            "templateId": event.template_id,
+            "eventId": event.attendee_event_id,
+            "email": event.recipient,
+            "correlationId": event.correlation_id,
             "status": _status(event),
             "reason": _reason(event),
             "occurredAt": iso(event.occurred_at),
@@ -74,28 +95,27 @@ def comms_payload(event, *, now: datetime) -> dict[str, Any]:
     }
 
 
-def delivery_payload(event, event_type: str, *, now: datetime) -> dict[str, Any]:
-    delivery = event.delivery
+def delivery_payload(event: Occurrence, event_type: str, *, now: datetime) -> dict[str, Any]:
     failed = event_type in ("delivery.failed", "delivery.bounced", "delivery.complained")
     return {
         "event": event_type,
         "delivery": {
-            "uuid": str(delivery.id),
-            "channel": delivery.channel,
+            "uuid": event.delivery_id,
+            "channel": event.channel,
             "status": _status(event),
-            "event_name": delivery.event_name or None,  # spec 004's sends carry one
-            "message_id": delivery.provider_message_id or None,
-            "sent_at": iso(delivery.sent_at),
-            "delivered_at": iso(delivery.delivered_at),
+            "event_name": event.event_name or None,  # spec 004's sends carry one
+            "message_id": event.provider_message_id or None,
+            "sent_at": iso(event.sent_at),
+            "delivered_at": iso(event.delivered_at),
             "error": (_reason(event) or event.name.split(".", 1)[1]) if failed else None,
         },
         # The caller's reference for the request that made the send (spec 000's correlationId).
-        "request_id": delivery.correlation_id,
+        "request_id": event.correlation_id,
         "timestamp": iso(event.occurred_at),
     }
 
 
-def payload_for(event, event_type: str, *, now: datetime) -> dict[str, Any]:
+def payload_for(event: Occurrence, event_type: str, *, now: datetime) -> dict[str, Any]:
     if event_type.startswith("comms."):
         return comms_payload(event, now=now)
     return delivery_payload(event, event_type, now=now)

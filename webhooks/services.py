@@ -1,15 +1,16 @@
 """Writes on customer webhooks: endpoints, emitting messages, resending and sweeping them
 (delivering them, in batches, is ``webhooks.delivery``)."""
 
+import json
 import logging
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from accounts.models import Account
@@ -143,31 +144,41 @@ def endpoint_send_test(*, endpoint: Endpoint) -> Message:
 
 # --- emitting -------------------------------------------------------------------------------
 
+class _Source(NamedTuple):
+    """One recorded event of an account with a live endpoint, and that endpoint."""
+
+    endpoint_id: uuid.UUID
+    account_id: uuid.UUID
+    enabled_events: frozenset[str]
+    delivery_event_id: int
+    event: catalogue.Occurrence
+
+
+class _NewMessage(NamedTuple):
+    webhook_id: str
+    account_id: uuid.UUID
+    endpoint_id: uuid.UUID
+    delivery_event_id: int
+    event_type: str
+    payload: dict[str, Any]
+
+
 def webhooks_emit(*, delivery_event_ids: list[int]) -> None:
     """Turn recorded lifecycle events into webhook messages for the accounts' endpoints.
 
-    Costs one query when no account concerned has an active endpoint. Messages are inserted
-    in the caller's transaction and their delivery tasks enqueued when it commits.
+    Costs one query when no account concerned has an active endpoint; otherwise, on
+    PostgreSQL, one more whatever the number of events (the read takes only the columns the
+    payloads need; one INSERT of every message). Messages are inserted in the caller's
+    transaction, in event order, and their delivery tasks enqueued when it commits.
     """
-    from comms.models import DeliveryEvent
-
     if not delivery_event_ids:
         return
-    endpoints = list(Endpoint.objects.filter(
-        is_active=True, deleted_at__isnull=True,
-        account__deliveries__events__id__in=delivery_event_ids,
-        account__deliveries__events__name__in=catalogue.COMMS_EVENTS,
-    ).distinct())
-    if not endpoints:
+    sources = _sources(delivery_event_ids)
+    if not sources:
         return
-    by_account: dict[Any, list[Endpoint]] = defaultdict(list)
-    for endpoint in endpoints:
-        by_account[endpoint.account_id].append(endpoint)
-    events = DeliveryEvent.objects.filter(
-        id__in=delivery_event_ids, name__in=catalogue.COMMS_EVENTS,
-    ).select_related("delivery__attendee")
-    messages = list(_messages_for(events, by_account, timezone.now()))
-    Message.objects.bulk_create(messages, ignore_conflicts=True)
+    now = timezone.now()
+    messages = list(_messages_for(sources, now))
+    _messages_insert(messages, now)
     messages_enqueue(messages=[(m.webhook_id, m.endpoint_id) for m in messages])
 
 
@@ -188,19 +199,148 @@ def webhooks_emit_account_event(*, account_id: Any, event_type: str,
     messages_enqueue(messages=[(m.webhook_id, m.endpoint_id) for m in messages])
 
 
-def _messages_for(events: Iterable[Any], by_account: dict[Any, list[Endpoint]],
-                  now: datetime) -> Iterable[Message]:
-    for event in events:
-        for endpoint in by_account.get(event.delivery.account_id, ()):
-            for event_type in catalogue.event_types_for(event.name):
-                if event_type not in endpoint.enabled_events:
-                    continue
-                yield Message(
-                    webhook_id=_new_webhook_id(), account_id=endpoint.account_id,
-                    endpoint=endpoint, delivery_event=event, event_type=event_type,
-                    payload=catalogue.payload_for(event, event_type, now=now),
-                    next_attempt_at=now,
-                )
+def _sources(delivery_event_ids: list[int]) -> list[_Source]:
+    """The customer-facing events among these ids whose account has a live endpoint, in
+    timeline order (occurred_at, id)."""
+    if connection.vendor == "postgresql":
+        return _sources_sql(delivery_event_ids)
+    return _sources_orm(delivery_event_ids)
+
+
+# The events and their deliveries first, by primary key (MATERIALIZED: never planned from
+# the endpoint's account, whose every delivery it would read), then their live endpoints.
+_SOURCES_SQL = (
+    "WITH e AS MATERIALIZED (SELECT e.id, e.name, e.status, e.detail -> 'reason' AS reason,"
+    " e.occurred_at, d.id::text AS delivery_id, d.attendee_id, d.template_id::text AS template_id,"
+    " d.recipient, d.correlation_id, d.channel, d.event_name, d.provider_message_id, d.sent_at,"
+    " d.delivered_at, d.failure_reason, d.account_id"
+    " FROM {events} e JOIN {deliveries} d ON d.id = e.delivery_id"
+    " WHERE e.id = ANY(ARRAY(SELECT json_array_elements_text(%s::json))::bigint[])"
+    " AND e.name IN ({names}))"
+    " SELECT w.id, w.account_id, w.enabled_events::text, e.id, e.name, e.status, e.reason,"
+    " e.occurred_at, e.delivery_id, e.attendee_id::text, a.event_id::text, e.template_id,"
+    " e.recipient, e.correlation_id, e.channel, e.event_name, e.provider_message_id,"
+    " e.sent_at, e.delivered_at, e.failure_reason"
+    " FROM e JOIN {endpoints} w ON w.account_id = e.account_id AND w.is_active"
+    " AND w.deleted_at IS NULL LEFT JOIN {attendees} a ON a.id = e.attendee_id"
+    " ORDER BY e.occurred_at, e.id, w.id"
+)
+
+
+def _sources_sql(delivery_event_ids: list[int]) -> list[_Source]:
+    """One query joining events, deliveries, attendees and endpoints, the ids as one JSON
+    parameter (psycopg's quoting of a long list costs more than the query); ids as text."""
+    from comms.models import Delivery, DeliveryEvent
+    from guests.models import Attendee
+
+    sql = _SOURCES_SQL.format(
+        events=DeliveryEvent._meta.db_table, deliveries=Delivery._meta.db_table,
+        endpoints=Endpoint._meta.db_table, attendees=Attendee._meta.db_table,
+        names=", ".join(f"'{name}'" for name in catalogue.COMMS_EVENTS))
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [json.dumps(delivery_event_ids)])
+        rows = cursor.fetchall()
+    enabled = _enabled_parser()
+    return [_Source(row[0], row[1], enabled(row[2]), row[3], catalogue.Occurrence(
+        row[4], row[5], None if row[6] is None else json.loads(row[6]), *row[7:]))
+        for row in rows]
+
+
+def _enabled_parser() -> Callable[[str], frozenset[str]]:
+    """``enabled_events`` as JSON text → a set, parsed once per distinct value."""
+    parsed: dict[str, frozenset[str]] = {}
+
+    def parse(text: str) -> frozenset[str]:
+        if text not in parsed:
+            parsed[text] = frozenset(json.loads(text))
+        return parsed[text]
+
+    return parse
+
+
+_ORM_FIELDS = (
+    "id", "name", "status", "detail", "occurred_at", "delivery_id", "delivery__attendee_id",
+    "delivery__attendee__event_id", "delivery__template_id", "delivery__recipient",
+    "delivery__correlation_id", "delivery__channel", "delivery__event_name",
+    "delivery__provider_message_id", "delivery__sent_at", "delivery__delivered_at",
+    "delivery__failure_reason", "delivery__account_id",
+)
+
+
+def _sources_orm(delivery_event_ids: list[int]) -> list[_Source]:
+    """The ORM's form (SQLite): the endpoints first, then the events of their accounts."""
+    from comms.models import DeliveryEvent
+
+    endpoints: dict[Any, list[tuple[uuid.UUID, frozenset[str]]]] = defaultdict(list)
+    for endpoint_id, account_id, enabled in Endpoint.objects.filter(
+            is_active=True, deleted_at__isnull=True,
+            account__deliveries__events__id__in=delivery_event_ids,
+            account__deliveries__events__name__in=catalogue.COMMS_EVENTS,
+    ).distinct().values_list("id", "account_id", "enabled_events"):
+        endpoints[account_id].append((endpoint_id, frozenset(enabled)))
+    if not endpoints:
+        return []
+    rows = DeliveryEvent.objects.filter(
+        id__in=delivery_event_ids, name__in=catalogue.COMMS_EVENTS,
+        delivery__account_id__in=list(endpoints)).values_list(*_ORM_FIELDS)
+    return [_Source(endpoint_id, row[-1], enabled, row[0], _occurrence(row))
+            for row in rows for endpoint_id, enabled in endpoints[row[-1]]]
+
+
+def _occurrence(row: tuple[Any, ...]) -> catalogue.Occurrence:
+    (_, name, status, detail, occurred_at, delivery_id, attendee_id, attendee_event_id,
+     template_id, *fields) = row[:-1]
+    return catalogue.Occurrence(
+        name, status, (detail or {}).get("reason"), occurred_at, str(delivery_id),
+        _text(attendee_id), _text(attendee_event_id) if attendee_id else None,
+        _text(template_id), *fields)
+
+
+def _text(value: Any) -> str | None:
+    return str(value) if value else None
+
+
+def _messages_for(sources: list[_Source], now: datetime) -> Iterator[_NewMessage]:
+    for source in sources:
+        for event_type in catalogue.event_types_for(source.event.name):
+            if event_type in source.enabled_events:
+                yield _NewMessage(
+                    _new_webhook_id(), source.account_id, source.endpoint_id,
+                    source.delivery_event_id, event_type,
+                    catalogue.payload_for(source.event, event_type, now=now))
+
+
+_INSERT_SQL = (
+    "INSERT INTO {table} (webhook_id, account_id, endpoint_id, delivery_event_id, event_type,"
+    " payload, status, attempts, next_attempt_at, last_error, created_at, updated_at)"
+    " SELECT m.w, m.a, m.e, m.v, m.k, m.p, '{pending}', 0, c.at, '',"
+    " c.at + m.n * interval '1 microsecond', c.at + m.n * interval '1 microsecond'"
+    " FROM json_to_recordset(%s::json) AS m(n integer, w text, a uuid, e uuid, v bigint,"
+    " k text, p jsonb), (SELECT %s::timestamptz AS at) AS c"
+    " ORDER BY m.n ON CONFLICT DO NOTHING"
+)
+
+
+def _messages_insert(messages: list[_NewMessage], now: datetime) -> None:
+    """Insert the messages in order, a message already emitted skipped. On PostgreSQL one
+    INSERT, its rows as one JSON parameter, each created a microsecond after the one before
+    (a delivery task claims the messages behind its own by creation time)."""
+    if not messages:
+        return
+    if connection.vendor != "postgresql":
+        Message.objects.bulk_create([
+            Message(webhook_id=m.webhook_id, account_id=m.account_id, endpoint_id=m.endpoint_id,
+                    delivery_event_id=m.delivery_event_id, event_type=m.event_type,
+                    payload=m.payload, next_attempt_at=now)
+            for m in messages], ignore_conflicts=True)
+        return
+    records = json.dumps([
+        {"n": n, "w": m.webhook_id, "a": str(m.account_id), "e": str(m.endpoint_id),
+         "v": m.delivery_event_id, "k": m.event_type, "p": m.payload}
+        for n, m in enumerate(messages)])
+    with connection.cursor() as cursor:
+        cursor.execute(_INSERT_SQL.format(table=Message._meta.db_table,
+                                          pending=Status.PENDING.value), [records, now])
 
 
 def _new_webhook_id() -> str:
