@@ -6,23 +6,47 @@ bounded ``range``), hardened so that no template can leak, hang or exhaust a wor
 - unknown tokens render empty (``ChainableUndefined``: ``{{event.missing.deeper}}`` too), but
   reaching for internals (``{{ ''.__class__ }}``) is an error, refused at save when visible;
 - functions, classes and modules render as nothing (``{{ range }}`` shows no address);
-- ``*``, ``**``, ``%``, ``~``, widths of ``center``/``format``/``str.format`` and friends are
-  bounded *before* the result is built;
+- ``*``, ``**``, ``%``, ``~``, ``+``, integer sizes, widths of ``center``/``format``/
+  ``str.format`` and friends are bounded *before* the result is built;
 - the output is produced as a stream and stops at ``HERALD_MAX_RENDERED_CHARS``;
 - a render that runs longer than ``HERALD_RENDER_SECONDS`` or grows the process by
-  ``HERALD_RENDER_MAX_MB`` stops (a trace hook checks every few hundred steps).
+  ``HERALD_RENDER_MAX_MB`` stops with ``RenderLimitError``.
 
+The time and memory budget is checked at guard points the compiled code cannot avoid (see
+``_text_env.compile(source, raw=True)``): each one costs a counter (``_tick``), and every
+``_WINDOW`` units the clock is read (and ``/proc/self/statm``, at most once a millisecond).
+
+- Loops: the only loop a template compiles to is a Python ``for`` per ``{% for %}``; its
+  iterable is wrapped in ``environment.guard_iter`` (for ``recursive`` loops the ``reciter``
+  of the generated ``loop`` function, so every level is guarded), so each iteration ticks,
+  even with an empty body.
+- Recursion: macros, ``caller``, blocks (``self.x()``, ``super()``) and the ``loop(...)`` of
+  recursive loops are plain Python functions reached only through ``environment.call``
+  (the sandbox compiles every call to it), which ticks: each level of recursion does.
+- Everything else is straight-line code, bounded by the template's size; its steps that
+  cost more than O(1) tick too: every call, binary operator (all are intercepted, so
+  ``call_binop``), filter and test (each wrapped), ``getattr``/``getitem``, comparisons
+  (``in``, ``==``…) and slices (``environment.tick`` in the generated code), ``~``.
+  Filters loop in Python over their input, whose size is bounded by the context and by
+  the bounded operations above; a single C-level step (a sort) cannot be interrupted, as
+  before.
+
+No construct was found that needs the old line-level trace hook, so there is none; should a
+jinja2 upgrade generate another loop, compiling fails (``_Sandbox._compile``) rather than
+run it unguarded.
 Templates compile once per (id, version) and are cached per process.
 """
 
 import json
+import math
 import re
-import sys
+import threading
 import time
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
-from functools import lru_cache
+from functools import lru_cache, update_wrapper
+from types import CodeType
 from typing import Any
 
 from jinja2 import ChainableUndefined, TemplateError, nodes
@@ -31,10 +55,13 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
 MAX_REPEAT = 100_000  # characters (or items) one `*` may produce
 MAX_POWER = 1_000
+MAX_INT_BITS = 100_000  # integers `*` and `**` may produce
 MAX_WIDTH = 10_000  # widths and counts passed to filters and string methods
 _BIG_WIDTH = re.compile(r"(%[-+ #0]*(\d{5,}|\*))|(\{[^}]*:[^}]*\d{5,}[^}]*\})")
 _DEFAULTS = {"HERALD_MAX_RENDERED_CHARS": 1_000_000, "HERALD_RENDER_SECONDS": 1.0,
              "HERALD_RENDER_MAX_MB": 150}
+_LOOP = re.compile(r"\s*(async +)?(for|while)\b")  # a loop in jinja2's generated code
+_LIGHT, _HEAVY, _WINDOW = 1, 16, 256  # guard-point costs; the budget is checked per window
 
 
 class RenderLimitError(SecurityError):
@@ -45,14 +72,22 @@ def _limit(name: str) -> Any:
     """A limit from Django's settings, or its default where Django is not configured."""
     try:
         from django.conf import settings
+        from django.utils.functional import empty
 
-        return getattr(settings, name, _DEFAULTS[name])
+        # The settings object itself: LazySettings' __getattr__ is slow for a missing name.
+        source = settings if settings._wrapped is empty else settings._wrapped
+        return getattr(source, name, _DEFAULTS[name])
     except Exception:
         return _DEFAULTS[name]
 
 
 class _GuardedCodeGenerator(CodeGenerator):
-    """Compiles ``a ~ b`` to a length-checked join, so ``~`` cannot build a giant string."""
+    """Compiles ``a ~ b`` to a length-checked join, so ``~`` cannot build a giant string, and
+    adds the guard points of the module's docstring: loops' iterables, comparisons, slices."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.iterables: set[int] = set()  # ids of the ``{% for %}`` iterables to guard
 
     def visit_Concat(self, node: nodes.Concat, frame: Any) -> None:
         if frame.eval_ctx.volatile:
@@ -67,9 +102,41 @@ class _GuardedCodeGenerator(CodeGenerator):
             self.write(", ")
         self.write("))")
 
+    def visit_For(self, node: nodes.For, frame: Any) -> None:
+        if not node.recursive:  # a recursive loop iterates ``reciter``: guarded in ``write``
+            self.iterables.add(id(node.iter))
+        super().visit_For(node, frame)
+
+    def visit(self, node: nodes.Node, *args: Any, **kwargs: Any) -> Any:
+        if id(node) not in self.iterables:
+            return super().visit(node, *args, **kwargs)
+        self.iterables.discard(id(node))
+        self.write("environment.guard_iter(")
+        super().visit(node, *args, **kwargs)
+        self.write(")")
+        return None
+
+    def write(self, x: str) -> None:
+        # jinja2's visit_For writes the recursive loop function's iterable as this one token.
+        super().write("environment.guard_iter(reciter)" if x == "reciter" else x)
+
+    def visit_Compare(self, node: nodes.Compare, frame: Any) -> None:
+        self._ticked(super().visit_Compare, node, frame)
+
+    def visit_Getitem(self, node: nodes.Getitem, frame: Any) -> None:
+        if isinstance(node.arg, nodes.Slice):  # slices bypass environment.getitem
+            self._ticked(super().visit_Getitem, node, frame)
+        else:
+            super().visit_Getitem(node, frame)
+
+    def _ticked(self, visit: Any, node: nodes.Node, frame: Any) -> None:
+        self.write("environment.tick(")
+        visit(node, frame)
+        self.write(")")
+
 
 class _Sandbox(ImmutableSandboxedEnvironment):
-    intercepted_binops = frozenset({"*", "**", "%"})
+    intercepted_binops = frozenset({"+", "-", "*", "/", "//", "%", "**"})
     code_generator_class = _GuardedCodeGenerator
 
     def __init__(self, **options: Any) -> None:
@@ -80,19 +147,44 @@ class _Sandbox(ImmutableSandboxedEnvironment):
                      "filesizeformat", "round", "random", "urlize"):
             if name in self.filters:
                 self.filters[name] = _bounded(self.filters[name])
+        for table in (self.filters, self.tests):  # every filter and test is a guard point
+            for name, function in table.items():
+                table[name] = _guarded(function)
 
     def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        _tick(_HEAVY)
         if operator == "*" and _is_sequence(left, right) and _count(left, right) > MAX_REPEAT:
             raise SecurityError(f"repetition over {MAX_REPEAT} is not allowed")
         if operator == "**" and isinstance(right, int | float) and abs(right) > MAX_POWER:
             raise SecurityError(f"exponents over {MAX_POWER} are not allowed")
+        if operator in ("*", "**") and _int_bits(operator, left, right) > MAX_INT_BITS:
+            raise SecurityError(f"numbers over {MAX_INT_BITS} bits are not allowed")
         if operator == "%" and isinstance(left, str):
             _check_format(left)
+        if operator == "+" and isinstance(left, str | list | tuple) and isinstance(
+                right, str | list | tuple):
+            _check_length(len(left) + len(right))
         return super().call_binop(context, operator, left, right)
 
     def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
+        _tick(_HEAVY)
         _check_args(args, kwargs)
         return super().call(__context, __obj, *args, **kwargs)
+
+    def _compile(self, source: str, filename: str) -> CodeType:
+        """Fails closed should a jinja2 release compile a loop this module does not guard."""
+        for line in source.splitlines():
+            if _LOOP.match(line) and "guard_iter(" not in line and not line.endswith(" fiter:"):
+                raise SecurityError(f"unguarded loop in the compiled template: {line.strip()}")
+        return super()._compile(source, filename)
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        _tick(_LIGHT)
+        return super().getattr(obj, attribute)
+
+    def getitem(self, obj: Any, argument: Any) -> Any:
+        _tick(_LIGHT)
+        return super().getitem(obj, argument)
 
     def wrap_str_format(self, value: Any) -> Any:
         """``'{:>999999999}'.format(x)``: the pattern is checked before anything is built."""
@@ -107,10 +199,23 @@ class _Sandbox(ImmutableSandboxedEnvironment):
     @staticmethod
     def guarded_concat(join: Any, parts: tuple) -> Any:
         """``a ~ b``: refuse before joining when the result would pass the output limit."""
-        if sum(len(p) if isinstance(p, str) else 32 for p in parts) > _limit(
-                "HERALD_MAX_RENDERED_CHARS"):
-            raise RenderLimitError("the concatenated text is too large")
+        _tick(_HEAVY)
+        _check_length(sum(len(p) if isinstance(p, str) else 32 for p in parts))
         return join(parts)
+
+    @staticmethod
+    def tick(value: Any) -> Any:
+        _tick(_HEAVY)
+        return value
+
+    @staticmethod
+    def guard_iter(iterable: Any) -> Any:
+        budget = _current.budget
+        for item in iterable:
+            budget.left -= _LIGHT
+            if budget.left < 0:
+                budget.check()
+            yield item
 
 
 _PRINTABLE = (str, int, float, Decimal, date, list, tuple, dict, type(None))
@@ -128,6 +233,21 @@ def _is_sequence(left: Any, right: Any) -> bool:
 def _count(left: Any, right: Any) -> int:
     sequence, times = (left, right) if isinstance(left, str | list | tuple) else (right, left)
     return len(sequence) * (times if isinstance(times, int) else 0)
+
+
+def _check_length(length: int) -> None:
+    """``~`` and ``+`` of strings or lists: the result is refused past the output limit."""
+    if length > _limit("HERALD_MAX_RENDERED_CHARS"):
+        raise RenderLimitError("the concatenated text is too large")
+
+
+def _int_bits(operator: str, left: Any, right: Any) -> int:
+    """The size the integer result of ``*`` or ``**`` would have (0 for anything else)."""
+    if not (isinstance(left, int) and isinstance(right, int)):
+        return 0
+    if operator == "*":
+        return left.bit_length() + right.bit_length()
+    return left.bit_length() * max(right, 0)
 
 
 def _check_format(pattern: str) -> None:
@@ -148,11 +268,15 @@ def _bounded(filter_function: Any) -> Any:
             _check_format(args[0])
         return filter_function(*args, **kwargs)
 
-    for attribute in ("jinja_pass_arg",):
-        if hasattr(filter_function, attribute):
-            setattr(bounded, attribute, getattr(filter_function, attribute))
-    bounded.__name__ = filter_function.__name__
-    return bounded
+    return update_wrapper(bounded, filter_function)  # keeps jinja_pass_arg
+
+
+def _guarded(function: Any) -> Any:
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        _tick(_HEAVY)
+        return function(*args, **kwargs)
+
+    return update_wrapper(guarded, function)
 
 
 _html_env = _Sandbox(autoescape=True)
@@ -262,11 +386,14 @@ def _compiled(key: tuple[str, int], subject: str, html: str, text: str, fallback
 def render(*, cache_key: tuple[str, int], subject: str, html_body: str, text_body: str,
            context: dict[str, Any], fallback: bool = False) -> Rendered:
     subject_t, html_t, text_t = _compiled(cache_key, subject, html_body, text_body, fallback)
-    budget = _Budget()
-    with budget.watch():
+    budget = _Budget(_limit("HERALD_MAX_RENDERED_CHARS"), _limit("HERALD_RENDER_SECONDS"))
+    previous, _current.budget = _current.budget, budget
+    try:
         subject_out = budget.stream(subject_t, context)
         html_out = budget.stream(html_t, context)
         text_out = budget.stream(text_t, context)
+    finally:
+        _current.budget = previous
     # A header cannot hold a newline: collapse whitespace in the subject.
     return Rendered(subject=" ".join(subject_out.split()), html=html_out, text=text_out)
 
@@ -274,11 +401,14 @@ def render(*, cache_key: tuple[str, int], subject: str, html_body: str, text_bod
 class _Budget:
     """Output, time and memory limits of one render (all three parts together)."""
 
-    def __init__(self) -> None:
-        self.chars_left = _limit("HERALD_MAX_RENDERED_CHARS")
-        self.deadline = time.monotonic() + _limit("HERALD_RENDER_SECONDS")
-        self.max_rss = _rss_mb() + _limit("HERALD_RENDER_MAX_MB")
-        self.steps = 0
+    __slots__ = ("chars_left", "deadline", "left", "memory_at", "rss_before")
+
+    def __init__(self, chars: float, seconds: float) -> None:
+        now = time.monotonic()
+        self.chars_left, self.deadline, self.left = chars, now + seconds, _WINDOW
+        limited = seconds < math.inf
+        self.memory_at = now if limited else math.inf  # the first check reads the memory
+        self.rss_before = _rss_baseline(now) if limited else 0.0
 
     def stream(self, template: Any, context: dict[str, Any]) -> str:
         parts = []
@@ -289,38 +419,42 @@ class _Budget:
             parts.append(chunk)
         return "".join(parts)
 
-    def watch(self) -> "_Watch":
-        return _Watch(self)
-
     def check(self) -> None:
-        if time.monotonic() > self.deadline:
+        """Every ``_WINDOW``: the clock, and the memory at most once a millisecond."""
+        self.left = _WINDOW
+        now = time.monotonic()
+        if now > self.deadline:
             raise RenderLimitError("the template took too long to render")
-        if _rss_mb() > self.max_rss:
-            raise RenderLimitError("the template used too much memory")
+        if now >= self.memory_at:
+            self.memory_at = now + 0.001
+            _baseline[1] = -math.inf  # a heavy render: the next one reads its own baseline
+            if _rss_mb() > self.rss_before + _limit("HERALD_RENDER_MAX_MB"):
+                raise RenderLimitError("the template used too much memory")
 
 
-class _Watch:
-    """A trace hook, only while rendering: every 256 steps the budget is checked, so a loop
-    that prints nothing still stops."""
+class _Current(threading.local):
+    budget = _Budget(math.inf, math.inf)  # outside render(): no limits
 
-    def __init__(self, budget: _Budget) -> None:
-        self.budget = budget
 
-    def _local(self, frame: Any, event: str, arg: Any) -> Any:
-        self.budget.steps += 1
-        if self.budget.steps & 255 == 0:
-            self.budget.check()
-        return self._local
+_current = _Current()
 
-    def _global(self, frame: Any, event: str, arg: Any) -> Any:
-        return self._local
 
-    def __enter__(self) -> None:
-        self.previous = sys.gettrace()
-        sys.settrace(self._global)
+def _tick(cost: int) -> None:
+    budget = _current.budget
+    budget.left -= cost
+    if budget.left < 0:
+        budget.check()
 
-    def __exit__(self, *exc: object) -> None:
-        sys.settrace(self.previous)
+
+_baseline: list[float] = [0.0, -math.inf]  # the process's RSS (MB) and when it was read
+
+
+def _rss_baseline(now: float) -> float:
+    """The process's RSS before a render, read at most once a second (and after a render
+    that reached a memory check), not per render."""
+    if now - _baseline[1] > 1.0:
+        _baseline[:] = [_rss_mb(), now]
+    return _baseline[0]
 
 
 def _rss_mb() -> float:
