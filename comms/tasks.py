@@ -30,5 +30,5 @@ def deliveries_sweep() -> int:
 
 
 @shared_task(name="comms.process_callback_batch", ignore_result=True)
-def process_callback_batch(batch_id: int) -> int:
-    return callback_batch_process(batch_id=batch_id)
+def process_callback_batch(batch_id: int, alone: bool = False) -> int:
+    return callback_batch_process(batch_id=batch_id, alone=alone)

@@ -6,7 +6,6 @@ costs a fixed number of statements and rewrites only the deliveries that change.
 import threading
 import time
 from datetime import timedelta
-from unittest import mock
 
 import pytest
 from django.db import connection, transaction
@@ -14,7 +13,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from comms.callbacks.services import callback_batch_process, callback_batches_sweep
-from comms.lifecycle import provider_events_apply, provider_events_record
+from comms.lifecycle import provider_events_apply
 from comms.models import CallbackBatch, Delivery, DeliveryEvent
 from comms.providers.base import ProviderEvent
 from tests.sendgrid_signing import dumps
@@ -60,43 +59,47 @@ def test_an_unreadable_batch_does_not_hold_back_the_others(sent):  # noqa: F811
 
 def test_a_batch_that_cannot_be_applied_never_holds_back_the_others(sent):  # noqa: F811
     poison = CallbackBatch.objects.create(provider="retired", body="[]").id  # no parser: raises
-    ids = store(dumps([ev(sent, "delivered", 1)]), dumps([ev(sent, "open", 2)]))
+    store(dumps([ev(sent, "delivered", 1)]), dumps([ev(sent, "open", 2)]))
     with pytest.raises(KeyError):  # its group failed, then it alone: left to the sweeper
         callback_batch_process(batch_id=poison)
-    assert all(row[0] is None for row in batches())
-    assert callback_batch_process(batch_id=ids[0]) == 2  # never takes the older poison batch
+    # The group's other batches were re-enqueued alone (run here at once: eager tasks).
     assert CallbackBatch.objects.get(id=poison).processed_at is None
     CallbackBatch.objects.filter(id=poison).delete()
     assert [row[1:] for row in batches()] == [(1, 1, "")] * 2
+    sent.refresh_from_db()
+    assert sent.status == "opened"
 
 
-def test_a_group_that_fails_still_applies_the_batch_alone(sent):  # noqa: F811
+def test_a_failed_group_applies_its_batch_and_requeues_the_others_alone(sent):  # noqa: F811
+    """Their own tasks may have skipped them while this group held them: without the
+    re-enqueue they would wait for the sweeper."""
+    first = store(dumps([ev(sent, "delivered", 1)]))[0]
+    poison = CallbackBatch.objects.create(provider="retired", body="[]").id
+    last = store(dumps([ev(sent, "open", 2)]))[0]
+    assert callback_batch_process(batch_id=first) == 1  # the group [first, poison, last] failed
+    done = dict(CallbackBatch.objects.values_list("id", "processed_at"))
+    assert done[first] is not None and done[last] is not None and done[poison] is None
+
+
+def test_a_failed_group_commits_nothing_and_what_is_not_requeued_waits_for_the_sweeper(
+        sent, settings):  # noqa: F811
+    from config.celery import app as celery_app
+
+    poison = CallbackBatch.objects.create(provider="retired", body="[]").id
     ids = store(dumps([ev(sent, "delivered", 1)]), dumps([ev(sent, "open", 2)]))
-    real = provider_events_record
-
-    def fail_groups(events):
-        if len(events) > 1:
-            raise RuntimeError("one of the group's batches breaks the apply")
-        return real(events)
-
-    with mock.patch("comms.callbacks.services.provider_events_record", fail_groups):
-        assert callback_batch_process(batch_id=ids[0]) == 1
-    first, second = batches()
-    assert first[1:] == (1, 1, "") and second[0] is None
-
-
-def test_a_crash_leaves_the_whole_group_to_the_sweeper(sent, settings):  # noqa: F811
-    ids = store(dumps([ev(sent, "delivered", 1)]), dumps([ev(sent, "open", 2)]))
-    with mock.patch("comms.lifecycle._advance", side_effect=RuntimeError("worker died")):
-        with pytest.raises(RuntimeError):  # the group, then the batch alone
-            callback_batch_process(batch_id=ids[0])
-    assert all(row[0] is None for row in batches())
+    celery_app.conf.task_always_eager = False  # the re-enqueued tasks are lost, as in a crash
+    try:
+        with pytest.raises(KeyError):
+            callback_batch_process(batch_id=poison)
+    finally:
+        celery_app.conf.task_always_eager = True
+    assert all(row[0] is None for row in batches())  # the group's transaction rolled back
     assert not DeliveryEvent.objects.filter(name__in=["comms.delivered", "comms.opened"])
+    CallbackBatch.objects.filter(id=poison).delete()
     CallbackBatch.objects.update(received_at=timezone.now() - timedelta(hours=1))
     assert callback_batches_sweep() == 2  # eager: the first task applies both
     assert [row[1:] for row in batches()] == [(1, 1, "")] * 2
-    sent.refresh_from_db()
-    assert sent.status == "opened"
+    assert all(CallbackBatch.objects.filter(id__in=ids).values_list("processed_at", flat=True))
 
 
 # --- PostgreSQL -----------------------------------------------------------------------------

@@ -43,24 +43,40 @@ def callback_batch_store(*, provider: str, body: str) -> CallbackBatch:
     return batch
 
 
-def callback_batch_process(*, batch_id: int) -> int:
+def callback_batch_process(*, batch_id: int, alone: bool = False) -> int:
     """Parse and apply a stored batch, and with it the newer stored batches no task holds (up
-    to ``BATCHES_PER_TASK`` in all), in one transaction: a crash leaves them all unprocessed
-    for ``callback_batches_sweep``. If the group fails, the batch is tried alone, so a batch
-    that cannot be applied only ever fails itself. Re-running applies nothing twice. Returns
-    the events applied."""
+    to ``BATCHES_PER_TASK`` in all; ``alone``: just this one), in one transaction: a crash
+    leaves them all unprocessed for ``callback_batches_sweep``. If the group fails, the batch
+    is tried alone and the group's other batches are re-enqueued to be tried alone too, so a
+    batch that cannot be applied only ever fails itself and never strands the others (their
+    own tasks may already have skipped them as held). Re-running applies nothing twice.
+    Returns the events applied."""
+    group: list[int] = []
     try:
-        return _process(batch_id, BATCHES_PER_TASK)
+        return _process(batch_id, 1 if alone else BATCHES_PER_TASK, group)
     except Exception:
-        if BATCHES_PER_TASK == 1:
+        if len(group) <= 1:
             raise
-        log.exception("callback batch %s: its group failed; trying it alone", batch_id)
-        return _process(batch_id, 1)
+        log.exception("callback batch %s: its group failed; trying each alone", batch_id)
+    for other in group[1:]:
+        _enqueue_alone(other)
+    return _process(batch_id, 1, [])
 
 
-def _process(batch_id: int, limit: int) -> int:
+def _enqueue_alone(batch_id: int) -> None:
+    from comms.tasks import process_callback_batch
+
+    try:
+        process_callback_batch.delay(batch_id, alone=True)
+    except Exception:  # a broker outage, or (eager) that batch failing too: the sweeper's
+        log.exception("callback batch %s: not re-enqueued; left to the sweeper", batch_id)
+
+
+def _process(batch_id: int, limit: int, group: list[int]) -> int:
+    """Apply the claimed group; ``group`` receives its batch ids (this one first)."""
     with _gc_paused(), transaction.atomic():
         batches = _claim(batch_id, limit)
+        group.extend(batch.id for batch in batches)
         if not batches:
             return 0
         parsed = [(batch, _parse(batch)) for batch in batches]
