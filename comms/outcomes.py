@@ -6,6 +6,7 @@ event and its customer webhooks commit together. Shared by the email path
 (``comms.dispatch``) and the other channels (``comms.channel_dispatch``).
 """
 
+import json
 import logging
 import random
 from dataclasses import dataclass
@@ -61,17 +62,41 @@ def mark_sent(sent: list[tuple[Delivery, Content, str]], provider: str) -> None:
         held = _update_sent(sent, provider, now)
         # Only rows still held with our claim get their event: one another worker took over
         # (lease expired) records its own; one cancelled meanwhile (GDPR erasure) none.
-        events = DeliveryEvent.objects.bulk_create([
-            DeliveryEvent(delivery_id=d.id, name="comms.sent", status=Status.SENT,
-                          correlation_id=d.correlation_id, occurred_at=now,
-                          detail={"provider": provider, "messageId": message_id})
-            for d, _, message_id in sent if d.id in held
-        ])
-        webhooks_emit(delivery_event_ids=[e.id for e in events])
+        event_ids = _sent_events_insert(
+            [(d, message_id) for d, _, message_id in sent if d.id in held], provider, now)
+        webhooks_emit(delivery_event_ids=event_ids)
     updated = len(held)
     if updated != len(sent):
         log.error("%d deliveries were sent after their lease expired: duplicates are possible",
                   len(sent) - updated)
+
+
+_SENT_EVENTS_SQL = (
+    "INSERT INTO {table} (delivery_id, name, status, correlation_id, occurred_at, created_at,"
+    " detail) SELECT d, 'comms.sent', 'sent', c, %s, %s, jsonb_build_object('provider', %s,"
+    " 'messageId', m) FROM json_to_recordset(%s::json) AS t(d uuid, c text, m text)"
+    " RETURNING id"
+)
+
+
+def _sent_events_insert(rows: list[tuple[Delivery, str]], provider: str,
+                        now: datetime) -> list[int]:
+    """One ``comms.sent`` event per delivery: on PostgreSQL one INSERT with the rows as one
+    JSON parameter (the ORM's bulk_create cost ~0.05 ms of CPU per email); returns their ids."""
+    if not rows:
+        return []
+    if connection.vendor != "postgresql":
+        return [e.id for e in DeliveryEvent.objects.bulk_create([
+            DeliveryEvent(delivery_id=d.id, name="comms.sent", status=Status.SENT,
+                          correlation_id=d.correlation_id, occurred_at=now,
+                          detail={"provider": provider, "messageId": message_id})
+            for d, message_id in rows])]
+    records = json.dumps([{"d": str(d.id), "c": d.correlation_id, "m": message_id}
+                          for d, message_id in rows])
+    with connection.cursor() as cursor:
+        cursor.execute(_SENT_EVENTS_SQL.format(table=DeliveryEvent._meta.db_table),
+                       [now, now, provider, records])
+        return sorted(row[0] for row in cursor.fetchall())
 
 
 def _update_sent(sent: list[tuple[Delivery, Content, str]], provider: str,

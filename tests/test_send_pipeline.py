@@ -3,6 +3,7 @@ rendering, what SendGrid receives, transient retries with backoff, permanent fai
 
 from datetime import timedelta
 
+import pytest
 from django.utils import timezone
 
 from comms.models import Delivery, DeliveryEvent
@@ -189,3 +190,23 @@ def test_a_batch_reads_its_template_and_event_once_not_per_row(api, sendgrid, ev
     assert sum('FROM "guests_event"' in sql for sql in reads) == 1
     rows = [sql for sql in reads if 'FROM "comms_delivery"' in sql]
     assert not any("templates_messagetemplate" in sql for sql in rows)  # no copy per row
+
+
+@pytest.mark.postgres
+def test_a_batch_records_its_sent_events_in_one_statement(api, sendgrid, event_id, template_id):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    ids = _queue_lost(api, event_id, template_id, 5)
+    with CaptureQueriesContext(connection) as queries:
+        send_delivery.delay(ids[0])
+    inserts = [q["sql"] for q in queries.captured_queries
+               if q["sql"].startswith("INSERT") and "comms_deliveryevent" in q["sql"]]
+    assert len(inserts) == 1 and "json_to_recordset" in inserts[0]
+    events = DeliveryEvent.objects.filter(name="comms.sent").order_by("id")
+    assert sorted(str(e.delivery_id) for e in events) == sorted(ids)
+    first = events.get(delivery_id=ids[0])
+    sent = Delivery.objects.get(id=ids[0])
+    assert first.status == "sent" and first.correlation_id == sent.correlation_id
+    assert first.detail == {"provider": "sendgrid", "messageId": sent.provider_message_id}
+    assert first.occurred_at == sent.sent_at
