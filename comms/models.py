@@ -47,9 +47,13 @@ class Delivery(TimeStampedModel):
         TEST = "test"  # the sandbox provider (sent with a test_ key)
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4)
-    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="deliveries")
+    # account and attendee: no index of their own, the composite indexes below lead with them
+    # (each index is one more write per status change, the hottest write).
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="deliveries",
+                                db_index=False)
     attendee = models.ForeignKey(
-        Attendee, on_delete=models.CASCADE, null=True, blank=True, related_name="deliveries"
+        Attendee, on_delete=models.CASCADE, null=True, blank=True, related_name="deliveries",
+        db_index=False,
     )
     contact = models.ForeignKey(
         Contact, on_delete=models.SET_NULL, null=True, blank=True, related_name="deliveries"
@@ -71,7 +75,7 @@ class Delivery(TimeStampedModel):
     correlation_id = models.CharField(max_length=128, null=True, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
     provider = models.CharField(max_length=32, blank=True)
-    provider_message_id = models.CharField(max_length=255, blank=True, db_index=True)
+    provider_message_id = models.CharField(max_length=255, blank=True)  # indexed in Meta
     attempts = models.PositiveSmallIntegerField(default=0)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     claimed_at = models.DateTimeField(null=True, blank=True)
@@ -101,6 +105,8 @@ class Delivery(TimeStampedModel):
             # The dispatcher's batch claim: due queued rows, oldest first.
             models.Index(fields=["created_at"], condition=models.Q(status="queued"),
                          name="delivery_queued"),
+            # Callbacks find deliveries by the provider's id: equality only (no _like copy).
+            models.Index(fields=["provider_message_id"], name="delivery_provider_message"),
         ]
 
     def __str__(self) -> str:
