@@ -55,7 +55,10 @@ def delivery_dispatch(*, delivery_id: str | None) -> None:
     if not ids:
         return
     if len(ids) >= max(batch_size - 1, 1):
-        enqueue(None)
+        try:
+            enqueue(None)
+        except Exception:  # the broker went away: still send what is claimed (sweeper: rest)
+            log.warning("Could not kick the next batch; the sweeper will", exc_info=True)
     # Templates and events once per batch (not one copy per row, bodies and all).
     rows = list(Delivery.objects.select_related("attendee")
                 .prefetch_related("template", "attendee__event")

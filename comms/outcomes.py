@@ -73,7 +73,7 @@ def mark_sent(sent: list[tuple[Delivery, Content, str]], provider: str) -> None:
 
 _SENT_EVENTS_SQL = (
     "INSERT INTO {table} (delivery_id, name, status, correlation_id, occurred_at, created_at,"
-    " detail) SELECT d, 'comms.sent', 'sent', c, %s, %s, jsonb_build_object('provider', %s,"
+    " detail) SELECT d, 'comms.sent', 'sent', c, %s, %s, jsonb_build_object('provider', %s::text,"
     " 'messageId', m) FROM json_to_recordset(%s::json) AS t(d uuid, c text, m text)"
     " RETURNING id"
 )
@@ -190,9 +190,11 @@ def requeue_unsent(delivery: Delivery) -> None:
 
 def release(delivery: Delivery, provider: str) -> None:
     """A configuration error: put the delivery back, without using up an attempt, for the
-    sweeper to send once Herald is fixed."""
+    sweeper to send once Herald is fixed. Due only after the retry base delay, so the next
+    kick of a backlog does not claim it again at once (a loop hitting the provider with a
+    bad key as fast as workers run)."""
     log.error("Provider %s is misconfigured; delivery %s stays queued", provider, delivery.id)
     mine(delivery).filter(status=Status.SENDING).update(
         status=Status.QUEUED, claimed_at=None, attempts=F("attempts") - 1,
-        next_attempt_at=timezone.now(),
+        next_attempt_at=timezone.now() + timedelta(seconds=settings.HERALD_RETRY_BASE_SECONDS),
     )

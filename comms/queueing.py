@@ -55,14 +55,29 @@ def enqueue(delivery_id: str | None, countdown: float | None = None) -> None:
 
 
 def kick_taken() -> None:
-    """Called by a send task before it claims: the next sender publishes a new kick."""
-    client = _client()
-    if client is None:
+    """Called by a send task before it claims: the next sender publishes a new kick. Tried
+    even while this process's senders fall back (a marker left behind makes other processes'
+    senders skip); if it cannot be deleted, one follow-up kick is published with the marker's
+    lifetime as countdown (never skipped), so their rows are claimed within about a second."""
+    url = settings.HERALD_DISPATCH_KICK_REDIS_URL
+    if not url:
         return
     try:
-        client.delete(_key())
+        _connection(url).delete(_key())
     except redis.RedisError as exc:
+        first = time.monotonic() >= _down_until.get(url, 0.0)
         _redis_failed(exc)
+        if first:  # once per outage: a follow-up that fails the same way does not loop
+            _follow_up()
+
+
+def _follow_up() -> None:
+    from comms.tasks import send_delivery
+
+    try:
+        send_delivery.apply_async(args=[None], countdown=KICK_TTL_MS / 1000)
+    except Exception:
+        log.exception("No follow-up kick either; the sweeper will claim what is due")
 
 
 def _kick_claim() -> bool:
@@ -78,13 +93,19 @@ def _kick_claim() -> bool:
 
 
 def _key() -> str:
-    return f"herald:dispatch-kick:{connection.settings_dict['NAME']}"
+    """One marker per database (several deployments may share a Redis)."""
+    db = connection.settings_dict
+    return f"herald:dispatch-kick:{db.get('HOST') or ''}:{db.get('PORT') or ''}/{db['NAME']}"
 
 
 def _client() -> redis.Redis | None:
     url = settings.HERALD_DISPATCH_KICK_REDIS_URL
     if not url or time.monotonic() < _down_until.get(url, 0.0):
         return None
+    return _connection(url)
+
+
+def _connection(url: str) -> redis.Redis:
     client = _clients.get(url)
     if client is None:
         with _lock:

@@ -71,3 +71,58 @@ def test_a_kick_without_a_delivery_claims_the_oldest_due_rows(api, sendgrid, set
     send_delivery.delay(None)
     assert Delivery.objects.filter(status="sent").count() == 3
     assert len(sendgrid.messages) == 1
+
+
+def _lost(api, event_id, template_id, n: int) -> list[str]:
+    """n queued sends whose on-commit tasks were dropped, as if lost."""
+    return [api.client.post("/checkin/v1/api/guest", guest(event_id, template_id,
+                                                           email=f"l{i}@example.com"),
+                            format="json").json()["attendeeInvitationId"] for i in range(n)]
+
+
+def test_a_kick_that_fails_never_strands_the_claimed_batch(api, sendgrid, settings, caplog,
+                                                           event_id, template_id):
+    """Here the next batch's task (run in-process) raises: the claimed batch is still handled
+    (with a wrong key: released for later), none is left in ``sending`` for the lease."""
+    from comms.tasks import send_delivery
+
+    settings.HERALD_DISPATCH_BATCH_SIZE = 2
+    settings.HERALD_RETRY_BASE_SECONDS = 10
+    settings.SENDGRID_API_KEY = "SG.wrong"
+    ids = _lost(api, event_id, template_id, 4)
+    with pytest.raises(Exception, match="API key"):
+        send_delivery.delay(ids[0])
+    assert set(Delivery.objects.values_list("status", flat=True)) == {"queued"}
+    assert "Could not kick the next batch" in caplog.text
+
+
+def test_a_misconfigured_provider_does_not_make_the_next_kick_claim_the_same_rows(
+        api, sendgrid, settings, event_id, template_id):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from comms.dispatch import delivery_dispatch
+
+    settings.HERALD_DISPATCH_BATCH_SIZE = 2
+    settings.HERALD_RETRY_BASE_SECONDS = 10
+    settings.SENDGRID_API_KEY = "SG.wrong"
+    celery_app.conf.task_always_eager = False  # the kick is published, not run here
+    try:
+        ids = _lost(api, event_id, template_id, 3)
+        with pytest.raises(Exception, match="API key"):
+            delivery_dispatch(delivery_id=None)  # claims the oldest two (full: kicks)
+        with pytest.raises(Exception, match="API key"):
+            delivery_dispatch(delivery_id=None)  # what that kick does next
+    finally:
+        celery_app.conf.task_always_eager = True
+    later = timezone.now() + timedelta(seconds=5)
+    rows = dict(Delivery.objects.values_list("id", "next_attempt_at"))
+    assert all(rows[d] > later for d in map(uuid_of, ids))  # each claimed once, not twice
+    assert sendgrid.attempts == 2
+
+
+def uuid_of(value: str):
+    import uuid
+
+    return uuid.UUID(value)
