@@ -13,8 +13,11 @@ bounded ``range``), hardened so that no template can leak, hang or exhaust a wor
   ``HERALD_RENDER_MAX_MB`` stops with ``RenderLimitError``.
 
 The time and memory budget is checked at guard points the compiled code cannot avoid (see
-``_text_env.compile(source, raw=True)``): each one costs a counter (``_tick``), and every
-``_WINDOW`` units the clock is read (and ``/proc/self/statm``, at most once a millisecond).
+``_text_env.compile(source, raw=True)``): each one costs a counter; a light one (``_tick``:
+a loop's iteration, ``getattr``/``getitem``) reads the clock every ``_WINDOW`` units, a heavy
+one (``_heavy``: everything else below) reads it every time (``time.monotonic``, ~50 ns), so a
+run of slow calls cannot outlast the limit by more than one call; ``/proc/self/statm`` is read
+every ``_WINDOW`` units, at most once a millisecond.
 
 - Loops: the only loop a template compiles to is a Python ``for`` per ``{% for %}``; its
   iterable is wrapped in ``environment.guard_iter`` (for ``recursive`` loops the ``reciter``
@@ -28,7 +31,11 @@ The time and memory budget is checked at guard points the compiled code cannot a
   ``call_binop``), filter and test (each wrapped), ``getattr``/``getitem``, comparisons
   (``in``, ``==``…) and slices (``environment.tick`` in the generated code), ``~``.
   Filters loop in Python over their input, whose size is bounded by the context and by
-  the bounded operations above; a single C-level step (a sort) cannot be interrupted, as
+  the bounded operations above; those that consume an iterable or return an iterator
+  (``_ITEMWISE_IN``/``_ITEMWISE_OUT``: ``sum``, ``batch``, ``map``…, and ``join``, whose
+  items are also made text as they pass) get it wrapped so that each item is a heavy guard
+  point: ``l|batch(1)|sum(start=[])`` (quadratic) stops in time. Nothing inside one item,
+  one other filter call or one C-level step (a sort, a ``pprint``) can be interrupted, as
   before.
 
 No construct was found that needs the old line-level trace hook, so there is none; should a
@@ -42,6 +49,7 @@ import math
 import re
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -51,6 +59,7 @@ from typing import Any
 
 from jinja2 import ChainableUndefined, TemplateError, nodes
 from jinja2.compiler import CodeGenerator
+from jinja2.filters import make_attrgetter
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
 MAX_REPEAT = 100_000  # characters (or items) one `*` may produce
@@ -62,6 +71,12 @@ _DEFAULTS = {"HERALD_MAX_RENDERED_CHARS": 1_000_000, "HERALD_RENDER_SECONDS": 1.
              "HERALD_RENDER_MAX_MB": 150}
 _LOOP = re.compile(r"\s*(async +)?(for|while)\b")  # a loop in jinja2's generated code
 _LIGHT, _HEAVY, _WINDOW = 1, 16, 256  # guard-point costs; the budget is checked per window
+# Filters whose iterable input (the value), or iterator output, is guarded item by item
+# (``join``'s input too, by ``_guarded_join``).
+_ITEMWISE_IN = frozenset({"batch", "slice", "map", "select", "selectattr", "reject", "rejectattr",
+                          "groupby", "unique", "sum", "list", "sort", "min", "max", "first"})
+_ITEMWISE_OUT = frozenset({"batch", "slice", "map", "select", "selectattr", "reject",
+                           "rejectattr", "unique", "items"})
 
 
 class RenderLimitError(SecurityError):
@@ -147,12 +162,17 @@ class _Sandbox(ImmutableSandboxedEnvironment):
                      "filesizeformat", "round", "random", "urlize"):
             if name in self.filters:
                 self.filters[name] = _bounded(self.filters[name])
+        for name in _ITEMWISE_IN | _ITEMWISE_OUT:
+            if name in self.filters:
+                self.filters[name] = _itemwise(self.filters[name], name in _ITEMWISE_IN,
+                                               name in _ITEMWISE_OUT)
+        self.filters["join"] = _guarded_join(self.filters["join"])
         for table in (self.filters, self.tests):  # every filter and test is a guard point
             for name, function in table.items():
                 table[name] = _guarded(function)
 
     def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
-        _tick(_HEAVY)
+        _heavy()
         if operator == "*" and _is_sequence(left, right) and _count(left, right) > MAX_REPEAT:
             raise SecurityError(f"repetition over {MAX_REPEAT} is not allowed")
         if operator == "**" and isinstance(right, int | float) and abs(right) > MAX_POWER:
@@ -167,7 +187,7 @@ class _Sandbox(ImmutableSandboxedEnvironment):
         return super().call_binop(context, operator, left, right)
 
     def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
-        _tick(_HEAVY)
+        _heavy()
         _check_args(args, kwargs)
         return super().call(__context, __obj, *args, **kwargs)
 
@@ -179,11 +199,11 @@ class _Sandbox(ImmutableSandboxedEnvironment):
         return super()._compile(source, filename)
 
     def getattr(self, obj: Any, attribute: str) -> Any:
-        _tick(_LIGHT)
+        _tick()
         return super().getattr(obj, attribute)
 
     def getitem(self, obj: Any, argument: Any) -> Any:
-        _tick(_LIGHT)
+        _tick()
         return super().getitem(obj, argument)
 
     def wrap_str_format(self, value: Any) -> Any:
@@ -199,13 +219,13 @@ class _Sandbox(ImmutableSandboxedEnvironment):
     @staticmethod
     def guarded_concat(join: Any, parts: tuple) -> Any:
         """``a ~ b``: refuse before joining when the result would pass the output limit."""
-        _tick(_HEAVY)
+        _heavy()
         _check_length(sum(len(p) if isinstance(p, str) else 32 for p in parts))
         return join(parts)
 
     @staticmethod
     def tick(value: Any) -> Any:
-        _tick(_HEAVY)
+        _heavy()
         return value
 
     @staticmethod
@@ -273,10 +293,53 @@ def _bounded(filter_function: Any) -> Any:
 
 def _guarded(function: Any) -> Any:
     def guarded(*args: Any, **kwargs: Any) -> Any:
-        _tick(_HEAVY)
+        _heavy()
         return function(*args, **kwargs)
 
     return update_wrapper(guarded, function)
+
+
+def _itemwise(function: Any, inputs: bool, outputs: bool) -> Any:
+    """The filter's value (when it is a non-empty iterable: empty ones and undefined values
+    behave as before) and/or its iterator result are guarded item by item."""
+    at = 1 if getattr(function, "jinja_pass_arg", None) else 0  # the value follows env/context
+
+    def itemwise(*args: Any, **kwargs: Any) -> Any:
+        if inputs and len(args) > at and hasattr(args[at], "__iter__") and args[at]:
+            args = (*args[:at], _guard_items(args[at]), *args[at + 1:])
+        result = function(*args, **kwargs)
+        return _guard_items(result) if outputs and isinstance(result, Iterator) else result
+
+    return update_wrapper(itemwise, function)  # keeps jinja_pass_arg
+
+
+def _guarded_join(join: Any) -> Any:
+    """``join`` with autoescape lists its input before turning each item into text, out of
+    the guard's reach: here each item is made text (as ``join`` would) as it is guarded."""
+    def guarded_join(eval_ctx: Any, value: Any, d: str = "", attribute: Any = None) -> Any:
+        if hasattr(value, "__iter__") and value:
+            if attribute is not None:
+                value = map(make_attrgetter(eval_ctx.environment, attribute), value)
+            return join(eval_ctx, _guard_items(map(_text, value)), d)
+        return join(eval_ctx, value, d, attribute)
+
+    return update_wrapper(guarded_join, join)  # keeps jinja_pass_arg (eval_context)
+
+
+def _text(item: Any) -> Any:
+    return item if isinstance(item, str) or hasattr(item, "__html__") else str(item)
+
+
+def _guard_items(iterable: Any) -> Any:
+    """Each item is a heavy guard point (``_heavy``, inlined)."""
+    budget = _current.budget
+    for item in iterable:
+        budget.left -= _HEAVY
+        if budget.left < 0:
+            budget.check()
+        elif time.monotonic() > budget.deadline:
+            raise RenderLimitError("the template took too long to render")
+        yield item
 
 
 _html_env = _Sandbox(autoescape=True)
@@ -439,11 +502,22 @@ class _Current(threading.local):
 _current = _Current()
 
 
-def _tick(cost: int) -> None:
+def _tick() -> None:
+    """A light guard point: the budget is checked once a window."""
     budget = _current.budget
-    budget.left -= cost
+    budget.left -= _LIGHT
     if budget.left < 0:
         budget.check()
+
+
+def _heavy() -> None:
+    """A heavy guard point: the clock is read every time, the memory once a window."""
+    budget = _current.budget
+    budget.left -= _HEAVY
+    if budget.left < 0:
+        budget.check()
+    elif time.monotonic() > budget.deadline:
+        raise RenderLimitError("the template took too long to render")
 
 
 _baseline: list[float] = [0.0, -math.inf]  # the process's RSS (MB) and when it was read

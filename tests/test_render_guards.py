@@ -32,6 +32,14 @@ RUNAWAYS = {
     "attribute-lookups": "{% for i in range(9999) %}{% for j in range(9999) %}"
                          "{% if event.name.x.y or event['name'] %}{% endif %}{% endfor %}"
                          "{% endfor %}",
+    # One filter call consumes another's generator: each item ticks (``sum`` is quadratic).
+    "sum-over-batch": "{% set l = (range(10000)|list) * 4 %}"
+                      "{% if l|batch(1)|sum(start=[]) %}{% endif %}",
+    # Heavy guard points read the clock: no run of 16 slow filter calls before a check.
+    "slow-filter-calls": "{% set l = items[:50000] %}{% for i in range(100) %}"
+                         "{% if l|pprint %}{% endif %}{% endfor %}",
+    # ``join`` with autoescape lists its input first, then makes each item text: guarded too.
+    "join-of-big-items": "{% set l = [range(1000)|list] * 20000 %}{% if l|join %}{% endif %}",
 }
 
 
