@@ -35,7 +35,7 @@ WEB_WORKERS = os.environ.get("BENCH_CB_WEB_WORKERS", "4")
 CONCURRENCY = os.environ.get("BENCH_CB_CONCURRENCY", "4")
 ENDPOINT = os.environ.get("BENCH_CB_ENDPOINT", "0") == "1"
 sys.path.insert(0, str(ROOT))
-from bench.procs import cpu_own, cpu_with_children, wait_http  # noqa: E402
+from bench.procs import cpu_own, cpu_with_children, database_migrated, wait_http  # noqa: E402
 from tests.sendgrid_signing import SendGridSigner, dumps, sendgrid_event  # noqa: E402
 
 SIGNER = SendGridSigner()
@@ -59,14 +59,7 @@ def psql(sql: str) -> str:
 
 
 def prepare_database() -> None:
-    exists = subprocess.run(
-        ["psql", "-h", "127.0.0.1", "-U", "postgres", "-tAc",
-         f"select 1 from pg_database where datname='{DB}'"],
-        capture_output=True, text=True, check=True).stdout.strip()
-    if not exists:
-        subprocess.run(["createdb", "-h", "127.0.0.1", "-U", "postgres", DB], check=True)
-    subprocess.run([str(VENV / "python"), "manage.py", "migrate", "-v", "0"], cwd=ROOT,
-                   env=ENV, check=True)
+    database_migrated(DB, ENV)
     psql("truncate comms_callbackbatch, comms_deliveryevent, comms_delivery,"
          " webhooks_message cascade")
     subprocess.run(["redis-cli", "-n", "13", "flushdb"], check=True, capture_output=True)

@@ -1,6 +1,7 @@
 """Process plumbing shared by the benchmarks: CPU seconds from /proc, waiting for a server."""
 
 import os
+import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -46,3 +47,16 @@ def wait_http(url: str, timeout: float = 30) -> None:
         except OSError:
             time.sleep(0.2)
     raise SystemExit(f"{url} did not come up")
+
+
+def database_migrated(db: str, env: dict[str, str]) -> None:
+    """PostgreSQL database ``db`` created if missing, then migrated (``env`` names it)."""
+    root = Path(__file__).resolve().parent.parent
+    exists = subprocess.run(
+        ["psql", "-h", "127.0.0.1", "-U", "postgres", "-tAc",
+         f"select 1 from pg_database where datname='{db}'"],
+        capture_output=True, text=True, check=True).stdout.strip()
+    if not exists:
+        subprocess.run(["createdb", "-h", "127.0.0.1", "-U", "postgres", db], check=True)
+    subprocess.run([str(root / ".venv" / "bin" / "python"), "manage.py", "migrate", "-v", "0"],
+                   cwd=root, env=env, check=True)

@@ -21,7 +21,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from bench.procs import cpu_with_children  # noqa: E402
+from bench.procs import cpu_with_children, database_migrated  # noqa: E402
 
 VENV = ROOT / ".venv" / "bin"
 DB = "herald_bench_wh"
@@ -67,14 +67,7 @@ def serve(delay: float) -> None:
 # --- setup ----------------------------------------------------------------------------------
 
 def prepare_database() -> None:
-    exists = subprocess.run(
-        ["psql", "-h", "127.0.0.1", "-U", "postgres", "-tAc",
-         f"select 1 from pg_database where datname='{DB}'"],
-        capture_output=True, text=True, check=True).stdout.strip()
-    if not exists:
-        subprocess.run(["createdb", "-h", "127.0.0.1", "-U", "postgres", DB], check=True)
-    subprocess.run([str(VENV / "python"), "manage.py", "migrate", "-v", "0"], cwd=ROOT,
-                   env=ENV, check=True)
+    database_migrated(DB, ENV)
     subprocess.run(["redis-cli", "-n", "11", "flushdb"], check=True, capture_output=True)
 
 
