@@ -47,6 +47,18 @@ def test_senders_publish_one_task_while_one_is_pending(api, published, event_id,
     assert Delivery.objects.filter(status="queued").count() == 6
 
 
+def test_the_one_pending_task_claims_every_skipped_senders_row(api, published, event_id,
+                                                               template_id):
+    from comms.tasks import send_delivery
+
+    _send(api, event_id, template_id, 5)
+    [body] = published
+    (delivery_id,) = body[0]  # protocol 2: (args, kwargs, embed)
+    celery_app.conf.task_always_eager = True  # the worker runs the one published task
+    send_delivery.delay(delivery_id)
+    assert Delivery.objects.filter(status="sent").count() == 5
+
+
 def test_without_redis_every_send_publishes(api, published, settings, event_id, template_id):
     settings.HERALD_DISPATCH_KICK_REDIS_URL = ""
     _send(api, event_id, template_id, 3)
