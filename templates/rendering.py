@@ -230,12 +230,8 @@ class _Sandbox(ImmutableSandboxedEnvironment):
 
     @staticmethod
     def guard_iter(iterable: Any) -> Any:
-        budget = _current.budget
-        for item in iterable:
-            budget.left -= _LIGHT
-            if budget.left < 0:
-                budget.check()
-            yield item
+        """A ``{% for %}`` iterable: each iteration is a light guard point."""
+        return _guard_items(iterable, heavy=False)
 
 
 _PRINTABLE = (str, int, float, Decimal, date, list, tuple, dict, type(None))
@@ -330,14 +326,15 @@ def _text(item: Any) -> Any:
     return item if isinstance(item, str) or hasattr(item, "__html__") else str(item)
 
 
-def _guard_items(iterable: Any) -> Any:
-    """Each item is a heavy guard point (``_heavy``, inlined)."""
-    budget = _current.budget
+def _guard_items(iterable: Any, heavy: bool = True) -> Any:
+    """Each item a guard point (``_heavy``, or ``_tick`` when not ``heavy``; inlined: this
+    runs once per loop iteration)."""
+    budget, cost = _current.budget, _HEAVY if heavy else _LIGHT
     for item in iterable:
-        budget.left -= _HEAVY
+        budget.left -= cost
         if budget.left < 0:
             budget.check()
-        elif time.monotonic() > budget.deadline:
+        elif heavy and time.monotonic() > budget.deadline:
             raise RenderLimitError("the template took too long to render")
         yield item
 
