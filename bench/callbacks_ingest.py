@@ -35,7 +35,13 @@ WEB_WORKERS = os.environ.get("BENCH_CB_WEB_WORKERS", "4")
 CONCURRENCY = os.environ.get("BENCH_CB_CONCURRENCY", "4")
 ENDPOINT = os.environ.get("BENCH_CB_ENDPOINT", "0") == "1"
 sys.path.insert(0, str(ROOT))
-from bench.procs import cpu_own, cpu_with_children, database_migrated, wait_http  # noqa: E402
+from bench.procs import (  # noqa: E402
+    cpu_own,
+    cpu_with_children,
+    database_migrated,
+    wait_http,
+    worker_ready,
+)
 from tests.sendgrid_signing import SendGridSigner, dumps, sendgrid_event  # noqa: E402
 
 SIGNER = SendGridSigner()
@@ -113,17 +119,7 @@ def start(*args: str) -> subprocess.Popen:
 
 
 def start_worker() -> subprocess.Popen:
-    proc = subprocess.Popen(
-        [str(VENV / "celery"), "-A", "config", "worker", "-Q", "lifecycle", "-c", CONCURRENCY,
-         "--without-gossip", "--without-mingle", "-l", "info"],
-        cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        start_new_session=True)
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        if " ready." in line:
-            break
-    threading.Thread(target=proc.stdout.read, daemon=True).start()  # keep the pipe drained
-    return proc
+    return worker_ready("-Q", "lifecycle", "-c", CONCURRENCY, env=ENV)
 
 
 def postgres_cpu_seconds() -> float:

@@ -2,6 +2,7 @@
 
 import os
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -60,3 +61,20 @@ def database_migrated(db: str, env: dict[str, str]) -> None:
         subprocess.run(["createdb", "-h", "127.0.0.1", "-U", "postgres", db], check=True)
     subprocess.run([str(root / ".venv" / "bin" / "python"), "manage.py", "migrate", "-v", "0"],
                    cwd=root, env=env, check=True)
+
+
+def worker_ready(*options: str, env: dict[str, str]) -> subprocess.Popen:
+    """A Celery worker (``celery -A config worker`` plus ``options``), returned once it
+    consumes, so its start-up is not timed; its output keeps being drained."""
+    root = Path(__file__).resolve().parent.parent
+    proc = subprocess.Popen(
+        [str(root / ".venv" / "bin" / "celery"), "-A", "config", "worker", *options,
+         "--without-gossip", "--without-mingle", "-l", "info"],
+        cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True)
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if " ready." in line:
+            break
+    threading.Thread(target=proc.stdout.read, daemon=True).start()
+    return proc

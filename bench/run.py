@@ -33,7 +33,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 import urllib.parse
 import urllib.request
@@ -75,7 +74,7 @@ ENV = {
     "HERALD_DAILY_QUOTA_LIVE": "0",
 }
 sys.path.insert(0, str(ROOT))
-from bench.procs import wait_http  # noqa: E402
+from bench.procs import wait_http, worker_ready  # noqa: E402
 from tests.sendgrid_signing import SendGridSigner  # noqa: E402
 
 SIGNER = SendGridSigner()
@@ -230,16 +229,12 @@ def run_servers(results: dict) -> None:
 
 def start_worker(env: dict | None = None, ready: bool = False) -> subprocess.Popen:
     """A worker on every queue; ``ready``: returns once it consumes (start-up not timed)."""
-    proc = start(str(VENV / "celery"), "-A", "config", "worker", "-l",
-                 "info" if ready else "warning", "-c", WORKER_CONCURRENCY, "--without-gossip",
-                 "--without-mingle", env=env,
-                 stderr=subprocess.STDOUT if ready else subprocess.DEVNULL)
     if ready:
-        for line in proc.stdout:
-            if " ready." in line:
-                break
-        threading.Thread(target=proc.stdout.read, daemon=True).start()  # keep it drained
-    return proc
+        proc = worker_ready("-c", WORKER_CONCURRENCY, env=env or ENV)
+        procs.append(proc)
+        return proc
+    return start(str(VENV / "celery"), "-A", "config", "worker", "-l", "warning",
+                 "-c", WORKER_CONCURRENCY, "--without-gossip", "--without-mingle", env=env)
 
 
 def run_bulk() -> dict:

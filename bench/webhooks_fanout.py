@@ -14,14 +14,13 @@ Messages are bulk-inserted and their ``webhooks.deliver_message`` tasks publishe
 import os
 import subprocess
 import sys
-import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from bench.procs import cpu_with_children, database_migrated  # noqa: E402
+from bench.procs import cpu_with_children, database_migrated, worker_ready  # noqa: E402
 
 VENV = ROOT / ".venv" / "bin"
 DB = "herald_bench_wh"
@@ -80,17 +79,7 @@ def django_setup() -> None:
 
 
 def start_worker() -> subprocess.Popen:
-    proc = subprocess.Popen(
-        [str(VENV / "celery"), "-A", "config", "worker", "-Q", "webhooks", "-c", CONCURRENCY,
-         f"--pool={POOL}", "--without-gossip", "--without-mingle", "-l", "info"],
-        cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        start_new_session=True)
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        if " ready." in line:
-            break
-    threading.Thread(target=proc.stdout.read, daemon=True).start()  # keep the pipe drained
-    return proc
+    return worker_ready("-Q", "webhooks", "-c", CONCURRENCY, f"--pool={POOL}", env=ENV)
 
 
 def messages_create(endpoint, count: int) -> list[str]:
