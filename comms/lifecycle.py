@@ -196,17 +196,25 @@ _INSERT_SQL = (
 
 
 def _insert_returning(rows: list[_Row]) -> dict[tuple[uuid.UUID, str], int]:
-    """One INSERT for the whole batch, its rows as one JSON parameter (one placeholder per
-    value, or psycopg's quoting of arrays, costs more to build than the INSERT to run)."""
-    records = json.dumps([
+    inserted = delivery_events_insert([
         {"d": str(r.delivery_id), "n": r.name, "s": r.status or "",
          "c": r.target.correlation_id, "o": r.event.occurred_at.isoformat(),
          "p": r.event.provider_event_id, "x": _detail(r.event)}
         for r in rows])
+    return {(delivery_id, provider_event_id): pk
+            for pk, delivery_id, provider_event_id in inserted}
+
+
+def delivery_events_insert(records: list[dict[str, Any]]) -> list[tuple[int, uuid.UUID, Any]]:
+    """PostgreSQL: ``DeliveryEvent`` rows in one INSERT, the records (``d`` delivery id, ``n``
+    name, ``s`` status, ``c`` correlation id, ``o`` occurred at, ``p`` provider event id or
+    None, ``x`` detail) as one JSON parameter — one placeholder per value, or psycopg's
+    quoting of arrays, costs more to build than the INSERT to run. An event a provider sent
+    before is skipped. Returns (id, delivery id, provider event id) of the rows inserted."""
     with connection.cursor() as cursor:
-        cursor.execute(_INSERT_SQL.format(table=DeliveryEvent._meta.db_table), [records])
-        return {(delivery_id, provider_event_id): pk
-                for pk, delivery_id, provider_event_id in cursor.fetchall()}
+        cursor.execute(_INSERT_SQL.format(table=DeliveryEvent._meta.db_table),
+                       [json.dumps(records)])
+        return cursor.fetchall()
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,6 @@ event and its customer webhooks commit together. Shared by the email path
 (``comms.dispatch``) and the other channels (``comms.channel_dispatch``).
 """
 
-import json
 import logging
 import random
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from django.db import connection, transaction
 from django.db.models import Case, F, Value, When
 from django.utils import timezone
 
+from comms.lifecycle import delivery_events_insert
 from comms.models import Delivery, DeliveryEvent, Status
 from comms.providers.base import ProviderTransientError
 from comms.queueing import enqueue
@@ -71,14 +71,6 @@ def mark_sent(sent: list[tuple[Delivery, Content, str]], provider: str) -> None:
                   len(sent) - updated)
 
 
-_SENT_EVENTS_SQL = (
-    "INSERT INTO {table} (delivery_id, name, status, correlation_id, occurred_at, created_at,"
-    " detail) SELECT d, 'comms.sent', 'sent', c, %s, %s, jsonb_build_object('provider', %s::text,"
-    " 'messageId', m) FROM json_to_recordset(%s::json) AS t(d uuid, c text, m text)"
-    " RETURNING id"
-)
-
-
 def _sent_events_insert(rows: list[tuple[Delivery, str]], provider: str,
                         now: datetime) -> list[int]:
     """One ``comms.sent`` event per delivery: on PostgreSQL one INSERT with the rows as one
@@ -91,12 +83,11 @@ def _sent_events_insert(rows: list[tuple[Delivery, str]], provider: str,
                           correlation_id=d.correlation_id, occurred_at=now,
                           detail={"provider": provider, "messageId": message_id})
             for d, message_id in rows])]
-    records = json.dumps([{"d": str(d.id), "c": d.correlation_id, "m": message_id}
-                          for d, message_id in rows])
-    with connection.cursor() as cursor:
-        cursor.execute(_SENT_EVENTS_SQL.format(table=DeliveryEvent._meta.db_table),
-                       [now, now, provider, records])
-        return sorted(row[0] for row in cursor.fetchall())
+    inserted = delivery_events_insert([
+        {"d": str(d.id), "n": "comms.sent", "s": Status.SENT, "c": d.correlation_id,
+         "o": now.isoformat(), "p": None, "x": {"provider": provider, "messageId": message_id}}
+        for d, message_id in rows])
+    return sorted(pk for pk, _, _ in inserted)
 
 
 def _update_sent(sent: list[tuple[Delivery, Content, str]], provider: str,
