@@ -315,8 +315,8 @@ def deliveries_sweep(*, limit: int = 1000) -> int:
     )
     # Mark them as just re-enqueued, so the next sweep waits another grace period.
     Delivery.objects.filter(id__in=overdue, status=Status.QUEUED).update(next_attempt_at=now)
-    for delivery_id in overdue:
-        enqueue(str(delivery_id))
+    if overdue:  # one kick: it claims the oldest due rows, and each full claim the next batch
+        enqueue(None)
     return len(overdue)
 
 

@@ -64,3 +64,29 @@ def test_duplicate_task_sends_once(api, event_id, template_id):
 def test_sweeper_is_scheduled_in_beat(settings):
     schedule = settings.CELERY_BEAT_SCHEDULE["comms.deliveries_sweep"]
     assert schedule["task"] == "comms.deliveries_sweep"
+
+
+def test_one_sweep_publishes_one_kick_for_all_its_overdue_rows(api, settings, event_id,
+                                                               template_id):
+    from celery.signals import before_task_publish
+
+    from config.celery import app as celery_app
+
+    settings.HERALD_DISPATCH_KICK_REDIS_URL = ""  # not even coalesced: one publish per call
+    for _ in range(3):
+        _queue_without_task(api, event_id, template_id)
+    Delivery.objects.update(created_at=timezone.now() - timedelta(hours=1))
+    published: list[str] = []
+
+    def count(sender=None, **_):
+        if sender == "comms.send_delivery":
+            published.append(sender)
+
+    before_task_publish.connect(count, weak=False)
+    celery_app.conf.task_always_eager = False
+    try:
+        assert deliveries_sweep() == 3
+    finally:
+        celery_app.conf.task_always_eager = True
+        before_task_publish.disconnect(count)
+    assert len(published) == 1
