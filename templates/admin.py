@@ -9,7 +9,7 @@ from templates.events import EVENT_CHANNELS, IDENTIFIER, LANGUAGE
 from templates.models import MessageTemplate, NotificationEvent, TemplateVersion
 from templates.rendering import TemplateCompileError, render, template_check
 from templates.samples import SAMPLE
-from templates.services import template_send_test, version_record
+from templates.services import template_save, template_send_test
 
 
 class TemplateForm(forms.ModelForm):
@@ -31,10 +31,10 @@ class TemplateForm(forms.ModelForm):
             self.add_error(field, f"Line {exc.line}: {exc.message}")
         return data
 
-    def save(self, commit: bool = True):
-        if self.instance.pk and set(self.changed_data) & set(self.CONTENT):
-            self.instance.version += 1
-        return super().save(commit)
+    @property
+    def content_changed(self) -> bool:
+        """The version is bumped by ``template_save`` in the database, not here."""
+        return bool(set(self.changed_data) & set(self.CONTENT))
 
 
 class VersionInline(ScopedInline, admin.TabularInline):
@@ -106,8 +106,8 @@ class MessageTemplateAdmin(AccountScopedAdmin):
     actions = [send_test_to_me]
 
     def save_model(self, request, obj, form, change) -> None:
-        super().save_model(request, obj, form, change)
-        version_record(template=obj, actor=_who(request))
+        template_save(template=obj, content_changed=change and form.content_changed,
+                      actor=_who(request))
 
     @admin.display(description="preview (sample data)")
     def preview(self, template: MessageTemplate) -> str:
@@ -226,5 +226,18 @@ class NotificationEventAdmin(AccountScopedAdmin):
                         f"{form.instance.identifier} ({inline_form.instance.channel}, "
                         f"{inline_form.instance.language})")
         super().save_related(request, form, formsets, change)
-        for template in form.instance.templates.all():
-            version_record(template=template, actor=_who(request))
+
+    def save_formset(self, request, form, formset, change) -> None:
+        """The event's templates go through ``template_save`` (versions bumped in the
+        database, each recorded), not the formset's own ``instance.save()``."""
+        if formset.model is not MessageTemplate:
+            super().save_formset(request, form, formset, change)
+            return
+        formset.save(commit=False)
+        edited = {obj.pk: set(fields) for obj, fields in formset.changed_objects}
+        for template in [*formset.new_objects, *(obj for obj, _ in formset.changed_objects)]:
+            template_save(template=template,
+                          content_changed=bool(edited.get(template.pk, set())
+                                               & set(TemplateForm.CONTENT)),
+                          actor=_who(request))
+        formset.save_m2m()

@@ -64,6 +64,31 @@ def template_update(*, template: MessageTemplate, name: str, subject: str, html_
     return template
 
 
+def template_save(*, template: MessageTemplate, content_changed: bool,
+                  actor: str = "") -> MessageTemplate:
+    """Save a template edited in the admin (already checked by its form) and keep the version.
+
+    Every field but ``version`` is written as edited; a content change then bumps the version
+    with ``version + 1`` in the database, under the row lock the first UPDATE took, so two
+    staff saving the same template at once get two versions with their own content (a
+    version read into the form and written back would give both edits one number, and
+    workers cache compiled templates per (id, version): one edit would never render)."""
+    with transaction.atomic():
+        if template._state.adding:
+            template.save()
+        else:
+            template.save(update_fields=[
+                field.name for field in template._meta.concrete_fields
+                if not field.primary_key and field.name not in ("version", "created_at")])
+            if content_changed:
+                MessageTemplate.objects.filter(id=template.id).update(
+                    version=F("version") + 1)
+            template.version = MessageTemplate.objects.values_list(
+                "version", flat=True).get(id=template.id)
+        version_record(template=template, actor=actor)
+    return template
+
+
 def template_send_test(*, template: MessageTemplate, to: str):
     """Send the template, rendered with the admin preview's sample data, to ``to`` through
     the account's live email pipeline (a normal delivery, with its timeline)."""

@@ -80,6 +80,59 @@ def test_editing_a_template_bumps_its_version_and_checks_it(api, template_id):
     assert (template.version, template.subject) == (2, "New {{ event.name }}")
 
 
+def test_two_staff_editing_one_template_at_once_get_two_versions(api, template_id):
+    """Both loaded version 1 before either saved: the edits become versions 2 and 3, each
+    with its own content in the history (one number for both would let workers that cached
+    (id, 2) keep rendering the other edit)."""
+    from django.contrib import admin
+    from django.contrib.auth import get_user_model
+    from django.test import RequestFactory
+
+    _owner(api.keys)
+    model_admin = admin.site._registry[MessageTemplate]
+    request = RequestFactory().post("/")
+    request.user = get_user_model().objects.get(username="olive")
+    loaded = [MessageTemplate.objects.get(id=template_id) for _ in range(2)]
+    for copy, text in zip(loaded, ["First edit", "Second edit"], strict=True):
+        form = model_admin.get_form(request, copy, change=True)(
+            data={"id": template_id, "account": str(api.keys.account.id), "name": "Ticket",
+                  "channel": "email", "language": "en", "subject": "Ticket",
+                  "html_body": "", "text_body": text},
+            instance=copy)
+        assert form.is_valid(), form.errors
+        model_admin.save_model(request, form.save(commit=False), form, change=True)
+    template = MessageTemplate.objects.get(id=template_id)
+    assert (template.version, template.text_body) == (3, "Second edit")
+    history = dict(TemplateVersion.objects.filter(template_id=template_id)
+                   .values_list("version", "text_body"))
+    assert (history[2], history[3]) == ("First edit", "Second edit")
+
+
+def test_editing_an_event_template_inline_bumps_its_version(keys):
+    client = _owner(keys)
+    prefix = "templates"
+    fields = {"account": str(keys.account.id), "identifier": "order.confirmed",
+              "name": "Order confirmed", "description": "", "channels": '["email"]',
+              "default_language": "en", f"{prefix}-MIN_NUM_FORMS": "0",
+              f"{prefix}-MAX_NUM_FORMS": "1000", f"{prefix}-0-channel": "email",
+              f"{prefix}-0-language": "en", f"{prefix}-0-subject": "Order",
+              f"{prefix}-0-html_body": ""}
+    client.post(reverse("admin:templates_notificationevent_add"), {
+        **fields, f"{prefix}-TOTAL_FORMS": "1", f"{prefix}-INITIAL_FORMS": "0",
+        f"{prefix}-0-text_body": "Hi {{name | Guest}}"})
+    event = NotificationEvent.objects.get()
+    template = event.templates.get()
+    client.post(reverse("admin:templates_notificationevent_change", args=[event.pk]), {
+        **fields, f"{prefix}-TOTAL_FORMS": "1", f"{prefix}-INITIAL_FORMS": "1",
+        f"{prefix}-0-id": str(template.id), f"{prefix}-0-event": str(event.pk),
+        f"{prefix}-0-text_body": "Hello {{name | Guest}}"})
+    template.refresh_from_db()
+    assert (template.version, template.text_body) == (2, "Hello {{name | Guest}}")
+    assert list(TemplateVersion.objects.filter(template=template).order_by("version")
+                .values_list("version", "text_body")) == [
+        (1, "Hi {{name | Guest}}"), (2, "Hello {{name | Guest}}")]
+
+
 def test_an_event_is_created_with_its_templates_in_the_admin(keys):
     client = _owner(keys)
     prefix = "templates"
