@@ -14,7 +14,7 @@ INSTALLED_APPS = [*INSTALLED_APPS, "post_office"]  # noqa: F405
 EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
 DEFAULT_FROM_EMAIL = "Herald <tickets@herald.localhost>"
 
-if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+if DATABASES["default"]["ENGINE"] != "django.db.backends.sqlite3":
     # Without Herald's psycopg pool: send_queued_mail forks its worker processes, and a pool
     # inherited across fork breaks ("can't change 'autocommit' now"); plain connections, as
     # post_office documents, each process opening its own.
