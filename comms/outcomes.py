@@ -6,6 +6,7 @@ event and its customer webhooks commit together. Shared by the email path
 (``comms.dispatch``) and the other channels (``comms.channel_dispatch``).
 """
 
+import json
 import logging
 import random
 from dataclasses import dataclass
@@ -92,8 +93,9 @@ def _sent_events_insert(rows: list[tuple[Delivery, str]], provider: str,
 
 def _update_sent(sent: list[tuple[Delivery, Content, str]], provider: str,
                  now: datetime) -> set[Any]:
-    """One UPDATE for the batch on PostgreSQL (a VALUES list joined on id, guarded by the
-    claim token); the ORM's per-row form elsewhere. Returns the ids still held by us."""
+    """One UPDATE for the batch on PostgreSQL (the rows as one JSON parameter joined on id,
+    guarded by the claim token); the ORM's per-row form elsewhere. Returns the ids still
+    held by us."""
     token = sent[0][0].claimed_at
     if connection.vendor != "postgresql":
         held = set()
@@ -105,22 +107,26 @@ def _update_sent(sent: list[tuple[Delivery, Content, str]], provider: str,
                     **_content_fields(content)):
                 held.add(delivery.id)
         return held
-    values, params = [], []
-    for delivery, content, message_id in sent:
-        values.append("(%s::uuid, %s, %s, %s, %s, %s::integer)")
-        params += [delivery.id, message_id, content.subject, content.html, content.text,
-                   content.template_version]
-    sql = (
-        f"UPDATE {Delivery._meta.db_table} AS d SET"
-        " status = CASE WHEN d.status = 'sending' THEN 'sent' ELSE d.status END,"
-        " provider = %s, sent_at = %s, provider_message_id = v.mid, subject = v.subj,"
-        " html_body = v.html, text_body = v.txt, template_version = v.ver"
-        f" FROM (VALUES {', '.join(values)}) AS v(id, mid, subj, html, txt, ver)"
-        " WHERE d.id = v.id AND d.claimed_at = %s RETURNING d.id"
-    )
+    rows = [{"id": str(delivery.id), "mid": message_id, "subj": content.subject,
+             "html": content.html, "txt": content.text, "ver": content.template_version}
+            for delivery, content, message_id in sent]
     with connection.cursor() as cursor:
-        cursor.execute(sql, [provider, now, *params, token])
+        cursor.execute(_UPDATE_SENT_SQL.format(table=Delivery._meta.db_table),
+                       [provider, now, json.dumps(rows), token])
         return {Delivery._meta.pk.to_python(row[0]) for row in cursor.fetchall()}
+
+
+# The batch as one JSON parameter: six placeholders a row cost more of the worker's CPU to
+# adapt than the UPDATE takes to run.
+_UPDATE_SENT_SQL = (
+    "UPDATE {table} AS d SET"
+    " status = CASE WHEN d.status = 'sending' THEN 'sent' ELSE d.status END,"
+    " provider = %s, sent_at = %s, provider_message_id = v.mid, subject = v.subj,"
+    " html_body = v.html, text_body = v.txt, template_version = v.ver"
+    " FROM json_to_recordset(%s::json)"
+    " AS v(id uuid, mid text, subj text, html text, txt text, ver integer)"
+    " WHERE d.id = v.id AND d.claimed_at = %s RETURNING d.id"
+)
 
 
 def retry_or_fail(delivery: Delivery, provider: str, exc: ProviderTransientError,
