@@ -1,4 +1,6 @@
-"""SMTP through Django's mail (the SMTP backend; a batch shares one session).
+"""SMTP: Django's SMTP backend holds the session (a batch shares one); the message bytes are
+built by ``comms.providers.mime`` and handed to smtplib's ``sendmail`` directly, since the
+``email`` package's MIME generation cost more CPU than the rest of the send.
 
 Herald generates the Message-ID itself and returns it as the provider message id: SMTP
 servers answer without an id of their own.
@@ -8,10 +10,12 @@ import smtplib
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
-from email.utils import formataddr, make_msgid
+from email.utils import make_msgid
 
-from django.core.mail import EmailMultiAlternatives, get_connection
+from django.core.mail import get_connection
+from django.core.mail.backends.smtp import EmailBackend
 
+from comms.providers import mime
 from comms.providers.base import (
     EmailMessage,
     ProviderConfigurationError,
@@ -45,18 +49,17 @@ class SmtpProvider:
         config = self._config()
         if config.use_tls and config.use_ssl:
             raise ProviderConfigurationError("EMAIL_USE_TLS and EMAIL_USE_SSL exclude each other.")
-        message_id = make_msgid(domain=_domain(message.from_email))
-        mail = build_message(message, message_id)
+        outgoing = build_message(message)
         try:
             with _connection(config) as connection:
-                connection.send_messages([mail])
+                _deliver(connection, outgoing)
         except smtplib.SMTPException as exc:
             raise _classify(exc) from exc
         except ssl.SSLCertVerificationError as exc:
             raise ProviderConfigurationError(f"SMTP TLS certificate refused: {exc}") from exc
         except OSError as exc:  # refused, reset, timed out, DNS
             raise ProviderTransientError(f"SMTP server unreachable: {exc}") from exc
-        return SendResult(provider_message_id=message_id)
+        return SendResult(provider_message_id=outgoing.message_id)
 
     def send_batch(self, messages: list[EmailMessage]) -> list[SendResult | Exception]:
         """Messages over one SMTP session (a new connection per message costs more than the
@@ -71,15 +74,18 @@ class SmtpProvider:
         connection, reopened = None, False
         try:
             for message in messages:
-                message_id = make_msgid(domain=_domain(message.from_email))
-                mail = build_message(message, message_id)
+                try:
+                    outgoing = build_message(message)
+                except ProviderPermanentError as exc:
+                    outcomes.append(exc)
+                    continue
                 while True:
                     try:
                         if connection is None:
                             connection = _connection(config)
                             connection.open()
-                        connection.send_messages([mail])
-                        outcomes.append(SendResult(provider_message_id=message_id))
+                        _deliver(connection, outgoing)
+                        outcomes.append(SendResult(provider_message_id=outgoing.message_id))
                         break
                     except smtplib.SMTPServerDisconnected as exc:
                         _close(connection)
@@ -117,22 +123,48 @@ def _close(connection) -> None:
             pass
 
 
-def build_message(message: EmailMessage, message_id: str) -> EmailMultiAlternatives:
-    """The MIME message: text part, HTML alternative, our Message-ID and delivery header."""
-    mail = EmailMultiAlternatives(
-        subject=message.subject,
-        body=message.text or ("" if message.html else " "),
-        from_email=_address(message.from_name, message.from_email),
-        to=[_address(message.to_name, message.to_email)],
-        headers={"Message-ID": message_id, DELIVERY_HEADER: message.delivery_id},
-        reply_to=[message.reply_to] if message.reply_to else None,
-    )
-    if message.html:
-        mail.attach_alternative(message.html, "text/html")
-    return mail
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """One message ready for the wire: envelope addresses and the RFC 5322 bytes."""
+
+    message_id: str
+    sender: str
+    recipient: str
+    data: bytes
 
 
-def _connection(config: SmtpConfig):
+def build_message(message: EmailMessage) -> Outgoing:
+    """The MIME message (text part, HTML alternative, our Message-ID and delivery header) and
+    its envelope. A value that cannot be sent (a line break in a header, a bad address) is a
+    permanent error of this one message, before any SMTP command."""
+    try:
+        sender = mime.addr_spec(message.from_email)
+        recipient = mime.addr_spec(message.to_email)
+        message_id = make_msgid(domain=_domain(sender))
+        headers = [
+            ("From", mime.mailbox(message.from_name, sender, "From")),
+            ("To", mime.mailbox(message.to_name, recipient, "To")),
+            ("Subject", mime.unstructured(message.subject, "Subject")),
+            ("Date", mime.date()),
+            ("Message-ID", message_id),
+            (DELIVERY_HEADER, mime.token(message.delivery_id, DELIVERY_HEADER)),
+        ]
+        if message.reply_to:
+            headers.append(("Reply-To", mime.addr_spec(message.reply_to)))
+        data = mime.message_bytes(
+            headers, message.text or ("" if message.html else " "), message.html)
+    except (mime.MimeError, UnicodeError) as exc:  # UnicodeError: lone surrogates
+        raise ProviderPermanentError(f"SMTP message refused before sending: {exc}"[:500]) from exc
+    return Outgoing(message_id, sender, recipient, data)
+
+
+def _deliver(connection: EmailBackend, outgoing: Outgoing) -> None:
+    """One MAIL/RCPT/DATA on the backend's open session (what its send_messages does, minus
+    the MIME generation); smtplib dot-stuffs the data."""
+    connection.connection.sendmail(outgoing.sender, [outgoing.recipient], outgoing.data)
+
+
+def _connection(config: SmtpConfig) -> EmailBackend:
     return get_connection(
         BACKEND, fail_silently=False, host=config.host, port=config.port,
         username=config.username, password=config.password, use_tls=config.use_tls,
@@ -162,10 +194,6 @@ def _by_code(code: int, text: str) -> Exception:
 
 def _text(value: bytes | str) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
-
-
-def _address(name: str, email: str) -> str:
-    return formataddr((name, email)) if name else email
 
 
 def _domain(email: str) -> str:
