@@ -164,6 +164,14 @@ def test_starttls_not_offered_is_a_configuration_error(smtp, settings):
         email_provider("smtp").send(_message())
 
 
+def test_a_batch_whose_session_cannot_open_fails_each_message_as_configuration(smtp,
+                                                                               settings):
+    settings.EMAIL_USE_TLS = True  # the test server offers no STARTTLS: open() fails
+    outcomes = email_provider("smtp").send_batch([_message(), _message(), _message()])
+    assert [type(o) for o in outcomes] == [ProviderConfigurationError] * 3
+    assert smtp.messages == []
+
+
 def test_adapter_error_types(smtp):
     smtp.refuse("RCPT", "452 4.2.2 Mailbox full")
     with pytest.raises(ProviderTransientError, match="452"):

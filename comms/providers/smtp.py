@@ -76,14 +76,14 @@ class SmtpProvider:
             for message in messages:
                 try:
                     outgoing = build_message(message)
-                except ProviderPermanentError as exc:
-                    outcomes.append(exc)
+                except Exception as exc:  # this message only: the rest of the batch goes
+                    outcomes.append(exc if isinstance(exc, ProviderPermanentError) else
+                                    ProviderPermanentError(f"SMTP message not built: {exc}"))
                     continue
                 while True:
                     try:
                         if connection is None:
-                            connection = _connection(config)
-                            connection.open()
+                            connection = _opened(config)
                         _deliver(connection, outgoing)
                         outcomes.append(SendResult(provider_message_id=outgoing.message_id))
                         break
@@ -113,6 +113,18 @@ class SmtpProvider:
         finally:
             _close(connection)
         return outcomes
+
+
+def _opened(config: SmtpConfig) -> EmailBackend:
+    """A session, or the error that opening it raised (STARTTLS, login, refused): never a
+    half-open backend the next message would use (it would have no SMTP object)."""
+    backend = _connection(config)
+    try:
+        backend.open()
+    except BaseException:
+        _close(backend)
+        raise
+    return backend
 
 
 def _close(connection) -> None:
