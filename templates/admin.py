@@ -16,7 +16,6 @@ class TemplateForm(forms.ModelForm):
     """Compiles like the API does, and bumps the version on a content change (compiled
     templates are cached per (id, version) in every worker)."""
 
-    CONTENT = ("subject", "html_body", "text_body")
     fallback = False  # spec 004's {{name | Guest}}: notification-event templates only
 
     def clean(self):
@@ -31,10 +30,6 @@ class TemplateForm(forms.ModelForm):
             self.add_error(field, f"Line {exc.line}: {exc.message}")
         return data
 
-    @property
-    def content_changed(self) -> bool:
-        """The version is bumped by ``template_save`` in the database, not here."""
-        return bool(set(self.changed_data) & set(self.CONTENT))
 
 
 class VersionInline(ScopedInline, admin.TabularInline):
@@ -106,8 +101,7 @@ class MessageTemplateAdmin(AccountScopedAdmin):
     actions = [send_test_to_me]
 
     def save_model(self, request, obj, form, change) -> None:
-        template_save(template=obj, content_changed=change and form.content_changed,
-                      actor=_who(request))
+        template_save(template=obj, actor=_who(request))  # numbers the version
 
     @admin.display(description="preview (sample data)")
     def preview(self, template: MessageTemplate) -> str:
@@ -234,10 +228,6 @@ class NotificationEventAdmin(AccountScopedAdmin):
             super().save_formset(request, form, formset, change)
             return
         formset.save(commit=False)
-        edited = {obj.pk: set(fields) for obj, fields in formset.changed_objects}
         for template in [*formset.new_objects, *(obj for obj, _ in formset.changed_objects)]:
-            template_save(template=template,
-                          content_changed=bool(edited.get(template.pk, set())
-                                               & set(TemplateForm.CONTENT)),
-                          actor=_who(request))
+            template_save(template=template, actor=_who(request))
         formset.save_m2m()

@@ -64,27 +64,27 @@ def template_update(*, template: MessageTemplate, name: str, subject: str, html_
     return template
 
 
-def template_save(*, template: MessageTemplate, content_changed: bool,
-                  actor: str = "") -> MessageTemplate:
+CONTENT_FIELDS = ("subject", "html_body", "text_body")  # what a version pins
+
+
+def template_save(*, template: MessageTemplate, actor: str = "") -> MessageTemplate:
     """Save a template edited in the admin (already checked by its form) and keep the version.
 
-    Every field but ``version`` is written as edited; a content change then bumps the version
-    with ``version + 1`` in the database, under the row lock the first UPDATE took, so two
-    staff saving the same template at once get two versions with their own content (a
-    version read into the form and written back would give both edits one number, and
-    workers cache compiled templates per (id, version): one edit would never render)."""
+    The row is locked and its content compared with the edit's: a different content is the
+    next version, numbered from the locked row, so two staff saving the same template at once
+    (or an API update committing while a form is open) get a version each, and a version's
+    number always names one content — workers cache compiled templates per (id, version)."""
     with transaction.atomic():
         if template._state.adding:
             template.save()
         else:
+            current = MessageTemplate.objects.select_for_update().get(id=template.id)
+            changed = any(getattr(current, name) != getattr(template, name)
+                          for name in CONTENT_FIELDS)
+            template.version = current.version + 1 if changed else current.version
             template.save(update_fields=[
                 field.name for field in template._meta.concrete_fields
-                if not field.primary_key and field.name not in ("version", "created_at")])
-            if content_changed:
-                MessageTemplate.objects.filter(id=template.id).update(
-                    version=F("version") + 1)
-            template.version = MessageTemplate.objects.values_list(
-                "version", flat=True).get(id=template.id)
+                if not field.primary_key and field.name != "created_at"])
         version_record(template=template, actor=actor)
     return template
 

@@ -108,6 +108,33 @@ def test_two_staff_editing_one_template_at_once_get_two_versions(api, template_i
     assert (history[2], history[3]) == ("First edit", "Second edit")
 
 
+def test_a_form_opened_before_an_api_update_saves_a_new_version(api, template_id):
+    """A name-only edit in a form loaded before the API changed the content still writes the
+    form's content: that is a new version, not version 2 with other content than recorded."""
+    from django.contrib import admin
+    from django.contrib.auth import get_user_model
+    from django.test import RequestFactory
+
+    _owner(api.keys)
+    model_admin = admin.site._registry[MessageTemplate]
+    request = RequestFactory().post("/")
+    request.user = get_user_model().objects.get(username="olive")
+    stale = MessageTemplate.objects.get(id=template_id)
+    api.put(f"/comms/v1/api/comms/template/{template_id}",
+            {"name": "Ticket", "subject": "From the API", "textBody": "API text"})
+    form = model_admin.get_form(request, stale, change=True)(
+        data={"id": template_id, "account": str(api.keys.account.id), "name": "Renamed",
+              "channel": "email", "language": "en", "subject": stale.subject,
+              "html_body": stale.html_body, "text_body": stale.text_body}, instance=stale)
+    assert form.is_valid(), form.errors
+    model_admin.save_model(request, form.save(commit=False), form, change=True)
+    template = MessageTemplate.objects.get(id=template_id)
+    history = dict(TemplateVersion.objects.filter(template_id=template_id)
+                   .values_list("version", "text_body"))
+    assert (template.version, template.name) == (3, "Renamed")
+    assert (history[2], history[3]) == ("API text", stale.text_body)
+
+
 def test_editing_an_event_template_inline_bumps_its_version(keys):
     client = _owner(keys)
     prefix = "templates"
