@@ -463,7 +463,21 @@ def render(*, cache_key: tuple[str, int], subject: str, html_body: str, text_bod
     finally:
         _current.budget = previous
     # A header cannot hold a newline: collapse whitespace in the subject.
-    return Rendered(subject=" ".join(subject_out.split()), html=html_out, text=text_out)
+    return Rendered(subject=storable(" ".join(subject_out.split())), html=storable(html_out),
+                    text=storable(text_out))
+
+
+def storable(text: str) -> str:
+    """``text`` with what PostgreSQL's text cannot hold (NUL, lone surrogates: ``{{ "\\x00" }}``
+    renders one) replaced by U+FFFD. The content is stored with the ``sent`` status after
+    the provider accepted it, and a refused write there would send the batch again."""
+    if "\x00" in text:
+        text = text.replace("\x00", "\ufffd")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in text)
+    return text
 
 
 class _Budget:

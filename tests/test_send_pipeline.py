@@ -210,3 +210,16 @@ def test_a_batch_records_its_sent_events_in_one_statement(api, sendgrid, event_i
     assert first.status == "sent" and first.correlation_id == sent.correlation_id
     assert first.detail == {"provider": "sendgrid", "messageId": sent.provider_message_id}
     assert first.occurred_at == sent.sent_at
+
+
+@pytest.mark.postgres
+def test_content_postgresql_cannot_store_is_replaced_not_sent_again(api, sendgrid, event_id):
+    """A NUL or a lone surrogate in the rendered content would make the ``sent`` write fail
+    after SendGrid accepted the message, and the batch would go again: they become U+FFFD."""
+    template = api.post("/comms/v1/api/comms/template", {
+        "name": "odd", "subject": r'Hi{{ "\x00" }}',
+        "textBody": r'a{{ "\x00" }}b{{ "\ud800" }}c'}).json()
+    delivery = _send(api, event_id, template["id"])
+    assert delivery.status == "sent"
+    assert (delivery.subject, delivery.text_body) == ("Hi\ufffd", "a\ufffdb\ufffdc")
+    assert sendgrid.attempts == 1 and len(sendgrid.messages) == 1
