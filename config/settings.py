@@ -92,11 +92,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "timeout": 30,
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
-elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
-    # Django's backend with psycopg's C loader for timestamps (common/postgresql/base.py).
-    DATABASES["default"]["ENGINE"] = "common.postgresql"
-if DATABASES["default"]["ENGINE"] == "common.postgresql" and env.bool("DATABASE_POOL",
-                                                                      default=True):
+elif env.bool("DATABASE_POOL", default=True):
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
         "min_size": 1,
         "max_size": env.int("DATABASE_POOL_MAX_SIZE", default=8),
@@ -106,6 +102,9 @@ if DATABASES["default"]["ENGINE"] == "common.postgresql" and env.bool("DATABASE_
     # The pool checks a connection before handing it out: one a PostgreSQL restart cut is
     # replaced instead of failing the task that gets it.
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Django's backend with psycopg's C loader for timestamps (common/postgresql/base.py).
+    DATABASES["default"]["ENGINE"] = "common.postgresql"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
