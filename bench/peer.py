@@ -360,7 +360,7 @@ def profile(batch: int) -> None:
           f"{timed * 1000:.0f} ms ({timed * 1000 / batch:.2f} ms/email), under cProfile "
           f"{profiled * 1000:.0f} ms; {counts['messages']} messages over "
           f"{counts['connections']} SMTP connections")
-    pstats.Stats(profiler).sort_stats("cumulative").print_stats(40)
+    pstats.Stats(profiler).sort_stats(os.environ.get("BENCH_SORT", "cumulative")).print_stats(40)
 
 
 # --- report ---------------------------------------------------------------------------------
