@@ -14,6 +14,7 @@ from accounts.services import AccountKeys, account_create
 from comms.queueing import kick_taken
 from config.celery import app as celery_app
 from tests.fake_sendgrid import FakeSendGrid
+from tests.smtp_server import smtp  # noqa: F401 (the aiosmtpd fixture, for every module)
 
 AWS_REGION = "us-east-1"
 

@@ -2,49 +2,27 @@
 what arrives parses with the ``email`` package to exactly what was sent."""
 
 import re
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
 from types import SimpleNamespace
 
 import pytest
-from aiosmtpd.controller import Controller
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from comms.providers import email_provider, mime
-from comms.providers.base import EmailMessage, ProviderPermanentError, SendResult
+from comms.providers.base import ProviderPermanentError, SendResult
 from comms.providers.smtp import build_message
-from tests.test_smtp import Recorder, free_port
+from tests.smtp_server import Recorder
+from tests.smtp_server import message as _message
 
 TEXT = "Grüße, Zoë!\n.\n..\n.hidden\n" + "é" * 2000 + "\n" + "x" * 2000 + "\nend  \n"
 HTML = "<p>Grüße 🎉</p>\n.\n<p>" + "y" * 2000 + "</p>\n<p a=\"b\">=?utf-8?q?x?=</p>"
 
 
-@pytest.fixture
-def server(settings) -> Iterator[Recorder]:
-    recorder = Recorder()
-    controller = Controller(recorder, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    settings.HERALD_EMAIL_PROVIDER = "smtp"
-    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", controller.port
-    settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False
-    settings.EMAIL_HOST_USER = settings.EMAIL_HOST_PASSWORD = ""
-    settings.EMAIL_TIMEOUT = 5
-    yield recorder
-    controller.stop()
-
-
-def _message(**fields: str) -> EmailMessage:
-    base = {"delivery_id": "d-1", "from_email": "tickets@herald.localhost", "from_name": "",
-            "to_email": "jane@example.com", "to_name": "", "subject": "Hi", "html": "",
-            "text": "Hello"}
-    return EmailMessage(**{**base, **fields})
-
-
-def _raw(server: Recorder, n: int = 0) -> bytes:
-    return server.envelopes[n].original_content
+def _raw(smtp: Recorder, n: int = 0) -> bytes:
+    return smtp.envelopes[n].original_content
 
 
 def _lines_fit(raw: bytes) -> bool:
@@ -55,12 +33,12 @@ def _content(part) -> str:
     return part.get_content().replace("\r\n", "\n")
 
 
-def test_headers_and_bodies_round_trip_exactly(server):
+def test_headers_and_bodies_round_trip_exactly(smtp):
     subject = "Ihr Ticket 🎉 für die Gala"
     result = email_provider("smtp").send(_message(
         from_name="Hérald Tickets", to_name="Zoë Müller", subject=subject, text=TEXT,
         html=HTML, reply_to="support@co.example", delivery_id="9f1c-d-42"))
-    [message] = server.messages
+    [message] = smtp.messages
     assert message["Subject"] == subject
     assert message["From"].addresses[0].display_name == "Hérald Tickets"
     assert message["From"].addresses[0].addr_spec == "tickets@herald.localhost"
@@ -75,19 +53,19 @@ def test_headers_and_bodies_round_trip_exactly(server):
     assert [p.get_content_type() for p in message.iter_parts()] == ["text/plain", "text/html"]
     assert _content(message.get_body(("plain",))) == TEXT
     assert _content(message.get_body(("html",))) == HTML
-    raw = _raw(server)
+    raw = _raw(smtp)
     assert raw.isascii() and _lines_fit(raw)  # 7-bit: no 8BITMIME or SMTPUTF8 needed
-    assert server.envelopes[0].mail_from == "tickets@herald.localhost"
-    assert server.envelopes[0].rcpt_tos == ["jane@example.com"]
+    assert smtp.envelopes[0].mail_from == "tickets@herald.localhost"
+    assert smtp.envelopes[0].rcpt_tos == ["jane@example.com"]
 
 
-def test_lines_starting_with_a_dot_survive_the_smtp_dot_stuffing(server):
+def test_lines_starting_with_a_dot_survive_the_smtp_dot_stuffing(smtp):
     text = ".\n..\n.hidden\n...\n"
     email_provider("smtp").send(_message(text=text, html="<p>x</p>\n.\n..x"))
-    [message] = server.messages
+    [message] = smtp.messages
     assert _content(message.get_body(("plain",))) == text
     assert _content(message.get_body(("html",))) == "<p>x</p>\n.\n..x"
-    raw = _raw(server)  # 7bit parts: the lines went as is, stuffed by smtplib, unstuffed
+    raw = _raw(smtp)  # 7bit parts: the lines went as is, stuffed by smtplib, unstuffed
     assert b"\r\n.\r\n" in raw and b"\r\n..\r\n" in raw and b"\r\n.hidden\r\n" in raw
 
 
@@ -98,34 +76,34 @@ def test_lines_starting_with_a_dot_survive_the_smtp_dot_stuffing(server):
     ("Grüße 🎉\n" + "é" * 2000, "base64"),
     ("crlf\r\nand bare cr\rand lf\n", "7bit"),
 ])
-def test_each_part_gets_the_encoding_it_needs(server, text, encoding):
+def test_each_part_gets_the_encoding_it_needs(smtp, text, encoding):
     email_provider("smtp").send(_message(text=text, html=text))
-    [message] = server.messages
+    [message] = smtp.messages
     expected = text.replace("\r\n", "\n").replace("\r", "\n")
     for subtype in ("plain", "html"):
         part = message.get_body((subtype,))
         assert part["Content-Transfer-Encoding"] == encoding
         assert part.get_content_charset() == "utf-8"
         assert _content(part) == expected
-    assert _lines_fit(_raw(server)) and _raw(server).isascii()
+    assert _lines_fit(_raw(smtp)) and _raw(smtp).isascii()
 
 
-def test_a_text_only_message_is_one_text_part(server):
+def test_a_text_only_message_is_one_text_part(smtp):
     email_provider("smtp").send(_message(text="Grüße\n" + "z" * 1500))
-    [message] = server.messages
+    [message] = smtp.messages
     assert message.get_content_type() == "text/plain"
     assert message.get_content_charset() == "utf-8"
     assert message["Content-Transfer-Encoding"] == "base64"
     assert _content(message) == "Grüße\n" + "z" * 1500
-    assert _lines_fit(_raw(server))
+    assert _lines_fit(_raw(smtp))
 
 
-def test_a_text_only_7bit_message_ends_with_one_line_end(server):
+def test_a_text_only_7bit_message_ends_with_one_line_end(smtp):
     provider = email_provider("smtp")
     provider.send(_message(text="Hello"))
     provider.send(_message(text="Hello\n"))
     # A message ends with a line end on the wire; a text that has one gets no second.
-    assert [_content(m) for m in server.messages] == ["Hello\n", "Hello\n"]
+    assert [_content(m) for m in smtp.messages] == ["Hello\n", "Hello\n"]
 
 
 @pytest.mark.parametrize("subject", [
@@ -136,37 +114,37 @@ def test_a_text_only_7bit_message_ends_with_one_line_end(server):
     "=?utf-8?q?not_an_encoded_word?=",  # literal text that looks like one
     "tab\tand  two spaces",
 ])
-def test_subjects_round_trip(server, subject):
+def test_subjects_round_trip(smtp, subject):
     email_provider("smtp").send(_message(subject=subject))
-    [message] = server.messages
+    [message] = smtp.messages
     assert message["Subject"] == subject
-    assert _lines_fit(_raw(server))
+    assert _lines_fit(_raw(smtp))
 
 
 @pytest.mark.parametrize("name", [
     "Smith, Jane", 'Jane "JJ" O\'Neil', "Back\\slash (x)", "Zoë Ñandú", "Jane Q. Public",
     "=?utf-8?q?Mallory?=", "李小龍",
 ])
-def test_display_names_round_trip(server, name):
+def test_display_names_round_trip(smtp, name):
     email_provider("smtp").send(_message(to_name=name, from_name=name))
-    [message] = server.messages
+    [message] = smtp.messages
     assert message["To"].addresses[0].display_name == name
     assert message["To"].addresses[0].addr_spec == "jane@example.com"
     assert message["From"].addresses[0].display_name == name
 
 
-def test_an_idn_domain_is_sent_idna_encoded(server):
+def test_an_idn_domain_is_sent_idna_encoded(smtp):
     email_provider("smtp").send(_message(to_email="zoe@exämple.com", to_name="Zoë"))
-    [message] = server.messages
-    assert server.envelopes[0].rcpt_tos == ["zoe@xn--exmple-cua.com"]
+    [message] = smtp.messages
+    assert smtp.envelopes[0].rcpt_tos == ["zoe@xn--exmple-cua.com"]
     assert message["To"].addresses[0].addr_spec == "zoe@xn--exmple-cua.com"
     assert message["To"].addresses[0].display_name == "Zoë"
 
 
-def test_a_non_ascii_local_part_is_refused_as_permanent(server):
+def test_a_non_ascii_local_part_is_refused_as_permanent(smtp):
     with pytest.raises(ProviderPermanentError, match="SMTPUTF8"):
         email_provider("smtp").send(_message(to_email="zoë@example.com"))
-    assert server.messages == []
+    assert smtp.messages == []
 
 
 @pytest.mark.parametrize("fields", [
@@ -177,13 +155,13 @@ def test_a_non_ascii_local_part_is_refused_as_permanent(server):
     {"to_email": "jane@example.com\r\nRCPT TO:<victim@example.com>"},
     {"reply_to": "a@example.com\nBcc: victim@example.com"},
 ])
-def test_a_line_break_in_a_header_is_refused_as_permanent(server, fields):
+def test_a_line_break_in_a_header_is_refused_as_permanent(smtp, fields):
     with pytest.raises(ProviderPermanentError, match="line break"):
         email_provider("smtp").send(_message(**fields))
-    assert server.messages == []
+    assert smtp.messages == []
 
 
-def test_a_refused_message_does_not_stop_the_batch(server):
+def test_a_refused_message_does_not_stop_the_batch(smtp):
     outcomes = email_provider("smtp").send_batch([
         _message(to_email="p0@example.com"),
         _message(to_email="p1@example.com", subject="Hi\r\nBcc: victim@example.com"),
@@ -192,9 +170,9 @@ def test_a_refused_message_does_not_stop_the_batch(server):
     ])
     assert [type(o) for o in outcomes] == [
         SendResult, ProviderPermanentError, ProviderPermanentError, SendResult]
-    assert [m["To"] for m in server.messages] == ["p0@example.com", "p3@example.com"]
-    assert len(set(server.peers)) == 1
-    assert all(b"victim" not in e.original_content for e in server.envelopes)
+    assert [m["To"] for m in smtp.messages] == ["p0@example.com", "p3@example.com"]
+    assert len(set(smtp.peers)) == 1
+    assert all(b"victim" not in e.original_content for e in smtp.envelopes)
 
 
 def test_the_multipart_boundary_is_fresh_and_absent_from_the_parts(monkeypatch):
