@@ -35,12 +35,23 @@ def delivery_queue(*, account: Account, attendee: Attendee, template_id: Any,
 
     If the broker is down at that moment the row stays queued and the sweeper sends it.
     """
-    delivery = Delivery.objects.create(
-        account=account, attendee=attendee, template_id=template_id, mode=mode,
-        recipient=attendee.email, correlation_id=correlation_id,
-    )
-    transaction.on_commit(lambda: enqueue(str(delivery.id)), robust=True)
+    delivery = delivery_new(account=account, attendee=attendee, template_id=template_id,
+                            mode=mode, correlation_id=correlation_id)
+    delivery.save(force_insert=True)
+    delivery_enqueue_on_commit(delivery)
     return delivery
+
+
+def delivery_new(*, account: Account, attendee: Attendee, template_id: Any, mode: str,
+                 correlation_id: str | None) -> Delivery:
+    """The queued delivery of a template to an attendee, not saved yet."""
+    return Delivery(account=account, attendee=attendee, template_id=template_id, mode=mode,
+                    recipient=attendee.email, correlation_id=correlation_id)
+
+
+def delivery_enqueue_on_commit(delivery: Delivery) -> None:
+    """Publish the send once the row is committed (now, outside a transaction)."""
+    transaction.on_commit(lambda: enqueue(str(delivery.id)), robust=True)
 
 
 def delivery_send_to_attendee(*, account: Account, mode: str, attendee_id: Any,

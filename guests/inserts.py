@@ -9,7 +9,8 @@ added later is filled with its default as ``bulk_create`` would.
 """
 
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from django.db import connection, models
@@ -107,3 +108,45 @@ def _preparer(field: models.Field) -> Callable[[Any], Any]:
 
         return text
     return generic
+
+
+def insert_together(*objects: models.Model) -> None:
+    """Save new model instances with one statement on PostgreSQL (``WITH i0 AS (INSERT …)
+    INSERT …``): all or none, in one round trip and outside any transaction block, where the
+    ORM needs BEGIN, an INSERT each and COMMIT. The SQL of each INSERT is the ORM's own
+    (defaults, ``auto_now`` values, the field's preparation); no model signals are sent.
+    Elsewhere each is saved in turn inside one transaction."""
+    if connection.vendor != "postgresql":
+        from django.db import transaction
+
+        with transaction.atomic():
+            for obj in objects:
+                obj.save(force_insert=True)
+        return
+    from django.db.models.sql import InsertQuery
+
+    statements, params = [], []
+    for obj in objects:
+        fields = [f for f in obj._meta.local_concrete_fields if not f.generated]
+        query = InsertQuery(type(obj))
+        query.insert_values(fields, [obj])
+        [(sql, values)] = query.get_compiler(connection=connection).as_sql()
+        statements.append(sql)
+        params += values
+    *first, last = statements
+    sql = (f"WITH {', '.join(f'i{n} AS ({s})' for n, s in enumerate(first))} {last}"
+           if first else last)
+    from django.db import transaction
+
+    # Inside a caller's transaction a failed statement would abort it: a savepoint, as the
+    # ORM's atomic() gives (the API's atomic path runs in autocommit and needs none).
+    with transaction.atomic() if connection.in_atomic_block else _no_block():
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+    for obj in objects:
+        obj._state.adding, obj._state.db = False, connection.alias
+
+
+@contextmanager
+def _no_block() -> Iterator[None]:
+    yield

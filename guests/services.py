@@ -9,7 +9,12 @@ from django.db import IntegrityError, transaction
 
 from accounts.models import Account
 from common.errors import Conflict, NotFound
-from comms.services import account_check_can_send, delivery_queue
+from comms.services import (
+    account_check_can_send,
+    delivery_enqueue_on_commit,
+    delivery_new,
+)
+from guests.inserts import insert_together
 from guests.models import Attendee, Event
 from guests.selectors import guest_create_checks
 
@@ -56,19 +61,20 @@ def attendee_create(*, account: Account, mode: str, id: uuid.UUID, event_id: uui
         id=id, account=account, event_id=event_id, email=email, first_name=first_name,
         last_name=last_name, correlation_id=correlation_id,
     )
+    attendee = Attendee(**fields)
+    delivery = delivery_new(account=account, attendee=attendee, template_id=comms_template_id,
+                            mode=mode, correlation_id=correlation_id) if comms_template_id else None
     try:
-        with transaction.atomic():
-            attendee = Attendee.objects.create(**fields)
-            delivery = delivery_queue(
-                account=account, attendee=attendee, template_id=comms_template_id, mode=mode,
-                correlation_id=correlation_id,
-            ) if comms_template_id else None
+        # One statement on PostgreSQL (no BEGIN/COMMIT round trips): both rows or neither.
+        insert_together(attendee, *([delivery] if delivery else []))
     except IntegrityError:
         # A concurrent request with the same id won the insert: answer as its retry would.
         winner = Attendee.objects.filter(id=id).first()
         if winner is None:  # not the id race: the event went away meanwhile
             raise NotFound("event") from None
         return _existing(winner, account)
+    if delivery:
+        delivery_enqueue_on_commit(delivery)
     return AttendeeResult(attendee, delivery.id if delivery else None, created=True)
 
 

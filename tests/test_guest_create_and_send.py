@@ -2,6 +2,10 @@
 
 import uuid
 
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
 from comms.models import Delivery, DeliveryEvent
 from guests.models import Attendee
 from tests.conftest import guest
@@ -98,3 +102,23 @@ def test_correlation_id_is_optional_and_null(api, event_id, template_id):
     data = api.post("/checkin/v1/api/guest", body).json()
     assert data["correlationId"] is None
     assert DeliveryEvent.objects.get(name="comms.sent").correlation_id is None
+
+
+@pytest.mark.postgres
+def test_the_atomic_path_writes_guest_and_send_in_one_statement(api, event_id, template_id):
+    """On PostgreSQL the guest and its queued send are one ``WITH … INSERT`` (one round trip,
+    no BEGIN/COMMIT of its own): both rows or neither, with the ORM's defaults."""
+    body = guest(event_id, template_id)
+    with CaptureQueriesContext(connection) as queries:
+        response = api.post("/checkin/v1/api/guest", body)
+    assert response.status_code == 200, response.content
+    inserts = [q["sql"] for q in queries if 'INSERT INTO "guests_attendee"' in q["sql"]
+               or 'INSERT INTO "comms_delivery"' in q["sql"]]
+    assert len(inserts) == 1
+    assert 'INSERT INTO "guests_attendee"' in inserts[0]
+    assert 'INSERT INTO "comms_delivery"' in inserts[0]
+    attendee = Attendee.objects.get(id=body["id"])
+    delivery = Delivery.objects.get(attendee=attendee)
+    assert attendee.created_at is not None and delivery.created_at is not None
+    assert (delivery.recipient, delivery.mode, delivery.attempts) == ("jane@example.com",
+                                                                       "live", 1)
