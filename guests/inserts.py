@@ -9,11 +9,11 @@ added later is filled with its default as ``bulk_create`` would.
 """
 
 import uuid
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from typing import Any
 
-from django.db import connection, models
+from django.db import connection, models, transaction
 from django.db.models.fields import NOT_PROVIDED, AutoFieldMixin
 from django.utils import timezone
 
@@ -117,8 +117,6 @@ def insert_together(*objects: models.Model) -> None:
     (defaults, ``auto_now`` values, the field's preparation); no model signals are sent.
     Elsewhere each is saved in turn inside one transaction."""
     if connection.vendor != "postgresql":
-        from django.db import transaction
-
         with transaction.atomic():
             for obj in objects:
                 obj.save(force_insert=True)
@@ -136,17 +134,10 @@ def insert_together(*objects: models.Model) -> None:
     *first, last = statements
     sql = (f"WITH {', '.join(f'i{n} AS ({s})' for n, s in enumerate(first))} {last}"
            if first else last)
-    from django.db import transaction
-
     # Inside a caller's transaction a failed statement would abort it: a savepoint, as the
     # ORM's atomic() gives (the API's atomic path runs in autocommit and needs none).
-    with transaction.atomic() if connection.in_atomic_block else _no_block():
+    with transaction.atomic() if connection.in_atomic_block else nullcontext():
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
     for obj in objects:
         obj._state.adding, obj._state.db = False, connection.alias
-
-
-@contextmanager
-def _no_block() -> Iterator[None]:
-    yield

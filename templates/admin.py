@@ -13,8 +13,8 @@ from templates.services import template_save, template_send_test
 
 
 class TemplateForm(forms.ModelForm):
-    """Compiles like the API does, and bumps the version on a content change (compiled
-    templates are cached per (id, version) in every worker)."""
+    """Compiles like the API does; saving goes through ``template_save``, which numbers the
+    version (compiled templates are cached per (id, version) in every worker)."""
 
     fallback = False  # spec 004's {{name | Guest}}: notification-event templates only
 
@@ -29,7 +29,6 @@ class TemplateForm(forms.ModelForm):
                      "textBody": "text_body"}[exc.field]
             self.add_error(field, f"Line {exc.line}: {exc.message}")
         return data
-
 
 
 class VersionInline(ScopedInline, admin.TabularInline):
@@ -222,8 +221,8 @@ class NotificationEventAdmin(AccountScopedAdmin):
         super().save_related(request, form, formsets, change)
 
     def save_formset(self, request, form, formset, change) -> None:
-        """The event's templates go through ``template_save`` (versions bumped in the
-        database, each recorded), not the formset's own ``instance.save()``."""
+        """The event's templates go through ``template_save`` (the version numbered under the
+        row lock, each recorded), not the formset's own ``instance.save()``."""
         if formset.model is not MessageTemplate:
             super().save_formset(request, form, formset, change)
             return
