@@ -23,7 +23,6 @@ import json
 import logging
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -53,6 +52,7 @@ from comms.models import Delivery, DeliveryEvent
 from config.celery import app
 from tests.conftest import TICKET, guest, make_client
 from tests.fake_sendgrid import FakeSendGrid
+from tests.smtp_server import free_port
 from tests.webhook_receiver import WebhookReceiver
 from webhooks.models import Attempt, Endpoint, Message
 from webhooks.services import messages_sweep
@@ -188,12 +188,6 @@ def wait_until(check: Callable[[], Any], timeout: float, message: str,
             return value
         time.sleep(every)
     raise AssertionError(message)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class ReceiverOn(WebhookReceiver):
