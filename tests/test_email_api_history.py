@@ -145,3 +145,26 @@ def test_cursor_is_signed_bound_to_its_account_and_its_filters(api, other_api):
     assert history(api, Next=cursor, Limit=1) == second
     third = history(api, Next=second["Next"], Limit=5)
     assert len(third["Emails"]) == 1 and third["Next"] is None
+
+
+def test_a_cursor_is_the_same_for_the_same_page_and_one_issued_with_a_timestamp_still_pages():
+    """No issue time in the signature (nothing checks a cursor's age): the same page gives the
+    same cursor whenever it is asked for; cursors issued before, by ``signing.dumps``, decode
+    to the same position."""
+    import uuid
+    from datetime import UTC, datetime
+
+    from django.core import signing
+
+    from emails.cursor import SALT, cursor_decode, cursor_encode
+    from emails.selectors import HistoryFilters, Position
+
+    account = uuid.uuid4()
+    position = Position(datetime(2026, 11, 28, 12, 0, 0, 123456, tzinfo=UTC), uuid.uuid4())
+    filters = HistoryFilters(state="sent")
+    token = cursor_encode(account_id=account, filters=filters, position=position)
+    assert cursor_encode(account_id=account, filters=filters, position=position) == token
+    old = signing.dumps(signing.Signer(salt=SALT).unsign_object(token), salt=SALT,
+                        compress=True)
+    assert cursor_decode(account_id=account, token=old) == (filters, position)
+    assert cursor_decode(account_id=account, token=token) == (filters, position)
