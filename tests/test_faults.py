@@ -1,7 +1,8 @@
 """Fault tests: "nothing lost, nothing sent twice" under real faults (issue 10, part 3).
 
 Each test runs the production shape: PostgreSQL, Redis (``CELERY_BROKER_URL``), a real
-``celery -A config worker --pool=solo`` subprocess on the test database, sending through the
+``celery -A config worker --pool=prefork -c 2`` subprocess (the pool ``make worker`` runs)
+on the test database, sending through the
 official ``sendgrid`` client to the fake SendGrid server, and customer webhooks POSTed to a
 real local receiver that verifies their signatures. Each injects one fault, lets the sweepers
 (what beat runs every ``HERALD_SWEEP_INTERVAL_SECONDS``, run here every second) and a worker
@@ -86,15 +87,19 @@ def report(fault: str, **figures: Any) -> None:
 # --- processes and services ---------------------------------------------------------------
 
 class Worker:
-    """One ``celery -A config worker --pool=solo`` process on the test database."""
+    """One ``celery -A config worker`` process on the test database, in the pool production
+    uses (``make worker``: prefork) unless ``pool`` says otherwise. It runs in its own
+    process group, so a kill reaches the pool's children too."""
 
-    def __init__(self, env: dict[str, str], log: Path) -> None:
+    def __init__(self, env: dict[str, str], log: Path, *, pool: str = "prefork",
+                 concurrency: int = 2) -> None:
         self.log = log
+        self.pool = pool
         name = f"faults-{uuid.uuid4().hex[:8]}@%h"
         with open(log, "ab") as out:
             self.proc = subprocess.Popen(
-                [str(CELERY), "-A", "config", "worker", "--pool=solo", "-n", name,
-                 "--without-gossip", "--without-mingle", "--loglevel=INFO"],
+                [str(CELERY), "-A", "config", "worker", f"--pool={pool}", "-c", str(concurrency),
+                 "-n", name, "--without-gossip", "--without-mingle", "--loglevel=INFO"],
                 cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
@@ -110,18 +115,29 @@ class Worker:
         raise AssertionError(f"worker not ready after {timeout} s:\n{self.tail()}")
 
     def kill(self) -> None:
-        """SIGKILL: no shutdown, no acks, no cleanup, as an OOM kill or a lost machine."""
+        """SIGKILL to the whole process group (the main process and its pool children): no
+        shutdown, no acks, no cleanup, as an OOM kill or a lost machine."""
         if self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGKILL)
+            with suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc.wait(timeout=10)
+        self._reap_group()
 
     def stop(self) -> None:
+        """Warm shutdown (SIGTERM), then SIGKILL if it takes longer than 15 s."""
         if self.proc.poll() is None:
             self.proc.terminate()
             try:
                 self.proc.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 self.kill()
+        self._reap_group()
+
+    def _reap_group(self) -> None:
+        """No pool child outlives its main process (a child orphaned by a kill would keep
+        consuming)."""
+        with suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
 
     def tail(self, lines: int = 40) -> str:
         text = self.log.read_text(errors="replace").splitlines()
@@ -237,9 +253,11 @@ class Stack:
     logs: Path
     workers: list[Worker] = field(default_factory=list)
 
-    def worker(self, **env: str) -> Worker:
-        """Start a worker with the stack's environment (plus ``env``) and wait until ready."""
-        worker = Worker({**self.env, **env}, self.logs / f"worker-{len(self.workers)}.log")
+    def worker(self, *, pool: str = "prefork", concurrency: int = 2, **env: str) -> Worker:
+        """Start a worker with the stack's environment (plus ``env``) and wait until ready:
+        prefork with two processes by default, the shape ``make worker`` runs."""
+        worker = Worker({**self.env, **env}, self.logs / f"worker-{len(self.workers)}.log",
+                        pool=pool, concurrency=concurrency)
         self.workers.append(worker)
         worker.wait_ready()
         return worker
