@@ -63,7 +63,7 @@ def _check(identifier: str, channels: list[str], default_language: str,
                            fallback=True)
         except TemplateCompileError as exc:
             field = {"subject": "subject", "htmlBody": "html", "textBody": "body"}[exc.field]
-            raise _invalid(f"{where}.{field}: line {exc.line}: {exc.message}") from exc
+            raise _invalid(f"{where}.{field}: {exc.where}{exc.message}") from exc
     missing = [c for c in channels if (c, default_language) not in seen]
     if missing:
         raise _invalid(f"templates: every channel needs a template in the default language "

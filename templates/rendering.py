@@ -347,10 +347,15 @@ _FORBIDDEN = (nodes.Include, nodes.Extends, nodes.Import, nodes.FromImport)
 
 class TemplateCompileError(ValueError):
     def __init__(self, field: str, message: str, line: int | None) -> None:
-        super().__init__(f"{field}: line {line}: {message}")
         self.field = field
         self.message = message
         self.line = line
+        super().__init__(f"{field}: {self.where}{message}")
+
+    @property
+    def where(self) -> str:
+        """``line 3: `` where the line is known, else nothing."""
+        return f"line {self.line}: " if self.line else ""
 
 
 @dataclass(frozen=True)
@@ -406,10 +411,17 @@ def template_check(*, subject: str, html_body: str, text_body: str,
         try:
             tree = env.parse(source)
             env.compile(tree)  # unknown filters fail here, not at send time
+            problem = _static_problem(tree, env)
         except TemplateError as exc:
             line = getattr(exc, "lineno", None)
             raise TemplateCompileError(field, exc.message or str(exc), line) from exc
-        problem = _static_problem(tree, env)
+        except (RecursionError, SyntaxError) as exc:
+            # Deeper than jinja2's parser or Python's compiler go (about 100 levels of
+            # brackets, operators or blocks; 20 nested loops): refused like a syntax error.
+            why = exc.msg if isinstance(exc, SyntaxError) else "too many levels"
+            raise TemplateCompileError(field, f"the template is nested too deeply ({why}): "
+                                       "use fewer levels of blocks, brackets or operators",
+                                       None) from None
         if problem:
             raise TemplateCompileError(field, problem[0], problem[1])
 

@@ -19,8 +19,8 @@ def _check(subject: str, html_body: str, text_body: str, fallback: bool = False)
     except TemplateCompileError as exc:
         raise HeraldError(
             "template_syntax_error",
-            f"{exc.field} does not compile at line {exc.line}: {exc.message}",
-            status=400, fields={exc.field: f"Line {exc.line}: {exc.message}"},
+            f"{exc.field} does not compile{f' at line {exc.line}' if exc.line else ''}: "
+            f"{exc.message}", status=400, fields={exc.field: exc.where.capitalize() + exc.message},
         ) from exc
 
 
