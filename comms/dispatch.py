@@ -5,20 +5,23 @@ that re-enqueues what a lost task or a killed worker left behind. Outcomes are r
 
 import logging
 from collections import defaultdict
+from contextlib import closing
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
-from comms.models import Delivery, Status, Suppression
+from comms.models import Delivery, DeliveryEvent, Status, Suppression
 from comms.outcomes import (
+    CONNECTION_LOST,
     Content,
     fail,
     mark_sent,
     release,
+    requeue_claimed,
     retry_or_fail,
 )
 from comms.providers import email_provider
@@ -60,9 +63,13 @@ def delivery_dispatch(*, delivery_id: str | None) -> None:
         except Exception:  # the broker went away: still send what is claimed (sweeper: rest)
             log.warning("Could not kick the next batch; the sweeper will", exc_info=True)
     # Templates and events once per batch (not one copy per row, bodies and all).
-    rows = list(Delivery.objects.select_related("attendee")
-                .prefetch_related("template", "attendee__event")
-                .filter(id__in=ids).order_by("created_at"))
+    try:
+        rows = list(Delivery.objects.select_related("attendee")
+                    .prefetch_related("template", "attendee__event")
+                    .filter(id__in=ids).order_by("created_at"))
+    except CONNECTION_LOST:  # nothing sent yet: give the rows back now, not after the lease
+        _give_back([Delivery(id=i, claimed_at=now) for i in ids])
+        raise
     groups: dict[str, list[Delivery]] = defaultdict(list)
     others: list[Delivery] = []
     for delivery in rows:
@@ -112,15 +119,17 @@ def _claim(delivery_id: str | None, now: datetime, batch_size: int) -> list[Any]
 def email_send_group(provider_name: str, deliveries: list[Delivery], *,
                      final: bool = False) -> None:
     """Send claimed email deliveries through one provider. ``final`` (spec 002's synchronous
-    send): a transient or configuration failure fails the delivery now instead of retrying."""
-    suppressed = _suppressions(deliveries)
-    ready: list[tuple[Delivery, Content]] = []
-    for delivery in deliveries:
-        if (delivery.account_id, delivery.recipient.lower()) in suppressed:
-            _fail_suppressed(delivery, provider_name,
-                             suppressed[(delivery.account_id, delivery.recipient.lower())])
-        elif (content := content_for(delivery, provider_name)) is not None:
-            ready.append((delivery, content))
+    send): a transient or configuration failure fails the delivery now instead of retrying.
+
+    Outcomes are recorded as the provider gives them: per request for a batching API, per
+    message for an adapter that sends one at a time (``send_each``: SMTP), so a worker that
+    dies mid-batch leaves at most one accepted message unrecorded per process."""
+    try:
+        ready = _ready(provider_name, deliveries)
+        messages = _messages(ready) if ready else []
+    except CONNECTION_LOST:  # nothing sent yet: give the rows back now, not after the lease
+        _give_back(deliveries)
+        raise
     if not ready:
         return
     try:
@@ -134,9 +143,37 @@ def email_send_group(provider_name: str, deliveries: list[Delivery], *,
         if final:
             return
         raise
-    outcomes = _provider_send(provider, _messages(ready))
+    given: list[Any] = []
+    if hasattr(provider, "send_each"):
+        with closing(provider.send_each(messages)) as results:
+            for item, outcome in zip(ready, results, strict=True):
+                given.append(outcome)
+                _record(provider_name, [(item, outcome)], final=final)
+    else:
+        given = _provider_send(provider, messages)
+        _record(provider_name, list(zip(ready, given, strict=True)), final=final)
+    if not final and any(isinstance(o, ProviderConfigurationError) for o in given):
+        raise next(o for o in given if isinstance(o, ProviderConfigurationError))
+
+
+def _ready(provider_name: str, deliveries: list[Delivery]) -> list[tuple[Delivery, Content]]:
+    """The deliveries to send with their content; suppressed ones and render failures are
+    recorded as failed."""
+    suppressed = _suppressions(deliveries)
+    ready: list[tuple[Delivery, Content]] = []
+    for delivery in deliveries:
+        key = (delivery.account_id, delivery.recipient.lower())
+        if (suppression := suppressed.get(key)) is not None:
+            _fail_suppressed(delivery, provider_name, suppression)
+        elif (content := content_for(delivery, provider_name)) is not None:
+            ready.append((delivery, content))
+    return ready
+
+
+def _record(provider_name: str, given: list[tuple[tuple[Delivery, Content], Any]], *,
+            final: bool) -> None:
     sent = []
-    for (delivery, content), outcome in zip(ready, outcomes, strict=True):
+    for (delivery, content), outcome in given:
         if isinstance(outcome, SendResult):
             sent.append((delivery, content, outcome.provider_message_id))
         else:
@@ -145,8 +182,21 @@ def email_send_group(provider_name: str, deliveries: list[Delivery], *,
     if provider_name == "sandbox":
         for delivery, _, _ in sent:
             _simulate(delivery)
-    if not final and any(isinstance(o, ProviderConfigurationError) for o in outcomes):
-        raise next(o for o in outcomes if isinstance(o, ProviderConfigurationError))
+
+
+def _give_back(deliveries: list[Delivery]) -> None:
+    """Claimed rows whose worker lost the database before calling the provider: back to the
+    queue and a kick to take them. If even that fails, the sweeper will (after the lease)."""
+    tokens: dict[datetime, list[Any]] = defaultdict(list)
+    for delivery in deliveries:
+        if delivery.claimed_at is not None:
+            tokens[delivery.claimed_at].append(delivery.id)
+    try:
+        for token, ids in tokens.items():
+            requeue_claimed(ids, token)
+        enqueue(None)
+    except Exception:
+        log.warning("Claimed deliveries not given back; the sweeper will", exc_info=True)
 
 
 def _messages(ready: list[tuple[Delivery, Content]]) -> list[EmailMessage]:
@@ -321,8 +371,17 @@ def deliveries_sweep(*, limit: int = 1000) -> int:
 
 
 def _reclaim_expired(now: datetime) -> None:
-    expired = Q(status=Status.SENDING,
-                claimed_at__lt=now - timedelta(seconds=settings.HERALD_SENDING_LEASE_SECONDS))
+    """Claims past their lease (their worker died or lost the database): first those the
+    provider reported, recorded as sent (``_reconcile``); then, where the provider reports
+    what it accepted, the others are held back for ``HERALD_RECONCILE_SECONDS`` more, for
+    its report to arrive; the rest go back to the queue, or fail once out of attempts."""
+    lease_end = now - timedelta(seconds=settings.HERALD_SENDING_LEASE_SECONDS)
+    _reconcile(lease_end)
+    expired = Q(status=Status.SENDING, claimed_at__lt=lease_end)
+    if reconciling():  # only live email goes to the reporting provider
+        window = timedelta(seconds=settings.HERALD_RECONCILE_SECONDS)
+        expired &= ~Q(channel="email", mode=Delivery.Mode.LIVE,
+                      claimed_at__gte=lease_end - window)
     exhausted = Delivery.objects.filter(expired, attempts__gte=settings.HERALD_SEND_MAX_ATTEMPTS)
     for delivery in exhausted.only("id", "claimed_at", "correlation_id", "provider")[:1000]:
         fail(delivery, delivery.provider, Status.FAILED, "transient",
@@ -331,3 +390,60 @@ def _reclaim_expired(now: datetime) -> None:
     # The same condition in the UPDATE: a row re-claimed meanwhile is left alone.
     Delivery.objects.filter(expired).update(
         status=Status.QUEUED, claimed_at=None, next_attempt_at=now - timedelta(days=1))
+
+
+# The email providers that report what they accepted, each with the setting that says its
+# events reach Herald (SendGrid's Event Webhook ``processed``, SES's ``Send`` through SNS,
+# both carrying our delivery id).
+REPORTING_PROVIDERS = {"sendgrid": "SENDGRID_WEBHOOK_PUBLIC_KEY",
+                       "ses": "HERALD_SES_SNS_TOPIC_ARNS"}
+
+
+def reconciling() -> bool:
+    """Whether the live email provider's reports are awaited before a lost send is repeated."""
+    setting = REPORTING_PROVIDERS.get(email_provider_name())
+    return bool(setting and getattr(settings, setting, None)
+                and settings.HERALD_RECONCILE_SECONDS > 0)
+
+
+def _reconcile(lease_end: datetime, limit: int = 1000) -> int:
+    """Expired claims the provider has reported on (any event of it with our delivery id):
+    it has the message, so it is recorded ``sent`` (with the provider's message id, and the
+    content rendered as it was sent) and never sent again. Returns how many."""
+    reported = DeliveryEvent.objects.filter(delivery_id=OuterRef("pk"),
+                                            provider_event_id__isnull=False)
+    rows = list(Delivery.objects.filter(status=Status.SENDING, claimed_at__lt=lease_end)
+                .filter(Exists(reported)).select_related("attendee")
+                .prefetch_related("template", "attendee__event")[:limit])
+    if not rows:
+        return 0
+    first: dict[Any, dict[str, Any]] = {}
+    for delivery_id, detail in (DeliveryEvent.objects.filter(
+            delivery_id__in=[d.id for d in rows], provider_event_id__isnull=False)
+            .order_by("-id").values_list("delivery_id", "detail")):
+        first[delivery_id] = detail or {}
+    groups: dict[tuple[datetime, str], list[tuple[Delivery, Content, str]]] = defaultdict(list)
+    for delivery in rows:
+        detail = first.get(delivery.id, {})
+        provider = str(detail.get("provider") or email_provider_name())
+        groups[(delivery.claimed_at, provider)].append(
+            (delivery, _content_as_sent(delivery), str(detail.get("messageId") or "")))
+    for (_, provider), sent in groups.items():
+        mark_sent(sent, provider, reconciled=True)
+    log.warning("%d deliveries whose worker stopped were reported accepted by the provider: "
+                "recorded sent, not sent again", len(rows))
+    return len(rows)
+
+
+def _content_as_sent(delivery: Delivery) -> Content:
+    """The content a reconciled delivery went out with: stored, else rendered again (the
+    worker died before storing it); what is stored if the template no longer renders."""
+    if delivery.template_version is not None:
+        return Content(delivery.subject, delivery.html_body, delivery.text_body,
+                       delivery.template_version)
+    try:
+        return delivery_render(delivery=delivery)
+    except Exception:
+        log.warning("Reconciled delivery %s: content not rendered again", delivery.id,
+                    exc_info=True)
+        return Content(delivery.subject, delivery.html_body, delivery.text_body, None)

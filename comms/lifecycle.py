@@ -158,6 +158,8 @@ def _uuid(value: Any) -> uuid.UUID | None:
 
 def _detail(event: ProviderEvent) -> dict[str, Any]:
     detail: dict[str, Any] = {"provider": event.provider}
+    if event.provider_message_id:  # what the sweeper records if it reconciles the delivery
+        detail["messageId"] = event.provider_message_id
     for key in ("reason", "bounce_type", "bounce_subtype", "recipient"):
         if getattr(event, key):
             detail[key] = getattr(event, key)

@@ -4,17 +4,27 @@ Every write is guarded by the claim token (``claimed_at``, ``mine``), so a worke
 expired can never overwrite what the worker that took over recorded; a status, its timeline
 event and its customer webhooks commit together. Shared by the email path
 (``comms.dispatch``) and the other channels (``comms.channel_dispatch``).
+
+Each write is ``durable``: a lost database connection (a restart, a failover,
+``pg_terminate_backend``) does not abandon an outcome the provider already gave: the write is
+tried again on a fresh connection for up to half the lease. Each write is also idempotent, so
+a retry after a commit whose answer was lost records nothing twice (``sent`` only once:
+``sent_at IS NULL``; the others only from ``sending``).
 """
 
+import functools
 import json
 import logging
 import random
+import time
+from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import InterfaceError, OperationalError, connection, transaction
 from django.db.models import Case, F, Value, When
 from django.utils import timezone
 
@@ -26,13 +36,52 @@ from webhooks.services import webhooks_emit
 
 log = logging.getLogger(__name__)
 
+P = ParamSpec("P")
+R = TypeVar("R")
+# What a lost connection raises: the server went away, or the connection is already closed.
+CONNECTION_LOST = (OperationalError, InterfaceError)
+RETRY_FIRST_PAUSE, RETRY_MAX_PAUSE = 0.05, 2.0
+
 
 @dataclass(frozen=True)
 class Content:
     subject: str
     html: str
     text: str
-    template_version: int
+    template_version: int | None
+
+
+def durable(write: Callable[P, R]) -> Callable[P, R]:
+    """Retry ``write`` on a fresh connection when the database connection is lost, with
+    backoff, for up to half the sending lease (so the row is still ours when it succeeds).
+    Inside a caller's transaction nothing is retried: only the caller can start it again."""
+
+    @functools.wraps(write)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        if connection.in_atomic_block:
+            return write(*args, **kwargs)
+        deadline = time.monotonic() + settings.HERALD_SENDING_LEASE_SECONDS / 2
+        pause = RETRY_FIRST_PAUSE
+        while True:
+            try:
+                return write(*args, **kwargs)
+            except CONNECTION_LOST as exc:
+                if time.monotonic() + pause > deadline:
+                    raise
+                log.warning("%s: database connection lost (%s); retrying on a new one",
+                            write.__name__, str(exc).strip()[:200])
+                connection_drop()
+                time.sleep(pause)
+                pause = min(pause * 2, RETRY_MAX_PAUSE)
+
+    return run
+
+
+def connection_drop() -> None:
+    """Give up this thread's connection (the pool discards a broken one): the next query
+    opens or takes a working one."""
+    with suppress(Exception):
+        connection.close()
 
 
 def mine(delivery: Delivery):
@@ -53,27 +102,34 @@ def record_event(delivery: Delivery, name: str, status: str, **detail: Any) -> N
     webhooks_emit(delivery_event_ids=[event.id])
 
 
-def mark_sent(sent: list[tuple[Delivery, Content, str]], provider: str) -> None:
+@durable
+def mark_sent(sent: list[tuple[Delivery, Content, str]], provider: str, *,
+              reconciled: bool = False) -> None:
     """Record a batch's accepted messages: content and ids, ``sent`` (only from ``sending``,
-    so a fast callback is never overwritten), and one comms.sent event each."""
+    so a fast callback is never overwritten), and one comms.sent event each. Only once per
+    delivery (``sent_at`` still empty): a retry after a lost answer to the commit, or a
+    worker that outlived its lease after the sweeper reconciled its rows, records nothing.
+    ``reconciled``: the sweeper records what the provider reported (the worker died)."""
     if not sent:
         return
     now = timezone.now()
+    extra = {"reconciled": True} if reconciled else {}
     with transaction.atomic():  # the status, its event and its webhooks commit together
         held = _update_sent(sent, provider, now)
         # Only rows still held with our claim get their event: one another worker took over
         # (lease expired) records its own; one cancelled meanwhile (GDPR erasure) none.
         event_ids = _sent_events_insert(
-            [(d, message_id) for d, _, message_id in sent if d.id in held], provider, now)
+            [(d, message_id) for d, _, message_id in sent if d.id in held], provider, now,
+            extra)
         webhooks_emit(delivery_event_ids=event_ids)
     updated = len(held)
     if updated != len(sent):
-        log.error("%d deliveries were sent after their lease expired: duplicates are possible",
-                  len(sent) - updated)
+        log.error("%d deliveries were recorded already or sent after their lease expired: "
+                  "duplicates are possible", len(sent) - updated)
 
 
 def _sent_events_insert(rows: list[tuple[Delivery, str]], provider: str,
-                        now: datetime) -> list[int]:
+                        now: datetime, extra: dict[str, Any]) -> list[int]:
     """One ``comms.sent`` event per delivery: on PostgreSQL one INSERT with the rows as one
     JSON parameter (the ORM's bulk_create cost ~0.05 ms of CPU per email); returns their ids."""
     if not rows:
@@ -82,11 +138,12 @@ def _sent_events_insert(rows: list[tuple[Delivery, str]], provider: str,
         return [e.id for e in DeliveryEvent.objects.bulk_create([
             DeliveryEvent(delivery_id=d.id, name="comms.sent", status=Status.SENT,
                           correlation_id=d.correlation_id, occurred_at=now,
-                          detail={"provider": provider, "messageId": message_id})
+                          detail={"provider": provider, "messageId": message_id, **extra})
             for d, message_id in rows])]
     inserted = delivery_events_insert([
         {"d": str(d.id), "n": "comms.sent", "s": Status.SENT, "c": d.correlation_id,
-         "o": now.isoformat(), "p": None, "x": {"provider": provider, "messageId": message_id}}
+         "o": now.isoformat(), "p": None,
+         "x": {"provider": provider, "messageId": message_id, **extra}}
         for d, message_id in rows])
     return sorted(pk for pk, _, _ in inserted)
 
@@ -100,7 +157,7 @@ def _update_sent(sent: list[tuple[Delivery, Content, str]], provider: str,
     if connection.vendor != "postgresql":
         held = set()
         for delivery, content, message_id in sent:
-            if mine(delivery).update(
+            if mine(delivery).filter(sent_at__isnull=True).update(
                     status=Case(When(status=Status.SENDING, then=Value(Status.SENT)),
                                 default=F("status")),
                     provider=provider, provider_message_id=message_id, sent_at=now,
@@ -126,10 +183,11 @@ _UPDATE_SENT_SQL = (
     " html_body = v.html, text_body = v.txt, template_version = v.ver"
     " FROM json_to_recordset(%s::json)"
     " AS v(id uuid, mid text, subj text, html text, txt text, ver integer)"
-    " WHERE d.id = v.id AND d.claimed_at = %s RETURNING d.id"
+    " WHERE d.id = v.id AND d.claimed_at = %s AND d.sent_at IS NULL RETURNING d.id"
 )
 
 
+@durable
 def retry_or_fail(delivery: Delivery, provider: str, exc: ProviderTransientError,
                    content: Content) -> None:
     if delivery.attempts >= settings.HERALD_SEND_MAX_ATTEMPTS:
@@ -163,6 +221,7 @@ def retry_delay(*, attempt: int, retry_after: float | None) -> float:
     return delay
 
 
+@durable
 def fail(delivery: Delivery, provider: str, status: str, failure_type: str, reason: str) -> None:
     with transaction.atomic():  # the status, its event and its webhooks commit together
         updated = mine(delivery).filter(status=Status.SENDING).update(
@@ -178,6 +237,7 @@ def still_mine(delivery: Delivery) -> bool:
     return mine(delivery).filter(status=Status.SENDING).exists()
 
 
+@durable
 def requeue_unsent(delivery: Delivery) -> None:
     """A claimed delivery this worker did not get to: back to the queue, due now, without
     using an attempt."""
@@ -186,6 +246,17 @@ def requeue_unsent(delivery: Delivery) -> None:
         next_attempt_at=timezone.now())
 
 
+@durable
+def requeue_claimed(ids: list[Any], token: datetime) -> int:
+    """Claimed deliveries nothing was sent for yet (their worker lost the database before the
+    provider call): back to the queue at once, without using an attempt, instead of waiting
+    for the sweeper past the lease. Returns how many went back."""
+    return Delivery.objects.filter(id__in=ids, claimed_at=token, status=Status.SENDING).update(
+        status=Status.QUEUED, claimed_at=None, attempts=F("attempts") - 1,
+        next_attempt_at=timezone.now())
+
+
+@durable
 def release(delivery: Delivery, provider: str) -> None:
     """A configuration error: put the delivery back, without using up an attempt, for the
     sweeper to send once Herald is fixed. Due only after the retry base delay, so the next

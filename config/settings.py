@@ -208,6 +208,9 @@ HERALD_SEND_MAX_ATTEMPTS = env.int("HERALD_SEND_MAX_ATTEMPTS", default=6)
 HERALD_RETRY_BASE_SECONDS = env.float("HERALD_RETRY_BASE_SECONDS", default=10.0)
 HERALD_RETRY_MAX_SECONDS = env.float("HERALD_RETRY_MAX_SECONDS", default=3600.0)
 HERALD_SENDING_LEASE_SECONDS = env.int("HERALD_SENDING_LEASE_SECONDS", default=300)
+# A claim past its lease whose provider reports what it accepted (SendGrid, SES with their
+# event webhooks set up) waits this much longer for that report before it is sent again.
+HERALD_RECONCILE_SECONDS = env.int("HERALD_RECONCILE_SECONDS", default=120)
 HERALD_SWEEP_INTERVAL_SECONDS = env.int("HERALD_SWEEP_INTERVAL_SECONDS", default=60)
 HERALD_SANDBOX_DELAY_SECONDS = env.float("HERALD_SANDBOX_DELAY_SECONDS", default=2.0)
 HERALD_MAX_RENDERED_CHARS = env.int("HERALD_MAX_RENDERED_CHARS", default=1_000_000)

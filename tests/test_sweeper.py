@@ -2,11 +2,13 @@
 
 from datetime import timedelta
 
+import pytest
 from django.utils import timezone
 
 from comms.dispatch import deliveries_sweep
 from comms.models import Delivery
 from tests.conftest import guest
+from tests.sendgrid_signing import SendGridSigner, dumps, sendgrid_event
 
 
 def _queue_without_task(api, event_id, template_id) -> Delivery:
@@ -90,3 +92,76 @@ def test_one_sweep_publishes_one_kick_for_all_its_overdue_rows(api, settings, ev
         celery_app.conf.task_always_eager = True
         before_task_publish.disconnect(count)
     assert len(published) == 1
+
+
+# --- reconciling a dead worker's claims with what the provider reported ---------------------
+
+@pytest.fixture
+def reporting(settings, sendgrid):
+    """SendGrid with its Event Webhook set up: the provider reports what it accepted."""
+    signer = SendGridSigner()
+    settings.SENDGRID_WEBHOOK_PUBLIC_KEY = signer.public_key
+    settings.HERALD_SENDING_LEASE_SECONDS = 300
+    settings.HERALD_RECONCILE_SECONDS = 120
+    return signer
+
+
+def _claimed_by_a_dead_worker(api, event_id, template_id, seconds_ago: int) -> Delivery:
+    delivery = _queue_without_task(api, event_id, template_id)
+    _age(delivery, status="sending", attempts=1,
+         claimed_at=timezone.now() - timedelta(seconds=seconds_ago))
+    return delivery
+
+
+def _report(api, signer, delivery: Delivery, kind: str = "processed") -> None:
+    body = dumps([sendgrid_event(kind, delivery_id=str(delivery.id), message_id="sg-msg-1",
+                                 email=delivery.recipient, event_id=f"{kind}-{delivery.id}")])
+    with api.capture(execute=True):
+        response = api.client.generic("POST", "/callbacks/sendgrid", body,
+                                      content_type="application/json", **signer.headers(body))
+    assert response.status_code == 200, response.content
+
+
+def test_an_expired_claim_the_provider_reported_is_recorded_sent_not_sent_again(
+        api, reporting, sendgrid, event_id, template_id):
+    delivery = _claimed_by_a_dead_worker(api, event_id, template_id, 301)
+    _report(api, reporting, delivery)  # SendGrid's "processed": it had the message
+    assert deliveries_sweep() == 0
+    delivery.refresh_from_db()
+    assert delivery.status == "sent" and delivery.attempts == 1
+    assert delivery.provider == "sendgrid" and delivery.provider_message_id == "sg-msg-1"
+    assert delivery.subject == "Your ticket for Spring Gala" and delivery.sent_at is not None
+    [sent] = delivery.events.filter(name="comms.sent")
+    assert sent.detail == {"provider": "sendgrid", "messageId": "sg-msg-1", "reconciled": True}
+    assert sendgrid.attempts == 0  # never sent again
+    assert deliveries_sweep() == 0 and delivery.events.filter(name="comms.sent").count() == 1
+
+
+def test_an_expired_claim_waits_for_the_providers_report_then_is_sent_again(
+        api, reporting, sendgrid, event_id, template_id):
+    delivery = _claimed_by_a_dead_worker(api, event_id, template_id, 301)
+    deliveries_sweep()
+    delivery.refresh_from_db()
+    assert delivery.status == "sending" and sendgrid.attempts == 0  # its report may come
+    _age(delivery, claimed_at=timezone.now() - timedelta(seconds=300 + 121))
+    deliveries_sweep()
+    delivery.refresh_from_db()
+    assert delivery.status == "sent" and delivery.attempts == 2 and sendgrid.attempts == 1
+
+
+def test_without_the_providers_reports_an_expired_claim_is_sent_again_at_once(
+        api, reporting, settings, sendgrid, event_id, template_id):
+    settings.SENDGRID_WEBHOOK_PUBLIC_KEY = ""  # no Event Webhook: nothing to wait for
+    delivery = _claimed_by_a_dead_worker(api, event_id, template_id, 301)
+    deliveries_sweep()
+    delivery.refresh_from_db()
+    assert delivery.status == "sent" and delivery.attempts == 2 and sendgrid.attempts == 1
+
+
+def test_a_live_claim_is_left_alone_even_when_reported(api, reporting, sendgrid, event_id,
+                                                       template_id):
+    delivery = _claimed_by_a_dead_worker(api, event_id, template_id, 60)
+    _report(api, reporting, delivery)
+    deliveries_sweep()
+    delivery.refresh_from_db()  # its worker may still record it itself
+    assert delivery.status == "sending" and not delivery.events.filter(name="comms.sent")

@@ -8,7 +8,8 @@ servers answer without an id of their own.
 
 import smtplib
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import closing
 from dataclasses import dataclass
 from email.utils import make_msgid
 
@@ -62,57 +63,70 @@ class SmtpProvider:
         return SendResult(provider_message_id=outgoing.message_id)
 
     def send_batch(self, messages: list[EmailMessage]) -> list[SendResult | Exception]:
+        """``send_each``'s outcomes as a list."""
+        with closing(self.send_each(messages)) as outcomes:
+            return list(outcomes)
+
+    def send_each(self, messages: list[EmailMessage]) -> Iterator[SendResult | Exception]:
         """Messages over one SMTP session (a new connection per message costs more than the
-        message): each its own MAIL/RCPT/DATA and its own outcome. A session the server drops
-        is opened again once; a second loss fails the rest as transient."""
+        message): each its own MAIL/RCPT/DATA, and its outcome given as soon as the server
+        answered it, so the caller records it before the next message goes (a worker that
+        dies mid-batch leaves at most one accepted message unrecorded). A session the server
+        drops is opened again once; a second loss fails the rest as transient. The session
+        is closed when the generator is (``contextlib.closing``)."""
         config = self._config()
         if config.use_tls and config.use_ssl:
             error = ProviderConfigurationError(
                 "EMAIL_USE_TLS and EMAIL_USE_SSL exclude each other.")
-            return [error] * len(messages)
-        outcomes: list[SendResult | Exception] = []
-        connection, reopened = None, False
+            yield from [error] * len(messages)
+            return
+        session = _Session(config)
         try:
             for message in messages:
-                try:
-                    outgoing = build_message(message)
-                except Exception as exc:  # this message only: the rest of the batch goes
-                    outcomes.append(exc if isinstance(exc, ProviderPermanentError) else
-                                    ProviderPermanentError(f"SMTP message not built: {exc}"))
-                    continue
-                while True:
-                    try:
-                        if connection is None:
-                            connection = _opened(config)
-                        _deliver(connection, outgoing)
-                        outcomes.append(SendResult(provider_message_id=outgoing.message_id))
-                        break
-                    except smtplib.SMTPServerDisconnected as exc:
-                        _close(connection)
-                        connection = None
-                        if reopened:
-                            outcomes.append(ProviderTransientError(f"SMTP: {exc}"))
-                            break
-                        reopened = True
-                    except smtplib.SMTPException as exc:
-                        outcomes.append(_classify(exc))
-                        if isinstance(exc, smtplib.SMTPResponseException) and exc.smtp_code in (
-                                421, 554) and not isinstance(exc, smtplib.SMTPRecipientsRefused):
-                            _close(connection)  # the server is closing the session
-                            connection = None
-                        break
-                    except ssl.SSLCertVerificationError as exc:
-                        outcomes.append(ProviderConfigurationError(
-                            f"SMTP TLS certificate refused: {exc}"))
-                        break
-                    except OSError as exc:
-                        outcomes.append(ProviderTransientError(f"SMTP server unreachable: {exc}"))
-                        _close(connection)
-                        connection = None
-                        break
+                yield session.send(message)
         finally:
-            _close(connection)
-        return outcomes
+            _close(session.connection)
+
+
+class _Session:
+    """One SMTP session across a batch: reopened once if the server drops it."""
+
+    def __init__(self, config: SmtpConfig) -> None:
+        self.config = config
+        self.connection: EmailBackend | None = None
+        self.reopened = False
+
+    def send(self, message: EmailMessage) -> SendResult | Exception:
+        try:
+            outgoing = build_message(message)
+        except Exception as exc:  # this message only: the rest of the batch goes
+            return exc if isinstance(exc, ProviderPermanentError) else ProviderPermanentError(
+                f"SMTP message not built: {exc}")
+        while True:
+            try:
+                if self.connection is None:
+                    self.connection = _opened(self.config)
+                _deliver(self.connection, outgoing)
+                return SendResult(provider_message_id=outgoing.message_id)
+            except smtplib.SMTPServerDisconnected as exc:
+                self._drop()
+                if self.reopened:
+                    return ProviderTransientError(f"SMTP: {exc}")
+                self.reopened = True
+            except smtplib.SMTPException as exc:
+                if isinstance(exc, smtplib.SMTPResponseException) and exc.smtp_code in (
+                        421, 554) and not isinstance(exc, smtplib.SMTPRecipientsRefused):
+                    self._drop()  # the server is closing the session
+                return _classify(exc)
+            except ssl.SSLCertVerificationError as exc:
+                return ProviderConfigurationError(f"SMTP TLS certificate refused: {exc}")
+            except OSError as exc:
+                self._drop()
+                return ProviderTransientError(f"SMTP server unreachable: {exc}")
+
+    def _drop(self) -> None:
+        _close(self.connection)
+        self.connection = None
 
 
 def _opened(config: SmtpConfig) -> EmailBackend:
