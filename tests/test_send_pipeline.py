@@ -1,9 +1,15 @@
 """The send task against the real `sendgrid` client and a local fake SendGrid server:
 rendering, what SendGrid receives, transient retries with backoff, permanent failures."""
 
+import asyncio
+import threading
+import time
 from datetime import timedelta
+from typing import Any
 
+import psycopg
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from comms.models import Delivery, DeliveryEvent
@@ -93,7 +99,7 @@ def test_permanent_error_fails_at_once(api, sendgrid, event_id, template_id):
     delivery = _send(api, event_id, template_id)
     assert delivery.status == "failed"
     assert delivery.failure_type == "provider_rejected"
-    assert "Invalid from address" in delivery.failure_reason
+    assert delivery.failure_reason == "SendGrid 400 from.email"  # the message: logged only
     assert delivery.attempts == 1
 
 
@@ -223,3 +229,120 @@ def test_content_postgresql_cannot_store_is_replaced_not_sent_again(api, sendgri
     assert delivery.status == "sent"
     assert (delivery.subject, delivery.text_body) == ("Hi\ufffd", "a\ufffdb\ufffdc")
     assert sendgrid.attempts == 1 and len(sendgrid.messages) == 1
+
+
+# --- a lost database connection, and the window of a worker's death ------------------------
+
+def _rows(api, template_id, n: int) -> list[Delivery]:
+    """Queued deliveries without a task (a transactional test would run on-commit sends)."""
+    return [Delivery.objects.create(account=api.keys.account, template_id=template_id,
+                                    recipient=f"g{i}@example.com") for i in range(n)]
+
+
+def _backend_pid() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        return cursor.fetchone()[0]
+
+
+def _other_connection(**options: Any) -> psycopg.Connection:
+    db = connection.settings_dict
+    return psycopg.connect(host=db["HOST"] or "127.0.0.1", port=db["PORT"] or 5432,
+                           user=db["USER"], password=db["PASSWORD"] or None,
+                           dbname=db["NAME"], **options)
+
+
+def _until(check, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_connection_lost_after_the_provider_accepted_is_recorded_on_a_new_one(
+        api, sendgrid, template_id):
+    """The worker's connection is cut (pg_terminate_backend) while SendGrid holds its batch:
+    the batch was accepted, so it is recorded on a fresh connection, not resent later."""
+    from comms.dispatch import delivery_dispatch
+
+    rows = _rows(api, template_id, 3)
+    pid = _backend_pid()
+    sendgrid.set_delay(0.5)
+
+    def cut() -> None:
+        _until(lambda: sendgrid.messages)
+        with _other_connection(autocommit=True) as other:
+            other.execute("SELECT pg_terminate_backend(%s)", [pid])
+
+    cutter = threading.Thread(target=cut)
+    cutter.start()
+    delivery_dispatch(delivery_id=str(rows[0].id))
+    cutter.join()
+    assert _backend_pid() != pid, "the connection really was cut"
+    assert set(Delivery.objects.values_list("status", flat=True)) == {"sent"}
+    assert DeliveryEvent.objects.filter(name="comms.sent").count() == 3
+    assert sendgrid.attempts == 1
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_rows_claimed_before_a_lost_connection_go_back_to_the_queue_at_once(
+        api, sendgrid, template_id):
+    """The connection is cut after the claim, before any provider call (the worker waits on
+    a lock): the claimed rows are handed back, without using an attempt, and sent by the
+    kick that goes with them instead of waiting out the lease."""
+    from django.db import OperationalError
+
+    from comms.dispatch import delivery_dispatch
+
+    rows = _rows(api, template_id, 3)
+    pid = _backend_pid()
+    locker = _other_connection()
+    locker.execute("LOCK TABLE comms_suppression IN ACCESS EXCLUSIVE MODE")
+
+    def cut() -> None:
+        with _other_connection(autocommit=True) as watcher:
+            _until(lambda: watcher.execute(
+                "SELECT 1 FROM pg_stat_activity WHERE pid = %s AND wait_event_type = 'Lock'",
+                [pid]).fetchone())
+            watcher.execute("SELECT pg_terminate_backend(%s)", [pid])
+        locker.rollback()
+
+    cutter = threading.Thread(target=cut)
+    cutter.start()
+    try:
+        with pytest.raises(OperationalError):
+            delivery_dispatch(delivery_id=str(rows[0].id))
+    finally:
+        cutter.join()
+        locker.close()
+    assert list(Delivery.objects.values_list("status", "attempts").distinct()) == [("sent", 1)]
+    assert sendgrid.attempts == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_smtp_records_each_message_as_soon_as_the_server_accepted_it(api, smtp, template_id):
+    """No reconciliation exists for SMTP: a worker that dies mid-batch must leave at most the
+    message in flight unrecorded, so each is recorded before the next is sent."""
+    from comms.dispatch import delivery_dispatch
+
+    rows = _rows(api, template_id, 4)
+    recorded_before: list[int] = []
+    accept = smtp.handle_DATA
+
+    def sent_so_far() -> int:
+        try:
+            return Delivery.objects.filter(status="sent").count()
+        finally:
+            connection.close()
+
+    async def handle_DATA(server, session, envelope):
+        recorded_before.append(await asyncio.to_thread(sent_so_far))
+        return await accept(server, session, envelope)
+
+    smtp.handle_DATA = handle_DATA
+    delivery_dispatch(delivery_id=str(rows[0].id))
+    assert recorded_before == [0, 1, 2, 3]
+    assert set(Delivery.objects.values_list("status", flat=True)) == {"sent"}
