@@ -8,6 +8,7 @@ import time
 from django.conf import settings
 from rest_framework import authentication, exceptions, permissions
 
+from accounts.guard import auth_failure_record
 from accounts.models import ApiKey
 from accounts.services import key_hash
 
@@ -41,9 +42,19 @@ def _lookup(digest: str) -> ApiKey | None:
 
 
 class ApiKeyAuthentication(authentication.BaseAuthentication):
-    """``Authorization: Bearer <live_…|test_…>``."""
+    """``Authorization: Bearer <live_…|test_…>``. A failure is counted by the brute-force guard
+    (``accounts.guard``), which answers 429 instead of 401 once the key or the client address
+    failed too often; a key that authenticates is never refused there."""
 
     def authenticate(self, request):
+        try:
+            return self._authenticate(request)
+        except exceptions.AuthenticationFailed:
+            if (refusal := auth_failure_record(request)) is not None:
+                raise refusal from None
+            raise
+
+    def _authenticate(self, request):
         raw = _bearer(request)
         if raw is None:
             if "HTTP_AUTHORIZATION" in request.META:

@@ -12,7 +12,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.authentication import ApiKeyAuthentication, HasApiKey
-from accounts.guard import auth_failure_record, auth_guard_check
+from accounts.guard import auth_failure_record
 from accounts.models import ApiKey
 from common.errors import HeraldError
 from common.idempotency import Replay, idempotency_claim, idempotency_finish, idempotency_release
@@ -249,7 +249,6 @@ class HeraldAPIView(APIView):
     _window = None  # this request's rate-limit Window, for the headers
 
     def initial(self, request, *args, **kwargs) -> None:
-        auth_guard_check(request)  # an address guessing keys is refused before anything else
         super().initial(request, *args, **kwargs)
         _refuse_nul(request)
         if self.idempotency_layer and request.method == "POST":

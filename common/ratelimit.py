@@ -1,4 +1,5 @@
-"""Rate limits per API key and daily delivery quotas (spec 004's "Rate Limits" table).
+"""Rate limits per API key and daily delivery quotas (spec 004's "Rate Limits" table); the
+counters are also the brute-force guard's (``accounts.guard``).
 
 Counters live in Redis when ``HERALD_RATE_LIMIT_REDIS_URL`` names one (shared by every web
 process and worker), else in this process. In Redis the counting is the `limits` library's
@@ -78,6 +79,14 @@ class _MemoryCounters:
                 self._purge_above = 2 * len(self._counts) + 10_000
             return count + amount
 
+    def get(self, key: str) -> int:
+        expires, count = self._counts.get(key, (0.0, 0))
+        return count if expires > time.monotonic() else 0
+
+    def expires_in(self, key: str) -> float:
+        expires, _ = self._counts.get(key, (0.0, 0))
+        return max(0.0, expires - time.monotonic())
+
 
 class _Counters:
     """Redis when configured and reachable, else this process's memory."""
@@ -99,6 +108,26 @@ class _Counters:
                 logger.warning("Rate-limit Redis unavailable (%s); counting in process for "
                                "%.0f s", exc, FALLBACK_SECONDS)
         return self._memory.incr(key, expiry, amount=amount)
+
+    def get(self, key: str) -> int:
+        """The counter's value (0 when its window has ended)."""
+        redis = self._redis_storage(settings.HERALD_RATE_LIMIT_REDIS_URL)
+        if redis is not None:
+            try:
+                return redis.get(key)
+            except StorageError:
+                pass  # the next incr switches to memory and logs it
+        return self._memory.get(key)
+
+    def expires_in(self, key: str) -> float:
+        """Seconds until the counter's window ends (0 when it has none)."""
+        redis = self._redis_storage(settings.HERALD_RATE_LIMIT_REDIS_URL)
+        if redis is not None:
+            try:
+                return max(0.0, redis.get_expiry(key) - time.time())
+            except StorageError:
+                pass
+        return self._memory.expires_in(key)
 
     def _redis_storage(self, url: str) -> Storage | None:
         if not url.startswith(("redis://", "rediss://", "redis+unix://")):
@@ -140,6 +169,32 @@ def rate_limit_hit(*, api_key: "ApiKey") -> Window | None:
     return window
 
 
+def _quota_day(api_key: "ApiKey") -> tuple[str, int]:
+    """Today's (UTC) quota counter of the key's account and mode, and the seconds until
+    midnight UTC."""
+    now = datetime.now(UTC)
+    midnight = datetime.combine(now.date() + timedelta(days=1), datetime.min.time(), UTC)
+    until_midnight = math.ceil((midnight - now).total_seconds())
+    return f"quota:{api_key.account_id}:{api_key.mode}:{now.date().isoformat()}", until_midnight
+
+
+def _quota_refused(quota: int, until_midnight: int) -> RateLimited:
+    return RateLimited(f"Daily quota of {quota} deliveries reached.", retry_after=until_midnight)
+
+
+def delivery_quota_check(*, api_key: "ApiKey", count: int) -> None:
+    """Raise RateLimited when ``count`` more deliveries do not fit in today's quota, reserving
+    nothing: a sender calls it before any write with the fewest deliveries its request can
+    make, so a send over quota is refused before it does work (``delivery_quota_take``
+    still reserves the exact number before the deliveries are created)."""
+    quota = _limit(api_key, "daily_quota")
+    if not quota or count <= 0:
+        return
+    key, until_midnight = _quota_day(api_key)
+    if counters.get(key) + count > quota:
+        raise _quota_refused(quota, until_midnight)
+
+
 def delivery_quota_take(*, api_key: "ApiKey", count: int) -> None:
     """Reserve ``count`` deliveries of today's (UTC) quota of the key's account and mode.
 
@@ -149,12 +204,8 @@ def delivery_quota_take(*, api_key: "ApiKey", count: int) -> None:
     quota = _limit(api_key, "daily_quota")
     if not quota or count <= 0:
         return
-    now = datetime.now(UTC)
-    midnight = datetime.combine(now.date() + timedelta(days=1), datetime.min.time(), UTC)
-    until_midnight = math.ceil((midnight - now).total_seconds())
-    key = f"quota:{api_key.account_id}:{api_key.mode}:{now.date().isoformat()}"
+    key, until_midnight = _quota_day(api_key)
     used = counters.incr(key, expiry=until_midnight + 60, amount=count)
     if used > quota:
         counters.incr(key, expiry=until_midnight + 60, amount=-count)  # give them back
-        raise RateLimited(f"Daily quota of {quota} deliveries reached.",
-                          retry_after=until_midnight)
+        raise _quota_refused(quota, until_midnight)

@@ -18,6 +18,7 @@ from django.db import transaction
 
 from accounts.models import ApiKey
 from common.errors import HeraldError
+from common.ratelimit import delivery_quota_check, delivery_quota_take
 from comms.channels import integration_chain
 from comms.models import Delivery
 from comms.queueing import enqueue
@@ -59,7 +60,7 @@ def notification_send(*, key: ApiKey, event_identifier: str, to: Any,
     _check_overrides(overrides or {})
     from_email = _sender(account.id, sender) if sender else None
     test_mode = key.mode == ApiKey.Mode.TEST
-    recipients = _recipients(account, to)
+    entries = _entries(to)
     outcome = SendOutcome()
     usable: list[str] = []
     for name in channels:
@@ -75,6 +76,9 @@ def notification_send(*, key: ApiKey, event_identifier: str, to: Any,
         usable.remove(name)
         outcome.errors.append(("TEMPLATE_MISSING", f"Event '{event.identifier}' has no {name} "
                                f"template for {language or 'its default'} language"))
+    if usable:  # before any write: a send over quota upserts no contact and locks nothing
+        delivery_quota_check(api_key=key, count=_deliveries_at_least(entries, usable))
+    recipients = _recipients(account, to, entries)
     tokens: dict[Any, list[str]] = defaultdict(list)
     if "push" in usable:
         for contact_id, token in PushToken.objects.filter(
@@ -104,7 +108,7 @@ def notification_send(*, key: ApiKey, event_identifier: str, to: Any,
                     mode=Delivery.Mode.TEST if test_mode else Delivery.Mode.LIVE,
                     recipient=address, event_name=event.identifier, context=context))
     if rows:
-        _quota(key, len(rows))
+        delivery_quota_take(api_key=key, count=len(rows))
         Delivery.objects.bulk_create(rows)
         transaction.on_commit(lambda: enqueue(str(rows[0].id)), robust=True)
     outcome.deliveries = [(d.channel, d.id) for d in rows]
@@ -154,14 +158,34 @@ def _sender(account_id: Any, sender: str) -> str:
     return address
 
 
-def _recipients(account, to: Any) -> list[Contact]:
+def _entries(to: Any) -> list[Any]:
+    entries = to if isinstance(to, list) else [to]
+    if not entries or len(entries) > MAX_RECIPIENTS:
+        raise _error("VALIDATION_ERROR", f"to: between 1 and {MAX_RECIPIENTS} recipients.")
+    return entries
+
+
+def _deliveries_at_least(entries: list[Any], usable: list[str]) -> int:
+    """The fewest deliveries this send can make, known without a query: one per distinct
+    email address given as a string when email is a channel (each names its own contact, and
+    only an object entry could change a contact's address), else one."""
+    if "email" not in usable or any(isinstance(entry, dict) for entry in entries):
+        return 1
+    addresses = set()
+    for entry in entries:
+        if isinstance(entry, str) and "@" in entry:
+            try:
+                addresses.add(email_normalize(entry.strip()))
+            except HeraldError:
+                pass  # refused with its own error once the recipients are read
+    return max(1, len(addresses))
+
+
+def _recipients(account, to: Any, entries: list[Any]) -> list[Contact]:
     """Each ``to`` entry as a contact (upserted where the spec says so), in order, once."""
     from contacts.selectors import contact_find
     from contacts.services import contact_upsert
 
-    entries = to if isinstance(to, list) else [to]
-    if not entries or len(entries) > MAX_RECIPIENTS:
-        raise _error("VALIDATION_ERROR", f"to: between 1 and {MAX_RECIPIENTS} recipients.")
     contacts: dict[Any, Contact] = {}
     for index, entry in enumerate(entries):
         where = f"to[{index}]" if isinstance(to, list) else "to"
@@ -206,9 +230,3 @@ def _context(account, contact: Contact, payload: dict[str, Any],
                    "email": from_email or settings.HERALD_DEFAULT_FROM_EMAIL},
         "name": contact.name, "email": contact.email or "", "phone": contact.phone or "",
     }
-
-
-def _quota(key: ApiKey, count: int) -> None:
-    from common.ratelimit import delivery_quota_take
-
-    delivery_quota_take(api_key=key, count=count)

@@ -127,10 +127,16 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
 }
 
-# --- cache (the brute-force guard's counters): Redis in production, per process otherwise
+# --- cache: Django's (nothing of Herald's own counts in it; see the rate limits below)
 CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
+# The brute-force guard (accounts/guard.py): failed authentications per presented key and per
+# client address, in the rate limits' counters (HERALD_RATE_LIMIT_REDIS_URL: Redis, shared by
+# every process, whenever the broker is Redis). Failing requests beyond the limit get 429.
 HERALD_AUTH_FAILURE_LIMIT = env.int("HERALD_AUTH_FAILURE_LIMIT", default=20)
 HERALD_AUTH_FAILURE_WINDOW_SECONDS = env.int("HERALD_AUTH_FAILURE_WINDOW_SECONDS", default=300)
+# Reverse proxies (CIDRs) whose X-Forwarded-For names the client: read from the right, the
+# first address that is not one of these is the client. Empty: the peer is the client.
+HERALD_TRUSTED_PROXIES = env.list("HERALD_TRUSTED_PROXIES", default=[])
 
 # --- REST API -----------------------------------------------------------------------------
 REST_FRAMEWORK = {
