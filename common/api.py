@@ -7,7 +7,7 @@ authentication, not-found, ``HeraldError``) in that family's documented shape.
 from typing import Any
 
 from django.http import Http404
-from rest_framework import exceptions, serializers
+from rest_framework import exceptions, permissions, serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -239,12 +239,20 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     return response
 
 
+TEST_KEY_READ_ONLY = ("Test keys are read-only on configuration (templates, events, webhook "
+                      "endpoints, brands, sender domains): they may read it to rehearse with "
+                      "it, but changing it needs a live key.")
+
+
 class HeraldAPIView(APIView):
     """Base of every API view: JSON only, API-key authentication, one error shape per family,
     a rate limit per API key (``X-RateLimit-*`` headers) and idempotency keys on POST."""
 
     error_style = "comms"
     idempotency_layer = True  # False: the view handles idempotency keys itself
+    # True on the views of the configuration both modes share (templates, events, webhook
+    # endpoints, brands, sender domains): a test key may read it but never change it (403).
+    configuration = False
     _claim = None  # this request's IdempotentRequest, while it runs
     _window = None  # this request's rate-limit Window, for the headers
 
@@ -253,6 +261,12 @@ class HeraldAPIView(APIView):
         _refuse_nul(request)
         if self.idempotency_layer and request.method == "POST":
             self._claim = idempotency_claim(request, style=self.error_style)
+
+    def check_permissions(self, request) -> None:
+        super().check_permissions(request)
+        if (self.configuration and request.method not in permissions.SAFE_METHODS
+                and isinstance(request.auth, ApiKey) and request.auth.mode == ApiKey.Mode.TEST):
+            raise exceptions.PermissionDenied(TEST_KEY_READ_ONLY)
 
     def check_throttles(self, request) -> None:
         super().check_throttles(request)

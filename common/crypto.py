@@ -11,7 +11,7 @@ import json
 from functools import cache
 from typing import Any
 
-from cryptography.fernet import Fernet
+from cryptography.fernet import Fernet, InvalidToken  # noqa: F401 (callers catch it)
 from django.conf import settings
 
 
@@ -39,3 +39,11 @@ def encrypt_json(data: dict[str, Any]) -> str:
 
 def decrypt_json(token: str) -> dict[str, Any]:
     return json.loads(decrypt(token)) if token else {}
+
+
+def encrypt_bytes(raw: bytes) -> bytes:
+    return _cipher().encrypt(raw)
+
+
+def decrypt_bytes(token: bytes) -> bytes:
+    return _cipher().decrypt(token)

@@ -8,6 +8,11 @@ response is stored and, for HERALD_IDEMPOTENCY_TTL_SECONDS, replayed with
 same key on another request is refused; while the first still runs, a retry gets 409 with
 ``Retry-After: 1``. A 5xx, a crash, 401/403/409/429 release the key so a retry can run.
 
+Stored responses are encrypted (``common.crypto``, Fernet): some carry secrets, such as the
+``whsec_`` signing secret of ``POST /v1/webhooks`` and of rotate-secret, and none is kept in
+clear in the table. A test key's requests and a live key's never share a key: the scope is
+(account, mode, key).
+
 Expired rows are deleted on the request path: a conflicting expired row at once, and all
 expired rows at most once a minute per process (``_sweep``).
 """
@@ -23,11 +28,13 @@ from django.utils import timezone
 from rest_framework.exceptions import ValidationError
 
 from accounts.models import ApiKey, IdempotentRequest
+from common import crypto
 from common.errors import HeraldError
 
 HEADERS = (("HTTP_X_IDEMPOTENCY_KEY", "X-Idempotency-Key"),
            ("HTTP_IDEMPOTENCY_KEY", "Idempotency-Key"))
 SWEEP_EVERY_SECONDS = 60.0
+SEALED = b"fernet:"  # prefix of an encrypted stored body (a JSON body never starts with it)
 _last_sweep = 0.0
 
 
@@ -117,7 +124,7 @@ def idempotency_finish(claim: IdempotentRequest | None, response: HttpResponseBa
             response.render()
         IdempotentRequest.objects.filter(pk=claim.pk).update(
             status=status, content_type=response.get("Content-Type", ""),
-            body=response.content)
+            body=_seal(response.content))
     else:
         idempotency_release(claim)
 
@@ -127,8 +134,26 @@ def idempotency_release(claim: IdempotentRequest | None) -> None:
         IdempotentRequest.objects.filter(pk=claim.pk).delete()
 
 
+def _seal(body: bytes) -> bytes:
+    return SEALED + crypto.encrypt_bytes(body)
+
+
+def _unseal(stored: bytes) -> bytes:
+    """The stored body in clear; a row stored before bodies were encrypted is read as is."""
+    if not stored.startswith(SEALED):
+        return stored
+    try:
+        return crypto.decrypt_bytes(stored[len(SEALED):])
+    except crypto.InvalidToken:
+        # The encryption key changed since: running the request again could send twice.
+        raise HeraldError("idempotency_response_unreadable",
+                          "The stored response of this idempotency key can no longer be read "
+                          "(the encryption key changed); use a new key if the request must "
+                          "run again.", status=409) from None
+
+
 def _replay(row: IdempotentRequest) -> HttpResponse:
-    response = HttpResponse(bytes(row.body), status=row.status,
+    response = HttpResponse(_unseal(bytes(row.body)), status=row.status,
                             content_type=row.content_type or None)
     response["Idempotent-Replayed"] = "true"
     return response

@@ -1,5 +1,6 @@
 """The admin dashboard: sends and outcomes per day, per account and per event, drawn as
-server-rendered SVG (no JavaScript, no CDN)."""
+server-rendered SVG (no JavaScript, no CDN). It counts live sends only: a test key's
+sandbox rehearsal never shows as real traffic or real failures."""
 
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -32,11 +33,13 @@ class Bar:
         return sum(self.counts.values())
 
 
-def daily(deliveries: QuerySet[Delivery], *, days: int = 14) -> list[Bar]:
-    """One bar per day of the last ``days``, counts per outcome group (one query)."""
+def daily(deliveries: QuerySet[Delivery], *, days: int = 14,
+          mode: str = Delivery.Mode.LIVE) -> list[Bar]:
+    """One bar per day of the last ``days``, counts per outcome group (one query), of the
+    deliveries sent in ``mode``."""
     today = timezone.localdate()
     start = today - timedelta(days=days - 1)
-    rows = (deliveries.filter(created_at__date__gte=start)
+    rows = (deliveries.filter(created_at__date__gte=start, mode=mode)
             .annotate(day=TruncDate("created_at")).values("day", "status")
             .annotate(n=Count("id")))
     bars = {start + timedelta(days=i): Bar(start + timedelta(days=i),
@@ -70,8 +73,9 @@ def chart(bars: list[Bar], *, width: int = 640, height: int = 160) -> dict[str, 
     return {"width": width, "height": height, "rects": rects, "labels": labels, "top": top}
 
 
-def funnel(deliveries: QuerySet[Delivery]) -> dict[str, int]:
+def funnel(deliveries: QuerySet[Delivery], *, mode: str = Delivery.Mode.LIVE) -> dict[str, int]:
+    """Deliveries sent in ``mode`` per outcome group."""
     counts = {name: 0 for name, _, _ in GROUPS}
-    for row in deliveries.values("status").annotate(n=Count("id")):
+    for row in deliveries.filter(mode=mode).values("status").annotate(n=Count("id")):
         counts[GROUP_OF[row["status"]]] += row["n"]
     return counts

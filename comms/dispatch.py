@@ -162,8 +162,7 @@ def _ready(provider_name: str, deliveries: list[Delivery]) -> list[tuple[Deliver
     suppressed = _suppressions(deliveries)
     ready: list[tuple[Delivery, Content]] = []
     for delivery in deliveries:
-        key = (delivery.account_id, delivery.recipient.lower())
-        if (suppression := suppressed.get(key)) is not None:
+        if (suppression := suppressed.get(_suppression_key(delivery))) is not None:
             _fail_suppressed(delivery, provider_name, suppression)
         elif (content := content_for(delivery, provider_name)) is not None:
             ready.append((delivery, content))
@@ -249,11 +248,20 @@ def _record_failure(delivery: Delivery, provider: str, content: Content,
                        ProviderTransientError(f"Unexpected provider error: {exc!r}"), content)
 
 
-def _suppressions(deliveries: list[Delivery]) -> dict[tuple[Any, str], Suppression]:
-    """The active suppressions among these recipients, in one query."""
-    rows = suppressions_active(account_ids={d.account_id for d in deliveries},
-                               addresses=[d.recipient for d in deliveries])
-    return {(s.account_id, s.address): s for s in rows}
+def _suppressions(deliveries: list[Delivery]) -> dict[tuple[Any, str, str], Suppression]:
+    """The suppressions in force for these deliveries, by (account, mode, address): one
+    query per key mode (a live send honours live suppressions only)."""
+    found = {}
+    for mode in {d.mode for d in deliveries}:
+        group = [d for d in deliveries if d.mode == mode]
+        for s in suppressions_active(account_ids={d.account_id for d in group}, mode=mode,
+                                     addresses=[d.recipient for d in group]):
+            found[(s.account_id, mode, s.address)] = s
+    return found
+
+
+def _suppression_key(delivery: Delivery) -> tuple[Any, str, str]:
+    return (delivery.account_id, delivery.mode, delivery.recipient.strip().lower())
 
 
 def _fail_suppressed(delivery: Delivery, provider: str, suppression: Suppression) -> None:

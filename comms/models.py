@@ -144,6 +144,9 @@ class Suppression(TimeStampedModel):
     report, an unsubscribe). Removing one keeps the row, with who removed it and why."""
 
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="suppressions")
+    # The mode of the send that failed: a sandbox bounce never blocks a live send (test sends
+    # honour both modes' suppressions, to rehearse what live would do).
+    mode = models.CharField(max_length=8, choices=Delivery.Mode.choices, default="live")
     channel = models.CharField(max_length=16, default="email")
     address = models.CharField(max_length=254, help_text="Lower-cased.")
     reason = models.CharField(max_length=16, choices=Status.choices)
@@ -155,9 +158,9 @@ class Suppression(TimeStampedModel):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["account", "channel", "address"],
+            models.UniqueConstraint(fields=["account", "mode", "channel", "address"],
                                     condition=models.Q(removed_at__isnull=True),
-                                    name="suppression_active_once"),
+                                    name="suppression_active_once_per_mode"),
         ]
 
     def __str__(self) -> str:
@@ -165,9 +168,11 @@ class Suppression(TimeStampedModel):
 
 
 class IdempotencyRecord(models.Model):
-    """An ``Idempotency-Key`` of a two-step send and the delivery its first request made."""
+    """An ``Idempotency-Key`` of a two-step send and the delivery its first request made,
+    per account and key mode (a test key's key never answers a live request)."""
 
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="+")
+    mode = models.CharField(max_length=8, choices=Delivery.Mode.choices, default="live")
     key = models.CharField(max_length=255)
     fingerprint = models.CharField(max_length=64, help_text="SHA-256 of the request.")
     delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="+")
@@ -175,7 +180,8 @@ class IdempotencyRecord(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["account", "key"], name="idempotency_key_once"),
+            models.UniqueConstraint(fields=["account", "mode", "key"],
+                                    name="idempotency_key_once_per_mode"),
         ]
 
     def __str__(self) -> str:

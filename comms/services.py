@@ -60,11 +60,12 @@ def delivery_send_to_attendee(*, account: Account, mode: str, attendee_id: Any,
     """Spec 000's two-step send, with its 422 rule on the pair's most recent delivery.
 
     With an ``Idempotency-Key``, a retry of the same request returns the first send instead of
-    sending again (a reuse of the key for a different request is a 409).
+    sending again (a reuse of the key for a different request is a 409). Keys are per key mode:
+    a live request never gets a test key's sandbox send back.
     """
     fingerprint = hashlib.sha256(
         f"{attendee_id}|{template_id}|{correlation_id}".encode()).hexdigest()
-    if idempotency_key and (replay := _replayed(account, idempotency_key, fingerprint)):
+    if idempotency_key and (replay := _replayed(account, mode, idempotency_key, fingerprint)):
         return replay
     template = template_for_send(account=account, template_id=template_id)
     try:
@@ -74,25 +75,26 @@ def delivery_send_to_attendee(*, account: Account, mode: str, attendee_id: Any,
                 id=attendee_id, account=account).first()
             if attendee is None:
                 raise NotFound("attendee")
-            previous_send_check(attendee=attendee, template=template)
+            previous_send_check(attendee=attendee, template=template, mode=mode)
             delivery = delivery_queue(account=account, attendee=attendee,
                                       template_id=template.id, mode=mode,
                                       correlation_id=correlation_id)
             if idempotency_key:
-                IdempotencyRecord.objects.create(account=account, key=idempotency_key,
-                                                 fingerprint=fingerprint, delivery=delivery)
+                IdempotencyRecord.objects.create(account=account, mode=mode,
+                                                 key=idempotency_key, fingerprint=fingerprint,
+                                                 delivery=delivery)
             return delivery
     except IntegrityError:
         # A concurrent request with the same key won: answer as its retry would.
-        replay = _replayed(account, idempotency_key or "", fingerprint)
+        replay = _replayed(account, mode, idempotency_key or "", fingerprint)
         if replay is None:
             raise
         return replay
 
 
-def _replayed(account: Account, key: str, fingerprint: str) -> Delivery | None:
-    record = IdempotencyRecord.objects.filter(account=account, key=key).select_related(
-        "delivery").first()
+def _replayed(account: Account, mode: str, key: str, fingerprint: str) -> Delivery | None:
+    record = IdempotencyRecord.objects.filter(account=account, mode=mode, key=key
+                                              ).select_related("delivery").first()
     if record is None:
         return None
     if record.fingerprint != fingerprint:
@@ -119,14 +121,18 @@ def account_check_can_send(*, account: Account) -> None:
         )
 
 
-def previous_send_check(*, attendee: Attendee, template: MessageTemplate) -> None:
+def previous_send_check(*, attendee: Attendee, template: MessageTemplate, mode: str) -> None:
+    """Spec 000's 422 rule: the pair's most recent delivery in this key mode failed for good
+    *to the address the attendee still has*. A sandbox failure never blocks a live send, and
+    once the email has been corrected (admin or API) a resend goes out."""
     latest = (
-        Delivery.objects.filter(attendee=attendee, template=template)
+        Delivery.objects.filter(attendee=attendee, template=template, mode=mode)
         .order_by("-created_at")
-        .only("status", "failed_at", "failure_reason")
+        .only("status", "recipient", "failed_at", "failure_reason")
         .first()
     )
-    if latest is None or latest.status not in PERMANENT_FAILURES:
+    if latest is None or not failed_for_good(status=latest.status, recipient=latest.recipient,
+                                             email=attendee.email):
         return
     raise HeraldError(
         "previous_send_permanently_failed",
@@ -138,25 +144,38 @@ def previous_send_check(*, attendee: Attendee, template: MessageTemplate) -> Non
     )
 
 
+def failed_for_good(*, status: str | None, recipient: str | None, email: str) -> bool:
+    """Whether a delivery blocks resends to ``email``: it failed for good, to that address."""
+    return (status in PERMANENT_FAILURES and recipient is not None
+            and recipient.strip().lower() == email.strip().lower())
+
+
 
 
 # --- suppressions ---------------------------------------------------------------------------
 
 def suppression_add(*, account_id: Any, address: str, reason: str, detail: str = "",
-                    delivery_id: Any = None, channel: str = "email") -> None:
+                    delivery_id: Any = None, channel: str = "email",
+                    mode: str | None = None) -> None:
     """Suppress an address (idempotent: an active suppression is kept as it is)."""
     suppressions_add(items=[{"account_id": account_id, "address": address, "reason": reason,
                              "detail": detail, "delivery_id": delivery_id,
-                             "channel": channel}])
+                             "channel": channel, "mode": mode}])
 
 
 def suppressions_add(*, items: list[dict[str, Any]]) -> None:
     """Suppress many addresses in one insert; ones already suppressed are left as they are.
-    Each item: account_id, address, reason, and optionally detail, delivery_id, channel."""
+    Each item: account_id, address, reason, and optionally detail, delivery_id, channel, mode.
+    Without a mode an item takes its delivery's (a sandbox bounce suppresses in test mode
+    only), else live."""
     if not items:
         return
+    modes = _delivery_modes([item["delivery_id"] for item in items
+                             if not item.get("mode") and item.get("delivery_id")])
     Suppression.objects.bulk_create([
         Suppression(account_id=item["account_id"], channel=item.get("channel", "email"),
+                    mode=item.get("mode") or modes.get(str(item.get("delivery_id")),
+                                                       Delivery.Mode.LIVE),
                     address=item["address"].strip().lower(), reason=item["reason"],
                     detail=(item.get("detail") or "")[:2000],
                     delivery_id=item.get("delivery_id"))
@@ -164,14 +183,25 @@ def suppressions_add(*, items: list[dict[str, Any]]) -> None:
     ], ignore_conflicts=True)
 
 
-def suppression_remove(*, account: Account, address: str, reason: str,
+def _delivery_modes(ids: list[Any]) -> dict[str, str]:
+    if not ids:
+        return {}
+    return {str(pk): mode for pk, mode in
+            Delivery.objects.filter(id__in=ids).values_list("id", "mode")}
+
+
+def suppression_remove(*, account: Account, mode: str, address: str, reason: str,
                        channel: str = "email") -> Suppression:
-    """Lift an active suppression, keeping the row with why it was lifted."""
-    suppression = Suppression.objects.filter(
-        account=account, channel=channel, address=address.strip().lower(),
-        removed_at__isnull=True,
-    ).first()
+    """Lift an active suppression of this key mode, keeping the row with why it was lifted.
+    A test key lifts only sandbox suppressions: a live one needs a live key (403)."""
+    rows = Suppression.objects.filter(account=account, channel=channel,
+                                      address=address.strip().lower(), removed_at__isnull=True)
+    suppression = rows.filter(mode=mode).first()
     if suppression is None:
+        if mode == Delivery.Mode.TEST and rows.exists():
+            raise HeraldError("forbidden", "This address is suppressed in live mode; a test "
+                              "key cannot lift a live suppression: use a live key.",
+                              status=403)
         raise NotFound("suppression")
     suppression.removed_at = timezone.now()
     suppression.removed_reason = reason

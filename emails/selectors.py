@@ -54,12 +54,12 @@ def brand_owned(*, account: Account, brand_id: uuid.UUID) -> Brand:
     return brand
 
 
-def email_history(*, account: Account, filters: HistoryFilters, start: Position | None,
-                  limit: int) -> HistoryPage:
-    """One page of the account's emails, newest first, on the immutable key (created_at,
-    id): emails that arrive while a client pages come before its cursor, so every email
-    that existed when paging began is returned exactly once."""
-    rows = _filtered(account, filters)
+def email_history(*, account: Account, mode: str, filters: HistoryFilters,
+                  start: Position | None, limit: int) -> HistoryPage:
+    """One page of the account's emails sent in this key mode, newest first, on the
+    immutable key (created_at, id): emails that arrive while a client pages come before its
+    cursor, so every email that existed when paging began is returned exactly once."""
+    rows = _filtered(account, filters).filter(delivery__mode=mode)
     if start is not None:
         rows = rows.filter(Q(created_at__lt=start.created_at)
                            | Q(created_at=start.created_at, delivery_id__lt=start.delivery_id))

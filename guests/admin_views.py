@@ -17,7 +17,7 @@ from django import forms
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Exists, OuterRef
 from django.db.models.functions import Lower
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect
@@ -27,7 +27,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from common.admin import AccountScopedAdmin
 from common.errors import HeraldError
-from comms.models import PERMANENT_FAILURES, Delivery
+from comms.models import Delivery
 from comms.selectors import suppressions_active
 from guests import bulk, imports
 from guests.models import BulkSend, Event, GuestImport
@@ -195,18 +195,18 @@ def bulk_send_form(model_admin: AccountScopedAdmin, request: HttpRequest,
     return _page(model_admin, request, "bulk_send_confirm.html", event, "Confirm the send",
                  form=form, confirm=confirm, template=data["template"],
                  audience=BulkSend.Audience(data["audience"]).label, mode=data["mode"],
-                 counts=_preview_counts(event, data["template"], data["audience"]))
+                 counts=_preview_counts(event, data["template"], data["audience"],
+                                        data["mode"]))
 
 
-def _preview_counts(event: Event, template: Any, audience: str) -> dict[str, int]:
-    guests = bulk.bulk_send_audience(event=event, template=template, audience=audience)
-    suppressed = suppressions_active(account_ids=[event.account_id]).filter(
+def _preview_counts(event: Event, template: Any, audience: str, mode: str) -> dict[str, int]:
+    guests = bulk.bulk_send_audience(event=event, template=template, audience=audience,
+                                     mode=mode)
+    suppressed = suppressions_active(account_ids=[event.account_id], mode=mode).filter(
         address=Lower(OuterRef("email")))
     matching = guests.count()
-    failed = guests.filter(last_status__in=PERMANENT_FAILURES).count()
-    # (NOT IN on a NULL subquery value would drop guests never sent the template.)
-    blocked = guests.filter(Q(last_status__isnull=True) | ~Q(last_status__in=PERMANENT_FAILURES),
-                            Exists(suppressed)).count()
+    failed = guests.filter(failed_for_good=True).count()
+    blocked = guests.filter(Exists(suppressed), failed_for_good=False).count()
     return {"matching": matching, "failed": failed, "suppressed": blocked,
             "to_send": matching - failed - blocked}
 

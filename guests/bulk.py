@@ -7,7 +7,9 @@ the template per guest), one for suppressed addresses, one insert of queued deli
 (``guests.inserts``), and the job's cursor and counters in the same commit — a re-run
 resumes after the cursor and never queues a guest twice. Guests whose latest delivery of
 the template failed for good (spec 000's 422 rule) or whose address is suppressed are
-skipped and counted.
+skipped and counted. Every rule reads the job's mode only: a sandbox rehearsal (deliveries
+and suppressions of test keys) never makes the live send skip a guest. The 422 rule is about
+the address: a guest whose email was corrected since the failure is sent again.
 
 On each commit one ``comms.send_delivery`` is enqueued, as ``emails.services`` does: it
 claims its row and the oldest due rows, each full claim kicks the next batch, and dispatch
@@ -20,7 +22,19 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Count, Exists, OuterRef, QuerySet, Subquery
+from django.db.models import (
+    BooleanField,
+    Case,
+    Count,
+    Exists,
+    F,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+    When,
+)
 from django.utils import timezone
 
 from common.errors import Conflict, NotFound
@@ -43,15 +57,21 @@ def bulk_send_templates(*, event: Event) -> QuerySet:
     return MessageTemplate.objects.filter(account_id=event.account_id, channel="email")
 
 
-def bulk_send_audience(*, event: Event, template: MessageTemplate, audience: str) -> QuerySet:
-    """The event's guests an audience picks, with their latest delivery status of the
-    template (``last_status``), in id order."""
-    latest = Delivery.objects.filter(attendee=OuterRef("pk"), template=template).order_by(
-        "-created_at").values("status")[:1]
-    guests = Attendee.objects.filter(event=event).annotate(last_status=Subquery(latest))
+def bulk_send_audience(*, event: Event, template: MessageTemplate, audience: str,
+                       mode: str = Delivery.Mode.LIVE) -> QuerySet:
+    """The event's guests an audience picks, in id order, with their latest delivery of the
+    template in this mode: its status (``last_status``) and whether it failed for good to
+    the address the guest still has (``failed_for_good``, spec 000's 422 rule)."""
+    sent = Delivery.objects.filter(attendee=OuterRef("pk"), template=template, mode=mode)
+    latest = sent.order_by("-created_at")
+    guests = Attendee.objects.filter(event=event).annotate(
+        last_status=Subquery(latest.values("status")[:1]),
+        last_recipient=Subquery(latest.values("recipient")[:1]))
+    guests = guests.annotate(failed_for_good=Case(
+        When(Q(last_status__in=PERMANENT_FAILURES, last_recipient__iexact=F("email")),
+             then=Value(True)), default=Value(False), output_field=BooleanField()))
     if audience == BulkSend.Audience.NEVER_SENT:
-        guests = guests.exclude(Exists(Delivery.objects.filter(attendee=OuterRef("pk"),
-                                                               template=template)))
+        guests = guests.exclude(Exists(sent))
     elif audience == BulkSend.Audience.LAST_FAILED:
         guests = guests.filter(last_status__in=FAILURES)
     return guests.order_by("id")
@@ -95,7 +115,7 @@ def bulk_send_run(*, job_id: Any) -> None:
     started = BulkSend.objects.filter(id=job_id, status=BulkSend.Status.PENDING).first()
     if started is not None:
         total = bulk_send_audience(event=started.event, template=started.template,
-                                   audience=started.audience).count()
+                                   audience=started.audience, mode=started.mode).count()
         BulkSend.objects.filter(id=job_id, status=BulkSend.Status.PENDING).update(
             status=BulkSend.Status.CREATING, total=total, started_at=timezone.now(),
             updated_at=timezone.now())
@@ -118,21 +138,22 @@ def _run_batch(job_id: Any) -> bool:
         if job is None:
             return False
         guests = bulk_send_audience(event=job.event, template=job.template,
-                                    audience=job.audience)
+                                    audience=job.audience, mode=job.mode)
         if job.cursor is not None:
             guests = guests.filter(id__gt=job.cursor)
-        batch = list(guests.values_list("id", "email", "correlation_id", "last_status")[
+        batch = list(guests.values_list("id", "email", "correlation_id", "failed_for_good")[
             :step * max(1, BATCH // step)])
         if not batch:
             job.status, job.finished_at = BulkSend.Status.DONE, timezone.now()
             job.save(update_fields=["status", "finished_at", "updated_at"])
             return False
         suppressed = set(suppressions_active(
-            account_ids=[job.account_id], addresses=[email for _, email, _, _ in batch],
+            account_ids=[job.account_id], mode=job.mode,
+            addresses=[email for _, email, _, _ in batch],
         ).values_list("address", flat=True))
         deliveries = []
-        for attendee_id, email, correlation_id, last_status in batch:
-            if last_status in PERMANENT_FAILURES:
+        for attendee_id, email, correlation_id, failed_for_good in batch:
+            if failed_for_good:
                 job.skipped_failed += 1
             elif email.strip().lower() in suppressed:
                 job.skipped_suppressed += 1
@@ -164,7 +185,7 @@ def bulk_send_statuses(*, job: BulkSend) -> dict[str, int]:
     if job.started_at is None:
         return {}
     deliveries = Delivery.objects.filter(
-        template_id=job.template_id, attendee__event_id=job.event_id,
+        template_id=job.template_id, attendee__event_id=job.event_id, mode=job.mode,
         created_at__gte=job.started_at)
     if job.finished_at is not None:
         deliveries = deliveries.filter(created_at__lte=job.finished_at)

@@ -33,6 +33,10 @@ class Attendee(TimeStampedModel):
     last_name = models.CharField(max_length=100, blank=True)
     email = models.EmailField(max_length=254)
     correlation_id = models.CharField(max_length=128, blank=True, null=True)
+    # The key mode of the request that created it ("live" for the admin's imports): a request
+    # of the other mode reusing its id gets its own send, never this mode's (guests.services).
+    mode = models.CharField(max_length=8, default="live",
+                            choices=[("live", "Live"), ("test", "Test")])
 
     class Meta:
         indexes = [models.Index(fields=["account", "email"]),

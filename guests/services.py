@@ -13,6 +13,7 @@ from comms.services import (
     account_check_can_send,
     delivery_enqueue_on_commit,
     delivery_new,
+    delivery_queue,
 )
 from guests.inserts import insert_together
 from guests.models import Attendee, Event
@@ -45,12 +46,14 @@ def attendee_create(*, account: Account, mode: str, id: uuid.UUID, event_id: uui
     """Spec 000's atomic path: the attendee and its queued send in one transaction.
 
     ``id`` is the caller's idempotency key: if it exists (even while a concurrent request
-    is inserting it) the existing attendee is returned and nothing is sent again.
+    is inserting it) the existing attendee is returned and nothing is sent again — per key
+    mode: a request never gets the other mode's send back (see ``_existing``).
     """
     checks = guest_create_checks(account=account, attendee_id=id, event_id=event_id,
                                  template_id=comms_template_id)
+    request = _Request(mode, email, comms_template_id, checks.template_ok, correlation_id)
     if checks.existing_account_id is not None:
-        return _existing(Attendee.objects.get(id=id), account)
+        return _existing(Attendee.objects.get(id=id), account, request)
     if not checks.event_ok:
         raise NotFound("event")
     if comms_template_id:
@@ -59,7 +62,7 @@ def attendee_create(*, account: Account, mode: str, id: uuid.UUID, event_id: uui
         account_check_can_send(account=account)
     fields: dict[str, Any] = dict(
         id=id, account=account, event_id=event_id, email=email, first_name=first_name,
-        last_name=last_name, correlation_id=correlation_id,
+        last_name=last_name, correlation_id=correlation_id, mode=mode,
     )
     attendee = Attendee(**fields)
     delivery = delivery_new(account=account, attendee=attendee, template_id=comms_template_id,
@@ -72,14 +75,50 @@ def attendee_create(*, account: Account, mode: str, id: uuid.UUID, event_id: uui
         winner = Attendee.objects.filter(id=id).first()
         if winner is None:  # not the id race: the event went away meanwhile
             raise NotFound("event") from None
-        return _existing(winner, account)
+        return _existing(winner, account, request)
     if delivery:
         delivery_enqueue_on_commit(delivery)
     return AttendeeResult(attendee, delivery.id if delivery else None, created=True)
 
 
-def _existing(attendee: Attendee, account: Account) -> AttendeeResult:
+@dataclass(frozen=True)
+class _Request:
+    mode: str
+    email: str
+    template_id: uuid.UUID | None
+    template_ok: bool
+    correlation_id: str | None
+
+
+def _existing(attendee: Attendee, account: Account, request: _Request) -> AttendeeResult:
+    """The answer to a request whose id exists: the attendee and its first send in the
+    request's key mode. An id first used in the other mode (a test key's rehearsal, then the
+    live request) gets its own send in this mode, queued now, once; never the sandbox send.
+    It must name the same email, so that a test key cannot pre-seed a live guest's id with
+    another address (409)."""
     if attendee.account_id != account.id:
         raise Conflict("id_conflict", "This id is already used by another account's attendee.")
-    first = attendee.deliveries.order_by("created_at").values_list("id", flat=True).first()
+    first = _first_send(attendee, request.mode)
+    if first is not None or attendee.mode == request.mode or request.template_id is None:
+        return AttendeeResult(attendee, first, created=False)
+    if attendee.email.strip().lower() != request.email.strip().lower():
+        raise Conflict("id_conflict", f"This guest id was first used in {attendee.mode} mode "
+                       "with another email; use a new id for this guest.")
+    if not request.template_ok:
+        raise NotFound("template")
+    account_check_can_send(account=account)
+    with transaction.atomic():
+        # Locking the attendee serializes concurrent first requests of this mode: one send.
+        Attendee.objects.select_for_update().filter(id=attendee.id).first()
+        first = _first_send(attendee, request.mode)
+        if first is None:
+            delivery = delivery_queue(account=account, attendee=attendee,
+                                      template_id=request.template_id, mode=request.mode,
+                                      correlation_id=request.correlation_id)
+            first = delivery.id
     return AttendeeResult(attendee, first, created=False)
+
+
+def _first_send(attendee: Attendee, mode: str) -> uuid.UUID | None:
+    return attendee.deliveries.filter(mode=mode).order_by("created_at").values_list(
+        "id", flat=True).first()

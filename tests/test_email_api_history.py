@@ -14,9 +14,9 @@ def history(api, **params) -> dict:
     return response.json()
 
 
-def test_history_follows_the_sandbox_lifecycle(sandbox_api, keys,
+def test_history_follows_the_sandbox_lifecycle(api, sandbox_api, keys,
                                                django_capture_on_commit_callbacks):
-    brand = brand_id(sandbox_api)
+    brand = brand_id(api)  # configuration: a live key
     group = str(uuid.uuid4())
     messages = [
         {"To": "ok@example.com", "Type": "tokenAndGroup", "BrandId": brand, "Token": "abcde",
@@ -67,8 +67,8 @@ def test_history_follows_the_sandbox_lifecycle(sandbox_api, keys,
     assert history(sandbox_api, State="sent")["Emails"] == []
 
 
-def test_a_suppressed_address_is_bounced_without_sending(sandbox_api):
-    brand = brand_id(sandbox_api)
+def test_a_suppressed_address_is_bounced_without_sending(api, sandbox_api):
+    brand = brand_id(api)  # configuration: a live key
     sandbox_api.post("/v1/Email/", {"Messages": [token_message(brand, to="bounce@example.com")]})
     again = sandbox_api.post("/v1/Email/", {"Messages": [
         token_message(brand, to="Bounce@Example.com")]}).json()["Results"][0]["MessageId"]

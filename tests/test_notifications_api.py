@@ -206,8 +206,8 @@ def test_unknown_event_and_unverified_sender(v4, order, keys):
     assert not Delivery.objects.exclude(id=delivery.id).exists()
 
 
-def test_push_sends_to_each_token_and_external_ids_resolve(sandbox, keys):
-    sandbox.post("/v1/events", {"identifier": "ping", "channels": ["push"], "templates": [
+def test_push_sends_to_each_token_and_external_ids_resolve(sandbox, v4, keys):
+    v4.post("/v1/events", {"identifier": "ping", "channels": ["push"], "templates": [
         {"channel": "push", "subject": "Ping", "body": "Hello {{contact.name}}"}]})
     contact = Contact.objects.create(account=keys.account, external_id="ext_user_123",
                                      name="Bo")
@@ -265,13 +265,13 @@ def test_the_daily_quota_answers_429_and_sends_nothing_more(sandbox, order, keys
     assert not Contact.objects.filter(email="b@example.com").exists()
 
 
-def test_templates_and_push_tokens_are_read_once_per_send_not_per_recipient(sandbox, keys):
+def test_templates_and_push_tokens_are_read_once_per_send_not_per_recipient(sandbox, v4, keys):
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    sandbox.post("/v1/events", {"identifier": "ping", "channels": ["email", "push"],
-                                "templates": [{"channel": c, "subject": "Ping", "body": "Hi"}
-                                              for c in ("email", "push")]})
+    v4.post("/v1/events", {"identifier": "ping", "channels": ["email", "push"],
+                           "templates": [{"channel": c, "subject": "Ping", "body": "Hi"}
+                                         for c in ("email", "push")]})
     for n in range(30):
         contact = Contact.objects.create(account=keys.account, external_id=f"u{n}",
                                          email=f"u{n}@example.com")

@@ -73,9 +73,9 @@ def test_bounce_message_matches_spec(sandbox_api, event_id, template_id):
     assert message == "Previous send bounced — resending will not help."
 
 
-def test_rule_applies_per_attendee_and_template_pair(sandbox_api, event_id, template_id):
+def test_rule_applies_per_attendee_and_template_pair(api, sandbox_api, event_id, template_id):
     attendee_id, _ = _create(sandbox_api, event_id, template_id, "bounce@example.com")
-    other = sandbox_api.post("/comms/v1/api/comms/template", {
+    other = api.post("/comms/v1/api/comms/template", {
         "name": "Reminder", "subject": "Reminder", "textBody": "See you"}).json()["id"]
     assert _resend(sandbox_api, attendee_id, other).status_code == 200
 

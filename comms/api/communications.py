@@ -190,9 +190,11 @@ InboxOut = inline_serializer("InAppInbox", {
                                             "nextCursor": serializers.CharField(allow_null=True)})
 
 
-def _inbox(account, contact):
+def _inbox(account, contact, mode: str):
+    """The in-app messages a key of this mode sees: its own mode's only."""
     read_at = DeliveryEvent.objects.filter(delivery=OuterRef("pk"), name="comms.opened")
-    return (Delivery.objects.filter(account=account, contact=contact, channel="inapp")
+    return (Delivery.objects.filter(account=account, contact=contact, channel="inapp",
+                                    mode=mode)
             .exclude(status__in=[Status.FAILED, Status.QUEUED, Status.SENDING])
             .annotate(read_at=Subquery(read_at.values("occurred_at")[:1])))
 
@@ -215,7 +217,7 @@ class Inbox(AdminView):
         contact = contact_find(account=account, identifier=q["userId"])
         if contact is None:
             raise NotFound("user")
-        rows = _inbox(account, contact)
+        rows = _inbox(account, contact, request.auth.mode)
         if q["unread"]:
             rows = rows.filter(read_at__isnull=True)
         if q.get("cursor"):
@@ -257,11 +259,13 @@ class InboxRead(AdminView):
         except ValueError:
             raise NotFound("message") from None
         account = self.get_account()
-        delivery = (Delivery.objects.filter(account=account, channel="inapp", id=pk)
+        delivery = (Delivery.objects.filter(account=account, channel="inapp", id=pk,
+                                            mode=request.auth.mode)
                     .exclude(status__in=[Status.FAILED, Status.QUEUED, Status.SENDING]).first())
         if delivery is None:
             raise NotFound("message")
         provider_events_apply([ProviderEvent(
             provider="inapp", provider_event_id=f"inapp-read-{delivery.id}", event="opened",
             occurred_at=timezone.now(), delivery_id=str(delivery.id))])
-        return Response(_item(_inbox(account, delivery.contact_id).get(id=delivery.id)))
+        return Response(_item(_inbox(account, delivery.contact_id, request.auth.mode).get(
+            id=delivery.id)))

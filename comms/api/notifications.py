@@ -75,6 +75,8 @@ def _save(account, data: dict[str, Any], identifier: str, replace=None, actor: s
 
 
 class Events(V004View):
+    configuration = True  # test keys read, never change
+
     @extend_schema(responses={200: Envelope}, tags=TAGS, summary="List notification events")
     def get(self, request):
         events = events_of(account=self.get_account())
@@ -91,6 +93,8 @@ class Events(V004View):
 
 
 class EventDetail(V004View):
+    configuration = True  # test keys read, never change
+
     @extend_schema(responses={200: Envelope, 404: Error}, tags=TAGS,
                    summary="An event with its templates and channels")
     def get(self, request, event_identifier):
@@ -211,7 +215,7 @@ class Deliveries(V004View):
         query = DeliveriesQuery(data=request.query_params.dict())
         query.is_valid(raise_exception=True)
         q = query.validated_data
-        rows = Delivery.objects.filter(account=self.get_account())
+        rows = Delivery.objects.filter(account=self.get_account(), mode=request.auth.mode)
         if q.get("event"):
             rows = rows.filter(event_name=q["event"])
         if q.get("channel"):
@@ -231,7 +235,8 @@ class Trace(V004View):
     def get(self, request, delivery_uuid):
         from common.api import get_owned
 
-        delivery = get_owned(Delivery.objects.filter(account=self.get_account()),
+        delivery = get_owned(Delivery.objects.filter(account=self.get_account(),
+                                                     mode=request.auth.mode),
                              delivery_uuid, "delivery")
         timeline = [{"event": e.name, "status": e.status, "at": iso(e.occurred_at),
                      "detail": e.detail} for e in delivery.events.order_by("occurred_at", "id")]

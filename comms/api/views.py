@@ -20,7 +20,8 @@ from comms.api.serializers import (
     SuppressionOut,
     SuppressionRemoveIn,
 )
-from comms.models import Delivery, Suppression
+from comms.models import Delivery
+from comms.selectors import suppressions_active
 
 CommsErrorOut = inline_serializer("CommsError", {
     "error": serializers.CharField(), "message": serializers.CharField()})
@@ -70,8 +71,8 @@ class Invitation(CommsView):
     @extend_schema(responses=InvitationOut, tags=["comms"],
                    summary="One send's status and timeline (beyond the spec, for support)")
     def get(self, request, invitation_id):
-        deliveries = Delivery.objects.filter(account=self.get_account()).prefetch_related(
-            "events")
+        deliveries = Delivery.objects.filter(account=self.get_account(),
+                                             mode=request.auth.mode).prefetch_related("events")
         return Response(InvitationOut(get_owned(deliveries, invitation_id, "invitation")).data)
 
 
@@ -80,7 +81,7 @@ class SuppressionList(CommsView):
                    parameters=[OpenApiParameter("email", required=False)],
                    summary="Suppressed addresses of the account (beyond the spec)")
     def get(self, request):
-        rows = Suppression.objects.filter(account=self.get_account(), removed_at__isnull=True)
+        rows = suppressions_active(account_ids=[self.get_account().id], mode=request.auth.mode)
         if email := request.query_params.get("email"):
             rows = rows.filter(address=email.strip().lower())
         return Response(paginate(request, rows.order_by("-created_at", "id"), SuppressionOut))
@@ -93,5 +94,6 @@ class SuppressionDetail(CommsView):
         data = SuppressionRemoveIn(data=request.data)
         data.is_valid(raise_exception=True)
         suppression = services.suppression_remove(
-            account=self.get_account(), address=email, reason=data.validated_data["reason"])
+            account=self.get_account(), mode=request.auth.mode, address=email,
+            reason=data.validated_data["reason"])
         return Response(SuppressionOut(suppression).data)

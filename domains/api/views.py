@@ -19,6 +19,7 @@ ERRORS = {
 class DomainView(HeraldAPIView):
     authentication_classes = [SubscriptionKeyAuthentication]
     permission_classes = [HasApiKey]
+    configuration = True  # test keys read, never change
 
     def owned(self) -> SenderDomain:
         row = selectors.sender_domain_for(account_id=self.get_account().id)

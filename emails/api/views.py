@@ -53,8 +53,8 @@ class Emails(V003View):
     def get(self, request):
         account = self.get_account()
         filters, start, limit = _history_query(request.query_params, account.id)
-        page = selectors.email_history(account=account, filters=filters, start=start,
-                                       limit=limit)
+        page = selectors.email_history(account=account, mode=request.auth.mode,
+                                       filters=filters, start=start, limit=limit)
         after = page.next and cursor_encode(account_id=account.id, filters=filters,
                                             position=page.next)
         return Response({"Emails": [email_out(e) for e in page.emails], "Next": after or None})
@@ -90,6 +90,8 @@ def _history_query(params: QueryDict, account_id: Any) -> tuple[HistoryFilters,
 
 
 class Brands(V003View):
+    configuration = True  # test keys read, never change
+
     @extend_schema(operation_id="brand_create", request=BrandIn,
                    responses={201: BrandEnvelope, **ERRORS}, tags=TAGS,
                    summary="Create a brand (sender identity and one template per email Type)")
@@ -108,6 +110,8 @@ class Brands(V003View):
 
 
 class BrandDetail(V003View):
+    configuration = True  # test keys read, never change
+
     def get_brand(self, brand_id: str):
         try:
             return selectors.brand_owned(account=self.get_account(), brand_id=uuid.UUID(brand_id))

@@ -60,7 +60,8 @@ class GuestDetail(CheckinView):
         attendee = get_owned(
             Attendee.objects.filter(account=self.get_account()), attendee_id, "attendee"
         )
-        first = attendee.deliveries.order_by("created_at").values_list("id", flat=True).first()
+        first = attendee.deliveries.filter(mode=request.auth.mode).order_by(
+            "created_at").values_list("id", flat=True).first()
         return Response(_guest_body(attendee, first))
 
 

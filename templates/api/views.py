@@ -12,6 +12,7 @@ from templates.models import MessageTemplate
 class TemplateView(HeraldAPIView):
     authentication_classes = [SubscriptionKeyAuthentication]
     permission_classes = [HasApiKey]
+    configuration = True  # test keys read, never change
 
     def templates(self):
         return MessageTemplate.objects.filter(account=self.get_account())

@@ -30,6 +30,10 @@ MessageEnvelope = inline_serializer("WebhookMessageEnvelope", {
 
 
 class WebhooksView(V004View):
+    # The endpoint and its messages are live configuration: a test key reads them, and a
+    # change, a rotation, a test message or a resend needs a live key.
+    configuration = True
+
     def get_endpoint(self, webhook_uuid: str) -> Endpoint:
         live = selectors.endpoints_live(account=self.get_account())
         return get_owned(live, webhook_uuid, "webhook")
