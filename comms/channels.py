@@ -20,6 +20,7 @@ from common import crypto
 from common.errors import HeraldError
 from comms.models import Integration
 from comms.providers.base import ChannelProvider, ProviderConfigurationError
+from webhooks import ssrf
 
 # provider name → (channel, "module:Class")
 PROVIDERS: dict[str, tuple[str, str]] = {
@@ -69,10 +70,34 @@ def provider_class(name: str) -> type:
 HOST_FIELDS = ("api_base", "endpoint_url")
 
 
+def integration_urls_check(*, provider: str, config: dict[str, Any],
+                           credentials: dict[str, str] | None) -> None:
+    """Every URL of an integration's settings, at save and again at use (a row saved before
+    a rule, or under the development switch): host overrides only with
+    ``HERALD_PROVIDER_API_BASE_OVERRIDE`` and then only http(s) URLs the SSRF guard parses;
+    URLs inside credentials by the provider's own rule (FCM: Google's endpoints only). The
+    requests themselves go through the guard to the vetted address (``webhooks.http``).
+    Raises ``ProviderConfigurationError``."""
+    hosts = sorted(name for name in HOST_FIELDS if config.get(name) not in ("", None))
+    if hosts and not settings.HERALD_PROVIDER_API_BASE_OVERRIDE:
+        raise ProviderConfigurationError(
+            f"{', '.join(hosts)} points a provider at another host: allowed only with "
+            "HERALD_PROVIDER_API_BASE_OVERRIDE (tests, development).")
+    for name in hosts:
+        try:
+            ssrf.url_parse(config[name])
+        except ssrf.UnsafeUrl as exc:
+            raise ProviderConfigurationError(f"{name}: {exc}") from None
+    check = getattr(provider_class(provider), "settings_check", None)
+    if check is not None:
+        check(config, credentials)
+
+
 def integration_settings_check(*, provider: str, config: dict[str, Any],
                                credentials: dict[str, str] | None) -> None:
     """Only the provider's own settings; a host override only where the platform allows it
-    (an account owner must not make workers call internal addresses)."""
+    (an account owner must not make workers call internal addresses); every URL vetted
+    (``integration_urls_check``). Raises a 400 ``HeraldError``."""
     cls = provider_class(provider)
     unknown = (set(config) - set(cls.config_fields)) | (
         set(credentials or {}) - set(cls.credential_fields))
@@ -81,11 +106,10 @@ def integration_settings_check(*, provider: str, config: dict[str, Any],
             "validation_error", f"Unknown settings for {provider}: "
             f"{', '.join(sorted(unknown))}. Config: {', '.join(cls.config_fields) or 'none'}; "
             f"credentials: {', '.join(cls.credential_fields) or 'none'}.", status=400)
-    hosts = sorted(set(config) & set(HOST_FIELDS))
-    if hosts and not settings.HERALD_PROVIDER_API_BASE_OVERRIDE:
-        raise HeraldError("validation_error", f"{', '.join(hosts)} points a provider at "
-                          "another host: allowed only with HERALD_PROVIDER_API_BASE_OVERRIDE "
-                          "(tests, development).", status=400)
+    try:
+        integration_urls_check(provider=provider, config=config, credentials=credentials)
+    except ProviderConfigurationError as exc:
+        raise HeraldError("validation_error", str(exc), status=400) from None
 
 
 def integration_save(*, account: Account, provider: str, config: dict[str, Any],
@@ -143,18 +167,19 @@ class Unusable:
 
 def adapter_for(integration: Integration) -> ChannelProvider:
     """The integration's adapter, cached per process until the integration changes."""
-    key = (integration.id, integration.updated_at, settings.HERALD_PROVIDER_TIMEOUT_SECONDS)
+    key = (integration.id, integration.updated_at, settings.HERALD_PROVIDER_TIMEOUT_SECONDS,
+           settings.HERALD_PROVIDER_API_BASE_OVERRIDE)
     with _adapters_lock:
         adapter = _adapters.get(key)
     if adapter is None:
         config = dict(integration.config)
-        if not settings.HERALD_PROVIDER_API_BASE_OVERRIDE:
-            for name in HOST_FIELDS:  # only tests and development point at other hosts
-                config.pop(name, None)
         try:
+            credentials = crypto.decrypt_json(integration.credentials_encrypted)
+            # Checked again at use: the row may predate a rule, or the switch be off now.
+            integration_urls_check(provider=integration.provider, config=config,
+                                   credentials=credentials)
             adapter = provider_class(integration.provider)(
-                config, crypto.decrypt_json(integration.credentials_encrypted),
-                settings.HERALD_PROVIDER_TIMEOUT_SECONDS)
+                config, credentials, settings.HERALD_PROVIDER_TIMEOUT_SECONDS)
         except ProviderConfigurationError as exc:
             adapter = Unusable(integration.provider, str(exc))
         except InvalidToken:

@@ -108,7 +108,7 @@ def test_a_provider_outage_during_polling_only_reschedules(
 
     row.refresh_from_db()
     assert row.check_attempts == 1 and row.next_check_at > timezone.now()
-    assert "maintenance" in row.last_result and not row.verified
+    assert "SendGrid 503" in row.last_result and not row.verified
 
 
 def test_the_beat_task_is_scheduled_and_checks_due_domains(api, sendgrid, settings,

@@ -1,16 +1,25 @@
-"""One signed POST to a vetted address: pinned IP, Host/SNI kept, no redirects, capped reads.
+"""Requests to vetted addresses: pinned IP, Host/SNI kept, no redirects, capped reads.
 
-urllib3 pools are kept per (scheme, vetted IP, port, host name), so keep-alive works across
-deliveries while every request still goes to an address checked just before it.
+The one HTTP client of every URL an account can steer: ``post`` (customer webhooks, the
+webhook channel), ``request`` (providers on urllib3 pointed at an account's ``api_base``)
+and ``pinned_session`` (a ``requests`` session for the official clients built on requests,
+google-auth's token requests among them). urllib3 pools are kept per (scheme, vetted IP,
+port, host name), so keep-alive works across requests while every request still goes to an
+address checked just before it.
 """
 
+import json
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
+import requests
 import urllib3
+from requests.adapters import HTTPAdapter
 from urllib3.exceptions import HTTPError, NewConnectionError
 
+from webhooks import ssrf
 from webhooks.ssrf import Target
 
 _pools: dict[tuple[str, str, int, str], urllib3.HTTPConnectionPool] = {}
@@ -71,8 +80,15 @@ def post(*, target: Target, body: bytes, headers: dict[str, str], timeout: float
 def _post_once(pool: urllib3.HTTPConnectionPool, path: str, body: bytes,
                headers: dict[str, str], timeout: float, max_bytes: int,
                started: float) -> tuple[int, bytes]:
+    status, data, _ = _send_once(pool, "POST", path, body, headers, timeout, max_bytes, started)
+    return status, data
+
+
+def _send_once(pool: urllib3.HTTPConnectionPool, method: str, path: str, body: bytes | None,
+               headers: dict[str, str], timeout: float, max_bytes: int,
+               started: float) -> tuple[int, bytes, Any]:
     response = pool.urlopen(
-        "POST", path, body=body, headers=headers, redirect=False, retries=False,
+        method, path, body=body, headers=headers, redirect=False, retries=False,
         timeout=urllib3.Timeout(connect=min(timeout, 5.0), read=timeout),
         preload_content=False, decode_content=False, assert_same_host=False,
     )
@@ -93,7 +109,102 @@ def _post_once(pool: urllib3.HTTPConnectionPool, path: str, body: bytes,
     else:
         response.close()  # huge or slow body: drop the connection instead of draining it
         response.release_conn()
-    return response.status, b"".join(chunks)[:max_bytes]
+    return response.status, b"".join(chunks)[:max_bytes], response.headers
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    data: bytes
+    headers: Any = field(default_factory=dict)
+
+
+class Refused(Exception):
+    """The SSRF guard refused the URL (its message names the host, never the path)."""
+
+
+def request(method: str, url: str, *, json_body: Any = None, headers: dict[str, str],
+            timeout: float, allow_private: bool, max_bytes: int = 256 * 1024) -> Answer:
+    """One request to ``url``, vetted by the SSRF guard and sent to the vetted address; no
+    redirect followed, at most ``max_bytes`` of the answer read. Raises ``Refused``, or
+    urllib3's ``HTTPError``/``OSError`` (``TimeoutError`` subclasses on a timeout)."""
+    try:
+        target = ssrf.url_resolve(url, allow_private=allow_private)
+    except ssrf.UnsafeUrl as exc:
+        raise Refused(str(exc)) from None
+    body = None if json_body is None else json.dumps(json_body).encode()
+    all_headers = {"Host": target.host_header, "User-Agent": USER_AGENT, **headers}
+    if body is not None:
+        all_headers.setdefault("Content-Type", "application/json")
+    started, failure = time.monotonic(), None
+    for address in target.addresses[:3]:
+        try:
+            status, data, answer_headers = _send_once(
+                _pool(target, address), method, target.path, body, all_headers, timeout,
+                max_bytes, started)
+            return Answer(status, data, answer_headers)
+        except NewConnectionError as exc:  # nothing was sent: the next address may answer
+            failure = exc
+    raise failure or NewConnectionError(None, "no address to connect to")
+
+
+class PinnedAdapter(HTTPAdapter):
+    """A ``requests`` transport that vets every request's URL with the SSRF guard and
+    connects to the vetted address (the pools of ``request``), keeping Host and SNI. Proxies
+    are not used (they would resolve the name again); certificates are always verified."""
+
+    def __init__(self, *, allow_private: bool) -> None:
+        super().__init__(max_retries=0)
+        self.allow_private = allow_private
+        self._pin = threading.local()
+
+    def send(self, request: requests.PreparedRequest, stream: bool = False,
+             timeout: Any = None, verify: Any = True, cert: Any = None,
+             proxies: Any = None) -> requests.Response:
+        try:
+            target = ssrf.url_resolve(request.url or "", allow_private=self.allow_private)
+        except ssrf.UnsafeUrl as exc:
+            raise RefusedRequest(str(exc), request=request) from None
+        request.headers["Host"] = target.host_header
+        failure: Exception | None = None
+        for address in target.addresses[:3]:
+            self._pin.value = (target, address)
+            try:
+                return super().send(request, stream=stream, timeout=timeout, verify=True,
+                                    cert=None, proxies={})
+            except requests.ConnectionError as exc:
+                if not isinstance(getattr(exc.args[0] if exc.args else None, "reason", None),
+                                  NewConnectionError):
+                    raise
+                failure = exc  # nothing was sent: the next address may answer
+            finally:
+                self._pin.value = None
+        raise failure or requests.ConnectionError("no address to connect to")
+
+    def get_connection_with_tls_context(self, request: requests.PreparedRequest, verify: Any,
+                                        proxies: Any = None, cert: Any = None
+                                        ) -> urllib3.HTTPConnectionPool:
+        target, address = self._pin.value
+        return _pool(target, address)
+
+    def cert_verify(self, conn: Any, url: str, verify: Any, cert: Any) -> None:
+        """The pools verify certificates themselves (shared pools must not be changed)."""
+
+
+class RefusedRequest(requests.ConnectionError):
+    """``PinnedAdapter``'s refusal, a ``requests`` error so clients handle it as one."""
+
+
+def pinned_session(*, allow_private: bool) -> requests.Session:
+    """A ``requests.Session`` whose every request goes through the SSRF guard to the vetted
+    address, following no redirect (a 3xx raises ``TooManyRedirects``)."""
+    session = requests.Session()
+    session.trust_env = False  # no proxies or .netrc from the environment
+    session.max_redirects = 0
+    adapter = PinnedAdapter(allow_private=allow_private)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
 
 
 def _elapsed_ms(started: float) -> int:

@@ -1,9 +1,14 @@
-"""SSRF guard: a webhook URL may only reach public addresses over http(s).
+"""SSRF guard: a URL an account gave us may only reach public addresses over http(s).
 
-The host is resolved and every address vetted, when an endpoint is saved and again at every
-delivery; the delivery then connects to the vetted address itself (keeping the Host header
-and TLS SNI), so a DNS answer that changes in between (rebinding) cannot redirect it.
-``WEBHOOKS_ALLOW_PRIVATE_URLS`` lifts the address check for development and tests.
+The one guard of every outbound request an account can steer: customer webhook URLs, the
+webhook channel's URLs, provider host overrides (``api_base``, ``endpoint_url``) and URLs
+inside credentials (a service account's ``token_uri``). The host is resolved and every
+address vetted when the setting is saved and again at every use; the request then connects
+to the vetted address itself (``webhooks.http``: keeping the Host header and TLS SNI), so a
+DNS answer that changes in between (rebinding) cannot redirect it.
+``WEBHOOKS_ALLOW_PRIVATE_URLS`` lifts the address check of webhook URLs for development and
+tests; callers pass ``allow_private`` for their own switch
+(``HERALD_PROVIDER_API_BASE_OVERRIDE`` for provider hosts).
 """
 
 import ipaddress
@@ -95,11 +100,14 @@ def _resolve(host: str, port: int) -> tuple[str, ...]:
     return tuple(addresses)
 
 
-def url_resolve(url: str) -> Target:
-    """Parse, resolve and vet a webhook URL; raises ``UnsafeUrl``."""
+def url_resolve(url: str, *, allow_private: bool | None = None) -> Target:
+    """Parse, resolve and vet a URL; raises ``UnsafeUrl``. ``allow_private`` None: the
+    webhooks' setting (``WEBHOOKS_ALLOW_PRIVATE_URLS``)."""
     scheme, host, port, path = url_parse(url)
     addresses = _resolve(host, port)
-    if not settings.WEBHOOKS_ALLOW_PRIVATE_URLS:
+    if allow_private is None:
+        allow_private = settings.WEBHOOKS_ALLOW_PRIVATE_URLS
+    if not allow_private:
         for address in addresses:
             problem = address_problem(ipaddress.ip_address(address))
             if problem:

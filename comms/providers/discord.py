@@ -1,4 +1,5 @@
-"""Discord direct messages through the bot HTTP API (v10), with plain ``urllib3``.
+"""Discord direct messages through the bot HTTP API (v10), with plain ``urllib3`` through
+the SSRF guard (``webhooks.http.request``: ``api_base`` is the account's to set in tests).
 
 A DM needs the DM channel's id first (``POST /users/@me/channels``); ids are remembered
 per recipient so that a burst of messages opens the channel once. The title is bold
@@ -20,7 +21,15 @@ from comms.providers.base import (
     ProviderTransientError,
     SendResult,
 )
-from comms.providers.vendor_http import fit, header, json_object, retry_after
+from comms.providers.vendor_http import (
+    allow_private,
+    fit,
+    header,
+    json_object,
+    retry_after,
+    vendor_reason,
+)
+from webhooks import http
 
 DEFAULT_API_BASE = "https://discord.com"
 MAX_CONTENT = 2000
@@ -47,9 +56,7 @@ class DiscordProvider:
             raise ProviderConfigurationError("The Discord integration needs a bot_token.")
         self.api = (config.get("api_base") or DEFAULT_API_BASE).rstrip("/") + "/api/v10"
         self.timeout = timeout
-        self.http = urllib3.PoolManager(
-            timeout=urllib3.Timeout(total=timeout), retries=False,
-            headers={"Authorization": f"Bot {token}", "User-Agent": "DiscordBot (Herald, 1)"})
+        self.headers = {"Authorization": f"Bot {token}", "User-Agent": "DiscordBot (Herald, 1)"}
         self._dm_channels: OrderedDict[str, str] = OrderedDict()
 
     def send(self, message: ChannelMessage) -> SendResult:
@@ -84,7 +91,11 @@ class DiscordProvider:
 
     def _post(self, path: str, body: dict) -> tuple[int, dict, Any]:
         try:
-            response = self.http.request("POST", self.api + path, json=body, redirect=False)
+            response = http.request("POST", self.api + path, json_body=body,
+                                    headers=self.headers, timeout=self.timeout,
+                                    allow_private=allow_private())
+        except http.Refused as exc:
+            raise ProviderConfigurationError(f"Discord api_base refused: {exc}") from None
         except urllib3.exceptions.TimeoutError as exc:
             raise ProviderTransientError(
                 f"Discord did not answer within {self.timeout:g}s.") from exc
@@ -109,17 +120,17 @@ def escape_markdown(text: str) -> str:
 
 def _classify(status: int, data: dict, headers: Any) -> Exception:
     code = data.get("code")
-    detail = str(data.get("message") or status)[:200]
+    detail = vendor_reason("Discord", status, code, body=data)
     if status == 429:
-        return ProviderTransientError(f"Discord rate limit (429): {detail}",
+        return ProviderTransientError(f"Discord rate limit: {detail}",
                                       retry_after=_retry_after(data, headers))
     if status >= 500:
-        return ProviderTransientError(f"Discord {status}: {detail}")
+        return ProviderTransientError(detail)
     if status == 401:
         return ProviderConfigurationError("Discord rejected the bot token (401).")
     if code in RECIPIENT_CODES:
         return ProviderInvalidRecipient(f"Discord cannot message this user: {detail}")
-    return ProviderPermanentError(f"Discord {status}: {detail}")
+    return ProviderPermanentError(detail)
 
 
 def _retry_after(data: dict, headers: Any) -> float | None:

@@ -1,8 +1,9 @@
 """Expo push notifications through the official ``exponent_server_sdk`` (push API v2).
 
 The SDK takes the API host and a per-request timeout, and a ``requests.Session`` that
-carries the access token. Its own token check only knows the ``ExponentPushToken[...]``
-spelling, so messages go through a ``PushMessage`` subclass with the payload we send.
+carries the access token (behind the SSRF guard when the account set ``api_base``). Its
+own token check only knows the ``ExponentPushToken[...]`` spelling, so messages go through
+a ``PushMessage`` subclass with the payload we send.
 """
 
 import re
@@ -18,7 +19,8 @@ from comms.providers.base import (
     ProviderTransientError,
     SendResult,
 )
-from comms.providers.vendor_http import retry_after
+from comms.providers.vendor_http import pinned_session, retry_after, vendor_reason
+from webhooks import http
 
 DEFAULT_API_BASE = "https://exp.host"
 _TOKEN_RE = re.compile(r"^Expo(?:nent)?PushToken\[[^\[\]\s]{1,200}\]$")
@@ -48,7 +50,7 @@ class ExpoPushProvider:
     }
 
     def __init__(self, config: dict, credentials: dict, timeout: float) -> None:
-        session = requests.Session()
+        session = pinned_session() if config.get("api_base") else requests.Session()
         session.headers.update({"Accept": "application/json",
                                 "Content-Type": "application/json"})
         if credentials.get("access_token"):
@@ -67,6 +69,8 @@ class ExpoPushProvider:
             raise _server_error(exc) from exc
         except requests.HTTPError as exc:
             raise _http_error(exc.response, "") from exc
+        except http.RefusedRequest as exc:
+            raise ProviderConfigurationError(f"Expo api_base refused: {exc}") from None
         except requests.Timeout as exc:
             raise ProviderTransientError("Expo push API timed out.") from exc
         except requests.RequestException as exc:
@@ -81,7 +85,7 @@ def _ticket_result(ticket: PushTicket) -> SendResult:
             raise ProviderTransientError("Expo answered without a ticket id.")
         return SendResult(provider_message_id=ticket.id)
     error = (ticket.details or {}).get("error", "")
-    detail = f"Expo: {error or 'error'}: {ticket.message or 'no message'}"[:300]
+    detail = vendor_reason("Expo", None, error or "error", body=ticket.message)
     if error == "DeviceNotRegistered":
         raise ProviderInvalidRecipient(detail)
     if error == "MessageRateExceeded":
@@ -95,18 +99,22 @@ def _server_error(exc: PushServerError) -> Exception:
     """A request-level failure: top-level ``errors`` or a body the SDK could not read."""
     errors = exc.errors if isinstance(exc.errors, list) else []
     first = errors[0] if errors and isinstance(errors[0], dict) else {}
-    detail = f"{first.get('code', 'error')}: {first.get('message', exc.message)}"[:300]
+    code = first.get("code", "error")
     response = exc.response
     if response is not None and response.status_code >= 400:
-        return _http_error(response, detail)
+        return _http_error(response, code)
     if not errors:  # a 2xx the SDK could not read: Expo misbehaving, worth a retry
-        return ProviderTransientError(f"Expo answered unexpectedly: {exc.message}"[:300])
-    return ProviderPermanentError(f"Expo rejected the request: {detail}")
+        return ProviderTransientError("Expo answered unexpectedly: " + vendor_reason(
+            "Expo push API", response.status_code if response is not None else None,
+            body=exc.message))
+    return ProviderPermanentError("Expo rejected the request: " + vendor_reason(
+        "Expo", None, code, body=errors))
 
 
-def _http_error(response: requests.Response | None, detail: str) -> Exception:
+def _http_error(response: requests.Response | None, code: str) -> Exception:
     status = response.status_code if response is not None else 0
-    summary = f"Expo push API {status}" + (f": {detail}" if detail else "")
+    summary = vendor_reason("Expo push API", status, code,
+                            body=response.content[:4000] if response is not None else None)
     if response is None:
         return ProviderTransientError(summary)
     if status == 429 or status >= 500:

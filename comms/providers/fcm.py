@@ -4,13 +4,22 @@
 OAuth2 access token; the send itself is one ``requests`` POST. Access tokens are cached per
 service account for the whole process (providers are built per send), until google-auth
 considers them about to expire.
+
+The key file is the account's: its ``token_uri`` must be one of Google's token endpoints
+(any http(s) URL only with ``HERALD_PROVIDER_API_BASE_OVERRIDE``, for tests' fakes), its
+other URLs Google's, checked when the integration is saved and again when it is used; only
+the fields google-auth needs reach it, and every request (token and send) goes through the
+SSRF guard to the vetted address (``webhooks.http.pinned_session``). What Google answers
+reaches the tenant only as ``vendor_reason``'s short code.
 """
 
 import functools
 import json
+import re
 import threading
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 from google.auth import exceptions as google_errors
@@ -25,11 +34,30 @@ from comms.providers.base import (
     ProviderTransientError,
     SendResult,
 )
-from comms.providers.vendor_http import retry_after
+from comms.providers.vendor_http import (
+    allow_private,
+    pinned_session,
+    retry_after,
+    vendor_reason,
+)
+from webhooks import http, ssrf
 
 DEFAULT_API_BASE = "https://fcm.googleapis.com"
 SCOPE = "https://www.googleapis.com/auth/firebase.messaging"
 _REQUIRED_KEYS = ("client_email", "private_key", "token_uri")
+# The token endpoints Google's key files name (today's, and older files').
+GOOGLE_TOKEN_URIS = frozenset({
+    "https://oauth2.googleapis.com/token", "https://accounts.google.com/o/oauth2/token",
+    "https://www.googleapis.com/oauth2/v4/token",
+})
+# What google-auth reads of a key file: nothing else (other URLs, universe_domain) reaches it.
+_KEYS_USED = ("type", "project_id", "private_key_id", "private_key", "client_email",
+              "client_id", "token_uri")
+_PROJECT_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9.:-]{0,99}")
+# RFC 6749's error codes: the only part of a token endpoint's answer a tenant sees.
+OAUTH_ERRORS = frozenset({"invalid_request", "invalid_client", "invalid_grant",
+                          "unauthorized_client", "unsupported_grant_type", "invalid_scope",
+                          "access_denied", "server_error", "temporarily_unavailable"})
 
 
 class FcmPushProvider:
@@ -46,14 +74,20 @@ class FcmPushProvider:
     def __init__(self, config: dict, credentials: dict, timeout: float) -> None:
         key_text = credentials.get("service_account_json") or ""
         info = _service_account_info(key_text)
-        project_id = config.get("project_id") or info.get("project_id")
-        if not project_id:
+        project_id = str(config.get("project_id") or info.get("project_id") or "")
+        if not _PROJECT_ID_RE.fullmatch(project_id):
             raise ProviderConfigurationError("FCM needs a project_id (config or key file).")
         api_base = (config.get("api_base") or DEFAULT_API_BASE).rstrip("/")
         self.url = f"{api_base}/v1/projects/{project_id}/messages:send"
         self.timeout = timeout
-        self.session = requests.Session()
-        self.tokens = _token_source(key_text)
+        self.session = pinned_session()
+        self.tokens = _token_source(key_text, allow_private())
+
+    @classmethod
+    def settings_check(cls, config: dict, credentials: dict | None) -> None:
+        """At save: the key file (when given) parses and names only Google's URLs."""
+        if credentials and credentials.get("service_account_json"):
+            _service_account_info(credentials["service_account_json"])
 
     def send(self, message: ChannelMessage) -> SendResult:
         body = {"message": fcm_message(message)}
@@ -73,6 +107,8 @@ class FcmPushProvider:
                                      headers={"Authorization": f"Bearer {token}"})
         except requests.Timeout as exc:
             raise ProviderTransientError("FCM timed out.") from exc
+        except http.RefusedRequest as exc:
+            raise ProviderConfigurationError(f"FCM api_base refused: {exc}") from None
         except requests.RequestException as exc:
             raise ProviderTransientError(f"FCM unreachable: {type(exc).__name__}") from exc
 
@@ -109,25 +145,38 @@ class _TokenSource:
 
 
 def _refresh(credentials: service_account.Credentials, request: Any) -> None:
+    # Raised outside the ``except`` blocks: the chained google-auth error carries the
+    # token endpoint's whole answer.
     try:
         credentials.refresh(request)
+        return
     except google_errors.RefreshError as exc:
-        reason = str(exc.args[0]) if exc.args else "refused"
-        if exc.retryable:
-            raise ProviderTransientError(f"Google token endpoint failed: {reason}"[:300]) from exc
-        raise ProviderConfigurationError(
-            f"Google rejected the FCM service account: {reason}"[:300]) from exc
+        data = exc.args[1] if len(exc.args) > 1 else None
+        code = data.get("error") if isinstance(data, dict) else None
+        reason = vendor_reason("OAuth", None,
+                               code if code in OAUTH_ERRORS else "", body=exc.args)
+        failure: Exception = (
+            ProviderTransientError(f"Google token endpoint failed ({reason}).") if exc.retryable
+            else ProviderConfigurationError(
+                f"Google rejected the FCM service account ({reason})."))
     except google_errors.TransportError as exc:
-        raise ProviderTransientError("Google token endpoint unreachable.") from exc
+        cause = exc.__cause__
+        failure = (ProviderConfigurationError(f"FCM token_uri refused: {cause}")
+                   if isinstance(cause, http.RefusedRequest)
+                   else ProviderTransientError("Google token endpoint unreachable."))
+    except (ValueError, KeyError, TypeError):  # a 200 that is not a token answer
+        failure = ProviderTransientError("Google token endpoint answered unreadably.")
+    raise failure
 
 
 @functools.lru_cache(maxsize=128)
-def _token_source(key_text: str) -> _TokenSource:
-    """Keyed by the key file's text, so a rotated key gets its own token."""
+def _token_source(key_text: str, private_allowed: bool) -> _TokenSource:
+    """Keyed by the key file's text, so a rotated key gets its own token (and by the
+    platform's switch, so turning it off takes effect at once)."""
     info = _service_account_info(key_text)
     try:
         credentials = service_account.Credentials.from_service_account_info(
-            info, scopes=[SCOPE])
+            {key: info[key] for key in _KEYS_USED if key in info}, scopes=[SCOPE])
     except (ValueError, TypeError) as exc:  # the message could quote the key: not shown
         raise ProviderConfigurationError(
             "FCM service account private_key is not a valid PEM key.") from exc
@@ -145,7 +194,32 @@ def _service_account_info(key_text: str) -> dict[str, Any]:
     if missing:
         raise ProviderConfigurationError(
             f"FCM service_account_json lacks {', '.join(missing)}.")
+    for key, value in info.items():
+        if key.endswith(("_uri", "_url")):
+            _google_url_check(key, value)
     return info
+
+
+def _google_url_check(key: str, url: Any) -> None:
+    """Only Google's endpoints, unless the platform lets providers reach other hosts
+    (tests' fakes); even then an http(s) URL the SSRF guard can parse."""
+    if allow_private():
+        try:
+            ssrf.url_parse(url)
+        except ssrf.UnsafeUrl as exc:
+            raise ProviderConfigurationError(f"FCM service_account_json {key}: {exc}") from None
+        return
+    if key == "token_uri":
+        if url not in GOOGLE_TOKEN_URIS:
+            raise ProviderConfigurationError(
+                "FCM service_account_json token_uri must be Google's token endpoint "
+                "(https://oauth2.googleapis.com/token).")
+        return
+    host = urlsplit(url).hostname if isinstance(url, str) else None
+    if not (isinstance(url, str) and url.startswith("https://") and host and (
+            host == "accounts.google.com" or host.endswith(".googleapis.com"))):
+        raise ProviderConfigurationError(
+            f"FCM service_account_json {key} must be an https URL of Google's.")
 
 
 # FCM's error codes (details[].errorCode) that mean the token is dead.
@@ -157,16 +231,16 @@ def _classify(response: requests.Response) -> Exception:
     error = _json(response).get("error")
     error = error if isinstance(error, dict) else {}
     code = _fcm_error_code(error)
-    detail = f"{code or error.get('status') or 'HTTP'} {status}: " \
-             f"{error.get('message') or response.reason or 'error'}"[:300]
+    detail = vendor_reason("FCM", status, code or error.get("status"),
+                           body=response.content[:4000])
     if code in _DEAD_TOKEN_CODES or (status == 400 and _about_token(error)):
         return ProviderInvalidRecipient(f"FCM token rejected: {detail}")
     if status == 429 or status >= 500:
         return ProviderTransientError(
-            f"FCM {detail}", retry_after=retry_after(response.headers.get("Retry-After")))
+            detail, retry_after=retry_after(response.headers.get("Retry-After")))
     if status in (401, 403) or code == "THIRD_PARTY_AUTH_ERROR":
         return ProviderConfigurationError(f"FCM refused the service account: {detail}")
-    return ProviderPermanentError(f"FCM {detail}")
+    return ProviderPermanentError(detail)
 
 
 def _fcm_error_code(error: dict) -> str:

@@ -2,6 +2,7 @@
 
 import email.utils
 import http.client
+import json
 import time
 import urllib.error
 from typing import Any
@@ -16,6 +17,7 @@ from comms.providers.base import (
     ProviderTransientError,
     SendResult,
 )
+from comms.providers.vendor_http import vendor_reason
 
 
 class SendGridProvider:
@@ -141,22 +143,26 @@ def mail_body(message: EmailMessage) -> dict[str, Any]:
 
 def _classify(exc: http_errors.HTTPError) -> Exception:
     status = exc.status_code
-    detail = _body_text(exc)
+    detail = vendor_reason("SendGrid", status, error_field(exc.body), body=exc.body)
     if status == 429:
         return ProviderTransientError(
-            f"SendGrid rate limit (429): {detail}", retry_after=_reset_after(exc.headers)
+            f"SendGrid rate limit: {detail}", retry_after=_reset_after(exc.headers)
         )
     if status >= 500:
-        return ProviderTransientError(f"SendGrid {status}: {detail}")
+        return ProviderTransientError(detail)
     if status in (401, 403):
-        return ProviderConfigurationError(f"SendGrid rejected the API key ({status}): {detail}")
-    return ProviderPermanentError(f"SendGrid {status}: {detail}")
+        return ProviderConfigurationError(f"SendGrid rejected the API key: {detail}")
+    return ProviderPermanentError(detail)
 
 
-def _body_text(exc: http_errors.HTTPError) -> str:
-    body = exc.body
-    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else str(body or "")
-    return text[:500]
+def error_field(body: Any) -> str:
+    """The field SendGrid's first error names (``{"errors": [{"field", "message"}]}``): the
+    label a tenant sees; the message stays in the server log."""
+    try:
+        errors = json.loads(body or b"{}").get("errors") or []
+        return str(errors[0].get("field") or "") if isinstance(errors[0], dict) else ""
+    except (ValueError, AttributeError, TypeError, IndexError):
+        return ""
 
 
 def _reset_after(headers: Any) -> float | None:

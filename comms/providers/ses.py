@@ -32,6 +32,7 @@ from comms.providers.base import (
     ProviderTransientError,
     SendResult,
 )
+from comms.providers.vendor_http import vendor_reason
 
 TRANSIENT_CODES = frozenset({
     "Throttling", "ThrottlingException", "TooManyRequestsException", "LimitExceededException",
@@ -124,11 +125,12 @@ def _classify(exc: ClientError, config: SesConfig) -> Exception:
     error = exc.response.get("Error", {})
     code = str(error.get("Code", ""))
     status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
-    text = f"SES {code or status}: {error.get('Message', '')}"[:500]
+    message = str(error.get("Message", ""))
+    text = vendor_reason("SES", status, code, body=message)
     if code in CONFIGURATION_CODES or status in (401, 403):
         return ProviderConfigurationError(text)
     if code == "NotFoundException" and config.configuration_set and (
-            "configuration set" in text.lower()):
+            "configuration set" in message.lower()):
         return ProviderConfigurationError(text)
     if code in TRANSIENT_CODES or status == 429 or status >= 500:
         return ProviderTransientError(text)

@@ -22,7 +22,7 @@ from comms.providers.base import (
     ProviderTransientError,
     SendResult,
 )
-from comms.providers.vendor_http import header, retry_after
+from comms.providers.vendor_http import clean, header, retry_after, vendor_reason
 
 DEFAULT_API_BASE = "https://slack.com"
 CONFIG_ERRORS = frozenset({
@@ -100,22 +100,23 @@ def escape_mrkdwn(text: str) -> str:
 
 def _classify(status: int, data: Any, headers: Any) -> Exception:
     error = data.get("error", "") if isinstance(data, dict) else ""
+    detail = vendor_reason("Slack", status, error, body=data)
     if status == 429 or error == "ratelimited":
-        return ProviderTransientError("Slack rate limit (429).",
+        return ProviderTransientError(f"Slack rate limit: {detail}",
                                       retry_after=_retry_after_header(headers))
     if status >= 500 or error in TRANSIENT_ERRORS:
-        return ProviderTransientError(f"Slack {status}: {error or 'server error'}.")
+        return ProviderTransientError(detail)
     if error in CONFIG_ERRORS or status in (401, 403):
-        return ProviderConfigurationError(f"Slack rejected the bot token: {error or status}.")
+        return ProviderConfigurationError(f"Slack rejected the bot token: {detail}")
     if error in RECIPIENT_ERRORS:
-        return ProviderInvalidRecipient(f"Slack cannot message this recipient: {error}.")
-    return ProviderPermanentError(f"Slack refused the message: {error or status}.")
+        return ProviderInvalidRecipient(f"Slack cannot message this recipient: {detail}")
+    return ProviderPermanentError(f"Slack refused the message: {detail}")
 
 
 
 def _reason(exc: Exception) -> str:
     reason = getattr(exc, "reason", None) or exc
-    return str(reason)[:200] or type(exc).__name__
+    return clean(str(reason), 200) or type(exc).__name__
 
 
 def _retry_after_header(headers: Any) -> float | None:

@@ -19,6 +19,7 @@ from comms.providers.base import (
     ProviderTransientError,
     SendResult,
 )
+from comms.providers.vendor_http import vendor_reason
 
 DEFAULT_REGION = "us-east-1"
 SENDER_ID = "AWS.SNS.SMS.SenderID"
@@ -105,7 +106,7 @@ def _classify(exc: ClientError) -> Exception:
     detail = str(error.get("Message", "")).strip()
     metadata = exc.response.get("ResponseMetadata", {})
     status = int(metadata.get("HTTPStatusCode") or 0)
-    text = f"SNS {code or status}: {detail}".strip().rstrip(":")[:300]
+    text = vendor_reason("SNS", status, code, body=detail)
     if code in TRANSIENT_CODES or status == 429 or status >= 500:
         return ProviderTransientError(text, retry_after=_retry_after(metadata))
     if code in CONFIGURATION_CODES or status in (401, 403):

@@ -1,4 +1,5 @@
-"""Telegram messages through the Bot API (``sendMessage``), with plain ``urllib3``.
+"""Telegram messages through the Bot API (``sendMessage``), with plain ``urllib3`` through
+the SSRF guard (``webhooks.http.request``: ``api_base`` is the account's to set in tests).
 
 The bot token is part of every URL (``/bot<token>/sendMessage``), so nothing this module
 raises carries a URL or a chained urllib3 exception, and urllib3's own request log lines are
@@ -21,7 +22,8 @@ from comms.providers.base import (
     ProviderTransientError,
     SendResult,
 )
-from comms.providers.vendor_http import json_object
+from comms.providers.vendor_http import allow_private, json_object, vendor_reason
+from webhooks import http
 
 DEFAULT_API_BASE = "https://api.telegram.org"
 MAX_TEXT = 4096  # characters after entity parsing
@@ -45,7 +47,6 @@ class TelegramProvider:
         self._url = (config.get("api_base") or DEFAULT_API_BASE).rstrip("/") + (
             f"/bot{token}/sendMessage")
         self.timeout = timeout
-        self.http = urllib3.PoolManager(timeout=urllib3.Timeout(total=timeout), retries=False)
 
     def __repr__(self) -> str:
         return "<TelegramProvider>"  # never the URL
@@ -69,15 +70,19 @@ class TelegramProvider:
     def _post(self, body: dict) -> tuple[int, dict]:
         # The failure is raised outside the ``except``: a chained urllib3 error could
         # carry the URL (and so the token) into a traceback.
-        failure = ""
+        failure: Exception | None = None
         try:
-            response = self.http.request("POST", self._url, json=body, redirect=False)
+            response = http.request("POST", self._url, json_body=body, headers={},
+                                    timeout=self.timeout, allow_private=allow_private())
+        except http.Refused as exc:  # names the host only, never the path (the token)
+            failure = ProviderConfigurationError(f"Telegram api_base refused: {exc}")
         except urllib3.exceptions.TimeoutError:
-            failure = f"Telegram did not answer within {self.timeout:g}s."
+            failure = ProviderTransientError(
+                f"Telegram did not answer within {self.timeout:g}s.")
         except (urllib3.exceptions.HTTPError, OSError) as exc:
-            failure = f"Telegram unreachable: {type(exc).__name__}."
+            failure = ProviderTransientError(f"Telegram unreachable: {type(exc).__name__}.")
         if failure:
-            raise ProviderTransientError(failure)
+            raise failure
         return response.status, json_object(response.data)
 
 
@@ -91,18 +96,21 @@ def text_html(message: ChannelMessage) -> str:
 
 
 def _classify(status: int, data: dict) -> Exception:
-    description = str(data.get("description") or status)[:200]
+    description = str(data.get("description") or "").lower()
     parameters = data.get("parameters") or {}
+    # Telegram has no error codes beyond the status: the known description, as a label.
+    known = next((e for e in RECIPIENT_ERRORS if e in description), "")
+    detail = vendor_reason("Telegram", status, known.replace(" ", "_"), body=data)
     if status == 429:
-        return ProviderTransientError(f"Telegram rate limit (429): {description}",
+        return ProviderTransientError(f"Telegram rate limit: {detail}",
                                       retry_after=_seconds(parameters.get("retry_after")))
     if status >= 500:
-        return ProviderTransientError(f"Telegram {status}: {description}")
+        return ProviderTransientError(detail)
     if status in (401, 404):  # 404: a malformed token (or API base)
         return ProviderConfigurationError(f"Telegram rejected the bot token ({status}).")
-    if status == 403 or any(e in description.lower() for e in RECIPIENT_ERRORS):
-        return ProviderInvalidRecipient(f"Telegram cannot message this chat: {description}")
-    return ProviderPermanentError(f"Telegram {status}: {description}")
+    if status == 403 or known:
+        return ProviderInvalidRecipient(f"Telegram cannot message this chat: {detail}")
+    return ProviderPermanentError(detail)
 
 
 def _seconds(value: Any) -> float | None:

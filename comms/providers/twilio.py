@@ -2,8 +2,9 @@
 
 The library always builds ``https://api.twilio.com/…`` URLs; :class:`BaseUrlHttpClient`
 (its documented extension point, an ``HttpClient``) rewrites them onto ``api_base`` so
-tests can point the real client at a local fake, and keeps each thread's last response
-headers because ``TwilioRestException`` drops them (429's ``Retry-After``).
+tests can point the real client at a local fake (through the SSRF guard, pinned to the
+vetted address), and keeps each thread's last response headers because
+``TwilioRestException`` drops them (429's ``Retry-After``).
 """
 
 import threading
@@ -24,7 +25,8 @@ from comms.providers.base import (
     ProviderTransientError,
     SendResult,
 )
-from comms.providers.vendor_http import header, retry_after
+from comms.providers.vendor_http import header, pinned_session, retry_after, vendor_reason
+from webhooks import http
 
 DEFAULT_API_BASE = "https://api.twilio.com"
 AUTH_CODES = frozenset({20003, 20005})  # authentication failed, account suspended
@@ -42,6 +44,8 @@ class BaseUrlHttpClient(TwilioHttpClient):
     def __init__(self, api_base: str, timeout: float) -> None:
         super().__init__(timeout=timeout)
         self.api_base = urlsplit(api_base.rstrip("/"))
+        if api_base.rstrip("/") != DEFAULT_API_BASE:  # the account's URL: behind the guard
+            self.session = pinned_session()
         self._local = threading.local()
 
     def request(self, method: str, url: str, params: Any = None, data: Any = None,
@@ -96,9 +100,11 @@ class TwilioSmsProvider:
         try:
             created = self.client.messages.create(**self.create_params(message))
         except TwilioRestException as exc:
-            raise _classify(exc.status, exc.code, _detail(exc.msg), self.http) from exc
+            raise _classify(exc.status, exc.code, exc.msg, self.http) from exc
         except TwilioServiceException as exc:
             raise _classify(exc.status, exc.code, exc.detail or exc.title, self.http) from exc
+        except http.RefusedRequest as exc:
+            raise ProviderConfigurationError(f"Twilio api_base refused: {exc}") from None
         except requests.exceptions.Timeout as exc:
             raise ProviderTransientError(
                 f"Twilio did not answer within {self.timeout:g}s.") from exc
@@ -127,12 +133,12 @@ def sms_text(message: ChannelMessage) -> str:
     return f"{title}\n\n{message.text}" if title else message.text
 
 
-def _classify(status: int, code: Any, detail: str, http: BaseUrlHttpClient) -> Exception:
+def _classify(status: int, code: Any, detail: Any, client: BaseUrlHttpClient) -> Exception:
     code = _int(code)
-    text = f"Twilio {status}" + (f" (error {code})" if code and code != status else "")
-    text = f"{text}: {detail}"[:300] if detail else text
+    text = vendor_reason("Twilio", status, code if code != status else "", body=detail)
     if status == 429 or code == 20429:
-        return ProviderTransientError(text, retry_after=_retry_after_header(http.last_headers()))
+        return ProviderTransientError(text,
+                                      retry_after=_retry_after_header(client.last_headers()))
     if status >= 500:
         return ProviderTransientError(text)
     if status in (401, 403) or code in AUTH_CODES:
@@ -142,11 +148,6 @@ def _classify(status: int, code: Any, detail: str, http: BaseUrlHttpClient) -> E
     if code in RECIPIENT_CODES:
         return ProviderInvalidRecipient(text)
     return ProviderPermanentError(text)
-
-
-def _detail(msg: str) -> str:
-    # The library prefixes the API's message with "Unable to create record: ".
-    return str(msg or "").removeprefix("Unable to create record: ").strip()
 
 
 def _int(value: Any) -> int | None:

@@ -1,10 +1,60 @@
-"""Small helpers the channel adapters share for reading vendors' HTTP answers."""
+"""Small helpers the channel adapters share for reading vendors' HTTP answers, and the one
+function that turns a vendor's answer into what a tenant may see (``vendor_reason``)."""
 
 import email.utils
 import json
+import logging
+import re
 import time
 from collections.abc import Callable
 from typing import Any
+
+from django.conf import settings
+
+from webhooks import http
+
+log = logging.getLogger("herald.providers")
+
+_LABEL_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,47}")
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+REASON_MAX = 120
+
+
+def vendor_reason(vendor: str, status: int | None = None, label: Any = "", *,
+                  body: Any = None) -> str:
+    """What a tenant is told of a vendor's answer, for every provider: ``"<vendor> <status>
+    <label>"``, where the label is a short error code or name (letters, digits, ``_.:-``, at
+    most 48 characters: anything else, such as free text, is left out), control characters
+    removed, at most ``REASON_MAX`` characters. A vendor's body or message never reaches a
+    delivery's error, trace, timeline, webhook payload or API error (a URL an account chose
+    could have made it an internal service's answer): ``body`` goes to the server log at
+    DEBUG only."""
+    if body is not None:
+        log.debug("%s answered %s: %.4000r", vendor, status, body)
+    text = " ".join(part for part in (vendor, str(status) if status else "",
+                                      _label(label)) if part)
+    return clean(text)
+
+
+def _label(label: Any) -> str:
+    text = str(label if label is not None else "").strip()
+    return text if _LABEL_RE.fullmatch(text) else ""
+
+
+def clean(text: str, limit: int = REASON_MAX) -> str:
+    """``text`` without control characters, at most ``limit`` characters."""
+    return _CONTROL_RE.sub(" ", str(text))[:limit]
+
+
+def allow_private() -> bool:
+    """Whether an integration's own URLs (``api_base``…) may reach non-public addresses:
+    only with ``HERALD_PROVIDER_API_BASE_OVERRIDE`` (tests' fakes, development)."""
+    return bool(settings.HERALD_PROVIDER_API_BASE_OVERRIDE)
+
+
+def pinned_session() -> Any:
+    """A ``requests`` session for a provider's account-chosen URLs (``webhooks.http``)."""
+    return http.pinned_session(allow_private=allow_private())
 
 
 def retry_after(value: Any) -> float | None:

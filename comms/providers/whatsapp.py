@@ -1,4 +1,5 @@
-"""WhatsApp text messages through the WhatsApp Cloud API (Graph API), with plain ``urllib3``.
+"""WhatsApp text messages through the WhatsApp Cloud API (Graph API), with plain ``urllib3``
+through the SSRF guard (``webhooks.http.request``: ``api_base`` is the account's in tests).
 
 WhatsApp formatting has no escape character: a ``*``, ``_``, ``~`` or backtick in user text
 is kept from pairing into formatting by zero-width spaces around it (invisible, and the
@@ -18,7 +19,8 @@ from comms.providers.base import (
     ProviderTransientError,
     SendResult,
 )
-from comms.providers.vendor_http import fit, json_object
+from comms.providers.vendor_http import allow_private, fit, json_object, vendor_reason
+from webhooks import http
 
 DEFAULT_API_BASE = "https://graph.facebook.com"
 GRAPH_VERSION = "v21.0"
@@ -55,8 +57,7 @@ class WhatsAppProvider:
         self.url = (f"{(config.get('api_base') or DEFAULT_API_BASE).rstrip('/')}/{GRAPH_VERSION}"
                     f"/{phone_number_id}/messages")
         self.timeout = timeout
-        self.http = urllib3.PoolManager(timeout=urllib3.Timeout(total=timeout), retries=False,
-                                        headers={"Authorization": f"Bearer {token}"})
+        self.headers = {"Authorization": f"Bearer {token}"}
 
     def send(self, message: ChannelMessage) -> SendResult:
         to = message.to.removeprefix("+")
@@ -76,7 +77,10 @@ class WhatsAppProvider:
 
     def _post(self, payload: dict) -> tuple[int, dict]:
         try:
-            response = self.http.request("POST", self.url, json=payload, redirect=False)
+            response = http.request("POST", self.url, json_body=payload, headers=self.headers,
+                                    timeout=self.timeout, allow_private=allow_private())
+        except http.Refused as exc:
+            raise ProviderConfigurationError(f"WhatsApp api_base refused: {exc}") from None
         except urllib3.exceptions.TimeoutError as exc:
             raise ProviderTransientError(
                 f"WhatsApp did not answer within {self.timeout:g}s.") from exc
@@ -99,15 +103,14 @@ def escape_formatting(text: str) -> str:
 def _classify(status: int, data: dict) -> Exception:
     error = data.get("error") if isinstance(data.get("error"), dict) else {}
     code = error.get("code")
-    detail = str(error.get("message") or status)[:200]
+    detail = vendor_reason("WhatsApp", status, code, body=data)
     if code in CONFIG_CODES or status == 401:
         return ProviderConfigurationError(f"WhatsApp rejected the access token: {detail}")
     if code in RECIPIENT_CODES:
         return ProviderInvalidRecipient(f"WhatsApp cannot message this number: {detail}")
     if code in TRANSIENT_CODES or status == 429 or status >= 500:
-        return ProviderTransientError(f"WhatsApp {status}: {detail}",
-                                      retry_after=_retry_after(data))
-    return ProviderPermanentError(f"WhatsApp {status}: {detail}")
+        return ProviderTransientError(detail, retry_after=_retry_after(data))
+    return ProviderPermanentError(detail)
 
 
 def _retry_after(data: Any) -> float | None:

@@ -13,6 +13,8 @@ from typing import Any
 from python_http_client import exceptions as http_errors
 from sendgrid import SendGridAPIClient
 
+from comms.providers.sendgrid import error_field
+from comms.providers.vendor_http import clean, vendor_reason
 from domains.providers.base import (
     DnsRecord,
     DomainAuth,
@@ -75,7 +77,7 @@ def _call(request, *, expect_body: bool = True) -> dict[str, Any]:
 
 
 def _classify(exc: http_errors.HTTPError) -> Exception:
-    text = f"SendGrid {exc.status_code}: {error_message(exc.body)}"
+    text = vendor_reason("SendGrid", exc.status_code, error_field(exc.body), body=exc.body)
     if exc.status_code == 404:
         return DomainNotFoundAtProvider(text)
     if exc.status_code in (401, 403):
@@ -83,18 +85,6 @@ def _classify(exc: http_errors.HTTPError) -> Exception:
     return DomainProviderError(text)
 
 
-def error_message(body: bytes | str | None) -> str:
-    """SendGrid's ``{"errors": [{"field", "message"}]}`` as one readable line."""
-    try:
-        errors = json.loads(body or b"{}").get("errors") or []
-        parts = [f"{e['field']}: {e['message']}" if e.get("field") else str(e["message"])
-                 for e in errors if isinstance(e, dict) and e.get("message")]
-    except (ValueError, AttributeError, TypeError):
-        parts = []
-    if parts:
-        return "; ".join(parts)[:500]
-    raw = body.decode("utf-8", "replace") if isinstance(body, bytes) else str(body or "")
-    return raw[:500] or "no details"
 
 
 def _named_records(data: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
@@ -116,7 +106,7 @@ def domain_auth(data: dict[str, Any], results: dict[str, Any] | None = None) -> 
         records.append(record)
         verdict = verdicts.get(name)
         if isinstance(verdict, dict) and not verdict.get("valid") and verdict.get("reason"):
-            reasons[record.host] = str(verdict["reason"])[:500]
+            reasons[record.host] = clean(str(verdict["reason"]), 300)
     valid = bool((results or data).get("valid"))
     return DomainAuth(provider_id=str(data["id"]), domain=str(data.get("domain", "")),
                       valid=valid, records=records, reasons=reasons)

@@ -19,6 +19,7 @@ from botocore.exceptions import (
     PartialCredentialsError,
 )
 
+from comms.providers.vendor_http import vendor_reason
 from domains.providers.base import (
     DnsRecord,
     DomainAuth,
@@ -90,7 +91,8 @@ def _call(request) -> dict[str, Any]:
     except ClientError as exc:
         error = exc.response.get("Error", {})
         code = str(error.get("Code", ""))
-        text = f"SES {code}: {error.get('Message', '')}"[:500]
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        text = vendor_reason("SES", status, code, body=error.get("Message"))
         if code == "NotFoundException":
             raise DomainNotFoundAtProvider(text) from exc
         if code in CONFIGURATION_CODES:
