@@ -15,6 +15,7 @@ from accounts.authentication import ApiKeyAuthentication, HasApiKey
 from accounts.guard import auth_failure_record
 from accounts.models import ApiKey
 from common.errors import HeraldError
+from common.headers import ONE_LINE, header_problem
 from common.idempotency import Replay, idempotency_claim, idempotency_finish, idempotency_release
 from common.ratelimit import rate_limit_hit
 
@@ -48,6 +49,18 @@ class Str(serializers.CharField):
         if not isinstance(data, str):
             self.fail("not_a_string")
         return super().to_internal_value(data)
+
+
+class HeaderStr(Str):
+    """A string that goes into an email header (a subject, a name): one line, or refused."""
+
+    default_error_messages = {"not_one_line": ONE_LINE[0].upper() + ONE_LINE[1:]}
+
+    def to_internal_value(self, data: Any) -> Any:
+        value = super().to_internal_value(data)
+        if header_problem(value):
+            self.fail("not_one_line")
+        return value
 
 
 class Email(serializers.EmailField):

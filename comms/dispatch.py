@@ -14,6 +14,7 @@ from django.db import connection
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
+from common.headers import header_fold
 from comms.models import Delivery, DeliveryEvent, Status, Suppression
 from comms.outcomes import (
     CONNECTION_LOST,
@@ -317,7 +318,8 @@ def delivery_render(*, delivery: Delivery) -> Content:
     )
     # Spec 004's per-send overrides (e.g. the email subject) replace the rendered part.
     subject = _options(delivery).get("subject") or _options(delivery).get("title")
-    return Content(subject or rendered.subject, rendered.html, rendered.text, template.version)
+    return Content(header_fold(subject or rendered.subject), rendered.html, rendered.text,
+                   template.version)
 
 
 def _options(delivery: Delivery) -> dict[str, Any]:
@@ -334,10 +336,11 @@ def _message(delivery: Delivery, content: Content,
     return EmailMessage(
         delivery_id=str(delivery.id),
         from_email=from_email,
-        from_name=from_name,
+        from_name=header_fold(from_name),  # headers are one line, whatever was stored
         to_email=delivery.recipient,
-        to_name=f"{attendee.first_name} {attendee.last_name}".strip() if attendee else "",
-        subject=content.subject, html=content.html, text=content.text,
+        to_name=header_fold(f"{attendee.first_name} {attendee.last_name}".strip()
+                            if attendee else ""),
+        subject=header_fold(content.subject), html=content.html, text=content.text,
         custom_args={"herald_delivery_id": str(delivery.id)},
         reply_to=_options(delivery).get("reply_to", ""),
     )

@@ -18,6 +18,7 @@ from django.db import transaction
 
 from accounts.models import ApiKey
 from common.errors import HeraldError
+from common.headers import ONE_LINE, header_problem
 from common.ratelimit import delivery_quota_check, delivery_quota_take
 from comms.channels import integration_chain
 from comms.models import Delivery
@@ -141,6 +142,8 @@ def _check_overrides(overrides: dict[str, Any]) -> None:
                 raise _error("VALIDATION_ERROR", f"overrides.{name}.{k}: a short string.")
             elif k == "reply_to":
                 values[k] = email_normalize(v)
+            elif k == "subject" and header_problem(v):  # "Hello\nBcc: …" would add a header
+                raise _error("VALIDATION_ERROR", f"overrides.{name}.subject: {ONE_LINE}")
             elif k == "sender_id" and not re.fullmatch(r"[A-Za-z0-9 ]{1,11}", v):
                 raise _error("VALIDATION_ERROR", f"overrides.{name}.sender_id: 1-11 letters, "
                              "digits or spaces (an SMS sender id).")

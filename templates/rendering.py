@@ -62,6 +62,8 @@ from jinja2.compiler import CodeGenerator
 from jinja2.filters import make_attrgetter
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
+from common.headers import ONE_LINE, header_problem
+
 MAX_REPEAT = 100_000  # characters (or items) one `*` may produce
 MAX_POWER = 1_000
 MAX_INT_BITS = 100_000  # integers `*` and `**` may produce
@@ -402,6 +404,8 @@ def template_check(*, subject: str, html_body: str, text_body: str,
     """Raise ``TemplateCompileError`` naming the part and line that cannot work.
     ``fallback``: spec 004's ``{{name | Guest}}`` (notification-event templates only; in
     the others an unknown filter stays an error, as it is most likely a typo)."""
+    if header_problem(subject):  # a subject is a header: "Hi\nBcc: …" would add one
+        raise TemplateCompileError("subject", f"the subject {ONE_LINE}", None)
     prepare = fallbacks if fallback else str
     for field, source, env in (
         ("subject", prepare(subject), _text_env),

@@ -14,7 +14,7 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serial
 from rest_framework import exceptions, serializers
 from rest_framework.response import Response
 
-from common.api import BearerKeyView, Str, StrictSerializer, problem
+from common.api import BearerKeyView, HeaderStr, Str, StrictSerializer, problem
 from common.api import Email as EmailField
 from common.errors import HeraldError, NotFound
 from common.times import iso
@@ -38,7 +38,7 @@ class OptionalStr(Str):
 
 
 class SendIn(StrictSerializer):
-    subject = Str(max_length=SUBJECT_MAX)
+    subject = HeaderStr(max_length=SUBJECT_MAX)
     body = Str(max_length=BODY_LIMITS["email"], trim_whitespace=False)
     channels = serializers.ListField(child=Str(max_length=32), allow_empty=False,
                                      max_length=len(CHANNEL_NAMES))

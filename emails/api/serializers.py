@@ -8,7 +8,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from common.api import Email as EmailAddress
-from common.api import Str, StrictSerializer
+from common.api import HeaderStr, Str, StrictSerializer
 from comms.models import Delivery, Status
 from domains.models import Brand
 from emails.messages import MAX_NUM_PHOTOS, TYPES
@@ -241,7 +241,7 @@ class BrandTemplatesIn(StrictSerializer):
 class BrandIn(StrictSerializer):
     Name = Str(max_length=100)
     FromEmail = EmailAddress(max_length=254)
-    FromName = Str(max_length=200, allow_blank=True, required=False, default="")
+    FromName = HeaderStr(max_length=200, allow_blank=True, required=False, default="")
     IsDefault = StrictBool(required=False, default=False,
                            help_text="Send the account's mail from this brand once its "
                                      "address is at the verified, enabled sender domain.")
