@@ -35,7 +35,7 @@ class Attendee(TimeStampedModel):
     correlation_id = models.CharField(max_length=128, blank=True, null=True)
     # The key mode of the request that created it ("live" for the admin's imports): a request
     # of the other mode reusing its id gets its own send, never this mode's (guests.services).
-    mode = models.CharField(max_length=8, default="live",
+    mode = models.CharField(max_length=8, default="live", editable=False,
                             choices=[("live", "Live"), ("test", "Test")])
 
     class Meta:

@@ -263,3 +263,51 @@ def test_retries_while_a_slow_request_runs_get_409_and_it_runs_once(probe, keys)
     assert Probe.calls == ["slow"]
     assert sorted(r.status_code for r in responses) == [201] + [409] * 7
     assert all(r["Retry-After"] == "1" for r in responses if r.status_code == 409)
+
+
+# --- secrets are never stored in clear for replay (issue 15, item 9) ---------------------
+
+WEBHOOK = {"url": "https://93.184.215.14/webhooks/herald", "enabled_events": ["delivery.sent"]}
+
+
+def _stored_bodies() -> list[bytes]:
+    return [bytes(body) for body in IdempotentRequest.objects.values_list("body", flat=True)]
+
+
+def test_a_webhook_secret_is_stored_encrypted_and_the_retry_gets_it_back(keys):
+    client = _bearer(keys.live_key)
+    first = client.post("/v1/webhooks", WEBHOOK, format="json", HTTP_IDEMPOTENCY_KEY="wh-1")
+    assert first.status_code == 201, first.content
+    secret = first.json()["webhook"]["signing_secret"]
+    assert secret.startswith("whsec_")
+    [stored] = _stored_bodies()
+    assert b"whsec_" not in stored and secret.encode() not in stored
+    assert b"signing_secret" not in stored  # the whole response is sealed, not one field
+    again = client.post("/v1/webhooks", WEBHOOK, format="json", HTTP_IDEMPOTENCY_KEY="wh-1")
+    assert again.status_code == 201 and again["Idempotent-Replayed"] == "true"
+    assert again.json() == first.json()
+
+
+def test_a_rotated_secret_is_stored_encrypted_too(keys):
+    client = _bearer(keys.live_key)
+    webhook = client.post("/v1/webhooks", WEBHOOK, format="json").json()["webhook"]
+    path = f"/v1/webhooks/{webhook['uuid']}/rotate-secret"
+    rotated = client.post(path, HTTP_X_IDEMPOTENCY_KEY="rotate-1")
+    assert rotated.status_code == 200, rotated.content
+    secret = rotated.json()["webhook"]["signing_secret"]
+    assert secret != webhook["signing_secret"]
+    assert all(secret.encode() not in body and b"whsec_" not in body
+               for body in _stored_bodies())
+    replay = client.post(path, HTTP_X_IDEMPOTENCY_KEY="rotate-1")
+    assert replay["Idempotent-Replayed"] == "true"
+    assert replay.json()["webhook"]["signing_secret"] == secret  # not rotated a second time
+
+
+def test_a_stored_response_unreadable_after_a_key_change_is_a_409_not_a_second_run(
+        api, settings):
+    api.post(EVENT, {"name": "Gala"}, HTTP_X_IDEMPOTENCY_KEY="evt-sealed")
+    settings.HERALD_ENCRYPTION_KEY = "another key"
+    again = api.post(EVENT, {"name": "Gala"}, HTTP_X_IDEMPOTENCY_KEY="evt-sealed")
+    assert again.status_code == 409
+    assert again.json()["error"] == "idempotency_response_unreadable"
+    assert Event.objects.count() == 1

@@ -104,3 +104,65 @@ def test_invitation_timeline_is_readable(sandbox_api, event_id, template_id):
     assert [e["name"] for e in data["events"]] == ["comms.sent", "comms.delivered",
                                                    "comms.opened"]
     assert data["deliveredAt"] is not None
+
+
+# --- the rule is about the address that failed (issue 15, item 5) -------------------------
+
+def _correct_email_in_admin(keys, attendee_id, email):
+    """Support corrects the guest's email on the admin's change form."""
+    from django.test import Client
+    from django.urls import reverse
+
+    from accounts.services import membership_add
+    from guests.models import Attendee
+
+    attendee = Attendee.objects.get(id=attendee_id)
+    owner = membership_add(account=keys.account, username="olive", role="owner").user
+    client = Client()
+    client.force_login(owner)
+    url = reverse("admin:guests_attendee_change", args=[attendee_id])
+    response = client.post(url, {
+        "id": str(attendee_id), "account": str(attendee.account_id),
+        "event": str(attendee.event_id), "first_name": attendee.first_name, "last_name": attendee.last_name, "email": email,
+        "correlation_id": attendee.correlation_id or ""})
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    assert Attendee.objects.get(id=attendee_id).email == email
+
+
+def test_a_corrected_email_is_sent_again(sandbox_api, keys, event_id, template_id, settings):
+    settings.HERALD_SANDBOX_DELAY_SECONDS = 0
+    attendee_id, _ = _create(sandbox_api, event_id, template_id, "bounce@example.com")
+    assert _resend(sandbox_api, attendee_id, template_id).status_code == 422
+    _correct_email_in_admin(keys, attendee_id, "jane@example.com")
+    response = _resend(sandbox_api, attendee_id, template_id)
+    assert response.status_code == 200, response.content
+    resent = Delivery.objects.get(id=response.json()["attendeeInvitationId"])
+    assert (resent.recipient, resent.status) == ("jane@example.com", "opened")
+    # The old address stays suppressed: the address is blocked, not the person.
+    other = _create(sandbox_api, event_id, template_id, "BOUNCE@example.com")[1]
+    assert Delivery.objects.get(id=other).status == "suppressed"
+
+
+def test_the_rule_ignores_letter_case_of_the_same_address(sandbox_api, keys, event_id,
+                                                          template_id):
+    attendee_id, _ = _create(sandbox_api, event_id, template_id, "bounce@example.com")
+    _correct_email_in_admin(keys, attendee_id, "Bounce@Example.com")
+    assert _resend(sandbox_api, attendee_id, template_id).status_code == 422
+
+
+def test_bulk_send_sends_to_a_corrected_email_and_skips_an_uncorrected_one(
+        sandbox_api, keys, event_id, template_id, django_capture_on_commit_callbacks):
+    from guests.bulk import bulk_send_create, bulk_send_run
+    from guests.models import BulkSend, Event
+
+    fixed, _ = _create(sandbox_api, event_id, template_id, "bounce-1@example.com")
+    _create(sandbox_api, event_id, template_id, "bounce-2@example.com")
+    _correct_email_in_admin(keys, fixed, "fixed@example.com")
+    with django_capture_on_commit_callbacks(execute=True):
+        job, _ = bulk_send_create(event=Event.objects.get(id=event_id), template_id=template_id,
+                                  audience=BulkSend.Audience.LAST_FAILED, mode="test",
+                                  token=uuid.uuid4(), user=None)
+    bulk_send_run(job_id=job.id)
+    job.refresh_from_db()
+    assert (job.total, job.queued, job.skipped_failed) == (2, 1, 1)
+    assert Delivery.objects.filter(attendee_id=fixed, recipient="fixed@example.com").exists()

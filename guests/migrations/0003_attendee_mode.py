@@ -13,6 +13,6 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='attendee',
             name='mode',
-            field=models.CharField(choices=[('live', 'Live'), ('test', 'Test')], default='live', max_length=8),
+            field=models.CharField(choices=[('live', 'Live'), ('test', 'Test')], default='live', editable=False, max_length=8),
         ),
     ]

@@ -1,0 +1,280 @@
+"""Test keys are a rehearsal, never a path into live (issue 15, item 4).
+
+An attacker (or a careless CI job) holds one account's test key; the account's live key is
+used by its real integration. Each path where the two meet: idempotency keys, guest ids,
+the 422 rule, suppressions, bulk send eligibility, configuration, histories.
+"""
+
+import uuid
+
+import pytest
+from rest_framework.test import APIClient
+
+from comms.models import Delivery, Suppression
+from comms.services import suppression_add
+from guests.bulk import bulk_send_create, bulk_send_run
+from guests.models import Attendee, BulkSend
+from templates.models import MessageTemplate
+from tests.conftest import TICKET, guest
+from webhooks.models import Endpoint
+
+GUEST = "/checkin/v1/api/guest"
+SEND = "/comms/v1/api/comms/send"
+
+
+@pytest.fixture(autouse=True)
+def instant_sandbox(settings):
+    settings.HERALD_SANDBOX_DELAY_SECONDS = 0
+
+
+def _bearer(key: str) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
+    return client
+
+
+def _send(api, attendee_id, template_id, **headers):
+    return api.post(SEND, {"attendeeId": attendee_id, "templateId": template_id,
+                           "correlationId": "c-1"}, **headers)
+
+
+def _guest(api, event_id, template_id=None, **fields):
+    body = guest(event_id, template_id, **fields)
+    response = api.post(GUEST, body)
+    assert response.status_code == 200, response.content
+    return body, response.json()["attendeeInvitationId"]
+
+
+# --- idempotency --------------------------------------------------------------------------
+
+def test_a_live_send_with_a_test_keys_idempotency_key_is_sent_for_real(
+        api, sandbox_api, event_id, template_id):
+    body, _ = _guest(api, event_id)
+    rehearsal = _send(sandbox_api, body["id"], template_id, HTTP_IDEMPOTENCY_KEY="k-1")
+    live = _send(api, body["id"], template_id, HTTP_IDEMPOTENCY_KEY="k-1")
+    assert rehearsal.status_code == live.status_code == 200
+    sandbox_id = rehearsal.json()["attendeeInvitationId"]
+    live_id = live.json()["attendeeInvitationId"]
+    assert live_id != sandbox_id
+    assert Delivery.objects.get(id=live_id).mode == "live"
+    # Each mode's retry gets its own first send back.
+    assert _send(api, body["id"], template_id, HTTP_IDEMPOTENCY_KEY="k-1").json()[
+        "attendeeInvitationId"] == live_id
+    assert _send(sandbox_api, body["id"], template_id, HTTP_IDEMPOTENCY_KEY="k-1").json()[
+        "attendeeInvitationId"] == sandbox_id
+    assert Delivery.objects.filter(mode="live").count() == 1
+
+
+def test_a_live_guest_create_after_a_rehearsal_with_the_same_id_gets_its_own_send(
+        api, sandbox_api, event_id, template_id):
+    body = guest(event_id, template_id)
+    sandbox_id = sandbox_api.post(GUEST, body).json()["attendeeInvitationId"]
+    live = api.post(GUEST, body)
+    assert live.status_code == 200, live.content
+    live_id = live.json()["attendeeInvitationId"]
+    assert live_id and live_id != sandbox_id
+    assert Delivery.objects.get(id=live_id).mode == "live"
+    # Retries in either mode answer that mode's first send; nothing more is queued.
+    assert api.post(GUEST, body).json()["attendeeInvitationId"] == live_id
+    assert sandbox_api.post(GUEST, body).json()["attendeeInvitationId"] == sandbox_id
+    assert api.get(f"{GUEST}/{body['id']}").json()["attendeeInvitationId"] == live_id
+    assert sandbox_api.get(f"{GUEST}/{body['id']}").json()["attendeeInvitationId"] == sandbox_id
+    assert Delivery.objects.filter(attendee_id=body["id"]).count() == 2
+
+
+def test_a_test_key_cannot_pre_seed_a_guest_id_with_another_address(
+        api, sandbox_api, event_id, template_id):
+    body = guest(event_id, template_id, email="attacker@evil.example")
+    sandbox_api.post(GUEST, body)
+    live = api.post(GUEST, {**body, "email": "jane@example.com"})
+    assert live.status_code == 409
+    assert live.json()["error"] == "id_conflict"
+    assert not Delivery.objects.filter(mode="live").exists()
+
+
+# --- the 422 rule, suppressions, bulk send ------------------------------------------------
+
+def test_a_sandbox_bounce_neither_422s_nor_suppresses_the_live_send(
+        api, sandbox_api, event_id, template_id):
+    body, first = _guest(sandbox_api, event_id, template_id, email="bounce@example.com")
+    assert Delivery.objects.get(id=first).status == "bounced"
+    assert Suppression.objects.get().mode == "test"
+    assert _send(sandbox_api, body["id"], template_id).status_code == 422
+    live = _send(api, body["id"], template_id)
+    assert live.status_code == 200, live.content
+    assert Delivery.objects.get(id=live.json()["attendeeInvitationId"]).status == "sent"
+
+
+def test_a_test_send_honours_a_live_suppression(sandbox_api, keys, event_id, template_id):
+    suppression_add(account_id=keys.account.id, address="gone@example.com", reason="bounced")
+    _, delivery_id = _guest(sandbox_api, event_id, template_id, email="gone@example.com")
+    assert Delivery.objects.get(id=delivery_id).status == "suppressed"
+
+
+def test_a_test_key_lifts_sandbox_suppressions_only(api, sandbox_api, keys, event_id,
+                                                    template_id):
+    suppression_add(account_id=keys.account.id, address="gone@example.com", reason="bounced")
+    path = "/comms/v1/api/comms/suppression/gone@example.com"
+    refused = sandbox_api._call("delete", path, {"reason": "test key"})
+    assert refused.status_code == 403
+    assert refused.json()["error"] == "forbidden"
+    assert Suppression.objects.get().removed_at is None
+    _guest(sandbox_api, event_id, template_id, email="bounce@example.com")
+    lifted = sandbox_api._call("delete", "/comms/v1/api/comms/suppression/bounce@example.com",
+                               {"reason": "rehearsal over"})
+    assert lifted.status_code == 200
+    assert Suppression.objects.get(mode="test").removed_at is not None
+    listed = {row["email"] for row in api.get("/comms/v1/api/comms/suppression").json()["items"]}
+    assert listed == {"gone@example.com"}
+
+
+def test_a_live_bulk_send_after_a_sandbox_rehearsal_skips_nobody(
+        keys, event_id, template_id, sandbox_api, django_capture_on_commit_callbacks):
+    for n in range(3):
+        _guest(sandbox_api, event_id, template_id, email=f"bounce-{n}@example.com")
+    assert Delivery.objects.filter(status="bounced").count() == 3
+    from guests.models import Event
+
+    with django_capture_on_commit_callbacks(execute=True):
+        job, _ = bulk_send_create(event=Event.objects.get(id=event_id), template_id=template_id,
+                                  audience=BulkSend.Audience.ALL, mode="live",
+                                  token=uuid.uuid4(), user=None)
+    bulk_send_run(job_id=job.id)
+    job.refresh_from_db()
+    assert (job.queued, job.skipped_failed, job.skipped_suppressed) == (3, 0, 0)
+    assert Delivery.objects.filter(mode="live").count() == 3
+
+
+# --- configuration: test keys read, never change -------------------------------------------
+
+WEBHOOK = {"url": "https://93.184.215.14/webhooks/herald", "enabled_events": ["delivery.sent"]}
+
+
+def _webhook(keys) -> str:
+    response = _bearer(keys.live_key).post("/v1/webhooks", WEBHOOK, format="json")
+    assert response.status_code == 201, response.content
+    return response.json()["webhook"]["uuid"]
+
+
+def _brand(keys) -> str:
+    response = _bearer(keys.live_key).post("/v1/Brand/", {
+        "Name": "Photo Co", "FromName": "Photo Co", "FromEmail": "hello@photo.example"},
+        format="json")
+    assert response.status_code == 201, response.content
+    return response.json()["Brand"]["BrandId"]
+
+
+EVENT_BODY = {"identifier": "ping", "channels": ["email"],
+              "templates": [{"channel": "email", "subject": "Ping", "body": "Hi"}]}
+
+
+def _comms(api, method, path, body):
+    response = api._call(method, path, body)
+    return response, response.json()
+
+
+def _v4(keys, method, path, body):
+    response = getattr(_bearer(keys.test_key), method)(path, body, format="json")
+    return response, response.json()
+
+
+@pytest.mark.parametrize("case", [
+    "template put", "template post", "event post", "event put", "webhook post",
+    "webhook patch", "webhook delete", "webhook rotate", "webhook test", "webhook resend",
+    "brand post", "brand put", "domain post", "domain validate", "domain activate",
+    "domain deactivate", "domain delete",
+])
+def test_a_test_key_cannot_change_configuration(case, keys, api, sandbox_api, template_id):
+    if case.startswith("event put") or case.startswith("webhook"):
+        _bearer(keys.live_key).post("/v1/events", EVENT_BODY, format="json")
+    hook = _webhook(keys) if case.startswith("webhook") and case != "webhook post" else None
+    brand = _brand(keys) if case == "brand put" else None
+    shape = "comms"
+    if case == "template put":
+        response, body = _comms(sandbox_api, "put", f"/comms/v1/api/comms/template/{template_id}",
+                                {**TICKET, "subject": "Pwned"})
+    elif case == "template post":
+        response, body = _comms(sandbox_api, "post", "/comms/v1/api/comms/template", TICKET)
+    elif case.startswith("domain"):
+        action = case.split()[1]
+        path = "/comms/v1/api/comms/domain" + (f"/{action}" if action in (
+            "validate", "activate", "deactivate") else "")
+        response, body = _comms(sandbox_api, "delete" if action == "delete" else "post", path,
+                                {"domain": "mail.example.com"})
+    elif case.startswith("brand"):
+        shape = "v003"
+        path = "/v1/Brand/" + (brand or "")
+        response, body = _v4(keys, "put" if brand else "post", path, {"Name": "Pwned"})
+    else:
+        shape = "v004"
+        path = {"event post": "/v1/events", "event put": "/v1/events/ping",
+                "webhook post": "/v1/webhooks", "webhook patch": f"/v1/webhooks/{hook}",
+                "webhook delete": f"/v1/webhooks/{hook}",
+                "webhook rotate": f"/v1/webhooks/{hook}/rotate-secret",
+                "webhook test": f"/v1/webhooks/{hook}/test",
+                "webhook resend": f"/v1/webhooks/{hook}/resend-failed"}[case]
+        method = {"event put": "put", "webhook patch": "patch",
+                  "webhook delete": "delete"}.get(case, "post")
+        data = {"webhook post": WEBHOOK, "webhook patch": {"url": "https://evil.example/"},
+                "event post": {**EVENT_BODY, "identifier": "pwned"},
+                "event put": {**EVENT_BODY, "name": "Pwned"}}.get(case, {})
+        response, body = _v4(keys, method, path, data)
+    assert response.status_code == 403, (case, response.content)
+    assert {"comms": body.get("error") == "forbidden", "v004": body.get("code") == "FORBIDDEN",
+            "v003": "read-only" in body.get("Error", "")}[shape], body
+    # Nothing changed.
+    assert MessageTemplate.objects.filter(subject="Pwned").count() == 0
+    assert MessageTemplate.objects.filter(account=keys.account).count() == (
+        1 + (1 if case.startswith("event put") or case.startswith("webhook") else 0))
+    assert Endpoint.objects.filter(url=WEBHOOK["url"], deleted_at__isnull=True).count() == (
+        1 if hook else 0)
+    from domains.models import SenderDomain
+
+    assert not SenderDomain.objects.exists()
+
+
+def test_a_test_key_reads_live_configuration(keys, sandbox_api, template_id):
+    _webhook(keys)
+    brand = _brand(keys)
+    _bearer(keys.live_key).post("/v1/events", EVENT_BODY, format="json")
+    test = _bearer(keys.test_key)
+    assert sandbox_api.get(f"/comms/v1/api/comms/template/{template_id}").status_code == 200
+    assert test.get("/v1/events/ping").status_code == 200
+    assert test.get("/v1/webhooks").json()["webhook"]["url"] == WEBHOOK["url"]
+    assert test.get(f"/v1/Brand/{brand}").status_code == 200
+
+
+# --- histories ------------------------------------------------------------------------------
+
+def test_histories_show_each_mode_its_own_sends(api, sandbox_api, keys, event_id,
+                                                template_id):
+    _, sandbox_id = _guest(sandbox_api, event_id, template_id)
+    _, live_id = _guest(api, event_id, template_id)
+    live, test = _bearer(keys.live_key), _bearer(keys.test_key)
+    assert [d["uuid"] for d in live.get("/v1/deliveries").json()["data"]["deliveries"]] == [
+        live_id]
+    assert [d["uuid"] for d in test.get("/v1/deliveries").json()["data"]["deliveries"]] == [
+        sandbox_id]
+    assert live.get(f"/v1/deliveries/{sandbox_id}/trace").status_code == 404
+    assert test.get(f"/v1/deliveries/{live_id}/trace").status_code == 404
+    assert api.get(f"{SEND}/{sandbox_id}").status_code == 404
+    assert sandbox_api.get(f"{SEND}/{live_id}").status_code == 404
+    assert api.get(f"{SEND}/{live_id}").status_code == 200
+
+
+def test_email_history_shows_each_mode_its_own_emails(keys):
+    brand = _brand(keys)
+    message = {"To": "jane@example.com", "Type": "token", "BrandId": brand, "Token": "abcde",
+               "NumPhotos": 10}
+    live, test = _bearer(keys.live_key), _bearer(keys.test_key)
+    live_id = live.post("/v1/Email/", {"Messages": [message]}, format="json").json()[
+        "Results"][0]["MessageId"]
+    test_id = test.post("/v1/Email/", {"Messages": [message]}, format="json").json()[
+        "Results"][0]["MessageId"]
+    assert [e["MessageId"] for e in live.get("/v1/Email/").json()["Emails"]] == [live_id]
+    assert [e["MessageId"] for e in test.get("/v1/Email/").json()["Emails"]] == [test_id]
+
+
+def test_guest_ids_remember_the_mode_that_created_them(api, sandbox_api, event_id):
+    body, _ = _guest(sandbox_api, event_id)
+    assert Attendee.objects.get(id=body["id"]).mode == "test"
