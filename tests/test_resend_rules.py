@@ -123,7 +123,8 @@ def _correct_email_in_admin(keys, attendee_id, email):
     url = reverse("admin:guests_attendee_change", args=[attendee_id])
     response = client.post(url, {
         "id": str(attendee_id), "account": str(attendee.account_id),
-        "event": str(attendee.event_id), "first_name": attendee.first_name, "last_name": attendee.last_name, "email": email,
+        "event": str(attendee.event_id), "first_name": attendee.first_name,
+        "last_name": attendee.last_name, "email": email,
         "correlation_id": attendee.correlation_id or ""})
     assert response.status_code == 302, response.context["adminform"].form.errors
     assert Attendee.objects.get(id=attendee_id).email == email
