@@ -1,5 +1,6 @@
 """Herald settings: every value comes from the environment (see the README's table)."""
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -41,6 +42,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_celery_beat",
+    "axes",
     "common",
     "accounts",
     "guests",
@@ -60,6 +62,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",  # last: turns a locked-out login into its page
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -107,6 +110,26 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"]["ENGINE"] = "common.postgresql"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# --- admin logins: failed attempts limited per user and per client address (django-axes)
+# Counted in the database (shared by every gunicorn process); a locked login answers 429 with
+# the admin's "Login locked" page, even with the right password, until the cool-off ends or
+# an owner unlocks it (README, "Admin logins").
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: refuses a locked-out login
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.float("AXES_COOLOFF_MINUTES", default=15)) or None
+# Each entry is counted on its own; "username+ip_address" counts the pair together.
+AXES_LOCKOUT_PARAMETERS = [
+    entry.split("+") if "+" in entry else entry
+    for entry in env.list("AXES_LOCKOUT_PARAMETERS", default=["username", "ip_address"])]
+AXES_RESET_ON_SUCCESS = True  # a successful login forgets that user's earlier failures
+AXES_LOCKOUT_CALLABLE = "accounts.admin.login_locked_response"
+# The client address as the API's guard reads it (HERALD_TRUSTED_PROXIES, below).
+AXES_CLIENT_IP_CALLABLE = "accounts.guard.client_address"
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
 ]
@@ -125,6 +148,8 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    # django-axes logs every login at INFO; failures and lockouts are WARNINGs.
+    "loggers": {"axes": {"level": env.str("AXES_LOG_LEVEL", default="WARNING")}},
 }
 
 # --- cache: Django's (nothing of Herald's own counts in it; see the rate limits below)
@@ -198,6 +223,15 @@ CELERY_TASK_ROUTES = {
     "webhooks.deliver_message": {"queue": "webhooks"},
 }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A Redis broker goes through kombu's Redis transport with one fix (config/celery.py,
+# RedisChannel): without it a prefork worker exits when Redis goes away instead of
+# reconnecting. rediss:// keeps verifying the server's certificate.
+if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    CELERY_BROKER_TRANSPORT = "config.celery:RedisTransport"
+if CELERY_BROKER_URL.startswith("rediss://"):
+    import ssl
+
+    CELERY_BROKER_USE_SSL = {"ssl_cert_reqs": ssl.CERT_REQUIRED}
 
 # --- Herald -------------------------------------------------------------------------------
 HERALD_API_KEY_CACHE_SECONDS = env.float("HERALD_API_KEY_CACHE_SECONDS", default=5.0)

@@ -27,13 +27,14 @@ import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from collections.abc import Set as AbstractSet
-from contextlib import suppress
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import timedelta
 from http.server import ThreadingHTTPServer
@@ -68,11 +69,20 @@ SWEEP_EVERY = 1.0  # what beat's HERALD_SWEEP_INTERVAL_SECONDS would be
 BATCH = 10  # HERALD_DISPATCH_BATCH_SIZE
 MAX_ATTEMPTS = 8  # HERALD_SEND_MAX_ATTEMPTS
 RETRY_BASE = 0.5  # HERALD_RETRY_BASE_SECONDS
+# The broker these tests stop is their own: a Redis on a free port (never the shared 6379),
+# started with the machine's options (``--save ""``: nothing survives a stop).
+REDIS_PORT = int(os.environ.get("HERALD_FAULT_REDIS_PORT") or free_port())
+REDIS_URL = f"redis://127.0.0.1:{REDIS_PORT}/0"
+REDIS_DIR = Path(tempfile.gettempdir()) / f"herald-faults-redis-{REDIS_PORT}"
 REDIS_START = [
-    "redis-server", "--daemonize", "yes", "--bind", "127.0.0.1", "-::1", "--port", "6379",
-    "--save", "", "--appendonly", "no", "--dir", "/var/lib/redis",
-    "--logfile", "/var/log/redis/ci.log",
+    "redis-server", "--daemonize", "yes", "--bind", "127.0.0.1", "--port", str(REDIS_PORT),
+    "--save", "", "--appendonly", "no", "--dir", str(REDIS_DIR),
+    "--logfile", str(REDIS_DIR / "redis.log"),
 ]
+# A PostgreSQL cluster of the tests' own (its data directory; DATABASE_URL must point at it)
+# may be restarted for real; the shared one never is: without it a "restart" cuts every
+# connection to the test database (pg_terminate_backend), what the worker sees of a restart.
+PGDATA = os.environ.get("HERALD_FAULT_PGDATA", "")
 
 
 def report(fault: str, **figures: Any) -> None:
@@ -99,7 +109,7 @@ class Worker:
         with open(log, "ab") as out:
             self.proc = subprocess.Popen(
                 [str(CELERY), "-A", "config", "worker", f"--pool={pool}", "-c", str(concurrency),
-                 "-n", name, "--without-gossip", "--without-mingle", "--loglevel=INFO"],
+                 "-n", name, "--loglevel=INFO"],
                 cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
@@ -145,39 +155,74 @@ class Worker:
 
 
 def redis_up() -> bool:
-    result = subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", "6379", "ping"],
+    result = subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", str(REDIS_PORT), "ping"],
                             capture_output=True, text=True, timeout=5, check=False)
     return result.stdout.strip() == "PONG"
 
 
 def redis_start() -> None:
-    """The machine's own start command: ``--save ""``, so nothing survives a stop."""
+    """Start the tests' own Redis (``REDIS_URL``) if it is down."""
     if redis_up():
         return
-    for folder in ("/var/lib/redis", "/var/log/redis"):
-        Path(folder).mkdir(parents=True, exist_ok=True)
+    REDIS_DIR.mkdir(parents=True, exist_ok=True)
     subprocess.run(REDIS_START, check=True, timeout=15)
     wait_until(redis_up, 15, "Redis did not come back")
 
 
 def redis_stop() -> None:
-    subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", "6379", "shutdown", "nosave"],
-                   capture_output=True, timeout=10, check=False)
+    subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", str(REDIS_PORT), "shutdown",
+                    "nosave"], capture_output=True, timeout=10, check=False)
     wait_until(lambda: not redis_up(), 10, "Redis did not stop")
 
 
-def postgres_version() -> str:
-    return sorted(p.name for p in Path("/etc/postgresql").iterdir())[0]
+@contextmanager
+def broker(url: str) -> Iterator[None]:
+    """This process publishes to ``url``. Celery prefers ``$CELERY_BROKER_URL`` to its
+    configuration and caches its connection and producer pools: both are repointed (the
+    pools dropped as after a fork, so the next publish opens new ones)."""
+    def repoint(to: str | None) -> None:
+        if app._pool is not None:
+            app._pool.force_close_all()
+        app._pool = None
+        app.amqp._producer_pool = None
+        if to is None:
+            os.environ.pop("CELERY_BROKER_URL", None)
+        else:
+            os.environ["CELERY_BROKER_URL"] = to
+
+    before = os.environ.get("CELERY_BROKER_URL")
+    repoint(url)
+    try:
+        yield
+    finally:
+        repoint(before)
 
 
 def postgres_up() -> bool:
-    return subprocess.run(["pg_isready", "-h", "127.0.0.1", "-p", "5432"], capture_output=True,
+    db = connection.settings_dict
+    return subprocess.run(["pg_isready", "-h", db["HOST"] or "127.0.0.1",
+                           "-p", str(db["PORT"] or 5432)], capture_output=True,
                           timeout=5, check=False).returncode == 0
 
 
 def postgres_ctl(action: str) -> None:
-    subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", postgres_version(), "main",
-                    action], check=True, capture_output=True, timeout=60)
+    """``pg_ctl <action>`` on the tests' own cluster (``HERALD_FAULT_PGDATA``). Without one,
+    "restart" cuts every connection to the test database instead (and only those), what a
+    worker sees of a fast-shutdown restart, and "start" does nothing."""
+    if PGDATA:
+        subprocess.run(["pg_ctl", "-D", PGDATA, "-w", "-m", "fast", action], check=True,
+                       capture_output=True, timeout=60, env={**os.environ, "PATH": _pg_path()})
+        return
+    if action == "restart":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                           " WHERE datname = current_database() AND pid <> pg_backend_pid()")
+        db_reconnect()
+
+
+def _pg_path() -> str:
+    bins = sorted(Path("/usr/lib/postgresql").glob("*/bin"))
+    return os.pathsep.join([*(str(b) for b in bins[-1:]), os.environ.get("PATH", "")])
 
 
 def postgres_ensure_up() -> None:
@@ -291,9 +336,21 @@ def _database_url() -> str:
     return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
+@pytest.fixture(scope="session")
+def fault_redis() -> Iterator[str]:
+    """The tests' own Redis, the broker (and kick and rate-limit store) of every stack."""
+    redis_start()
+    try:
+        yield REDIS_URL
+    finally:
+        redis_stop()
+
+
 @pytest.fixture
-def stack(transactional_db, settings, tmp_path) -> Iterator[Stack]:
+def stack(transactional_db, settings, tmp_path, fault_redis) -> Iterator[Stack]:
     app.conf.task_always_eager = False  # the conftest default; real brokers here
+    settings.CELERY_BROKER_URL = fault_redis
+    settings.HERALD_DISPATCH_KICK_REDIS_URL = settings.HERALD_RATE_LIMIT_REDIS_URL = fault_redis
     fake = FakeSendGrid(api_key="SG.faults").start()
     settings.HERALD_EMAIL_PROVIDER = "sendgrid"
     settings.SENDGRID_API_KEY, settings.SENDGRID_API_HOST = fake.api_key, fake.url
@@ -306,7 +363,9 @@ def stack(transactional_db, settings, tmp_path) -> Iterator[Stack]:
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "config.settings",
         "DATABASE_URL": _database_url(),
-        "CELERY_BROKER_URL": django_settings.CELERY_BROKER_URL,
+        "CELERY_BROKER_URL": fault_redis,
+        "HERALD_DISPATCH_KICK_REDIS_URL": fault_redis,
+        "HERALD_RATE_LIMIT_REDIS_URL": fault_redis,
         "DJANGO_SECRET_KEY": django_settings.SECRET_KEY,
         "WEBHOOKS_ENCRYPTION_KEY": django_settings.WEBHOOKS_ENCRYPTION_KEY,
         "HERALD_EMAIL_PROVIDER": "sendgrid",
@@ -323,17 +382,23 @@ def stack(transactional_db, settings, tmp_path) -> Iterator[Stack]:
         "LOG_LEVEL": "WARNING",
         "PYTHONUNBUFFERED": "1",
     }
-    keys = account_create(name="Fault Tolerant Events")
-    client = make_client(keys)
-    event_id = client.post("/checkin/v1/api/event", {"name": "Faults"}, format="json").json()["id"]
-    template = client.post("/comms/v1/api/comms/template", TICKET, format="json")
-    built = Stack(fake, keys, client, event_id, template.json()["id"], env, tmp_path)
+    with broker(fault_redis):
+        keys = account_create(name="Fault Tolerant Events")
+        client = make_client(keys)
+        event_id = client.post("/checkin/v1/api/event", {"name": "Faults"},
+                               format="json").json()["id"]
+        template = client.post("/comms/v1/api/comms/template", TICKET, format="json")
+        built = Stack(fake, keys, client, event_id, template.json()["id"], env, tmp_path)
+        yield from _running(built)
+
+
+def _running(built: Stack) -> Iterator[Stack]:
     try:
         yield built
     finally:
         for worker in built.workers:
             worker.stop()
-        fake.stop()
+        built.fake.stop()
         redis_start()
         postgres_ensure_up()
         db_reconnect()
@@ -479,7 +544,7 @@ def test_redis_down_api_keeps_accepting_and_sweeper_sends_everything(stack, rece
     stack.hooks(receiver.url, ["comms.sent"], receiver)
     stack.fake.set_delay(2.0)
     # One task at a time, so the tasks behind the busy one wait in Redis, not in the worker.
-    stack.worker(CELERY_WORKER_PREFETCH_MULTIPLIER="1")
+    worker = stack.worker(CELERY_WORKER_PREFETCH_MULTIPLIER="1")
     t0 = time.perf_counter()
     before = stack.send(25, "before")
     up_ms = (time.perf_counter() - t0) * 1000 / len(before)
@@ -506,6 +571,7 @@ def test_redis_down_api_keeps_accepting_and_sweeper_sends_everything(stack, rece
     hook_dupes = check_webhooks(receiver, ids)
     assert len(during) >= 20 and max(down_latencies) < 2.0
     assert failed_publishes.count == len(during), "each publish failed, no request did"
+    assert_survived(worker)
     report("b-redis-down-10s", accepted_before_stop=len(before),
            before_stop_statuses_at_restart=dict(queued), accepted_while_down=len(during),
            api_status_while_down=f"200 x {len(during)}",
@@ -517,6 +583,43 @@ def test_redis_down_api_keeps_accepting_and_sweeper_sends_everything(stack, rece
            sweeper_requeued=settled.requeued, webhook_sweeper_requeued=settled.hooks_requeued,
            duplicates=0, webhooks=len(ids), webhook_duplicates=hook_dupes,
            total_s=round(time.monotonic() - started, 1))
+
+
+def assert_survived(worker: Worker) -> None:
+    """The same worker process is still running and consuming: it never gave up."""
+    log = worker.log.read_text(errors="replace")
+    assert worker.proc.poll() is None and "Unrecoverable error" not in log, worker.tail()
+    assert log.count("] Connected to ") >= 2, "it reconnected"
+
+
+# --- (b2) Redis stopped for 10 s under a prefork worker draining a backlog -------------------
+
+def test_redis_down_under_a_draining_prefork_worker(stack):
+    """The production shape of issue 15's outage: a backlog of sends, a prefork worker (two
+    processes, default prefetch) draining it with tasks reserved and running, Redis stopped
+    10 s and started again (empty). The same worker process reconnects by itself, the sweeper
+    re-enqueues what the empty Redis forgot, and every send ends ``sent`` once."""
+    started = time.monotonic()
+    ids = stack.send(300, "drain")
+    stack.fake.set_delay(0.3)  # a 10-message batch every 0.3 s per process: ~5 s of drain
+    worker = stack.worker()
+    wait_until(lambda: len(stack.fake.messages) >= 4, 30, "the drain never started")
+    try:
+        redis_stop()
+        stopped_at = time.monotonic()
+        at_stop = Counter(Delivery.objects.filter(id__in=ids).values_list("status", flat=True))
+        time.sleep(10)
+    finally:
+        redis_start()
+    restarted_at = time.monotonic()
+    settled = settle(ids, hooks_expected=0, timeout=120)
+    check_sent_once(stack.fake, ids)
+    assert_survived(worker)
+    report("b2-redis-down-10s-prefork-drain", accepted=len(ids), pool="prefork -c 2",
+           statuses_at_stop=dict(at_stop), down_s=round(restarted_at - stopped_at, 1),
+           same_worker_pid=worker.proc.pid, lost=0, duplicates=0,
+           recovered_after_restart_s=round(time.monotonic() - restarted_at, 1),
+           sweeper_requeued=settled.requeued, total_s=round(time.monotonic() - started, 1))
 
 
 # --- (c) PostgreSQL restarted under a running worker ----------------------------------------
