@@ -244,10 +244,8 @@ def test_other_accounts_events_do_not_reach_this_endpoint(other_api, event_id, t
                       HTTP_OCP_APIM_SUBSCRIPTION_KEY=other_api.keys.subscription_key)
     with other_api.capture(execute=True):
         event = other.post("/checkin/v1/api/event", {"name": "X"}, format="json").json()["id"]
-    with other_api.capture(execute=True):
-        template = other.post("/comms/v1/api/comms/template", {
-            "name": "T", "subject": "S", "htmlBody": "<p>h</p>", "textBody": "h"},
-            format="json").json()["id"]
+    template = other_api.post("/comms/v1/api/comms/template", {  # configuration: live key
+        "name": "T", "subject": "S", "htmlBody": "<p>h</p>", "textBody": "h"}).json()["id"]
     with other_api.capture(execute=True):
         other.post("/checkin/v1/api/guest", guest(event, template), format="json")
     assert DeliveryEvent.objects.exists()
