@@ -119,7 +119,7 @@ def escape_markdown(text: str) -> str:
 
 
 def _classify(status: int, data: dict, headers: Any) -> Exception:
-    code = data.get("code")
+    code = data.get("code") if isinstance(data.get("code"), int | str) else None
     detail = vendor_reason("Discord", status, code, body=data)
     if status == 429:
         return ProviderTransientError(f"Discord rate limit: {detail}",

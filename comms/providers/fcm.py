@@ -153,8 +153,8 @@ def _refresh(credentials: service_account.Credentials, request: Any) -> None:
     except google_errors.RefreshError as exc:
         data = exc.args[1] if len(exc.args) > 1 else None
         code = data.get("error") if isinstance(data, dict) else None
-        reason = vendor_reason("OAuth", None,
-                               code if code in OAUTH_ERRORS else "", body=exc.args)
+        reason = vendor_reason("OAuth", None, code if isinstance(code, str) and (
+            code in OAUTH_ERRORS) else "", body=exc.args)
         failure: Exception = (
             ProviderTransientError(f"Google token endpoint failed ({reason}).") if exc.retryable
             else ProviderConfigurationError(

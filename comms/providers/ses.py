@@ -24,6 +24,7 @@ from botocore.exceptions import (
 from botocore.exceptions import (
     ConnectionError as BotoConnectionError,
 )
+from botocore.parsers import ResponseParserError
 
 from comms.providers.base import (
     EmailMessage,
@@ -75,6 +76,9 @@ class SesProvider:
             raise ProviderConfigurationError(f"SES is not configured: {exc}") from exc
         except (BotoConnectionError, HTTPClientError, OSError) as exc:
             raise ProviderTransientError(f"SES unreachable: {exc}") from exc
+        except ResponseParserError as exc:  # its text quotes the answer: never shown
+            raise ProviderTransientError(
+                f"{vendor_reason('SES', body=str(exc))} answered unreadably.") from None
         except BotoCoreError as exc:  # e.g. a parameter boto3 itself refuses
             raise ProviderPermanentError(f"SES refused the request: {exc}") from exc
         message_id = response.get("MessageId", "")

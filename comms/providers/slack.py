@@ -100,6 +100,7 @@ def escape_mrkdwn(text: str) -> str:
 
 def _classify(status: int, data: Any, headers: Any) -> Exception:
     error = data.get("error", "") if isinstance(data, dict) else ""
+    error = error if isinstance(error, str) else ""
     detail = vendor_reason("Slack", status, error, body=data)
     if status == 429 or error == "ratelimited":
         return ProviderTransientError(f"Slack rate limit: {detail}",

@@ -10,6 +10,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
+from botocore.parsers import ResponseParserError
 
 from comms.providers.base import (
     ChannelMessage,
@@ -78,6 +79,9 @@ class SnsSmsProvider:
             raise _classify(exc) from exc
         except (BotoConnectionError, HTTPClientError) as exc:
             raise ProviderTransientError(_unreachable(exc, self.timeout)) from exc
+        except ResponseParserError as exc:  # its text quotes the answer: never shown
+            raise ProviderTransientError(
+                f"{vendor_reason('SNS', body=str(exc))} answered unreadably.") from None
         except BotoCoreError as exc:  # a parameter botocore itself refuses
             raise ProviderPermanentError(f"SNS refused the request: {exc}"[:300]) from exc
         message_id = response.get("MessageId", "")

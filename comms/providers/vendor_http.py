@@ -15,7 +15,8 @@ from webhooks import http
 
 log = logging.getLogger("herald.providers")
 
-_LABEL_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,47}")
+# Vendors' error codes: numbers, UPPER_SNAKE, lower_snake, CamelCase, dotted field names.
+_LABEL_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:]{0,39}")
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
 REASON_MAX = 120
 
@@ -23,8 +24,8 @@ REASON_MAX = 120
 def vendor_reason(vendor: str, status: int | None = None, label: Any = "", *,
                   body: Any = None) -> str:
     """What a tenant is told of a vendor's answer, for every provider: ``"<vendor> <status>
-    <label>"``, where the label is a short error code or name (letters, digits, ``_.:-``, at
-    most 48 characters: anything else, such as free text, is left out), control characters
+    <label>"``, where the label is a short error code or name (letters, digits, ``_.:``, at
+    most 40 characters: anything else, such as free text, is left out), control characters
     removed, at most ``REASON_MAX`` characters. A vendor's body or message never reaches a
     delivery's error, trace, timeline, webhook payload or API error (a URL an account chose
     could have made it an internal service's answer): ``body`` goes to the server log at
@@ -43,7 +44,7 @@ def _label(label: Any) -> str:
 
 def clean(text: str, limit: int = REASON_MAX) -> str:
     """``text`` without control characters, at most ``limit`` characters."""
-    return _CONTROL_RE.sub(" ", str(text))[:limit]
+    return _CONTROL_RE.sub(" ", str(text))[:limit].strip()
 
 
 def allow_private() -> bool:

@@ -102,7 +102,7 @@ def escape_formatting(text: str) -> str:
 
 def _classify(status: int, data: dict) -> Exception:
     error = data.get("error") if isinstance(data.get("error"), dict) else {}
-    code = error.get("code")
+    code = error.get("code") if isinstance(error.get("code"), int | str) else None
     detail = vendor_reason("WhatsApp", status, code, body=data)
     if code in CONFIG_CODES or status == 401:
         return ProviderConfigurationError(f"WhatsApp rejected the access token: {detail}")
@@ -115,5 +115,5 @@ def _classify(status: int, data: dict) -> Exception:
 
 def _retry_after(data: Any) -> float | None:
     """Graph sends no Retry-After; pair rate limits (131056) ask for a pause of about 6s."""
-    code = (data.get("error") or {}).get("code") if isinstance(data, dict) else None
-    return 6.0 if code == 131056 else None
+    error = data.get("error") if isinstance(data, dict) else None
+    return 6.0 if isinstance(error, dict) and error.get("code") == 131056 else None

@@ -18,6 +18,7 @@ from botocore.exceptions import (
     NoRegionError,
     PartialCredentialsError,
 )
+from botocore.parsers import ResponseParserError
 
 from comms.providers.vendor_http import vendor_reason
 from domains.providers.base import (
@@ -100,6 +101,9 @@ def _call(request) -> dict[str, Any]:
         raise DomainProviderError(text) from exc
     except (NoCredentialsError, PartialCredentialsError, NoRegionError) as exc:
         raise DomainProviderConfigurationError(f"SES is not configured: {exc}") from exc
+    except ResponseParserError as exc:  # its text quotes the answer: never shown
+        raise DomainProviderError(
+            f"{vendor_reason('SES', body=str(exc))} answered unreadably.") from None
     except (BotoCoreError, OSError) as exc:
         raise DomainProviderError(f"SES is unreachable or refused the request: {exc}") from exc
 
