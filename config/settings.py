@@ -255,9 +255,10 @@ HERALD_SWEEP_INTERVAL_SECONDS = env.int("HERALD_SWEEP_INTERVAL_SECONDS", default
 HERALD_SANDBOX_DELAY_SECONDS = env.float("HERALD_SANDBOX_DELAY_SECONDS", default=2.0)
 HERALD_MAX_RENDERED_CHARS = env.int("HERALD_MAX_RENDERED_CHARS", default=1_000_000)
 HERALD_PROVIDER_TIMEOUT_SECONDS = env.float("HERALD_PROVIDER_TIMEOUT_SECONDS", default=15.0)
-# Lets an integration's `api_base` point a channel provider at another host (tests' fake
-# servers, development). Off in production: an account owner could otherwise make workers
-# call internal addresses.
+# Lets an integration's `api_base`/`endpoint_url` (and an FCM key file's token_uri) point a
+# channel provider at another host, private addresses included (tests' fake servers,
+# development). Off in production: an account owner could otherwise make workers call
+# internal addresses; key files may then name only Google's endpoints.
 HERALD_PROVIDER_API_BASE_OVERRIDE = env.bool("HERALD_PROVIDER_API_BASE_OVERRIDE",
                                              default=False)
 SENDGRID_API_KEY = env.str("SENDGRID_API_KEY", default="")
