@@ -103,6 +103,9 @@ def _document(operation: Schema, method: str, view: type[HeraldAPIView]) -> None
         "Rate limited: the API key's requests per second, today's delivery quota (sends) or "
         "too many failed authentications from this address; retry after Retry-After."),
         {"Retry-After": True, **dict.fromkeys(RATE_HEADERS, False)})
+    if view.configuration and method not in ("GET", "HEAD", "OPTIONS"):
+        _add_response(operation, 403, style, "Test keys are read-only on configuration: "
+                      "changing it needs a live key", {})
     if method != "POST" or not view.idempotency_layer:
         return
     parameters = operation.setdefault("parameters", [])

@@ -278,3 +278,12 @@ def test_email_history_shows_each_mode_its_own_emails(keys):
 def test_guest_ids_remember_the_mode_that_created_them(api, sandbox_api, event_id):
     body, _ = _guest(sandbox_api, event_id)
     assert Attendee.objects.get(id=body["id"]).mode == "test"
+
+
+def test_the_schema_documents_the_403_of_configuration_changes(api):
+    paths = api.client.get("/api/schema/?format=json").json()["paths"]
+    refused = paths["/comms/v1/api/comms/template/{template_id}"]["put"]["responses"]["403"]
+    assert "read-only" in refused["description"]
+    assert "403" in paths["/v1/webhooks/{webhook_uuid}"]["patch"]["responses"]
+    assert "403" in paths["/v1/Brand/"]["post"]["responses"]
+    assert "403" not in paths["/v1/webhooks"]["get"]["responses"]
