@@ -40,8 +40,9 @@ def resend_deliveries(modeladmin, request: HttpRequest, queryset: QuerySet) -> N
 @admin.action(description="Resend ticket (the template of the latest send)")
 def resend_attendees(modeladmin, request: HttpRequest, queryset: QuerySet) -> None:
     for attendee in queryset[:100]:
-        previous = (Delivery.objects.filter(attendee=attendee).select_related("account")
-                    .order_by("-created_at").first())
+        # The latest live send: a test key's sandbox rehearsal is never what support resends.
+        previous = (Delivery.objects.filter(attendee=attendee, mode=Delivery.Mode.LIVE)
+                    .select_related("account").order_by("-created_at").first())
         if previous is None:
             messages.warning(request, f"{attendee.email} has never been sent a ticket: send "
                                       "one with POST /comms/v1/api/comms/send first.")

@@ -287,3 +287,24 @@ def test_the_schema_documents_the_403_of_configuration_changes(api):
     assert "403" in paths["/v1/webhooks/{webhook_uuid}"]["patch"]["responses"]
     assert "403" in paths["/v1/Brand/"]["post"]["responses"]
     assert "403" not in paths["/v1/webhooks"]["get"]["responses"]
+
+
+def test_supports_resend_ticket_resends_the_live_send_not_a_later_rehearsal(
+        api, sandbox_api, keys, event_id, template_id):
+    from django.test import Client
+    from django.urls import reverse
+
+    from accounts.services import membership_add
+
+    body, live_id = _guest(api, event_id, template_id)
+    _send(sandbox_api, body["id"], template_id)  # a rehearsal after the real send
+    owner = membership_add(account=keys.account, username="olive", role="owner").user
+    client = Client()
+    client.force_login(owner)
+    with api.capture(execute=True):
+        response = client.post(reverse("admin:guests_attendee_changelist"), {
+            "action": "resend_attendees", "_selected_action": [body["id"]]})
+    assert response.status_code == 302
+    newest = Delivery.objects.filter(attendee_id=body["id"]).latest("created_at")
+    assert newest.id != uuid.UUID(live_id) and newest.mode == "live"
+    assert Delivery.objects.filter(attendee_id=body["id"], mode="live").count() == 2
