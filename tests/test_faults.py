@@ -179,10 +179,9 @@ def redis_stop() -> None:
 def broker(url: str) -> Iterator[None]:
     """This process publishes to ``url``. Celery prefers ``$CELERY_BROKER_URL`` to its
     configuration and caches its connection and producer pools: both are repointed (the
-    pools dropped as after a fork, so the next publish opens new ones)."""
+    app's references to the pools dropped as after a fork; kombu keeps one pool per broker
+    URL, so the next publish takes the one of ``url``)."""
     def repoint(to: str | None) -> None:
-        if app._pool is not None:
-            app._pool.force_close_all()
         app._pool = None
         app.amqp._producer_pool = None
         if to is None:
