@@ -32,8 +32,10 @@ lint: install
 # and CELERY_BROKER_URL set.
 web: install
 	$(VENV)/bin/gunicorn config.wsgi -b 127.0.0.1:$(PORT) -w $${WEB_CONCURRENCY:-4}
+# The worker: prefork with one process per CPU (celery -c N to change), the shape
+# tests/test_faults.py runs (--pool=prefork -c 2) under Redis, PostgreSQL and worker faults.
 worker: install
-	$(VENV)/bin/celery -A config worker -l info
+	$(VENV)/bin/celery -A config worker --pool=prefork -l info
 beat: install
 	$(VENV)/bin/celery -A config beat -l info
 
