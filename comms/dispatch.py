@@ -23,6 +23,7 @@ from comms.outcomes import (
     mark_sent,
     release,
     requeue_claimed,
+    requeue_unsent,
     retry_or_fail,
 )
 from comms.providers import email_provider
@@ -144,17 +145,42 @@ def email_send_group(provider_name: str, deliveries: list[Delivery], *,
         if final:
             return
         raise
-    given: list[Any] = []
     if hasattr(provider, "send_each"):
-        with closing(provider.send_each(messages)) as results:
-            for item, outcome in zip(ready, results, strict=True):
-                given.append(outcome)
-                _record(provider_name, [(item, outcome)], final=final)
+        given = _send_each(provider_name, provider, ready, messages, final=final)
     else:
         given = _provider_send(provider, messages)
         _record(provider_name, list(zip(ready, given, strict=True)), final=final)
     if not final and any(isinstance(o, ProviderConfigurationError) for o in given):
         raise next(o for o in given if isinstance(o, ProviderConfigurationError))
+
+
+def _send_each(provider_name: str, provider: Any, ready: list[tuple[Delivery, Content]],
+               messages: list[EmailMessage], *, final: bool) -> list[Any]:
+    """One message at a time, each outcome recorded as soon as it is known. After half the
+    lease the rest go back to the queue unattempted, with a kick to take them, so a slow
+    server never keeps a claimed row past its lease (the sweeper would let another worker
+    send it too)."""
+    claimed_at = ready[0][0].claimed_at
+    lease = timedelta(seconds=settings.HERALD_SENDING_LEASE_SECONDS)
+    given: list[Any] = []
+    with closing(provider.send_each(messages)) as results:
+        for index, item in enumerate(ready):
+            if not final and claimed_at and timezone.now() > claimed_at + lease / 2:
+                for delivery, _ in ready[index:]:
+                    requeue_unsent(delivery)
+                _kick()
+                break
+            given.append(next(results))
+            _record(provider_name, [(item, given[-1])], final=final)
+    return given
+
+
+def _kick() -> None:
+    try:
+        enqueue(None)
+    except Exception:  # the broker went away: the sweeper will
+        log.warning("Could not kick the handed-back deliveries; the sweeper will",
+                    exc_info=True)
 
 
 def _ready(provider_name: str, deliveries: list[Delivery]) -> list[tuple[Delivery, Content]]:
@@ -194,9 +220,10 @@ def _give_back(deliveries: list[Delivery]) -> None:
     try:
         for token, ids in tokens.items():
             requeue_claimed(ids, token)
-        enqueue(None)
     except Exception:
         log.warning("Claimed deliveries not given back; the sweeper will", exc_info=True)
+        return
+    _kick()
 
 
 def _messages(ready: list[tuple[Delivery, Content]]) -> list[EmailMessage]:

@@ -31,6 +31,7 @@ from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
+import kombu.pools
 import pytest
 from aiosmtpd.controller import Controller
 from django.db import connection
@@ -52,11 +53,19 @@ stack = test_faults.stack
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
+
+@pytest.fixture(autouse=True)
+def broker_pools_fresh() -> None:
+    """kombu keeps one connection pool per broker URL for the process, and an earlier stack's
+    teardown closes it (``Celery.pool`` is that pool): forget them, so this stack's
+    publishes open new ones."""
+    kombu.pools.reset()
+
 DRAIN = 2000  # sends per SendGrid drain
 SMTP_DRAIN = 600
 BATCH = 100  # HERALD_DISPATCH_BATCH_SIZE: production's default
 CONCURRENCY = 2  # the worker's pool processes
-RECONCILE = 3  # HERALD_RECONCILE_SECONDS: a lost send waits this long after its lease
+RECONCILE = 5  # HERALD_RECONCILE_SECONDS: a lost send waits this long after its lease
 WORKER_APP = "herald-fault-worker"  # application_name of the worker's database sessions
 MAX_DUPLICATE_RATE = 0.01
 
@@ -151,25 +160,48 @@ def worker_env(stack: Stack, **extra: str) -> dict[str, str]:
             "HERALD_RECONCILE_SECONDS": str(RECONCILE), **extra}
 
 
+class Beat:
+    """What beat does every ``HERALD_SWEEP_INTERVAL_SECONDS``, here every second in a thread of
+    its own, so it keeps running while a worker is killed and restarted: the deliveries sweep
+    (lost tasks, expired claims, reconciliation) and the stored callbacks sweep."""
+
+    def __init__(self) -> None:
+        self.runs = 0
+        self.errors: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> Beat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.wait(SWEEP_EVERY):
+                self.runs += 1
+                try:
+                    deliveries_sweep()
+                    callback_batches_sweep()
+                except Exception as exc:  # a failed beat run: the next one tries again
+                    self.errors.append(repr(exc))
+                    connection.close()
+        finally:
+            connection.close()
+
+
 def settle(ids: list[str], timeout: float = 50.0) -> float:
-    """Run the sweepers as beat would (deliveries and stored callbacks) until every delivery
-    is final; returns the seconds it took."""
-    started, last = time.monotonic(), 0.0
-    while True:
-        left = Delivery.objects.filter(id__in=ids).exclude(status="sent").count()
-        if not left:
-            return round(time.monotonic() - started, 1)
+    """Wait until every delivery is ``sent``; returns the seconds it took."""
+    started = time.monotonic()
+    while Delivery.objects.filter(id__in=ids).exclude(status="sent").exists():
         assert time.monotonic() - started < timeout, (
             f"not settled after {timeout} s: "
             f"{Counter(Delivery.objects.filter(id__in=ids).values_list('status', flat=True))}")
-        if time.monotonic() - last >= SWEEP_EVERY:
-            last = time.monotonic()
-            try:
-                deliveries_sweep()
-                callback_batches_sweep()
-            except Exception as exc:  # a failed beat run: the next one tries again
-                print(f"sweep failed: {exc!r}")
         time.sleep(0.1)
+    return round(time.monotonic() - started, 1)
 
 
 def outcome(counts: Counter[str], ids: list[str]) -> tuple[int, int]:
@@ -205,7 +237,8 @@ def test_sigkilled_worker_mid_drain_resends_almost_nothing(stack, signer, live_s
     started = time.monotonic()
     stack.fake.set_delay(0.3)
     env = worker_env(stack, SENDGRID_WEBHOOK_PUBLIC_KEY=signer.public_key)
-    with EventPoster(stack.fake, f"{live_server.url}/callbacks/sendgrid", signer) as poster:
+    with EventPoster(stack.fake, f"{live_server.url}/callbacks/sendgrid", signer) as poster, \
+            Beat():
         ids = drain_queue(stack, DRAIN)
         first = stack.worker(**env)
         wait_until(lambda: len(stack.fake.messages) >= 6, 40, "the drain did not start")
@@ -222,8 +255,9 @@ def test_sigkilled_worker_mid_drain_resends_almost_nothing(stack, signer, live_s
            accepted_at_kill=accepted_at_kill, sending_at_kill=in_flight,
            reconciled=reconciled(ids), lost=lost, duplicates=duplicates,
            duplicate_rate=f"{duplicates / DRAIN:.2%}", events_posted=poster.posted,
-           lease_s=LEASE, reconcile_s=RECONCILE, recovered_s=recovered_s,
-           total_s=round(time.monotonic() - started, 1))
+           events_recorded=DeliveryEvent.objects.filter(name="comms.processed").count(),
+           poster_errors=len(poster.errors), lease_s=LEASE, reconcile_s=RECONCILE,
+           recovered_s=recovered_s, total_s=round(time.monotonic() - started, 1))
     assert in_flight > 0, "the kill landed while batches were in flight"
     assert lost == 0 and set(counts) == set(ids)
     assert duplicates <= MAX_DUPLICATE_RATE * DRAIN
@@ -250,7 +284,8 @@ def test_worker_connections_cut_four_times_mid_drain_resend_almost_nothing(stack
     stack.fake.set_delay(0.3)
     env = worker_env(stack, SENDGRID_WEBHOOK_PUBLIC_KEY=signer.public_key)
     cuts: list[int] = []
-    with EventPoster(stack.fake, f"{live_server.url}/callbacks/sendgrid", signer) as poster:
+    with EventPoster(stack.fake, f"{live_server.url}/callbacks/sendgrid", signer) as poster, \
+            Beat():
         ids = drain_queue(stack, DRAIN)
         worker = stack.worker(**env)
         for at in (2, 6, 10, 14):
@@ -303,14 +338,16 @@ def test_sigkilled_worker_mid_smtp_drain_resends_at_most_one_per_process(stack, 
     settings.HERALD_EMAIL_PROVIDER = "smtp"
     env = worker_env(stack, HERALD_EMAIL_PROVIDER="smtp", EMAIL_HOST="127.0.0.1",
                      EMAIL_PORT=str(port), EMAIL_USE_TLS="false", EMAIL_USE_SSL="false")
-    ids = drain_queue(stack, SMTP_DRAIN)
-    first = stack.worker(**env)
-    wait_until(lambda: len(recorder.messages) >= SMTP_DRAIN // 4, 40, "the drain did not start")
-    first.kill()
-    accepted_at_kill = len(recorder.messages)
-    in_flight = Delivery.objects.filter(id__in=ids, status="sending").count()
-    stack.worker(**env)
-    recovered_s = settle(ids)
+    with Beat():
+        ids = drain_queue(stack, SMTP_DRAIN)
+        first = stack.worker(**env)
+        wait_until(lambda: len(recorder.messages) >= SMTP_DRAIN // 4, 40,
+                   "the drain did not start")
+        first.kill()
+        accepted_at_kill = len(recorder.messages)
+        in_flight = Delivery.objects.filter(id__in=ids, status="sending").count()
+        stack.worker(**env)
+        recovered_s = settle(ids)
     counts = Counter(m["X-Herald-Delivery-Id"] for m in recorder.messages)
     lost, duplicates = outcome(counts, ids)
     check_recorded_once(ids)

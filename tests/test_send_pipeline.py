@@ -346,3 +346,28 @@ def test_smtp_records_each_message_as_soon_as_the_server_accepted_it(api, smtp, 
     delivery_dispatch(delivery_id=str(rows[0].id))
     assert recorded_before == [0, 1, 2, 3]
     assert set(Delivery.objects.values_list("status", flat=True)) == {"sent"}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_slow_smtp_batch_hands_back_its_rest_before_the_lease_ends(api, smtp, settings,
+                                                                      template_id):
+    """A server slower than the lease allows for a whole batch: after half the lease the
+    worker hands the rest back (and kicks a task to take them), so no message goes out after
+    its claim expired, when the sweeper would let another worker send it too."""
+    from comms.dispatch import delivery_dispatch
+
+    settings.HERALD_SENDING_LEASE_SECONDS = 1
+    rows = _rows(api, template_id, 5)
+    accept = smtp.handle_DATA
+
+    async def handle_DATA(server, session, envelope):
+        await asyncio.sleep(0.3)
+        return await accept(server, session, envelope)
+
+    smtp.handle_DATA = handle_DATA
+    delivery_dispatch(delivery_id=str(rows[0].id))
+    sent = Delivery.objects.filter(id__in=[r.id for r in rows])
+    assert list(sent.values_list("status", "attempts").distinct()) == [("sent", 1)]
+    assert len(smtp.messages) == 5
+    assert max(d.sent_at - d.claimed_at for d in sent) < timedelta(seconds=1)
+    assert len({d.claimed_at for d in sent}) > 1, "the rest went out under a new claim"
