@@ -253,8 +253,8 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
 
 
 TEST_KEY_READ_ONLY = ("Test keys are read-only on configuration (templates, events, webhook "
-                      "endpoints, brands, sender domains): they may read it to rehearse with "
-                      "it, but changing it needs a live key.")
+                      "endpoints, brands, sender domains) and on existing contacts: they may "
+                      "read them to rehearse with them, but changing them needs a live key.")
 
 
 class HeraldAPIView(APIView):

@@ -55,13 +55,19 @@ def _quota_check(account: Account) -> None:
                           status=402)
 
 
-def _upsert_once(account: Account, given: ContactInput) -> tuple[Contact, bool]:
+def _upsert_once(account: Account, given: ContactInput,
+                 existing: str) -> tuple[Contact, bool]:
     match = Q()
     for name, value in given.identifiers.items():
         match |= Q(**{name: value})
     found = list(Contact.objects.select_for_update().filter(match, account=account)[:2])
     if len(found) > 1:
         raise _identifier_conflict()
+    if found and existing == "keep":
+        return found[0], False
+    if found and existing == "refuse":
+        raise HeraldError("FORBIDDEN", "A test key cannot change an existing contact: use a "
+                          "live key.", status=403)
     created = not found
     if created:
         _quota_check(account)
@@ -72,9 +78,14 @@ def _upsert_once(account: Account, given: ContactInput) -> tuple[Contact, bool]:
     return contact, created
 
 
-def contact_upsert(*, account: Account, data: dict[str, Any]) -> tuple[Contact, bool]:
+def contact_upsert(*, account: Account, data: dict[str, Any],
+                   existing: str = "update") -> tuple[Contact, bool]:
     """Create the contact, or update the one any given identifier already names (409 if they
     name two). ``data`` uses the API's names; unknown fields merge into ``meta``, camelCased.
+
+    ``existing``: what happens to a contact that exists — ``update`` it, ``keep`` it as it is
+    (a test key's send rehearses with live contacts but never changes one), or ``refuse``
+    (403: a test key's POST /v1/contacts).
 
     Two requests racing on a new identifier both miss it; the loser's insert hits the
     conditional unique constraint inside its savepoint and looks again, finding the winner.
@@ -85,7 +96,7 @@ def contact_upsert(*, account: Account, data: dict[str, Any]) -> tuple[Contact, 
     for attempt in range(UPSERT_TRIES):
         try:
             with transaction.atomic():
-                return _upsert_once(account, given)
+                return _upsert_once(account, given, existing)
         except IntegrityError:
             if attempt == UPSERT_TRIES - 1:
                 raise _identifier_conflict() from None

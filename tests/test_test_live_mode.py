@@ -308,3 +308,45 @@ def test_supports_resend_ticket_resends_the_live_send_not_a_later_rehearsal(
     newest = Delivery.objects.filter(attendee_id=body["id"]).latest("created_at")
     assert newest.id != uuid.UUID(live_id) and newest.mode == "live"
     assert Delivery.objects.filter(attendee_id=body["id"], mode="live").count() == 2
+
+
+# --- contacts: a test key adds and reads them, never changes an existing one ---------------
+
+def test_a_test_key_cannot_change_or_delete_an_existing_contact(keys):
+    from contacts.models import Contact, PushToken
+
+    live, test = _bearer(keys.live_key), _bearer(keys.test_key)
+    live.post("/v1/contacts", {"email": "jane@example.com", "externalId": "u1", "name": "Jane"},
+              format="json")
+    attempts = [
+        test.patch("/v1/contacts/u1", {"email": "attacker@evil.example"}, format="json"),
+        test.delete("/v1/contacts/u1"),
+        test.post("/v1/contacts/u1/push-tokens", {"token": "ExponentPushToken[evil]"},
+                  format="json"),
+        test.post("/v1/contacts", {"externalId": "u1", "email": "attacker@evil.example"},
+                  format="json"),
+    ]
+    assert [r.status_code for r in attempts] == [403, 403, 403, 403]
+    assert all(r.json()["code"] == "FORBIDDEN" for r in attempts)
+    contact = Contact.objects.get()
+    assert (contact.email, contact.name) == ("jane@example.com", "Jane")
+    assert not PushToken.objects.exists()
+    assert test.get("/v1/contacts/u1").json()["contact"]["email"] == "jane@example.com"
+    new = test.post("/v1/contacts", {"email": "rehearsal@example.com"}, format="json")
+    assert new.status_code == 201  # adding a contact to rehearse with is allowed
+
+
+def test_a_test_send_rehearses_with_a_contact_as_it_is(keys):
+    from contacts.models import Contact
+
+    live, test = _bearer(keys.live_key), _bearer(keys.test_key)
+    live.post("/v1/events", EVENT_BODY, format="json")
+    live.post("/v1/contacts", {"email": "jane@example.com", "externalId": "u1", "name": "Jane"},
+              format="json")
+    response = test.post("/v1/send/ping", {"to": {"externalId": "u1", "name": "Mallory",
+                                                  "email": "attacker@evil.example"}},
+                         format="json")
+    assert response.status_code == 200, response.content
+    contact = Contact.objects.get()
+    assert (contact.email, contact.name) == ("jane@example.com", "Jane")
+    assert Delivery.objects.get().recipient == "jane@example.com"

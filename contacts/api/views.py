@@ -4,6 +4,7 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serial
 from rest_framework import serializers
 from rest_framework.response import Response
 
+from accounts.models import ApiKey
 from common.api import V004View
 from common.errors import HeraldError
 from contacts import selectors, services
@@ -57,12 +58,15 @@ class Contacts(ContactsView):
                    tags=TAGS, summary="Create a contact, or update the one an identifier "
                    "names (201 created, 200 updated); unknown fields go to meta")
     def post(self, request):
-        contact, created = services.contact_upsert(account=self.get_account(),
-                                                   data=request.data)
+        contact, created = services.contact_upsert(
+            account=self.get_account(), data=request.data,
+            existing="refuse" if request.auth.mode == ApiKey.Mode.TEST else "update")
         return _contact(contact, 201 if created else 200)
 
 
 class ContactDetail(ContactsView):
+    configuration = True  # a test key reads contacts; changing one needs a live key
+
     @extend_schema(parameters=[IDENTIFIER], responses=ContactEnvelope, tags=TAGS,
                    summary="Find a contact by uuid, email, phone, external id or Slack id")
     def get(self, request, identifier):
@@ -83,6 +87,8 @@ class ContactDetail(ContactsView):
 
 
 class PushTokens(ContactsView):
+    configuration = True  # a test key reads contacts; changing one needs a live key
+
     def _token(self, request) -> str:
         data = PushTokenIn(data=request.data)
         data.is_valid(raise_exception=True)
