@@ -30,8 +30,10 @@ lint: install
 
 # The production shape: run each in its own terminal (or process manager) with DATABASE_URL
 # and CELERY_BROKER_URL set.
+# web: gunicorn's threaded workers (gunicorn.conf.py: WEB_CONCURRENCY, WEB_THREADS), so a slow
+# client holds a thread, not a worker; put a buffering proxy in front (README).
 web: install
-	$(VENV)/bin/gunicorn config.wsgi -b 127.0.0.1:$(PORT) -w $${WEB_CONCURRENCY:-4}
+	$(VENV)/bin/gunicorn config.wsgi -b 127.0.0.1:$(PORT)
 # The worker: prefork with one process per CPU (celery -c N to change), the shape
 # tests/test_faults.py runs (--pool=prefork -c 2) under Redis, PostgreSQL and worker faults.
 worker: install
