@@ -56,7 +56,7 @@ class _HostileHandler(TrackedHandler):
         self.send_response(fake.status)
         self.send_header("Content-Type", fake.content_type)
         if 300 <= fake.status < 400:
-            self.send_header("Location", "http://169.254.169.254/latest/meta-data/")
+            self.send_header("Location", fake.location)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
@@ -74,6 +74,7 @@ class Hostile(FakeHost):
         self.lock = threading.Lock()
         self.requests: list[str] = []
         self.status = status
+        self.location = "http://169.254.169.254/latest/meta-data/"
         self.content_type = "application/json" if isinstance(body, dict) else "text/plain"
         self.body = (json.dumps(body) if isinstance(body, dict) else body).encode()
 
@@ -277,6 +278,19 @@ def test_the_pinned_client_refuses_internal_names_and_follows_no_redirect(hostil
     with pytest.raises(requests.TooManyRedirects):
         http.pinned_session(allow_private=True).post(hostile.url, timeout=5)
     assert len(hostile.requests) == 1
+
+
+def test_no_provider_follows_a_redirect(keys, settings, hostile):
+    """A vendor URL answering 302 to an internal address: no provider goes there (the
+    SDKs' own clients, urllib and requests, would have followed it)."""
+    settings.HERALD_PROVIDER_TIMEOUT_SECONDS = 3
+    with Hostile(200, {"ok": True}) as internal:
+        hostile.status, hostile.location = 302, f"{internal.url}/latest/meta-data/"
+        for integration, message in _integrations(keys, hostile.url):
+            with pytest.raises((ProviderError, ProviderConfigurationError)):
+                channels.adapter_for(integration).send(message)
+        assert len(hostile.requests) >= 8
+        assert internal.requests == []
 
 
 # --- what a tenant sees of an answer ----------------------------------------------------------

@@ -123,18 +123,22 @@ class Refused(Exception):
     """The SSRF guard refused the URL (its message names the host, never the path)."""
 
 
-def request(method: str, url: str, *, json_body: Any = None, headers: dict[str, str],
-            timeout: float, allow_private: bool, max_bytes: int = 256 * 1024) -> Answer:
-    """One request to ``url``, vetted by the SSRF guard and sent to the vetted address; no
-    redirect followed, at most ``max_bytes`` of the answer read. Raises ``Refused``, or
-    urllib3's ``HTTPError``/``OSError`` (``TimeoutError`` subclasses on a timeout)."""
+def request(method: str, url: str, *, json_body: Any = None, body: bytes | None = None,
+            headers: dict[str, str], timeout: float, allow_private: bool,
+            max_bytes: int = 256 * 1024) -> Answer:
+    """One request to ``url`` (``json_body`` as JSON, or ``body`` as is), vetted by the SSRF
+    guard and sent to the vetted address; no redirect followed, at most ``max_bytes`` of the
+    answer read. Raises ``Refused``, or urllib3's ``HTTPError``/``OSError``
+    (``TimeoutError`` subclasses on a timeout)."""
     try:
         target = ssrf.url_resolve(url, allow_private=allow_private)
     except ssrf.UnsafeUrl as exc:
         raise Refused(str(exc)) from None
-    body = None if json_body is None else json.dumps(json_body).encode()
-    all_headers = {"Host": target.host_header, "User-Agent": USER_AGENT, **headers}
-    if body is not None:
+    all_headers = {"User-Agent": USER_AGENT, **{k: v for k, v in headers.items()
+                                                if k.lower() != "host"},
+                   "Host": target.host_header}
+    if json_body is not None:
+        body = json.dumps(json_body).encode()
         all_headers.setdefault("Content-Type", "application/json")
     started, failure = time.monotonic(), None
     for address in target.addresses[:3]:

@@ -11,6 +11,7 @@ import re
 import urllib.error
 from typing import Any
 
+import urllib3
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
@@ -22,7 +23,14 @@ from comms.providers.base import (
     ProviderTransientError,
     SendResult,
 )
-from comms.providers.vendor_http import clean, header, retry_after, vendor_reason
+from comms.providers.vendor_http import (
+    allow_private,
+    clean,
+    header,
+    retry_after,
+    vendor_reason,
+)
+from webhooks import http
 
 DEFAULT_API_BASE = "https://slack.com"
 CONFIG_ERRORS = frozenset({
@@ -50,9 +58,11 @@ class SlackProvider:
         if not token:
             raise ProviderConfigurationError("The Slack integration needs a bot_token.")
         api_base = (config.get("api_base") or DEFAULT_API_BASE).rstrip("/")
+        # The account's URL goes through the SSRF guard; Slack's own through the SDK's urllib.
+        client_class = PinnedWebClient if config.get("api_base") else WebClient
         # No SDK retries: the delivery pipeline owns retries and their backoff.
-        self.client = WebClient(token=token, base_url=api_base + "/api/", timeout=timeout,
-                                retry_handlers=[])
+        self.client = client_class(token=token, base_url=api_base + "/api/", timeout=timeout,
+                                   retry_handlers=[])
         self.timeout = timeout
 
     def send(self, message: ChannelMessage) -> SendResult:
@@ -67,13 +77,30 @@ class SlackProvider:
         except SlackApiError as exc:
             raise _classify(exc.response.status_code, exc.response.data,
                             exc.response.headers) from exc
-        except TimeoutError as exc:
+        except http.Refused as exc:
+            raise ProviderConfigurationError(f"Slack api_base refused: {exc}") from None
+        except (TimeoutError, urllib3.exceptions.TimeoutError) as exc:
             raise ProviderTransientError(
                 f"Slack did not answer within {self.timeout:g}s.") from exc
+        except urllib3.exceptions.HTTPError as exc:
+            raise ProviderTransientError(f"Slack unreachable: {type(exc).__name__}") from exc
         except (urllib.error.URLError, http.client.HTTPException, OSError,
                 SlackClientError) as exc:
             raise ProviderTransientError(f"Slack unreachable: {_reason(exc)}") from exc
         return SendResult(provider_message_id=f"{response['channel']}:{response['ts']}")
+
+
+class PinnedWebClient(WebClient):
+    """slack_sdk's client whose one network call (``_perform_urllib_http_request_internal``,
+    the SDK's urllib request) goes through the SSRF guard to the vetted address instead,
+    following no redirect. Raises ``webhooks.http.Refused`` and urllib3's errors."""
+
+    def _perform_urllib_http_request_internal(self, url: str, req: Any) -> dict[str, Any]:
+        answer = http.request(req.get_method(), url, body=req.data,
+                              headers=dict(req.header_items()), timeout=self.timeout,
+                              allow_private=allow_private())
+        return {"status": answer.status, "headers": answer.headers,
+                "body": answer.data.decode("utf-8", "replace")}
 
 
 def blocks(message: ChannelMessage) -> list[dict[str, Any]]:

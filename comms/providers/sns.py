@@ -7,6 +7,7 @@ chain would send a tenant's messages on whatever AWS identity Herald itself runs
 from typing import Any
 
 import boto3
+import urllib3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
@@ -20,7 +21,8 @@ from comms.providers.base import (
     ProviderTransientError,
     SendResult,
 )
-from comms.providers.vendor_http import vendor_reason
+from comms.providers.vendor_http import botocore_pinned, vendor_reason
+from webhooks import http
 
 DEFAULT_REGION = "us-east-1"
 SENDER_ID = "AWS.SNS.SMS.SenderID"
@@ -71,13 +73,18 @@ class SnsSmsProvider:
             config=Config(connect_timeout=timeout, read_timeout=timeout,
                           retries={"mode": "standard", "total_max_attempts": 1}),
         )
+        if config.get("endpoint_url"):  # the account's URL: behind the SSRF guard
+            botocore_pinned(self.client, timeout)
 
     def send(self, message: ChannelMessage) -> SendResult:
         try:
             response = self.client.publish(**self.publish_params(message))
         except ClientError as exc:
             raise _classify(exc) from exc
-        except (BotoConnectionError, HTTPClientError) as exc:
+        except http.Refused as exc:
+            raise ProviderConfigurationError(f"SNS endpoint_url refused: {exc}") from None
+        except (BotoConnectionError, HTTPClientError, urllib3.exceptions.HTTPError,
+                OSError) as exc:
             raise ProviderTransientError(_unreachable(exc, self.timeout)) from exc
         except ResponseParserError as exc:  # its text quotes the answer: never shown
             raise ProviderTransientError(

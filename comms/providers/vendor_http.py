@@ -58,6 +58,36 @@ def pinned_session() -> Any:
     return http.pinned_session(allow_private=allow_private())
 
 
+class _Raw:
+    """What botocore reads an answer's body from."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def stream(self, **kwargs: Any) -> Any:
+        yield self.data
+
+
+def botocore_pinned(client: Any, timeout: float) -> Any:
+    """``client`` (boto3) sending every request through the SSRF guard to the vetted address,
+    for an account-chosen ``endpoint_url`` (botocore's ``before-send`` hook, which lets a
+    handler answer instead of its own HTTP session). Raises ``webhooks.http.Refused``."""
+    from botocore.awsrequest import AWSResponse
+
+    def send(request: Any, **kwargs: Any) -> Any:
+        body = request.body
+        body = body.encode() if isinstance(body, str) else (
+            body.read() if hasattr(body, "read") else body)
+        answer = http.request(request.method, request.url, body=body,
+                              headers=dict(request.headers.items()), timeout=timeout,
+                              allow_private=allow_private())
+        return AWSResponse(request.url, answer.status, dict(answer.headers.items()),
+                           _Raw(answer.data))
+
+    client.meta.events.register_first("before-send.*.*", send)
+    return client
+
+
 def retry_after(value: Any) -> float | None:
     """``Retry-After`` (or a JSON ``retry_after``) in seconds or as an HTTP date; ``None``
     when absent or unreadable."""
