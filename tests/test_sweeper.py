@@ -7,6 +7,7 @@ from django.utils import timezone
 
 from comms.dispatch import deliveries_sweep
 from comms.models import Delivery
+from tests import test_ses
 from tests.conftest import guest
 from tests.sendgrid_signing import SendGridSigner, dumps, sendgrid_event
 
@@ -165,3 +166,22 @@ def test_a_live_claim_is_left_alone_even_when_reported(api, reporting, sendgrid,
     deliveries_sweep()
     delivery.refresh_from_db()  # its worker may still record it itself
     assert delivery.status == "sending" and not delivery.events.filter(name="comms.sent")
+
+
+# SES's fixtures (moto, its sending domain, SNS signatures), for its Send event.
+aws, ses, signer = test_ses.aws, test_ses.ses, test_ses.signer
+
+
+def test_an_expired_claim_ses_reported_is_recorded_sent_not_sent_again(
+        api, ses, signer, settings, event_id, template_id):
+    settings.HERALD_SENDING_LEASE_SECONDS, settings.HERALD_RECONCILE_SECONDS = 300, 120
+    delivery = _claimed_by_a_dead_worker(api, event_id, template_id, 301)
+    send = test_ses.ses_event("Send", message_id="ses-msg-1", delivery_id=str(delivery.id),
+                              to=delivery.recipient)
+    response = test_ses.post_sns(api, signer.notification(send, topic_arn=test_ses.TOPIC))
+    assert response.status_code == 200, response.content
+    deliveries_sweep()
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.provider, delivery.provider_message_id) == (
+        "sent", "ses", "ses-msg-1")
+    assert test_ses.moto_sent() == []  # never sent again
