@@ -8,7 +8,11 @@ Drive it with the real client::
         assert fake.messages[0].body["subject"] == "Hi"
 
 ``POST /v3/mail/send`` validates requests the way SendGrid does (auth, content
-type, JSON shape) and answers 202 with an ``X-Message-Id`` header.
+type, JSON shape) and answers 202 with an ``X-Message-Id`` header. It refuses, with
+SendGrid's 400 error document, what batching can run into: more than 1,000
+personalizations or recipients, an address repeated within a personalization or across
+the personalizations of one request, substitutions over 10,000 bytes in a personalization,
+and custom_args over 10,000 bytes (request or personalization).
 
 Domain authentication (``/v3/whitelabel/domains``): create (201, records
 ``dns.mail_cname``/``dkim1``/``dkim2`` each ``{valid, type, host, data}``), list,
@@ -41,6 +45,11 @@ _DOMAIN_RE = re.compile(r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)
 RECORD_NAMES = ("mail_cname", "dkim1", "dkim2")
 MAX_PERSONALIZATIONS = 1000
 MAX_RECIPIENTS = 1000
+# Mail Send reference: "The total collective size of your substitutions may not exceed 10,000
+# bytes per personalization object"; custom_args (request or personalization) "may not exceed
+# 10,000 bytes". Sizes count the UTF-8 bytes of every key and value.
+MAX_SUBSTITUTIONS_BYTES = 10_000
+MAX_CUSTOM_ARGS_BYTES = 10_000
 MAX_BODY_BYTES = 30 * 1024 * 1024
 _HELP = "http://sendgrid.com/docs/API_Reference/Web_API_v3/Mail/errors.html#message."
 _EMAIL_RE = re.compile(r"^[^@\s<>(),;:\"\[\]]+@[^@\s<>(),;:\"\[\]]+\.[^@\s<>(),;:\"\[\]]+$")
@@ -130,6 +139,18 @@ def _check_string_map(value: object, where: str) -> None:
             )
 
 
+def _check_size(value: dict[str, str], where: str, limit: int) -> None:
+    """Refuse a string map (``…custom_args``, ``…substitutions``) whose keys and values
+    together exceed ``limit`` UTF-8 bytes."""
+    size = sum(len(k.encode()) + len(v.encode()) for k, v in value.items())
+    if size > limit:
+        *parent, what = where.split(".")
+        scope = "per personalization object" if parent else "per request"
+        anchor = f"personalizations.{what}" if parent else what
+        raise _Invalid(f"The total collective size of your {what} may not exceed {limit:,} "
+                       f"bytes {scope}. You have provided {size:,} bytes.", where, anchor)
+
+
 def _check_address(value: object, where: str) -> str:
     """Require ``{"email": <plausible address>, "name"?: str}``; return the email."""
     if not isinstance(value, dict) or "email" not in value:
@@ -167,6 +188,7 @@ def _validate_mail(body: object) -> None:
 
     if "custom_args" in body:
         _check_string_map(body["custom_args"], "custom_args")
+        _check_size(body["custom_args"], "custom_args", MAX_CUSTOM_ARGS_BYTES)
 
     subject = body.get("subject")
     if subject is not None and not isinstance(subject, str):
@@ -183,13 +205,15 @@ def _validate_mail(body: object) -> None:
         )
     if len(personalizations) > MAX_PERSONALIZATIONS:
         raise _Invalid(
-            f"The personalizations field must not contain more than "
-            f"{MAX_PERSONALIZATIONS} personalizations.",
+            f"The personalization block is limited to {MAX_PERSONALIZATIONS} personalizations "
+            f"per API request. You have provided {len(personalizations)} personalizations. "
+            "Please consider splitting this into multiple requests and resending your request.",
             "personalizations",
             "personalizations",
         )
 
     total_recipients = 0
+    everywhere: set[str] = set()  # every address of every personalization, lowercased
     subject_everywhere = True
     for i, pers in enumerate(personalizations):
         where = f"personalizations.{i}"
@@ -229,6 +253,15 @@ def _validate_mail(body: object) -> None:
                         f"personalizations.{kind}",
                     )
                 seen.add(email)
+                if email in everywhere:
+                    raise _Invalid(
+                        "Each unique email address in the personalizations array should only "
+                        f"be included once. You have included [{address['email']}] more than "
+                        "once.",
+                        "personalizations",
+                        "personalizations",
+                    )
+                everywhere.add(email)
             total_recipients += len(addresses)
         pers_subject = pers.get("subject")
         if pers_subject is not None and not isinstance(pers_subject, str):
@@ -239,9 +272,11 @@ def _validate_mail(body: object) -> None:
             )
         if not pers_subject:
             subject_everywhere = False
-        for key in ("custom_args", "substitutions"):
+        for key, limit in (("custom_args", MAX_CUSTOM_ARGS_BYTES),
+                           ("substitutions", MAX_SUBSTITUTIONS_BYTES)):
             if key in pers:
                 _check_string_map(pers[key], f"{where}.{key}")
+                _check_size(pers[key], f"{where}.{key}", limit)
     if total_recipients > MAX_RECIPIENTS:
         raise _Invalid(
             f"The total number of recipients must be no more than {MAX_RECIPIENTS}.",

@@ -121,6 +121,72 @@ def test_invalid_bodies_name_the_field(fake: FakeSendGrid, mutate: Any, field: s
     assert excinfo.value.to_dict["errors"][0]["field"] == field
 
 
+def _personalizations(*emails: str, **extra: Any) -> list[dict[str, Any]]:
+    return [{"to": [{"email": email}], **extra} for email in emails]
+
+
+@pytest.mark.parametrize(
+    ("personalizations", "field", "message"),
+    [
+        (_personalizations("guest@example.com", "other@example.com", "Guest@Example.com"),
+         "personalizations",
+         "Each unique email address in the personalizations array should only be included "
+         "once. You have included [Guest@Example.com] more than once."),
+        ([{"to": [{"email": "a@example.com"}]},
+          {"to": [{"email": "b@example.com"}], "bcc": [{"email": "a@example.com"}]}],
+         "personalizations",
+         "Each unique email address in the personalizations array should only be included "
+         "once. You have included [a@example.com] more than once."),
+        ([{"to": [{"email": f"g{i}@example.com"}]} for i in range(1001)],
+         "personalizations",
+         "The personalization block is limited to 1000 personalizations per API request. You "
+         "have provided 1001 personalizations. Please consider splitting this into multiple "
+         "requests and resending your request."),
+        (_personalizations("a@example.com", substitutions={"%body%": "é" * 4999 + "xx"}),
+         "personalizations.0.substitutions",
+         "The total collective size of your substitutions may not exceed 10,000 bytes per "
+         "personalization object. You have provided 10,006 bytes."),
+        (_personalizations("a@example.com", custom_args={"k": "v" * 10_000}),
+         "personalizations.0.custom_args",
+         "The total collective size of your custom_args may not exceed 10,000 bytes per "
+         "personalization object. You have provided 10,001 bytes."),
+    ],
+    ids=["address-twice", "address-in-bcc-of-another", "1001-personalizations",
+         "substitutions-over-10000-bytes", "custom-args-over-10000-bytes"],
+)
+def test_what_batching_can_hit_is_refused_as_sendgrid_does(
+        fake: FakeSendGrid, personalizations: list[dict[str, Any]], field: str,
+        message: str) -> None:
+    """SendGrid's limits a batched request can run into: a 400 with SendGrid's error
+    document, and nothing accepted."""
+    body = {**make_mail(), "personalizations": personalizations}
+    with pytest.raises(BadRequestsError) as excinfo:
+        make_client(fake).send(body)
+    [error] = excinfo.value.to_dict["errors"]
+    assert (error["field"], error["message"]) == (field, message)
+    assert error["help"].startswith("http://sendgrid.com/docs/API_Reference/Web_API_v3/Mail/")
+    assert fake.messages == []
+
+
+def test_request_custom_args_over_10000_bytes_are_refused(fake: FakeSendGrid) -> None:
+    body = {**make_mail(), "custom_args": {"k": "v" * 9_999}}
+    make_client(fake).send(body)  # 10,000 bytes: at the limit, accepted
+    body["custom_args"] = {"k": "v" * 10_000}
+    with pytest.raises(BadRequestsError) as excinfo:
+        make_client(fake).send(body)
+    assert excinfo.value.to_dict["errors"][0]["field"] == "custom_args"
+    assert len(fake.messages) == 1
+
+
+def test_the_limits_themselves_are_accepted(fake: FakeSendGrid) -> None:
+    """1,000 personalizations of distinct addresses, 10,000 bytes of substitutions each."""
+    body = {**make_mail(), "personalizations": [
+        {"to": [{"email": f"g{i}@example.com"}], "substitutions": {"%b%": "x" * 9_997},
+         "custom_args": {"i": "v" * 9_999}} for i in range(1000)]}
+    assert make_client(fake).send(body).status_code == 202
+    assert len(fake.recipients()) == 1000
+
+
 def test_template_id_needs_no_content(fake: FakeSendGrid) -> None:
     body = make_mail()
     del body["content"]

@@ -40,19 +40,15 @@ class SendGridProvider:
 
 
     def send_batch(self, messages: list[EmailMessage]) -> list[SendResult | Exception]:
-        """Individually rendered messages in as few requests as possible: one per sender and
-        1,000 recipients, each personalization carrying its own subject and bodies through
-        substitution tags. If SendGrid refuses a batch as invalid, its messages are retried
-        one by one so one bad message cannot fail the others."""
+        """Individually rendered messages in as few requests as possible (``batch_requests``),
+        each personalization carrying its own subject and bodies through substitution tags.
+        If SendGrid refuses a batch as invalid, its messages are retried one by one so one
+        bad message cannot fail the others."""
         outcomes: dict[int, SendResult | Exception] = {}
-        groups: dict[tuple[str, str, bool, bool, str], list[int]] = {}
-        for index, message in enumerate(messages):
-            shape = (message.from_email, message.from_name, bool(message.text),
-                     bool(message.html), message.reply_to)
-            groups.setdefault(shape, []).append(index)
-        for indexes in groups.values():
-            for start in range(0, len(indexes), MAX_PERSONALIZATIONS):
-                chunk = indexes[start:start + MAX_PERSONALIZATIONS]
+        for chunk in batch_requests(messages):
+            if len(chunk) == 1:
+                outcomes[chunk[0]] = self._send_one(messages[chunk[0]])
+            else:
                 outcomes.update(self._send_chunk([messages[i] for i in chunk], chunk))
         return [outcomes[i] for i in range(len(messages))]
 
@@ -80,13 +76,58 @@ class SendGridProvider:
             return exc
 
 
+# SendGrid's Mail Send limits a batch must respect (a request over any of them is refused
+# whole with a 400): 1,000 personalizations (one recipient each here), each address once
+# across a request's personalizations, 10,000 bytes of substitutions per personalization.
 MAX_PERSONALIZATIONS = 1000
+MAX_SUBSTITUTIONS_BYTES = 10_000
 # Substitution tags standing for each personalization's own rendered parts.
 SUBJECT_TAG, TEXT_TAG, HTML_TAG = "%herald:subject%", "%herald:text%", "%herald:html%"
 
 
+def batch_requests(messages: list[EmailMessage]) -> list[list[int]]:
+    """The indexes of ``messages`` grouped into Mail Send requests SendGrid accepts: one
+    sender and set of parts per request, at most ``MAX_PERSONALIZATIONS``, no address twice
+    (two tickets for one address go in two requests), and a message whose parts exceed
+    ``MAX_SUBSTITUTIONS_BYTES`` alone (sent with its parts as the request's content)."""
+    requests: list[list[int]] = []
+    open_requests: dict[tuple[str, str, bool, bool, str], list[tuple[list[int], set[str]]]] = {}
+    for index, message in enumerate(messages):
+        if _substitutions_size(message) > MAX_SUBSTITUTIONS_BYTES:
+            requests.append([index])
+            continue
+        shape = (message.from_email, message.from_name, bool(message.text),
+                 bool(message.html), message.reply_to)
+        address = message.to_email.lower()
+        candidates = open_requests.setdefault(shape, [])
+        for chunk, addresses in candidates:
+            if address not in addresses and len(chunk) < MAX_PERSONALIZATIONS:
+                chunk.append(index)
+                addresses.add(address)
+                break
+        else:
+            candidates.append(([index], {address}))
+            requests.append(candidates[-1][0])
+    return requests
+
+
+def _substitutions(message: EmailMessage) -> dict[str, str]:
+    substitutions = {SUBJECT_TAG: message.subject}
+    if message.text:
+        substitutions[TEXT_TAG] = message.text
+    if message.html:
+        substitutions[HTML_TAG] = message.html
+    return substitutions
+
+
+def _substitutions_size(message: EmailMessage) -> int:
+    """UTF-8 bytes of a personalization's substitution keys and values, as SendGrid counts."""
+    return sum(len(k.encode()) + len(v.encode()) for k, v in _substitutions(message).items())
+
+
 def batch_body(messages: list[EmailMessage]) -> dict[str, Any]:
-    """One Mail Send request for messages of the same sender and parts."""
+    """One Mail Send request for messages of the same sender and parts, grouped by
+    ``batch_requests``."""
     first = messages[0]
     content = []
     if first.text:
@@ -95,14 +136,9 @@ def batch_body(messages: list[EmailMessage]) -> dict[str, Any]:
         content.append({"type": "text/html", "value": HTML_TAG})
     personalizations = []
     for message in messages:
-        substitutions = {SUBJECT_TAG: message.subject}
-        if message.text:
-            substitutions[TEXT_TAG] = message.text
-        if message.html:
-            substitutions[HTML_TAG] = message.html
         personalizations.append({"to": [_address(message.to_email, message.to_name)],
                                  "custom_args": dict(message.custom_args),
-                                 "substitutions": substitutions})
+                                 "substitutions": _substitutions(message)})
     body = {
         "personalizations": personalizations,
         "from": _address(first.from_email, first.from_name),
