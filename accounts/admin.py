@@ -1,9 +1,11 @@
 from django.contrib import admin, messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
 from django.utils import timezone
 
 from accounts.models import Account, ApiKey, Membership
-from accounts.services import api_key_create
-from common.admin import AccountScopedAdmin, Role, ScopedInline
+from accounts.services import api_key_create, member_logins_unlock
+from common.admin import CAPABILITIES, AccountScopedAdmin, ScopedInline
 
 
 class MembershipInline(ScopedInline, admin.TabularInline):
@@ -27,7 +29,7 @@ class ApiKeyInline(ScopedInline, admin.TabularInline):
 
 
 def _key_action(mode: str, is_admin: bool, label: str):
-    @admin.action(description=f"Create a {label} (shown once)")
+    @admin.action(description=f"Create a {label} (shown once)", permissions=["manage"])
     def create(modeladmin, request, queryset) -> None:
         for account in queryset[:10]:
             raw = api_key_create(account=account, name=f"{label} by {request.user}",
@@ -42,7 +44,7 @@ def _key_action(mode: str, is_admin: bool, label: str):
 @admin.register(Account)
 class AccountAdmin(AccountScopedAdmin):
     account_path = ""  # the account itself
-    change_roles = frozenset({"owner"})
+    change_roles = CAPABILITIES["manage"]
     add_roles = frozenset()  # accounts are created with `createaccount` (keys shown once)
     delete_roles = frozenset()
     list_display = ["name", "verified_for_sending", "created_at"]
@@ -52,16 +54,20 @@ class AccountAdmin(AccountScopedAdmin):
     inlines = [MembershipInline, ApiKeyInline]
     actions = [_key_action(ApiKey.Mode.LIVE, False, "live key"),
                _key_action(ApiKey.Mode.TEST, False, "test key"),
-               _key_action(ApiKey.Mode.LIVE, True, "admin key")]
+               _key_action(ApiKey.Mode.LIVE, True, "admin key"),
+               "unlock_logins"]
 
-    def get_actions(self, request):
-        actions = super().get_actions(request)
-        if not self._allowed(request, frozenset({Role.OWNER})):
-            actions = {k: v for k, v in actions.items() if not k.startswith("create_")}
-        return actions
+    @admin.action(description="Unlock the members' admin logins (too many failed attempts)",
+                  permissions=["manage"])
+    def unlock_logins(self, request, queryset) -> None:
+        for account in queryset[:10]:
+            names = member_logins_unlock(account=account)
+            self.message_user(request, f"{account.name}: "
+                              + (f"unlocked {', '.join(names)}." if names
+                                 else "no member's login was locked."), messages.SUCCESS)
 
 
-@admin.action(description="Revoke selected keys (at once, for good)")
+@admin.action(description="Revoke selected keys (at once, for good)", permissions=["manage"])
 def revoke_keys(modeladmin, request, queryset) -> None:
     count = queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
     modeladmin.message_user(request, f"Revoked {count} key(s); processes stop accepting them "
@@ -78,6 +84,20 @@ class ApiKeyAdmin(AccountScopedAdmin):
     fields = ["name", "account", "mode", "is_admin", "prefix", "revoked_at", "created_at"]
     readonly_fields = fields
     actions = [revoke_keys]
-    change_roles = frozenset({Role.OWNER})
+    change_roles = CAPABILITIES["manage"]
     add_roles = frozenset()
     delete_roles = frozenset()
+
+
+def login_locked_response(request: HttpRequest, original_response: HttpResponse | None = None,
+                          credentials: dict | None = None) -> HttpResponse:
+    """django-axes' answer to a locked-out login (AXES_LOCKOUT_CALLABLE): the admin login
+    page, in the admin's look, saying why and what to do, with status 429."""
+    from axes.helpers import get_cool_off, get_failure_limit
+
+    cool_off = get_cool_off(request)
+    context = {**admin.site.each_context(request), "title": "Login locked",
+               "cool_off_minutes": max(1, round(cool_off.total_seconds() / 60))
+               if cool_off else 0,
+               "failure_limit": get_failure_limit(request, credentials)}
+    return render(request, "admin/accounts/login_locked.html", context, status=429)

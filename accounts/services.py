@@ -83,3 +83,14 @@ def membership_add(*, account: Account, username: str, role: str = Membership.Ro
         user=user, account=account, defaults={"role": role}
     )
     return membership
+
+
+def member_logins_unlock(*, account: Account) -> list[str]:
+    """Forget the failed admin logins (django-axes) of the account's members, which lifts
+    their per-user lockout; returns the usernames that had some. A lockout of a client
+    address (every user behind it) is the platform's: a superuser lifts it in the admin's
+    Axes "Access attempts" list (or ``manage.py axes_reset_ip``)."""
+    from axes.utils import reset
+
+    names = Membership.objects.filter(account=account).values_list("user__username", flat=True)
+    return sorted(name for name in names if name and reset(username=name))

@@ -2,21 +2,43 @@
 
 Every ModelAdmin of Herald derives from ``AccountScopedAdmin``. Superusers see everything;
 other staff users see the objects of the accounts they have a Membership in, with what
-their role allows (owner: everything; staff: run events, guests, templates; support: look
-up and resend). Querysets, foreign-key choices, autocomplete and actions all go through
-``get_queryset``, so an object of another account is a 404 everywhere.
+their role *in each object's own account* allows. Querysets, foreign-key choices,
+autocomplete and actions all go through ``get_queryset``, so an object of another account is
+a 404 everywhere.
+
+What a role may do is one table, ``CAPABILITIES`` (beside Django's view/change/add/delete,
+whose roles each admin sets). Every admin action declares what it needs with Django's own
+``@admin.action(permissions=[...])`` and every custom admin page with ``scoped_view(get=...,
+post=...)``; both are checked against the user's role in the account of *every* object they
+touch, and an action or page that declares nothing is never run (and fails ``manage.py
+check``: see ``AccountScopedAdmin.check``).
 """
 
+from functools import wraps
 from typing import Any
 
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.core import checks
+from django.core.exceptions import PermissionDenied
 from django.db.models import Model, QuerySet
-from django.http import HttpRequest
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
 
 from accounts.models import Account, Membership
 
 Role = Membership.Role
 ALL_ROLES = frozenset({Role.OWNER, Role.STAFF, Role.SUPPORT})
+
+# The capabilities an action or a custom page can name, and the roles that have them.
+CAPABILITIES: dict[str, frozenset] = {
+    # support's job: resend a ticket or a webhook message (the same services as the API)
+    "resend": ALL_ROLES,
+    # run events: guest imports, bulk sends, test sends, a sender domain's DNS check
+    "operate": frozenset({Role.OWNER, Role.STAFF}),
+    # the account's keys and secrets: API keys, webhook secrets, sender domains on/off,
+    # provider integrations, unlocking members' logins
+    "manage": frozenset({Role.OWNER}),
+}
+DJANGO_PERMISSIONS = ("view", "change", "add", "delete")  # roles set per admin, below
 
 
 def user_accounts(request: HttpRequest) -> dict[Any, str]:
@@ -61,9 +83,16 @@ class AccountScopedAdmin(admin.ModelAdmin):
         return filters
 
     def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any):
+        """Choices of the user's accounts only; of an account, only those where the user's
+        role may add or change this admin's objects (not every account they belong to)."""
         field = super().formfield_for_foreignkey(db_field, request, **kwargs)
         if field is not None and not request.user.is_superuser:
             field.queryset = _scoped_related(request, field.queryset)
+            if field.queryset.model is Account:
+                roles = self.add_roles | self.change_roles
+                field.queryset = field.queryset.filter(pk__in=[
+                    account for account, role in user_accounts(request).items()
+                    if role in roles])
         return field
 
     def _allowed(self, request: HttpRequest, roles: frozenset) -> bool:
@@ -109,6 +138,123 @@ class AccountScopedAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return self._allowed_on(request, obj, self.delete_roles)
 
+    # --- capabilities: what every action and custom page needs, per object's account -----
+
+    def roles_for(self, permission: str) -> frozenset:
+        """The roles that may do ``permission``: a capability of ``CAPABILITIES`` or one of
+        Django's four (this admin's ``*_roles``)."""
+        if permission in CAPABILITIES:
+            return CAPABILITIES[permission]
+        return {"view": self.view_roles | self.change_roles, "change": self.change_roles,
+                "add": self.add_roles, "delete": self.delete_roles}[permission]
+
+    def has_resend_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return self._allowed_on(request, obj, CAPABILITIES["resend"])
+
+    def has_operate_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return self._allowed_on(request, obj, CAPABILITIES["operate"])
+
+    def has_manage_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return self._allowed_on(request, obj, CAPABILITIES["manage"])
+
+    def accounts_refused(self, request: HttpRequest, queryset: QuerySet,
+                         permissions: Any) -> list[Account]:
+        """The accounts of ``queryset``'s rows in which the user's role lacks any of
+        ``permissions`` (one query for the rows' accounts)."""
+        if request.user.is_superuser:
+            return []
+        roles = frozenset.intersection(*(self.roles_for(p) for p in permissions))
+        rows = self.model._default_manager.filter(pk__in=queryset.order_by().values("pk"))
+        ids = set(rows.values_list(self.account_path or "pk", flat=True))
+        mine = user_accounts(request)
+        refused = [account_id for account_id in ids if mine.get(account_id) not in roles]
+        return list(Account.objects.filter(pk__in=refused).order_by("name"))
+
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+        """Django's list (offered when the user's role in *some* account allows it), each
+        action wrapped so that it runs only when the role in the account of *every* selected
+        row allows it; an action that declares no permission is never offered."""
+        return {name: (self._checked_action(func, text), name, text)
+                for name, (func, _, text) in super().get_actions(request).items()
+                if getattr(func, "allowed_permissions", None)}
+
+    def _checked_action(self, action: Any, description: Any) -> Any:
+        from django.contrib.admin.utils import model_format_dict
+
+        label = str(description) % model_format_dict(self.opts)
+
+        @wraps(action)
+        def checked(modeladmin: "AccountScopedAdmin", request: HttpRequest,
+                    queryset: QuerySet) -> HttpResponse | None:
+            if not queryset.exists():  # the selected rows are gone, or were never visible
+                messages.error(request, "Nothing was done: none of the selected rows is there "
+                               "for you any more.")
+                return None
+            permissions = action.allowed_permissions
+            refused = modeladmin.accounts_refused(request, queryset, permissions)
+            if not refused:
+                return action(modeladmin, request, queryset)
+            roles = " or ".join(sorted(frozenset.intersection(
+                *(modeladmin.roles_for(p) for p in permissions)))) or "superuser"
+            messages.error(request, (
+                f"Nothing was done: “{label}” needs the {roles} role in the account of every "
+                f"selected row, and your role in {', '.join(a.name for a in refused)} is not "
+                "that."))
+            return None
+
+        return checked
+
+    def scoped_view(self, view: Any, *, get: str | None = None, post: str | None = None,
+                    lookup: str = "object_id") -> Any:
+        """A custom admin page about one object of this admin, declaring the permission it
+        needs per method. The object (URL argument ``lookup``) is looked up through
+        ``get_queryset`` (another account's: 404), the permission is checked against the
+        user's role in *that object's* account (403), then ``view(request, obj, **rest)``
+        runs. Staff login and CSRF protection: ``admin_site.admin_view``."""
+        needs = {method: permission for method, permission in
+                 (("GET", get), ("HEAD", get), ("POST", post)) if permission}
+        for permission in needs.values():
+            self.roles_for(permission)  # an unknown name fails here, at URL set-up
+
+        @wraps(view)
+        def checked(request: HttpRequest, **kwargs: Any) -> HttpResponse:
+            permission = needs.get(request.method)
+            if permission is None:
+                return HttpResponseNotAllowed(list(needs))
+            obj = self.get_queryset(request).filter(pk=kwargs.pop(lookup)).first()
+            if obj is None:
+                raise Http404(f"No such {self.opts.verbose_name}.")
+            if not self._allowed_on(request, obj, self.roles_for(permission)):
+                raise PermissionDenied
+            return view(request, obj, **kwargs)
+
+        checked.admin_permissions = needs
+        return self.admin_site.admin_view(checked)
+
+    def check(self, **kwargs: Any) -> list[checks.CheckMessage]:
+        return [*super().check(**kwargs), *self._check_declarations()]
+
+    def _check_declarations(self) -> list[checks.CheckMessage]:
+        """Every action and every custom URL of this admin declares what it needs."""
+        known = {*CAPABILITIES, *DJANGO_PERMISSIONS}
+        errors = []
+        for func, name, _ in self._get_base_actions():
+            declared = getattr(func, "allowed_permissions", None) or ()
+            if not declared or set(declared) - known:
+                errors.append(checks.Error(
+                    f"Admin action {name!r} must declare its permission: "
+                    f"@admin.action(permissions=[one of {sorted(known)}]).",
+                    obj=self.__class__, id="herald.E001"))
+        standard = {pattern.name for pattern in admin.ModelAdmin.get_urls(self)}
+        for pattern in self.get_urls():
+            if pattern.name not in standard and not getattr(pattern.callback,
+                                                            "admin_permissions", None):
+                errors.append(checks.Error(
+                    f"Admin view {pattern.name!r} must declare its permission: build it "
+                    "with scoped_view(view, get=..., post=...).", obj=self.__class__,
+                    id="herald.E002"))
+        return errors
+
 
 def _is_relation(model: type[Model], path: str) -> bool:
     from django.contrib.admin.utils import get_fields_from_path
@@ -135,6 +281,12 @@ class ScopedInline:
 
     def has_view_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return request.user.is_superuser or bool(user_accounts(request))
+
+    def parent_allows(self, request: HttpRequest, obj: Model | None, permission: str) -> bool:
+        """Whether the parent's admin allows ``permission`` on ``obj``, the parent object:
+        the role in *its* account decides."""
+        parent = self.admin_site._registry[self.parent_model]
+        return parent._allowed_on(request, obj, parent.roles_for(permission))
 
     def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any):
         field = super().formfield_for_foreignkey(db_field, request, **kwargs)

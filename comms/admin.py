@@ -5,7 +5,7 @@ from django.contrib import admin
 from django.db.models import Count
 
 from common import crypto
-from common.admin import AccountScopedAdmin, Role, ScopedInline
+from common.admin import CAPABILITIES, AccountScopedAdmin, ScopedInline
 from common.errors import HeraldError
 from comms import channels, dashboard
 from comms.admin_actions import resend_deliveries
@@ -150,8 +150,7 @@ class IntegrationAdmin(AccountScopedAdmin):
     list_filter = ["channel", "provider", "is_active"]
     search_fields = ["name", "provider", "account__name"]
     readonly_fields = ["channel", "credentials_set", "created_at", "updated_at"]
-    change_roles = frozenset({Role.OWNER})
-    add_roles = frozenset({Role.OWNER})
+    change_roles = add_roles = CAPABILITIES["manage"]
 
     @admin.display(description="credentials stored")
     def credentials_set(self, obj: Integration) -> str:

@@ -31,13 +31,15 @@ def resend(request: HttpRequest, previous: Delivery) -> None:
         delivery.pk))
 
 
-@admin.action(description="Resend ticket (same template, same rules as the API)")
+@admin.action(description="Resend ticket (same template, same rules as the API)",
+              permissions=["resend"])
 def resend_deliveries(modeladmin, request: HttpRequest, queryset: QuerySet) -> None:
     for previous in queryset.select_related("account").filter(attendee__isnull=False)[:100]:
         resend(request, previous)
 
 
-@admin.action(description="Resend ticket (the template of the latest send)")
+@admin.action(description="Resend ticket (the template of the latest send)",
+              permissions=["resend"])
 def resend_attendees(modeladmin, request: HttpRequest, queryset: QuerySet) -> None:
     for attendee in queryset[:100]:
         # The latest live send: a test key's sandbox rehearsal is never what support resends.

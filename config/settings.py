@@ -30,6 +30,23 @@ def _secret_key() -> str:
 SECRET_KEY = _secret_key()
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
+# HTTPS (README's table): off by default, so `make run` serves plain HTTP on 127.0.0.1.
+# DJANGO_HTTPS=true turns on secure cookies, the redirect to HTTPS and a year of HSTS
+# (subdomains and preload included: the site must then stay HTTPS-only); each can be set on
+# its own. Behind a TLS-terminating proxy, DJANGO_SECURE_PROXY_SSL_HEADER names
+# the header it sets ("X-Forwarded-Proto" or "X-Forwarded-Proto: https"; the proxy must
+# overwrite any client-sent one).
+HTTPS = env.bool("DJANGO_HTTPS", default=False)
+SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=HTTPS)
+SESSION_COOKIE_SECURE = env.bool("DJANGO_SESSION_COOKIE_SECURE", default=HTTPS)
+CSRF_COOKIE_SECURE = env.bool("DJANGO_CSRF_COOKIE_SECURE", default=HTTPS)
+SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=31_536_000 if HTTPS else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", default=HTTPS)
+SECURE_HSTS_PRELOAD = env.bool("DJANGO_SECURE_HSTS_PRELOAD", default=HTTPS)
+if _proxy_ssl := env.str("DJANGO_SECURE_PROXY_SSL_HEADER", default=""):
+    _name, _, _value = _proxy_ssl.partition(":")
+    SECURE_PROXY_SSL_HEADER = ("HTTP_" + _name.strip().upper().replace("-", "_"),
+                               _value.strip() or "https")
 
 INSTALLED_APPS = [
     "django.contrib.admin",

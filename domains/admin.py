@@ -3,12 +3,11 @@ Buttons and actions call the same services as the REST API."""
 
 from django import forms
 from django.contrib import admin, messages
-from django.http import HttpResponseNotAllowed, HttpResponseRedirect
-from django.shortcuts import get_object_or_404
+from django.http import HttpResponseRedirect
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
-from common.admin import AccountScopedAdmin, ScopedInline
+from common.admin import CAPABILITIES, AccountScopedAdmin, ScopedInline
 from common.errors import HeraldError
 from domains import selectors, services
 from domains.models import Brand, SenderDomain, SenderDomainEvent
@@ -68,6 +67,8 @@ class SenderDomainAdmin(AccountScopedAdmin):
     list_filter = ["verified", "enabled", "provider"]
     search_fields = ["domain", "account__name", "provider_id"]
     actions = ["validate_now", "activate", "deactivate"]
+    # Which domain the account's mail comes from is the owner's; staff may check its DNS.
+    add_roles = delete_roles = CAPABILITIES["manage"]
     inlines = [EventInline]
     readonly = ["domain", "account", "provider", "provider_id", "verified", "enabled",
                 "verified_at", "records_table", "last_checked_at", "last_result",
@@ -119,17 +120,14 @@ class SenderDomainAdmin(AccountScopedAdmin):
     # -- "Validate now" button on the change page -------------------------------------------
 
     def get_urls(self):
-        return [path("<int:pk>/validate/", self.admin_site.admin_view(self.validate_view),
+        return [path("<int:pk>/validate/",
+                     self.scoped_view(self.validate_view, post="operate", lookup="pk"),
                      name="domains_senderdomain_validate"), *super().get_urls()]
 
-    def validate_view(self, request, pk: int):
-        if request.method != "POST":
-            return HttpResponseNotAllowed(["POST"])
-        row = get_object_or_404(SenderDomain, pk=pk)
-        if not self.has_change_permission(request, row):
-            return HttpResponseRedirect(reverse("admin:index"))
+    def validate_view(self, request, row: SenderDomain):
         _report(self, request, self._validate, [row])
-        return HttpResponseRedirect(reverse("admin:domains_senderdomain_change", args=[pk]))
+        return HttpResponseRedirect(reverse("admin:domains_senderdomain_change",
+                                            args=[row.pk]))
 
     @staticmethod
     def _validate(row: SenderDomain) -> str:
@@ -138,16 +136,17 @@ class SenderDomainAdmin(AccountScopedAdmin):
 
     # -- actions ------------------------------------------------------------------------------
 
-    @admin.action(description="Validate now")
+    @admin.action(description="Validate now", permissions=["operate"])
     def validate_now(self, request, queryset) -> None:
         _report(self, request, self._validate, queryset)
 
-    @admin.action(description="Activate (send from the domain)")
+    @admin.action(description="Activate (send from the domain)", permissions=["manage"])
     def activate(self, request, queryset) -> None:
         _report(self, request, lambda row: services.sender_domain_activate(
             sender_domain=row) and "activated.", queryset)
 
-    @admin.action(description="Deactivate (send from the platform sender)")
+    @admin.action(description="Deactivate (send from the platform sender)",
+                  permissions=["manage"])
     def deactivate(self, request, queryset) -> None:
         _report(self, request, lambda row: services.sender_domain_deactivate(
             sender_domain=row) and "deactivated.", queryset)

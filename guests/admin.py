@@ -39,43 +39,49 @@ class EventAdmin(AccountScopedAdmin):
     change_form_template = "admin/guests/event/change_form.html"
 
     def get_urls(self):
-        def view(method):
-            return self.admin_site.admin_view(method)
+        """The event's tools: support may look at imports and sends, starting one needs
+        the "operate" capability in the event's account (``scoped_view``)."""
+        def view(method, **needs):
+            return self.scoped_view(method, lookup="event_id", **needs)
 
         return [
-            path("<uuid:event_id>/import/",
-                 admin_views.upload_limited(view(self.import_upload_view)),
+            path("<uuid:event_id>/import/", admin_views.upload_limited(
+                view(self.import_upload_view, get="operate", post="operate")),
                  name="guests_event_import_upload"),
-            path("<uuid:event_id>/import/<uuid:import_id>/", view(self.import_detail_view),
+            path("<uuid:event_id>/import/<uuid:import_id>/",
+                 view(self.import_detail_view, get="view", post="operate"),
                  name="guests_event_import"),
             path("<uuid:event_id>/import/<uuid:import_id>/progress",
-                 view(self.import_progress_view), name="guests_event_import_progress"),
-            path("<uuid:event_id>/send/", view(self.bulk_send_view),
+                 view(self.import_progress_view, get="view"),
+                 name="guests_event_import_progress"),
+            path("<uuid:event_id>/send/",
+                 view(self.bulk_send_view, get="operate", post="operate"),
                  name="guests_event_send_form"),
-            path("<uuid:event_id>/send/<uuid:job_id>/", view(self.bulk_send_detail_view),
-                 name="guests_event_send"),
+            path("<uuid:event_id>/send/<uuid:job_id>/",
+                 view(self.bulk_send_detail_view, get="view"), name="guests_event_send"),
             path("<uuid:event_id>/send/<uuid:job_id>/progress",
-                 view(self.bulk_send_progress_view), name="guests_event_send_progress"),
+                 view(self.bulk_send_progress_view, get="view"),
+                 name="guests_event_send_progress"),
             *super().get_urls(),
         ]
 
-    def import_upload_view(self, request, event_id):
-        return admin_views.import_upload(self, request, event_id)
+    def import_upload_view(self, request, event):
+        return admin_views.import_upload(self, request, event)
 
-    def import_detail_view(self, request, event_id, import_id):
-        return admin_views.import_detail(self, request, event_id, import_id)
+    def import_detail_view(self, request, event, import_id):
+        return admin_views.import_detail(self, request, event, import_id)
 
-    def import_progress_view(self, request, event_id, import_id):
-        return admin_views.import_progress(self, request, event_id, import_id)
+    def import_progress_view(self, request, event, import_id):
+        return admin_views.import_progress(self, request, event, import_id)
 
-    def bulk_send_view(self, request, event_id):
-        return admin_views.bulk_send_form(self, request, event_id)
+    def bulk_send_view(self, request, event):
+        return admin_views.bulk_send_form(self, request, event)
 
-    def bulk_send_detail_view(self, request, event_id, job_id):
-        return admin_views.bulk_send_detail(self, request, event_id, job_id)
+    def bulk_send_detail_view(self, request, event, job_id):
+        return admin_views.bulk_send_detail(self, request, event, job_id)
 
-    def bulk_send_progress_view(self, request, event_id, job_id):
-        return admin_views.bulk_send_progress(self, request, event_id, job_id)
+    def bulk_send_progress_view(self, request, event, job_id):
+        return admin_views.bulk_send_progress(self, request, event, job_id)
 
     def get_queryset(self, request):
         """Attendee count and funnel in the changelist query itself (one query per page)."""

@@ -1,8 +1,10 @@
 """The Event admin's tools: import guests from a CSV, send a template to its guests.
 
-Each page is an admin view (``admin_site.admin_view``: staff login and CSRF protection), scoped
-like every Herald admin: an event of another account is a 404; starting an import or a send
-needs the owner or staff role on the event's account (support may look, 403 otherwise).
+Each page is built by ``EventAdmin.get_urls`` with ``AccountScopedAdmin.scoped_view`` (staff
+login, CSRF protection, the event looked up through the admin's scoped queryset: another
+account's is a 404) and declares what it needs per method: starting an import or a send needs
+the "operate" capability in the event's account (support may look, 403 otherwise). The views
+here receive that event.
 
 The upload URL is wrapped in ``upload_limited``: a body larger than HERALD_IMPORT_MAX_BYTES
 (from its Content-Length) is refused before anything reads it — Django's CSRF check would
@@ -16,10 +18,9 @@ from typing import Any
 from django import forms
 from django.conf import settings
 from django.contrib import messages
-from django.core.exceptions import PermissionDenied
 from django.db.models import Exists, OuterRef
 from django.db.models.functions import Lower
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
@@ -58,19 +59,6 @@ def _mb(size: int) -> str:
     return f"{size / 1024 / 1024:g} MB"
 
 
-def scoped_event(model_admin: AccountScopedAdmin, request: HttpRequest, event_id: uuid.UUID,
-                 *, change: bool) -> Event:
-    """The event if the Event admin shows it to this user (else 404); ``change``: the user's
-    role in the event's own account must allow changing it (else 403)."""
-    event = model_admin.get_queryset(request).select_related("account").filter(
-        pk=event_id).first()
-    if event is None:
-        raise Http404("No such event.")
-    if change and not model_admin.has_change_permission(request, event):
-        raise PermissionDenied
-    return event
-
-
 def _page(model_admin: AccountScopedAdmin, request: HttpRequest, page: str, event: Event,
           title: str, status: int = 200, **context: Any) -> TemplateResponse:
     return TemplateResponse(request, f"admin/guests/event/{page}", {
@@ -97,8 +85,7 @@ class UploadForm(forms.Form):
 
 
 def import_upload(model_admin: AccountScopedAdmin, request: HttpRequest,
-                  event_id: uuid.UUID) -> HttpResponse:
-    event = scoped_event(model_admin, request, event_id, change=True)
+                  event: Event) -> HttpResponse:
     form = UploadForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():
         upload = form.cleaned_data["file"]
@@ -117,21 +104,11 @@ def _import_url(guest_import: GuestImport, suffix: str = "") -> str:
                    args=[guest_import.event_id, guest_import.id])
 
 
-def _scoped_import(model_admin: AccountScopedAdmin, request: HttpRequest, event_id: uuid.UUID,
-                   import_id: uuid.UUID) -> tuple[Event, GuestImport]:
-    event = scoped_event(model_admin, request, event_id, change=False)
-    guest_import = get_object_or_404(GuestImport.objects, id=import_id,
-                                     event=event)
-    return event, guest_import
-
-
-def import_detail(model_admin: AccountScopedAdmin, request: HttpRequest, event_id: uuid.UUID,
+def import_detail(model_admin: AccountScopedAdmin, request: HttpRequest, event: Event,
                   import_id: uuid.UUID) -> HttpResponse:
     """The preview (counts, row errors, first rows, Confirm), then the progress bar."""
-    event, guest_import = _scoped_import(model_admin, request, event_id, import_id)
+    guest_import = get_object_or_404(GuestImport.objects, id=import_id, event=event)
     if request.method == "POST":
-        if not model_admin.has_change_permission(request, event):
-            raise PermissionDenied
         if imports.guest_import_confirm(guest_import=guest_import):
             messages.success(request, "Import started.")
         else:
@@ -144,9 +121,9 @@ def import_detail(model_admin: AccountScopedAdmin, request: HttpRequest, event_i
                  max_errors=settings.HERALD_IMPORT_MAX_ERRORS)
 
 
-def import_progress(model_admin: AccountScopedAdmin, request: HttpRequest,
-                    event_id: uuid.UUID, import_id: uuid.UUID) -> JsonResponse:
-    _, guest_import = _scoped_import(model_admin, request, event_id, import_id)
+def import_progress(model_admin: AccountScopedAdmin, request: HttpRequest, event: Event,
+                    import_id: uuid.UUID) -> JsonResponse:
+    guest_import = get_object_or_404(GuestImport.objects, id=import_id, event=event)
     return JsonResponse(imports.guest_import_progress(guest_import=guest_import))
 
 
@@ -168,10 +145,9 @@ class BulkSendForm(forms.Form):
 
 
 def bulk_send_form(model_admin: AccountScopedAdmin, request: HttpRequest,
-                   event_id: uuid.UUID) -> HttpResponse:
+                   event: Event) -> HttpResponse:
     """Choose → preview (how many guests, how many skipped) → confirm (carries a one-time
     token: submitting it twice sends once)."""
-    event = scoped_event(model_admin, request, event_id, change=True)
     form = BulkSendForm(request.POST or None, event=event)
     if request.method != "POST" or not form.is_valid():
         return _page(model_admin, request, "bulk_send_form.html", event,
@@ -215,24 +191,21 @@ def _job_url(job: BulkSend, suffix: str = "") -> str:
     return reverse(f"admin:guests_event_send{suffix}", args=[job.event_id, job.id])
 
 
-def _scoped_job(model_admin: AccountScopedAdmin, request: HttpRequest, event_id: uuid.UUID,
-                job_id: uuid.UUID) -> tuple[Event, BulkSend]:
-    event = scoped_event(model_admin, request, event_id, change=False)
-    job = get_object_or_404(BulkSend.objects.select_related("template"), id=job_id,
-                            event=event)
-    return event, job
+def _job(event: Event, job_id: uuid.UUID) -> BulkSend:
+    return get_object_or_404(BulkSend.objects.select_related("template"), id=job_id,
+                             event=event)
 
 
-def bulk_send_detail(model_admin: AccountScopedAdmin, request: HttpRequest,
-                     event_id: uuid.UUID, job_id: uuid.UUID) -> HttpResponse:
-    event, job = _scoped_job(model_admin, request, event_id, job_id)
+def bulk_send_detail(model_admin: AccountScopedAdmin, request: HttpRequest, event: Event,
+                     job_id: uuid.UUID) -> HttpResponse:
+    job = _job(event, job_id)
     return _page(model_admin, request, "bulk_send_detail.html", event,
                  f"Sending “{job.template}”", job=job,
                  progress=bulk.bulk_send_progress(job=job),
                  progress_url=_job_url(job, "_progress"))
 
 
-def bulk_send_progress(model_admin: AccountScopedAdmin, request: HttpRequest,
-                       event_id: uuid.UUID, job_id: uuid.UUID) -> JsonResponse:
-    _, job = _scoped_job(model_admin, request, event_id, job_id)
+def bulk_send_progress(model_admin: AccountScopedAdmin, request: HttpRequest, event: Event,
+                       job_id: uuid.UUID) -> JsonResponse:
+    job = _job(event, job_id)
     return JsonResponse(bulk.bulk_send_progress(job=job))

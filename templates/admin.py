@@ -4,7 +4,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.utils.html import format_html
 
-from common.admin import AccountScopedAdmin, Role, ScopedInline, user_accounts
+from common.admin import AccountScopedAdmin, ScopedInline
 from templates.events import EVENT_CHANNELS, IDENTIFIER, LANGUAGE
 from templates.models import MessageTemplate, NotificationEvent, TemplateVersion
 from templates.rendering import TemplateCompileError, render, template_check
@@ -70,7 +70,8 @@ def _who(request) -> str:
     return f"{user.get_username()} (admin)"
 
 
-@admin.action(description="Send a test to me (sample data, to my account's email)")
+@admin.action(description="Send a test to me (sample data, to my account's email)",
+              permissions=["operate"])
 def send_test_to_me(modeladmin, request, queryset) -> None:
     address = (request.user.email or "").strip()
     if not address:
@@ -183,15 +184,11 @@ class EventTemplateInline(ScopedInline, admin.StackedInline):
     fields = ["channel", "language", "subject", "text_body", "html_body", "version"]
     readonly_fields = ["version"]
 
-    def _may_edit(self, request) -> bool:
-        return request.user.is_superuser or bool(
-            {Role.OWNER, Role.STAFF} & set(user_accounts(request).values()))
-
     def has_add_permission(self, request, obj=None) -> bool:
-        return self._may_edit(request)
+        return self.parent_allows(request, obj, "change")
 
     def has_change_permission(self, request, obj=None) -> bool:
-        return self._may_edit(request)
+        return self.parent_allows(request, obj, "change")
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False  # past deliveries point at their template

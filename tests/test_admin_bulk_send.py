@@ -21,9 +21,9 @@ from tests.conftest import guest
 
 
 def _member(account, username: str, role=Membership.Role.STAFF, csrf: bool = False) -> Client:
-    membership_add(account=account, username=username, role=role, password="pw-123456789")
+    membership = membership_add(account=account, username=username, role=role)
     client = Client(enforce_csrf_checks=csrf)
-    assert client.login(username=username, password="pw-123456789")
+    client.force_login(membership.user)
     return client
 
 

@@ -21,10 +21,10 @@ def _form(client: Client, url: str, **fields: str) -> dict[str, str]:
 
 
 def _owner(keys) -> Client:
-    membership_add(account=keys.account, username="olive", role=Membership.Role.OWNER,
-                   password="pw-123456789")
+    membership = membership_add(account=keys.account, username="olive",
+                                role=Membership.Role.OWNER)
     client = Client()
-    assert client.login(username="olive", password="pw-123456789")
+    client.force_login(membership.user)
     return client
 
 

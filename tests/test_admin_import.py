@@ -20,9 +20,9 @@ IDS = [str(uuid.uuid4()) for _ in range(4)]
 
 
 def _member(account, username: str, role=Membership.Role.STAFF, csrf: bool = False) -> Client:
-    membership_add(account=account, username=username, role=role, password="pw-123456789")
+    membership = membership_add(account=account, username=username, role=role)
     client = Client(enforce_csrf_checks=csrf)
-    assert client.login(username=username, password="pw-123456789")
+    client.force_login(membership.user)
     return client
 
 

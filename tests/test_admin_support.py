@@ -11,10 +11,10 @@ from tests.conftest import guest
 
 
 def _support(keys) -> Client:
-    membership_add(account=keys.account, username="sam", role=Membership.Role.SUPPORT,
-                   password="pw-123456789")
+    membership = membership_add(account=keys.account, username="sam",
+                                role=Membership.Role.SUPPORT)
     client = Client()
-    assert client.login(username="sam", password="pw-123456789")
+    client.force_login(membership.user)
     return client
 
 

@@ -24,7 +24,8 @@ def _populate(keys, django_capture_on_commit_callbacks, settings, name: str) -> 
     client = make_client(keys, test_mode=True)
     with django_capture_on_commit_callbacks(execute=True):
         event = client.post("/checkin/v1/api/event", {"name": name}, format="json").json()
-        template = client.post("/comms/v1/api/comms/template", TICKET, format="json").json()
+        template = make_client(keys).post("/comms/v1/api/comms/template", TICKET,
+                                          format="json").json()  # configuration: live keys
         for email in (f"{name}@example.com", f"bounce-{name}@example.com"):
             client.post("/checkin/v1/api/guest", guest(event["id"], template["id"],
                                                         email=email), format="json")
@@ -57,7 +58,7 @@ def _login(username: str, *, account=None, role="owner", superuser=False) -> Cli
     else:
         membership_add(account=account, username=username, role=role, password="pw-123456789")
     client = Client()
-    assert client.login(username=username, password="pw-123456789")
+    client.force_login(get_user_model().objects.get(username=username))
     return client
 
 
@@ -137,9 +138,10 @@ def test_support_can_look_but_not_change(two_accounts):
 
 
 def test_a_user_without_membership_sees_nothing(two_accounts):
-    get_user_model().objects.create_user("nobody", password="pw-123456789", is_staff=True)
+    nobody = get_user_model().objects.create_user("nobody", password="pw-123456789",
+                                                  is_staff=True)
     client = Client()
-    client.login(username="nobody", password="pw-123456789")
+    client.force_login(nobody)
     assert client.get(reverse("admin:guests_event_changelist")).status_code == 403
 
 

@@ -8,7 +8,7 @@ from django.contrib import admin, messages
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
-from common.admin import AccountScopedAdmin, ScopedInline
+from common.admin import CAPABILITIES, AccountScopedAdmin, ScopedInline
 from common.errors import HeraldError
 from webhooks import catalogue, selectors, services
 from webhooks.models import Attempt, Endpoint, Message
@@ -56,6 +56,8 @@ class EndpointAdmin(AccountScopedAdmin):
                        "previous_secret_expires_at", "deleted_at", "created_at", "updated_at",
                        "attempt_log"]
     actions = ["reveal_secret", "rotate_secret", "send_test", "resend_failed_last_day"]
+    # The endpoint receives the account's events and its secret signs them: the owner's.
+    change_roles = add_roles = delete_roles = CAPABILITIES["manage"]
 
     def get_readonly_fields(self, request, obj=None):
         fields = list(super().get_readonly_fields(request, obj))
@@ -101,26 +103,26 @@ class EndpointAdmin(AccountScopedAdmin):
         for endpoint in queryset:
             services.endpoint_delete(endpoint=endpoint)
 
-    @admin.action(description="Reveal the signing secret", permissions=["change"])
+    @admin.action(description="Reveal the signing secret", permissions=["manage"])
     def reveal_secret(self, request, queryset) -> None:
         for endpoint in queryset:
             secret = services.endpoint_secret_reveal(endpoint=endpoint)
             self.message_user(request, f"{endpoint.url}: {secret}", messages.WARNING)
 
     @admin.action(description="Rotate the signing secret (old one signs 24 h more)",
-                  permissions=["change"])
+                  permissions=["manage"])
     def rotate_secret(self, request, queryset) -> None:
         for endpoint in queryset:
             secret = services.endpoint_secret_rotate(endpoint=endpoint)
             self.message_user(request, f"{endpoint.url}: new secret {secret}", messages.WARNING)
 
-    @admin.action(description="Send a test event", permissions=["change"])
+    @admin.action(description="Send a test event", permissions=["operate"])
     def send_test(self, request, queryset) -> None:
         for endpoint in queryset:
             _report(self, request, lambda e=endpoint: (
                 f"Test event {services.endpoint_send_test(endpoint=e).webhook_id} queued."))
 
-    @admin.action(description="Resend failed messages of the last 24 h", permissions=["change"])
+    @admin.action(description="Resend failed messages of the last 24 h", permissions=["resend"])
     def resend_failed_last_day(self, request, queryset) -> None:
         since = timezone.now() - timedelta(days=1)
         for endpoint in queryset:
@@ -154,7 +156,7 @@ class MessageAdmin(AccountScopedAdmin):
     def has_add_permission(self, request) -> bool:
         return False
 
-    @admin.action(description="Resend the selected messages", permissions=["change"])
+    @admin.action(description="Resend the selected messages", permissions=["resend"])
     def resend(self, request, queryset) -> None:
         for message in queryset.select_related("endpoint"):
             _report(self, request, lambda m=message: (
