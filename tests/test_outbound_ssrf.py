@@ -173,6 +173,8 @@ def test_the_admin_form_shows_the_refusal_and_stores_nothing(keys, settings):
 
 
 @pytest.mark.parametrize(("provider", "config"), [
+    ("fcm", {"project_id": "p/../../../v1/projects/other"}),
+    ("fcm", {"project_id": "p?x=1#"}),
     ("twilio", {"api_base": "file:///etc/passwd", "from_number": "+15005550006"}),
     ("slack", {"api_base": "gopher://127.0.0.1:6379/_FLUSHALL"}),
     ("sns", {"endpoint_url": "http://user:pw@127.0.0.1:1/"}),

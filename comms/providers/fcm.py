@@ -85,7 +85,10 @@ class FcmPushProvider:
 
     @classmethod
     def settings_check(cls, config: dict, credentials: dict | None) -> None:
-        """At save: the key file (when given) parses and names only Google's URLs."""
+        """At save: the key file (when given) parses and names only Google's URLs; a
+        project_id is one (it goes into the URL's path)."""
+        if config.get("project_id") and not _PROJECT_ID_RE.fullmatch(str(config["project_id"])):
+            raise ProviderConfigurationError("FCM project_id is not a Firebase project id.")
         if credentials and credentials.get("service_account_json"):
             _service_account_info(credentials["service_account_json"])
 
