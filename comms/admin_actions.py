@@ -42,9 +42,11 @@ def resend_deliveries(modeladmin, request: HttpRequest, queryset: QuerySet) -> N
               permissions=["resend"])
 def resend_attendees(modeladmin, request: HttpRequest, queryset: QuerySet) -> None:
     for attendee in queryset[:100]:
-        # The latest live send: a test key's sandbox rehearsal is never what support resends.
-        previous = (Delivery.objects.filter(attendee=attendee, mode=Delivery.Mode.LIVE)
-                    .select_related("account").order_by("-created_at").first())
+        # The latest live send: a later sandbox rehearsal is never what support resends (a
+        # guest only ever rehearsed with a test key gets its latest sandbox send resent).
+        sends = Delivery.objects.filter(attendee=attendee).select_related("account").order_by(
+            "-created_at")
+        previous = sends.filter(mode=Delivery.Mode.LIVE).first() or sends.first()
         if previous is None:
             messages.warning(request, f"{attendee.email} has never been sent a ticket: send "
                                       "one with POST /comms/v1/api/comms/send first.")
