@@ -124,7 +124,7 @@ def account_check_can_send(*, account: Account) -> None:
 def previous_send_check(*, attendee: Attendee, template: MessageTemplate, mode: str) -> None:
     """Spec 000's 422 rule: the pair's most recent delivery in this key mode failed for good
     *to the address the attendee still has*. A sandbox failure never blocks a live send, and
-    once the email has been corrected (admin or API) a resend goes out."""
+    once the email has been corrected (in the admin) a resend goes out."""
     latest = (
         Delivery.objects.filter(attendee=attendee, template=template, mode=mode)
         .order_by("-created_at")
