@@ -6,6 +6,8 @@
 import time
 
 from django.conf import settings
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.plumbing import build_bearer_security_scheme_object
 from rest_framework import authentication, exceptions, permissions
 
 from accounts.guard import auth_failure_record
@@ -91,3 +93,27 @@ class HasApiKey(permissions.BasePermission):
 
     def has_permission(self, request, view) -> bool:
         return isinstance(request.auth, ApiKey)
+
+
+class ApiKeyScheme(OpenApiAuthenticationExtension):
+    """The OpenAPI security scheme of ``ApiKeyAuthentication`` (drf-spectacular)."""
+
+    target_class = ApiKeyAuthentication
+    name = "apiKey"
+
+    def get_security_definition(self, auto_schema):
+        return build_bearer_security_scheme_object(header_name="Authorization",
+                                                   token_prefix="Bearer")
+
+
+class SubscriptionKeyScheme(OpenApiAuthenticationExtension):
+    """The check-in & comms family: the bearer key and the subscription key, together."""
+
+    target_class = SubscriptionKeyAuthentication
+    name = ["checkinApiKey", "subscriptionKey"]  # a name is one class's: not "apiKey"
+    priority = 1  # over ApiKeyScheme, which its base class would match
+
+    def get_security_definition(self, auto_schema):
+        return [build_bearer_security_scheme_object(header_name="Authorization",
+                                                    token_prefix="Bearer"),
+                {"type": "apiKey", "in": "header", "name": "Ocp-Apim-Subscription-Key"}]

@@ -10,9 +10,13 @@ replays with ``Idempotent-Replayed: true``, answers a key still in flight with 4
 the others: 422). Error bodies are the view's ``error_style`` shape (``common.api``).
 """
 
+import re
+from functools import lru_cache
 from typing import Any
 
 from django.conf import settings
+from drf_spectacular import openapi as spectacular_openapi
+from rest_framework import serializers
 
 from common.api import HeraldAPIView
 from common.idempotency import HEADERS
@@ -140,3 +144,57 @@ def document_api_layer(result: Schema, generator: Any, request: Any, public: boo
         name, schema, _ = FAMILY_ERRORS[style]
         schemas.setdefault(name, schema)
     return result
+
+
+class AutoSchema(spectacular_openapi.AutoSchema):
+    """drf-spectacular's, with names that cannot collide (a collision is a warning of
+    ``check --deploy``, and a silently wrong schema for components):
+
+    - a serializer whose class name another module uses too (``SendIn`` of three families)
+      is named after its module as well: ``CommsNotificationsSendIn``;
+    - a GET of a collection (a path with a ``{id}`` path below it) is a ``…_list``
+      (``v1_webhooks_list`` beside ``v1_webhooks_retrieve``); a path ending in two parameters
+      keeps the first in its id (``/v1/send/{event}/{channel}``: ``v1_send_event_create``).
+    """
+
+    def get_serializer_name(self, serializer: Any, direction: str) -> str:
+        name = super().get_serializer_name(serializer, direction)
+        cls = serializer if isinstance(serializer, type) else type(serializer)
+        if cls.__name__ not in _ambiguous_serializer_names():
+            return name
+        parts = [p for p in cls.__module__.split(".") if p not in ("api", "serializers")]
+        return "".join(p.title().replace("_", "") for p in parts) + name
+
+    def get_operation_id(self) -> str:
+        operation_id = super().get_operation_id()
+        if (self.method == "GET" and operation_id.endswith("_retrieve")
+                and self.path.rstrip("/") in _collections()):
+            return operation_id.removesuffix("_retrieve") + "_list"
+        if match := re.search(r"\{(\w+)\}/\{\w+\}/?$", self.path):
+            head, _, action = operation_id.rpartition("_")
+            return f"{head}_{match.group(1)}_{action}"
+        return operation_id
+
+
+@lru_cache(maxsize=1)
+def _ambiguous_serializer_names() -> frozenset[str]:
+    """Serializer class names defined in more than one module (read once the URLs, and so
+    every API module, are imported: when the schema is generated)."""
+    modules: dict[str, set[str]] = {}
+    todo = [serializers.BaseSerializer]
+    while todo:
+        cls = todo.pop()
+        for sub in cls.__subclasses__():
+            modules.setdefault(sub.__name__, set()).add(sub.__module__)
+            todo.append(sub)
+    return frozenset(name for name, found in modules.items() if len(found) > 1)
+
+
+@lru_cache(maxsize=1)
+def _collections() -> frozenset[str]:
+    """API paths (without parameters) that have a ``/{parameter}`` path right below them."""
+    from drf_spectacular.generators import EndpointEnumerator
+
+    paths = [path for path, *_ in EndpointEnumerator().get_api_endpoints()]
+    return frozenset(m.group(1) for path in paths
+                     if (m := re.fullmatch(r"([^{}]+)/\{\w+\}/?", path)))
