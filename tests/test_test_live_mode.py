@@ -350,3 +350,37 @@ def test_a_test_send_rehearses_with_a_contact_as_it_is(keys):
     contact = Contact.objects.get()
     assert (contact.email, contact.name) == ("jane@example.com", "Jane")
     assert Delivery.objects.get().recipient == "jane@example.com"
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_live_requests_after_a_rehearsal_make_one_live_send(keys):
+    import threading
+
+    from django.db import connection
+
+    from tests.conftest import make_client
+
+    live = make_client(keys)
+    event_id = live.post("/checkin/v1/api/event", {"name": "Race"}, format="json").json()["id"]
+    template_id = live.post("/comms/v1/api/comms/template", TICKET, format="json").json()["id"]
+    body = guest(event_id, template_id)
+    make_client(keys, test_mode=True).post(GUEST, body, format="json")
+    barrier, results = threading.Barrier(10), [None] * 10
+
+    def run(i: int) -> None:
+        try:
+            barrier.wait()
+            results[i] = make_client(keys).post(GUEST, body, format="json")
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(10)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert [r.status_code for r in results] == [200] * 10
+    [live_id] = {r.json()["attendeeInvitationId"] for r in results}
+    assert Delivery.objects.filter(attendee_id=body["id"], mode="live").get().id == uuid.UUID(
+        live_id)
