@@ -62,7 +62,7 @@ def broker_pools_fresh() -> None:
     kombu.pools.reset()
 
 DRAIN = 2000  # sends per SendGrid drain
-SMTP_DRAIN = 600
+SMTP_DRAIN = 400
 BATCH = 100  # HERALD_DISPATCH_BATCH_SIZE: production's default
 CONCURRENCY = 2  # the worker's pool processes
 RECONCILE = 5  # HERALD_RECONCILE_SECONDS: a lost send waits this long after its lease
