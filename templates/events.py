@@ -12,7 +12,7 @@ from django.utils import timezone
 from accounts.models import Account
 from common.errors import Conflict, HeraldError
 from templates.models import MessageTemplate, NotificationEvent
-from templates.rendering import TemplateCompileError, template_check
+from templates.rendering import TemplateCompileError, template_check, trial_deadline
 from templates.services import version_record
 
 # The channels a notification event can use (spec 004's "Channels & Identifiers").
@@ -45,6 +45,7 @@ def _check(identifier: str, channels: list[str], default_language: str,
     if not channels or unknown or len(set(channels)) != len(channels):
         raise _invalid(f"channels: one or more distinct of {', '.join(EVENT_CHANNELS)}.")
     seen: set[tuple[str, str]] = set()
+    until = trial_deadline()  # the trial renders of all the templates together
     for index, t in enumerate(templates):
         where = f"templates[{index}]"
         if t.channel not in channels:
@@ -60,7 +61,7 @@ def _check(identifier: str, channels: list[str], default_language: str,
             raise _invalid(f"{where}.body: the template has no body.")
         try:
             template_check(subject=t.subject, html_body=t.html, text_body=t.body,
-                           fallback=True)
+                           fallback=True, until=until)
         except TemplateCompileError as exc:
             field = {"subject": "subject", "htmlBody": "html", "textBody": "body"}[exc.field]
             raise _invalid(f"{where}.{field}: {exc.where}{exc.message}") from exc

@@ -6,18 +6,33 @@ bounded ``range``), hardened so that no template can leak, hang or exhaust a wor
 - unknown tokens render empty (``ChainableUndefined``: ``{{event.missing.deeper}}`` too), but
   reaching for internals (``{{ ''.__class__ }}``) is an error, refused at save when visible;
 - functions, classes and modules render as nothing (``{{ range }}`` shows no address);
-- ``*``, ``**``, ``%``, ``~``, ``+``, integer sizes, widths of ``center``/``format``/
-  ``str.format`` and friends are bounded *before* the result is built;
+- every step that can make a large value has its result's size bounded *before* it runs
+  (``templates.sizes``), and is refused past ``HERALD_MAX_RENDERED_CHARS``: ``*``, ``**``,
+  ``%``, ``~``, ``+``, integer sizes; the string methods, each with its bound
+  (``sizes.STR_METHODS``: ``expandtabs``, ``replace``, ``join``, ``translate``, widths…);
+  ``str.format`` field by field; printing or ``~`` of a list or dict (``[s] * 100000`` is one
+  string a hundred thousand times); the filters that make text (``indent``, ``wordwrap``,
+  ``replace``, ``join``, ``format``, ``urlize``, ``tojson``, ``pprint``, ``string``…) or copy
+  their input's text (``sort``, ``groupby``, ``dictsort``); ``sum(start=[])``; the output of
+  macros, call blocks, ``{% set %}`` and filter blocks;
+- only listed callables can be called (``_call_size``): the string methods above, read-only
+  methods of lists, dicts, numbers and dates, jinja2's macros, blocks and loops, and the
+  globals ``range``, ``dict`` and ``namespace``: anything else (``str.maketrans``, a method a
+  Python release adds) is refused;
 - the output is produced as a stream and stops at ``HERALD_MAX_RENDERED_CHARS``;
 - a render that runs longer than ``HERALD_RENDER_SECONDS`` or grows the process by
-  ``HERALD_RENDER_MAX_MB`` stops with ``RenderLimitError``.
+  ``HERALD_RENDER_MAX_MB`` (32 MB; measured from the render's own start, and right after
+  any step that may have made over 256 K characters) stops with ``RenderLimitError``;
+- saving a template renders it once with the preview's sample data (``template_check``): one
+  that goes past a limit with them is refused at save (400), not at each send.
 
 The time and memory budget is checked at guard points the compiled code cannot avoid (see
 ``_text_env.compile(source, raw=True)``): each one costs a counter; a light one (``_tick``:
 a loop's iteration, ``getattr``/``getitem``) reads the clock every ``_WINDOW`` units, a heavy
 one (``_heavy``: everything else below) reads it every time (``time.monotonic``, ~50 ns), so a
 run of slow calls cannot outlast the limit by more than one call; ``/proc/self/statm`` is read
-every ``_WINDOW`` units, at most once a millisecond.
+every ``_WINDOW`` units, at most once a millisecond (and at the next guard point after a large
+step); escaping a long text for HTML weighs a unit per KB.
 
 - Loops: the only loop a template compiles to is a Python ``for`` per ``{% for %}``; its
   iterable is wrapped in ``environment.guard_iter`` (for ``recursive`` loops the ``reciter``
@@ -46,12 +61,14 @@ Templates compile once per (id, version) and are cached per process.
 
 import json
 import math
+import os
 import re
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
+from datetime import time as dt_time
 from decimal import Decimal
 from functools import lru_cache, update_wrapper
 from types import CodeType
@@ -60,9 +77,20 @@ from typing import Any
 from jinja2 import ChainableUndefined, TemplateError, nodes
 from jinja2.compiler import CodeGenerator
 from jinja2.filters import make_attrgetter
-from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
+from jinja2.runtime import BlockReference, LoopContext, Macro, Undefined
+from jinja2.sandbox import (
+    ImmutableSandboxedEnvironment,
+    SandboxedEscapeFormatter,
+    SandboxedFormatter,
+    SecurityError,
+    safe_range,
+)
+from jinja2.utils import Namespace
+from markupsafe import Markup
 
 from common.headers import ONE_LINE, header_problem
+from templates import sizes
+from templates.samples import SAMPLE
 
 MAX_REPEAT = 100_000  # characters (or items) one `*` may produce
 MAX_POWER = 1_000
@@ -70,7 +98,9 @@ MAX_INT_BITS = 100_000  # integers `*` and `**` may produce
 MAX_WIDTH = 10_000  # widths and counts passed to filters and string methods
 _BIG_WIDTH = re.compile(r"(%[-+ #0]*(\d{5,}|\*))|(\{[^}]*:[^}]*\d{5,}[^}]*\})")
 _DEFAULTS = {"HERALD_MAX_RENDERED_CHARS": 1_000_000, "HERALD_RENDER_SECONDS": 1.0,
-             "HERALD_RENDER_MAX_MB": 150}
+             "HERALD_RENDER_MAX_MB": 32}
+_BIG = 256 * 1024  # characters: after a step that may make this much, the memory is read
+_SAVE_TRIAL_SECONDS = 0.25  # a template's trial render at save (all of one request's saves)
 _LOOP = re.compile(r"\s*(async +)?(for|while)\b")  # a loop in jinja2's generated code
 _LIGHT, _HEAVY, _WINDOW = 1, 16, 256  # guard-point costs; the budget is checked per window
 # Filters whose iterable input (the value), or iterator output, is guarded item by item
@@ -157,7 +187,9 @@ class _Sandbox(ImmutableSandboxedEnvironment):
     code_generator_class = _GuardedCodeGenerator
 
     def __init__(self, **options: Any) -> None:
-        super().__init__(undefined=ChainableUndefined, finalize=_finalize, **options)
+        finalize = _finalize_html if options.get("autoescape") else _finalize
+        super().__init__(undefined=ChainableUndefined, finalize=finalize, **options)
+        self.concat = _sized_concat  # macros, call blocks, {% set %} blocks, filter blocks
         for name in ("lipsum", "cycler", "joiner"):  # not for messages; lipsum is a CPU bomb
             self.globals.pop(name, None)
         for name in ("center", "indent", "wordwrap", "truncate", "batch", "slice", "format",
@@ -169,6 +201,8 @@ class _Sandbox(ImmutableSandboxedEnvironment):
                 self.filters[name] = _itemwise(self.filters[name], name in _ITEMWISE_IN,
                                                name in _ITEMWISE_OUT)
         self.filters["join"] = _guarded_join(self.filters["join"])
+        for name, rule in _FILTER_SIZES.items():  # the result bounded before the filter runs
+            self.filters[name] = _sized_filter(name, self.filters[name], rule)
         for table in (self.filters, self.tests):  # every filter and test is a guard point
             for name, function in table.items():
                 table[name] = _guarded(function)
@@ -183,14 +217,20 @@ class _Sandbox(ImmutableSandboxedEnvironment):
             raise SecurityError(f"numbers over {MAX_INT_BITS} bits are not allowed")
         if operator == "%" and isinstance(left, str):
             _check_format(left)
+            _fits(_percent_size(left, right), "the formatted text")
         if operator == "+" and isinstance(left, str | list | tuple) and isinstance(
                 right, str | list | tuple):
             _check_length(len(left) + len(right))
         return super().call_binop(context, operator, left, right)
 
     def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
+        """Only what ``_call_size`` lists can be called, its result bounded first."""
         _heavy()
         _check_args(args, kwargs)
+        owner = getattr(__obj, "__self__", None)
+        if isinstance(owner, str) and getattr(__obj, "__name__", "") == "join" and args:
+            args = (_joined(owner, args[0]), *args[1:])
+        _fits(_call_size(__obj, owner, args, kwargs), "the result")
         return super().call(__context, __obj, *args, **kwargs)
 
     def _compile(self, source: str, filename: str) -> CodeType:
@@ -209,11 +249,26 @@ class _Sandbox(ImmutableSandboxedEnvironment):
         return super().getitem(obj, argument)
 
     def wrap_str_format(self, value: Any) -> Any:
-        """``'{:>999999999}'.format(x)``: the pattern is checked before anything is built."""
-        wrapped = super().wrap_str_format(value)
-        if wrapped is not None and isinstance(getattr(value, "__self__", None), str):
-            _check_format(value.__self__)
-        return wrapped
+        """``'{:>999999999}'.format(x)``: the pattern is checked before anything is built, and
+        each field's text is counted before it is made (``_SizedFormatter``)."""
+        if super().wrap_str_format(value) is None:
+            return None
+        pattern: str = value.__self__
+        _check_format(pattern)
+        is_map = value.__name__ == "format_map"
+
+        def sized(*args: Any, **kwargs: Any) -> str:
+            if is_map:
+                if kwargs or len(args) != 1:
+                    raise TypeError("format_map() takes exactly one argument")
+                args, kwargs = (), args[0]
+            formatter = (_SizedEscapeFormatter(self, escape=pattern.escape)
+                         if isinstance(pattern, Markup) else _SizedFormatter(self))
+            formatter.total = len(pattern)
+            return type(pattern)(formatter.vformat(pattern, args, kwargs))
+
+        sized.herald_sized = True  # type: ignore[attr-defined]  # call() lets it through
+        return update_wrapper(sized, value)
 
     def unsafe_undefined(self, obj: Any, attribute: str) -> Any:
         raise SecurityError(f"access to {attribute!r} is not allowed in message templates")
@@ -222,7 +277,10 @@ class _Sandbox(ImmutableSandboxedEnvironment):
     def guarded_concat(join: Any, parts: tuple) -> Any:
         """``a ~ b``: refuse before joining when the result would pass the output limit."""
         _heavy()
-        _check_length(sum(len(p) if isinstance(p, str) else 32 for p in parts))
+        limit = _current.budget.max_chars
+        size = sum(len(p) if isinstance(p, str) else sizes.text_size(p, limit) for p in parts)
+        _check_length(size)
+        _fits(size, "the concatenated text")
         return join(parts)
 
     @staticmethod
@@ -240,8 +298,31 @@ _PRINTABLE = (str, int, float, Decimal, date, list, tuple, dict, type(None))
 
 
 def _finalize(value: Any) -> Any:
-    """Only data prints: functions, classes, modules, template internals render as nothing."""
+    """Only data prints: functions, classes, modules, template internals render as nothing.
+    A list or dict prints only if its text fits what is left of the output (``[s] * 100000``
+    holds one string but prints it 100,000 times)."""
+    if type(value) is str:
+        return value
+    budget = _current.budget
+    if isinstance(value, list | tuple | dict) and budget.max_chars < math.inf:
+        _fits(sizes.text_size(value, budget.chars_left), "the printed value",
+              limit=budget.chars_left)
     return value if isinstance(value, _PRINTABLE) and not callable(value) else ""
+
+
+def _finalize_html(value: Any) -> Any:
+    """As ``_finalize``; and escaping copies the text it prints (``{{ s }}`` in a loop of a
+    macro keeps a copy per iteration): a long one is a guard point weighing its size."""
+    if type(value) is str:
+        if len(value) > 4096:
+            budget = _current.budget
+            budget.left -= len(value) >> 10  # a unit per KB
+            if len(value) > _BIG:
+                budget.memory_due()
+            if budget.left < 0:
+                budget.check()
+        return value
+    return _finalize(value)
 
 
 def _is_sequence(left: Any, right: Any) -> bool:
@@ -313,19 +394,27 @@ def _itemwise(function: Any, inputs: bool, outputs: bool) -> Any:
 
 def _guarded_join(join: Any) -> Any:
     """``join`` with autoescape lists its input before turning each item into text, out of
-    the guard's reach: here each item is made text (as ``join`` would) as it is guarded."""
+    the guard's reach: here each item is made text (as ``join`` would) as it is guarded, and
+    the joined text is refused before it is made when it would pass the limit."""
     def guarded_join(eval_ctx: Any, value: Any, d: str = "", attribute: Any = None) -> Any:
         if hasattr(value, "__iter__") and value:
             if attribute is not None:
                 value = map(make_attrgetter(eval_ctx.environment, attribute), value)
-            return join(eval_ctx, _guard_items(map(_text, value)), d)
+            items = list(_guard_items(map(_text, value)))
+            size = sizes.escaped_size if eval_ctx.autoescape else len
+            _fits(_total(items, size, len(str(d)) * len(items)), "the joined text")
+            return join(eval_ctx, items, d)
         return join(eval_ctx, value, d, attribute)
 
     return update_wrapper(guarded_join, join)  # keeps jinja_pass_arg (eval_context)
 
 
 def _text(item: Any) -> Any:
-    return item if isinstance(item, str) or hasattr(item, "__html__") else str(item)
+    if isinstance(item, str) or hasattr(item, "__html__"):
+        return item
+    if _current.budget.max_chars < math.inf:
+        _fits(sizes.text_size(item, _current.budget.max_chars), "an item's text")
+    return str(item)
 
 
 def _guard_items(iterable: Any, heavy: bool = True) -> Any:
@@ -339,6 +428,231 @@ def _guard_items(iterable: Any, heavy: bool = True) -> Any:
         elif heavy and time.monotonic() > budget.deadline:
             raise RenderLimitError("the template took too long to render")
         yield item
+
+
+def _fits(size: float, what: str, limit: float | None = None) -> None:
+    """A step is refused when what it would make passes the render's limit (a million
+    characters, ``HERALD_MAX_RENDERED_CHARS``); a large one has the memory read next."""
+    budget = _current.budget
+    limit = budget.max_chars if limit is None else limit
+    if size > limit:
+        raise RenderLimitError(f"{what} would be too large (over {limit:,.0f} characters)")
+    if size > _BIG:
+        budget.memory_due()
+
+
+def _sized_concat(parts: Any) -> str:
+    """A macro's, block's or ``{% set %}`` block's output, joined once its size is known."""
+    parts = list(parts)
+    _fits(sum(map(len, parts)), "the block's output")
+    return "".join(parts)
+
+
+def _joined(separator: str, iterable: Any) -> list:
+    """``sep.join(items)``'s items, listed (each a guard point), once the result's size is
+    known to fit."""
+    items = list(_guard_items(iterable)) if hasattr(iterable, "__iter__") else iterable
+    if isinstance(items, list):
+        size = sizes.escaped_size if isinstance(separator, Markup) else len
+        strings = [i for i in items if isinstance(i, str)]
+        _fits(_total(strings, size, len(separator) * len(items)), "the joined text")
+    return items
+
+
+def _total(items: list, size: Any, start: int) -> float:
+    """``start`` plus the items' sizes, counted until it passes the limit (the same long
+    string 10,000 times is not measured 10,000 times)."""
+    total, limit = start, _current.budget.max_chars
+    for item in items:
+        total += size(item)
+        if total > limit:
+            break
+    return total
+
+
+# What may be called besides the string methods of ``sizes.STR_METHODS``: jinja2's own
+# callables (macros and ``caller``, blocks and ``super()``, recursive ``loop()``,
+# ``loop.cycle``), the globals left (``range``, ``dict``, ``namespace``), and the read-only
+# methods of data. Anything else (a method a Python release adds too) is refused.
+_RUNTIME = (Macro, BlockReference, LoopContext, Undefined)
+_GLOBALS = (safe_range, dict, Namespace)
+_CONTAINER_METHODS = frozenset({"count", "index", "get", "keys", "values", "items", "copy"})
+_SCALARS = (int, float, Decimal, date, dt_time, timedelta)
+
+
+def _call_size(obj: Any, owner: Any, args: tuple, kwargs: dict) -> int:
+    """What calling ``obj`` may make (characters or items), or ``SecurityError`` when it is
+    not on the lists above."""
+    name = getattr(obj, "__name__", "")
+    if isinstance(owner, str):
+        rule = sizes.STR_METHODS.get(name)
+        if rule is None:
+            raise SecurityError(f"the string method {name!r} is not available in templates")
+        return rule(owner, args, kwargs, isinstance(owner, Markup))
+    if (getattr(obj, "herald_sized", False) or isinstance(obj, _RUNTIME)
+            or isinstance(owner, _RUNTIME) or any(obj is g for g in _GLOBALS)):
+        return 0
+    if isinstance(owner, list | tuple | dict) and name in _CONTAINER_METHODS:
+        return len(owner) if name == "copy" else 0
+    if isinstance(owner, _SCALARS) and not isinstance(owner, bool) and name[:1] != "_":
+        if name == "strftime" and args and isinstance(args[0], str):
+            return 16 * len(args[0])  # "%c" makes 24 characters of 2
+        return 0
+    raise SecurityError(f"{name or type(obj).__name__!r} cannot be called in templates")
+
+
+def _percent_size(pattern: str, values: Any) -> int:
+    size = sizes.percent_size(pattern, values, _current.budget.max_chars)
+    if isinstance(pattern, Markup):  # the values are escaped
+        size = len(pattern) + sizes.ESCAPE_GROWTH * (size - len(pattern))
+    return size
+
+
+class _SizedFormatter(SandboxedFormatter):
+    """``str.format``: each field's text is counted before it is made."""
+
+    total = 0
+    growth = 1
+
+    def convert_field(self, value: Any, conversion: str | None) -> Any:
+        if conversion:  # !r, !s, !a: the text is made here
+            limit = _current.budget.max_chars
+            _fits(self.total + 10 * sizes.text_size(value, limit), "the formatted text")
+        return super().convert_field(value, conversion)
+
+    def format_field(self, value: Any, format_spec: str) -> Any:
+        field = sizes.format_field_size(value, format_spec, _current.budget.max_chars)
+        self.total += field * self.growth
+        _fits(self.total, "the formatted text")
+        return super().format_field(value, format_spec)
+
+
+class _SizedEscapeFormatter(_SizedFormatter, SandboxedEscapeFormatter):
+    growth = sizes.ESCAPE_GROWTH
+
+
+def _as_text(value: Any) -> str:
+    """``value`` as the text a filter makes of it, once that text is known to fit."""
+    if isinstance(value, str):
+        return value
+    _fits(sizes.text_size(value, _current.budget.max_chars), "the value's text")
+    return str(value)
+
+
+def _plain(value: Any, args: tuple, kwargs: dict) -> int:
+    return len(_as_text(value))
+
+
+def _cased(value: Any, args: tuple, kwargs: dict) -> int:
+    return 3 * len(_as_text(value))
+
+
+def _escaped(value: Any, args: tuple, kwargs: dict) -> int:
+    return sizes.escaped_size(_as_text(value))
+
+
+def _keyed(value: Any, args: tuple, kwargs: dict) -> int:
+    """``sort``, ``groupby``, ``dictsort``: Python's sort makes every key before it sorts
+    (lower-cased copies of the text, by default): the input's text, three times at most."""
+    return 3 * sizes.text_size(value, _current.budget.max_chars)
+
+
+def _indent(value: Any, args: tuple, kwargs: dict) -> int:
+    text = _as_text(value)
+    width = args[0] if args else kwargs.get("width", 4)
+    prefix = len(width) if isinstance(width, str) else width if isinstance(width, int) else 0
+    return len(text) + (text.count("\n") + 1) * max(prefix, 0)
+
+
+_MAX_WRAPPED_LINES = 50_000  # textwrap takes ~4 s for a million one-character lines
+
+
+def _wordwrap(value: Any, args: tuple, kwargs: dict) -> int:
+    text = _as_text(value)
+    width = args[0] if args else kwargs.get("width", 79)
+    wrap = args[2] if len(args) > 2 else kwargs.get("wrapstring") or "\n"
+    # A line and the next one hold more than ``width`` characters together.
+    lines = min(len(text), 2 * len(text) // max(width if isinstance(width, int) else 1, 1)
+                ) + text.count("\n") + 1
+    if lines > _MAX_WRAPPED_LINES:
+        raise RenderLimitError(f"wordwrap would make over {_MAX_WRAPPED_LINES:,} lines")
+    return len(text) + lines * len(wrap if isinstance(wrap, str) else "")
+
+
+def _replace(value: Any, args: tuple, kwargs: dict) -> int:
+    text = _as_text(value)
+    old, new = [*args[:2], None, None][:2]
+    count = args[2] if len(args) > 2 else kwargs.get("count")
+    return sizes.replace_size(text, kwargs.get("old", old), kwargs.get("new", new), count,
+                              escaped=isinstance(text, Markup))
+
+
+def _format(value: Any, args: tuple, kwargs: dict) -> int:
+    return _percent_size(_as_text(value), kwargs or args)
+
+
+def _urlize(value: Any, args: tuple, kwargs: dict) -> int:
+    text = _as_text(value)
+    extra = sum(len(v) for v in (*args[2:4], kwargs.get("target"), kwargs.get("rel"))
+                if isinstance(v, str))
+    return 10 * len(text) + (len(text) // 2 + 1) * (60 + sizes.ESCAPE_GROWTH * extra)
+
+
+def _pretty(value: Any, args: tuple, kwargs: dict) -> int:
+    size, nodes, depth = sizes.shape(value, _current.budget.max_chars)
+    return size + nodes * (depth + 2)
+
+
+def _tojson(value: Any, args: tuple, kwargs: dict) -> int:
+    size, nodes, depth = sizes.shape(value, _current.budget.max_chars, json=True)
+    indent = args[0] if args else kwargs.get("indent")
+    return size + nodes * (depth * indent + 2 if isinstance(indent, int) else 0)
+
+
+def _urlencode(value: Any, args: tuple, kwargs: dict) -> int:
+    if isinstance(value, str) and value.isascii():
+        return 3 * len(value)
+    return 12 * sizes.text_size(value, _current.budget.max_chars)
+
+
+def _summed(value: Any, args: tuple, kwargs: dict) -> int:
+    """``sum(start=[])`` of lists: the items of the result."""
+    if isinstance(value, list | tuple) and isinstance(kwargs.get("start", args[1:2] or 0),
+                                                      list | tuple):
+        return sum(len(v) for v in value if isinstance(v, list | tuple))
+    return 0
+
+
+# Filters whose result (or whose input's text) can be large, with its bound.
+_FILTER_SIZES = {
+    **dict.fromkeys(("string", "safe", "striptags", "trim", "wordcount", "reverse", "list",
+                     "truncate", "center", "length", "count"), _plain),
+    **dict.fromkeys(("lower", "upper", "title", "capitalize"), _cased),
+    **dict.fromkeys(("e", "escape", "forceescape", "xmlattr"), _escaped),
+    **dict.fromkeys(("sort", "groupby", "dictsort", "unique", "min", "max"), _keyed),
+    "indent": _indent, "wordwrap": _wordwrap, "replace": _replace, "format": _format,
+    "urlize": _urlize, "pprint": _pretty, "tojson": _tojson, "urlencode": _urlencode,
+    "sum": _summed,
+}
+
+
+def _sized_filter(name: str, function: Any, rule: Any) -> Any:
+    """The filter's result bounded (``rule``) before it runs. An input that is an iterator is
+    listed first (each item a guard point), so that it can be measured."""
+    at = 1 if getattr(function, "jinja_pass_arg", None) else 0
+    listed = rule in (_keyed, _summed)
+
+    def sized(*args: Any, **kwargs: Any) -> Any:
+        if len(args) > at and _current.budget.max_chars < math.inf:
+            value = args[at]
+            if listed and isinstance(value, Iterator):
+                value = list(_guard_items(value))
+                args = (*args[:at], value, *args[at + 1:])
+            if not (isinstance(value, str) and rule is _plain):
+                _fits(rule(value, args[at + 1:], kwargs), f"the {name} filter's result")
+        return function(*args, **kwargs)
+
+    return update_wrapper(sized, function)  # keeps jinja_pass_arg
 
 
 _html_env = _Sandbox(autoescape=True)
@@ -400,10 +714,15 @@ def fallbacks(source: str) -> str:
 
 
 def template_check(*, subject: str, html_body: str, text_body: str,
-                   fallback: bool = False) -> None:
+                   fallback: bool = False, until: float | None = None) -> None:
     """Raise ``TemplateCompileError`` naming the part and line that cannot work.
     ``fallback``: spec 004's ``{{name | Guest}}`` (notification-event templates only; in
-    the others an unknown filter stays an error, as it is most likely a typo)."""
+    the others an unknown filter stays an error, as it is most likely a typo).
+
+    Each part is also rendered once with the preview's sample data (``_trial``): a template
+    that passes the render's limits with them (``('\t' * 100000).expandtabs(10000)``) is
+    refused at save, not at every send. ``until``: a ``time.monotonic()`` by which all of
+    one request's trial renders end (an event saves up to 200 templates)."""
     if header_problem(subject):  # a subject is a header: "Hi\nBcc: …" would add one
         raise TemplateCompileError("subject", f"the subject {ONE_LINE}", None)
     prepare = fallbacks if fallback else str
@@ -414,7 +733,7 @@ def template_check(*, subject: str, html_body: str, text_body: str,
     ):
         try:
             tree = env.parse(source)
-            env.compile(tree)  # unknown filters fail here, not at send time
+            code = env.compile(tree)  # unknown filters fail here, not at send time
             problem = _static_problem(tree, env)
         except TemplateError as exc:
             line = getattr(exc, "lineno", None)
@@ -428,6 +747,32 @@ def template_check(*, subject: str, html_body: str, text_body: str,
                                        None) from None
         if problem:
             raise TemplateCompileError(field, problem[0], problem[1])
+        _trial(env.template_class.from_code(env, code, env.make_globals(None)), field, until)
+
+
+def trial_deadline() -> float:
+    """The ``until`` of ``template_check`` for one request that saves many templates."""
+    return time.monotonic() + _limit("HERALD_RENDER_SECONDS")
+
+
+def _trial(template: Any, field: str, until: float | None) -> None:
+    """Render with the sample data: going past a limit (``SecurityError``) is the
+    template's doing; any other error depends on the data a send will have."""
+    seconds = min(_limit("HERALD_RENDER_SECONDS"), _SAVE_TRIAL_SECONDS)
+    if until is not None:
+        seconds = max(min(seconds, until - time.monotonic()), 0.0)
+    budget = _Budget(_limit("HERALD_MAX_RENDERED_CHARS"), seconds)
+    previous, _current.budget = _current.budget, budget
+    try:
+        budget.stream(template, dict(SAMPLE))
+    except SecurityError as exc:
+        raise TemplateCompileError(
+            field, f"the template goes past the render limits with sample data: {exc}",
+            None) from None
+    except Exception:  # an error that the data of a send decides
+        pass
+    finally:
+        _current.budget = previous
 
 
 def _static_problem(tree: nodes.Template, env: _Sandbox) -> tuple[str, int] | None:
@@ -499,14 +844,22 @@ def storable(text: str) -> str:
 class _Budget:
     """Output, time and memory limits of one render (all three parts together)."""
 
-    __slots__ = ("chars_left", "deadline", "left", "memory_at", "rss_before")
+    __slots__ = ("chars_left", "deadline", "left", "max_chars", "memory_at", "rss_before")
 
     def __init__(self, chars: float, seconds: float) -> None:
         now = time.monotonic()
         self.chars_left, self.deadline, self.left = chars, now + seconds, _WINDOW
+        self.max_chars = chars  # what one step may make (``_fits``)
         limited = seconds < math.inf
         self.memory_at = now if limited else math.inf  # the first check reads the memory
-        self.rss_before = _rss_baseline(now) if limited else 0.0
+        # This render's own baseline (a pread, ~4 µs): what grew before it is not its own.
+        self.rss_before = _rss_mb() if limited else 0.0
+
+    def memory_due(self) -> None:
+        """After a step that may have made a large value: the next guard point reads the
+        memory, so growth is caught one step after it happens, not a millisecond later."""
+        if self.memory_at < math.inf:
+            self.memory_at = self.left = 0
 
     def stream(self, template: Any, context: dict[str, Any]) -> str:
         parts = []
@@ -525,7 +878,6 @@ class _Budget:
             raise RenderLimitError("the template took too long to render")
         if now >= self.memory_at:
             self.memory_at = now + 0.001
-            _baseline[1] = -math.inf  # a heavy render: the next one reads its own baseline
             if _rss_mb() > self.rss_before + _limit("HERALD_RENDER_MAX_MB"):
                 raise RenderLimitError("the template used too much memory")
 
@@ -555,20 +907,20 @@ def _heavy() -> None:
         raise RenderLimitError("the template took too long to render")
 
 
-_baseline: list[float] = [0.0, -math.inf]  # the process's RSS (MB) and when it was read
-
-
-def _rss_baseline(now: float) -> float:
-    """The process's RSS before a render, read at most once a second (and after a render
-    that reached a memory check), not per render."""
-    if now - _baseline[1] > 1.0:
-        _baseline[:] = [_rss_mb(), now]
-    return _baseline[0]
+_statm: list[int] = [-1, -1]  # (pid, fd) of /proc/self/statm, opened once per process
 
 
 def _rss_mb() -> float:
+    """The process's resident memory in MB (0 where /proc is not there). The file is kept
+    open (a pread instead of an open, a read and a close), and opened again after a fork:
+    /proc/self names the process that opened it."""
     try:
-        with open("/proc/self/statm", "rb") as statm:
-            return int(statm.read().split()[1]) * 4096 / 1_048_576
+        pid = os.getpid()
+        if _statm[0] != pid:
+            _statm[:] = [pid, os.open("/proc/self/statm", os.O_RDONLY)]
+        return int(os.pread(_statm[1], 64, 0).split()[1]) * 4096 / 1_048_576
     except OSError:
         return 0.0
+
+
+sizes.on_items = _heavy  # a walk over a long list is a run of guard points
