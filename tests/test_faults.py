@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import signal
 import statistics
 import subprocess
@@ -584,11 +585,16 @@ def test_redis_down_api_keeps_accepting_and_sweeper_sends_everything(stack, rece
            total_s=round(time.monotonic() - started, 1))
 
 
-def assert_survived(worker: Worker) -> None:
-    """The same worker process is still running and consuming: it never gave up."""
+def assert_survived(worker: Worker) -> float:
+    """The same worker process is still running and consuming: it never gave up. Returns
+    the (wall clock) time of its last connection to the broker."""
     log = worker.log.read_text(errors="replace")
     assert worker.proc.poll() is None and "Unrecoverable error" not in log, worker.tail()
-    assert log.count("] Connected to ") >= 2, "it reconnected"
+    connected = re.findall(r"^\[([0-9-]+ [0-9:]+),(\d+): INFO/MainProcess\] Connected to ",
+                           log, re.MULTILINE)
+    assert len(connected) >= 2, "it reconnected"
+    stamp, millis = connected[-1]
+    return time.mktime(time.strptime(stamp, "%Y-%m-%d %H:%M:%S")) + int(millis) / 1000
 
 
 # --- (b2) Redis stopped for 10 s under a prefork worker draining a backlog -------------------
@@ -610,13 +616,15 @@ def test_redis_down_under_a_draining_prefork_worker(stack):
         time.sleep(10)
     finally:
         redis_start()
-    restarted_at = time.monotonic()
+    restarted_at, restarted_wall = time.monotonic(), time.time()
     settled = settle(ids, hooks_expected=0, timeout=120)
     check_sent_once(stack.fake, ids)
-    assert_survived(worker)
+    reconnected = assert_survived(worker)
     report("b2-redis-down-10s-prefork-drain", accepted=len(ids), pool="prefork -c 2",
            statuses_at_stop=dict(at_stop), down_s=round(restarted_at - stopped_at, 1),
-           same_worker_pid=worker.proc.pid, lost=0, duplicates=0,
+           same_worker_pid=worker.proc.pid,
+           reconnected_after_restart_s=round(reconnected - restarted_wall, 1),
+           lost=0, duplicates=0,
            recovered_after_restart_s=round(time.monotonic() - restarted_at, 1),
            sweeper_requeued=settled.requeued, total_s=round(time.monotonic() - started, 1))
 
