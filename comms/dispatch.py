@@ -15,7 +15,7 @@ from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from common.headers import header_fold
-from comms.models import Delivery, DeliveryEvent, Status, Suppression
+from comms.models import RANK, Delivery, DeliveryEvent, Status, Suppression
 from comms.outcomes import (
     CONNECTION_LOST,
     Content,
@@ -447,12 +447,19 @@ def reconciling() -> bool:
 def _reconcile(lease_end: datetime, limit: int = 1000) -> int:
     """Expired claims the provider has reported on (any event of it with our delivery id):
     it has the message, so it is recorded ``sent`` (with the provider's message id, and the
-    content rendered as it was sent) and never sent again. Returns how many."""
+    content rendered as it was sent) and never sent again; one an event already moved on
+    (``delivered``, a bounce…) keeps that status and gets its send recorded. Returns how
+    many."""
     reported = DeliveryEvent.objects.filter(delivery_id=OuterRef("pk"),
                                             provider_event_id__isnull=False)
-    rows = list(Delivery.objects.filter(status=Status.SENDING, claimed_at__lt=lease_end)
-                .filter(Exists(reported)).select_related("attendee")
-                .prefetch_related("template", "attendee__event")[:limit])
+    load = Delivery.objects.select_related("attendee").prefetch_related("template",
+                                                                         "attendee__event")
+    rows = list(load.filter(status=Status.SENDING, claimed_at__lt=lease_end)
+                .filter(Exists(reported))[:limit])
+    # Rows a provider event moved on (delivered, bounced…) while still being sent: marked
+    # with their claim (``comms.lifecycle``) until their send is recorded.
+    rows += load.filter(status__in=MOVED_ON, next_attempt_at__lt=lease_end,
+                        sent_at__isnull=True)[:limit]
     if not rows:
         return 0
     first: dict[Any, dict[str, Any]] = {}
@@ -471,6 +478,11 @@ def _reconcile(lease_end: datetime, limit: int = 1000) -> int:
     log.warning("%d deliveries whose worker stopped were reported accepted by the provider: "
                 "recorded sent, not sent again", len(rows))
     return len(rows)
+
+
+# What only a provider event moves a delivery to.
+MOVED_ON = [status for status in RANK if status not in (Status.QUEUED, Status.SENDING,
+                                                        Status.SENT, Status.SUPPRESSED)]
 
 
 def _content_as_sent(delivery: Delivery) -> Content:

@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Q
+from django.db.models import F, Q
 
 from comms.models import PERMANENT_FAILURES, RANK, Delivery, DeliveryEvent, Status
 from comms.providers.base import ProviderEvent
@@ -272,6 +272,9 @@ def _advance(rows: list[_Row]) -> None:
                 delivered_at=change.delivered_at)
         if change.status:
             lower = [s for s, rank in RANK.items() if rank < change.rank]
+            Delivery.objects.filter(id=delivery_id, status=Status.SENDING).filter(
+                status__in=lower).update(status=change.status, next_attempt_at=F("claimed_at"),
+                                         **change.failure)
             Delivery.objects.filter(id=delivery_id, status__in=lower).update(
                 status=change.status, **change.failure)
 
@@ -309,6 +312,10 @@ def _advance_sql() -> str:
     return (
         f"UPDATE {Delivery._meta.db_table} AS d SET"
         f" status = CASE WHEN {advance} THEN v.status ELSE d.status END,"
+        # A row still being sent leaves ``sending`` marked with its claim, for the sweeper to
+        # record its send if its worker never does (``comms.dispatch._reconcile``).
+        f" next_attempt_at = CASE WHEN d.status = 'sending' AND {advance} THEN d.claimed_at"
+        " ELSE d.next_attempt_at END,"
         " delivered_at = COALESCE(d.delivered_at, v.delivered_at),"
         + ",".join(failing(column, value) for column, value in (
             ("failure_type", "ftype"), ("failure_reason", "freason"), ("failed_at", "failed_at"),

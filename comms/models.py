@@ -77,6 +77,9 @@ class Delivery(TimeStampedModel):
     provider = models.CharField(max_length=32, blank=True)
     provider_message_id = models.CharField(max_length=255, blank=True)  # indexed in Meta
     attempts = models.PositiveSmallIntegerField(default=0)
+    # queued: when it is due. A row a provider event moved out of ``sending`` before its worker
+    # recorded the send: its claim time, until the send is recorded (the sweeper does it once
+    # the claim expired: ``comms.dispatch._reconcile``).
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     claimed_at = models.DateTimeField(null=True, blank=True)
     # The content as sent: rendered on the first attempt, reused by retries, kept for support.

@@ -161,6 +161,7 @@ def _update_sent(sent: list[tuple[Delivery, Content, str]], provider: str,
                     status=Case(When(status=Status.SENDING, then=Value(Status.SENT)),
                                 default=F("status")),
                     provider=provider, provider_message_id=message_id, sent_at=now,
+                    next_attempt_at=None,
                     **_content_fields(content)):
                 held.add(delivery.id)
         return held
@@ -179,8 +180,8 @@ def _update_sent(sent: list[tuple[Delivery, Content, str]], provider: str,
 _UPDATE_SENT_SQL = (
     "UPDATE {table} AS d SET"
     " status = CASE WHEN d.status = 'sending' THEN 'sent' ELSE d.status END,"
-    " provider = %s, sent_at = %s, provider_message_id = v.mid, subject = v.subj,"
-    " html_body = v.html, text_body = v.txt, template_version = v.ver"
+    " provider = %s, sent_at = %s, next_attempt_at = NULL, provider_message_id = v.mid,"
+    " subject = v.subj, html_body = v.html, text_body = v.txt, template_version = v.ver"
     " FROM json_to_recordset(%s::json)"
     " AS v(id uuid, mid text, subj text, html text, txt text, ver integer)"
     " WHERE d.id = v.id AND d.claimed_at = %s AND d.sent_at IS NULL RETURNING d.id"

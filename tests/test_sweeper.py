@@ -114,9 +114,10 @@ def _claimed_by_a_dead_worker(api, event_id, template_id, seconds_ago: int) -> D
     return delivery
 
 
-def _report(api, signer, delivery: Delivery, kind: str = "processed") -> None:
+def _report(api, signer, delivery: Delivery, *kinds: str) -> None:
     body = dumps([sendgrid_event(kind, delivery_id=str(delivery.id), message_id="sg-msg-1",
-                                 email=delivery.recipient, event_id=f"{kind}-{delivery.id}")])
+                                 email=delivery.recipient, event_id=f"{kind}-{delivery.id}")
+                  for kind in kinds or ("processed",)])
     with api.capture(execute=True):
         response = api.client.generic("POST", "/callbacks/sendgrid", body,
                                       content_type="application/json", **signer.headers(body))
@@ -185,3 +186,26 @@ def test_an_expired_claim_ses_reported_is_recorded_sent_not_sent_again(
     assert (delivery.status, delivery.provider, delivery.provider_message_id) == (
         "sent", "ses", "ses-msg-1")
     assert test_ses.moto_sent() == []  # never sent again
+
+
+def test_an_expired_claim_an_event_moved_on_keeps_its_status_and_gets_its_send_recorded(
+        api, reporting, sendgrid, event_id, template_id):
+    """``processed`` and ``delivered`` arrive together while the dead worker's row is still
+    ``sending``: the row becomes ``delivered`` (not sent again), and once its claim expired
+    the sweeper records the send it never recorded (``comms.sent``, ``sent_at``)."""
+    delivery = _claimed_by_a_dead_worker(api, event_id, template_id, 60)
+    _report(api, reporting, delivery, "processed", "delivered")
+    delivery.refresh_from_db()
+    assert delivery.status == "delivered" and delivery.sent_at is None
+    deliveries_sweep()  # its worker may still record it itself
+    assert not delivery.events.filter(name="comms.sent")
+    _age(delivery, claimed_at=timezone.now() - timedelta(seconds=301),
+         next_attempt_at=timezone.now() - timedelta(seconds=301))
+    deliveries_sweep()
+    delivery.refresh_from_db()
+    assert delivery.status == "delivered" and delivery.sent_at is not None
+    assert delivery.provider_message_id == "sg-msg-1" and delivery.next_attempt_at is None
+    [sent] = delivery.events.filter(name="comms.sent")
+    assert sent.detail["reconciled"] is True and sendgrid.attempts == 0
+    deliveries_sweep()
+    assert delivery.events.filter(name="comms.sent").count() == 1
