@@ -84,12 +84,12 @@ class AccountScopedAdmin(admin.ModelAdmin):
 
     def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any):
         """Choices of the user's accounts only; of an account, only those where the user's
-        role may add or change this admin's objects (not every account they belong to)."""
+        role may add and change this admin's objects (not every account they belong to)."""
         field = super().formfield_for_foreignkey(db_field, request, **kwargs)
         if field is not None and not request.user.is_superuser:
             field.queryset = _scoped_related(request, field.queryset)
             if field.queryset.model is Account:
-                roles = self.add_roles | self.change_roles
+                roles = self.add_roles & self.change_roles
                 field.queryset = field.queryset.filter(pk__in=[
                     account for account, role in user_accounts(request).items()
                     if role in roles])

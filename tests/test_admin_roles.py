@@ -322,9 +322,16 @@ def test_the_add_form_offers_only_accounts_where_the_role_may_add(world, as_user
     page = client.get(reverse("admin:templates_messagetemplate_add"))
     assert list(page.context["adminform"].form.fields["account"].queryset) == [
         world.accounts["B"]]
-    page = as_user(Membership.Role.STAFF).get(reverse("admin:webhooks_endpoint_add"))
-    assert list(page.context["adminform"].form.fields["account"].queryset) == [
-        world.accounts["B"]]  # endpoints are the owner's
+    staff = as_user(Membership.Role.STAFF)
+    for model in ("webhooks_endpoint", "domains_senderdomain"):  # the owner's to add
+        page = staff.get(reverse(f"admin:{model}_add"))
+        assert list(page.context["adminform"].form.fields["account"].queryset) == [
+            world.accounts["B"]], model
+    refused = staff.post(reverse("admin:webhooks_endpoint_add"), {
+        "account": world.accounts["A"].pk, "url": "https://hooks.example.com/a",
+        "enabled_events": ["comms.sent"], "is_active": "on"})
+    assert refused.status_code == 200 and "account" in refused.context["adminform"].form.errors
+    assert Endpoint.objects.filter(account=world.accounts["A"]).count() == 1
 
 
 # --- every custom page by method by role by whose object ------------------------------------
