@@ -81,8 +81,13 @@ REDIS_START = [
     "--logfile", str(REDIS_DIR / "redis.log"),
 ]
 # A PostgreSQL cluster of the tests' own (its data directory; DATABASE_URL must point at it)
-# may be restarted for real; the shared one never is: without it a "restart" cuts every
-# connection to the test database (pg_terminate_backend), what the worker sees of a restart.
+# may be restarted for real (pg_ctl, as the directory's owner); the shared one never is:
+# without it a "restart" cuts every connection to the test database (pg_terminate_backend),
+# what the worker sees of a restart. A private cluster, for example:
+#   runuser -u postgres -- initdb -D /tmp/pg/data -A trust -U postgres
+#   runuser -u postgres -- pg_ctl -D /tmp/pg/data -o "-p 5441 -k /tmp/pg" -w start
+#   HERALD_FAULT_PGDATA=/tmp/pg/data DATABASE_URL=postgres://postgres@127.0.0.1:5441/herald \
+#     .venv/bin/python -m pytest -s tests/test_faults.py -k postgres
 PGDATA = os.environ.get("HERALD_FAULT_PGDATA", "")
 
 
@@ -210,8 +215,11 @@ def postgres_ctl(action: str) -> None:
     "restart" cuts every connection to the test database instead (and only those), what a
     worker sees of a fast-shutdown restart, and "start" does nothing."""
     if PGDATA:
-        subprocess.run(["pg_ctl", "-D", PGDATA, "-w", "-m", "fast", action], check=True,
-                       capture_output=True, timeout=60, env={**os.environ, "PATH": _pg_path()})
+        as_owner = ["runuser", "-u", Path(PGDATA).owner(), "--"] if os.geteuid() == 0 else []
+        log = Path(PGDATA).parent / "fault-tests.log"  # the server's output, not our pipe
+        subprocess.run([*as_owner, "pg_ctl", "-D", PGDATA, "-l", str(log), "-w", "-m", "fast",
+                        action], check=True, capture_output=True, timeout=60,
+                       env={**os.environ, "PATH": _pg_path()})
         return
     if action == "restart":
         with connection.cursor() as cursor:
