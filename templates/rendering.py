@@ -625,8 +625,8 @@ def _summed(value: Any, args: tuple, kwargs: dict) -> int:
 
 # Filters whose result (or whose input's text) can be large, with its bound.
 _FILTER_SIZES = {
-    **dict.fromkeys(("string", "safe", "striptags", "trim", "wordcount", "reverse", "list",
-                     "truncate", "center", "length", "count"), _plain),
+    **dict.fromkeys(("string", "safe", "striptags", "trim", "wordcount", "truncate",
+                     "center"), _plain),
     **dict.fromkeys(("lower", "upper", "title", "capitalize"), _cased),
     **dict.fromkeys(("e", "escape", "forceescape", "xmlattr"), _escaped),
     **dict.fromkeys(("sort", "groupby", "dictsort", "unique", "min", "max"), _keyed),

@@ -209,6 +209,14 @@ def test_bounded_operations_render_as_before(source):
         "|1|False")
 
 
+def test_long_lists_are_counted_and_walked_without_being_made_text():
+    source = ("{{ ([s] * 100000)|length }}|{{ ([s] * 100000)|reverse|first|length }}|"
+              "{{ ([s] * 100000)|list|count }}|{{ ([s] * 100000)[-1]|length }}")
+    rendered = render(cache_key=("long-lists", 1), subject="s", html_body="",
+                      text_body=source, context={"s": S})
+    assert rendered.text == "100000|100000|100000|100000"
+
+
 @pytest.mark.parametrize("source", [
     "{{ 'a'.maketrans('a', 'b') }}", "{{ 'a'.__len__() }}", "{{ [1].__class__ }}",
     "{{ (1).__add__(1) }}", "{{ dict.fromkeys([1]) }}"])
