@@ -5,6 +5,7 @@ that re-enqueues what a lost task or a killed worker left behind. Outcomes are r
 
 import logging
 from collections import defaultdict
+from collections.abc import Iterator
 from contextlib import closing
 from datetime import datetime, timedelta
 from typing import Any
@@ -124,8 +125,9 @@ def email_send_group(provider_name: str, deliveries: list[Delivery], *,
     send): a transient or configuration failure fails the delivery now instead of retrying.
 
     Outcomes are recorded as the provider gives them: per request for a batching API, per
-    message for an adapter that sends one at a time (``send_each``: SMTP), so a worker that
-    dies mid-batch leaves at most one accepted message unrecorded per process."""
+    message for an adapter that sends one at a time (SES; SMTP's ``send_each`` session), so
+    a worker that dies mid-batch leaves at most one accepted message unrecorded per
+    process."""
     try:
         ready = _ready(provider_name, deliveries)
         messages = _messages(ready) if ready else []
@@ -145,13 +147,19 @@ def email_send_group(provider_name: str, deliveries: list[Delivery], *,
         if final:
             return
         raise
-    if hasattr(provider, "send_each"):
+    if hasattr(provider, "send_each") or (
+            not hasattr(provider, "send_batch") and provider_name not in IN_PROCESS):
         given = _send_each(provider_name, provider, ready, messages, final=final)
     else:
         given = _provider_send(provider, messages)
         _record(provider_name, list(zip(ready, given, strict=True)), final=final)
     if not final and any(isinstance(o, ProviderConfigurationError) for o in given):
         raise next(o for o in given if isinstance(o, ProviderConfigurationError))
+
+
+# Providers that keep the message in Herald (the admin's outbox, the test-mode sandbox):
+# nothing can be sent twice, so their batches are recorded in one write.
+IN_PROCESS = frozenset({"outbox", "sandbox"})
 
 
 def _send_each(provider_name: str, provider: Any, ready: list[tuple[Delivery, Content]],
@@ -163,7 +171,7 @@ def _send_each(provider_name: str, provider: Any, ready: list[tuple[Delivery, Co
     claimed_at = ready[0][0].claimed_at
     lease = timedelta(seconds=settings.HERALD_SENDING_LEASE_SECONDS)
     given: list[Any] = []
-    with closing(provider.send_each(messages)) as results:
+    with closing(_each(provider, messages)) as results:
         for index, item in enumerate(ready):
             if not final and claimed_at and timezone.now() > claimed_at + lease / 2:
                 for delivery, _ in ready[index:]:
@@ -173,6 +181,20 @@ def _send_each(provider_name: str, provider: Any, ready: list[tuple[Delivery, Co
             given.append(next(results))
             _record(provider_name, [(item, given[-1])], final=final)
     return given
+
+
+def _each(provider: Any, messages: list[EmailMessage]) -> Iterator[Any]:
+    """Each message's SendResult or exception, one message per provider call (SES), or
+    through the adapter's own session (``send_each``: SMTP)."""
+    if hasattr(provider, "send_each"):
+        with closing(provider.send_each(messages)) as results:
+            yield from results
+        return
+    for message in messages:
+        try:
+            yield provider.send(message)
+        except Exception as exc:  # classified by _record_failure
+            yield exc
 
 
 def _kick() -> None:
@@ -249,13 +271,8 @@ def _provider_send(provider: Any, messages: list[EmailMessage]) -> list[Any]:
     one, else one call per message)."""
     if len(messages) > 1 and hasattr(provider, "send_batch"):
         return provider.send_batch(messages)
-    outcomes: list[Any] = []
-    for message in messages:
-        try:
-            outcomes.append(provider.send(message))
-        except Exception as exc:  # classified by _record_failure
-            outcomes.append(exc)
-    return outcomes
+    with closing(_each(provider, messages)) as results:
+        return list(results)
 
 
 def _record_failure(delivery: Delivery, provider: str, content: Content,

@@ -15,6 +15,7 @@ from django.utils import timezone
 from comms.models import Delivery, DeliveryEvent
 from comms.outcomes import retry_delay
 from comms.tasks import send_delivery
+from tests import test_ses
 from tests.conftest import guest
 
 
@@ -371,3 +372,32 @@ def test_a_slow_smtp_batch_hands_back_its_rest_before_the_lease_ends(api, smtp, 
     assert len(smtp.messages) == 5
     assert max(d.sent_at - d.claimed_at for d in sent) < timedelta(seconds=1)
     assert len({d.claimed_at for d in sent}) > 1, "the rest went out under a new claim"
+
+
+# SES's fixtures (moto with Herald's sending domain verified).
+aws, ses = test_ses.aws, test_ses.ses
+
+
+def test_ses_records_each_message_before_the_next_call(api, ses, settings, template_id):
+    """SES takes one message per call: each is recorded as soon as SES accepted it, so a
+    worker that dies mid-batch leaves at most one accepted message unrecorded."""
+    from comms.dispatch import delivery_dispatch
+    from comms.providers.ses import SesConfig, ses_client
+
+    rows = _rows(api, template_id, 4)
+    client = ses_client(SesConfig(
+        region=settings.HERALD_SES_REGION, endpoint_url=settings.HERALD_SES_ENDPOINT_URL,
+        configuration_set=settings.HERALD_SES_CONFIGURATION_SET,
+        timeout=settings.HERALD_PROVIDER_TIMEOUT_SECONDS))
+    recorded_before: list[int] = []
+
+    def count(**_: Any) -> None:  # botocore's hook before each SendEmail request
+        recorded_before.append(Delivery.objects.filter(status="sent").count())
+
+    client.meta.events.register("before-call.sesv2.SendEmail", count)
+    try:
+        delivery_dispatch(delivery_id=str(rows[0].id))
+    finally:
+        client.meta.events.unregister("before-call.sesv2.SendEmail", count)
+    assert recorded_before == [0, 1, 2, 3]
+    assert len(test_ses.moto_sent()) == 4
