@@ -20,6 +20,47 @@ from comms.models import (
 )
 
 
+class ModeFilter(admin.SimpleListFilter):
+    """Which key mode's rows a changelist shows: live ones unless the sandbox is chosen. A
+    test key's rehearsals are support's history too, but shown on their own, never mixed into
+    live figures. ``?mode=test`` picks the sandbox; anything else is live."""
+
+    title = "mode"
+    parameter_name = "mode"
+    LABELS = {Delivery.Mode.LIVE: "Live", Delivery.Mode.TEST: "Sandbox (test key)"}
+
+    def lookups(self, request, model_admin):
+        return list(self.LABELS.items())
+
+    def mode(self) -> str:
+        return Delivery.Mode.TEST if self.value() == Delivery.Mode.TEST else Delivery.Mode.LIVE
+
+    def choices(self, changelist):
+        for value, label in self.lookup_choices:  # no "All": the modes are never mixed
+            yield {"selected": self.mode() == value, "display": label,
+                   "query_string": changelist.get_query_string({self.parameter_name: value})}
+
+    def queryset(self, request, queryset):
+        return queryset.filter(mode=self.mode())
+
+
+def mode_subtitle(request, rows: str) -> str:
+    """The changelist's subtitle naming the mode it shows (as ``ModeFilter`` picks it)."""
+    if request.GET.get(ModeFilter.parameter_name) == Delivery.Mode.TEST:
+        return f"Sandbox {rows} (test-key rehearsals): nothing here reached a real inbox"
+    return f"Live {rows}: test-key rehearsals are under Mode: Sandbox"
+
+
+class ModeLabelledAdmin(AccountScopedAdmin):
+    """A changelist of rows with a key mode: live by default (``ModeFilter``), and it says so."""
+
+    mode_rows = "rows"
+
+    def changelist_view(self, request, extra_context=None):
+        return super().changelist_view(request, {
+            "subtitle": mode_subtitle(request, self.mode_rows), **(extra_context or {})})
+
+
 class DeliveryEventInline(ScopedInline, admin.TabularInline):
     model = DeliveryEvent
     extra = 0
@@ -32,11 +73,12 @@ class DeliveryEventInline(ScopedInline, admin.TabularInline):
 
 
 @admin.register(Delivery)
-class DeliveryAdmin(AccountScopedAdmin):
+class DeliveryAdmin(ModeLabelledAdmin):
     list_display = ["id", "recipient", "channel", "status", "mode", "provider", "attempts",
                     "created_at"]
+    mode_rows = "deliveries"
     # Related filters list only what the user's (scoped) deliveries point at.
-    list_filter = ["status", "channel", "mode", "provider",
+    list_filter = [ModeFilter, "status", "channel", "provider",
                    ("attendee__event", admin.RelatedOnlyFieldListFilter),
                    ("template", admin.RelatedOnlyFieldListFilter), "event_name"]
     search_fields = ["id", "recipient", "correlation_id", "provider_message_id"]
@@ -68,11 +110,16 @@ class OutboxAdmin(AccountScopedAdmin):
 
 
 @admin.register(Suppression)
-class SuppressionAdmin(AccountScopedAdmin):
-    list_display = ["address", "account", "channel", "reason", "created_at", "removed_at"]
-    list_filter = ["reason", "channel", ("removed_at", admin.EmptyFieldListFilter)]
+class SuppressionAdmin(ModeLabelledAdmin):
+    """Live suppressions block live sends; sandbox ones (a rehearsal's bounce) only test
+    sends: shown apart, live by default."""
+
+    list_display = ["address", "account", "mode", "channel", "reason", "created_at",
+                    "removed_at"]
+    mode_rows = "suppressions"
+    list_filter = [ModeFilter, "reason", "channel", ("removed_at", admin.EmptyFieldListFilter)]
     search_fields = ["address"]
-    readonly_fields = ["account", "channel", "address", "reason", "detail", "delivery",
+    readonly_fields = ["account", "mode", "channel", "address", "reason", "detail", "delivery",
                        "created_at", "removed_at"]
     fields = [*readonly_fields, "removed_reason"]
 
@@ -166,7 +213,8 @@ class IntegrationAdmin(AccountScopedAdmin):
 
 @admin.register(Dashboard)
 class DashboardAdmin(AccountScopedAdmin):
-    """Per account and per event (the busiest ten): daily stacked bars of outcomes."""
+    """Per account and per event (the busiest ten): daily stacked bars of outcomes of live
+    sends (``comms.dashboard`` counts one mode, live by default)."""
 
     DAYS = 14
 
@@ -203,7 +251,8 @@ class DashboardAdmin(AccountScopedAdmin):
             sections.append({"title": f"Event: {events[row['attendee__event']].name}",
                              "chart": dashboard.chart(dashboard.daily(rows, days=self.DAYS)),
                              "funnel": dashboard.funnel(rows)})
-        context = {**self.admin_site.each_context(request), "title": "Dashboard",
+        context = {**self.admin_site.each_context(request), "title": "Dashboard: live sends",
+                   "subtitle": "Test-key (sandbox) rehearsals are not counted.",
                    "sections": sections, "days": self.DAYS, "opts": self.model._meta,
                    "legend": [(name, colour) for name, colour, _ in dashboard.GROUPS]}
         return TemplateResponse(request, "admin/comms/dashboard.html", context)

@@ -9,7 +9,8 @@ from comms.models import Delivery, Status
 from guests import admin_views
 from guests.models import Attendee, BulkSend, Event, GuestImport
 
-# The delivery funnel of an event: each column counts its guests' deliveries in a state.
+# The delivery funnel of an event: each column counts its guests' live deliveries in a state
+# (a test key's sandbox rehearsal is not traffic and never counts).
 FUNNEL = {
     "queued": [Status.QUEUED, Status.SENDING],
     "sent": [Status.SENT],
@@ -24,7 +25,7 @@ def _funnel_column(name: str):
     def column(event: Event) -> int:
         return getattr(event, f"n_{name}")
 
-    column.short_description = name.replace("_", " / ")
+    column.short_description = f"live {name.replace('_or_', ' or ')}"
     column.admin_order_field = f"n_{name}"
     return column
 
@@ -84,21 +85,28 @@ class EventAdmin(AccountScopedAdmin):
         return admin_views.bulk_send_progress(self, request, event, job_id)
 
     def get_queryset(self, request):
-        """Attendee count and funnel in the changelist query itself (one query per page)."""
+        """Attendee count and funnel in the changelist query itself (one query per page), of
+        live figures: guests added live or sent to live, and live deliveries."""
+        live = Q(attendees__deliveries__mode=Delivery.Mode.LIVE)
         counts = {f"n_{name}": Count("attendees__deliveries", distinct=True,
-                                     filter=Q(attendees__deliveries__status__in=statuses))
+                                     filter=live & Q(attendees__deliveries__status__in=statuses))
                   for name, statuses in FUNNEL.items()}
         return super().get_queryset(request).annotate(
-            n_attendees=Count("attendees", distinct=True), **counts)
+            n_attendees=Count("attendees", distinct=True,
+                              filter=Q(attendees__mode=Delivery.Mode.LIVE) | live),
+            **counts)
 
-    @admin.display(description="attendees", ordering="n_attendees")
+    @admin.display(description="live attendees", ordering="n_attendees")
     def attendee_count(self, event: Event) -> int:
         return event.n_attendees
 
 
 class LastDeliveryStatus(admin.SimpleListFilter):
-    title = "last delivery status"
+    """Guests whose latest live delivery is in a status (a later rehearsal does not hide it)."""
+
+    title = "last live delivery status"
     parameter_name = "last_status"
+    mode = Delivery.Mode.LIVE
 
     def lookups(self, request, model_admin):
         return Status.choices
@@ -106,19 +114,42 @@ class LastDeliveryStatus(admin.SimpleListFilter):
     def queryset(self, request, queryset):
         if not self.value():
             return queryset
-        latest = Delivery.objects.filter(attendee=OuterRef("pk")).order_by("-created_at")
+        latest = Delivery.objects.filter(attendee=OuterRef("pk"), mode=self.mode).order_by(
+            "-created_at")
         return queryset.annotate(last_status=Subquery(latest.values("status")[:1])).filter(
             last_status=self.value())
 
 
+class LastSandboxDeliveryStatus(LastDeliveryStatus):
+    """The same of the sandbox: how a guest's latest test-key rehearsal ended."""
+
+    title = "last sandbox (test key) delivery status"
+    parameter_name = "last_test_status"
+    mode = Delivery.Mode.TEST
+
+
+class AddedByFilter(admin.ChoicesFieldListFilter):
+    """Attendee.mode, titled for what it is: the key mode that added the guest."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.title = "added by"
+
+
 @admin.register(Attendee)
 class AttendeeAdmin(AccountScopedAdmin):
-    list_display = ["id", "first_name", "last_name", "email", "event", "correlation_id"]
-    list_filter = ["event", LastDeliveryStatus]
+    list_display = ["id", "first_name", "last_name", "email", "event", "correlation_id",
+                    "added_by"]
+    list_filter = ["event", LastDeliveryStatus, LastSandboxDeliveryStatus,
+                   ("mode", AddedByFilter)]
     search_fields = ["first_name", "last_name", "email", "id", "correlation_id"]
     list_select_related = ["event"]
     raw_id_fields = ["event"]
     actions = [resend_attendees]
+
+    @admin.display(description="added by", ordering="mode")
+    def added_by(self, attendee: Attendee) -> str:
+        return admin_views.MODE_LABELS.get(attendee.mode, attendee.mode)
 
 
 class JobAdmin(AccountScopedAdmin):
@@ -156,5 +187,6 @@ class BulkSendAdmin(JobAdmin):
     page_url = "admin:guests_event_send"
     list_display = ["created_at", "event", "template", "audience", "mode", "status", "total",
                     "queued", "skipped_failed", "skipped_suppressed", "page"]
+    list_filter = ["mode", "status"]
     list_select_related = ["event", "template"]
     readonly_fields = ["page"]

@@ -34,6 +34,8 @@ from guests import bulk, imports
 from guests.models import BulkSend, Event, GuestImport
 
 FORM_OVERHEAD = 64 * 1024  # multipart boundaries and the other fields, beside the file
+# How the pages name a key mode: a test-mode send is a sandbox rehearsal, never live traffic.
+MODE_LABELS = {Delivery.Mode.LIVE: "live", Delivery.Mode.TEST: "sandbox rehearsal"}
 
 
 def upload_limited(view: Any) -> Any:
@@ -170,7 +172,8 @@ def bulk_send_form(model_admin: AccountScopedAdmin, request: HttpRequest,
                                     "token": uuid.uuid4()}, event=event)
     return _page(model_admin, request, "bulk_send_confirm.html", event, "Confirm the send",
                  form=form, confirm=confirm, template=data["template"],
-                 audience=BulkSend.Audience(data["audience"]).label, mode=data["mode"],
+                 audience=BulkSend.Audience(data["audience"]).label,
+                 mode=MODE_LABELS[data["mode"]],
                  counts=_preview_counts(event, data["template"], data["audience"],
                                         data["mode"]))
 
@@ -200,7 +203,7 @@ def bulk_send_detail(model_admin: AccountScopedAdmin, request: HttpRequest, even
                      job_id: uuid.UUID) -> HttpResponse:
     job = _job(event, job_id)
     return _page(model_admin, request, "bulk_send_detail.html", event,
-                 f"Sending “{job.template}”", job=job,
+                 f"Sending “{job.template}”", job=job, mode=MODE_LABELS.get(job.mode, job.mode),
                  progress=bulk.bulk_send_progress(job=job),
                  progress_url=_job_url(job, "_progress"))
 

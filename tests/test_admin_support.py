@@ -1,5 +1,6 @@
 """Support's routine in the admin: find a guest, resend the ticket, see the 422 rule."""
 
+import pytest
 from django.contrib.messages import get_messages
 from django.test import Client
 from django.urls import reverse
@@ -8,6 +9,14 @@ from accounts.models import Membership
 from accounts.services import membership_add
 from comms.models import Delivery
 from tests.conftest import guest
+
+
+@pytest.fixture
+def live_sandbox(settings):
+    """Live sends through the sandbox's lifecycle (bounce@ bounces, others are opened): live
+    figures without a real provider."""
+    settings.HERALD_SANDBOX_DELAY_SECONDS = 0
+    settings.HERALD_EMAIL_PROVIDER = "sandbox"
 
 
 def _support(keys) -> Client:
@@ -25,13 +34,14 @@ def _act(client, url, action, pks, capture):
     return [str(m) for m in get_messages(response.wsgi_request)]
 
 
-def test_resend_ticket_from_a_delivery_and_from_an_attendee(sandbox_api, event_id, template_id,
+def test_resend_ticket_from_a_delivery_and_from_an_attendee(api, live_sandbox, event_id,
+                                                            template_id,
                                                             django_capture_on_commit_callbacks):
     ok = guest(event_id, template_id, email="jane@example.com")
     bounced = guest(event_id, template_id, email="bounce@example.com")
-    sandbox_api.post("/checkin/v1/api/guest", ok)
-    sandbox_api.post("/checkin/v1/api/guest", bounced)
-    client = _support(sandbox_api.keys)
+    api.post("/checkin/v1/api/guest", ok)
+    api.post("/checkin/v1/api/guest", bounced)
+    client = _support(api.keys)
     first = Delivery.objects.get(attendee_id=ok["id"])
 
     said = _act(client, reverse("admin:comms_delivery_changelist"), "resend_deliveries",
@@ -46,25 +56,37 @@ def test_resend_ticket_from_a_delivery_and_from_an_attendee(sandbox_api, event_i
     assert Delivery.objects.filter(attendee_id=bounced["id"]).count() == 1
 
 
-def test_attendee_filter_by_last_delivery_status(sandbox_api, event_id, template_id):
-    sandbox_api.post("/checkin/v1/api/guest", guest(event_id, template_id, email="a@example.com"))
-    sandbox_api.post("/checkin/v1/api/guest",
-                     guest(event_id, template_id, email="bounce@example.com"))
-    client = _support(sandbox_api.keys)
+def test_attendee_filter_by_last_delivery_status(api, live_sandbox, event_id, template_id):
+    api.post("/checkin/v1/api/guest", guest(event_id, template_id, email="a@example.com"))
+    api.post("/checkin/v1/api/guest", guest(event_id, template_id, email="bounce@example.com"))
+    client = _support(api.keys)
     response = client.get(reverse("admin:guests_attendee_changelist") + "?last_status=bounced")
     assert [a.email for a in response.context["cl"].queryset] == ["bounce@example.com"]
 
 
-def test_event_changelist_shows_attendees_and_the_delivery_funnel(sandbox_api, event_id,
-                                                                  template_id):
-    for email in ("a@example.com", "b@example.com", "bounce@example.com"):
-        sandbox_api.post("/checkin/v1/api/guest", guest(event_id, template_id, email=email))
-    sandbox_api.post("/checkin/v1/api/guest", guest(event_id, email="no-send@example.com"))
-    client = _support(sandbox_api.keys)
+def test_event_changelist_shows_attendees_and_the_live_delivery_funnel(api, sandbox_api,
+                                                                       live_sandbox, event_id,
+                                                                       template_id):
+    live = [guest(event_id, template_id, email=email)
+            for email in ("a@example.com", "b@example.com", "bounce@example.com")]
+    for body in live:
+        api.post("/checkin/v1/api/guest", body)
+    api.post("/checkin/v1/api/guest", guest(event_id, email="no-send@example.com"))
+    # Rehearsals with the test key: a guest of its own and a live guest's id sent again. They
+    # are not live traffic: neither the guests nor the deliveries count.
+    sandbox_api.post("/checkin/v1/api/guest",
+                     guest(event_id, template_id, email="bounce-rehearsal@example.com"))
+    sandbox_api.post("/checkin/v1/api/guest", live[0])
+    rehearsed = Delivery.objects.filter(mode="test").values_list("recipient", "status")
+    assert sorted(rehearsed) == [("a@example.com", "opened"),
+                                 ("bounce-rehearsal@example.com", "bounced")]
+    client = _support(api.keys)
     response = client.get(reverse("admin:guests_event_changelist"))
     [event] = response.context["cl"].result_list
     assert event.n_attendees == 4
     assert (event.n_opened, event.n_bounced_or_failed, event.n_queued) == (2, 1, 0)
+    page = response.content.decode()  # the columns say what they count
+    assert "Live attendees" in page and "Live bounced or failed" in page
 
 
 def test_template_change_page_previews_with_sample_data_in_a_sandboxed_iframe(api):
