@@ -218,3 +218,16 @@ def test_a_send_larger_than_what_is_left_is_refused_before_any_write(v4, setting
     fits = v4("/v1/send/ping", {"to": [f"c{n % 29}@example.com" for n in range(40)]})
     assert fits.status_code == 200, fits.content
     assert len(fits.json()["deliveries"]) == 29
+
+
+@pytest.mark.parametrize(("path", "shape"), [
+    ("/v1/Brand/", {"Error"}),  # spec 003
+    ("/api/v1/communications/inapp?userId=u", {"type", "title", "status", "detail"}),  # 002
+])
+def test_every_family_answers_the_guards_429_in_its_shape(keys, address, path, shape):
+    for n in range(LIMIT):
+        assert _call(path, address, f"live_wrong{address}_{n}").status_code == 401
+    refused = _call(path, address, f"live_wrong{address}_{LIMIT}")
+    assert refused.status_code == 429 and shape <= set(refused.json()), refused.content
+    assert int(refused["Retry-After"]) > 0
+    assert _call(path, address, keys.admin_key).status_code not in (401, 429)  # served
