@@ -262,7 +262,8 @@ def test_keys_and_secrets_never_show_after_creation(api, sandbox_api, keys, even
     settings.HERALD_SANDBOX_DELAY_SECONDS = 0
     responses: list[tuple[str, str]] = []
     with WebhookReceiver() as receiver:
-        created = _call(api, "post", "/v1/webhooks", {"url": receiver.url})
+        created = _call(api, "post", "/v1/webhooks",
+                        {"url": receiver.url, "include_test_events": True})
         assert created.status_code == 201, created.content
         webhook = created.json()["webhook"]
         first_secret = webhook["signing_secret"]
@@ -499,7 +500,8 @@ def test_redirects_are_not_followed_and_rebinding_is_rechecked(api, sandbox_api,
         receiver.answer_with(Answer(status=307, headers=(("Location", internal.url),)),
                              times=50)
         created = _call(api, "post", "/v1/webhooks",
-                        {"url": receiver.url, "enabled_events": ["comms.sent"]})
+                        {"url": receiver.url, "enabled_events": ["comms.sent"],
+                         "include_test_events": True})
         receiver.secret = created.json()["webhook"]["signing_secret"]
         sandbox_api.post("/checkin/v1/api/guest", guest(event_id, template_id))
         assert len(receiver.received) == 1 and internal.received == []

@@ -384,3 +384,56 @@ def test_concurrent_live_requests_after_a_rehearsal_make_one_live_send(keys):
     [live_id] = {r.json()["attendeeInvitationId"] for r in results}
     assert Delivery.objects.filter(attendee_id=body["id"], mode="live").get().id == uuid.UUID(
         live_id)
+
+
+# --- webhooks: a rehearsal's events never reach a receiver as live --------------------------
+
+def _endpoint(keys, settings, **fields) -> None:
+    settings.WEBHOOKS_ALLOW_PRIVATE_URLS = True
+    response = _bearer(keys.live_key).post("/v1/webhooks", {
+        "url": "http://127.0.0.1:9/hook", **fields}, format="json")
+    assert response.status_code == 201, response.content
+    assert response.json()["webhook"]["include_test_events"] is fields.get(
+        "include_test_events", False)
+
+
+def test_sandbox_events_reach_only_endpoints_that_include_test_events(
+        keys, api, sandbox_api, event_id, template_id, settings, monkeypatch):
+    from webhooks.models import Message
+    from webhooks.tasks import deliver_message
+
+    monkeypatch.setattr(deliver_message, "apply_async", lambda args, countdown=None: None)
+    _endpoint(keys, settings)
+    sandbox_api.post(GUEST, guest(event_id, template_id, email="bounce@example.com",
+                                  correlationId="order-2026-0042"))
+    assert Delivery.objects.get().status == "bounced"
+    assert not Message.objects.exists()  # the customer's receiver never hears of it
+    _, live_id = _guest(api, event_id, template_id, email="jane@example.com")
+    live = {m.event_type: m.payload for m in Message.objects.all()}
+    assert live["comms.sent"]["data"]["mode"] == "live"
+    assert live["comms.sent"]["data"]["attendeeInvitationId"] == live_id
+    assert live["delivery.sent"]["delivery"]["mode"] == "live"
+
+
+def test_an_endpoint_that_includes_test_events_gets_them_marked_test(
+        keys, api, sandbox_api, event_id, template_id, settings, monkeypatch):
+    from webhooks.models import Message
+    from webhooks.tasks import deliver_message
+
+    monkeypatch.setattr(deliver_message, "apply_async", lambda args, countdown=None: None)
+    _endpoint(keys, settings, include_test_events=True)
+    _guest(sandbox_api, event_id, template_id, email="bounce@example.com")
+    payloads = {m.event_type: m.payload for m in Message.objects.all()}
+    assert payloads["comms.bounced"]["data"]["mode"] == "test"
+    assert payloads["delivery.bounced"]["delivery"]["mode"] == "test"
+    # Only a live key turns it on or off.
+    uuid_ = Endpoint.objects.get().id
+    off = {"include_test_events": False}
+    refused = _bearer(keys.test_key).patch(f"/v1/webhooks/{uuid_}", off, format="json")
+    assert refused.status_code == 403
+    assert Endpoint.objects.get().include_test_events is True
+    changed = _bearer(keys.live_key).patch(f"/v1/webhooks/{uuid_}", off, format="json")
+    assert changed.json()["webhook"]["include_test_events"] is False
+    bad = _bearer(keys.live_key).patch(f"/v1/webhooks/{uuid_}", {"include_test_events": "yes"},
+                                       format="json")
+    assert bad.status_code == 400

@@ -52,7 +52,8 @@ def only(hooks, endpoint, *events: str) -> None:
 
 @pytest.fixture
 def endpoint(hooks, receiver) -> dict:
-    response = hooks.post("/v1/webhooks", {"url": receiver.url})
+    # The sends below are a test key's (sandbox): the endpoint opts in to their events.
+    response = hooks.post("/v1/webhooks", {"url": receiver.url, "include_test_events": True})
     assert response.status_code == 201, response.content
     webhook = response.json()["webhook"]
     receiver.secret = webhook["signing_secret"]

@@ -84,7 +84,8 @@ def comms(delivery: Delivery, name: str, status: str, reason) -> dict:
         "templateId": str(delivery.template_id) if delivery.template_id else None,
         "eventId": str(attendee.event_id) if attendee else None,
         "email": delivery.recipient, "correlationId": delivery.correlation_id,
-        "status": status, "reason": reason, "occurredAt": "2026-04-29T20:42:10Z"}}
+        "status": status, "reason": reason, "occurredAt": "2026-04-29T20:42:10Z",
+        "mode": delivery.mode}}
 
 
 def test_payloads_of_a_full_delivery(endpoint, full):
@@ -94,7 +95,7 @@ def test_payloads_of_a_full_delivery(endpoint, full):
     payloads = emit(events)
     delivery = {"uuid": str(full.id), "channel": "email", "event_name": "order.shipped",
                 "message_id": "pm-1", "sent_at": "2026-04-29T20:40:01Z",
-                "delivered_at": "2026-04-29T20:41:02Z"}
+                "delivered_at": "2026-04-29T20:41:02Z", "mode": "live"}
     envelope = {"request_id": "order-1", "timestamp": "2026-04-29T20:42:10Z"}
     assert payloads == {
         ("comms.sent", "comms.sent"): comms(full, "comms.sent", "sent", None),
@@ -127,7 +128,7 @@ def test_payloads_of_a_bare_delivery_and_their_reasons(endpoint, bare):
               record(bare, "comms.processed", "sent")]
     payloads = emit(events)
     delivery = {"uuid": str(bare.id), "channel": "sms", "event_name": None, "message_id": None,
-                "sent_at": None, "delivered_at": None}
+                "sent_at": None, "delivered_at": None, "mode": "live"}
     envelope = {"request_id": None, "timestamp": "2026-04-29T20:42:10Z"}
 
     def failed(event_type: str, status: str, error: str) -> dict:

@@ -29,13 +29,15 @@ def test_send_reaches_the_receiver_through_a_real_worker(keys, worker):
         hooks = APIClient()
         hooks.credentials(HTTP_AUTHORIZATION=f"Bearer {keys.live_key}")
         created = hooks.post("/v1/webhooks", {"url": receiver.url, "enabled_events": [
-            "comms.sent", "comms.delivered", "comms.opened", "delivery.delivered"]},
-            format="json")
+            "comms.sent", "comms.delivered", "comms.opened", "delivery.delivered"],
+            "include_test_events": True}, format="json")  # the send is a sandbox one
         receiver.secret = created.json()["webhook"]["signing_secret"]
         receiver.answer(500)  # the first request fails: retried after the 5 s step or so
+        # Configuration (event, template) is set up with the live key; the send is a test key's.
+        setup = make_client(keys, test_mode=False)
+        event = setup.post("/checkin/v1/api/event", {"name": "Live"}, format="json").json()
+        template = setup.post("/comms/v1/api/comms/template", TICKET, format="json").json()
         client = make_client(keys, test_mode=True)
-        event = client.post("/checkin/v1/api/event", {"name": "Live"}, format="json").json()
-        template = client.post("/comms/v1/api/comms/template", TICKET, format="json").json()
         response = client.post("/checkin/v1/api/guest", guest(event["id"], template["id"]),
                                format="json")
         invitation_id = response.json()["attendeeInvitationId"]

@@ -1,8 +1,10 @@
 """The two event catalogues an endpoint can subscribe to, and their payloads.
 
 ``comms.*`` is spec 000's lifecycle (payload ``{type, timestamp, data{attendeeInvitationId,
-…, correlationId}}``); ``delivery.*`` is spec 004's (payload ``{event, delivery{…},
-request_id, timestamp}``). One recorded DeliveryEvent becomes at most one of each.
+…, correlationId, mode}}``); ``delivery.*`` is spec 004's (payload ``{event, delivery{…,
+mode}, request_id, timestamp}``). One recorded DeliveryEvent becomes at most one of each.
+``mode`` is the delivery's, ``live`` or ``test``; test ones reach only the endpoints that
+include test events.
 """
 
 from dataclasses import dataclass
@@ -64,6 +66,7 @@ class Occurrence:
     sent_at: datetime | None
     delivered_at: datetime | None
     failure_reason: str
+    mode: str  # the delivery's: "live", or "test" (a test key's sandbox rehearsal)
 
 
 def _status(event: Occurrence) -> str:
@@ -91,6 +94,7 @@ def comms_payload(event: Occurrence, *, now: datetime) -> dict[str, Any]:
             "status": _status(event),
             "reason": _reason(event),
             "occurredAt": iso(event.occurred_at),
+            "mode": event.mode,
         },
     }
 
@@ -108,6 +112,7 @@ def delivery_payload(event: Occurrence, event_type: str, *, now: datetime) -> di
             "sent_at": iso(event.sent_at),
             "delivered_at": iso(event.delivered_at),
             "error": (_reason(event) or event.name.split(".", 1)[1]) if failed else None,
+            "mode": event.mode,  # "test": a test key's sandbox rehearsal (opted-in endpoints)
         },
         # The caller's reference for the request that made the send (spec 000's correlationId).
         "request_id": event.correlation_id,

@@ -14,6 +14,9 @@ class Endpoint(UUIDModel):
     url = models.CharField(max_length=2048)
     description = models.CharField(max_length=500, blank=True)
     enabled_events = models.JSONField(default=list)
+    # Test keys' (sandbox) deliveries produce events too; they reach the endpoint only when it
+    # opted in (their payloads say ``"mode": "test"``), so a rehearsal never looks live.
+    include_test_events = models.BooleanField(default=False)
     # Fernet-encrypted ``whsec_…`` secrets (webhooks.signing); the raw value is shown at creation.
     secret_encrypted = models.TextField(editable=False)
     # After a rotation the old secret keeps signing beside the new one until it expires.

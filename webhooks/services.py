@@ -54,7 +54,8 @@ def endpoint_validate(*, url: str | None = None, enabled_events: Any = None,
 
 
 def endpoint_create(*, account: Account, url: str, description: str = "",
-                    enabled_events: list[str] | None = None) -> tuple[Endpoint, str]:
+                    enabled_events: list[str] | None = None,
+                    include_test_events: bool = False) -> tuple[Endpoint, str]:
     """The account's endpoint and its raw ``whsec_`` secret (the only time it is returned).
 
     One live endpoint per account: a second one is a 409 CONFLICT (a unique index backs it).
@@ -67,6 +68,7 @@ def endpoint_create(*, account: Account, url: str, description: str = "",
         with transaction.atomic():
             endpoint = Endpoint.objects.create(
                 account=account, url=url, description=description, enabled_events=events,
+                include_test_events=include_test_events,
                 secret_encrypted=signing.secret_encrypt(secret),
             )
     except IntegrityError:
@@ -76,7 +78,8 @@ def endpoint_create(*, account: Account, url: str, description: str = "",
 
 def endpoint_update(*, endpoint: Endpoint, url: str | None = None,
                     description: str | None = None, enabled_events: list[str] | None = None,
-                    is_active: bool | None = None) -> Endpoint:
+                    is_active: bool | None = None,
+                    include_test_events: bool | None = None) -> Endpoint:
     """Change what was given; re-enabling clears the disabled reason and the failure run."""
     endpoint_validate(url=url, enabled_events=enabled_events, description=description)
     if url is not None:
@@ -85,6 +88,8 @@ def endpoint_update(*, endpoint: Endpoint, url: str | None = None,
         endpoint.description = description
     if enabled_events is not None:
         endpoint.enabled_events = list(dict.fromkeys(enabled_events))
+    if include_test_events is not None:
+        endpoint.include_test_events = include_test_events
     if is_active is True and not endpoint.is_active:
         endpoint.is_active, endpoint.disabled_reason = True, ""
         endpoint.disabled_at = endpoint.failing_since = None
@@ -201,7 +206,8 @@ def webhooks_emit_account_event(*, account_id: Any, event_type: str,
 
 def _sources(delivery_event_ids: list[int]) -> list[_Source]:
     """The customer-facing events among these ids whose account has a live endpoint, in
-    timeline order (occurred_at, id)."""
+    timeline order (occurred_at, id). A test-mode (sandbox) delivery's events go only to
+    endpoints that include test events: a rehearsal never reaches a receiver as live."""
     if connection.vendor == "postgresql":
         return _sources_sql(delivery_event_ids)
     return _sources_orm(delivery_event_ids)
@@ -213,16 +219,17 @@ _SOURCES_SQL = (
     "WITH e AS MATERIALIZED (SELECT e.id, e.name, e.status, e.detail -> 'reason' AS reason,"
     " e.occurred_at, d.id::text AS delivery_id, d.attendee_id, d.template_id::text AS template_id,"
     " d.recipient, d.correlation_id, d.channel, d.event_name, d.provider_message_id, d.sent_at,"
-    " d.delivered_at, d.failure_reason, d.account_id"
+    " d.delivered_at, d.failure_reason, d.mode, d.account_id"
     " FROM {events} e JOIN {deliveries} d ON d.id = e.delivery_id"
     " WHERE e.id = ANY(ARRAY(SELECT json_array_elements_text(%s::json))::bigint[])"
     " AND e.name IN ({names}))"
     " SELECT w.id, w.account_id, w.enabled_events::text, e.id, e.name, e.status, e.reason,"
     " e.occurred_at, e.delivery_id, e.attendee_id::text, a.event_id::text, e.template_id,"
     " e.recipient, e.correlation_id, e.channel, e.event_name, e.provider_message_id,"
-    " e.sent_at, e.delivered_at, e.failure_reason"
+    " e.sent_at, e.delivered_at, e.failure_reason, e.mode"
     " FROM e JOIN {endpoints} w ON w.account_id = e.account_id AND w.is_active"
-    " AND w.deleted_at IS NULL LEFT JOIN {attendees} a ON a.id = e.attendee_id"
+    " AND w.deleted_at IS NULL AND (e.mode = '{live}' OR w.include_test_events)"
+    " LEFT JOIN {attendees} a ON a.id = e.attendee_id"
     " ORDER BY e.occurred_at, e.id, w.id"
 )
 
@@ -236,7 +243,7 @@ def _sources_sql(delivery_event_ids: list[int]) -> list[_Source]:
     sql = _SOURCES_SQL.format(
         events=DeliveryEvent._meta.db_table, deliveries=Delivery._meta.db_table,
         endpoints=Endpoint._meta.db_table, attendees=Attendee._meta.db_table,
-        names=", ".join(f"'{name}'" for name in catalogue.COMMS_EVENTS))
+        live=Delivery.Mode.LIVE, names=", ".join(f"'{name}'" for name in catalogue.COMMS_EVENTS))
     with connection.cursor() as cursor:
         cursor.execute(sql, [json.dumps(delivery_event_ids)])
         rows = cursor.fetchall()
@@ -263,28 +270,30 @@ _ORM_FIELDS = (
     "delivery__attendee__event_id", "delivery__template_id", "delivery__recipient",
     "delivery__correlation_id", "delivery__channel", "delivery__event_name",
     "delivery__provider_message_id", "delivery__sent_at", "delivery__delivered_at",
-    "delivery__failure_reason", "delivery__account_id",
+    "delivery__failure_reason", "delivery__mode", "delivery__account_id",
 )
 
 
 def _sources_orm(delivery_event_ids: list[int]) -> list[_Source]:
-    """The ORM's form (SQLite): the endpoints first, then the events of their accounts."""
-    from comms.models import DeliveryEvent
+    """The ORM's form (SQLite): the endpoints first, then the events of their accounts
+    (a test-mode delivery's only for the endpoints that include test events)."""
+    from comms.models import Delivery, DeliveryEvent
 
-    endpoints: dict[Any, list[tuple[uuid.UUID, frozenset[str]]]] = defaultdict(list)
-    for endpoint_id, account_id, enabled in Endpoint.objects.filter(
+    endpoints: dict[Any, list[tuple[uuid.UUID, frozenset[str], bool]]] = defaultdict(list)
+    for endpoint_id, account_id, enabled, with_test in Endpoint.objects.filter(
             is_active=True, deleted_at__isnull=True,
             account__deliveries__events__id__in=delivery_event_ids,
             account__deliveries__events__name__in=catalogue.COMMS_EVENTS,
-    ).distinct().values_list("id", "account_id", "enabled_events"):
-        endpoints[account_id].append((endpoint_id, frozenset(enabled)))
+    ).distinct().values_list("id", "account_id", "enabled_events", "include_test_events"):
+        endpoints[account_id].append((endpoint_id, frozenset(enabled), with_test))
     if not endpoints:
         return []
     rows = DeliveryEvent.objects.filter(
         id__in=delivery_event_ids, name__in=catalogue.COMMS_EVENTS,
         delivery__account_id__in=list(endpoints)).values_list(*_ORM_FIELDS)
     return [_Source(endpoint_id, row[-1], enabled, row[0], _occurrence(row))
-            for row in rows for endpoint_id, enabled in endpoints[row[-1]]]
+            for row in rows for endpoint_id, enabled, with_test in endpoints[row[-1]]
+            if with_test or row[-2] == Delivery.Mode.LIVE]
 
 
 def _occurrence(row: tuple[Any, ...]) -> catalogue.Occurrence:

@@ -26,6 +26,8 @@ class WebhookIn(StrictSerializer):
     url = Str(max_length=2048)
     enabled_events = EventNames(required=False)
     description = Str(required=False, allow_blank=True, max_length=500)
+    # Also receive test keys' sandbox deliveries' events (their payloads say "mode": "test").
+    include_test_events = Bool(required=False)
 
 
 class WebhookPatch(StrictSerializer):
@@ -33,6 +35,7 @@ class WebhookPatch(StrictSerializer):
     enabled_events = EventNames(required=False)
     description = Str(required=False, allow_blank=True, max_length=500)
     is_active = Bool(required=False)
+    include_test_events = Bool(required=False)
 
 
 class ResendFailedIn(StrictSerializer):
@@ -51,8 +54,8 @@ class WebhookOut(serializers.ModelSerializer):
 
     class Meta:
         model = Endpoint
-        fields = ["uuid", "url", "description", "enabled_events", "is_active",
-                  "disabled_reason", "created_at", "updated_at"]
+        fields = ["uuid", "url", "description", "enabled_events", "include_test_events",
+                  "is_active", "disabled_reason", "created_at", "updated_at"]
 
 
 class WebhookCreatedOut(WebhookOut):

@@ -69,7 +69,8 @@ class Webhook(WebhooksView):
                          "webhook": WebhookOut(self.get_endpoint(webhook_uuid)).data})
 
     @extend_schema(request=WebhookPatch, responses=WebhookEnvelope, tags=TAGS,
-                   summary="Update url, enabled_events, is_active or description")
+                   summary="Update url, enabled_events, include_test_events, is_active or "
+                           "description")
     def patch(self, request, webhook_uuid):
         endpoint = self.get_endpoint(webhook_uuid)
         data = WebhookPatch(data=request.data)
