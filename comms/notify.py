@@ -23,7 +23,7 @@ from common.ratelimit import delivery_quota_check, delivery_quota_take
 from comms.channels import integration_chain
 from comms.models import Delivery
 from comms.queueing import enqueue
-from contacts.identifiers import email_normalize
+from contacts.identifiers import contact_input_parse, email_normalize
 from contacts.models import Contact, PushToken
 from domains.names import email_domain
 from templates.events import event_find, event_template
@@ -169,18 +169,25 @@ def _entries(to: Any) -> list[Any]:
 
 
 def _deliveries_at_least(entries: list[Any], usable: list[str]) -> int:
-    """The fewest deliveries this send can make, known without a query: one per distinct
-    email address given as a string when email is a channel (each names its own contact, and
-    only an object entry could change a contact's address), else one."""
-    if "email" not in usable or any(isinstance(entry, dict) for entry in entries):
+    """The fewest deliveries this send can make, known without a query: with email among its
+    channels, one per distinct address that names a contact by itself (a string, or an object
+    whose only identifier is its email), since only an object giving an email beside another
+    identifier, or clearing one, could move or take a contact's address (then: one)."""
+    if "email" not in usable:
         return 1
     addresses = set()
     for entry in entries:
-        if isinstance(entry, str) and "@" in entry:
-            try:
+        try:
+            if isinstance(entry, str) and "@" in entry:
                 addresses.add(email_normalize(entry.strip()))
-            except HeraldError:
-                pass  # refused with its own error once the recipients are read
+            elif isinstance(entry, dict):
+                given = contact_input_parse(entry)
+                if "email" in given.fields and set(given.identifiers) != {"email"}:
+                    return 1
+                if "email" in given.identifiers:
+                    addresses.add(given.identifiers["email"])
+        except HeraldError:
+            continue  # refused with its own error once the recipients are read
     return max(1, len(addresses))
 
 

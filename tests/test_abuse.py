@@ -208,16 +208,32 @@ def test_a_send_over_quota_is_refused_before_any_write(v4, settings, shape):
     assert took < 1.0, took
 
 
-def test_a_send_larger_than_what_is_left_is_refused_before_any_write(v4, settings):
+@pytest.mark.parametrize("shape", ["strings", "objects"])
+def test_a_send_larger_than_what_is_left_is_refused_before_any_write(v4, settings, shape):
     settings.HERALD_DAILY_QUOTA_LIVE = 30
     assert v4("/v1/send/ping", {"to": ["a@example.com"]}).status_code == 200
+    to = [f"b{n}@example.com" for n in range(30)]
+    if shape == "objects":  # an email as the only identifier: one contact each
+        to = [{"email": address, "name": "B", "tier": "gold"} for address in to]
     with CaptureQueriesContext(connection) as queries:
-        refused = v4("/v1/send/ping", {"to": [f"b{n}@example.com" for n in range(30)]})
+        refused = v4("/v1/send/ping", {"to": to})
     assert refused.status_code == 429 and _writes(queries) == []
     # What fits is still sent, duplicates counted once.
     fits = v4("/v1/send/ping", {"to": [f"c{n % 29}@example.com" for n in range(40)]})
     assert fits.status_code == 200, fits.content
     assert len(fits.json()["deliveries"]) == 29
+
+
+def test_objects_that_could_move_an_address_are_counted_after_the_upserts(v4, settings):
+    """An email beside another identifier may move a contact's address, so only one delivery
+    is certain before the contacts are read: the exact count still refuses the send, and the
+    transaction leaves no contact behind."""
+    settings.HERALD_DAILY_QUOTA_LIVE = 10
+    to = [{"email": f"m{n}@example.com", "externalId": f"m{n}"} for n in range(11)]
+    refused = v4("/v1/send/ping", {"to": to})
+    assert refused.status_code == 429, refused.content
+    assert not Contact.objects.filter(external_id__startswith="m").exists()
+    assert v4("/v1/send/ping", {"to": to[:10]}).status_code == 200
 
 
 @pytest.mark.parametrize(("path", "shape"), [
