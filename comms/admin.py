@@ -234,7 +234,9 @@ class DashboardAdmin(AccountScopedAdmin):
         from accounts.models import Account
         from guests.models import Event
 
-        scoped = self.get_queryset(request)
+        # Live sends only, for the sections and the ranking too: an event rehearsed with a
+        # test key is not among the busiest, an account that only rehearsed has no section.
+        scoped = self.get_queryset(request).filter(mode=Delivery.Mode.LIVE)
         since = timezone.now() - timedelta(days=self.DAYS)
         sections = []
         accounts = Account.objects.filter(id__in=scoped.values("account_id")).order_by("name")

@@ -4,6 +4,7 @@ key's sandbox rehearsals on their own and labelled as such, never mixed into liv
 import uuid
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.contrib.messages import get_messages
 from django.test import Client
 from django.urls import reverse
@@ -13,7 +14,7 @@ from accounts.services import membership_add
 from comms.models import Delivery, Suppression
 from guests import bulk
 from guests.models import Attendee, BulkSend, Event
-from tests.conftest import guest
+from tests.conftest import Api, guest, make_client
 
 
 @pytest.fixture
@@ -155,3 +156,30 @@ def test_bulk_send_pages_name_the_mode(api, live_sandbox, event_id, template_id,
 
     history = owner.get(reverse("admin:guests_bulksend_changelist"), {"mode__exact": "test"})
     assert [job.pk for job in _listed(history)] == [jobs["test"].pk]
+
+
+
+def test_dashboard_ranks_and_lists_by_live_sends_only(api, sandbox_api, other_api, live_sandbox,
+                                                      event_id, template_id,
+                                                      django_capture_on_commit_callbacks):
+    api.post("/checkin/v1/api/guest", guest(event_id, template_id, email="ok@example.com"))
+    rehearsed = api.post("/checkin/v1/api/event", {"name": "Rehearsal Ball"}).json()["id"]
+    for n in range(3):  # a busy rehearsal: more sandbox sends than the live event's
+        sandbox_api.post("/checkin/v1/api/guest",
+                         guest(rehearsed, template_id, email=f"r{n}@example.com"))
+    # Another account that only ever rehearsed: no section of its own, even for a superuser.
+    theirs = Api(make_client(other_api.keys, test_mode=True), other_api.keys,
+                 django_capture_on_commit_callbacks)
+    their_template = other_api.post("/comms/v1/api/comms/template", {
+        "name": "T", "subject": "S", "textBody": "B"}).json()["id"]
+    their_event = other_api.post("/checkin/v1/api/event", {"name": "Their Gala"}).json()["id"]
+    theirs.post("/checkin/v1/api/guest", guest(their_event, their_template))
+    url = reverse("admin:comms_dashboard_changelist")
+
+    page = _staff(api.keys).get(url).content.decode()
+    assert "Event: Spring Gala" in page and "Rehearsal Ball" not in page
+    root = Client()
+    root.force_login(get_user_model().objects.create_superuser("root", password="pw-1234567"))
+    page = root.get(url).content.decode()
+    assert "Account: Acme Events" in page
+    assert "Other Org" not in page and "Their Gala" not in page

@@ -93,8 +93,9 @@ def test_staff_user_runs_the_event_day_routine(page, tmp_path):
     statuses = page.inner_text("#statuses")
     assert "bounced" in statuses and "opened" in statuses
 
-    # The deliveries of the event, filtered from the sidebar.
+    # The deliveries of the event, filtered from the sidebar (the sandbox's: a test-mode send).
     page.goto(reverse("admin:comms_delivery_changelist"))
+    page.click('#changelist-filter a:text-is("Sandbox (test key)")')
     page.click('#changelist-filter a:text-is("Spring Gala")')
     page.wait_for_url(re.compile(r"attendee__event"))
     assert page.locator("#result_list tbody tr").count() == GUESTS
@@ -115,11 +116,11 @@ def test_staff_user_runs_the_event_day_routine(page, tmp_path):
     assert "Resent to lost@example.com: new delivery" in success
     page.click("ul.messagelist li.success a")  # the new delivery's page
     assert "lost@example.com" in page.inner_text("#content-main")
-    page.goto(reverse("admin:comms_delivery_changelist") + "?q=lost%40example.com")
+    page.goto(reverse("admin:comms_delivery_changelist") + "?mode=test&q=lost%40example.com")
     assert page.locator("#result_list tbody tr").count() == 2
 
     # Resending the bounced ticket is refused by the 422 rule, naming the failure.
-    page.goto(reverse("admin:comms_delivery_changelist") + "?q=bounce-bea%40example.com")
+    page.goto(reverse("admin:comms_delivery_changelist") + "?mode=test&q=bounce-bea%40example.com")
     bounced_id = page.get_attribute('#result_list input[name="_selected_action"]', "value")
     _run_action(page, bounced_id, "resend_deliveries")
     error = page.inner_text("ul.messagelist li.error")
@@ -157,7 +158,7 @@ def test_staff_of_one_account_never_sees_another_accounts_event(page):
     for account, name, email in ((alpha, "Alpha Gala", "ann@example.com"),
                                  (beta, "Beta Gala", "bob-beta@example.com")):
         event = event_create(account=account, name=name)
-        attendee_create(account=account, mode="test", id=uuid.uuid4(), event_id=event.pk,
+        attendee_create(account=account, mode="live", id=uuid.uuid4(), event_id=event.pk,
                         email=email, first_name=name.split()[0],
                         comms_template_id=_ticket(account).pk)
     beta_event = event
