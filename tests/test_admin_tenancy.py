@@ -23,9 +23,11 @@ def _populate(keys, django_capture_on_commit_callbacks, settings, name: str) -> 
     """Every kind of object, made the way users make them."""
     client = make_client(keys, test_mode=True)
     with django_capture_on_commit_callbacks(execute=True):
-        event = client.post("/checkin/v1/api/event", {"name": name}, format="json").json()
+        # Configuration (events, templates) is made with live keys.
+        event = make_client(keys).post("/checkin/v1/api/event", {"name": name},
+                                       format="json").json()
         template = make_client(keys).post("/comms/v1/api/comms/template", TICKET,
-                                          format="json").json()  # configuration: live keys
+                                          format="json").json()
         for email in (f"{name}@example.com", f"bounce-{name}@example.com"):
             client.post("/checkin/v1/api/guest", guest(event["id"], template["id"],
                                                         email=email), format="json")

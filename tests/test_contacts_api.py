@@ -276,14 +276,18 @@ def _delivered_to_contact(keys, capture, settings, email: str) -> Delivery:
     """A real delivery (sandbox send, its events, a webhook message) linked to the contact,
     as spec 004's sends will link theirs."""
     settings.WEBHOOKS_ALLOW_PRIVATE_URLS = True
-    endpoint_create(account=keys.account, url="http://127.0.0.1:9/hook")
+    # The send is a test key's (sandbox): the endpoint opts in to its events.
+    endpoint_create(account=keys.account, url="http://127.0.0.1:9/hook",
+                    include_test_events=True)
     client = make_client(keys, test_mode=True)
     with capture(execute=True):
         from tests.conftest import TICKET
 
-        event = client.post("/checkin/v1/api/event", {"name": "Gala"}, format="json").json()
+        # configuration (event, template): a live key
+        event = make_client(keys).post("/checkin/v1/api/event", {"name": "Gala"},
+                                       format="json").json()
         template = make_client(keys).post("/comms/v1/api/comms/template", TICKET,
-                                          format="json").json()  # configuration: a live key
+                                          format="json").json()
         client.post("/checkin/v1/api/guest", guest(event["id"], template["id"], email=email),
                     format="json")
     delivery = Delivery.objects.get(recipient=email)

@@ -34,8 +34,9 @@ def _wait_for(delivery_id: str, status: str, timeout: float = 20.0) -> Delivery:
 
 def test_atomic_send_goes_through_broker_and_worker(keys, worker):
     client = make_client(keys, test_mode=True)
-    event_id = client.post("/checkin/v1/api/event", {"name": "Live"}, format="json").json()["id"]
-    # Templates are configuration: test keys read them but only live keys write them.
+    # Events and templates are configuration: test keys read them, only live keys write them.
+    event_id = make_client(keys).post("/checkin/v1/api/event", {"name": "Live"},
+                                      format="json").json()["id"]
     template_id = make_client(keys).post("/comms/v1/api/comms/template", TICKET,
                                          format="json").json()["id"]
     response = client.post("/checkin/v1/api/guest", guest(event_id, template_id), format="json")

@@ -182,7 +182,7 @@ def _v4(keys, method, path, body):
     "template put", "template post", "event post", "event put", "webhook post",
     "webhook patch", "webhook delete", "webhook rotate", "webhook test", "webhook resend",
     "brand post", "brand put", "domain post", "domain validate", "domain activate",
-    "domain deactivate", "domain delete",
+    "domain deactivate", "domain delete", "checkin event post",
 ])
 def test_a_test_key_cannot_change_configuration(case, keys, api, sandbox_api, template_id):
     if case.startswith("event put") or case.startswith("webhook"):
@@ -195,6 +195,8 @@ def test_a_test_key_cannot_change_configuration(case, keys, api, sandbox_api, te
                                 {**TICKET, "subject": "Pwned"})
     elif case == "template post":
         response, body = _comms(sandbox_api, "post", "/comms/v1/api/comms/template", TICKET)
+    elif case == "checkin event post":
+        response, body = _comms(sandbox_api, "post", "/checkin/v1/api/event", {"name": "Pwned"})
     elif case.startswith("domain"):
         action = case.split()[1]
         path = "/comms/v1/api/comms/domain" + (f"/{action}" if action in (
@@ -229,11 +231,13 @@ def test_a_test_key_cannot_change_configuration(case, keys, api, sandbox_api, te
     assert Endpoint.objects.filter(url=WEBHOOK["url"], deleted_at__isnull=True).count() == (
         1 if hook else 0)
     from domains.models import SenderDomain
+    from guests.models import Event
 
     assert not SenderDomain.objects.exists()
+    assert not Event.objects.filter(name="Pwned").exists()
 
 
-def test_a_test_key_reads_live_configuration(keys, sandbox_api, template_id):
+def test_a_test_key_reads_live_configuration(keys, api, sandbox_api, template_id):
     _webhook(keys)
     brand = _brand(keys)
     _bearer(keys.live_key).post("/v1/events", EVENT_BODY, format="json")
@@ -242,6 +246,10 @@ def test_a_test_key_reads_live_configuration(keys, sandbox_api, template_id):
     assert test.get("/v1/events/ping").status_code == 200
     assert test.get("/v1/webhooks").json()["webhook"]["url"] == WEBHOOK["url"]
     assert test.get(f"/v1/Brand/{brand}").status_code == 200
+    live_event = api.post("/checkin/v1/api/event", {"name": "Gala"}).json()["id"]
+    events = sandbox_api.get("/checkin/v1/api/event").json()["items"]
+    assert live_event in [e["id"] for e in events]
+    assert sandbox_api.get(f"/checkin/v1/api/event/{live_event}").status_code == 200
 
 
 # --- histories ------------------------------------------------------------------------------
