@@ -1,7 +1,11 @@
+from collections.abc import Sequence
+
 from django.contrib import admin, messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.urls import reverse
 from django.utils import timezone
+from django.utils.cache import add_never_cache_headers, patch_cache_control
 
 from accounts.models import Account, ApiKey, Membership
 from accounts.services import api_key_create, member_logins_unlock
@@ -28,15 +32,35 @@ class ApiKeyInline(ScopedInline, admin.TabularInline):
         return False  # revoked from the API keys list
 
 
+def shown_once_response(request: HttpRequest, modeladmin: admin.ModelAdmin, *, title: str,
+                        rows: Sequence[tuple[str, str]], warning: str) -> HttpResponse:
+    """A page in the admin's look showing secrets once (new API keys, webhook signing
+    secrets): in this response's body only, never in a message (the messages cookie is
+    signed, not encrypted, and the session is stored in clear), and ``no-store`` so no cache
+    keeps it."""
+    opts = modeladmin.model._meta
+    context = {**modeladmin.admin_site.each_context(request), "title": title, "opts": opts,
+               "rows": list(rows), "warning": warning,
+               "back_url": reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist",
+                                   current_app=modeladmin.admin_site.name)}
+    response = render(request, "admin/accounts/shown_once.html", context)
+    add_never_cache_headers(response)
+    patch_cache_control(response, no_store=True, private=True)
+    response["Referrer-Policy"] = "no-referrer"
+    return response
+
+
 def _key_action(mode: str, is_admin: bool, label: str):
     @admin.action(description=f"Create a {label} (shown once)", permissions=["manage"])
-    def create(modeladmin, request, queryset) -> None:
-        for account in queryset[:10]:
-            raw = api_key_create(account=account, name=f"{label} by {request.user}",
-                                 mode=mode, is_admin=is_admin)
-            modeladmin.message_user(
-                request, f"New {label} for {account.name}: {raw} — copy it now, it is stored "
-                "hashed and cannot be shown again.", messages.WARNING)
+    def create(modeladmin, request, queryset) -> HttpResponse:
+        rows = [(f"{label} for {account.name}",
+                 api_key_create(account=account, name=f"{label} by {request.user}",
+                                mode=mode, is_admin=is_admin))
+                for account in queryset[:10]]
+        return shown_once_response(
+            request, modeladmin, title=f"New {label}{'s' if len(rows) > 1 else ''}", rows=rows,
+            warning="Copy each key now: it is shown once, on this page only. Herald stores "
+                    "only its hash and cannot show it again.")
     create.__name__ = f"create_{mode}{'_admin' if is_admin else ''}_key"
     return create
 

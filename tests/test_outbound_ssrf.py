@@ -32,7 +32,7 @@ from comms.providers.fcm import GOOGLE_TOKEN_URIS
 from comms.providers.vendor_http import vendor_reason
 from tests.fake_http import FakeHost, TrackedHandler
 from tests.fake_push import FakeFcm, make_service_account
-from webhooks import http
+from webhooks import http, ssrf
 
 SECRET = "SECRET-METADATA-TOKEN"
 TOKEN = "dQw4w9WgXcQ:APA91bH-abcdefghijklmnopqrstuvwxyz_0123456789"
@@ -247,8 +247,7 @@ def test_googles_token_endpoint_resolving_to_an_internal_address_is_refused_at_u
     looked_up = _resolving(monkeypatch, {"oauth2.googleapis.com": ["127.0.0.1"]})
     [result] = _spec002(keys, django_capture_on_commit_callbacks)["results"]
     assert result["success"] is False
-    assert result["error"] == ("FCM token_uri refused: The host 'oauth2.googleapis.com' "
-                               "resolves to a loopback address (127.0.0.1).")
+    assert result["error"] == f"FCM token_uri refused: {ssrf.NOT_PUBLIC}"
     assert looked_up == ["oauth2.googleapis.com"]
 
 
@@ -269,10 +268,10 @@ def test_the_pinned_client_connects_to_the_address_it_vetted(monkeypatch, hostil
 
 
 def test_the_pinned_client_refuses_internal_names_and_follows_no_redirect(hostile):
-    with pytest.raises(http.RefusedRequest, match="loopback"):
+    with pytest.raises(http.RefusedRequest, match="not a public internet address"):
         http.pinned_session(allow_private=False).post(f"http://localhost:{hostile.port}/",
                                                       timeout=5)
-    with pytest.raises(http.Refused, match="loopback"):
+    with pytest.raises(http.Refused, match="not a public internet address"):
         http.request("GET", f"http://localhost:{hostile.port}/", headers={}, timeout=5,
                      allow_private=False)
     assert hostile.requests == []

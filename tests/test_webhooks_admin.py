@@ -1,5 +1,8 @@
-"""The admin manages the same endpoints through the same services: create (secret shown once),
-reveal and rotate the secret, send a test event, resend messages; delete is soft."""
+"""The admin manages the same endpoints through the same services: create (secret shown once,
+on a page of its own), reveal and rotate the secret, send a test event, resend messages;
+delete is soft."""
+
+import re
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -23,8 +26,11 @@ def receiver(settings):
         yield server
 
 
-def _messages(response) -> list[str]:
-    return [str(m) for m in response.context["messages"]]
+def _shown(response) -> list[str]:
+    """The secrets on the page that shows them once (never in a message)."""
+    assert response.status_code == 200 and b'id="shown-once"' in response.content
+    assert not [m for m in response.context["messages"] if "whsec_" in str(m)]
+    return re.findall(r"<code>(whsec_[^<]+)</code>", response.content.decode())
 
 
 def test_admin_creates_reveals_rotates_and_tests(staff, keys, receiver,
@@ -32,16 +38,14 @@ def test_admin_creates_reveals_rotates_and_tests(staff, keys, receiver,
     response = staff.post("/admin/webhooks/endpoint/add/", {
         "account": keys.account.id, "url": receiver.url, "description": "From admin",
         "enabled_events": ["comms.sent", "delivery.sent"], "is_active": "on"}, follow=True)
-    assert response.status_code == 200
     endpoint = Endpoint.objects.get()
-    [shown] = [m for m in _messages(response) if "whsec_" in m]
-    secret = shown.split(": ", 1)[1]
+    [secret] = _shown(response)
     assert services.endpoint_secret_reveal(endpoint=endpoint) == secret
     receiver.secret = secret
 
     response = staff.post("/admin/webhooks/endpoint/", {
         "action": "reveal_secret", "_selected_action": [endpoint.pk]}, follow=True)
-    assert any(secret in m for m in _messages(response))
+    assert _shown(response) == [secret]
 
     with django_capture_on_commit_callbacks(execute=True):
         staff.post("/admin/webhooks/endpoint/", {
@@ -51,9 +55,10 @@ def test_admin_creates_reveals_rotates_and_tests(staff, keys, receiver,
     response = staff.get(f"/admin/webhooks/endpoint/{endpoint.pk}/change/")
     assert b"Latest attempts" in response.content and b"webhook.test" in response.content
 
-    staff.post("/admin/webhooks/endpoint/", {
+    response = staff.post("/admin/webhooks/endpoint/", {
         "action": "rotate_secret", "_selected_action": [endpoint.pk]}, follow=True)
     endpoint.refresh_from_db()
+    assert _shown(response) == [services.endpoint_secret_reveal(endpoint=endpoint)] != [secret]
     assert endpoint.previous_secret_expires_at is not None
 
     message = Message.objects.get()
@@ -69,7 +74,7 @@ def test_admin_refuses_private_urls_and_deletes_softly(staff, keys, settings):
     response = staff.post("/admin/webhooks/endpoint/add/", {
         "account": keys.account.id, "url": "http://169.254.169.254/", "description": "",
         "enabled_events": ["comms.sent"], "is_active": "on"})
-    assert response.status_code == 200 and b"link-local" in response.content
+    assert response.status_code == 200 and b"not a public internet address" in response.content
     assert not Endpoint.objects.exists()
     endpoint, _ = services.endpoint_create(account=keys.account, url="https://93.184.215.14/")
     staff.post(f"/admin/webhooks/endpoint/{endpoint.pk}/delete/", {"post": "yes"})

@@ -1,13 +1,17 @@
 """Admin for customer webhooks: endpoints (attempt log, reveal/rotate secret, test event),
-messages (resend) and attempts. Actions call the same services as the REST API."""
+messages (resend) and attempts. Actions call the same services as the REST API. A signing
+secret is shown on a page of its own (``accounts.admin.shown_once_response``), never in a
+message: those live in a cookie or the session, in clear."""
 
 from datetime import timedelta
 
 from django import forms
 from django.contrib import admin, messages
+from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
+from accounts.admin import shown_once_response
 from common.admin import CAPABILITIES, AccountScopedAdmin, ScopedInline
 from common.errors import HeraldError
 from webhooks import catalogue, selectors, services
@@ -35,6 +39,10 @@ class EndpointForm(forms.ModelForm):
         except HeraldError as exc:
             raise forms.ValidationError(exc.message) from None
         return data
+
+
+SECRET_WARNING = ("Copy the signing secret now: it is shown once, on this page only. Your "
+                  "receiver verifies Herald's signatures with it.")
 
 
 def _report(modeladmin, request, run) -> None:
@@ -93,8 +101,15 @@ class EndpointAdmin(AccountScopedAdmin):
             self.message_user(request, exc.message, messages.ERROR)
             return
         obj.pk = endpoint.pk
-        self.message_user(request, f"Signing secret (shown once here): {secret}",
-                          messages.WARNING)
+        request._herald_new_secret = (endpoint.url, secret)  # shown by response_add
+
+    def response_add(self, request: HttpRequest, obj: Endpoint,
+                     post_url_continue: str | None = None) -> HttpResponse:
+        created = getattr(request, "_herald_new_secret", None)
+        if created is None:
+            return super().response_add(request, obj, post_url_continue)
+        return shown_once_response(request, self, title="New webhook endpoint",
+                                   rows=[created], warning=SECRET_WARNING)
 
     def delete_model(self, request, obj) -> None:
         services.endpoint_delete(endpoint=obj)
@@ -104,17 +119,21 @@ class EndpointAdmin(AccountScopedAdmin):
             services.endpoint_delete(endpoint=endpoint)
 
     @admin.action(description="Reveal the signing secret", permissions=["manage"])
-    def reveal_secret(self, request, queryset) -> None:
-        for endpoint in queryset:
-            secret = services.endpoint_secret_reveal(endpoint=endpoint)
-            self.message_user(request, f"{endpoint.url}: {secret}", messages.WARNING)
+    def reveal_secret(self, request, queryset) -> HttpResponse:
+        rows = [(endpoint.url, services.endpoint_secret_reveal(endpoint=endpoint))
+                for endpoint in queryset]
+        return shown_once_response(
+            request, self, title="Webhook signing secrets", rows=rows,
+            warning="Shown on this page only: copy what you need now. Anyone with a signing "
+                    "secret can forge Herald's webhooks to your receiver.")
 
     @admin.action(description="Rotate the signing secret (old one signs 24 h more)",
                   permissions=["manage"])
-    def rotate_secret(self, request, queryset) -> None:
-        for endpoint in queryset:
-            secret = services.endpoint_secret_rotate(endpoint=endpoint)
-            self.message_user(request, f"{endpoint.url}: new secret {secret}", messages.WARNING)
+    def rotate_secret(self, request, queryset) -> HttpResponse:
+        rows = [(f"{endpoint.url} (new; the old secret signs for 24 h more)",
+                 services.endpoint_secret_rotate(endpoint=endpoint)) for endpoint in queryset]
+        return shown_once_response(request, self, title="New webhook signing secrets",
+                                   rows=rows, warning=SECRET_WARNING)
 
     @admin.action(description="Send a test event", permissions=["operate"])
     def send_test(self, request, queryset) -> None:

@@ -9,9 +9,15 @@ DNS answer that changes in between (rebinding) cannot redirect it.
 ``WEBHOOKS_ALLOW_PRIVATE_URLS`` lifts the address check of webhook URLs for development and
 tests; callers pass ``allow_private`` for their own switch
 (``HERALD_PROVIDER_API_BASE_OVERRIDE`` for provider hosts).
+
+A refusal's text reaches tenants (API 400s, deliveries, webhook attempts), so it is one of a
+few fixed sentences: it never says what a name resolved to nor quotes the resolver, which
+would map the platform's internal network for whoever asks. The detail goes to the server
+log (``herald.ssrf``, INFO).
 """
 
 import ipaddress
+import logging
 import socket
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -20,6 +26,11 @@ from django.conf import settings
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 MAX_URL_LENGTH = 2048
+# What a tenant is told when a host is refused: fixed texts, no address, no resolver message.
+NOT_PUBLIC = "The URL's host is not allowed: it is not a public internet address."
+NOT_RESOLVED = "The URL's host could not be resolved."
+
+log = logging.getLogger("herald.ssrf")
 
 
 class UnsafeUrl(ValueError):
@@ -89,14 +100,16 @@ def _resolve(host: str, port: int) -> tuple[str, ...]:
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as exc:
-        raise UnsafeUrl(f"The host {host!r} does not resolve ({exc}).") from None
+        log.info("URL host %r refused: it does not resolve (%s)", host, exc)
+        raise UnsafeUrl(NOT_RESOLVED) from None
     addresses: list[str] = []
     for info in infos:
         address = info[4][0].split("%", 1)[0]  # drop an IPv6 zone id
         if address not in addresses:
             addresses.append(address)
     if not addresses:
-        raise UnsafeUrl(f"The host {host!r} does not resolve.")
+        log.info("URL host %r refused: no address", host)
+        raise UnsafeUrl(NOT_RESOLVED)
     return tuple(addresses)
 
 
@@ -111,5 +124,6 @@ def url_resolve(url: str, *, allow_private: bool | None = None) -> Target:
         for address in addresses:
             problem = address_problem(ipaddress.ip_address(address))
             if problem:
-                raise UnsafeUrl(f"The host {host!r} resolves to {problem} ({address}).")
+                log.info("URL host %r refused: it resolves to %s (%s)", host, problem, address)
+                raise UnsafeUrl(NOT_PUBLIC)
     return Target(scheme=scheme, host=host, port=port, path=path, addresses=addresses)

@@ -4,9 +4,15 @@ Posting to a user id (``U…``) makes Slack open the bot's DM with that user. Th
 a ``rich_text`` block (the title a bold text element), so user text needs no mrkdwn escaping
 and cannot turn into formatting, mentions or links; the top-level ``text`` is the
 notification fallback, escaped for mrkdwn (Slack has no escape for ``*``/``_``/``~``).
+
+The bot token never reaches a log: its shape is checked at save and at use (a token with a
+line break made the SDK log it in an error), and the SDK's client logs through a logger of
+its own that masks it.
 """
 
+import errno
 import http.client
+import logging
 import re
 import urllib.error
 from typing import Any
@@ -25,12 +31,11 @@ from comms.providers.base import (
 )
 from comms.providers.vendor_http import (
     allow_private,
-    clean,
     header,
     retry_after,
     vendor_reason,
 )
-from webhooks import http
+from webhooks import http as pinned_http  # not ``http``: it would shadow ``http.client``
 
 DEFAULT_API_BASE = "https://slack.com"
 CONFIG_ERRORS = frozenset({
@@ -45,6 +50,9 @@ TRANSIENT_ERRORS = frozenset({
 })
 # Slack ids: U…/W… users, D… DMs, C…/G… channels.
 _ID_RE = re.compile(r"^[A-Z][A-Z0-9]{2,}$")
+# Slack tokens: xoxb-/xoxp-/… (a rotating one prefixed xoxe.), letters, digits and dashes.
+TOKEN_RE = re.compile(r"(?:xoxe\.)?xox[a-z]-[A-Za-z0-9-]{1,500}")
+_SDK_LOGGER = "slack_sdk.web.base_client"
 
 
 class SlackProvider:
@@ -57,13 +65,24 @@ class SlackProvider:
         token = credentials.get("bot_token") or ""
         if not token:
             raise ProviderConfigurationError("The Slack integration needs a bot_token.")
+        self.settings_check(config, credentials)
         api_base = (config.get("api_base") or DEFAULT_API_BASE).rstrip("/")
         # The account's URL goes through the SSRF guard; Slack's own through the SDK's urllib.
         client_class = PinnedWebClient if config.get("api_base") else WebClient
         # No SDK retries: the delivery pipeline owns retries and their backoff.
         self.client = client_class(token=token, base_url=api_base + "/api/", timeout=timeout,
-                                   retry_handlers=[])
+                                   retry_handlers=[], logger=masking_logger(token))
         self.timeout = timeout
+
+    @classmethod
+    def settings_check(cls, config: dict, credentials: dict | None) -> None:
+        """At save and at use: a bot token is one line of a Slack token's characters (the
+        token itself is never quoted back)."""
+        token = (credentials or {}).get("bot_token")
+        if token and not (isinstance(token, str) and TOKEN_RE.fullmatch(token)):
+            raise ProviderConfigurationError(
+                "The Slack bot_token is not a Slack token (xoxb-… : letters, digits and "
+                "dashes on one line).")
 
     def send(self, message: ChannelMessage) -> SendResult:
         if not _ID_RE.match(message.to):
@@ -77,15 +96,13 @@ class SlackProvider:
         except SlackApiError as exc:
             raise _classify(exc.response.status_code, exc.response.data,
                             exc.response.headers) from exc
-        except http.Refused as exc:
+        except pinned_http.Refused as exc:
             raise ProviderConfigurationError(f"Slack api_base refused: {exc}") from None
         except (TimeoutError, urllib3.exceptions.TimeoutError) as exc:
             raise ProviderTransientError(
                 f"Slack did not answer within {self.timeout:g}s.") from exc
-        except urllib3.exceptions.HTTPError as exc:
-            raise ProviderTransientError(f"Slack unreachable: {type(exc).__name__}") from exc
-        except (urllib.error.URLError, http.client.HTTPException, OSError,
-                SlackClientError) as exc:
+        except (urllib3.exceptions.HTTPError, urllib.error.URLError, http.client.HTTPException,
+                OSError, SlackClientError) as exc:
             raise ProviderTransientError(f"Slack unreachable: {_reason(exc)}") from exc
         return SendResult(provider_message_id=f"{response['channel']}:{response['ts']}")
 
@@ -96,7 +113,7 @@ class PinnedWebClient(WebClient):
     following no redirect. Raises ``webhooks.http.Refused`` and urllib3's errors."""
 
     def _perform_urllib_http_request_internal(self, url: str, req: Any) -> dict[str, Any]:
-        answer = http.request(req.get_method(), url, body=req.data,
+        answer = pinned_http.request(req.get_method(), url, body=req.data,
                               headers=dict(req.header_items()), timeout=self.timeout,
                               allow_private=allow_private())
         return {"status": answer.status, "headers": answer.headers,
@@ -143,8 +160,41 @@ def _classify(status: int, data: Any, headers: Any) -> Exception:
 
 
 def _reason(exc: Exception) -> str:
-    reason = getattr(exc, "reason", None) or exc
-    return clean(str(reason), 200) or type(exc).__name__
+    """A network error as a tenant sees it: the errno's name (``ECONNREFUSED``) or the
+    error's kind; its message (a resolver's, a proxy's text) only to the server log."""
+    reason = getattr(exc, "reason", None)
+    cause = reason if isinstance(reason, BaseException) else exc
+    number = getattr(cause, "errno", None)
+    label = (errno.errorcode.get(number) if isinstance(number, int) and number > 0
+             else None) or type(cause).__name__
+    return vendor_reason("Slack", None, label, body=str(exc))
+
+
+class _Mask(logging.Filter):
+    """Replaces a credential in a record's text (and its repr, as in a bytes header)."""
+
+    def __init__(self, secret: str) -> None:
+        super().__init__()
+        self.forms = sorted({secret, repr(secret)[1:-1]}, key=len, reverse=True)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        masked = text
+        for form in self.forms:
+            masked = masked.replace(form, "[bot token]")
+        if masked != text:
+            record.msg, record.args = masked, None
+        return True
+
+
+def masking_logger(secret: str) -> logging.Logger:
+    """A logger for one SDK client: a child of the SDK's own (its handlers and level), whose
+    records never carry ``secret``. Not registered in the logging manager, so it goes with
+    the client."""
+    logger = logging.Logger(_SDK_LOGGER)
+    logger.parent = logging.getLogger(_SDK_LOGGER)
+    logger.addFilter(_Mask(secret))
+    return logger
 
 
 def _retry_after_header(headers: Any) -> float | None:

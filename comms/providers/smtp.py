@@ -4,8 +4,15 @@ built by ``comms.providers.mime`` and handed to smtplib's ``sendmail`` directly,
 
 Herald generates the Message-ID itself and returns it as the provider message id: SMTP
 servers answer without an id of their own.
+
+What a tenant sees of a failure is ``vendor_reason``'s, as for every provider: the reply
+code and its enhanced status code (``SMTP 550 5.1.1``), or the kind of network error
+(``SMTP ECONNREFUSED``). The relay's reply text (host names, internal addresses, policy
+tokens) and exceptions' messages go to the server log at DEBUG only.
 """
 
+import errno
+import re
 import smtplib
 import ssl
 from collections.abc import Callable, Iterator
@@ -24,9 +31,12 @@ from comms.providers.base import (
     ProviderTransientError,
     SendResult,
 )
+from comms.providers.vendor_http import vendor_reason
 
 BACKEND = "django.core.mail.backends.smtp.EmailBackend"
 DELIVERY_HEADER = "X-Herald-Delivery-Id"
+# RFC 3463 enhanced status code at the start of a reply's text: class.subject.detail.
+_ENHANCED_RE = re.compile(r"\s*([245]\.\d{1,3}\.\d{1,3})(?![\d.])")
 
 
 @dataclass(frozen=True)
@@ -57,9 +67,9 @@ class SmtpProvider:
         except smtplib.SMTPException as exc:
             raise _classify(exc) from exc
         except ssl.SSLCertVerificationError as exc:
-            raise ProviderConfigurationError(f"SMTP TLS certificate refused: {exc}") from exc
+            raise _tls_refused(exc) from exc
         except OSError as exc:  # refused, reset, timed out, DNS
-            raise ProviderTransientError(f"SMTP server unreachable: {exc}") from exc
+            raise _unreachable(exc) from exc
         return SendResult(provider_message_id=outgoing.message_id)
 
     def send_batch(self, messages: list[EmailMessage]) -> list[SendResult | Exception]:
@@ -111,7 +121,7 @@ class _Session:
             except smtplib.SMTPServerDisconnected as exc:
                 self._drop()
                 if self.reopened:
-                    return ProviderTransientError(f"SMTP: {exc}")
+                    return ProviderTransientError(_reason(exc))
                 self.reopened = True
             except smtplib.SMTPException as exc:
                 if isinstance(exc, smtplib.SMTPResponseException) and exc.smtp_code in (
@@ -119,10 +129,10 @@ class _Session:
                     self._drop()  # the server is closing the session
                 return _classify(exc)
             except ssl.SSLCertVerificationError as exc:
-                return ProviderConfigurationError(f"SMTP TLS certificate refused: {exc}")
+                return _tls_refused(exc)
             except OSError as exc:
                 self._drop()
-                return ProviderTransientError(f"SMTP server unreachable: {exc}")
+                return _unreachable(exc)
 
     def _drop(self) -> None:
         _close(self.connection)
@@ -200,15 +210,45 @@ def _connection(config: SmtpConfig) -> EmailBackend:
 
 def _classify(exc: smtplib.SMTPException) -> Exception:
     if isinstance(exc, smtplib.SMTPAuthenticationError | smtplib.SMTPNotSupportedError):
-        return ProviderConfigurationError(f"SMTP login or TLS refused: {exc}")
+        return ProviderConfigurationError(f"SMTP login or TLS refused: {_reason(exc)}")
     if isinstance(exc, smtplib.SMTPRecipientsRefused):
-        codes = [code for code, _ in exc.recipients.values()]
-        text = "; ".join(f"{addr}: {code} {_text(msg)}" for addr, (code, msg)
-                         in exc.recipients.items())
-        return _by_code(min(codes, default=0), f"SMTP recipient refused: {text}")
+        # One recipient per message: the lowest code decides (5xx before 4xx).
+        code, reply = min(exc.recipients.values(), key=lambda answer: answer[0],
+                          default=(0, b""))
+        return _by_code(code, f"SMTP recipient refused: {_reply_reason(code, reply)}")
     if isinstance(exc, smtplib.SMTPResponseException):
-        return _by_code(exc.smtp_code, f"SMTP {exc.smtp_code}: {_text(exc.smtp_error)}")
-    return ProviderTransientError(f"SMTP: {exc}")  # disconnected mid-session and the like
+        return _by_code(exc.smtp_code, _reason(exc))
+    return ProviderTransientError(_reason(exc))  # disconnected mid-session and the like
+
+
+def _reason(exc: Exception) -> str:
+    """What a tenant sees of an smtplib error: the reply's codes, else the error's kind."""
+    if isinstance(exc, smtplib.SMTPResponseException):
+        return _reply_reason(exc.smtp_code, exc.smtp_error)
+    return vendor_reason("SMTP", None, type(exc).__name__, body=str(exc))
+
+
+def _reply_reason(code: int, reply: bytes | str) -> str:
+    """``SMTP <code> <enhanced code>``; the reply's text only to the server log."""
+    text = _text(reply)
+    enhanced = _ENHANCED_RE.match(text)
+    return vendor_reason("SMTP", code, enhanced.group(1) if enhanced else "", body=text)
+
+
+def _tls_refused(exc: ssl.SSLCertVerificationError) -> ProviderConfigurationError:
+    label = getattr(exc, "reason", None) or type(exc).__name__  # CERTIFICATE_VERIFY_FAILED
+    return ProviderConfigurationError(
+        f"SMTP TLS certificate refused: {vendor_reason('SMTP', None, label, body=str(exc))}")
+
+
+def _unreachable(exc: OSError) -> ProviderTransientError:
+    """Refused, reset, timed out, not resolved: the errno's name (``ECONNREFUSED``) or the
+    error's kind, never its message (a resolver's or a proxy's text)."""
+    number = exc.errno if isinstance(exc.errno, int) else None
+    label = (errno.errorcode.get(number) if number and number > 0 else None) or type(
+        exc).__name__
+    return ProviderTransientError(
+        f"SMTP server unreachable: {vendor_reason('SMTP', None, label, body=str(exc))}")
 
 
 def _by_code(code: int, text: str) -> Exception:
