@@ -615,6 +615,11 @@ def _urlencode(value: Any, args: tuple, kwargs: dict) -> int:
     return 12 * sizes.text_size(value, _current.budget.max_chars)
 
 
+def _listed(value: Any, args: tuple, kwargs: dict) -> int:
+    """``list`` of a text: a string per character."""
+    return sizes.pieces_size(value, "") if isinstance(value, str) else 0
+
+
 def _summed(value: Any, args: tuple, kwargs: dict) -> int:
     """``sum(start=[])`` of lists: the items of the result."""
     if isinstance(value, list | tuple) and isinstance(kwargs.get("start", args[1:2] or 0),
@@ -632,7 +637,7 @@ _FILTER_SIZES = {
     **dict.fromkeys(("sort", "groupby", "dictsort", "unique", "min", "max"), _keyed),
     "indent": _indent, "wordwrap": _wordwrap, "replace": _replace, "format": _format,
     "urlize": _urlize, "pprint": _pretty, "tojson": _tojson, "urlencode": _urlencode,
-    "sum": _summed,
+    "sum": _summed, "list": _listed,
 }
 
 
@@ -648,7 +653,8 @@ def _sized_filter(name: str, function: Any, rule: Any) -> Any:
             if listed and isinstance(value, Iterator):
                 value = list(_guard_items(value))
                 args = (*args[:at], value, *args[at + 1:])
-            if not (isinstance(value, str) and rule is _plain):
+            if not (isinstance(value, str) and rule is _plain) and not (
+                    rule is _listed and not isinstance(value, str)):
                 _fits(rule(value, args[at + 1:], kwargs), f"the {name} filter's result")
         return function(*args, **kwargs)
 

@@ -189,6 +189,36 @@ def _translate(s: str, args: tuple, kwargs: dict, escaped: bool) -> int:
     return len(s) * longest
 
 
+# A piece of a split is a string object of its own (~50 bytes beside its text): counted as
+# this many characters, so that splitting a long text into a million one-letter words (60 MB)
+# is refused, as a text of the same weight would be.
+PIECE = 16
+# What str.split() splits at: every piece but the last ends at one of them.
+_BLANKS = " \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f"
+_UNICODE_BLANKS = "\x85\xa0\u1680\u2028\u2029\u202f\u205f\u3000" + "".join(
+    chr(c) for c in range(0x2000, 0x200B))
+
+
+def pieces_size(text: str, separator: Any = None) -> int:
+    """What ``text.split(separator)`` (or ``list(text)``) may make: its text and its pieces."""
+    if isinstance(separator, str) and separator:
+        pieces = text.count(separator) + 1
+    elif separator is None:  # at blanks
+        blanks = _BLANKS if text.isascii() else _BLANKS + _UNICODE_BLANKS
+        pieces = sum(text.count(c) for c in blanks) + 1
+    else:  # each character
+        pieces = len(text)
+    return len(text) + PIECE * pieces
+
+
+def _split(s: str, args: tuple, kwargs: dict, escaped: bool) -> int:
+    return pieces_size(s, _arg(args, kwargs, 0, "sep", None))
+
+
+def _lines(s: str, args: tuple, kwargs: dict, escaped: bool) -> int:
+    return len(s) + PIECE * (s.count("\n") + s.count("\r") + 1)
+
+
 def _same(s: str, args: tuple, kwargs: dict, escaped: bool) -> int:
     return len(s)
 
@@ -209,11 +239,12 @@ STR_METHODS: dict[str, Callable[[str, tuple, dict, bool], int]] = {
     "center": _padded, "ljust": _padded, "rjust": _padded, "zfill": _padded,
     "lower": _cased, "upper": _cased, "title": _cased, "capitalize": _cased,
     "casefold": _cased, "swapcase": _cased, "encode": _encoded,
+    "split": _split, "rsplit": _split, "splitlines": _lines,
     **dict.fromkeys((
         "count", "endswith", "find", "index", "isalnum", "isalpha", "isascii", "isdecimal",
         "isdigit", "isidentifier", "islower", "isnumeric", "isprintable", "isspace",
         "istitle", "isupper", "lstrip", "partition", "removeprefix", "removesuffix", "rfind",
-        "rindex", "rpartition", "rsplit", "rstrip", "split", "splitlines", "startswith",
+        "rindex", "rpartition", "rstrip", "startswith",
         "strip", "join", "format", "format_map", "striptags", "unescape"), _same),
 }
 
