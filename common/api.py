@@ -253,7 +253,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
 
 
 TEST_KEY_READ_ONLY = ("Test keys are read-only on configuration (templates, events, webhook "
-                      "endpoints, brands, sender domains) and on existing contacts: they may "
+                      "endpoints, brands, sender domains) and on contacts: they may "
                       "read them to rehearse with them, but changing them needs a live key.")
 
 

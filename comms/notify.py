@@ -2,7 +2,9 @@
 and channel, rendered by the worker with the event's template in the recipient's language.
 
 Recipients given as an email, a phone or an object are upserted as contacts; a UUID or an
-external id must name an existing contact (an unknown external id is created too). A
+external id must name an existing contact (an unknown external id is created too). A test
+key writes no contact: it rehearses with existing ones as they are, and with a transient
+recipient (no row, no contact quota) for one that does not exist. A
 recipient that lacks the identifier a channel needs, or a channel without an integration,
 is reported in ``errors`` and sends nothing on that channel; the rest is sent.
 """
@@ -24,7 +26,7 @@ from comms.channels import integration_chain
 from comms.models import Delivery
 from comms.queueing import enqueue
 from contacts.identifiers import contact_input_parse, email_normalize
-from contacts.models import Contact, PushToken
+from contacts.models import IDENTIFIERS, Contact, PushToken
 from domains.names import email_domain
 from templates.events import event_find, event_template
 from templates.models import NotificationEvent
@@ -82,9 +84,13 @@ def notification_send(*, key: ApiKey, event_identifier: str, to: Any,
     recipients = _recipients(account, to, entries, test_mode=test_mode)
     tokens: dict[Any, list[str]] = defaultdict(list)
     if "push" in usable:
+        stored = [c for c in recipients if not c._state.adding]
         for contact_id, token in PushToken.objects.filter(
-                contact__in=recipients).order_by("created_at").values_list("contact_id", "token"):
+                contact__in=stored).order_by("created_at").values_list("contact_id", "token"):
             tokens[contact_id].append(token)
+        for contact in recipients:
+            if contact._state.adding:  # a test key's transient recipient
+                tokens[contact.id] = list(getattr(contact, "rehearsal_push_tokens", []))
     rows: list[Delivery] = []
     for contact in recipients:
         for name in usable:
@@ -105,7 +111,8 @@ def notification_send(*, key: ApiKey, event_identifier: str, to: Any,
                 context["_options"] = options
             for address in addresses:
                 rows.append(Delivery(
-                    account=account, contact=contact, template=template, channel=name,
+                    account=account, contact=None if contact._state.adding else contact,
+                    template=template, channel=name,
                     mode=Delivery.Mode.TEST if test_mode else Delivery.Mode.LIVE,
                     recipient=address, event_name=event.identifier, context=context))
     if rows:
@@ -193,26 +200,36 @@ def _deliveries_at_least(entries: list[Any], usable: list[str]) -> int:
 
 def _recipients(account, to: Any, entries: list[Any], *, test_mode: bool) -> list[Contact]:
     """Each ``to`` entry as a contact (upserted where the spec says so), in order, once. A
-    test key's send never changes an existing contact: it rehearses with it as it is."""
-    from functools import partial
-
+    test key's send writes no contact: an existing one is used as it is, an unknown
+    recipient is a transient, unsaved contact (``contact_rehearsal``)."""
     from contacts.selectors import contact_find
-    from contacts.services import contact_upsert as upsert
+    from contacts.services import contact_rehearsal, contact_upsert
 
-    contact_upsert = partial(upsert, existing="keep" if test_mode else "update")
+    def resolve(*, account, data: dict[str, Any]) -> tuple[Contact, bool]:
+        if test_mode:
+            return contact_rehearsal(account=account, data=data), False
+        return contact_upsert(account=account, data=data)
 
     contacts: dict[Any, Contact] = {}
     for index, entry in enumerate(entries):
         where = f"to[{index}]" if isinstance(to, list) else "to"
         if isinstance(entry, dict):
-            contact, _ = contact_upsert(account=account, data=entry)
+            contact, _ = resolve(account=account, data=entry)
         elif isinstance(entry, str) and entry.strip():
-            contact = _by_string(account, entry.strip(), contact_find, contact_upsert)
+            contact = _by_string(account, entry.strip(), contact_find, resolve)
         else:
             raise _error("VALIDATION_ERROR",
                          f"{where}: an email, a phone, a contact id or an object.")
-        contacts.setdefault(contact.id, contact)
+        contacts.setdefault(_recipient_key(contact), contact)
     return list(contacts.values())
+
+
+def _recipient_key(contact: Contact) -> Any:
+    """A stored contact by its id; a transient one (never saved) by its identifiers, so the
+    same unknown address given twice is one recipient."""
+    if not contact._state.adding:
+        return contact.id
+    return ("transient", *(getattr(contact, name) for name in IDENTIFIERS))
 
 
 def _by_string(account, value: str, find, upsert) -> Contact:
@@ -235,7 +252,8 @@ def _context(account, contact: Contact, payload: dict[str, Any],
              from_email: str | None) -> dict[str, Any]:
     """What templates see: spec 004's ``contact``, ``payload``, ``app``, ``sender``, and the
     contact's ``name``/``email``/``phone`` at the top for ``{{name | Guest}}``."""
-    person = {"uuid": str(contact.id), "name": contact.name, "email": contact.email or "",
+    person = {"uuid": "" if contact._state.adding else str(contact.id),  # transient: none
+              "name": contact.name, "email": contact.email or "",
               "phone": contact.phone or "", "externalId": contact.external_id or "",
               "username": contact.username, "avatar": contact.avatar,
               "meta": contact.meta or {}}

@@ -55,19 +55,18 @@ def _quota_check(account: Account) -> None:
                           status=402)
 
 
-def _upsert_once(account: Account, given: ContactInput,
-                 existing: str) -> tuple[Contact, bool]:
+def _named_by(given: ContactInput) -> Q:
     match = Q()
     for name, value in given.identifiers.items():
         match |= Q(**{name: value})
-    found = list(Contact.objects.select_for_update().filter(match, account=account)[:2])
+    return match
+
+
+def _upsert_once(account: Account, given: ContactInput) -> tuple[Contact, bool]:
+    found = list(Contact.objects.select_for_update().filter(
+        _named_by(given), account=account)[:2])
     if len(found) > 1:
         raise _identifier_conflict()
-    if found and existing == "keep":
-        return found[0], False
-    if found and existing == "refuse":
-        raise HeraldError("FORBIDDEN", "A test key cannot change an existing contact: use a "
-                          "live key.", status=403)
     created = not found
     if created:
         _quota_check(account)
@@ -78,14 +77,10 @@ def _upsert_once(account: Account, given: ContactInput,
     return contact, created
 
 
-def contact_upsert(*, account: Account, data: dict[str, Any],
-                   existing: str = "update") -> tuple[Contact, bool]:
+def contact_upsert(*, account: Account, data: dict[str, Any]) -> tuple[Contact, bool]:
     """Create the contact, or update the one any given identifier already names (409 if they
     name two). ``data`` uses the API's names; unknown fields merge into ``meta``, camelCased.
-
-    ``existing``: what happens to a contact that exists — ``update`` it, ``keep`` it as it is
-    (a test key's send rehearses with live contacts but never changes one), or ``refuse``
-    (403: a test key's POST /v1/contacts).
+    Live keys only: a test key writes no contact (``contact_rehearsal``).
 
     Two requests racing on a new identifier both miss it; the loser's insert hits the
     conditional unique constraint inside its savepoint and looks again, finding the winner.
@@ -96,11 +91,31 @@ def contact_upsert(*, account: Account, data: dict[str, Any],
     for attempt in range(UPSERT_TRIES):
         try:
             with transaction.atomic():
-                return _upsert_once(account, given, existing)
+                return _upsert_once(account, given)
         except IntegrityError:
             if attempt == UPSERT_TRIES - 1:
                 raise _identifier_conflict() from None
     raise AssertionError("unreachable")
+
+
+def contact_rehearsal(*, account: Account, data: dict[str, Any]) -> Contact:
+    """A test key's recipient, written nowhere: the existing contact any given identifier
+    names, read as it is (the entry's other fields and push token ignored; 409 if they name
+    two), else a transient contact made of the entry, never saved — no row for a live send to
+    find later, nothing counted against the contact quota. Its push token, if given, is in
+    ``rehearsal_push_tokens``; ``_state.adding`` tells it from a stored one."""
+    given = contact_input_parse(data)
+    if not given.identifiers:
+        raise _need_identifier()
+    found = list(Contact.objects.filter(_named_by(given), account=account)[:2])
+    if len(found) > 1:
+        raise _identifier_conflict()
+    if found:
+        return found[0]
+    contact = Contact(account=account, meta={})
+    _apply(contact, given)
+    contact.rehearsal_push_tokens = [given.push_token] if given.push_token else []
+    return contact
 
 
 def contact_update(*, contact: Contact, data: dict[str, Any]) -> Contact:

@@ -14,7 +14,7 @@ from accounts.models import IdempotentRequest
 from common import idempotency
 from common.api import HeraldAPIView
 from contacts.models import Contact
-from guests.models import Event
+from guests.models import Attendee, Event
 from tests.conftest import guest
 
 EVENT = "/checkin/v1/api/event"
@@ -120,11 +120,14 @@ def test_a_refusal_is_not_replayed_so_a_fixed_retry_runs(keys,
     assert Delivery.objects.count() == 1  # the replay sent nothing new
 
 
-def test_keys_are_scoped_per_account_and_per_key_mode(api, sandbox_api, other_api):
-    for client in (api, sandbox_api, other_api):
-        response = client.post(EVENT, {"name": "Gala"}, HTTP_IDEMPOTENCY_KEY="shared")
-        assert response.status_code == 201 and "Idempotent-Replayed" not in response
-    assert Event.objects.count() == 3
+def test_keys_are_scoped_per_account_and_per_key_mode(api, sandbox_api, other_api, event_id):
+    # Guests, not events: a test key may add a guest but never an event (configuration).
+    theirs = other_api.post(EVENT, {"name": "Theirs"}).json()["id"]
+    for client, event in ((api, event_id), (sandbox_api, event_id), (other_api, theirs)):
+        response = client.post("/checkin/v1/api/guest", guest(event),
+                               HTTP_IDEMPOTENCY_KEY="shared")
+        assert response.status_code == 200 and "Idempotent-Replayed" not in response
+    assert Attendee.objects.count() == 3
 
 
 def test_refusals_that_a_retry_may_overturn_are_not_stored(api, event_id, template_id):

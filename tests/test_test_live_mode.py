@@ -318,7 +318,7 @@ def test_supports_resend_ticket_resends_the_live_send_not_a_later_rehearsal(
     assert Delivery.objects.filter(attendee_id=body["id"], mode="live").count() == 2
 
 
-# --- contacts: a test key adds and reads them, never changes an existing one ---------------
+# --- contacts: a test key reads them, never writes one ---------------------------------------
 
 def test_a_test_key_cannot_change_or_delete_an_existing_contact(keys):
     from contacts.models import Contact, PushToken
@@ -340,8 +340,61 @@ def test_a_test_key_cannot_change_or_delete_an_existing_contact(keys):
     assert (contact.email, contact.name) == ("jane@example.com", "Jane")
     assert not PushToken.objects.exists()
     assert test.get("/v1/contacts/u1").json()["contact"]["email"] == "jane@example.com"
-    new = test.post("/v1/contacts", {"email": "rehearsal@example.com"}, format="json")
-    assert new.status_code == 201  # adding a contact to rehearse with is allowed
+
+
+def test_a_test_key_cannot_plant_a_contact_a_live_send_then_reaches(keys):
+    """External ids are the customer's user ids (predictable): a contact a test key could
+    create first would take the live app's later sends, and fill the live contact quota."""
+    from accounts.models import Account
+    from contacts.models import Contact, PushToken
+
+    Account.objects.filter(pk=keys.account.pk).update(contact_quota=1)
+    live, test = _bearer(keys.live_key), _bearer(keys.test_key)
+    planted = test.post("/v1/contacts", {"externalId": "user-42",
+                                         "email": "attacker@evil.example",
+                                         "pushToken": "ExponentPushToken[attacker-device]"},
+                        format="json")
+    assert planted.status_code == 403
+    assert planted.json()["code"] == "FORBIDDEN"
+    assert not Contact.objects.exists() and not PushToken.objects.exists()
+    assert test.get("/v1/contacts").json()["data"]["total"] == 0
+    real = live.post("/v1/contacts", {"externalId": "user-42", "email": "real@example.com"},
+                     format="json")
+    assert real.status_code == 201, real.content  # the quota of one is still free
+    live.post("/v1/events", EVENT_BODY, format="json")
+    assert live.post("/v1/send/ping", {"to": "user-42"}, format="json").status_code == 200
+    assert list(Delivery.objects.values_list("recipient", "mode")) == [
+        ("real@example.com", "live")]
+
+
+def test_a_test_send_to_unknown_recipients_writes_no_contact(keys):
+    from accounts.models import Account
+    from comms import channels
+    from contacts.models import Contact
+
+    Account.objects.filter(pk=keys.account.pk).update(contact_quota=2)
+    channels.integration_save(account=keys.account, provider="expo", config={},
+                              credentials={})
+    live, test = _bearer(keys.live_key), _bearer(keys.test_key)
+    live.post("/v1/events", {**EVENT_BODY, "channels": ["email", "push"], "templates": [
+        *EVENT_BODY["templates"], {"channel": "push", "subject": "Ping", "body": "Hi"}]},
+        format="json")
+    response = test.post("/v1/send/ping", {"to": [
+        "x0@example.com", "x1@example.com", "X1@example.com", "+14155552671",
+        {"externalId": "user-7", "email": "x2@example.com",
+         "pushToken": "ExponentPushToken[rehearsal]"}]}, format="json")
+    assert response.status_code == 200, response.content
+    assert not Contact.objects.exists()
+    sent = set(Delivery.objects.values_list("recipient", "channel", "mode", "contact_id"))
+    assert sent == {("x0@example.com", "email", "test", None),
+                    ("x1@example.com", "email", "test", None),
+                    ("x2@example.com", "email", "test", None),
+                    ("ExponentPushToken[rehearsal]", "push", "test", None)}
+    # The live contact quota is untouched: the live integration can still add its two.
+    for n in range(2):
+        created = live.post("/v1/send/ping", {"to": f"real{n}@example.com"}, format="json")
+        assert created.status_code == 200, created.content
+    assert Contact.objects.count() == 2
 
 
 def test_a_test_send_rehearses_with_a_contact_as_it_is(keys):
