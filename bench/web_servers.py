@@ -116,7 +116,8 @@ def run(variant: str, key: str) -> dict:
             "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
             "p50": re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1),
             "p99": re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1),
-            "cpu_ms_per_request": round(1000 * cpu / max(requests, 1), 2)}
+            "cpu_ms_per_request": round(1000 * cpu / max(requests, 1), 2),
+            "non_2xx": int(m.group(1)) if (m := re.search(r"Non-2xx[^:]*: (\d+)", out)) else 0}
 
 
 def main() -> None:
