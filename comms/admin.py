@@ -1,8 +1,9 @@
 from datetime import timedelta
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.db.models import Count
+from django.utils.html import format_html
 
 from common import crypto
 from common.admin import CAPABILITIES, AccountScopedAdmin, ScopedInline
@@ -57,8 +58,26 @@ class ModeLabelledAdmin(AccountScopedAdmin):
     mode_rows = "rows"
 
     def changelist_view(self, request, extra_context=None):
-        return super().changelist_view(request, {
+        response = super().changelist_view(request, {
             "subtitle": mode_subtitle(request, self.mode_rows), **(extra_context or {})})
+        self.other_mode_hint(request, response)
+        return response
+
+    def other_mode_hint(self, request, response) -> None:
+        """A search that matches rows of the other mode says so, with the link to them."""
+        cl = (getattr(response, "context_data", None) or {}).get("cl")
+        if cl is None or not cl.query:
+            return
+        shown = ModeFilter.parameter_name
+        other = (Delivery.Mode.LIVE if request.GET.get(shown) == Delivery.Mode.TEST
+                 else Delivery.Mode.TEST)
+        rows, _ = self.get_search_results(
+            request, self.get_queryset(request).filter(mode=other), cl.query)
+        if count := rows.distinct().count():
+            messages.info(request, format_html(
+                'Also matching this search among {} {}: {} — <a href="{}">show them</a>.',
+                "sandbox (test-key)" if other == Delivery.Mode.TEST else "live",
+                self.mode_rows, count, cl.get_query_string({shown: other})))
 
 
 class DeliveryEventInline(ScopedInline, admin.TabularInline):

@@ -60,6 +60,19 @@ def test_deliveries_are_live_by_default_and_the_sandbox_on_its_own(
         "rehearsal@example.com"]
     assert _listed(client.get(url, {"status__exact": "opened"}))[0].mode == "live"
 
+    # A search of the live list that only rehearsals match says where they are, and back.
+    searched = client.get(url, {"q": "rehearsal@example.com"})
+    assert _listed(searched) == []
+    [said] = [str(m) for m in get_messages(searched.wsgi_request)]
+    assert said == ("Also matching this search among sandbox (test-key) deliveries: 1 — "
+                    '<a href="?mode=test&amp;q=rehearsal%40example.com">show them</a>.')
+    assert said in searched.content.decode()
+    searched = client.get(url, {"q": "live@example.com", "mode": "test"})
+    assert [str(m) for m in get_messages(searched.wsgi_request)] == [
+        "Also matching this search among live deliveries: 1 — "
+        '<a href="?mode=live&amp;q=live%40example.com">show them</a>.']
+    assert [str(m) for m in get_messages(client.get(url, {"q": "nobody"}).wsgi_request)] == []
+
     # Support resends a rehearsal from the sandbox view: a sandbox send again.
     previous = Delivery.objects.get(recipient="rehearsal@example.com")
     with django_capture_on_commit_callbacks(execute=True):
