@@ -8,7 +8,8 @@ the template per guest), one for suppressed addresses, one insert of queued deli
 resumes after the cursor and never queues a guest twice. Guests whose latest delivery of
 the template failed for good (spec 000's 422 rule) or whose address is suppressed are
 skipped and counted. Every rule reads the job's mode only: a sandbox rehearsal (deliveries
-and suppressions of test keys) never makes the live send skip a guest. The 422 rule is about
+and suppressions of test keys) never makes the live send skip a guest, and guests a test
+key added (mode test) are never in a live send's audience. The 422 rule is about
 the address: a guest whose email was corrected since the failure is sent again.
 
 On each commit one ``comms.send_delivery`` is enqueued, as ``emails.services`` does: it
@@ -61,10 +62,15 @@ def bulk_send_audience(*, event: Event, template: MessageTemplate, audience: str
                        mode: str = Delivery.Mode.LIVE) -> QuerySet:
     """The event's guests an audience picks, in id order, with their latest delivery of the
     template in this mode: its status (``last_status``) and whether it failed for good to
-    the address the guest still has (``failed_for_good``, spec 000's 422 rule)."""
+    the address the guest still has (``failed_for_good``, spec 000's 422 rule). A live
+    audience has live guests only: a test key's guests are a rehearsal, never mailed for
+    real (a test audience has both: it rehearses the live send)."""
     sent = Delivery.objects.filter(attendee=OuterRef("pk"), template=template, mode=mode)
     latest = sent.order_by("-created_at")
-    guests = Attendee.objects.filter(event=event).annotate(
+    guests = Attendee.objects.filter(event=event)
+    if mode == Delivery.Mode.LIVE:
+        guests = guests.filter(mode=Attendee.LIVE)
+    guests = guests.annotate(
         last_status=Subquery(latest.values("status")[:1]),
         last_recipient=Subquery(latest.values("recipient")[:1]))
     guests = guests.annotate(failed_for_good=Case(

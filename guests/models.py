@@ -34,7 +34,10 @@ class Attendee(TimeStampedModel):
     email = models.EmailField(max_length=254)
     correlation_id = models.CharField(max_length=128, blank=True, null=True)
     # The key mode of the request that created it ("live" for the admin's imports): a request
-    # of the other mode reusing its id gets its own send, never this mode's (guests.services).
+    # of the other mode reusing its id gets its own send, never this mode's, and a live
+    # request takes a test key's rehearsal guest over (guests.services). Live audiences
+    # (bulk send) leave test guests out.
+    LIVE, TEST = "live", "test"
     mode = models.CharField(max_length=8, default="live", editable=False,
                             choices=[("live", "Live"), ("test", "Test")])
 

@@ -47,11 +47,13 @@ def attendee_create(*, account: Account, mode: str, id: uuid.UUID, event_id: uui
 
     ``id`` is the caller's idempotency key: if it exists (even while a concurrent request
     is inserting it) the existing attendee is returned and nothing is sent again — per key
-    mode: a request never gets the other mode's send back (see ``_existing``).
+    mode: a request never gets the other mode's send back, and a live request for an id a
+    test key rehearsed with wins over the rehearsal (see ``_existing``).
     """
     checks = guest_create_checks(account=account, attendee_id=id, event_id=event_id,
                                  template_id=comms_template_id)
-    request = _Request(mode, email, comms_template_id, checks.template_ok, correlation_id)
+    request = _Request(mode, email, comms_template_id, checks.template_ok, correlation_id,
+                       event_id, checks.event_ok, first_name, last_name)
     if checks.existing_account_id is not None:
         return _existing(Attendee.objects.get(id=id), account, request)
     if not checks.event_ok:
@@ -88,16 +90,27 @@ class _Request:
     template_id: uuid.UUID | None
     template_ok: bool
     correlation_id: str | None
+    event_id: uuid.UUID
+    event_ok: bool
+    first_name: str
+    last_name: str
 
 
 def _existing(attendee: Attendee, account: Account, request: _Request) -> AttendeeResult:
     """The answer to a request whose id exists: the attendee and its first send in the
-    request's key mode. An id first used in the other mode (a test key's rehearsal, then the
-    live request) gets its own send in this mode, queued now, once; never the sandbox send.
-    It must name the same email, so that a test key cannot pre-seed a live guest's id with
-    another address (409)."""
+    request's key mode, never the other mode's send.
+
+    - A live request for a rehearsal guest (created by a test key): the live request wins —
+      the guest takes its fields (event, email, names, correlationId) and becomes live, and
+      its live send goes out with them, queued once (``_make_live``). Its sandbox sends
+      stay as they were, as history. So a test key cannot pre-seed a live guest.
+    - A test key's request for a live guest: the guest is never changed; its rehearsal send
+      is queued once, to the guest's own email (another email: 409).
+    """
     if attendee.account_id != account.id:
         raise Conflict("id_conflict", "This id is already used by another account's attendee.")
+    if request.mode == Attendee.LIVE and attendee.mode != Attendee.LIVE:
+        return _make_live(attendee, account, request)
     first = _first_send(attendee, request.mode)
     if first is not None or attendee.mode == request.mode or request.template_id is None:
         return AttendeeResult(attendee, first, created=False)
@@ -117,6 +130,32 @@ def _existing(attendee: Attendee, account: Account, request: _Request) -> Attend
                                       correlation_id=request.correlation_id)
             first = delivery.id
     return AttendeeResult(attendee, first, created=False)
+
+
+def _make_live(attendee: Attendee, account: Account, request: _Request) -> AttendeeResult:
+    """A rehearsal guest named by a live request: replaced by the live request's fields and
+    made live, under its row lock (concurrent live requests: the first one's fields, one
+    live send); the live send is queued with them."""
+    if not request.event_ok:
+        raise NotFound("event")
+    if request.template_id is not None:
+        if not request.template_ok:
+            raise NotFound("template")
+        account_check_can_send(account=account)
+    with transaction.atomic():
+        locked = Attendee.objects.select_for_update().get(id=attendee.id)
+        if locked.mode != Attendee.LIVE:
+            locked.event_id, locked.email = request.event_id, request.email
+            locked.first_name, locked.last_name = request.first_name, request.last_name
+            locked.correlation_id, locked.mode = request.correlation_id, Attendee.LIVE
+            locked.save(update_fields=["event", "email", "first_name", "last_name",
+                                       "correlation_id", "mode", "updated_at"])
+        first = _first_send(locked, Attendee.LIVE)
+        if first is None and request.template_id is not None:
+            first = delivery_queue(account=account, attendee=locked,
+                                   template_id=request.template_id, mode=Attendee.LIVE,
+                                   correlation_id=request.correlation_id).id
+    return AttendeeResult(locked, first, created=False)
 
 
 def _first_send(attendee: Attendee, mode: str) -> uuid.UUID | None:

@@ -82,14 +82,47 @@ def test_a_live_guest_create_after_a_rehearsal_with_the_same_id_gets_its_own_sen
     assert Delivery.objects.filter(attendee_id=body["id"]).count() == 2
 
 
-def test_a_test_key_cannot_pre_seed_a_guest_id_with_another_address(
+def test_a_live_request_wins_over_a_test_keys_rehearsal_of_its_guest_id(
         api, sandbox_api, event_id, template_id):
-    body = guest(event_id, template_id, email="attacker@evil.example")
-    sandbox_api.post(GUEST, body)
-    live = api.post(GUEST, {**body, "email": "jane@example.com"})
-    assert live.status_code == 409
-    assert live.json()["error"] == "id_conflict"
-    assert not Delivery.objects.filter(mode="live").exists()
+    """A test key names the guest id first, with its own address, name and event: the live
+    request's fields replace them and its ticket goes out with them, to its address."""
+    other = api.post("/checkin/v1/api/event", {"name": "Attacker Event"}).json()["id"]
+    body = guest(event_id, template_id, email="jane@example.com", correlationId="live-1")
+    rehearsal = sandbox_api.post(GUEST, {**body, "firstName": "Mallory", "lastName": "X",
+                                         "eventId": other, "email": "attacker@evil.example",
+                                         "correlationId": "evil"})
+    sandbox_id = rehearsal.json()["attendeeInvitationId"]
+    live = api.post(GUEST, body)
+    assert live.status_code == 200, live.content
+    got = live.json()
+    assert (got["firstName"], got["lastName"], got["email"], got["eventId"],
+            got["correlationId"]) == ("Jane", "Smith", "jane@example.com", event_id, "live-1")
+    attendee = Attendee.objects.get(id=body["id"])
+    assert (attendee.mode, attendee.first_name, str(attendee.event_id)) == (
+        "live", "Jane", event_id)
+    sent = Delivery.objects.get(id=got["attendeeInvitationId"])
+    assert (sent.mode, sent.recipient, sent.status) == ("live", "jane@example.com", "sent")
+    assert "Jane" in sent.html_body and "Mallory" not in sent.html_body
+    # The rehearsal stays as sandbox history; retries answer the live send.
+    assert Delivery.objects.get(id=sandbox_id).recipient == "attacker@evil.example"
+    assert api.post(GUEST, body).json()["attendeeInvitationId"] == got["attendeeInvitationId"]
+    assert Delivery.objects.filter(mode="live").count() == 1
+
+
+def test_a_test_key_never_changes_a_live_guest(api, sandbox_api, event_id, template_id):
+    body, _ = _guest(api, event_id, template_id)
+    other = api.post("/checkin/v1/api/event", {"name": "Elsewhere"}).json()["id"]
+    other_email = sandbox_api.post(GUEST, {**body, "email": "attacker@evil.example"})
+    assert other_email.status_code == 409
+    assert other_email.json()["error"] == "id_conflict"
+    same_email = sandbox_api.post(GUEST, {**body, "firstName": "Mallory", "eventId": other})
+    assert same_email.status_code == 200
+    assert same_email.json()["firstName"] == "Jane"
+    rehearsal = Delivery.objects.get(id=same_email.json()["attendeeInvitationId"])
+    assert (rehearsal.mode, rehearsal.recipient) == ("test", "jane@example.com")
+    attendee = Attendee.objects.get(id=body["id"])
+    assert (attendee.mode, attendee.first_name, attendee.email, str(attendee.event_id)) == (
+        "live", "Jane", "jane@example.com", event_id)
 
 
 # --- the 422 rule, suppressions, bulk send ------------------------------------------------
@@ -129,10 +162,11 @@ def test_a_test_key_lifts_sandbox_suppressions_only(api, sandbox_api, keys, even
 
 
 def test_a_live_bulk_send_after_a_sandbox_rehearsal_skips_nobody(
-        keys, event_id, template_id, sandbox_api, django_capture_on_commit_callbacks):
-    for n in range(3):
-        _guest(sandbox_api, event_id, template_id, email=f"bounce-{n}@example.com")
-    assert Delivery.objects.filter(status="bounced").count() == 3
+        keys, event_id, template_id, api, sandbox_api, django_capture_on_commit_callbacks):
+    for n in range(3):  # live guests, rehearsed with by a test key: the sandbox bounces
+        body, _ = _guest(api, event_id, email=f"bounce-{n}@example.com")
+        assert _send(sandbox_api, body["id"], template_id).status_code == 200
+    assert Delivery.objects.filter(status="bounced", mode="test").count() == 3
     from guests.models import Event
 
     with django_capture_on_commit_callbacks(execute=True):
@@ -143,6 +177,33 @@ def test_a_live_bulk_send_after_a_sandbox_rehearsal_skips_nobody(
     job.refresh_from_db()
     assert (job.queued, job.skipped_failed, job.skipped_suppressed) == (3, 0, 0)
     assert Delivery.objects.filter(mode="live").count() == 3
+
+
+def test_a_live_bulk_send_leaves_out_the_guests_a_test_key_added(
+        api, sandbox_api, keys, event_id, template_id, django_capture_on_commit_callbacks):
+    from guests.models import Event
+
+    _guest(api, event_id, email="real@example.com")
+    for n in range(3):
+        _guest(sandbox_api, event_id, email=f"spam-target{n}@victim.example")
+    event = Event.objects.get(id=event_id)
+    jobs = {}
+    for mode in ("live", "test"):
+        with django_capture_on_commit_callbacks(execute=True):
+            jobs[mode], _ = bulk_send_create(event=event, template_id=template_id,
+                                             audience=BulkSend.Audience.ALL, mode=mode,
+                                             token=uuid.uuid4(), user=None)
+        bulk_send_run(job_id=jobs[mode].id)
+        jobs[mode].refresh_from_db()
+    assert (jobs["live"].total, jobs["live"].queued) == (1, 1)
+    assert list(Delivery.objects.filter(mode="live").values_list("recipient", flat=True)) == [
+        "real@example.com"]
+    assert (jobs["test"].total, jobs["test"].queued) == (4, 4)  # a rehearsal sees them all
+    from guests.bulk import bulk_send_audience
+
+    for audience in BulkSend.Audience.values:
+        assert bulk_send_audience(event=event, template=jobs["live"].template,
+                                  audience=audience).filter(mode="test").count() == 0
 
 
 # --- configuration: test keys read, never change -------------------------------------------
