@@ -17,7 +17,7 @@ from comms.providers.base import (
     ProviderTransientError,
     SendResult,
 )
-from comms.providers.vendor_http import vendor_reason
+from comms.providers.vendor_http import network_reason, vendor_reason
 
 
 class SendGridProvider:
@@ -32,7 +32,8 @@ class SendGridProvider:
         except http_errors.HTTPError as exc:
             raise _classify(exc) from exc
         except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
-            raise ProviderTransientError(f"SendGrid unreachable: {exc}") from exc
+            raise ProviderTransientError(
+                f"SendGrid unreachable: {network_reason('SendGrid', exc)}") from exc
         message_id = response.headers.get("X-Message-Id", "")
         if not message_id:
             raise ProviderTransientError("SendGrid answered without X-Message-Id")
@@ -62,7 +63,8 @@ class SendGridProvider:
                 return {i: self._send_one(m) for i, m in zip(indexes, messages, strict=True)}
             return dict.fromkeys(indexes, error)
         except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
-            return dict.fromkeys(indexes, ProviderTransientError(f"SendGrid unreachable: {exc}"))
+            return dict.fromkeys(indexes, ProviderTransientError(
+                f"SendGrid unreachable: {network_reason('SendGrid', exc)}"))
         message_id = response.headers.get("X-Message-Id", "")
         if not message_id:
             return dict.fromkeys(

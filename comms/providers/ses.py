@@ -33,7 +33,7 @@ from comms.providers.base import (
     ProviderTransientError,
     SendResult,
 )
-from comms.providers.vendor_http import vendor_reason
+from comms.providers.vendor_http import network_reason, vendor_reason
 
 TRANSIENT_CODES = frozenset({
     "Throttling", "ThrottlingException", "TooManyRequestsException", "LimitExceededException",
@@ -75,7 +75,7 @@ class SesProvider:
         except (NoCredentialsError, PartialCredentialsError, NoRegionError) as exc:
             raise ProviderConfigurationError(f"SES is not configured: {exc}") from exc
         except (BotoConnectionError, HTTPClientError, OSError) as exc:
-            raise ProviderTransientError(f"SES unreachable: {exc}") from exc
+            raise ProviderTransientError(f"SES unreachable: {network_reason('SES', exc)}") from exc
         except ResponseParserError as exc:  # its text quotes the answer: never shown
             raise ProviderTransientError(
                 f"{vendor_reason('SES', body=str(exc))} answered unreadably.") from None

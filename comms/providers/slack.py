@@ -10,7 +10,6 @@ line break made the SDK log it in an error), and the SDK's client logs through a
 its own that masks it.
 """
 
-import errno
 import http.client
 import logging
 import re
@@ -32,6 +31,7 @@ from comms.providers.base import (
 from comms.providers.vendor_http import (
     allow_private,
     header,
+    network_reason,
     retry_after,
     vendor_reason,
 )
@@ -103,7 +103,8 @@ class SlackProvider:
                 f"Slack did not answer within {self.timeout:g}s.") from exc
         except (urllib3.exceptions.HTTPError, urllib.error.URLError, http.client.HTTPException,
                 OSError, SlackClientError) as exc:
-            raise ProviderTransientError(f"Slack unreachable: {_reason(exc)}") from exc
+            raise ProviderTransientError(f"Slack unreachable: {network_reason('Slack', exc)}") \
+                from exc
         return SendResult(provider_message_id=f"{response['channel']}:{response['ts']}")
 
 
@@ -157,17 +158,6 @@ def _classify(status: int, data: Any, headers: Any) -> Exception:
         return ProviderInvalidRecipient(f"Slack cannot message this recipient: {detail}")
     return ProviderPermanentError(f"Slack refused the message: {detail}")
 
-
-
-def _reason(exc: Exception) -> str:
-    """A network error as a tenant sees it: the errno's name (``ECONNREFUSED``) or the
-    error's kind; its message (a resolver's, a proxy's text) only to the server log."""
-    reason = getattr(exc, "reason", None)
-    cause = reason if isinstance(reason, BaseException) else exc
-    number = getattr(cause, "errno", None)
-    label = (errno.errorcode.get(number) if isinstance(number, int) and number > 0
-             else None) or type(cause).__name__
-    return vendor_reason("Slack", None, label, body=str(exc))
 
 
 class _Mask(logging.Filter):

@@ -11,7 +11,6 @@ code and its enhanced status code (``SMTP 550 5.1.1``), or the kind of network e
 tokens) and exceptions' messages go to the server log at DEBUG only.
 """
 
-import errno
 import re
 import smtplib
 import ssl
@@ -31,7 +30,7 @@ from comms.providers.base import (
     ProviderTransientError,
     SendResult,
 )
-from comms.providers.vendor_http import vendor_reason
+from comms.providers.vendor_http import network_reason, vendor_reason
 
 BACKEND = "django.core.mail.backends.smtp.EmailBackend"
 DELIVERY_HEADER = "X-Herald-Delivery-Id"
@@ -244,11 +243,7 @@ def _tls_refused(exc: ssl.SSLCertVerificationError) -> ProviderConfigurationErro
 def _unreachable(exc: OSError) -> ProviderTransientError:
     """Refused, reset, timed out, not resolved: the errno's name (``ECONNREFUSED``) or the
     error's kind, never its message (a resolver's or a proxy's text)."""
-    number = exc.errno if isinstance(exc.errno, int) else None
-    label = (errno.errorcode.get(number) if number and number > 0 else None) or type(
-        exc).__name__
-    return ProviderTransientError(
-        f"SMTP server unreachable: {vendor_reason('SMTP', None, label, body=str(exc))}")
+    return ProviderTransientError(f"SMTP server unreachable: {network_reason('SMTP', exc)}")
 
 
 def _by_code(code: int, text: str) -> Exception:

@@ -2,9 +2,11 @@
 function that turns a vendor's answer into what a tenant may see (``vendor_reason``)."""
 
 import email.utils
+import errno
 import json
 import logging
 import re
+import socket
 import time
 from collections.abc import Callable
 from typing import Any
@@ -35,6 +37,36 @@ def vendor_reason(vendor: str, status: int | None = None, label: Any = "", *,
     text = " ".join(part for part in (vendor, str(status) if status else "",
                                       _label(label)) if part)
     return clean(text)
+
+
+# getaddrinfo's error numbers (negative, not in errno.errorcode): EAI_NONAME, EAI_AGAIN…
+_EAI_NAMES = {getattr(socket, name): name for name in dir(socket) if name.startswith("EAI_")}
+
+
+def network_reason(vendor: str, exc: BaseException) -> str:
+    """A network error as a tenant sees it, for every provider: ``"<vendor> <kind>"``, the
+    kind being the errno's name (``ECONNREFUSED``, ``EAI_NONAME``) of the first OS error in
+    the chain (``URLError.reason``, ``__cause__``), else the exception's class name. Its
+    message (a resolver's or a proxy's text, internal host names and addresses) goes to the
+    server log at DEBUG only."""
+    return vendor_reason(vendor, None, _network_kind(exc), body=f"{type(exc).__name__}: {exc}")
+
+
+def _network_kind(exc: BaseException) -> str:
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        number = getattr(current, "errno", None)
+        if isinstance(current, OSError) and isinstance(number, int):
+            name = _EAI_NAMES.get(number) if isinstance(
+                current, socket.gaierror) else errno.errorcode.get(number)
+            if name:
+                return name
+        reason = getattr(current, "reason", None)
+        current = (reason if isinstance(reason, BaseException)
+                   else current.__cause__ or current.__context__)
+    return type(exc).__name__
 
 
 def _label(label: Any) -> str:
