@@ -73,7 +73,10 @@ def delivery_send_to_attendee(*, account: Account, mode: str, attendee_id: Any,
             # Locking the attendee serializes concurrent sends to it, so the 422 rule holds.
             attendee = Attendee.objects.select_for_update().filter(
                 id=attendee_id, account=account).first()
-            if attendee is None:
+            # A guest only a test key created is a rehearsal: live requests do not see it
+            # until a live create names its id (and takes its fields, guests.services).
+            if attendee is None or (mode == Delivery.Mode.LIVE
+                                    and attendee.mode != Delivery.Mode.LIVE):
                 raise NotFound("attendee")
             previous_send_check(attendee=attendee, template=template, mode=mode)
             delivery = delivery_queue(account=account, attendee=attendee,

@@ -133,6 +133,13 @@ def test_a_sandbox_bounce_neither_422s_nor_suppresses_the_live_send(
     assert Delivery.objects.get(id=first).status == "bounced"
     assert Suppression.objects.get().mode == "test"
     assert _send(sandbox_api, body["id"], template_id).status_code == 422
+    # The guest is the test key's rehearsal: a live send for it finds no guest ...
+    assert _send(api, body["id"], template_id).status_code == 404
+    assert not Delivery.objects.filter(mode="live").exists()
+    # ... until a live request creates it; then neither its create nor a resend is held back.
+    created = api.post(GUEST, body)
+    assert created.status_code == 200, created.content
+    assert Delivery.objects.get(id=created.json()["attendeeInvitationId"]).status == "sent"
     live = _send(api, body["id"], template_id)
     assert live.status_code == 200, live.content
     assert Delivery.objects.get(id=live.json()["attendeeInvitationId"]).status == "sent"
