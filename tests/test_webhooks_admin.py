@@ -80,3 +80,19 @@ def test_admin_refuses_private_urls_and_deletes_softly(staff, keys, settings):
     staff.post(f"/admin/webhooks/endpoint/{endpoint.pk}/delete/", {"post": "yes"})
     endpoint.refresh_from_db()
     assert endpoint.deleted_at is not None
+
+
+def test_admin_sets_whether_an_endpoint_gets_test_events(staff, keys, receiver):
+    """Staff see and set include_test_events (the API's field): off unless ticked."""
+    form = staff.get("/admin/webhooks/endpoint/add/")
+    assert b'name="include_test_events"' in form.content
+    staff.post("/admin/webhooks/endpoint/add/", {
+        "account": keys.account.id, "url": receiver.url, "enabled_events": ["comms.sent"],
+        "include_test_events": "on", "is_active": "on"}, follow=True)
+    endpoint = Endpoint.objects.get()
+    assert endpoint.include_test_events is True
+    change = f"/admin/webhooks/endpoint/{endpoint.pk}/change/"
+    staff.post(change, {"url": receiver.url, "enabled_events": ["comms.sent"],
+                        "is_active": "on"}, follow=True)
+    endpoint.refresh_from_db()
+    assert endpoint.include_test_events is False

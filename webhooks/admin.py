@@ -25,7 +25,8 @@ class EndpointForm(forms.ModelForm):
 
     class Meta:
         model = Endpoint
-        fields = ["account", "url", "description", "enabled_events", "is_active"]
+        fields = ["account", "url", "description", "enabled_events", "include_test_events",
+                  "is_active"]
 
     def clean(self):
         data = super().clean()
@@ -57,8 +58,9 @@ def _report(modeladmin, request, run) -> None:
 @admin.register(Endpoint)
 class EndpointAdmin(AccountScopedAdmin):
     form = EndpointForm
-    list_display = ["url", "account", "is_active", "disabled_reason", "deleted_at", "created_at"]
-    list_filter = ["is_active", ("deleted_at", admin.EmptyFieldListFilter)]
+    list_display = ["url", "account", "is_active", "include_test_events", "disabled_reason",
+                    "deleted_at", "created_at"]
+    list_filter = ["is_active", "include_test_events", ("deleted_at", admin.EmptyFieldListFilter)]
     search_fields = ["url", "account__name", "id"]
     readonly_fields = ["id", "disabled_reason", "disabled_at", "failing_since",
                        "previous_secret_expires_at", "deleted_at", "created_at", "updated_at",
@@ -91,12 +93,14 @@ class EndpointAdmin(AccountScopedAdmin):
             services.endpoint_update(endpoint=obj, url=data["url"],
                                      description=data["description"],
                                      enabled_events=data["enabled_events"],
-                                     is_active=data["is_active"])
+                                     is_active=data["is_active"],
+                                     include_test_events=data["include_test_events"])
             return
         try:
             endpoint, secret = services.endpoint_create(
                 account=data["account"], url=data["url"], description=data["description"],
-                enabled_events=data["enabled_events"])
+                enabled_events=data["enabled_events"],
+                include_test_events=data["include_test_events"])
         except HeraldError as exc:
             self.message_user(request, exc.message, messages.ERROR)
             return
