@@ -27,7 +27,7 @@ class TemplateForm(forms.ModelForm):
         except TemplateCompileError as exc:
             field = {"subject": "subject", "htmlBody": "html_body",
                      "textBody": "text_body"}[exc.field]
-            self.add_error(field, f"Line {exc.line}: {exc.message}")
+            self.add_error(field, f"{exc.where.capitalize()}{exc.message}")
         return data
 
 

@@ -76,6 +76,10 @@ def test_editing_a_template_bumps_its_version_and_checks_it(api, template_id):
     assert MessageTemplate.objects.get(id=template_id).version == 2
     broken = client.post(url, _form(client, url, **{**form, "subject": "{{ oops"}))
     assert b"Line 1" in broken.content
+    # A problem with no line (nesting too deep to compile) is named without a "Line None".
+    deep = "{% if x %}" * 300 + "x" + "{% endif %}" * 300
+    too_deep = client.post(url, _form(client, url, **{**form, "html_body": deep}))
+    assert b"nest" in too_deep.content.lower() and b"Line None" not in too_deep.content
     template = MessageTemplate.objects.get(id=template_id)
     assert (template.version, template.subject) == (2, "New {{ event.name }}")
 
