@@ -65,12 +65,13 @@ import os
 import re
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
 from datetime import time as dt_time
 from decimal import Decimal
-from functools import lru_cache, update_wrapper
+from functools import update_wrapper
 from types import CodeType
 from typing import Any
 
@@ -100,6 +101,14 @@ _BIG_WIDTH = re.compile(r"(%[-+ #0]*(\d{5,}|\*))|(\{[^}]*:[^}]*\d{5,}[^}]*\})")
 _DEFAULTS = {"HERALD_MAX_RENDERED_CHARS": 1_000_000, "HERALD_RENDER_SECONDS": 1.0,
              "HERALD_RENDER_MAX_MB": 32}
 _BIG = 256 * 1024  # characters: after a step that may make this much, the memory is read
+# Compiling is outside the render's budget (one step of jinja2 and Python's compiler, ~50 µs
+# and ~3 KB per token, 1.5 KB of which a compiled template keeps): a template's parts together
+# may hold this many tokens (names, values, operators, tag words, runs of text), counted by
+# jinja2's lexer before anything is parsed. A large ticket (60 KB of HTML, 40 conditional
+# blocks and a loop of order lines) holds ~3,300.
+MAX_TEMPLATE_TOKENS = 10_000
+_CACHE_BYTES = 64 * 1024 * 1024  # what the compiled templates of a process may keep, at most
+_TOKEN_BYTES = 1_500  # what a compiled template keeps per token (besides its text)
 _SAVE_TRIAL_SECONDS = 0.25  # a template's trial render at save (all of one request's saves)
 _LOOP = re.compile(r"\s*(async +)?(for|while)\b")  # a loop in jinja2's generated code
 _LIGHT, _HEAVY, _WINDOW = 1, 16, 256  # guard-point costs; the budget is checked per window
@@ -547,6 +556,18 @@ def _cased(value: Any, args: tuple, kwargs: dict) -> int:
     return 3 * len(_as_text(value))
 
 
+def _stripped(value: Any, args: tuple, kwargs: dict) -> int:
+    return sizes.striptags_size(_as_text(value))
+
+
+def _counted(value: Any, args: tuple, kwargs: dict) -> int:
+    return sizes.words_size(_as_text(value))
+
+
+def _titled(value: Any, args: tuple, kwargs: dict) -> int:
+    return sizes.title_size(_as_text(value))
+
+
 def _escaped(value: Any, args: tuple, kwargs: dict) -> int:
     return sizes.escaped_size(_as_text(value))
 
@@ -630,9 +651,9 @@ def _summed(value: Any, args: tuple, kwargs: dict) -> int:
 
 # Filters whose result (or whose input's text) can be large, with its bound.
 _FILTER_SIZES = {
-    **dict.fromkeys(("string", "safe", "striptags", "trim", "wordcount", "truncate",
-                     "center"), _plain),
-    **dict.fromkeys(("lower", "upper", "title", "capitalize"), _cased),
+    **dict.fromkeys(("string", "safe", "trim", "truncate", "center"), _plain),
+    **dict.fromkeys(("lower", "upper", "capitalize"), _cased),
+    "striptags": _stripped, "wordcount": _counted, "title": _titled,
     **dict.fromkeys(("e", "escape", "forceescape", "xmlattr"), _escaped),
     **dict.fromkeys(("sort", "groupby", "dictsort", "unique", "min", "max"), _keyed),
     "indent": _indent, "wordwrap": _wordwrap, "replace": _replace, "format": _format,
@@ -732,11 +753,19 @@ def template_check(*, subject: str, html_body: str, text_body: str,
     if header_problem(subject):  # a subject is a header: "Hi\nBcc: …" would add one
         raise TemplateCompileError("subject", f"the subject {ONE_LINE}", None)
     prepare = fallbacks if fallback else str
-    for field, source, env in (
-        ("subject", prepare(subject), _text_env),
-        ("htmlBody", prepare(html_body), _html_env),
-        ("textBody", prepare(text_body), _text_env),
-    ):
+    parts = (("subject", prepare(subject), _text_env),
+             ("htmlBody", prepare(html_body), _html_env),
+             ("textBody", prepare(text_body), _text_env))
+    try:
+        complexity_check(parts)
+    except TemplateError as exc:
+        raise TemplateCompileError(exc.name or "", exc.message or str(exc),
+                                   getattr(exc, "lineno", None)) from exc
+    for field, source, env in parts:
+        if until is not None and time.monotonic() > until:
+            raise TemplateCompileError(field, "the request's templates take too long to check "
+                                       "together: save fewer or smaller templates at once",
+                                       None)
         try:
             tree = env.parse(source)
             code = env.compile(tree)  # unknown filters fail here, not at send time
@@ -800,14 +829,80 @@ def _static_problem(tree: nodes.Template, env: _Sandbox) -> tuple[str, int] | No
     return None
 
 
-@lru_cache(maxsize=512)
+def complexity_check(parts: Any) -> int:
+    """The tokens of a template's ``parts`` ((field, source, environment)…) together, counted
+    by jinja2's lexer (whitespace aside) before anything is parsed or compiled: past
+    ``MAX_TEMPLATE_TOKENS``, ``TemplateCompileError`` naming the part where the count passed
+    it (the lexer stops there). A lexing error is jinja2's ``TemplateSyntaxError``, its
+    ``name`` the part's field."""
+    total = 0
+    for field, source, env in parts:
+        for _, kind, _ in env.lexer.tokeniter(source, field):
+            if kind != "whitespace":
+                total += 1
+                if total > MAX_TEMPLATE_TOKENS:
+                    raise TemplateCompileError(
+                        field, f"Template too complex: over {MAX_TEMPLATE_TOKENS:,} "
+                        "expressions, names, values, operators and tags (limit "
+                        f"{MAX_TEMPLATE_TOKENS:,} for the subject and bodies together): "
+                        "simplify it or split it", None)
+    return total
+
+
+class _CompiledCache:
+    """The compiled templates of this process, per (id, version), least recently used
+    dropped first: at most ``entries``, and at most ``_CACHE_BYTES`` by their weight (their
+    text, and ``_TOKEN_BYTES`` per token), so that a few large templates cannot keep
+    hundreds of MB."""
+
+    def __init__(self, entries: int = 512, weight: int = _CACHE_BYTES) -> None:
+        self.entries, self.weight, self.total = entries, weight, 0
+        self.items: OrderedDict[Any, tuple[Any, int]] = OrderedDict()
+        self.lock = threading.Lock()
+
+    def get(self, key: Any) -> Any:
+        with self.lock:
+            found = self.items.get(key)
+            if found is not None:
+                self.items.move_to_end(key)
+                return found[0]
+        return None
+
+    def put(self, key: Any, value: Any, weight: int) -> None:
+        with self.lock:
+            if key in self.items:
+                self.total -= self.items.pop(key)[1]
+            self.items[key] = (value, weight)
+            self.total += weight
+            while len(self.items) > self.entries or (self.total > self.weight
+                                                      and len(self.items) > 1):
+                self.total -= self.items.popitem(last=False)[1][1]
+
+    def clear(self) -> None:
+        with self.lock:
+            self.items.clear()
+            self.total = 0
+
+
+_cache = _CompiledCache()
+
+
 def _compiled(key: tuple[str, int], subject: str, html: str, text: str, fallback: bool):
+    """The three parts compiled (cached per ``key``: the template's id and version). A
+    template stored before the complexity limit is refused (``TemplateCompileError``) before
+    it is compiled."""
+    full_key = (key, subject, html, text, fallback)
+    found = _cache.get(full_key)
+    if found is not None:
+        return found
     prepare = fallbacks if fallback else str
-    return (
-        _flat_globals(_text_env.from_string(prepare(subject))),
-        _flat_globals(_html_env.from_string(prepare(html))),
-        _flat_globals(_text_env.from_string(prepare(text))),
-    )
+    parts = (("subject", prepare(subject), _text_env), ("htmlBody", prepare(html), _html_env),
+             ("textBody", prepare(text), _text_env))
+    tokens = complexity_check(parts)
+    compiled = tuple(_flat_globals(env.from_string(source)) for _, source, env in parts)
+    _cache.put(full_key, compiled,
+               tokens * _TOKEN_BYTES + sum(len(source) for _, source, _ in parts))
+    return compiled
 
 
 def _flat_globals(template: Any) -> Any:

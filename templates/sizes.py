@@ -211,6 +211,30 @@ def pieces_size(text: str, separator: Any = None) -> int:
     return len(text) + PIECE * pieces
 
 
+def striptags_size(text: str) -> int:
+    """What markupsafe's ``striptags`` may make: the text between tags (a piece per ``<``),
+    joined, split at blanks (a piece each), joined again and unescaped."""
+    return 3 * len(text) + pieces_size(text) + PIECE * (text.count("<") + 1)
+
+
+def words_size(text: str) -> int:
+    """What jinja2's ``wordcount`` makes: a list of the words (``\\w+``), at most one per
+    two characters."""
+    return len(text) + PIECE * (len(text) // 2 + 1)
+
+
+def title_size(text: str) -> int:
+    """What jinja2's ``title`` filter makes: the text split at blanks and ``-({[<`` (the
+    separators are pieces too), each piece cased and made again (upper first letter, lower
+    rest, joined), then joined."""
+    separators = pieces_size(text) - len(text) + PIECE * sum(text.count(c) for c in "-({[<")
+    return 3 * len(text) + 6 * separators
+
+
+def _stripped(s: str, args: tuple, kwargs: dict, escaped: bool) -> int:
+    return striptags_size(s)
+
+
 def _split(s: str, args: tuple, kwargs: dict, escaped: bool) -> int:
     return pieces_size(s, _arg(args, kwargs, 0, "sep", None))
 
@@ -245,7 +269,8 @@ STR_METHODS: dict[str, Callable[[str, tuple, dict, bool], int]] = {
         "isdigit", "isidentifier", "islower", "isnumeric", "isprintable", "isspace",
         "istitle", "isupper", "lstrip", "partition", "removeprefix", "removesuffix", "rfind",
         "rindex", "rpartition", "rstrip", "startswith",
-        "strip", "join", "format", "format_map", "striptags", "unescape"), _same),
+        "strip", "join", "format", "format_map", "unescape"), _same),
+    "striptags": _stripped,  # Markup's
 }
 
 

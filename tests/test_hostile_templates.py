@@ -123,6 +123,22 @@ FAMILIES = {
     # many small steps that keep what they make: the memory limit
     "accumulation": "{% set ns = namespace(l=[]) %}{% for i in range(10000) %}"
                     "{% set ns.l = ns.l + [s ~ i] %}{% endfor %}{{ ns.l|length }}",
+    # filters that make an object per piece of a text no longer than the output limit
+    "striptags": "{% set t = 'ab <>' * 20000 %}{% set t = t~t~t~t~t~t~t~t~t~t %}"
+                 "{{ t|striptags|length }}",
+    "Markup.striptags": "{% set t = 'ab <>' * 20000 %}{% set t = (t~t~t~t~t~t~t~t~t~t)|safe %}"
+                        "{{ t.striptags()|length }}",
+    "wordcount": "{% set t = 'ab ' * 33333 %}{% set t = t~t~t~t~t~t~t~t~t~t %}"
+                 "{{ t|wordcount }}",
+    "title": "{% set t = 'a ' * 150000 %}{{ t|title|length }}",
+    # ... on top of what a macro's recursion keeps (up to the memory limit)
+    "striptags-deep": "{% set a = 'ab <>' * 20000 %}{% set b = a~a~a~a~a~a~a~a~a~a %}"
+                      "{% macro m(n) %}{% set s = '\U0001F600' * 100000 %}{{ s[:1] }}"
+                      "{% if n > 0 %}{{ m(n-1) }}{% else %}{{ b|striptags|length }}{% endif %}"
+                      "{% endmacro %}{{ m(72) }}",
+    # compiling: 40,000 expressions are seconds and hundreds of MB of jinja2's and Python's
+    # compilers, before any render starts (a template stored before the limit)
+    "compile": "{{a}}" * 39999,
 }
 
 
@@ -144,7 +160,7 @@ def _peak_mb(step: Any) -> tuple[float, float, BaseException | None]:
 
 # Each render runs in a process of its own (forked from one that imported the renderer, as a
 # worker's are): the growth of its resident memory at the peak (VmHWM, reset just before the
-# render, once the template is compiled) over what it was then, and the render's seconds.
+# compile and render) over what it was then, and their seconds.
 _MEASURE = """
 import json, os, sys, time
 from templates import rendering
@@ -156,15 +172,15 @@ def status_mb(name):
 def measure(index, source, part):
     arguments = {"cache_key": ("m", index), "subject": "s", "html_body": "", "text_body": "",
                  part: source}
-    rendering._compiled(*arguments.values(), False)
     context = {"s": "a" * 100_000}
     with open("/proc/self/clear_refs", "w") as clear:
         clear.write("5")  # the peak (VmHWM) starts again from now
     before, started = status_mb("VmRSS:"), time.monotonic()
-    try:
+    try:  # compiled first (as a worker's first send of the template), then rendered
+        rendering._compiled(*arguments.values(), False)
         rendering.render(**arguments, context=context)
         outcome = "rendered"
-    except rendering.SecurityError as exc:
+    except (rendering.SecurityError, rendering.TemplateCompileError) as exc:
         outcome = f"refused: {exc}"
     except BaseException as exc:  # MemoryError…: the test shows it
         outcome = f"failed: {exc!r}"
@@ -306,3 +322,156 @@ def test_a_template_stored_before_the_limits_fails_its_test_send_and_preview(api
     peak, _, raised = _peak_mb(lambda: client.get(url))
     assert raised is None and peak < 50, (raised, peak)
     assert "Does not render" in client.get(url).content.decode()
+
+
+# --- compiling is bounded too: the template's tokens are counted before jinja2 compiles -----
+
+COMPLEX = "{{a}}" * 39999  # 199,995 characters: 120,000 tokens
+# A large real ticket: 60 KB of inline-styled HTML, 40 conditional blocks, order lines in a
+# loop, sections (~3,300 tokens), and its text version.
+_ROW = ('<tr><td style="padding:8px;border-bottom:1px solid #eee">{{ item.name|e }}</td>'
+        '<td style="text-align:right">{{ item.quantity }}</td><td style="text-align:right">'
+        '{{ "%.2f"|format(item.price) }} {{ currency|default("EUR") }}</td></tr>\n')
+_BLOCK = ('<table role="presentation" width="100%" style="max-width:600px;margin:0 auto">'
+          '<tr><td style="padding:24px;font-family:Helvetica,Arial,sans-serif;color:#333">'
+          '{% if firstName %}Hi {{ firstName|title }},{% else %}Hello,{% endif %}<br>See you at'
+          ' <b>{{ event.name }}</b> on {{ event.startsAt }} in {{ event.venue|default("the '
+          'venue") }}.</td></tr></table>\n<p style="margin:0;padding:0 24px;color:#666">'
+          + "Lorem ipsum dolor sit amet, consectetur adipiscing elit. " * 10 + "</p>\n")
+BIG_TICKET = ("<html><head><style>" + "body{margin:0;padding:0} .x{color:#333}\n" * 200
+              + "</style></head><body>" + _BLOCK * 40 + "{% for item in order.items %}" + _ROW
+              + "{% endfor %}" + "{% for s in sections %}{% if s.title %}<h2>{{ s.title }}</h2>"
+              "{% endif %}{{ s.text }}{% endfor %}" * 20 + "</body></html>")
+BIG_TICKET_TEXT = ("{% if firstName %}Hi {{ firstName|title }},{% endif %}\nSee you at "
+                   "{{ event.name }} on {{ event.startsAt }}.\n" * 40
+                   + "{% for item in order.items %}{{ item.name }} x {{ item.quantity }}\n"
+                   "{% endfor %}")
+
+
+def test_a_too_complex_template_is_a_400_on_the_template_api_before_it_compiles(api):
+    started = time.monotonic()
+    response = api.post("/comms/v1/api/comms/template",
+                        {"name": "Big", "subject": "Hi", "htmlBody": COMPLEX, "textBody": COMPLEX})
+    took = time.monotonic() - started
+    assert response.status_code == 400, response.content
+    body = response.json()
+    assert body["error"] == "template_syntax_error", body
+    assert "htmlBody" in body["message"] and "Template too complex" in body["message"], body
+    assert "limit 10,000" in body["fields"]["htmlBody"], body
+    assert took < 1, took  # 8.8 s when compiled
+    assert not MessageTemplate.objects.exists()
+
+
+def test_too_complex_templates_are_a_400_on_events(v4):
+    languages = ["en", "de", "fr", "es", "it", "pt", "nl", "sv", "da", "fi", "pl", "cs"]
+    body = {"identifier": "big.event", "name": "Big", "channels": ["email"],
+            "default_language": "en",
+            "templates": [{"channel": "email", "language": language, "subject": "Hi",
+                           "body": "{{a}}" * 20000, "html": "{{a}}" * 20000}
+                          for language in languages]}
+    started = time.monotonic()
+    response = v4.post("/v1/events", body)
+    took = time.monotonic() - started
+    assert response.status_code == 400, response.content
+    assert "templates[0].html" in response.json()["error"], response.json()
+    assert "Template too complex" in response.json()["error"], response.json()
+    assert took < 1, took  # 32 s when compiled
+
+
+def test_too_complex_for_the_admin_form():
+    from templates.admin import TemplateForm
+
+    class Form(TemplateForm):
+        class Meta:
+            model = MessageTemplate
+            fields = ["name", "subject", "html_body", "text_body", "language"]
+
+    form = Form(data={"name": "Big", "subject": "Hi", "html_body": COMPLEX, "text_body": "",
+                      "language": "en"})
+    assert not form.is_valid()
+    assert "Template too complex" in str(form.errors["html_body"]), form.errors
+
+
+def test_a_large_real_ticket_still_saves(api):
+    response = api.post("/comms/v1/api/comms/template",
+                        {"name": "Ticket", "subject": "Your ticket for {{ event.name }}",
+                         "htmlBody": BIG_TICKET, "textBody": BIG_TICKET_TEXT})
+    assert response.status_code == 201, response.content
+
+
+# Templates just within the limit (10,000 tokens in the subject and bodies together), of the
+# kinds that cost jinja2's and Python's compilers the most per token.
+_HALF = 4_999
+WORST_ACCEPTED = {
+    "expressions": "{{a}}" * (_HALF // 3),
+    "filters": "{{a|e}}" * (_HALF // 5),
+    "keyword arguments": "{{ dict(" + ",".join(f"k{i}=1" for i in range((_HALF - 6) // 4))
+                         + ") }}",
+    "dict": "{{ {" + ",".join(f"{i}:{i}" for i in range((_HALF - 4) // 4)) + "} }}",
+    "conditions": "{% if a %}{% endif %}" * (_HALF // 7),
+}
+# The saving check of a template (tokens, parse, compile, trial render) in a fresh child.
+_SAVE = """
+import json, os, sys, time
+from templates import rendering
+
+def status_mb(name):
+    with open("/proc/self/status") as status:
+        return next(int(l.split()[1]) for l in status if l.startswith(name)) / 1024
+
+rendering.template_check(subject="s", html_body="x", text_body="")  # warm
+for source in json.load(sys.stdin):
+    read, write = os.pipe()
+    if not os.fork():
+        with open("/proc/self/clear_refs", "w") as clear:
+            clear.write("5")
+        before, started = status_mb("VmRSS:"), time.monotonic()
+        try:
+            rendering.template_check(subject="Hi", html_body=source, text_body=source)
+            outcome = "saved"
+        except Exception as exc:
+            outcome = f"refused: {exc}"
+        os.write(write, json.dumps({"grew_mb": status_mb("VmHWM:") - before, "outcome": outcome,
+                                    "seconds": time.monotonic() - started}).encode())
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read, "rb") as answer:
+        print(answer.read().decode())
+    os.wait()
+"""
+
+
+def test_the_most_complex_templates_accepted_save_within_the_budget():
+    done = subprocess.run(
+        [sys.executable, "-c", _SAVE], capture_output=True, text=True, timeout=300,
+        input=json.dumps(list(WORST_ACCEPTED.values())), cwd=settings.BASE_DIR,
+        env={**os.environ, "PYTHONPATH": "."})
+    assert done.returncode == 0, done.stderr[-2000:]
+    results = dict(zip(WORST_ACCEPTED, map(json.loads, done.stdout.splitlines()), strict=True))
+    for kind, result in results.items():
+        assert result["outcome"] == "saved", (kind, result)
+        assert result["grew_mb"] < 50 and result["seconds"] < 1.5, (kind, result)
+    print(results)
+
+
+def test_one_token_more_is_refused():
+    from templates.rendering import MAX_TEMPLATE_TOKENS, TemplateCompileError, template_check
+
+    template_check(subject="Hi", html_body="{{a}}" * 3333, text_body="")  # 1 + 9,999 tokens
+    with pytest.raises(TemplateCompileError, match="Template too complex") as refused:
+        template_check(subject="Hi", html_body="{{a}}" * 3333, text_body="x")
+    assert refused.value.field == "textBody" and MAX_TEMPLATE_TOKENS == 10_000
+
+
+def test_the_compiled_templates_a_process_keeps_are_bounded_by_their_weight():
+    from templates import rendering
+
+    rendering._cache.clear()
+    for index in range(30):  # 30 templates just within the limit: ~15 MB each to keep
+        render(cache_key=("kept", index), subject="s", html_body="{{a}}" * 3333, text_body="",
+               context={})
+    assert rendering._cache.total <= rendering._CACHE_BYTES
+    assert len(rendering._cache.items) < 30
+    render(cache_key=("kept", 29), subject="s", html_body="{{a}}" * 3333, text_body="",
+           context={})  # the most recent is still there
+    assert ("kept", 29) in {key[0] for key in rendering._cache.items}
