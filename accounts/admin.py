@@ -1,5 +1,7 @@
 from collections.abc import Sequence
 
+from axes.handlers.database import AxesDatabaseHandler
+from axes.helpers import get_client_username
 from django.contrib import admin, messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
@@ -8,7 +10,7 @@ from django.utils import timezone
 from django.utils.cache import add_never_cache_headers, patch_cache_control
 
 from accounts.models import Account, ApiKey, Membership
-from accounts.services import api_key_create, member_logins_unlock
+from accounts.services import api_key_create, login_failures_forget, member_logins_unlock
 from common.admin import CAPABILITIES, AccountScopedAdmin, ScopedInline
 
 
@@ -85,10 +87,15 @@ class AccountAdmin(AccountScopedAdmin):
                   permissions=["manage"])
     def unlock_logins(self, request, queryset) -> None:
         for account in queryset[:10]:
-            names = member_logins_unlock(account=account)
+            result = member_logins_unlock(account=account, by=request.user)
             self.message_user(request, f"{account.name}: "
-                              + (f"unlocked {', '.join(names)}." if names
+                              + (f"unlocked {', '.join(result.unlocked)}." if result.unlocked
                                  else "no member's login was locked."), messages.SUCCESS)
+            if result.refused:
+                self.message_user(
+                    request, f"{account.name}: not unlocked {', '.join(result.refused)}: also "
+                    "a member of an account you do not own, or a superuser (a superuser "
+                    "unlocks them in Axes → Access attempts).", messages.WARNING)
 
 
 @admin.action(description="Revoke selected keys (at once, for good)", permissions=["manage"])
@@ -125,3 +132,16 @@ def login_locked_response(request: HttpRequest, original_response: HttpResponse 
                if cool_off else 0,
                "failure_limit": get_failure_limit(request, credentials)}
     return render(request, "admin/accounts/login_locked.html", context, status=429)
+
+
+class LoginAttemptsHandler(AxesDatabaseHandler):
+    """django-axes' database handler (AXES_HANDLER), whose reset on a successful login
+    (AXES_RESET_ON_SUCCESS) forgets that user's failures only: axes' own deletes every
+    failure from the client's address as well, so anyone with a login of his own could
+    clear his address's count between guesses at another user."""
+
+    def reset_user_attempts(self, request: HttpRequest, credentials: dict | None = None) -> int:
+        username = get_client_username(request, credentials)
+        if not username:
+            return 0
+        return login_failures_forget(username=username, address=request.axes_ip_address)

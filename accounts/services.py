@@ -5,7 +5,9 @@ import secrets
 from dataclasses import dataclass
 
 from django.contrib.auth import get_user_model
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import transaction
+from django.db.models import Q
 
 from accounts.models import Account, ApiKey, Membership
 
@@ -85,12 +87,56 @@ def membership_add(*, account: Account, username: str, role: str = Membership.Ro
     return membership
 
 
-def member_logins_unlock(*, account: Account) -> list[str]:
-    """Forget the failed admin logins (django-axes) of the account's members, which lifts
-    their per-user lockout; returns the usernames that had some. A lockout of a client
-    address (every user behind it) is the platform's: a superuser lifts it in the admin's
-    Axes "Access attempts" list (or ``manage.py axes_reset_ip``)."""
-    from axes.utils import reset
+@dataclass(frozen=True)
+class LoginsUnlocked:
+    unlocked: list[str]  # usernames whose per-user lock (failed logins) was lifted
+    refused: list[str]  # locked members the caller may not unlock
 
-    names = Membership.objects.filter(account=account).values_list("user__username", flat=True)
-    return sorted(name for name in names if name and reset(username=name))
+
+def member_logins_unlock(*, account: Account, by: AbstractBaseUser) -> LoginsUnlocked:
+    """Lift the per-username login lock (django-axes) of the account's members that ``by``
+    may unlock: a superuser any member; an owner only a member whose every membership is in
+    an account ``by`` owns, who is no superuser (else an owner of B could lift, again and
+    again, the lock of an owner of A who is support in B, and guess her password without
+    limit).
+
+    Only the per-username count is forgotten: the member's attempt rows lose their username
+    but keep their address, so each address's count (and lock) stays whole. A lockout of a
+    client address (every user behind it) is the platform's: a superuser lifts it in the
+    admin's Axes "Access attempts" list (or ``manage.py axes_reset_ip``)."""
+    from axes.models import AccessAttempt
+
+    members = get_user_model().objects.filter(membership__account=account)
+    locked = set(AccessAttempt.objects.filter(
+        username__in=members.values("username")).values_list("username", flat=True))
+    if by.is_superuser:
+        allowed = locked
+    else:
+        owned = Membership.objects.filter(user=by, role=Membership.Role.OWNER).values("account")
+        # Members with a membership outside the caller's owned accounts, and superusers.
+        protected = set(members.filter(
+            Q(is_superuser=True) | Q(membership__in=Membership.objects.exclude(account__in=owned))
+        ).values_list("username", flat=True))
+        allowed = locked - protected
+    for username in allowed:
+        login_failures_forget(username=username)
+    return LoginsUnlocked(unlocked=sorted(allowed), refused=sorted(locked - allowed))
+
+
+def login_failures_forget(*, username: str, address: str | None = None) -> int:
+    """Forget the failed admin logins (django-axes) counted against ``username``, keeping
+    every address's count: the rows lose their username and keep their address, except the
+    rows from ``address``, deleted (a successful login from there: its own typos). Returns
+    the number of rows concerned.
+
+    The one way Herald lifts a per-username count (an owner's unlock, a successful login):
+    axes' own ``reset(username=…)`` and reset-on-success delete the rows outright, and with
+    them the per-address count, so an attacker with a login of his own could clear his
+    address's count between guesses at another user."""
+    from axes.models import AccessAttempt
+
+    rows = AccessAttempt.objects.filter(username=username)
+    with transaction.atomic():
+        deleted, _ = (rows.filter(ip_address=address).delete() if address is not None
+                      else (0, None))
+        return deleted + rows.update(username=None)

@@ -135,7 +135,8 @@ AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",  # first: refuses a locked-out login
     "django.contrib.auth.backends.ModelBackend",
 ]
-AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
+# axes' database handler, whose reset on success keeps the address's count (accounts/admin.py).
+AXES_HANDLER = "accounts.admin.LoginAttemptsHandler"
 AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
 AXES_COOLOFF_TIME = timedelta(minutes=env.float("AXES_COOLOFF_MINUTES", default=15)) or None
 # Each entry is counted on its own; "username+ip_address" counts the pair together.
@@ -143,6 +144,9 @@ AXES_LOCKOUT_PARAMETERS = [
     entry.split("+") if "+" in entry else entry
     for entry in env.list("AXES_LOCKOUT_PARAMETERS", default=["username", "ip_address"])]
 AXES_RESET_ON_SUCCESS = True  # a successful login forgets that user's earlier failures
+# An attempt during the lock is refused and not counted: the lock ends AXES_COOLOFF_MINUTES
+# after the failure that set it (else anyone could keep an owner locked out for ever).
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
 AXES_LOCKOUT_CALLABLE = "accounts.admin.login_locked_response"
 # The client address as the API's guard reads it (HERALD_TRUSTED_PROXIES, below).
 AXES_CLIENT_IP_CALLABLE = "accounts.guard.client_address"

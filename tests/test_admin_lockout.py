@@ -12,12 +12,13 @@ import pytest
 from axes.models import AccessAttempt
 from django.contrib.auth import get_user_model
 from django.contrib.messages import get_messages
+from django.db.models import F
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import Membership
-from accounts.services import membership_add
+from accounts.services import account_create, membership_add
 
 PASSWORD = "right-password-1"
 LOGIN = "/admin/login/?next=/admin/"
@@ -116,8 +117,16 @@ def test_the_lock_lifts_after_the_cool_off(alice):
     assert response.status_code == 302 and _logged_in(client)
 
 
+def _unlock(user, account) -> list[str]:
+    client = Client()
+    client.force_login(user)
+    response = client.post(reverse("admin:accounts_account_changelist"),
+                           {"action": "unlock_logins", "_selected_action": [account.pk]})
+    return [str(m) for m in get_messages(response.wsgi_request)]
+
+
 def test_an_owner_unlocks_a_member_and_others_may_not(keys, alice):
-    _fail("alice", 5)
+    _fail("alice", 5, address="198.51.100.7")  # someone else's guesses
     staff = Client()
     staff.force_login(membership_add(account=keys.account, username="stan",
                                      role=Membership.Role.STAFF).user)
@@ -133,6 +142,70 @@ def test_an_owner_unlocks_a_member_and_others_may_not(keys, alice):
         "Acme Events: unlocked alice."]
     client, response = _login("alice", PASSWORD)
     assert response.status_code == 302 and _logged_in(client)
+
+
+def test_the_unlock_keeps_the_address_count(keys, alice, bob):
+    """An unlock lifts the user's lock only: the address that made the guesses stays locked
+    (for every user), and its count is not reset for further guesses."""
+    _fail("alice", 5, address="198.51.100.7")
+    olga = membership_add(account=keys.account, username="olga").user
+    assert _unlock(olga, keys.account) == ["Acme Events: unlocked alice."]
+    assert _is_lockout_page(_login("alice", PASSWORD, "198.51.100.7")[1])
+    assert _is_lockout_page(_login("bob", PASSWORD, "198.51.100.7")[1])
+    client, response = _login("alice", PASSWORD)  # from her own address
+    assert response.status_code == 302 and _logged_in(client)
+    assert AccessAttempt.objects.filter(ip_address="198.51.100.7").get().username is None
+
+
+def test_an_owner_cannot_unlock_a_member_with_privileges_elsewhere(keys):
+    """alice is owner of Alpha and support in Beta: the owner of Beta may not lift her lock
+    (again and again, guessing her password without limit), nor a superuser's."""
+    alpha, beta = account_create(name="Alpha").account, account_create(name="Beta").account
+    membership_add(account=alpha, username="alice", password=PASSWORD)
+    membership_add(account=beta, username="alice", role=Membership.Role.SUPPORT)
+    membership_add(account=beta, username="root", role=Membership.Role.SUPPORT,
+                   password=PASSWORD, is_superuser=True)
+    mallory = membership_add(account=beta, username="mallory").user
+    guesses = 0
+    for _round in range(3):
+        guesses += _fail("alice", 5, "198.51.100.7").count(200)
+        _fail("root", 5, "198.51.100.8")
+        assert _unlock(mallory, beta) == [
+            "Beta: no member's login was locked.",
+            "Beta: not unlocked alice, root: also a member of an account you do not own, or a "
+            "superuser (a superuser unlocks them in Axes → Access attempts)."]
+    assert guesses == 4  # the 5th is the lockout page
+    assert _is_lockout_page(_login("alice", PASSWORD, "203.0.113.5")[1])
+    assert _is_lockout_page(_login("root", PASSWORD, "203.0.113.5")[1])
+
+    owner_of_both = membership_add(account=alpha, username="olga").user
+    membership_add(account=beta, username="olga")
+    assert _unlock(owner_of_both, beta)[0] == "Beta: unlocked alice."
+    client, response = _login("alice", PASSWORD, "203.0.113.5")
+    assert response.status_code == 302 and _logged_in(client)
+
+
+def test_attempts_during_the_lock_do_not_prolong_it(alice):
+    """Tries while locked are refused and not counted: the lock ends 15 minutes after the
+    failure that set it, however often someone tries meanwhile."""
+    _fail("alice", 5, "198.51.100.7")
+    AccessAttempt.objects.update(attempt_time=timezone.now() - timedelta(minutes=14))
+    assert _is_lockout_page(_login("alice", "wrong-password", "198.51.100.7")[1])
+    AccessAttempt.objects.update(attempt_time=F("attempt_time") - timedelta(minutes=2))
+    client, response = _login("alice", PASSWORD)
+    assert response.status_code == 302 and _logged_in(client)
+
+
+def test_a_successful_login_keeps_the_address_count_of_other_users(keys, bob):
+    """A login of one's own forgets one's own failures only: guesses at other users from
+    the address still count (axes' reset would clear them all)."""
+    membership_add(account=keys.account, username="mallory", password="mallory-pass-1")
+    for name in ("root", "admin", "alice", "mallory"):
+        _fail(name, 1, "198.51.100.7")
+    assert _login("mallory", "mallory-pass-1", "198.51.100.7")[1].status_code == 302
+    assert _fail("guest", 1, "198.51.100.7") == [200]  # 4 failures left at the address
+    assert _is_lockout_page(_login("test", "wrong-password", "198.51.100.7")[1])
+    assert _is_lockout_page(_login("bob", PASSWORD, "198.51.100.7")[1])
 
 
 def test_a_superuser_sees_and_clears_address_lockouts_in_the_axes_admin(alice):
