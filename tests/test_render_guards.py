@@ -27,9 +27,10 @@ RUNAWAYS = {
     "caller-recursion": "{% macro r(n) %}{% if caller %}{{ caller() }}{% endif %}{% if n %}"
                         "{% call r(n - 1) %}{{ r(n - 1) }}{% endcall %}{% endif %}{% endmacro %}"
                         "{{ r(40) }}",
-    "heavy-filters": "{{ items|sum }}" * 5_000,
-    "heavy-comparisons": "{% if -1 in items %}{% endif %}" * 5_000,
-    "heavy-slices": "{% if items[1:] %}{% endif %}" * 5_000,
+    "heavy-filters": "{{ items|sum }}" * 1_900,  # within the 10,000 tokens a template may hold
+    "heavy-comparisons": "{% if -1 in items %}{% endif %}" * 900,
+    "heavy-slices": "{% set l = items + items + items + items %}"
+                    + "{% if l[1:] %}{% endif %}" * 900,
     "attribute-lookups": "{% for i in range(9999) %}{% for j in range(9999) %}"
                          "{% if event.name.x.y or event['name'] %}{% endif %}{% endfor %}"
                          "{% endfor %}",
