@@ -475,3 +475,42 @@ def test_the_compiled_templates_a_process_keeps_are_bounded_by_their_weight():
     render(cache_key=("kept", 29), subject="s", html_body="{{a}}" * 3333, text_body="",
            context={})  # the most recent is still there
     assert ("kept", 29) in {key[0] for key in rendering._cache.items}
+
+
+def test_too_complex_is_a_400_on_brands(api):
+    response = api.post("/v1/Brand/", {
+        "Name": "Big Co", "FromEmail": "hello@big.example",
+        "Templates": {"token": {"Subject": "Hi", "HtmlBody": COMPLEX}}})
+    assert response.status_code == 400, response.content
+    assert "Template too complex" in response.json()["Error"], response.json()
+
+
+def test_a_too_complex_template_stored_earlier_fails_its_send_and_preview_uncompiled(api):
+    from django.test import Client
+    from django.urls import reverse
+
+    from accounts.models import Membership
+    from accounts.services import membership_add
+    from templates.services import template_send_test
+
+    template = MessageTemplate.objects.create(
+        account=api.keys.account, name="Old giant", subject="Hi", html_body=COMPLEX,
+        text_body="Hi")
+
+    def send_test() -> None:
+        with api.capture(execute=True):
+            template_send_test(template=template, to="ops@example.com")
+
+    peak, took, raised = _peak_mb(send_test)
+    assert raised is None and peak < 50 and took < 2, (raised, peak, took)
+    delivery = Delivery.objects.get()
+    assert delivery.status == Status.FAILED
+    reason = delivery.events.get(status=Status.FAILED).detail["reason"]
+    assert "could not be rendered" in reason and "Template too complex" in reason, reason
+    membership = membership_add(account=api.keys.account, username="owner",
+                                role=Membership.Role.OWNER)
+    client = Client()
+    client.force_login(membership.user)
+    url = reverse("admin:templates_messagetemplate_change", args=[template.pk])
+    page = client.get(url).content.decode()
+    assert "Does not render" in page and "Template too complex" in page
