@@ -95,6 +95,25 @@ class AccountScopedAdmin(admin.ModelAdmin):
                     if role in roles])
         return field
 
+    def get_form(self, request: HttpRequest, obj: Model | None = None, change: bool = False,
+                 **kwargs: Any):
+        """The admin's form, refusing a related object of another account (see
+        ``SameAccountRelations``)."""
+        form = super().get_form(request, obj, change=change, **kwargs)
+        return _same_account_form(form, request, self.admin_site,
+                                  lambda f: self._form_account(f),
+                                  self.change_roles if change else self.add_roles)
+
+    def _form_account(self, form: Any) -> tuple[Any, str | None]:
+        """The account of the object ``form`` saves (its first ``account_path`` hop as
+        chosen in the form, else as stored) and the field that chose it."""
+        if not self.account_path:
+            return form.instance.pk, None
+        first = self.account_path.split("__")[0]
+        if first not in form.fields:
+            return self._account_id(form.instance), None
+        return _account_of(form.cleaned_data.get(first), self.admin_site), first
+
     def _allowed(self, request: HttpRequest, roles: frozenset) -> bool:
         if request.user.is_superuser:
             return True
@@ -276,6 +295,79 @@ def _scoped_related(request: HttpRequest, queryset: QuerySet) -> QuerySet:
     return queryset
 
 
+def _account_of(obj: Any, site: admin.AdminSite) -> Any:
+    """The id of the account ``obj`` belongs to; None for a model no account owns."""
+    if obj is None:
+        return None
+    if isinstance(obj, Account):
+        return obj.pk
+    model_admin = site._registry.get(type(obj))
+    if isinstance(model_admin, AccountScopedAdmin) and model_admin.account_path:
+        return model_admin._account_id(obj)
+    if any(f.name == "account" for f in obj._meta.concrete_fields):
+        return obj.account_id
+    return None
+
+
+class SameAccountRelations:
+    """Mixin of every admin (and inline) form: each object a foreign key or many-to-many
+    field picks must (a) belong to the account of the object being saved and (b) to an
+    account where the user's role may add (or change) this admin's objects; otherwise the
+    field gets an error and nothing is saved. Choices are already limited to the user's
+    accounts, but a user in two accounts could otherwise link one account's row to the
+    other's (a guest into another account's event, a template onto its notification event).
+    Runs before the form's own ``clean`` (some of which call services)."""
+
+    _herald_request: HttpRequest
+    _herald_site: admin.AdminSite
+    _herald_roles: frozenset
+
+    def _herald_account(self) -> tuple[Any, str | None]:
+        raise NotImplementedError
+
+    def clean(self) -> dict[str, Any]:
+        from django.forms import ModelChoiceField
+
+        request, site = self._herald_request, self._herald_site
+        data = self.cleaned_data
+        target, chooser = self._herald_account()
+        if chooser is not None and data.get(chooser) is None:
+            return super().clean()  # no account chosen: the field has said so already
+        superuser = request.user.is_superuser
+        mine = user_accounts(request)
+        accounts = dict(Account.objects.filter(pk=target).values_list("pk", "name")) \
+            if target is not None else {}
+        for name, field in self.fields.items():
+            if not isinstance(field, ModelChoiceField) or data.get(name) in (None, ""):
+                continue
+            value = data[name]
+            for related in (value if isinstance(value, QuerySet | list | tuple) else [value]):
+                account = _account_of(related, site)
+                if account is None:
+                    continue
+                if target is not None and account != target:
+                    self.add_error(name, (
+                        f"“{related}” is not in {accounts.get(target, target)}, the account "
+                        f"of this {self._meta.model._meta.verbose_name}; choose one of "
+                        f"{accounts.get(target, target)}'s."))
+                    break
+                if not superuser and mine.get(account) not in self._herald_roles:
+                    self.add_error(name, (
+                        f"Your role in the account of “{related}” may not add or change "
+                        f"{self._meta.model._meta.verbose_name_plural} there."))
+                    break
+        return super().clean()
+
+
+def _same_account_form(form: type, request: HttpRequest, site: admin.AdminSite,
+                       account: Any, roles: frozenset) -> type:
+    """``form`` with ``SameAccountRelations`` checks: ``account(form)`` gives the id of the
+    account the saved object belongs to and the field that chose it (or None)."""
+    return type(form.__name__, (SameAccountRelations, form), {
+        "_herald_request": request, "_herald_site": site, "_herald_roles": roles,
+        "_herald_account": lambda self: account(self)})
+
+
 class ScopedInline:
     """Mixin for inlines: shown with their (scoped) parent; FK choices scoped too."""
 
@@ -293,3 +385,18 @@ class ScopedInline:
         if field is not None and not request.user.is_superuser:
             field.queryset = _scoped_related(request, field.queryset)
         return field
+
+    def get_formset(self, request: HttpRequest, obj: Model | None = None, **kwargs: Any):
+        """Each inline form's related objects: in the parent's account, where the user's
+        role may add (new parent) or change (existing parent) the parent's objects."""
+        formset = super().get_formset(request, obj, **kwargs)
+        parent = self.admin_site._registry[self.parent_model]
+        roles = parent.change_roles if obj is not None else parent.add_roles
+        fk_name = formset.fk.name
+        site = self.admin_site
+
+        def account(form: Any) -> tuple[Any, str | None]:
+            return _account_of(form.cleaned_data.get(fk_name), site), None
+
+        formset.form = _same_account_form(formset.form, request, site, account, roles)
+        return formset
