@@ -157,3 +157,16 @@ def moto_url() -> Iterator[str]:
         host, port = server.get_host_and_port()
         yield f"http://{host}:{port}"
         server.stop()
+
+
+def bulk_send_done(event_id: Any, template_id: Any, *, audience: str, mode: str, capture: Any):
+    """A bulk send created (its on-commit hooks run) and run to its end, as the admin's."""
+    from guests.bulk import bulk_send_create, bulk_send_run
+    from guests.models import Event
+
+    with capture(execute=True):
+        job, _ = bulk_send_create(event=Event.objects.get(id=event_id), template_id=template_id,
+                                  audience=audience, mode=mode, token=uuid.uuid4(), user=None)
+    bulk_send_run(job_id=job.id)
+    job.refresh_from_db()
+    return job

@@ -6,7 +6,7 @@ import uuid
 import pytest
 
 from comms.models import Delivery
-from tests.conftest import guest
+from tests.conftest import bulk_send_done, guest
 
 
 def _create(api, event_id, template_id, email):
@@ -153,17 +153,12 @@ def test_the_rule_ignores_letter_case_of_the_same_address(sandbox_api, keys, eve
 
 def test_bulk_send_sends_to_a_corrected_email_and_skips_an_uncorrected_one(
         sandbox_api, keys, event_id, template_id, django_capture_on_commit_callbacks):
-    from guests.bulk import bulk_send_create, bulk_send_run
-    from guests.models import BulkSend, Event
+    from guests.models import BulkSend
 
     fixed, _ = _create(sandbox_api, event_id, template_id, "bounce-1@example.com")
     _create(sandbox_api, event_id, template_id, "bounce-2@example.com")
     _correct_email_in_admin(keys, fixed, "fixed@example.com")
-    with django_capture_on_commit_callbacks(execute=True):
-        job, _ = bulk_send_create(event=Event.objects.get(id=event_id), template_id=template_id,
-                                  audience=BulkSend.Audience.LAST_FAILED, mode="test",
-                                  token=uuid.uuid4(), user=None)
-    bulk_send_run(job_id=job.id)
-    job.refresh_from_db()
+    job = bulk_send_done(event_id, template_id, audience=BulkSend.Audience.LAST_FAILED,
+                         mode="test", capture=django_capture_on_commit_callbacks)
     assert (job.total, job.queued, job.skipped_failed) == (2, 1, 1)
     assert Delivery.objects.filter(attendee_id=fixed, recipient="fixed@example.com").exists()

@@ -12,10 +12,9 @@ from rest_framework.test import APIClient
 
 from comms.models import Delivery, Suppression
 from comms.services import suppression_add
-from guests.bulk import bulk_send_create, bulk_send_run
 from guests.models import Attendee, BulkSend
 from templates.models import MessageTemplate
-from tests.conftest import TICKET, guest
+from tests.conftest import TICKET, bulk_send_done, guest
 from webhooks.models import Endpoint
 
 GUEST = "/checkin/v1/api/guest"
@@ -174,14 +173,8 @@ def test_a_live_bulk_send_after_a_sandbox_rehearsal_skips_nobody(
         body, _ = _guest(api, event_id, email=f"bounce-{n}@example.com")
         assert _send(sandbox_api, body["id"], template_id).status_code == 200
     assert Delivery.objects.filter(status="bounced", mode="test").count() == 3
-    from guests.models import Event
-
-    with django_capture_on_commit_callbacks(execute=True):
-        job, _ = bulk_send_create(event=Event.objects.get(id=event_id), template_id=template_id,
-                                  audience=BulkSend.Audience.ALL, mode="live",
-                                  token=uuid.uuid4(), user=None)
-    bulk_send_run(job_id=job.id)
-    job.refresh_from_db()
+    job = bulk_send_done(event_id, template_id, audience=BulkSend.Audience.ALL, mode="live",
+                         capture=django_capture_on_commit_callbacks)
     assert (job.queued, job.skipped_failed, job.skipped_suppressed) == (3, 0, 0)
     assert Delivery.objects.filter(mode="live").count() == 3
 
@@ -194,14 +187,9 @@ def test_a_live_bulk_send_leaves_out_the_guests_a_test_key_added(
     for n in range(3):
         _guest(sandbox_api, event_id, email=f"spam-target{n}@victim.example")
     event = Event.objects.get(id=event_id)
-    jobs = {}
-    for mode in ("live", "test"):
-        with django_capture_on_commit_callbacks(execute=True):
-            jobs[mode], _ = bulk_send_create(event=event, template_id=template_id,
-                                             audience=BulkSend.Audience.ALL, mode=mode,
-                                             token=uuid.uuid4(), user=None)
-        bulk_send_run(job_id=jobs[mode].id)
-        jobs[mode].refresh_from_db()
+    jobs = {mode: bulk_send_done(event_id, template_id, audience=BulkSend.Audience.ALL,
+                                 mode=mode, capture=django_capture_on_commit_callbacks)
+            for mode in ("live", "test")}
     assert (jobs["live"].total, jobs["live"].queued) == (1, 1)
     assert list(Delivery.objects.filter(mode="live").values_list("recipient", flat=True)) == [
         "real@example.com"]
