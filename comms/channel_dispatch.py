@@ -145,8 +145,7 @@ def channels_dispatch(deliveries: list[Delivery]) -> None:
     deadline = time.monotonic() + settings.HERALD_SENDING_LEASE_SECONDS / 2
     for index, item in enumerate(prepared):
         if time.monotonic() > deadline:
-            for rest in prepared[index:]:
-                outcomes.requeue_unsent(rest.delivery)
+            outcomes.requeue_each([rest.delivery for rest in prepared[index:]])
             enqueue(str(prepared[index].delivery.id))
             return
         channels_record([item], [chain_send(item.chain, item.message)])

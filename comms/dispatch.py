@@ -24,7 +24,7 @@ from comms.outcomes import (
     mark_sent,
     release,
     requeue_claimed,
-    requeue_unsent,
+    requeue_each,
     retry_or_fail,
 )
 from comms.providers import email_provider
@@ -61,10 +61,7 @@ def delivery_dispatch(*, delivery_id: str | None) -> None:
     if not ids:
         return
     if len(ids) >= max(batch_size - 1, 1):
-        try:
-            enqueue(None)
-        except Exception:  # the broker went away: still send what is claimed (sweeper: rest)
-            log.warning("Could not kick the next batch; the sweeper will", exc_info=True)
+        _kick()  # the next batch; if the broker went away, still send what is claimed
     # Templates and events once per batch (not one copy per row, bodies and all).
     try:
         rows = list(Delivery.objects.select_related("attendee")
@@ -174,8 +171,7 @@ def _send_each(provider_name: str, provider: Any, ready: list[tuple[Delivery, Co
     with closing(_each(provider, messages)) as results:
         for index, item in enumerate(ready):
             if not final and claimed_at and timezone.now() > claimed_at + lease / 2:
-                for delivery, _ in ready[index:]:
-                    requeue_unsent(delivery)
+                requeue_claimed([delivery.id for delivery, _ in ready[index:]], claimed_at)
                 _kick()
                 break
             given.append(next(results))
@@ -198,11 +194,11 @@ def _each(provider: Any, messages: list[EmailMessage]) -> Iterator[Any]:
 
 
 def _kick() -> None:
+    """A send task for what is due; if the broker is away, the sweeper takes it."""
     try:
         enqueue(None)
-    except Exception:  # the broker went away: the sweeper will
-        log.warning("Could not kick the handed-back deliveries; the sweeper will",
-                    exc_info=True)
+    except Exception:
+        log.warning("Could not kick the next batch; the sweeper will", exc_info=True)
 
 
 def _ready(provider_name: str, deliveries: list[Delivery]) -> list[tuple[Delivery, Content]]:
@@ -235,13 +231,8 @@ def _record(provider_name: str, given: list[tuple[tuple[Delivery, Content], Any]
 def _give_back(deliveries: list[Delivery]) -> None:
     """Claimed rows whose worker lost the database before calling the provider: back to the
     queue and a kick to take them. If even that fails, the sweeper will (after the lease)."""
-    tokens: dict[datetime, list[Any]] = defaultdict(list)
-    for delivery in deliveries:
-        if delivery.claimed_at is not None:
-            tokens[delivery.claimed_at].append(delivery.id)
     try:
-        for token, ids in tokens.items():
-            requeue_claimed(ids, token)
+        requeue_each([d for d in deliveries if d.claimed_at is not None])
     except Exception:
         log.warning("Claimed deliveries not given back; the sweeper will", exc_info=True)
         return

@@ -238,13 +238,14 @@ def still_mine(delivery: Delivery) -> bool:
     return mine(delivery).filter(status=Status.SENDING).exists()
 
 
-@durable
-def requeue_unsent(delivery: Delivery) -> None:
-    """A claimed delivery this worker did not get to: back to the queue, due now, without
-    using an attempt."""
-    mine(delivery).filter(status=Status.SENDING).update(
-        status=Status.QUEUED, claimed_at=None, attempts=F("attempts") - 1,
-        next_attempt_at=timezone.now())
+def requeue_each(deliveries: list[Delivery]) -> None:
+    """Claimed deliveries this worker did not get to: back to the queue, due now, without
+    using an attempt (``requeue_claimed``, one UPDATE per claim token)."""
+    tokens: dict[Any, list[Any]] = {}
+    for delivery in deliveries:
+        tokens.setdefault(delivery.claimed_at, []).append(delivery.id)
+    for token, ids in tokens.items():
+        requeue_claimed(ids, token)
 
 
 @durable

@@ -64,8 +64,8 @@ def post(*, target: Target, body: bytes, headers: dict[str, str], timeout: float
     error = "no address to connect to"
     for address in target.addresses[:3]:
         try:
-            status, data = _post_once(_pool(target, address), target.path, body, all_headers,
-                                      timeout, max_bytes, started)
+            status, data, _ = _send_once(_pool(target, address), "POST", target.path, body,
+                                         all_headers, timeout, max_bytes, started)
             return Outcome(status, data, "", _elapsed_ms(started))
         except NewConnectionError as exc:
             error = f"connection failed: {exc}"
@@ -75,13 +75,6 @@ def post(*, target: Target, body: bytes, headers: dict[str, str], timeout: float
             return Outcome(None, b"", f"{type(exc).__name__}: {exc}"[:1000], _elapsed_ms(started),
                            timed_out=timed_out)
     return Outcome(None, b"", error[:1000], _elapsed_ms(started))
-
-
-def _post_once(pool: urllib3.HTTPConnectionPool, path: str, body: bytes,
-               headers: dict[str, str], timeout: float, max_bytes: int,
-               started: float) -> tuple[int, bytes]:
-    status, data, _ = _send_once(pool, "POST", path, body, headers, timeout, max_bytes, started)
-    return status, data
 
 
 def _send_once(pool: urllib3.HTTPConnectionPool, method: str, path: str, body: bytes | None,
@@ -120,7 +113,7 @@ class Answer:
 
 
 class Refused(Exception):
-    """The SSRF guard refused the URL (its message names the host, never the path)."""
+    """The SSRF guard refused the URL (its message is one of the guard's fixed sentences)."""
 
 
 def request(method: str, url: str, *, json_body: Any = None, body: bytes | None = None,
