@@ -335,8 +335,6 @@ class SameAccountRelations:
             return super().clean()  # no account chosen: the field has said so already
         superuser = request.user.is_superuser
         mine = user_accounts(request)
-        accounts = dict(Account.objects.filter(pk=target).values_list("pk", "name")) \
-            if target is not None else {}
         for name, field in self.fields.items():
             if not isinstance(field, ModelChoiceField) or data.get(name) in (None, ""):
                 continue
@@ -346,10 +344,12 @@ class SameAccountRelations:
                 if account is None:
                     continue
                 if target is not None and account != target:
+                    # The name only for the error: no query on a form that is fine.
+                    owner = Account.objects.filter(pk=target).values_list(
+                        "name", flat=True).first() or target
                     self.add_error(name, (
-                        f"“{related}” is not in {accounts.get(target, target)}, the account "
-                        f"of this {self._meta.model._meta.verbose_name}; choose one of "
-                        f"{accounts.get(target, target)}'s."))
+                        f"“{related}” is not in {owner}, the account of this "
+                        f"{self._meta.model._meta.verbose_name}; choose one of {owner}'s."))
                     break
                 if not superuser and mine.get(account) not in self._herald_roles:
                     self.add_error(name, (

@@ -16,9 +16,9 @@ from typing import Any
 
 from django.conf import settings
 from drf_spectacular import openapi as spectacular_openapi
-from rest_framework import serializers
+from rest_framework import permissions, serializers
 
-from common.api import HeraldAPIView
+from common.api import TEST_KEY_READ_ONLY, HeraldAPIView
 from common.idempotency import HEADERS
 
 JSON = "application/json"
@@ -107,9 +107,8 @@ def _document(operation: Schema, method: str, view: type[HeraldAPIView]) -> None
         "Rate limited: the API key's requests per second, today's delivery quota (sends) or "
         "too many failed authentications from this address; retry after Retry-After."),
         {"Retry-After": True, **dict.fromkeys(RATE_HEADERS, False)})
-    if view.configuration and method not in ("GET", "HEAD", "OPTIONS"):
-        _add_response(operation, 403, style, "Test keys are read-only on configuration: "
-                      "changing it needs a live key", {})
+    if view.configuration and method not in permissions.SAFE_METHODS:
+        _add_response(operation, 403, style, TEST_KEY_READ_ONLY, {})
     if method != "POST" or not view.idempotency_layer:
         return
     parameters = operation.setdefault("parameters", [])
