@@ -1,5 +1,6 @@
 """Herald settings: every value comes from the environment (see the README's table)."""
 
+import ipaddress
 from datetime import timedelta
 from pathlib import Path
 
@@ -182,7 +183,11 @@ HERALD_AUTH_FAILURE_LIMIT = env.int("HERALD_AUTH_FAILURE_LIMIT", default=20)
 HERALD_AUTH_FAILURE_WINDOW_SECONDS = env.int("HERALD_AUTH_FAILURE_WINDOW_SECONDS", default=300)
 # Reverse proxies (CIDRs) whose X-Forwarded-For names the client: read from the right, the
 # first address that is not one of these is the client. Empty: the peer is the client.
-HERALD_TRUSTED_PROXIES = env.list("HERALD_TRUSTED_PROXIES", default=[])
+# Checked here, so a mistyped network stops the start with its value named instead of failing
+# every failed authentication and admin login later.
+HERALD_TRUSTED_PROXIES = [str(ipaddress.ip_network(cidr.strip(), strict=False))
+                          for cidr in env.list("HERALD_TRUSTED_PROXIES", default=[])
+                          if cidr.strip()]
 
 # --- REST API -----------------------------------------------------------------------------
 REST_FRAMEWORK = {

@@ -56,3 +56,11 @@ def test_zero_setup_stays_plain_http_and_the_check_says_so():
     result = _run("manage.py", "check", "--deploy", **plain)
     for warning in ("security.W004", "security.W008", "security.W012", "security.W016"):
         assert warning in result.stdout + result.stderr
+
+
+def test_trusted_proxies_are_checked_when_the_settings_load():
+    assert _setting("HERALD_TRUSTED_PROXIES",
+                    HERALD_TRUSTED_PROXIES="10.0.0.7/8, ::1") == "['10.0.0.0/8', '::1/128']"
+    bad = _run("-c", "from django.conf import settings; settings.HERALD_TRUSTED_PROXIES",
+               HERALD_TRUSTED_PROXIES="10.0.0.0/8,proxy.local")
+    assert bad.returncode != 0 and "proxy.local" in bad.stderr
