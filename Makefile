@@ -35,7 +35,7 @@ lint: install
 web: install
 	$(VENV)/bin/gunicorn config.wsgi -b 127.0.0.1:$(PORT)
 # The worker: prefork with one process per CPU (celery -c N to change), the shape
-# tests/test_faults.py runs (--pool=prefork -c 2) under Redis, PostgreSQL and worker faults.
+# tests/faults/test_faults.py runs (--pool=prefork -c 2) under Redis, PostgreSQL and worker faults.
 worker: install
 	$(VENV)/bin/celery -A config worker --pool=prefork -l info
 beat: install

@@ -42,7 +42,7 @@ from bench.procs import (  # noqa: E402
     wait_http,
     worker_ready,
 )
-from tests.sendgrid_signing import SendGridSigner, dumps, sendgrid_event  # noqa: E402
+from tests.fakes.sendgrid_signing import SendGridSigner, dumps, sendgrid_event  # noqa: E402
 
 SIGNER = SendGridSigner()
 ENV = {

@@ -6,7 +6,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.fake_sendgrid import FakeSendGrid
+from tests.fakes.sendgrid_api import FakeSendGrid
 
 fake = FakeSendGrid(api_key=sys.argv[1]).start()
 print(fake.url, flush=True)

@@ -79,7 +79,7 @@ ENV = {
 }
 sys.path.insert(0, str(ROOT))
 from bench.procs import wait_http, worker_ready  # noqa: E402
-from tests.sendgrid_signing import SendGridSigner  # noqa: E402
+from tests.fakes.sendgrid_signing import SendGridSigner  # noqa: E402
 
 SIGNER = SendGridSigner()
 ENV["SENDGRID_WEBHOOK_PUBLIC_KEY"] = SIGNER.public_key
@@ -346,7 +346,7 @@ def _sent_deliveries() -> list[tuple[str, str, str]]:
 def _signed_batches(kind: str, deliveries: list, batch: int = 1000) -> list[tuple[bytes, dict]]:
     """SendGrid event batches of ``kind``, signed as SendGrid signs them (built before the
     clock starts: the provider's cost is not Herald's)."""
-    from tests.sendgrid_signing import dumps, sendgrid_event
+    from tests.fakes.sendgrid_signing import dumps, sendgrid_event
 
     out = []
     for start_at in range(0, len(deliveries), batch):

@@ -24,7 +24,7 @@ class RedisChannel(kombu_redis.Channel):
     With kombu 5.7 / Celery 5.7, a prefork worker whose Redis stops exits with ``Unrecoverable
     error: AttributeError("'NoneType' object has no attribute 'hostname'")``, so sends stay
     queued until someone restarts it. The sequence (reproduced by
-    tests/test_faults.py::test_redis_down_under_a_draining_prefork_worker):
+    tests/faults/test_faults.py::test_redis_down_under_a_draining_prefork_worker):
 
     1. the consumer's channel has a BRPOP pending when the connection drops; celery's
        ``on_connection_error_after_connected`` calls ``connection.collect()``, which closes the

@@ -13,8 +13,8 @@ from rest_framework.test import APIClient
 from accounts.services import AccountKeys, account_create
 from comms.queueing import kick_taken
 from config.celery import app as celery_app
-from tests.fake_sendgrid import FakeSendGrid
-from tests.smtp_server import smtp  # noqa: F401 (the aiosmtpd fixture, for every module)
+from tests.fakes.sendgrid_api import FakeSendGrid
+from tests.fakes.smtp_server import smtp  # noqa: F401 (the aiosmtpd fixture, for every module)
 
 AWS_REGION = "us-east-1"
 

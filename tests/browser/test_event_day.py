@@ -174,7 +174,7 @@ def test_staff_of_one_account_never_sees_another_accounts_event(page):
     assert not _beta_shown(_without_filters(page))
 
     # Beta's event by its URL: Django's "doesn't exist" (as for a deleted event, like
-    # tests/test_admin_tenancy.py accepts), its tools a 404 page; its name nowhere.
+    # tests/security/test_admin_tenancy.py accepts), its tools a 404 page; its name nowhere.
     response = page.goto(reverse("admin:guests_event_change", args=[beta_event.pk]))
     assert response.status == 404 or (page.url.endswith("/admin/") and "Perhaps it was deleted"
                                       in page.inner_text("ul.messagelist"))
