@@ -9,7 +9,7 @@ from psycopg.pq import Format
 
 from common.postgresql.base import _DJANGO, _FAST, _OID, UtcTimestamptzLoader
 
-pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
+pytestmark = pytest.mark.django_db
 
 VALUES = ["2026-11-28 23:59:59.999999+00", "1999-12-31 23:00:00+01", "0001-01-01 00:00:00+00",
           "9999-12-31 23:59:59.5+00", "2026-03-29 01:30:00-09:30"]

@@ -238,7 +238,6 @@ def test_a_request_that_never_finished_stops_blocking_its_key_after_the_lease(pr
     assert retry.status_code == 201 and retry.json() == {"calls": 2}
 
 
-@pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_requests_with_one_key_run_once(keys):
     from tests.conftest import make_client
@@ -255,7 +254,6 @@ def test_concurrent_requests_with_one_key_run_once(keys):
     assert IdempotentRequest.objects.get().status == 201
 
 
-@pytest.mark.postgres
 @pytest.mark.urls(__name__)
 @pytest.mark.django_db(transaction=True)
 def test_retries_while_a_slow_request_runs_get_409_and_it_runs_once(probe, keys):

@@ -104,7 +104,6 @@ def test_a_failed_group_commits_nothing_and_what_is_not_requeued_waits_for_the_s
 
 # --- PostgreSQL -----------------------------------------------------------------------------
 
-@pytest.mark.postgres
 def test_a_group_costs_a_fixed_number_of_statements(sent):  # noqa: F811
     ids = store(*(dumps([ev(sent, kind, f"{n}-{i}") for i in range(20)])
                   for n, kind in enumerate(["processed", "delivered", "open", "click", "open"])))
@@ -116,7 +115,6 @@ def test_a_group_costs_a_fixed_number_of_statements(sent):  # noqa: F811
     assert len(statements) == 7, statements
 
 
-@pytest.mark.postgres
 def test_an_event_that_changes_nothing_does_not_rewrite_the_delivery(sent):  # noqa: F811
     def apply(kind: str, n: int) -> None:
         provider_events_apply([ProviderEvent(
@@ -136,7 +134,6 @@ def test_an_event_that_changes_nothing_does_not_rewrite_the_delivery(sent):  # n
     assert DeliveryEvent.objects.filter(delivery=sent, provider_event_id="e3").exists()
 
 
-@pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_a_batch_another_task_holds_is_skipped_not_waited_for(keys):
     delivery = Delivery.objects.create(account=keys.account, recipient="a@example.com",

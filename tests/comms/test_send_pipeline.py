@@ -199,7 +199,6 @@ def test_a_batch_reads_its_template_and_event_once_not_per_row(api, sendgrid, ev
     assert not any("templates_messagetemplate" in sql for sql in rows)  # no copy per row
 
 
-@pytest.mark.postgres
 def test_a_batch_records_its_sent_events_in_one_statement(api, sendgrid, event_id, template_id):
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
@@ -219,7 +218,6 @@ def test_a_batch_records_its_sent_events_in_one_statement(api, sendgrid, event_i
     assert first.occurred_at == sent.sent_at
 
 
-@pytest.mark.postgres
 def test_content_postgresql_cannot_store_is_replaced_not_sent_again(api, sendgrid, event_id):
     """A NUL or a lone surrogate in the rendered content would make the ``sent`` write fail
     after SendGrid accepted the message, and the batch would go again: they become U+FFFD."""
@@ -260,7 +258,6 @@ def _until(check, timeout: float = 10.0) -> None:
         time.sleep(0.02)
 
 
-@pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_a_connection_lost_after_the_provider_accepted_is_recorded_on_a_new_one(
         api, sendgrid, template_id):
@@ -287,7 +284,6 @@ def test_a_connection_lost_after_the_provider_accepted_is_recorded_on_a_new_one(
     assert sendgrid.attempts == 1
 
 
-@pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_rows_claimed_before_a_lost_connection_go_back_to_the_queue_at_once(
         api, sendgrid, template_id):

@@ -46,7 +46,6 @@ def _wait_until_up(url: str, key: str, web: subprocess.Popen, seconds: float = 6
     assert answered >= 4, f"make web did not answer: {last!r}"
 
 
-@pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)  # committed, so the server's processes see the key
 def test_make_web_answers_a_fast_client_while_slow_clients_dribble():
     keys = account_create(name="Slow clients")

@@ -8,7 +8,7 @@ from django.db import connection
 from contacts.models import Contact
 from tests.conftest import make_client
 
-pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+pytestmark = pytest.mark.django_db(transaction=True)
 THREADS = 12
 
 

@@ -51,7 +51,7 @@ from tests.faults.test_faults import LEASE, SWEEP_EVERY, Stack, report, wait_unt
 fault_redis = test_faults.fault_redis
 stack = test_faults.stack
 
-pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture(autouse=True)

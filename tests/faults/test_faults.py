@@ -60,7 +60,7 @@ from tests.fakes.webhook_receiver import WebhookReceiver
 from webhooks.models import Attempt, Endpoint, Message
 from webhooks.services import messages_sweep
 
-pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+pytestmark = pytest.mark.django_db(transaction=True)
 
 REPO = Path(__file__).resolve().parents[2]
 CELERY = Path(sys.executable).parent / "celery"

@@ -10,7 +10,7 @@ from comms.models import Delivery
 from guests.models import Attendee
 from tests.conftest import TICKET, guest, make_client
 
-pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def _concurrently(n: int, call) -> list:

@@ -11,7 +11,7 @@ from config.celery import app
 from tests.conftest import TICKET, guest, make_client
 from tests.fakes.webhook_receiver import WebhookReceiver
 
-pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture

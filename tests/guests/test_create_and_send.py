@@ -2,7 +2,6 @@
 
 import uuid
 
-import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
@@ -104,7 +103,6 @@ def test_correlation_id_is_optional_and_null(api, event_id, template_id):
     assert DeliveryEvent.objects.get(name="comms.sent").correlation_id is None
 
 
-@pytest.mark.postgres
 def test_the_atomic_path_writes_guest_and_send_in_one_statement(api, event_id, template_id):
     """On PostgreSQL the guest and its queued send are one ``WITH … INSERT`` (one round trip,
     no BEGIN/COMMIT of its own): both rows or neither, with the ORM's defaults."""

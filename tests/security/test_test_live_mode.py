@@ -469,7 +469,6 @@ def test_a_test_send_rehearses_with_a_contact_as_it_is(keys):
     assert Delivery.objects.get().recipient == "jane@example.com"
 
 
-@pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_live_requests_after_a_rehearsal_make_one_live_send(keys):
     import threading

@@ -214,7 +214,6 @@ def test_emitting_the_same_events_again_adds_nothing(endpoint, full, published):
     assert list(Message.objects.values_list("webhook_id", "payload")) == first
 
 
-@pytest.mark.postgres
 @pytest.mark.parametrize("count", [1, 40])
 def test_an_emit_costs_two_queries_whatever_the_number_of_events(endpoint, full, published, count):
     events = [record(full, "comms.delivered", provider="x" * 1000) for _ in range(count)]
@@ -225,7 +224,6 @@ def test_an_emit_costs_two_queries_whatever_the_number_of_events(endpoint, full,
     assert len(statements) == 2, statements  # the events with their endpoints, the INSERT
 
 
-@pytest.mark.postgres
 def test_the_payloads_read_only_the_columns_they_need(endpoint, full, published):
     events = [record(full, "comms.sent", "sent", raw="x" * 1000)]
     with CaptureQueriesContext(connection) as queries:
@@ -236,7 +234,6 @@ def test_the_payloads_read_only_the_columns_they_need(endpoint, full, published)
         assert column not in reads[0], column
 
 
-@pytest.mark.postgres
 def test_events_the_endpoint_does_not_subscribe_to_cost_one_query(endpoint, full, published):
     services.endpoint_update(endpoint=endpoint, enabled_events=["domain.verified"])
     events = [record(full, "comms.sent", "sent")]
