@@ -69,6 +69,8 @@ INSTALLED_APPS = [
     "domains",
     "comms",
     "emails",
+    "multichannel",
+    "notifications",
     "webhooks",
 ]
 

@@ -12,9 +12,9 @@ urlpatterns = [
     path("callbacks/", include("comms.callbacks.urls")),
     path("v1/webhooks", include("webhooks.api.urls")),
     path("v1/contacts", include("contacts.api.urls")),
-    path("api/v1/communications/", include("comms.api.communications_urls")),
+    path("api/v1/communications/", include("multichannel.api.urls")),
     path("v1/", include("emails.api.urls")),
-    path("v1/", include("comms.api.notification_urls")),
+    path("v1/", include("notifications.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
 ]

@@ -21,9 +21,9 @@ from common.times import iso
 from comms.channels import BODY_LIMITS, SMS_MAX_SEGMENTS, sms_segments
 from comms.lifecycle import provider_events_apply
 from comms.models import Delivery, DeliveryEvent, Status
-from comms.multichannel import ADDRESS_FIELD, CHANNEL_NAMES, communications_send
 from comms.providers.base import ProviderEvent
 from contacts.identifiers import EXPO_TOKEN, FCM_TOKEN, phone_parse
+from multichannel.services import ADDRESS_FIELD, CHANNEL_NAMES, communications_send
 from webhooks import ssrf
 
 TAGS = ["communications"]

@@ -19,7 +19,7 @@ from common.errors import NotFound
 from common.times import iso
 from comms.channels import CHANNELS
 from comms.models import FAILURES, Delivery, Integration, Status
-from comms.notify import notification_send
+from notifications.services import notification_send
 from templates.api.views import actor as template_actor
 from templates.events import (
     EVENT_CHANNELS,

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from comms.api import notifications as views
+from notifications.api import views
 
 # Mounted at "v1/" (spec 004; no trailing slashes, like the spec's paths).
 urlpatterns = [

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from comms.api import communications as views
+from multichannel.api import views
 
 # Mounted at "api/v1/communications/" (spec 002).
 urlpatterns = [
