@@ -97,10 +97,9 @@ def email_provider_name() -> str:
 
 def _claim(delivery_id: str | None, now: datetime, batch_size: int) -> list[Any]:
     """``UPDATE … RETURNING``: this row if due, plus up to ``batch_size - 1`` other due rows
-    (skipping rows other workers hold, on PostgreSQL). All get the same claim token. Without
+    (skipping rows other workers hold). All get the same claim token. Without
     ``delivery_id``: up to ``batch_size`` due rows."""
     table = Delivery._meta.db_table
-    skip_locked = " FOR UPDATE SKIP LOCKED" if connection.vendor == "postgresql" else ""
     due = "status = 'queued' AND (next_attempt_at IS NULL OR next_attempt_at <= %s)"
     token = connection.ops.adapt_datetimefield_value(now)
     own = Delivery._meta.pk.get_db_prep_value(delivery_id, connection) if delivery_id else None
@@ -108,7 +107,7 @@ def _claim(delivery_id: str | None, now: datetime, batch_size: int) -> list[Any]
     sql = (
         f"UPDATE {table} SET status = 'sending', claimed_at = %s, attempts = attempts + 1,"
         f" next_attempt_at = NULL WHERE {due} AND (id = %s OR id IN ("
-        f"SELECT id FROM {table} WHERE {due} ORDER BY created_at LIMIT %s{skip_locked}"
+        f"SELECT id FROM {table} WHERE {due} ORDER BY created_at LIMIT %s FOR UPDATE SKIP LOCKED"
         ")) RETURNING id"
     )
     with connection.cursor() as cursor:

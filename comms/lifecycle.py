@@ -4,7 +4,7 @@ Every provider (SendGrid callbacks, SES via SNS, the sandbox) hands ``ProviderEv
 ``provider_events_apply``. Each event is recorded once (unique ``(delivery,
 provider_event_id)``), and each delivery moves only forward (``comms.models.RANK``): a late
 ``delivered`` never overwrites ``opened``; a bounce after ``delivered`` still wins.
-A batch costs a fixed handful of queries on PostgreSQL, not a few per event.
+A batch costs a fixed handful of queries, not a few per event.
 """
 
 import json
@@ -15,8 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db import IntegrityError, connection, transaction
-from django.db.models import F, Q
+from django.db import connection, transaction
 
 from comms.models import PERMANENT_FAILURES, RANK, Delivery, DeliveryEvent, Status
 from comms.providers.base import ProviderEvent
@@ -134,12 +133,9 @@ def _resolve(events: Sequence[ProviderEvent]) -> list[_Row]:
 
 def _targets(ids: set[uuid.UUID], message_ids: set[str]) -> list[tuple[Any, ...]]:
     """(id, provider message id, account, correlation id, recipient) of the deliveries with
-    one of ``ids`` or ``message_ids``: on PostgreSQL one JSON parameter each, not one
+    one of ``ids`` or ``message_ids``: one JSON parameter each, not one
     placeholder per id (psycopg's client-side quoting of long lists costs more than the query)."""
     columns = ("id", "provider_message_id", "account_id", "correlation_id", "recipient")
-    if connection.vendor != "postgresql":
-        found = Delivery.objects.filter(Q(id__in=ids) | Q(provider_message_id__in=message_ids))
-        return list(found.values_list(*columns))
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT {', '.join(columns)} FROM {Delivery._meta.db_table}"
@@ -169,23 +165,13 @@ def _detail(event: ProviderEvent) -> dict[str, Any]:
 
 def _insert_new(rows: list[_Row]) -> dict[tuple[uuid.UUID, str], int]:
     """Insert the events that are not recorded yet; map (delivery, provider event id) → pk."""
-    if connection.vendor == "postgresql":
-        return _insert_returning(rows)
-    inserted = {}
-    for r in rows:  # SQLite, the zero-setup default: one savepoint per event
-        if r.key in inserted:
-            continue
-        obj = DeliveryEvent(delivery_id=r.delivery_id, name=r.name, status=r.status or "",
-                            correlation_id=r.target.correlation_id,
-                            occurred_at=r.event.occurred_at,
-                            provider_event_id=r.event.provider_event_id, detail=_detail(r.event))
-        try:
-            with transaction.atomic():
-                obj.save(force_insert=True)
-            inserted[r.key] = obj.pk
-        except IntegrityError:  # recorded before
-            continue
-    return inserted
+    inserted = delivery_events_insert([
+        {"d": str(r.delivery_id), "n": r.name, "s": r.status or "",
+         "c": r.target.correlation_id, "o": r.event.occurred_at.isoformat(),
+         "p": r.event.provider_event_id, "x": _detail(r.event)}
+        for r in rows])
+    return {(delivery_id, provider_event_id): pk
+            for pk, delivery_id, provider_event_id in inserted}
 
 
 _INSERT_SQL = (
@@ -195,16 +181,6 @@ _INSERT_SQL = (
     " ON CONFLICT (delivery_id, provider_event_id) DO NOTHING"
     " RETURNING id, delivery_id, provider_event_id"
 )
-
-
-def _insert_returning(rows: list[_Row]) -> dict[tuple[uuid.UUID, str], int]:
-    inserted = delivery_events_insert([
-        {"d": str(r.delivery_id), "n": r.name, "s": r.status or "",
-         "c": r.target.correlation_id, "o": r.event.occurred_at.isoformat(),
-         "p": r.event.provider_event_id, "x": _detail(r.event)}
-        for r in rows])
-    return {(delivery_id, provider_event_id): pk
-            for pk, delivery_id, provider_event_id in inserted}
 
 
 def delivery_events_insert(records: list[dict[str, Any]]) -> list[tuple[int, uuid.UUID, Any]]:
@@ -263,20 +239,7 @@ def _advance(rows: list[_Row]) -> None:
     changes = _changes(rows)
     if not changes:
         return
-    if connection.vendor == "postgresql":
-        _advance_returning(changes)
-        return
-    for delivery_id, change in changes.items():  # SQLite: per row
-        if change.delivered_at:
-            Delivery.objects.filter(id=delivery_id, delivered_at__isnull=True).update(
-                delivered_at=change.delivered_at)
-        if change.status:
-            lower = [s for s, rank in RANK.items() if rank < change.rank]
-            Delivery.objects.filter(id=delivery_id, status=Status.SENDING).filter(
-                status__in=lower).update(status=change.status, next_attempt_at=F("claimed_at"),
-                                         **change.failure)
-            Delivery.objects.filter(id=delivery_id, status__in=lower).update(
-                status=change.status, **change.failure)
+    _advance_returning(changes)
 
 
 def _advance_returning(changes: dict[uuid.UUID, _Change]) -> None:
