@@ -4,21 +4,21 @@ every attempt and outcome in one transaction (see docs/ARCHITECTURE.md, flow 7).
 
 import json
 import logging
-import random
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, transaction
-from django.db.models import Case, F, Q, Value, When
+from django.db import transaction
+from django.db.models import Case, Q, Value, When
 from django.utils import timezone
 
+from common import jobs
 from common.times import iso
 from webhooks import http, signing, ssrf
 from webhooks.models import Attempt, Endpoint, Message
-from webhooks.services import endpoint_disable, tasks_enqueue
+from webhooks.services import MESSAGES, endpoint_disable, message_lease, tasks_enqueue
 
 log = logging.getLogger(__name__)
 Status = Message.Status
@@ -72,43 +72,25 @@ def message_deliver(*, webhook_id: str) -> None:
 
 
 def _claim(webhook_id: str, now: datetime) -> dict[int, int]:
-    """One ``UPDATE … RETURNING``: this message if due, plus the oldest due messages of its
-    endpoint behind it (skipping rows other workers hold, on PostgreSQL), so the tasks of a
-    burst take one chunk each, in parallel; unless a batch of that
-    endpoint has been in flight for ``WEBHOOKS_SLOW_BATCH_SECONDS`` (a slow or hanging
-    receiver gets one worker, not all of them). Returns message id → attempts."""
+    """This message if due, plus the oldest due messages of its endpoint behind it (skipping
+    rows other workers hold), in one claim (``common.jobs.claim``), so the tasks of a burst
+    take one chunk each, in parallel; unless a batch of that endpoint has been in flight for
+    ``WEBHOOKS_SLOW_BATCH_SECONDS`` (a slow or hanging receiver gets one worker, not all of
+    them). Returns message id → attempts."""
     own = Message.objects.filter(webhook_id=webhook_id, status=Status.PENDING).values_list(
         "id", "endpoint_id", "created_at").first()
     if own is None:
         return {}
-    table = Message._meta.db_table
-    skip_locked = " FOR UPDATE SKIP LOCKED" if connection.vendor == "postgresql" else ""
-    due = "status = 'pending' AND (next_attempt_at IS NULL OR next_attempt_at <= %s)"
-    lease = timedelta(seconds=settings.WEBHOOKS_TIMEOUT_SECONDS * 4 + 60)
     slow = timedelta(seconds=settings.WEBHOOKS_SLOW_BATCH_SECONDS)
-    at = connection.ops.adapt_datetimefield_value
-    endpoint_id = Message._meta.get_field("endpoint").get_db_prep_value(own[1], connection)
-    # "go": this message is due and no slow batch holds the endpoint; "behind": the oldest due
-    # messages after it (a CTE, so its LIMIT and locks are taken once).
-    sql = (
-        f"WITH go AS (SELECT 1 AS ok WHERE EXISTS (SELECT 1 FROM {table} WHERE id = %s AND {due})"
-        f"  AND NOT EXISTS (SELECT 1 FROM {table} WHERE endpoint_id = %s"
-        "  AND status = 'sending' AND claimed_at > %s AND claimed_at <= %s)),"
-        f" behind AS (SELECT id FROM {table} WHERE {due} AND endpoint_id = %s"
-        "  AND created_at >= %s AND id <> %s AND EXISTS (SELECT 1 FROM go)"
-        f"  ORDER BY created_at LIMIT %s{skip_locked})"
-        f" UPDATE {table} SET status = 'sending', claimed_at = %s, updated_at = %s,"
-        f" attempts = attempts + 1, next_attempt_at = NULL WHERE {due}"
-        " AND EXISTS (SELECT 1 FROM go) AND id IN (SELECT %s UNION ALL SELECT id FROM behind)"
-        " RETURNING id, attempts"
-    )
-    params = [own[0], at(now), endpoint_id, at(now - lease), at(now - slow),
-              at(now), endpoint_id, at(own[2]), own[0],
-              max(int(settings.WEBHOOKS_BATCH_SIZE) - 1, 0),
-              at(now), at(now), at(now), own[0]]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return dict(cursor.fetchall())
+    return jobs.claim(
+        MESSAGES, now=now, own=own[0], own_first=True,
+        limit=max(int(settings.WEBHOOKS_BATCH_SIZE) - 1, 0),
+        scope="endpoint_id = %(endpoint)s AND created_at >= %(created)s",
+        gate=(f"NOT EXISTS (SELECT 1 FROM {MESSAGES.table} WHERE endpoint_id = %(endpoint)s"
+              " AND status = %(running)s AND claimed_at > %(lease_end)s"
+              " AND claimed_at <= %(slow)s)"),
+        params={"endpoint": own[1], "created": own[2], "lease_end": now - message_lease(),
+                "slow": now - slow})
 
 
 def _post_batch(batch: _Batch, messages: list[Message]) -> None:
@@ -230,14 +212,13 @@ def _outcomes_record(batch: _Batch, now: datetime) -> None:
 def _release(batch: _Batch, now: datetime) -> None:
     """Back to pending, the attempt given back, due a moment later (the follow-up takes them)."""
     delay = timedelta(seconds=settings.WEBHOOKS_RELEASE_DELAY_SECONDS)
-    _update(batch, [m.id for m in batch.unsent], status=Status.PENDING, claimed_at=None,
-            attempts=F("attempts") - 1, next_attempt_at=now + delay, updated_at=now)
+    jobs.requeue(MESSAGES, [m.id for m in batch.unsent], batch.token, due_at=now + delay,
+                 updated_at=now)
 
 
 def _update(batch: _Batch, ids: list[int], **changes: Any) -> None:
     if ids:
-        Message.objects.filter(id__in=ids, status=Status.SENDING,
-                               claimed_at=batch.token).update(**changes)
+        jobs.held(MESSAGES, ids, batch.token).update(**changes)
 
 
 def _case(values: dict[int, Any]) -> Case:
@@ -265,11 +246,10 @@ def _follow_up(batch: _Batch) -> None:
 
 
 def retry_delay(*, attempt: int) -> float | None:
-    """Seconds before the try after ``attempt`` (1-based), with jitter; None when exhausted."""
+    """Seconds before the try after ``attempt`` (1-based): the schedule's step less up to
+    ``WEBHOOKS_RETRY_JITTER`` of it; None when the schedule is exhausted."""
     schedule = settings.WEBHOOKS_RETRY_SCHEDULE
     if attempt >= len(schedule):
         return None
-    jitter = settings.WEBHOOKS_RETRY_JITTER
-    return max(0.0, float(schedule[attempt]) * random.uniform(1 - jitter, 1 + jitter))
-
-
+    step = float(schedule[attempt])
+    return jobs.backoff(1, base=step, cap=step, jitter=settings.WEBHOOKS_RETRY_JITTER)

@@ -14,6 +14,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from accounts.models import Account
+from common import jobs
 from common.errors import Conflict, HeraldError
 from common.times import iso
 from webhooks import catalogue, signing, ssrf
@@ -23,6 +24,14 @@ log = logging.getLogger(__name__)
 
 MAX_DESCRIPTION = 500
 Status = Message.Status
+# Messages are durable jobs: claimed in batches with a token, retried, swept (common.jobs).
+MESSAGES = jobs.JobTable(Message, ready=Status.PENDING, running=Status.SENDING,
+                         touch=("updated_at",))
+
+
+def message_lease() -> timedelta:
+    """How long a claimed batch is its worker's: past it, the sweeper hands it back."""
+    return timedelta(seconds=settings.WEBHOOKS_TIMEOUT_SECONDS * 4 + 60)
 
 
 class WebhookValidationError(HeraldError):
@@ -208,9 +217,7 @@ def _sources(delivery_event_ids: list[int]) -> list[_Source]:
     """The customer-facing events among these ids whose account has a live endpoint, in
     timeline order (occurred_at, id). A test-mode (sandbox) delivery's events go only to
     endpoints that include test events: a rehearsal never reaches a receiver as live."""
-    if connection.vendor == "postgresql":
-        return _sources_sql(delivery_event_ids)
-    return _sources_orm(delivery_event_ids)
+    return _sources_sql(delivery_event_ids)
 
 
 # The events and their deliveries first, by primary key (MATERIALIZED: never planned from
@@ -331,17 +338,10 @@ _INSERT_SQL = (
 
 
 def _messages_insert(messages: list[_NewMessage], now: datetime) -> None:
-    """Insert the messages in order, a message already emitted skipped. On PostgreSQL one
-    INSERT, its rows as one JSON parameter, each created a microsecond after the one before
-    (a delivery task claims the messages behind its own by creation time)."""
+    """Insert the messages in order, a message already emitted skipped: one INSERT, its rows
+    as one JSON parameter, each created a microsecond after the one before (a delivery task
+    claims the messages behind its own by creation time)."""
     if not messages:
-        return
-    if connection.vendor != "postgresql":
-        Message.objects.bulk_create([
-            Message(webhook_id=m.webhook_id, account_id=m.account_id, endpoint_id=m.endpoint_id,
-                    delivery_event_id=m.delivery_event_id, event_type=m.event_type,
-                    payload=m.payload, next_attempt_at=now)
-            for m in messages], ignore_conflicts=True)
         return
     records = json.dumps([
         {"n": n, "w": m.webhook_id, "a": str(m.account_id), "e": str(m.endpoint_id),
@@ -372,11 +372,10 @@ def messages_enqueue(*, messages: list[tuple[str, Any]]) -> None:
 def tasks_enqueue(tasks: list[tuple[str, float | None]]) -> None:
     """Publish ``webhooks.deliver_message`` per (webhook id, countdown) once the caller
     commits."""
-    from webhooks.tasks import deliver_message
 
     def send() -> None:
         for webhook_id, countdown in tasks:
-            deliver_message.apply_async(args=[webhook_id], countdown=countdown)
+            jobs.publish("webhooks.deliver_message", webhook_id, countdown=countdown)
 
     if tasks:
         transaction.on_commit(send, robust=True)
@@ -422,14 +421,10 @@ def messages_sweep(*, limit: int = 1000) -> int:
     past the lease (a killed worker). Returns how many were re-enqueued."""
     now = timezone.now()
     grace = timedelta(seconds=settings.WEBHOOKS_SWEEP_GRACE_SECONDS)
-    lease = timedelta(seconds=settings.WEBHOOKS_TIMEOUT_SECONDS * 4 + 60)
-    stuck = list(Message.objects.filter(status=Status.SENDING, claimed_at__lt=now - lease)
-                 .values_list("id", flat=True)[:limit])
-    if stuck:
-        Message.objects.filter(id__in=stuck, status=Status.SENDING).update(
-            status=Status.PENDING, claimed_at=None, next_attempt_at=now)
-    overdue = list(Message.objects.filter(status=Status.PENDING, next_attempt_at__lt=now - grace)
-                   .order_by("created_at", "id").values_list("webhook_id", "endpoint_id")[:limit])
+    stuck = jobs.expired_requeue(MESSAGES, now=now, lease=message_lease(), due_at=now,
+                                 limit=limit)
+    overdue = jobs.overdue(MESSAGES, now=now, grace=grace, limit=limit,
+                           fields=("webhook_id", "endpoint_id"))
     overdue += list(Message.objects.filter(id__in=stuck).values_list("webhook_id", "endpoint_id"))
     overdue = list(dict.fromkeys(overdue))
     messages_enqueue(messages=overdue)
