@@ -9,7 +9,6 @@ from common import crypto
 from common.admin import CAPABILITIES, AccountScopedAdmin, ScopedInline
 from common.errors import HeraldError
 from comms import channels, dashboard
-from comms.admin_actions import resend_deliveries
 from comms.models import (
     CallbackBatch,
     Dashboard,
@@ -19,6 +18,7 @@ from comms.models import (
     OutboxMessage,
     Suppression,
 )
+from guests.admin_actions import resend_deliveries
 
 
 class ModeFilter(admin.SimpleListFilter):

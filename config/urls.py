@@ -9,6 +9,7 @@ urlpatterns = [
     path("comms/v1/api/comms/", include("domains.api.urls")),
     path("comms/v1/api/comms/", include("templates.api.urls")),
     path("comms/v1/api/comms/", include("comms.api.urls")),
+    path("comms/v1/api/comms/", include("guests.api.send_urls")),
     path("callbacks/", include("comms.callbacks.urls")),
     path("v1/webhooks", include("webhooks.api.urls")),
     path("v1/contacts", include("contacts.api.urls")),

@@ -4,9 +4,9 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from common.admin import AccountScopedAdmin
-from comms.admin_actions import resend_attendees
 from comms.models import Delivery, Status
 from guests import admin_views
+from guests.admin_actions import resend_attendees
 from guests.models import Attendee, BulkSend, Event, GuestImport
 
 # The delivery funnel of an event: each column counts its guests' live deliveries in a state

@@ -67,8 +67,9 @@ def attendee_create(*, account: Account, mode: str, id: uuid.UUID, event_id: uui
         last_name=last_name, correlation_id=correlation_id, mode=mode,
     )
     attendee = Attendee(**fields)
-    delivery = delivery_new(account=account, attendee=attendee, template_id=comms_template_id,
-                            mode=mode, correlation_id=correlation_id) if comms_template_id else None
+    delivery = delivery_new(account=account, attendee_id=id, recipient=email, mode=mode,
+                            template_id=comms_template_id,
+                            correlation_id=correlation_id) if comms_template_id else None
     try:
         # One statement on PostgreSQL (no BEGIN/COMMIT round trips): both rows or neither.
         insert_together(attendee, *([delivery] if delivery else []))
@@ -125,7 +126,8 @@ def _existing(attendee: Attendee, account: Account, request: _Request) -> Attend
         Attendee.objects.select_for_update().filter(id=attendee.id).first()
         first = _first_send(attendee, request.mode)
         if first is None:
-            delivery = delivery_queue(account=account, attendee=attendee,
+            delivery = delivery_queue(account=account, attendee_id=attendee.id,
+                                      recipient=attendee.email,
                                       template_id=request.template_id, mode=request.mode,
                                       correlation_id=request.correlation_id)
             first = delivery.id
@@ -152,7 +154,8 @@ def _make_live(attendee: Attendee, account: Account, request: _Request) -> Atten
                                        "correlation_id", "mode", "updated_at"])
         first = _first_send(locked, Attendee.LIVE)
         if first is None and request.template_id is not None:
-            first = delivery_queue(account=account, attendee=locked,
+            first = delivery_queue(account=account, attendee_id=locked.id,
+                                   recipient=locked.email,
                                    template_id=request.template_id, mode=Attendee.LIVE,
                                    correlation_id=request.correlation_id).id
     return AttendeeResult(locked, first, created=False)

@@ -8,7 +8,7 @@ from django.utils.html import format_html
 
 from common.errors import HeraldError
 from comms.models import Delivery
-from comms.services import delivery_send_to_attendee
+from guests.sending import delivery_send_to_attendee
 
 
 def resend(request: HttpRequest, previous: Delivery) -> None:
