@@ -1,5 +1,5 @@
-"""SendGrid's Event Webhook: signature check (the `sendgrid` package's EventWebhook) and
-normalization of every event type into Herald's vocabulary."""
+"""SendGrid's Event Webhook: its callback view (signature check with the `sendgrid` package's
+EventWebhook) and the normalization of every event type into Herald's vocabulary."""
 
 import binascii
 import functools
@@ -10,8 +10,11 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+from django.conf import settings
+from django.http import HttpRequest
 from sendgrid.helpers.eventwebhook import EventWebhook
 
+from comms.callbacks.views import CallbackRefused, CallbackView
 from comms.providers.base import ProviderEvent
 
 log = logging.getLogger(__name__)
@@ -96,3 +99,30 @@ def _normalize(item: dict[str, Any]) -> ProviderEvent | None:
 def _fingerprint(item: dict[str, Any]) -> str:
     """A stable id for an event without ``sg_event_id``, so a re-post is still deduplicated."""
     return "fp-" + hashlib.sha256(json.dumps(item, sort_keys=True).encode()).hexdigest()[:40]
+
+
+class SendGridCallbacks(CallbackView):
+    """``POST /callbacks/sendgrid``: SendGrid's signed Event Webhook, a JSON array of events.
+    Forged, missing or stale signatures: 403."""
+
+    provider = "sendgrid"
+    parse_events = staticmethod(parse_batch)
+
+    def verify(self, request: HttpRequest, body: str) -> None:
+        if not signature_valid(
+            public_key=settings.SENDGRID_WEBHOOK_PUBLIC_KEY, body=body,
+            signature=request.META.get(SIGNATURE_HEADER, ""),
+            timestamp=request.META.get(TIMESTAMP_HEADER, ""),
+            max_age_seconds=settings.SENDGRID_WEBHOOK_MAX_AGE_SECONDS,
+        ):
+            log.warning("SendGrid callback with a missing, forged or stale signature refused")
+            raise CallbackRefused(403, "invalid signature")
+
+    def read(self, body: str) -> Any:
+        payload = super().read(body)
+        if not isinstance(payload, list):
+            raise CallbackRefused(400, "expected a JSON array of events")
+        return payload
+
+    def count(self, payload: Any) -> int:
+        return len(payload)

@@ -1,4 +1,7 @@
-"""Provider callbacks: store the raw request, then parse and apply it in a task."""
+"""Provider callbacks: each stored raw by its provider's view (``comms.callbacks.views``),
+then parsed and applied here, in a task. Stored batches are durable jobs (``common.jobs``):
+a task locks its batch and newer ones for its transaction, the sweep re-enqueues the ones a
+lost task left."""
 
 import gc
 import logging
@@ -8,39 +11,26 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.http import JsonResponse
+from django.db.models import Q
 from django.utils import timezone
-from django.utils.module_loading import import_string
 
+from common import jobs
+from comms.callbacks import sendgrid, ses  # noqa: F401 - their views register their parsers
+from comms.callbacks.views import CallbackView, callback_batch_store, callback_error
 from comms.lifecycle import provider_events_record
 from comms.models import CallbackBatch
 from comms.providers.base import ProviderEvent
 
+__all__ = ["callback_batch_process", "callback_batch_store", "callback_batches_sweep",
+           "callback_error"]
 log = logging.getLogger(__name__)
 
-# provider → "module.function" turning one stored body into ProviderEvents.
-PARSERS = {
-    "sendgrid": "comms.callbacks.sendgrid.parse_batch",
-    "ses": "comms.callbacks.ses.parse_message",
-}
+# Stored batches: to do until processed; no token, the processing transaction holds them.
+BATCHES = jobs.JobTable(CallbackBatch, status=None, token=None, due=None, attempts=None,
+                        created="received_at", pending=Q(processed_at__isnull=True))
 # A task applies its batch together with the next stored, unprocessed ones, this many in all
 # (their own tasks then find them done): one transaction and a handful of statements for all.
 BATCHES_PER_TASK = 10
-
-
-def callback_error(status: int, message: str) -> JsonResponse:
-    """How every provider callback endpoint refuses a request: ``{"error": message}``."""
-    return JsonResponse({"error": message}, status=status)
-
-
-def callback_batch_store(*, provider: str, body: str) -> CallbackBatch:
-    """Keep the request as received and enqueue its processing once it is committed."""
-    from comms.tasks import process_callback_batch
-
-    with transaction.atomic():
-        batch = CallbackBatch.objects.create(provider=provider, body=body)
-        transaction.on_commit(lambda: process_callback_batch.delay(batch.id), robust=True)
-    return batch
 
 
 def callback_batch_process(*, batch_id: int, alone: bool = False) -> int:
@@ -64,10 +54,8 @@ def callback_batch_process(*, batch_id: int, alone: bool = False) -> int:
 
 
 def _enqueue_alone(batch_id: int) -> None:
-    from comms.tasks import process_callback_batch
-
     try:
-        process_callback_batch.delay(batch_id, alone=True)
+        jobs.publish("comms.process_callback_batch", batch_id, alone=True)
     except Exception:  # a broker outage, or (eager) that batch failing too: the sweeper's
         log.exception("callback batch %s: not re-enqueued; left to the sweeper", batch_id)
 
@@ -109,21 +97,16 @@ def _gc_paused() -> Iterator[None]:
 
 def _claim(batch_id: int, limit: int) -> list[CallbackBatch]:
     """Lock ``batch_id`` if still unprocessed and no other task holds it, then the next newer
-    unprocessed batches no task holds (SKIP LOCKED on PostgreSQL): newer only, so a batch the
-    sweeper keeps retrying is never taken into another task's group."""
-    pending = CallbackBatch.objects.select_for_update(skip_locked=True).filter(
-        processed_at__isnull=True)
-    first = list(pending.filter(id=batch_id))
-    if not first or limit <= 1:
-        return first
-    return first + list(pending.filter(id__gt=batch_id).order_by("id")[:limit - 1])
+    unprocessed batches no task holds: newer only, so a batch the sweeper keeps retrying is
+    never taken into another task's group."""
+    return jobs.lock(BATCHES, own=batch_id, limit=limit)
 
 
 def _parse(batch: CallbackBatch) -> list[ProviderEvent] | None:
     """The batch's events; None (and the reason in ``batch.error``, kept for a human, never
     retried) if it cannot be read."""
     try:
-        return import_string(PARSERS[batch.provider])(batch.body)
+        return CallbackView.registered[batch.provider].parse_events(batch.body)
     except ValueError as exc:  # includes JSON errors
         log.error("callback batch %s (%s) unreadable: %s", batch.id, batch.provider, exc)
         batch.error = str(exc)[:2000]
@@ -132,11 +115,8 @@ def _parse(batch: CallbackBatch) -> list[ProviderEvent] | None:
 
 def callback_batches_sweep(*, limit: int = 500) -> int:
     """Re-enqueue stored batches a dead worker or lost broker message left unprocessed."""
-    from comms.tasks import process_callback_batch
-
-    cutoff = timezone.now() - timedelta(seconds=settings.HERALD_SWEEP_GRACE_SECONDS)
-    pending = list(CallbackBatch.objects.filter(
-        processed_at__isnull=True, received_at__lt=cutoff).values_list("id", flat=True)[:limit])
+    grace = timedelta(seconds=settings.HERALD_SWEEP_GRACE_SECONDS)
+    pending = jobs.overdue(BATCHES, now=timezone.now(), grace=grace, limit=limit)
     for batch_id in pending:
-        process_callback_batch.delay(batch_id)
+        jobs.publish("comms.process_callback_batch", batch_id)
     return len(pending)

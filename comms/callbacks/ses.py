@@ -18,11 +18,9 @@ from urllib.parse import parse_qs, urlsplit
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_POST
 
 from comms.callbacks import sns
-from comms.callbacks.services import callback_batch_store, callback_error
+from comms.callbacks.views import CallbackRefused, CallbackView, callback_error
 from comms.providers.base import ProviderEvent
 
 log = logging.getLogger(__name__)
@@ -42,37 +40,48 @@ CONFIRM_TIMEOUT_SECONDS = 5.0
 
 # --- the endpoint -----------------------------------------------------------------------------
 
-@csrf_exempt
-@require_POST
-def ses_events(request: HttpRequest) -> HttpResponse:
-    """SNS posts here (HTTP/S subscription of the SES configuration set's topic)."""
-    try:
-        body = request.body.decode("utf-8")
-        envelope = json.loads(body)
-    except ValueError:  # includes UnicodeDecodeError
-        return callback_error(400, "body is not a JSON SNS message")
-    if not isinstance(envelope, dict):
-        return callback_error(400, "body is not a JSON SNS message")
-    try:
-        if not sns.message_verify(envelope):
-            log.warning("SNS message with an invalid signature or certificate URL refused")
-            return callback_error(403, "invalid signature")
-    except sns.CertificateUnavailable as exc:
-        log.warning("SNS certificate unavailable: %s", exc)
-        return callback_error(503, "signing certificate unavailable")
-    if envelope.get("TopicArn") not in settings.HERALD_SES_SNS_TOPIC_ARNS:
-        log.warning("SNS %s from a topic not allow-listed refused: %s",
-                    envelope.get("Type"), envelope.get("TopicArn"))
-        return callback_error(403, "topic not allowed")
-    return _HANDLERS[envelope["Type"]](envelope, body)
+class SesCallbacks(CallbackView):
+    """``POST /callbacks/ses``: SNS posts here (HTTP/S subscription of the SES configuration
+    set's topic): a Notification is stored, a SubscriptionConfirmation confirmed."""
+
+    provider = "ses"
+    undecodable = "body is not a JSON SNS message"
+    envelope: dict[str, Any]
+
+    @staticmethod
+    def parse_events(body: str) -> list[ProviderEvent]:
+        return parse_message(body)
+
+    def verify(self, request: HttpRequest, body: str) -> None:
+        try:
+            envelope = json.loads(body)
+        except ValueError:
+            raise CallbackRefused(400, self.undecodable) from None
+        if not isinstance(envelope, dict):
+            raise CallbackRefused(400, self.undecodable)
+        try:
+            if not sns.message_verify(envelope):
+                log.warning("SNS message with an invalid signature or certificate URL refused")
+                raise CallbackRefused(403, "invalid signature")
+        except sns.CertificateUnavailable as exc:
+            log.warning("SNS certificate unavailable: %s", exc)
+            raise CallbackRefused(503, "signing certificate unavailable") from None
+        if envelope.get("TopicArn") not in settings.HERALD_SES_SNS_TOPIC_ARNS:
+            log.warning("SNS %s from a topic not allow-listed refused: %s",
+                        envelope.get("Type"), envelope.get("TopicArn"))
+            raise CallbackRefused(403, "topic not allowed")
+        self.envelope = envelope
+
+    def read(self, body: str) -> dict[str, Any]:
+        return self.envelope
+
+    def accept(self, body: str, payload: dict[str, Any]) -> HttpResponse:
+        if payload["Type"] == "Notification":
+            return super().accept(body, payload)
+        return _HANDLERS[payload["Type"]](payload)
 
 
-def _notification(envelope: dict[str, Any], body: str) -> HttpResponse:
-    batch = callback_batch_store(provider="ses", body=body)
-    return JsonResponse({"received": 1, "batch": batch.id})
-
-
-def _subscription(envelope: dict[str, Any], body: str) -> HttpResponse:
+def _subscription(envelope: dict[str, Any]) -> HttpResponse:
     url = str(envelope.get("SubscribeURL", ""))
     if not subscribe_url_valid(url):
         log.warning("SNS SubscribeURL refused: %.300s", url)
@@ -86,13 +95,12 @@ def _subscription(envelope: dict[str, Any], body: str) -> HttpResponse:
     return JsonResponse({"confirmed": True})
 
 
-def _unsubscribe(envelope: dict[str, Any], body: str) -> HttpResponse:
+def _unsubscribe(envelope: dict[str, Any]) -> HttpResponse:
     log.warning("SNS unsubscribed Herald from %s (not re-subscribing)", envelope.get("TopicArn"))
     return JsonResponse({"unsubscribed": True})
 
 
-_HANDLERS: dict[str, Callable[[dict[str, Any], str], HttpResponse]] = {
-    "Notification": _notification,
+_HANDLERS: dict[str, Callable[[dict[str, Any]], HttpResponse]] = {
     "SubscriptionConfirmation": _subscription,
     "UnsubscribeConfirmation": _unsubscribe,
 }

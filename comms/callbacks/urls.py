@@ -1,8 +1,9 @@
 from django.urls import path
 
-from comms.callbacks import ses, views
+from comms.callbacks.sendgrid import SendGridCallbacks
+from comms.callbacks.ses import SesCallbacks
 
 urlpatterns = [
-    path("sendgrid", views.sendgrid_events, name="callbacks-sendgrid"),
-    path("ses", ses.ses_events, name="callbacks-ses"),
+    path("sendgrid", SendGridCallbacks.as_view(), name="callbacks-sendgrid"),
+    path("ses", SesCallbacks.as_view(), name="callbacks-ses"),
 ]
