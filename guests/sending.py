@@ -4,15 +4,14 @@ The engine (``comms.services``) queues a delivery; whether a guest may be sent a
 again is check-in's business, decided here.
 """
 
-import hashlib
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import transaction
 
 from accounts.models import Account
-from common.errors import Conflict, HeraldError, NotFound
+from common.errors import HeraldError, NotFound
 from common.times import iso
-from comms.models import PERMANENT_FAILURES, Delivery, IdempotencyRecord, Status
+from comms.models import PERMANENT_FAILURES, Delivery, Status
 from comms.services import account_check_can_send, delivery_queue
 from guests.models import Attendee
 from templates.models import MessageTemplate
@@ -26,56 +25,26 @@ FAILURE_MESSAGES = {
 
 
 def delivery_send_to_attendee(*, account: Account, mode: str, attendee_id: Any,
-                              template_id: Any, correlation_id: str | None,
-                              idempotency_key: str | None = None) -> Delivery:
+                              template_id: Any, correlation_id: str | None) -> Delivery:
     """Spec 000's two-step send, with its 422 rule on the pair's most recent delivery.
 
-    With an ``Idempotency-Key``, a retry of the same request returns the first send instead of
-    sending again (a reuse of the key for a different request is a 409). Keys are per key mode:
-    a live request never gets a test key's sandbox send back.
+    Retries with an idempotency key are the API layer's (``common.idempotency``, as on every
+    POST); the view commits its stored answer in the same transaction as this send.
     """
-    fingerprint = hashlib.sha256(
-        f"{attendee_id}|{template_id}|{correlation_id}".encode()).hexdigest()
-    if idempotency_key and (replay := _replayed(account, mode, idempotency_key, fingerprint)):
-        return replay
     template = template_for_send(account=account, template_id=template_id)
-    try:
-        with transaction.atomic():
-            # Locking the attendee serializes concurrent sends to it, so the 422 rule holds.
-            attendee = Attendee.objects.select_for_update().filter(
-                id=attendee_id, account=account).first()
-            # A guest only a test key created is a rehearsal: live requests do not see it
-            # until a live create names its id (and takes its fields, guests.services).
-            if attendee is None or (mode == Delivery.Mode.LIVE
-                                    and attendee.mode != Delivery.Mode.LIVE):
-                raise NotFound("attendee")
-            previous_send_check(attendee=attendee, template=template, mode=mode)
-            delivery = delivery_queue(account=account, attendee_id=attendee.id,
-                                      recipient=attendee.email,
-                                      template_id=template.id, mode=mode,
-                                      correlation_id=correlation_id)
-            if idempotency_key:
-                IdempotencyRecord.objects.create(account=account, mode=mode,
-                                                 key=idempotency_key, fingerprint=fingerprint,
-                                                 delivery=delivery)
-            return delivery
-    except IntegrityError:
-        # A concurrent request with the same key won: answer as its retry would.
-        replay = _replayed(account, mode, idempotency_key or "", fingerprint)
-        if replay is None:
-            raise
-        return replay
-
-
-def _replayed(account: Account, mode: str, key: str, fingerprint: str) -> Delivery | None:
-    record = IdempotencyRecord.objects.filter(account=account, mode=mode, key=key
-                                              ).select_related("delivery").first()
-    if record is None:
-        return None
-    if record.fingerprint != fingerprint:
-        raise Conflict("idempotency_key_reused",
-                       "This Idempotency-Key was used for a different request.")
-    return record.delivery
+    with transaction.atomic():
+        # Locking the attendee serializes concurrent sends to it, so the 422 rule holds.
+        attendee = Attendee.objects.select_for_update().filter(
+            id=attendee_id, account=account).first()
+        # A guest only a test key created is a rehearsal: live requests do not see it
+        # until a live create names its id (and takes its fields, guests.services).
+        if attendee is None or (mode == Delivery.Mode.LIVE
+                                and attendee.mode != Delivery.Mode.LIVE):
+            raise NotFound("attendee")
+        previous_send_check(attendee=attendee, template=template, mode=mode)
+        return delivery_queue(account=account, attendee_id=attendee.id,
+                              recipient=attendee.email, template_id=template.id, mode=mode,
+                              correlation_id=correlation_id)
 
 
 def template_for_send(*, account: Account, template_id: Any) -> MessageTemplate:

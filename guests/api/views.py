@@ -1,11 +1,6 @@
-from drf_spectacular.utils import (
-    OpenApiParameter,
-    OpenApiResponse,
-    extend_schema,
-    inline_serializer,
-)
+from django.db import transaction
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers
-from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
 from accounts.authentication import HasApiKey, SubscriptionKeyAuthentication
@@ -97,43 +92,23 @@ def _guest_body(attendee: Attendee, delivery_id) -> dict:
 
 # --- spec 000's two-step send, at /comms/v1/api/comms/send ---------------------------------
 
-CommsErrorOut = inline_serializer("CommsError", {
-    "error": serializers.CharField(), "message": serializers.CharField()})
-
-
 class Send(CheckinView):
-    # Its own Idempotency-Key store (guests.sending) commits with the delivery itself, which
-    # the generic layer cannot: a crash between the two cannot make a retry send again.
-    idempotency_layer = False
-
     @extend_schema(
         request=SendIn, tags=["comms"],
-        parameters=[OpenApiParameter(
-            "Idempotency-Key", location=OpenApiParameter.HEADER, required=False,
-            description="Retries with the same key return the first send (beyond the spec).")],
         summary="Send a template to an existing attendee (spec 000's two-step send)",
         responses={200: SendOut, 422: OpenApiResponse(
-            SendRejected, description="The previous send of this pair failed permanently."),
-            409: OpenApiResponse(CommsErrorOut, description=(
-                "idempotency_key_reused: this Idempotency-Key was used for another request."))},
+            SendRejected, description="The previous send of this pair failed permanently.")},
     )
     def post(self, request):
         data = SendIn(data=request.data)
         data.is_valid(raise_exception=True)
-        delivery = sending.delivery_send_to_attendee(
-            account=self.get_account(), mode=request.auth.mode,
-            idempotency_key=_idempotency_key(request), **data.validated_data
-        )
-        return Response({"attendeeInvitationId": str(delivery.id), "status": "queued"})
-
-
-def _idempotency_key(request) -> str | None:
-    key = request.META.get("HTTP_IDEMPOTENCY_KEY")
-    if key is None:
-        return None
-    if not (1 <= len(key) <= 255) or not key.isprintable():
-        raise ValidationError({"Idempotency-Key": "1 to 255 printable characters."})
-    return key
+        # The send and its idempotency key's stored answer commit together: a crash between
+        # the two cannot leave a send that a retry with the key would make again.
+        with transaction.atomic():
+            delivery = sending.delivery_send_to_attendee(
+                account=self.get_account(), mode=request.auth.mode, **data.validated_data)
+            return self.finalize_response(request, Response(
+                {"attendeeInvitationId": str(delivery.id), "status": "queued"}))
 
 
 class Invitation(CheckinView):
