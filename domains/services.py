@@ -6,14 +6,15 @@ only a complete answer is stored (a provider error stores nothing).
 """
 
 import logging
-import random
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import Account
+from common import jobs
 from common.errors import Conflict, HeraldError
 from domains import dns, names
 from domains.models import Brand, SenderDomain, SenderDomainEvent
@@ -28,6 +29,10 @@ from domains.providers.base import (
 
 log = logging.getLogger(__name__)
 Event = SenderDomainEvent.Name
+# Checks of unverified domains are durable jobs claimed by their due time (common.jobs): the
+# claim moves ``next_check_at`` a lease ahead; NULL means no check is due (verified, gave up).
+CHECKS = jobs.JobTable(SenderDomain, status=None, token=None, due="next_check_at",
+                       null_due=False, attempts=None, pending=Q(verified=False))
 
 
 class ProviderFailed(HeraldError):
@@ -239,9 +244,8 @@ def poll_delay(*, attempt: int) -> float:
     """Seconds before the next check after ``attempt`` failed ones: doubling from
     HERALD_DOMAIN_POLL_BASE_SECONDS up to HERALD_DOMAIN_POLL_MAX_SECONDS, minus up to 20 %
     jitter so domains created together do not poll together."""
-    ceiling = min(settings.HERALD_DOMAIN_POLL_MAX_SECONDS,
-                  settings.HERALD_DOMAIN_POLL_BASE_SECONDS * 2 ** attempt)
-    return random.uniform(ceiling * 0.8, ceiling)
+    return jobs.backoff(attempt + 1, base=settings.HERALD_DOMAIN_POLL_BASE_SECONDS,
+                        cap=settings.HERALD_DOMAIN_POLL_MAX_SECONDS, jitter=0.2)
 
 
 def sender_domain_verified_emit(*, sender_domain_id: int) -> None:
@@ -267,19 +271,15 @@ def dns_resolver() -> dns.Resolver:
 def sender_domains_poll(*, now: datetime | None = None, limit: int = 100) -> int:
     """Claim the unverified domains that are due and enqueue one check each; returns how many.
 
-    The claim moves ``next_check_at`` a lease ahead in the same UPDATE that tests it, so two
-    beats never claim a domain twice, and a lost check task is retried after the lease.
+    The claim moves ``next_check_at`` a lease ahead (``common.jobs.lease``), so two beats never
+    claim a domain twice, and a lost check task is retried after the lease.
     """
-    from domains.tasks import sender_domain_check as check_task
-
     now = now or timezone.now()
-    due = list(SenderDomain.objects.filter(verified=False, next_check_at__lte=now)
-               .order_by("next_check_at").values_list("id", "next_check_at")[:limit])
     lease = now + timedelta(seconds=settings.HERALD_DOMAIN_POLL_LEASE_SECONDS)
-    claimed = [pk for pk, at in due if SenderDomain.objects.filter(
-        id=pk, verified=False, next_check_at=at).update(next_check_at=lease)]
+    claimed = jobs.lease(CHECKS, cutoff=now, until=lease, limit=limit)
     for pk in claimed:
-        transaction.on_commit(lambda pk=pk: check_task.delay(pk), robust=True)
+        transaction.on_commit(lambda pk=pk: jobs.publish("domains.sender_domain_check", pk),
+                              robust=True)
     return len(claimed)
 
 
