@@ -219,7 +219,10 @@ def _process_name(pid: int) -> str:
 
 
 def _port_free(port: int) -> bool:
+    """Whether nothing listens on ``port`` (connections closing there do not count: the
+    server binds with SO_REUSEADDR too)."""
     with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((HOST, port))
         except OSError:

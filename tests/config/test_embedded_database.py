@@ -1,0 +1,111 @@
+"""Without DATABASE_URL every process of a checkout uses one embedded PostgreSQL server
+(config/database.py): made by the first, found by the others, outliving each of them.
+
+These tests run servers of their own, in a temporary directory standing for the checkout's
+``var/`` (the real ``var/pg`` is left alone), stopped at the end.
+"""
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from config import database
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# A process of its own that finds (or makes) the server and writes one row on it.
+WRITER = """
+import os, sys
+from pathlib import Path
+import psycopg
+from config import database
+url = database.url(var_dir=Path(sys.argv[1]))
+with psycopg.connect(url) as conn:
+    conn.execute("CREATE TABLE IF NOT EXISTS seen (pid int, started timestamptz)")
+    conn.execute("INSERT INTO seen SELECT %s, pg_postmaster_start_time()", [os.getpid()])
+print(url)
+"""
+
+# The real settings in a process without DATABASE_URL, pointed at the test's var/ instead of
+# the checkout's: a management command, then what its connection is connected to.
+MANAGE = """
+import sys
+from pathlib import Path
+import config.database
+config.database.VAR_DIR = Path(sys.argv[1])
+from django.core.management import execute_from_command_line
+execute_from_command_line(["manage.py", "check", "--database", "default"])
+from django.db import connection
+with connection.cursor() as cursor:
+    cursor.execute("SELECT current_setting('data_directory'), count(*) FROM seen")
+    print(*cursor.fetchone())
+"""
+
+
+def _python(code: str, *args: str, **env: str) -> subprocess.CompletedProcess:
+    environ = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"} | env
+    return subprocess.run([sys.executable, "-c", code, *args], cwd=ROOT, env=environ,
+                          capture_output=True, text=True, timeout=120, check=False)
+
+
+@pytest.fixture(scope="module")
+def var_dir() -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(prefix="herald-pg-test-"))
+    try:
+        yield path
+    finally:
+        database.stop(var_dir=path)
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _rows(var_dir: Path) -> list[tuple]:
+    with psycopg.connect(database.url(var_dir=var_dir)) as conn:
+        return conn.execute("SELECT pid, started FROM seen").fetchall()
+
+
+def test_processes_started_together_share_one_server_that_outlives_them(var_dir):
+    with ThreadPoolExecutor(4) as pool:
+        runs = list(pool.map(lambda _: _python(WRITER, str(var_dir)), range(4)))
+    assert all(run.returncode == 0 for run in runs), [run.stderr[-2000:] for run in runs]
+    assert len({run.stdout for run in runs}) == 1  # one URL
+    rows = _rows(var_dir)  # read after every writer has exited: the server still runs
+    assert len(rows) == 4 and len({started for _, started in rows}) == 1  # one server start
+    assert (var_dir / "pg.json").stat().st_mode & 0o077 == 0  # its password: owner only
+
+
+def test_the_settings_without_database_url_use_that_server(var_dir):
+    run = _python(MANAGE, str(var_dir), DJANGO_SETTINGS_MODULE="config.settings")
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "System check identified no issues" in run.stdout
+    directory, rows = run.stdout.strip().splitlines()[-1].split()
+    assert Path(directory).resolve() == (var_dir / "pg").resolve() and rows == "4"
+
+
+def test_a_stopped_server_starts_again_with_its_data_even_when_its_port_was_taken(var_dir):
+    assert database.stop(var_dir=var_dir) and not database.stop(var_dir=var_dir)
+    port = json.loads((var_dir / "pg.json").read_text())["port"]
+    with socket.socket() as squatter:
+        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        squatter.bind((database.HOST, port))
+        squatter.listen()
+        url = database.url(var_dir=var_dir)
+    assert f":{port}/" not in url
+    assert len(_rows(var_dir)) == 4
+
+
+def test_settings_refuse_a_database_other_than_postgresql():
+    run = _python("import django; django.setup()", DJANGO_SETTINGS_MODULE="config.settings",
+                  DATABASE_URL="sqlite:///var/herald.sqlite3")
+    assert run.returncode != 0
+    assert "DATABASE_URL must be a PostgreSQL URL" in run.stderr
+    assert "not sqlite://" in run.stderr
