@@ -4,7 +4,7 @@ A ``BulkSend`` row is the job; its ``token`` comes from the confirm form, so a d
 finds the first job instead of sending twice. The task walks the event's guests in id
 order, a batch per transaction: one query for the batch (with the latest delivery status of
 the template per guest), one for suppressed addresses, one insert of queued deliveries
-(``guests.inserts``), and the job's cursor and counters in the same commit — a re-run
+(``common.inserts``), and the job's cursor and counters in the same commit — a re-run
 resumes after the cursor and never queues a guest twice. Guests whose latest delivery of
 the template failed for good (spec 000's 422 rule) or whose address is suppressed are
 skipped and counted. Every rule reads the job's mode only: a sandbox rehearsal (deliveries
@@ -38,12 +38,13 @@ from django.db.models import (
 )
 from django.utils import timezone
 
+from common import jobs
 from common.errors import Conflict, NotFound
+from common.inserts import rows_insert
 from comms.models import FAILURES, PERMANENT_FAILURES, Delivery, Status
 from comms.queueing import enqueue
 from comms.selectors import suppressions_active
 from comms.services import account_check_can_send
-from guests.inserts import rows_insert
 from guests.models import Attendee, BulkSend, Event
 from templates.models import MessageTemplate
 
@@ -111,9 +112,7 @@ def _same_account(job: BulkSend, event: Event) -> BulkSend:
 
 
 def _start(job_id: uuid.UUID) -> None:
-    from guests.tasks import bulk_send
-
-    bulk_send.delay(str(job_id))
+    jobs.publish("guests.bulk_send", str(job_id))
 
 
 def bulk_send_run(*, job_id: Any) -> None:

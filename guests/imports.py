@@ -6,7 +6,7 @@ errors, a preview) and once to import. Parsing is pure and deterministic, so wha
 previewed is what is imported; the existence of each id is checked again at import time.
 
 Speed: one ``SELECT id, account_id … WHERE id IN (…)`` and one ``executemany`` INSERT (``ON
-CONFLICT DO NOTHING``, ``guests.inserts``) per batch of HERALD_IMPORT_BATCH_SIZE rows, each
+CONFLICT DO NOTHING``, ``common.inserts``) per batch of HERALD_IMPORT_BATCH_SIZE rows, each
 batch committed with the import's progress, so a re-run task resumes after the last
 committed batch.
 """
@@ -28,7 +28,8 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from guests.inserts import rows_insert
+from common import jobs
+from common.inserts import rows_insert
 from guests.models import Attendee, Event, GuestImport, GuestImportFile
 
 log = logging.getLogger(__name__)
@@ -219,14 +220,13 @@ def _owners(ids: list[uuid.UUID]) -> dict[uuid.UUID, uuid.UUID]:
 
 def guest_import_create(*, event: Event, user: Any, filename: str, data: bytes) -> GuestImport:
     """Store an uploaded file (the caller has checked its size) and queue its validation."""
-    from guests.tasks import validate_import
-
     with transaction.atomic():
         guest_import = GuestImport.objects.create(
             account_id=event.account_id, event=event, uploaded_by=user,
             filename=filename[:255], size=len(data))
         GuestImportFile.objects.create(guest_import=guest_import, data=data)
-        transaction.on_commit(lambda: validate_import.delay(str(guest_import.id)), robust=True)
+        transaction.on_commit(
+            lambda: jobs.publish("guests.validate_import", str(guest_import.id)), robust=True)
     return guest_import
 
 
@@ -271,8 +271,6 @@ def _preview(row: GuestRow) -> dict[str, Any]:
 def guest_import_confirm(*, guest_import: GuestImport) -> bool:
     """Start the import (validated, or failed part-way: it resumes). False if it is already
     running or done — a second click starts nothing."""
-    from guests.tasks import import_guests
-
     with transaction.atomic():
         claimed = GuestImport.objects.filter(id=guest_import.id).filter(
             status=GuestImport.Status.VALIDATED
@@ -281,8 +279,8 @@ def guest_import_confirm(*, guest_import: GuestImport) -> bool:
             id=guest_import.id, status=GuestImport.Status.FAILED, started_at__isnull=False,
         ).update(status=GuestImport.Status.IMPORTING, file_error="", updated_at=timezone.now())
         if claimed:
-            transaction.on_commit(lambda: import_guests.delay(str(guest_import.id)),
-                                  robust=True)
+            transaction.on_commit(
+                lambda: jobs.publish("guests.import_guests", str(guest_import.id)), robust=True)
     return bool(claimed)
 
 

@@ -1,7 +1,11 @@
 """The sweeper of imports and bulk sends: a job whose task was lost (the broker was down when
 it was queued) or whose worker died is queued again. Every job resumes where it stopped:
 validation only reads, an import continues after its last committed batch (ids are the
-idempotency key), a bulk send after its cursor (batches are serialized by a row lock)."""
+idempotency key), a bulk send after its cursor (batches are serialized by a row lock).
+
+Both are durable jobs (``common.jobs``) whose progress is their ``updated_at``: a job idle for
+longer than its period is claimed by moving ``updated_at`` to now (so the next sweep waits
+another period) and its task published by name."""
 
 from datetime import timedelta
 
@@ -9,32 +13,29 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
+from common import jobs
 from guests.models import BulkSend, GuestImport
+
+IMPORTS = jobs.JobTable(GuestImport, status=None, token=None, due="updated_at",
+                        null_due=False, attempts=None)
+BULK_SENDS = jobs.JobTable(BulkSend, status=None, token=None, due="updated_at",
+                           null_due=False, attempts=None)
 
 
 def guest_jobs_sweep() -> int:
     """Re-queue jobs idle for longer than the grace period (queued but never started) or the
     lease (started, no progress since). Returns how many were queued again."""
-    from guests.tasks import bulk_send, import_guests, validate_import
-
     now = timezone.now()
-    grace = now - timedelta(seconds=settings.HERALD_SWEEP_GRACE_SECONDS)
-    lease = now - timedelta(seconds=settings.HERALD_SENDING_LEASE_SECONDS)
+    grace = timedelta(seconds=settings.HERALD_SWEEP_GRACE_SECONDS)
+    lease = timedelta(seconds=settings.HERALD_SENDING_LEASE_SECONDS)
     count = 0
-    for import_id, status in GuestImport.objects.filter(
-            Q(status=GuestImport.Status.UPLOADED, updated_at__lt=grace)
-            | Q(status=GuestImport.Status.IMPORTING, updated_at__lt=lease)
-    ).values_list("id", "status")[:100]:
-        # Touch it first, so the next sweep waits another period.
-        GuestImport.objects.filter(id=import_id).update(updated_at=now)
-        task = validate_import if status == GuestImport.Status.UPLOADED else import_guests
-        task.delay(str(import_id))
-        count += 1
-    for job_id in BulkSend.objects.filter(
-            Q(status=BulkSend.Status.PENDING, updated_at__lt=grace)
-            | Q(status=BulkSend.Status.CREATING, updated_at__lt=lease)
-    ).values_list("id", flat=True)[:100]:
-        BulkSend.objects.filter(id=job_id).update(updated_at=now)
-        bulk_send.delay(str(job_id))
-        count += 1
+    for table, status, idle, task in (
+            (IMPORTS, GuestImport.Status.UPLOADED, grace, "guests.validate_import"),
+            (IMPORTS, GuestImport.Status.IMPORTING, lease, "guests.import_guests"),
+            (BULK_SENDS, BulkSend.Status.PENDING, grace, "guests.bulk_send"),
+            (BULK_SENDS, BulkSend.Status.CREATING, lease, "guests.bulk_send")):
+        for job_id in jobs.lease(table, cutoff=now - idle, until=now, limit=100,
+                                 where=Q(status=status)):
+            jobs.publish(task, str(job_id))
+            count += 1
     return count
