@@ -1,8 +1,10 @@
 """Guest CSV import and bulk send, timed through the services their Celery tasks run.
 
-    .venv/bin/python bench/csv_import.py [rows] [--json]   # SQLite: a fresh file in /tmp
+    .venv/bin/python bench/csv_import.py [rows] [--json]   # the embedded server (var/pg)
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/herald_bench_import \
-        .venv/bin/python bench/csv_import.py [rows]        # PostgreSQL (created if missing)
+        .venv/bin/python bench/csv_import.py [rows]        # that server
+
+Either way on a database of its own, ``herald_bench_import``, created if missing.
 
 ``--json``: a last line with the seconds of each step, for ``bench/run.py``'s table.
 
@@ -17,7 +19,6 @@ eager, as a worker would run the same functions):
 
 import json
 import os
-import subprocess
 import sys
 import time
 import uuid
@@ -25,22 +26,20 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-SQLITE = Path("/tmp/herald_bench_import.sqlite3")
-if not os.environ.get("DATABASE_URL"):
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{SQLITE}{suffix}").unlink(missing_ok=True)
-    os.environ["DATABASE_URL"] = f"sqlite:///{SQLITE}"
+DATABASE = "herald_bench_import"
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 os.environ.setdefault("LOG_LEVEL", "WARNING")
 
 
-def ensure_postgres_database(url: str) -> None:
-    if not url.startswith("postgres"):
-        return
-    name = url.rsplit("/", 1)[1]
-    host = url.split("@", 1)[1].split(":", 1)[0]
-    user = url.split("://", 1)[1].split("@", 1)[0]
-    subprocess.run(["createdb", "-h", host, "-U", user, name], capture_output=True)
+def database_ensure() -> None:
+    """DATABASE_URL's database created if missing; without DATABASE_URL, ``herald_bench_import``
+    on the embedded server."""
+    from config import database
+
+    if os.environ.get("DATABASE_URL"):
+        database.database_ensure(os.environ["DATABASE_URL"])
+    else:
+        os.environ["DATABASE_URL"] = database.url(DATABASE)
 
 
 def csv_bytes(rows: int) -> bytes:
@@ -64,7 +63,7 @@ def timed(label: str, rows: int, action) -> float:
 def main() -> None:
     numbers = [arg for arg in sys.argv[1:] if arg != "--json"]
     rows = int(numbers[0]) if numbers else 100_000
-    ensure_postgres_database(os.environ["DATABASE_URL"])
+    database_ensure()
     import django
 
     django.setup()

@@ -4,9 +4,9 @@ one aiosmtpd server, timed until the server has them all; prints a table and the
     .venv/bin/python bench/peer.py [--emails 10000] [--json]
     .venv/bin/python bench/peer.py profile [--batch 100]     # cProfile of one Herald batch
 
-The database kind follows DATABASE_URL: PostgreSQL (that server; post_office on
-``herald_bench_peer``, Herald on ``herald_bench_peer_herald``) or, unset, SQLite files in var/.
-Both are dropped and rebuilt on each run.
+The database server is DATABASE_URL's, or without it the checkout's embedded one (var/pg,
+config/database.py); post_office on ``herald_bench_peer``, Herald on
+``herald_bench_peer_herald``, both dropped and rebuilt on each run.
 
 What each side does, all of it inside the timed window (process launch → last message at the
 server, so interpreter and Django start-up count for both):
@@ -106,27 +106,23 @@ def smtp_serve() -> None:
 # --- processes and databases ----------------------------------------------------------------
 
 def databases() -> tuple[str, str, str]:
-    """(kind, post_office DATABASE_URL, Herald DATABASE_URL), both on the kind Herald uses."""
-    url = os.environ.get("DATABASE_URL", "")
-    if url.startswith(("postgres://", "postgresql://")):
-        parts = urlsplit(url)
-        return ("PostgreSQL", urlunsplit(parts._replace(path=f"/{PO_DB}")),
-                urlunsplit(parts._replace(path=f"/{HERALD_DB}")))
-    return ("SQLite", f"sqlite:///{VAR / 'bench_peer_post_office.sqlite3'}",
-            f"sqlite:///{VAR / 'bench_peer_herald.sqlite3'}")
+    """(server kind, post_office DATABASE_URL, Herald DATABASE_URL), on Herald's server."""
+    url, kind = os.environ.get("DATABASE_URL", ""), "PostgreSQL"
+    if not url:
+        sys.path.insert(0, str(ROOT))
+        from config import database
+
+        url, kind = database.url(), "PostgreSQL (embedded)"
+    parts = urlsplit(url)
+    return (kind, urlunsplit(parts._replace(path=f"/{PO_DB}")),
+            urlunsplit(parts._replace(path=f"/{HERALD_DB}")))
 
 
 def recreate(url: str) -> None:
-    if url.startswith("sqlite:///"):
-        path = Path(url.removeprefix("sqlite:///"))
-        for suffix in ("", "-wal", "-shm"):
-            Path(f"{path}{suffix}").unlink(missing_ok=True)
-        return
-    parts = urlsplit(url)
-    admin = urlunsplit(parts._replace(path="/postgres"))
-    name = parts.path.lstrip("/")
-    for sql in (f"DROP DATABASE IF EXISTS {name} WITH (FORCE)", f"CREATE DATABASE {name}"):
-        subprocess.run(["psql", admin, "-qc", sql], check=True, capture_output=True)
+    sys.path.insert(0, str(ROOT))
+    from config import database
+
+    database.database_ensure(url, fresh=True)
 
 
 def env_for(database_url: str, smtp_port: int, settings: str) -> dict[str, str]:
@@ -321,8 +317,8 @@ def herald_status() -> None:
 
 
 def profile(batch: int) -> None:
-    """One Herald dispatch batch (claim, render, SMTP, record) in-process, on the database kind
-    DATABASE_URL names (a database of its own), against the counting server in another
+    """One Herald dispatch batch (claim, render, SMTP, record) in-process, on Herald's database
+    server (a database of its own), against the counting server in another
     process: a warm-up batch, a timed batch, then a batch under cProfile."""
     import cProfile
     import pstats

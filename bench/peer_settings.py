@@ -1,29 +1,25 @@
 """Settings of the peer in `bench/peer.py`: Herald's settings plus django-post-office, which
 sends through Django's SMTP backend to the bench's aiosmtpd server (EMAIL_HOST/EMAIL_PORT
-from the environment, as for Herald), on a database of its own of the same kind as Herald's:
-PostgreSQL ``herald_bench_peer`` on the server DATABASE_URL names, else a SQLite file in var/.
+from the environment, as for Herald), on a database of its own, ``herald_bench_peer``, on
+Herald's PostgreSQL server.
 """
 
 import os
 
 from config.settings import *  # noqa: F403
-from config.settings import DATABASES, VAR_DIR
+from config.settings import DATABASES
 
 INSTALLED_APPS = [*INSTALLED_APPS, "post_office"]  # noqa: F405
 
 EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
 DEFAULT_FROM_EMAIL = "Herald <tickets@herald.localhost>"
 
-if DATABASES["default"]["ENGINE"] != "django.db.backends.sqlite3":
-    # Without Herald's psycopg pool: send_queued_mail forks its worker processes, and a pool
-    # inherited across fork breaks ("can't change 'autocommit' now"); plain connections, as
-    # post_office documents, each process opening its own.
-    options = {k: v for k, v in DATABASES["default"].get("OPTIONS", {}).items() if k != "pool"}
-    DATABASES = {"default": {**DATABASES["default"], "NAME": "herald_bench_peer",
-                             "OPTIONS": options, "CONN_MAX_AGE": 0}}
-else:
-    DATABASES = {"default": {**DATABASES["default"],
-                             "NAME": str(VAR_DIR / "bench_peer_post_office.sqlite3")}}
+# Without Herald's psycopg pool: send_queued_mail forks its worker processes, and a pool
+# inherited across fork breaks ("can't change 'autocommit' now"); plain connections, as
+# post_office documents, each process opening its own.
+options = {k: v for k, v in DATABASES["default"].get("OPTIONS", {}).items() if k != "pool"}
+DATABASES = {"default": {**DATABASES["default"], "NAME": "herald_bench_peer",
+                         "OPTIONS": options, "CONN_MAX_AGE": 0}}
 
 # post_office's throughput knobs (its README: "Batch Size", "Threads"); peer.py passes the
 # values it runs with. LOG_LEVEL 2 (its default) writes one Log row per sent email, as Herald

@@ -34,7 +34,7 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import psycopg
 from psycopg import sql
@@ -68,6 +68,19 @@ def stop(*, var_dir: Path | None = None) -> bool:
             return False
         _run([_bin("pg_ctl"), "-D", str(data), "-w", "-m", "fast", "stop"], data)
         return True
+
+
+def database_ensure(database_url: str, *, fresh: bool = False) -> None:
+    """Create the database ``database_url`` names on its server if missing; ``fresh``: drop
+    it first (the benchmarks' own databases)."""
+    parts = urlsplit(database_url)
+    admin = urlunsplit(parts._replace(path="/postgres"))
+    with psycopg.connect(admin, autocommit=True) as conn:
+        name = unquote(parts.path.lstrip("/"))
+        if fresh:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                sql.Identifier(name)))
+        _create_missing(conn, name)
 
 
 # --- the server --------------------------------------------------------------------------
@@ -138,10 +151,13 @@ def _ready(conf: dict, data: Path, database: str) -> bool:
         directory = conn.execute("SELECT current_setting('data_directory')").fetchone()[0]
         if Path(directory).resolve() != data.resolve():
             return False
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s",
-                            [database]).fetchone():
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
+        _create_missing(conn, database)
     return True
+
+
+def _create_missing(conn: psycopg.Connection, database: str) -> None:
+    if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [database]).fetchone():
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
 
 
 def _url(conf: dict, database: str) -> str:
