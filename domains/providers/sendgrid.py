@@ -10,6 +10,7 @@ import json
 import urllib.error
 from typing import Any
 
+from django.conf import settings
 from python_http_client import exceptions as http_errors
 from sendgrid import SendGridAPIClient
 
@@ -56,6 +57,15 @@ class SendGridDomains:
 
     def delete(self, provider_id: str) -> None:
         _call(lambda: self._domains._(provider_id).delete(), expect_body=False)
+
+
+def from_settings() -> SendGridDomains:
+    """The adapter with the platform's SendGrid key (``SENDGRID_API_KEY``)."""
+    if not settings.SENDGRID_API_KEY:
+        raise DomainProviderConfigurationError("SENDGRID_API_KEY is not set.")
+    return SendGridDomains.from_settings(
+        api_key=settings.SENDGRID_API_KEY, host=settings.SENDGRID_API_HOST,
+        timeout=settings.HERALD_PROVIDER_TIMEOUT_SECONDS)
 
 
 def _call(request, *, expect_body: bool = True) -> dict[str, Any]:

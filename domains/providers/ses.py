@@ -19,6 +19,7 @@ from botocore.exceptions import (
     PartialCredentialsError,
 )
 from botocore.parsers import ResponseParserError
+from django.conf import settings
 
 from comms.providers.vendor_http import vendor_reason
 from domains.providers.base import (
@@ -63,6 +64,13 @@ class SesDomains:
 
     def delete(self, provider_id: str) -> None:
         _call(lambda: self.client.delete_email_identity(EmailIdentity=provider_id))
+
+
+def from_settings() -> SesDomains:
+    """The adapter on the platform's SES region (``HERALD_SES_REGION``)."""
+    return SesDomains(sesv2_client(
+        region=settings.HERALD_SES_REGION, endpoint_url=settings.HERALD_SES_ENDPOINT_URL,
+        timeout=settings.HERALD_PROVIDER_TIMEOUT_SECONDS))
 
 
 def dkim_records(domain: str, tokens: list[str], *, valid: bool) -> list[DnsRecord]:
