@@ -5,8 +5,8 @@ from django.contrib import admin, messages
 from django.db.models import Count
 from django.utils.html import format_html
 
+from accounts.admin_base import CAPABILITIES, AccountScopedAdmin, ScopedInline
 from common import crypto
-from common.admin import CAPABILITIES, AccountScopedAdmin, ScopedInline
 from common.errors import HeraldError
 from comms import channels, dashboard
 from comms.models import (
@@ -172,8 +172,8 @@ class IntegrationForm(forms.ModelForm):
     """Credentials are write-only: typed in, stored encrypted, never shown again (leave the
     box empty to keep the stored ones)."""
 
-    provider = forms.ChoiceField(choices=[(name, f"{name} ({channel})") for name, (channel, _)
-                                          in channels.PROVIDERS.items()])
+    provider = forms.ChoiceField(choices=[(name, f"{name} ({channel})") for name, channel
+                                          in channels.integration_providers().items()])
     credentials = forms.JSONField(
         required=False, widget=forms.Textarea(attrs={"rows": 4, "autocomplete": "off"}),
         help_text="JSON object of the provider's secrets; empty keeps the stored ones.")

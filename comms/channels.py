@@ -1,12 +1,13 @@
-"""The channels Herald sends on, their providers, limits and each account's integrations.
+"""The channels Herald sends on, their limits, each account's integrations, and the chain of
+providers a delivery is tried on (``chain_for``).
 
 Email goes through the platform's provider (``HERALD_EMAIL_PROVIDER``). In-app is built in.
 Every other channel (the webhook channel too: its signing secret) needs an active
 ``Integration`` of the account; several are tried in ``priority`` order (failover).
-``test_`` keys use the sandbox on every channel.
+``test_`` keys use the sandbox on every channel. The providers themselves, and what each can
+do, are in ``comms.providers.registry``.
 """
 
-import importlib
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -16,26 +17,15 @@ from django.conf import settings
 from django.db import transaction
 
 from accounts.models import Account
-from common import crypto
+from common import crypto, ssrf
 from common.errors import HeraldError
 from comms.models import Integration
+from comms.providers import email_provider, registry
 from comms.providers.base import ChannelProvider, ProviderConfigurationError
-from webhooks import ssrf
+from comms.providers.registry import CHANNELS
+from comms.providers.sandbox import SandboxProvider
 
-# provider name → (channel, "module:Class")
-PROVIDERS: dict[str, tuple[str, str]] = {
-    "sns": ("sms", "comms.providers.sns:SnsSmsProvider"),
-    "twilio": ("sms", "comms.providers.twilio:TwilioSmsProvider"),
-    "expo": ("push", "comms.providers.expo:ExpoPushProvider"),
-    "fcm": ("push", "comms.providers.fcm:FcmPushProvider"),
-    "slack": ("slack", "comms.providers.slack:SlackProvider"),
-    "discord": ("discord", "comms.providers.discord:DiscordProvider"),
-    "telegram": ("telegram", "comms.providers.telegram:TelegramProvider"),
-    "whatsapp_cloud": ("whatsapp", "comms.providers.whatsapp:WhatsAppProvider"),
-    "webhook": ("webhook", "comms.providers.webhook:WebhookChannelProvider"),
-}
-CHANNELS = ("email", "sms", "push", "inapp", "webhook", "slack", "discord", "telegram",
-            "whatsapp")
+__all__ = ["CHANNELS", "Link", "chain_for", "integration_save", "sms_segments"]
 
 # The longest body (characters) each channel takes. SMS: 10 concatenated GSM-7 segments of
 # 153 characters (UCS-2 text takes fewer: see ``sms_segments``).
@@ -57,11 +47,16 @@ def sms_segments(text: str) -> int:
     return 1 if size <= single else -(-size // multi)
 
 
+def integration_providers() -> dict[str, str]:
+    """The providers an account can set up as an integration: name → channel."""
+    return {p.name: p.channels[0] for p in registry.providers(capability="integration")}
+
+
 def provider_class(name: str) -> type:
-    if name not in PROVIDERS:
+    """The adapter class of an integration provider; a 400 for any other name."""
+    if name not in integration_providers():
         raise HeraldError("validation_error", f"Unknown provider {name!r}.", status=400)
-    module, _, attr = PROVIDERS[name][1].partition(":")
-    return getattr(importlib.import_module(module), attr)
+    return registry.load(registry.provider(name).adapter)
 
 
 # --- integrations -----------------------------------------------------------------------
@@ -76,7 +71,7 @@ def integration_urls_check(*, provider: str, config: dict[str, Any],
     a rule, or under the development switch): host overrides only with
     ``HERALD_PROVIDER_API_BASE_OVERRIDE`` and then only http(s) URLs the SSRF guard parses;
     URLs inside credentials by the provider's own rule (FCM: Google's endpoints only). The
-    requests themselves go through the guard to the vetted address (``webhooks.http``).
+    requests themselves go through the guard to the vetted address (``common.http``).
     Raises ``ProviderConfigurationError``."""
     hosts = sorted(name for name in HOST_FIELDS if config.get(name) not in ("", None))
     if hosts and not settings.HERALD_PROVIDER_API_BASE_OVERRIDE:
@@ -121,7 +116,7 @@ def integration_save(*, account: Account, provider: str, config: dict[str, Any],
     integration_settings_check(provider=provider, config=config, credentials=credentials)
     integration = integration or Integration()
     integration.account = account
-    integration.channel, integration.provider = PROVIDERS[provider][0], provider
+    integration.channel, integration.provider = integration_providers()[provider], provider
     integration.name, integration.priority, integration.is_active = name, priority, is_active
     integration.config = {k: v for k, v in config.items() if v not in ("", None)}
     if credentials is not None:
@@ -140,7 +135,8 @@ def integration_chain(*, account_id: Any, channel: str) -> list[Integration]:
 
 @dataclass(frozen=True)
 class Link:
-    """One provider of a channel's chain, ready to send."""
+    """One provider of a channel's chain, ready to send. ``integration_id`` None: a
+    provider of the platform's (Herald's settings), not of the account."""
 
     provider: str
     integration_id: Any
@@ -194,14 +190,33 @@ def adapter_for(integration: Integration) -> ChannelProvider:
     return adapter
 
 
-def chain_for(*, account_id: Any, channel: str, test_mode: bool) -> list[Link]:
-    """The providers to try for a channel, in order (empty: no integration)."""
-    from comms.providers.channel_sandbox import SandboxChannelProvider
-    from comms.providers.inapp import InAppProvider
+# The platform's provider of the channels that need no integration.
+def _platform_providers() -> dict[str, str]:
+    return {"email": settings.HERALD_EMAIL_PROVIDER, "inapp": "inapp"}
 
+
+def chain_for(*, account_id: Any, channel: str, test_mode: bool) -> list[Link]:
+    """The providers to try for a channel, in order (empty: no integration). A platform
+    provider that cannot be built is a link that answers with its configuration error."""
     if test_mode:
-        return [Link("sandbox", None, SandboxChannelProvider(channel))]
-    if channel == "inapp":
-        return [Link("inapp", None, InAppProvider())]
+        return [Link("sandbox", None, SandboxProvider(channel))]
+    platform = _platform_providers().get(channel)
+    if platform is not None:
+        try:
+            adapter = email_provider(platform) if channel == "email" else registry.load(
+                registry.provider(platform).platform)()
+        except ProviderConfigurationError as exc:
+            adapter = Misconfigured(exc)
+        return [Link(platform, None, adapter)]
     return [Link(i.provider, i.id, adapter_for(i))
             for i in integration_chain(account_id=account_id, channel=channel)]
+
+
+class Misconfigured:
+    """A platform provider that cannot be built: every send answers with why."""
+
+    def __init__(self, error: ProviderConfigurationError) -> None:
+        self.error = error
+
+    def send(self, message: Any) -> Any:
+        raise self.error

@@ -23,13 +23,16 @@ it is Redis). Without Redis, or while it is unreachable, every call publishes as
 import logging
 import threading
 import time
+from typing import Any
 
 import redis
+from celery import current_app
 from django.conf import settings
 from django.db import connection
 
 log = logging.getLogger(__name__)
 
+SEND_TASK = "comms.send_delivery"
 KICK_TTL_MS = 1000
 REDIS_TIMEOUT_SECONDS = 0.25
 FALLBACK_SECONDS = 30.0  # after a Redis failure, publish every task for this long
@@ -42,16 +45,21 @@ _lock = threading.Lock()
 def enqueue(delivery_id: str | None, countdown: float | None = None) -> None:
     """Have a worker claim ``delivery_id`` (with the due rows behind it), after ``countdown``
     seconds if given (retries: always published). ``None``: any due rows."""
-    from comms.tasks import send_delivery
-
     if countdown is None and not _kick_claim():
         return  # a kick is pending and will claim after this commit
     try:
-        send_delivery.apply_async(args=[delivery_id], countdown=countdown)
+        publish(SEND_TASK, args=[delivery_id], countdown=countdown)
     except Exception:
         if countdown is None:
             kick_taken()  # let the next sender publish; the sweeper covers this one
         raise
+
+
+def publish(name: str, *, countdown: float | None = None, **options: Any) -> None:
+    """Publish the task registered under ``name`` (``comms.tasks`` and its like register
+    theirs with the Celery app): the engine's services name the tasks they start instead
+    of importing the modules that define them, which import the services."""
+    current_app.tasks[name].apply_async(countdown=countdown, **options)
 
 
 def kick_taken() -> None:
@@ -72,10 +80,8 @@ def kick_taken() -> None:
 
 
 def _follow_up() -> None:
-    from comms.tasks import send_delivery
-
     try:
-        send_delivery.apply_async(args=[None], countdown=KICK_TTL_MS / 1000)
+        publish(SEND_TASK, args=[None], countdown=KICK_TTL_MS / 1000)
     except Exception:
         log.exception("No follow-up kick either; the sweeper will claim what is due")
 

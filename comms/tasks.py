@@ -16,9 +16,11 @@ def send_delivery(delivery_id: str | None) -> None:
 
 @shared_task(name="comms.apply_sandbox_event", ignore_result=True)
 def apply_sandbox_event(*, delivery_id: str, event: str, provider_event_id: str,
-                        reason: str = "", bounce_type: str = "") -> None:
+                        reason: str = "", bounce_type: str = "",
+                        provider: str = "sandbox") -> None:
+    """An event a provider reports itself some time after a send (``FollowUp``)."""
     provider_events_apply([ProviderEvent(
-        provider="sandbox", provider_event_id=provider_event_id, event=event,
+        provider=provider, provider_event_id=provider_event_id, event=event,
         occurred_at=timezone.now(), delivery_id=delivery_id, reason=reason,
         bounce_type=bounce_type,
     )])

@@ -9,7 +9,6 @@ once through its chain (failover included) and its outcome is final, since the c
 told "success: false" and may send again.
 """
 
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,8 +16,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import ApiKey
-from comms import channel_dispatch, dispatch, outcomes
+from comms import outcomes
 from comms.models import FAILURES, Delivery, Status
+from comms.pipeline import deliveries_send
 
 # Spec 002's channel names → ours.
 CHANNEL_NAMES = {"Email": "email", "Sms": "sms", "Push": "push", "InApp": "inapp",
@@ -71,18 +71,7 @@ def communications_send(*, key: ApiKey, subject: str, body: str, channels: list[
 
 
 def _send(rows: list[Delivery], skip: set[Any]) -> None:
-    emails = [r for r in rows if r.channel == "email"]
-    others = [r for r in rows if r.channel != "email" and r.id not in skip]
-    prepared = channel_dispatch.channels_prepare(others)
-    with ThreadPoolExecutor(max_workers=max(len(prepared), 1)) as pool:
-        futures = [pool.submit(channel_dispatch.chain_send, p.chain, p.message)
-                   for p in prepared]
-        for email in emails:  # in this thread, while the other channels' calls run
-            provider = "sandbox" if email.mode == Delivery.Mode.TEST else None
-            dispatch.email_send_group(provider or dispatch.email_provider_name(), [email],
-                                      final=True)
-        attempts = [f.result() for f in futures]
-    channel_dispatch.channels_record(prepared, attempts, final=True)
+    deliveries_send([r for r in rows if r.id not in skip], final=True)
 
 
 def _results(channels: list[str], rows: list[Delivery]) -> list[ChannelResult]:

@@ -75,11 +75,31 @@ class ProviderEvent:
     raw: dict = field(default_factory=dict)
 
 
-# --- every other channel (spec 002 / 004) -------------------------------------------------
+@dataclass(frozen=True)
+class FollowUp:
+    """An event a provider reports itself about a message it accepted (the sandbox's
+    scripted lifecycle, an in-app message in its inbox at once), from its ``after_sent``
+    hook: applied at once when ``after_seconds`` is None, else by a task that many seconds
+    later."""
 
-# Channel names as stored on Delivery.channel (spec 004's lower-case vocabulary).
-CHANNELS = ("email", "sms", "push", "inapp", "webhook", "slack", "discord", "telegram",
-            "whatsapp")
+    delivery_id: str
+    event: str  # one of EVENTS
+    provider_event_id: str
+    after_seconds: float | None = None
+    reason: str = ""
+    bounce_type: str = ""
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """A message a provider accepted, as its ``after_sent`` hook is told of it."""
+
+    delivery_id: str
+    channel: str
+    to: str
+
+
+# --- every other channel (spec 002 / 004) -------------------------------------------------
 
 
 @dataclass(frozen=True)

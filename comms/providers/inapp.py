@@ -1,8 +1,8 @@
 """The in-app channel: the delivery row itself is the user's inbox entry. Sending stores
-nothing more; the dispatcher records it as delivered at once, and reading it over REST
-records ``opened``."""
+nothing more; the message is delivered once stored (``after_sent``), and reading it over
+REST records ``opened``."""
 
-from comms.providers.base import ChannelMessage, SendResult
+from comms.providers.base import Accepted, ChannelMessage, FollowUp, SendResult
 
 
 class InAppProvider:
@@ -13,3 +13,8 @@ class InAppProvider:
 
     def send(self, message: ChannelMessage) -> SendResult:
         return SendResult(provider_message_id=f"inapp-{message.delivery_id}")
+
+    def after_sent(self, accepted: list[Accepted]) -> list[FollowUp]:
+        """In the inbox as soon as stored."""
+        return [FollowUp(a.delivery_id, "delivered", f"inapp-stored-{a.delivery_id}")
+                for a in accepted]

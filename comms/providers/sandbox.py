@@ -1,14 +1,28 @@
-"""The sandbox provider of ``test_`` keys: sends nothing, simulates the whole lifecycle.
+"""The sandbox of ``test_`` keys on every channel: nothing leaves Herald, and the lifecycle is
+simulated.
 
-The recipient's local part picks the outcome, so integrators can test every branch:
-``bounce…`` bounces, ``drop…`` is dropped, ``spam…`` is delivered then reported as spam,
-``unsub…`` is delivered then unsubscribes, ``transient…`` fails transiently on every
-attempt, anything else is delivered then opened.
+The recipient picks the outcome, so integrators can test every branch. Email, by the local
+part: ``bounce…`` bounces, ``drop…`` is dropped, ``spam…`` is delivered then reported as spam,
+``unsub…`` is delivered then unsubscribes, ``transient…`` fails transiently on every attempt,
+anything else is delivered then opened. Other channels, by the address: one containing
+``transient`` fails transiently, ``invalid`` is a dead address (an unregistered push token),
+``fail`` is refused; anything else is accepted (and reported delivered shortly after).
 """
 
 from dataclasses import dataclass
 
-from comms.providers.base import EmailMessage, ProviderTransientError, SendResult
+from django.conf import settings
+
+from comms.providers.base import (
+    Accepted,
+    ChannelMessage,
+    EmailMessage,
+    FollowUp,
+    ProviderInvalidRecipient,
+    ProviderPermanentError,
+    ProviderTransientError,
+    SendResult,
+)
 
 
 @dataclass(frozen=True)
@@ -28,19 +42,43 @@ _SCRIPTS: list[tuple[str, list[SimulatedEvent]]] = [
                                                               "Recipient unsubscribed")]),
 ]
 _HAPPY = [SimulatedEvent(1, "delivered"), SimulatedEvent(2, "opened")]
+_DELIVERED = [SimulatedEvent(1, "delivered")]
 
 
 class SandboxProvider:
     name = "sandbox"
+    config_fields: dict[str, str] = {}
+    credential_fields: dict[str, str] = {}
 
-    def send(self, message: EmailMessage) -> SendResult:
-        if _local_part(message.to_email).startswith("transient"):
-            raise ProviderTransientError("Sandbox: simulated transient failure (503)")
+    def __init__(self, channel: str = "email") -> None:
+        self.channel = channel
+
+    def send(self, message: EmailMessage | ChannelMessage) -> SendResult:
+        if isinstance(message, EmailMessage):
+            if _local_part(message.to_email).startswith("transient"):
+                raise ProviderTransientError("Sandbox: simulated transient failure (503)")
+            return SendResult(provider_message_id=f"sandbox-{message.delivery_id}")
+        address = message.to.lower()
+        if "transient" in address:
+            raise ProviderTransientError("Sandbox: simulated provider outage (503)")
+        if "invalid" in address:
+            raise ProviderInvalidRecipient("Sandbox: simulated dead address")
+        if "fail" in address:
+            raise ProviderPermanentError("Sandbox: simulated rejection")
         return SendResult(provider_message_id=f"sandbox-{message.delivery_id}")
+
+    def after_sent(self, accepted: list[Accepted]) -> list[FollowUp]:
+        """The simulated lifecycle of each accepted message, later."""
+        unit = settings.HERALD_SANDBOX_DELAY_SECONDS
+        return [FollowUp(a.delivery_id, step.event, f"sandbox-{a.delivery_id}-{index}",
+                         step.after_seconds * unit, step.reason, step.bounce_type)
+                for a in accepted
+                for index, step in enumerate(
+                    self.script(a.to) if a.channel == "email" else _DELIVERED)]
 
     @staticmethod
     def script(to_email: str) -> list[SimulatedEvent]:
-        """The lifecycle events the sandbox will report for this recipient."""
+        """The lifecycle events the sandbox will report for this email recipient."""
         local = _local_part(to_email)
         for prefix, events in _SCRIPTS:
             if local.startswith(prefix):

@@ -224,3 +224,12 @@ def sendgrid_provider(*, api_key: str, host: str, timeout: float) -> SendGridPro
     client = SendGridAPIClient(api_key=api_key, host=host)
     client.client.timeout = timeout
     return SendGridProvider(client)
+
+
+def from_settings() -> SendGridProvider:
+    """The platform's SendGrid adapter (``HERALD_EMAIL_PROVIDER=sendgrid``)."""
+    from django.conf import settings
+
+    return sendgrid_provider(api_key=settings.SENDGRID_API_KEY,
+                             host=settings.SENDGRID_API_HOST,
+                             timeout=settings.HERALD_PROVIDER_TIMEOUT_SECONDS)

@@ -155,3 +155,15 @@ def ses_client(config: SesConfig) -> Any:
                               retries={"mode": "standard", "total_max_attempts": 1}),
             )
         return _clients[config]
+
+
+def from_settings() -> SesProvider:
+    """The platform's SES adapter (``HERALD_EMAIL_PROVIDER=ses``); settings read per send."""
+    from django.conf import settings
+
+    return SesProvider(lambda: SesConfig(
+        region=settings.HERALD_SES_REGION,
+        configuration_set=settings.HERALD_SES_CONFIGURATION_SET,
+        endpoint_url=settings.HERALD_SES_ENDPOINT_URL,
+        timeout=settings.HERALD_PROVIDER_TIMEOUT_SECONDS,
+    ))

@@ -259,3 +259,15 @@ def _text(value: bytes | str) -> str:
 
 def _domain(email: str) -> str:
     return email.rsplit("@", 1)[-1] or "herald.localhost"
+
+
+def from_settings() -> SmtpProvider:
+    """The platform's SMTP adapter (``HERALD_EMAIL_PROVIDER=smtp``); settings read per send."""
+    from django.conf import settings
+
+    return SmtpProvider(lambda: SmtpConfig(
+        host=settings.EMAIL_HOST, port=settings.EMAIL_PORT,
+        username=settings.EMAIL_HOST_USER, password=settings.EMAIL_HOST_PASSWORD,
+        use_tls=settings.EMAIL_USE_TLS, use_ssl=settings.EMAIL_USE_SSL,
+        timeout=settings.EMAIL_TIMEOUT,
+    ))

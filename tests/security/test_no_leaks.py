@@ -24,12 +24,12 @@ from rest_framework.test import APIClient
 
 from accounts.models import ApiKey
 from accounts.services import account_create, membership_add
-from common import crypto
+from common import crypto, ssrf
 from common.errors import HeraldError
 from comms import channels
-from comms.channel_dispatch import chain_send
 from comms.channels import Link
 from comms.models import Delivery, Integration
+from comms.pipeline import chain_send
 from comms.providers.base import (
     ChannelMessage,
     ProviderConfigurationError,
@@ -41,7 +41,6 @@ from comms.providers.webhook import WebhookChannelProvider
 from tests.conftest import guest
 from tests.fakes.smtp_server import free_port
 from webhooks import services as webhook_services
-from webhooks import ssrf
 from webhooks.models import Attempt, Endpoint
 
 INTERNAL = ("127.0.0.1", "::1", "Errno", "loopback", "Name or service")
