@@ -9,9 +9,9 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.cache import add_never_cache_headers, patch_cache_control
 
+from accounts.admin_base import CAPABILITIES, AccountScopedAdmin, ScopedInline
 from accounts.models import Account, ApiKey, Membership
 from accounts.services import api_key_create, login_failures_forget, member_logins_unlock
-from common.admin import CAPABILITIES, AccountScopedAdmin, ScopedInline
 
 
 class MembershipInline(ScopedInline, admin.TabularInline):

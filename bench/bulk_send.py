@@ -34,7 +34,7 @@ def setup(guests: int) -> dict:
     """The event staff's account, login, event, guests and template."""
     from accounts.models import Membership
     from accounts.services import account_create, membership_add
-    from guests.inserts import rows_insert
+    from common.inserts import rows_insert
     from guests.models import Attendee
     from guests.services import event_create
     from templates.services import template_create

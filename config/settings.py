@@ -155,7 +155,7 @@ AXES_RESET_ON_SUCCESS = True  # a successful login forgets that user's earlier f
 AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
 AXES_LOCKOUT_CALLABLE = "accounts.admin.login_locked_response"
 # The client address as the API's guard reads it (HERALD_TRUSTED_PROXIES, below).
-AXES_CLIENT_IP_CALLABLE = "accounts.guard.client_address"
+AXES_CLIENT_IP_CALLABLE = "api.guard.client_address"
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -199,10 +199,10 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [],
     "DEFAULT_PERMISSION_CLASSES": [],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["common.parsers.JSONParser"],
-    "DEFAULT_SCHEMA_CLASS": "common.schema.AutoSchema",  # names that cannot collide
+    "DEFAULT_PARSER_CLASSES": ["api.parsers.JSONParser"],
+    "DEFAULT_SCHEMA_CLASS": "api.schema.AutoSchema",  # names that cannot collide
     "UNAUTHENTICATED_USER": None,
-    "EXCEPTION_HANDLER": "common.api.exception_handler",
+    "EXCEPTION_HANDLER": "api.views.exception_handler",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Herald API",
@@ -219,7 +219,7 @@ SPECTACULAR_SETTINGS = {
                             "DeliveryStatusEnum": "comms.models.Status"},
     # The shared API layer (rate limits, idempotency keys) on every operation: common/schema.py
     "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums",
-                             "common.schema.document_api_layer"],
+                             "api.schema.document_api_layer"],
 }
 
 # --- Celery -------------------------------------------------------------------------------

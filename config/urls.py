@@ -3,6 +3,8 @@ from django.http import JsonResponse
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from api.families import Failure, family_for_path
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("checkin/v1/api/", include("guests.api.urls")),
@@ -23,20 +25,9 @@ urlpatterns = [
 
 def _family_error(request, status: int, message: str, code: str) -> JsonResponse:
     """An error Django raises before any view, in the shape of the path's API family."""
-    path = request.path
-    if path.startswith(("/v1/Email", "/v1/Brand")):
-        return JsonResponse({"Error": message}, status=status)
-    if path.startswith("/v1/"):
-        return JsonResponse({"error": message, "code": {400: "VALIDATION_ERROR",
-                                                        404: "NOT_FOUND"}.get(status,
-                                                                              "SERVER_ERROR")},
-                            status=status)
-    if path.startswith("/api/v1/communications"):
-        from common.api import problem
-
-        return JsonResponse(problem(status, message), status=status,
-                            content_type="application/problem+json")
-    return JsonResponse({"error": code, "message": message}, status=status)
+    family = family_for_path(request.path)
+    return JsonResponse(family.body(Failure(status, code, message)), status=status,
+                        content_type=family.media_type)
 
 
 def handler404(request, exception=None):

@@ -4,7 +4,7 @@ the same helpers as the API, and deleting goes through ``contact_delete`` (GDPR 
 from django import forms
 from django.contrib import admin
 
-from common.admin import AccountScopedAdmin, ScopedInline
+from accounts.admin_base import AccountScopedAdmin, ScopedInline
 from common.errors import HeraldError
 from contacts.identifiers import email_normalize, phone_normalize, push_token_provider
 from contacts.models import Contact, PushToken

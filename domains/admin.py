@@ -7,7 +7,7 @@ from django.http import HttpResponseRedirect
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
-from common.admin import CAPABILITIES, AccountScopedAdmin, ScopedInline
+from accounts.admin_base import CAPABILITIES, AccountScopedAdmin, ScopedInline
 from common.errors import HeraldError
 from domains import selectors, services
 from domains.models import Brand, SenderDomain, SenderDomainEvent

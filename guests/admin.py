@@ -3,7 +3,7 @@ from django.db.models import Count, OuterRef, Q, Subquery
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from common.admin import AccountScopedAdmin
+from accounts.admin_base import AccountScopedAdmin
 from comms.models import Delivery, Status
 from guests import admin_views
 from guests.admin_actions import resend_attendees

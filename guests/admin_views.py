@@ -26,7 +26,7 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 
-from common.admin import AccountScopedAdmin
+from accounts.admin_base import AccountScopedAdmin
 from common.errors import HeraldError
 from comms.models import Delivery
 from comms.selectors import suppressions_active

@@ -28,7 +28,7 @@ def delivery_send_to_attendee(*, account: Account, mode: str, attendee_id: Any,
                               template_id: Any, correlation_id: str | None) -> Delivery:
     """Spec 000's two-step send, with its 422 rule on the pair's most recent delivery.
 
-    Retries with an idempotency key are the API layer's (``common.idempotency``, as on every
+    Retries with an idempotency key are the API layer's (``api.idempotency``, as on every
     POST); the view commits its stored answer in the same transaction as this send.
     """
     template = template_for_send(account=account, template_id=template_id)

@@ -9,13 +9,13 @@ from django.db import IntegrityError, transaction
 
 from accounts.models import Account
 from common.errors import Conflict, NotFound
+from common.inserts import insert_together
 from comms.services import (
     account_check_can_send,
     delivery_enqueue_on_commit,
     delivery_new,
     delivery_queue,
 )
-from guests.inserts import insert_together
 from guests.models import Attendee, Event
 from guests.selectors import guest_create_checks
 

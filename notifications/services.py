@@ -19,9 +19,9 @@ from django.conf import settings
 from django.db import transaction
 
 from accounts.models import ApiKey
+from api.ratelimit import delivery_quota_check, delivery_quota_take
 from common.errors import HeraldError
 from common.headers import ONE_LINE, header_problem
-from common.ratelimit import delivery_quota_check, delivery_quota_take
 from comms.channels import integration_chain
 from comms.models import Delivery
 from comms.queueing import enqueue

@@ -4,7 +4,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.utils.html import format_html
 
-from common.admin import AccountScopedAdmin, ScopedInline
+from accounts.admin_base import AccountScopedAdmin, ScopedInline
 from templates.events import EVENT_CHANNELS, IDENTIFIER, LANGUAGE
 from templates.models import MessageTemplate, NotificationEvent, TemplateVersion
 from templates.rendering import TemplateCompileError, render, template_check

@@ -12,7 +12,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from accounts.admin import shown_once_response
-from common.admin import CAPABILITIES, AccountScopedAdmin, ScopedInline
+from accounts.admin_base import CAPABILITIES, AccountScopedAdmin, ScopedInline
 from common.errors import HeraldError
 from webhooks import catalogue, selectors, services
 from webhooks.models import Attempt, Endpoint, Message

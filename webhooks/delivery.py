@@ -14,9 +14,8 @@ from django.db import transaction
 from django.db.models import Case, Q, Value, When
 from django.utils import timezone
 
-from common import jobs
+from common import http, jobs, signing, ssrf
 from common.times import iso
-from webhooks import http, signing, ssrf
 from webhooks.models import Attempt, Endpoint, Message
 from webhooks.services import MESSAGES, endpoint_disable, message_lease, tasks_enqueue
 

@@ -17,7 +17,7 @@ class Endpoint(UUIDModel):
     # Test keys' (sandbox) deliveries produce events too; they reach the endpoint only when it
     # opted in (their payloads say ``"mode": "test"``), so a rehearsal never looks live.
     include_test_events = models.BooleanField(default=False)
-    # Fernet-encrypted ``whsec_…`` secrets (webhooks.signing); the raw value is shown at creation.
+    # Fernet-encrypted ``whsec_…`` secrets (common.signing); the raw value is shown at creation.
     secret_encrypted = models.TextField(editable=False)
     # After a rotation the old secret keeps signing beside the new one until it expires.
     previous_secret_encrypted = models.TextField(blank=True, editable=False)

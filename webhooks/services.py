@@ -14,10 +14,10 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from accounts.models import Account
-from common import jobs
+from common import jobs, signing, ssrf
 from common.errors import Conflict, HeraldError
 from common.times import iso
-from webhooks import catalogue, signing, ssrf
+from webhooks import catalogue
 from webhooks.models import Endpoint, Message
 
 log = logging.getLogger(__name__)

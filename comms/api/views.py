@@ -1,17 +1,16 @@
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.response import Response
 
-from accounts.authentication import HasApiKey, SubscriptionKeyAuthentication
-from common.api import HeraldAPIView
-from common.pagination import page_of, paginate
+from api.families import CHECKIN
+from api.pagination import page_of, paginate
+from api.views import HeraldAPIView
 from comms import services
 from comms.api.serializers import SuppressionOut, SuppressionRemoveIn
 from comms.selectors import suppressions_active
 
 
 class CommsView(HeraldAPIView):
-    authentication_classes = [SubscriptionKeyAuthentication]
-    permission_classes = [HasApiKey]
+    family = CHECKIN
 
 
 class SuppressionList(CommsView):

@@ -1,5 +1,5 @@
 """Discord direct messages through the bot HTTP API (v10), with plain ``urllib3`` through
-the SSRF guard (``webhooks.http.request``: ``api_base`` is the account's to set in tests).
+the SSRF guard (``common.http.request``: ``api_base`` is the account's to set in tests).
 
 A DM needs the DM channel's id first (``POST /users/@me/channels``); ids are remembered
 per recipient so that a burst of messages opens the channel once. The title is bold
@@ -13,6 +13,7 @@ from typing import Any
 
 import urllib3
 
+from common import http
 from comms.providers.base import (
     ChannelMessage,
     ProviderConfigurationError,
@@ -29,7 +30,6 @@ from comms.providers.vendor_http import (
     retry_after,
     vendor_reason,
 )
-from webhooks import http
 
 DEFAULT_API_BASE = "https://discord.com"
 MAX_CONTENT = 2000

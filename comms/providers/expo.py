@@ -11,6 +11,7 @@ import re
 import requests
 from exponent_server_sdk import PushClient, PushMessage, PushServerError, PushTicket
 
+from common import http
 from comms.providers.base import (
     ChannelMessage,
     ProviderConfigurationError,
@@ -20,7 +21,6 @@ from comms.providers.base import (
     SendResult,
 )
 from comms.providers.vendor_http import pinned_session, retry_after, vendor_reason
-from webhooks import http
 
 DEFAULT_API_BASE = "https://exp.host"
 _TOKEN_RE = re.compile(r"^Expo(?:nent)?PushToken\[[^\[\]\s]{1,200}\]$")

@@ -9,7 +9,7 @@ The key file is the account's: its ``token_uri`` must be one of Google's token e
 (any http(s) URL only with ``HERALD_PROVIDER_API_BASE_OVERRIDE``, for tests' fakes), its
 other URLs Google's, checked when the integration is saved and again when it is used; only
 the fields google-auth needs reach it, and every request (token and send) goes through the
-SSRF guard to the vetted address (``webhooks.http.pinned_session``). What Google answers
+SSRF guard to the vetted address (``common.http.pinned_session``). What Google answers
 reaches the tenant only as ``vendor_reason``'s short code.
 """
 
@@ -26,6 +26,7 @@ from google.auth import exceptions as google_errors
 from google.auth.transport.requests import Request as GoogleRequest
 from google.oauth2 import service_account
 
+from common import http, ssrf
 from comms.providers.base import (
     ChannelMessage,
     ProviderConfigurationError,
@@ -40,7 +41,6 @@ from comms.providers.vendor_http import (
     retry_after,
     vendor_reason,
 )
-from webhooks import http, ssrf
 
 DEFAULT_API_BASE = "https://fcm.googleapis.com"
 SCOPE = "https://www.googleapis.com/auth/firebase.messaging"

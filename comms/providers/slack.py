@@ -20,6 +20,7 @@ import urllib3
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
+from common import http as pinned_http  # not ``http``: it would shadow ``http.client``
 from comms.providers.base import (
     ChannelMessage,
     ProviderConfigurationError,
@@ -35,7 +36,6 @@ from comms.providers.vendor_http import (
     retry_after,
     vendor_reason,
 )
-from webhooks import http as pinned_http  # not ``http``: it would shadow ``http.client``
 
 DEFAULT_API_BASE = "https://slack.com"
 CONFIG_ERRORS = frozenset({
@@ -111,7 +111,7 @@ class SlackProvider:
 class PinnedWebClient(WebClient):
     """slack_sdk's client whose one network call (``_perform_urllib_http_request_internal``,
     the SDK's urllib request) goes through the SSRF guard to the vetted address instead,
-    following no redirect. Raises ``webhooks.http.Refused`` and urllib3's errors."""
+    following no redirect. Raises ``common.http.Refused`` and urllib3's errors."""
 
     def _perform_urllib_http_request_internal(self, url: str, req: Any) -> dict[str, Any]:
         answer = pinned_http.request(req.get_method(), url, body=req.data,

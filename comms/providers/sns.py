@@ -13,6 +13,7 @@ from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 from botocore.parsers import ResponseParserError
 
+from common import http
 from comms.providers.base import (
     ChannelMessage,
     ProviderConfigurationError,
@@ -22,7 +23,6 @@ from comms.providers.base import (
     SendResult,
 )
 from comms.providers.vendor_http import botocore_pinned, vendor_reason
-from webhooks import http
 
 DEFAULT_REGION = "us-east-1"
 SENDER_ID = "AWS.SNS.SMS.SenderID"

@@ -1,5 +1,5 @@
 """Telegram messages through the Bot API (``sendMessage``), with plain ``urllib3`` through
-the SSRF guard (``webhooks.http.request``: ``api_base`` is the account's to set in tests).
+the SSRF guard (``common.http.request``: ``api_base`` is the account's to set in tests).
 
 The bot token is part of every URL (``/bot<token>/sendMessage``), so nothing this module
 raises carries a URL or a chained urllib3 exception, and urllib3's own request log lines are
@@ -14,6 +14,7 @@ from typing import Any
 
 import urllib3
 
+from common import http
 from comms.providers.base import (
     ChannelMessage,
     ProviderConfigurationError,
@@ -23,7 +24,6 @@ from comms.providers.base import (
     SendResult,
 )
 from comms.providers.vendor_http import allow_private, json_object, vendor_reason
-from webhooks import http
 
 DEFAULT_API_BASE = "https://api.telegram.org"
 MAX_TEXT = 4096  # characters after entity parsing

@@ -17,6 +17,7 @@ from twilio.http.http_client import TwilioHttpClient
 from twilio.http.response import Response
 from twilio.rest import Client
 
+from common import http
 from comms.providers.base import (
     ChannelMessage,
     ProviderConfigurationError,
@@ -26,7 +27,6 @@ from comms.providers.base import (
     SendResult,
 )
 from comms.providers.vendor_http import header, pinned_session, retry_after, vendor_reason
-from webhooks import http
 
 DEFAULT_API_BASE = "https://api.twilio.com"
 AUTH_CODES = frozenset({20003, 20005})  # authentication failed, account suspended

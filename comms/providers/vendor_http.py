@@ -13,7 +13,7 @@ from typing import Any
 
 from django.conf import settings
 
-from webhooks import http
+from common import http
 
 log = logging.getLogger("herald.providers")
 
@@ -86,7 +86,7 @@ def allow_private() -> bool:
 
 
 def pinned_session() -> Any:
-    """A ``requests`` session for a provider's account-chosen URLs (``webhooks.http``)."""
+    """A ``requests`` session for a provider's account-chosen URLs (``common.http``)."""
     return http.pinned_session(allow_private=allow_private())
 
 
@@ -103,7 +103,7 @@ class _Raw:
 def botocore_pinned(client: Any, timeout: float) -> Any:
     """``client`` (boto3) sending every request through the SSRF guard to the vetted address,
     for an account-chosen ``endpoint_url`` (botocore's ``before-send`` hook, which lets a
-    handler answer instead of its own HTTP session). Raises ``webhooks.http.Refused``."""
+    handler answer instead of its own HTTP session). Raises ``common.http.Refused``."""
     from botocore.awsrequest import AWSResponse
 
     def send(request: Any, **kwargs: Any) -> Any:

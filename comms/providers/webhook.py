@@ -11,6 +11,7 @@ from typing import Any
 from django.conf import settings
 from django.utils import timezone
 
+from common import http, signing, ssrf
 from common.times import iso
 from comms.providers.base import (
     ChannelMessage,
@@ -19,7 +20,6 @@ from comms.providers.base import (
     ProviderTransientError,
     SendResult,
 )
-from webhooks import http, signing, ssrf
 
 
 class WebhookChannelProvider:

@@ -1,5 +1,5 @@
 """WhatsApp text messages through the WhatsApp Cloud API (Graph API), with plain ``urllib3``
-through the SSRF guard (``webhooks.http.request``: ``api_base`` is the account's in tests).
+through the SSRF guard (``common.http.request``: ``api_base`` is the account's in tests).
 
 WhatsApp formatting has no escape character: a ``*``, ``_``, ``~`` or backtick in user text
 is kept from pairing into formatting by zero-width spaces around it (invisible, and the
@@ -11,6 +11,7 @@ from typing import Any
 
 import urllib3
 
+from common import http
 from comms.providers.base import (
     ChannelMessage,
     ProviderConfigurationError,
@@ -20,7 +21,6 @@ from comms.providers.base import (
     SendResult,
 )
 from comms.providers.vendor_http import allow_private, fit, json_object, vendor_reason
-from webhooks import http
 
 DEFAULT_API_BASE = "https://graph.facebook.com"
 GRAPH_VERSION = "v21.0"

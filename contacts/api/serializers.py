@@ -4,7 +4,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from common.api import Str, StrictSerializer
+from api.fields import Str, StrictSerializer
 from common.times import iso
 from contacts.models import Contact
 

@@ -4,7 +4,8 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serial
 from rest_framework import serializers
 from rest_framework.response import Response
 
-from common.api import V004View
+from api.families import NOTIFICATIONS
+from api.views import HeraldAPIView
 from common.errors import HeraldError
 from contacts import selectors, services
 from contacts.api.serializers import (
@@ -25,7 +26,9 @@ Deleted = inline_serializer("ContactDeleted", {"success": serializers.BooleanFie
                                                "deleted": serializers.BooleanField()})
 
 
-class ContactsView(V004View):
+class ContactsView(HeraldAPIView):
+    family = NOTIFICATIONS
+
     def get_contact(self, identifier: str) -> Contact:
         contact = selectors.contact_find(account=self.get_account(), identifier=identifier)
         if contact is None:

@@ -1,6 +1,6 @@
 from rest_framework import serializers
 
-from common.api import Str, StrictSerializer
+from api.fields import Str, StrictSerializer
 
 
 class DomainIn(StrictSerializer):

@@ -1,8 +1,8 @@
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework.response import Response
 
-from accounts.authentication import HasApiKey, SubscriptionKeyAuthentication
-from common.api import HeraldAPIView
+from api.families import CHECKIN
+from api.views import HeraldAPIView
 from common.errors import HeraldError
 from domains import selectors, services
 from domains.api.serializers import DomainIn, DomainOut
@@ -17,8 +17,7 @@ ERRORS = {
 
 
 class DomainView(HeraldAPIView):
-    authentication_classes = [SubscriptionKeyAuthentication]
-    permission_classes = [HasApiKey]
+    family = CHECKIN
     configuration = True  # test keys read, never change
 
     def owned(self) -> SenderDomain:

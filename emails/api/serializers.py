@@ -7,8 +7,8 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from common.api import Email as EmailAddress
-from common.api import HeaderStr, Str, StrictSerializer
+from api.fields import Email as EmailAddress
+from api.fields import HeaderStr, Str, StrictSerializer
 from comms.models import Delivery, Status
 from domains.models import Brand
 from emails.messages import MAX_NUM_PHOTOS, TYPES

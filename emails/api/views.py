@@ -7,7 +7,8 @@ from django.http import QueryDict
 from drf_spectacular.utils import extend_schema
 from rest_framework.response import Response
 
-from common.api import BearerKeyView
+from api.families import EMAILS
+from api.views import HeraldAPIView
 from common.errors import HeraldError, NotFound
 from emails import selectors, services
 from emails.api.serializers import (
@@ -32,8 +33,8 @@ TAGS = ["email history (spec 003)"]
 ERRORS = {status: ErrorOut for status in (400, 401, 403, 404, 409, 415)}
 
 
-class V003View(BearerKeyView):
-    error_style = "v003"
+class V003View(HeraldAPIView):
+    family = EMAILS
 
 
 class Emails(V003View):

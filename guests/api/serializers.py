@@ -1,7 +1,7 @@
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from common.api import Email, Guid, Str, StrictSerializer
+from api.fields import Email, Guid, Str, StrictSerializer
 from common.times import iso
 from comms.models import Delivery, DeliveryEvent
 from guests.models import Attendee, Event

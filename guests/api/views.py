@@ -3,9 +3,9 @@ from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_seriali
 from rest_framework import serializers
 from rest_framework.response import Response
 
-from accounts.authentication import HasApiKey, SubscriptionKeyAuthentication
-from common.api import HeraldAPIView, get_owned
-from common.pagination import page_of, paginate
+from api.families import CHECKIN
+from api.pagination import page_of, paginate
+from api.views import HeraldAPIView, get_owned
 from comms.models import Delivery
 from guests import sending, services
 from guests.api.serializers import (
@@ -22,8 +22,7 @@ from guests.models import Attendee, Event
 
 
 class CheckinView(HeraldAPIView):
-    authentication_classes = [SubscriptionKeyAuthentication]
-    permission_classes = [HasApiKey]
+    family = CHECKIN
 
 
 GuestResponse = inline_serializer("GuestResponse", fields={

@@ -14,7 +14,9 @@ from drf_spectacular.utils import (
 from rest_framework import serializers
 from rest_framework.response import Response
 
-from common.api import Str, StrictSerializer, V004View
+from api.families import NOTIFICATIONS
+from api.fields import Str, StrictSerializer
+from api.views import HeraldAPIView
 from common.errors import NotFound
 from common.times import iso
 from comms.channels import CHANNELS
@@ -74,7 +76,9 @@ def _save(account, data: dict[str, Any], identifier: str, replace=None, actor: s
                       description=data["description"], replace=replace, actor=actor)
 
 
-class Events(V004View):
+class Events(HeraldAPIView):
+    family = NOTIFICATIONS
+
     configuration = True  # test keys read, never change
 
     @extend_schema(responses={200: Envelope}, tags=TAGS, summary="List notification events")
@@ -92,7 +96,9 @@ class Events(V004View):
         return ok({"event": event_json(event, detail=True)}, status=201)
 
 
-class EventDetail(V004View):
+class EventDetail(HeraldAPIView):
+    family = NOTIFICATIONS
+
     configuration = True  # test keys read, never change
 
     @extend_schema(responses={200: Envelope, 404: Error}, tags=TAGS,
@@ -154,7 +160,9 @@ SendRefused = PolymorphicProxySerializer(
     resource_type_field_name=None)
 
 
-class Send(V004View):
+class Send(HeraldAPIView):
+    family = NOTIFICATIONS
+
     @extend_schema(request=SendIn, responses={200: SendOut, 400: SendRefused, 402: Error,
                                               403: Error, 404: Error},
                    tags=TAGS, summary="Send an event's notification to one or more recipients")
@@ -208,7 +216,9 @@ def delivery_json(d: Delivery) -> dict[str, Any]:
     }
 
 
-class Deliveries(V004View):
+class Deliveries(HeraldAPIView):
+    family = NOTIFICATIONS
+
     @extend_schema(parameters=[DeliveriesQuery], responses={200: Envelope, 400: Error},
                    tags=TAGS, summary="Recent deliveries, newest first, with filters")
     def get(self, request):
@@ -228,12 +238,14 @@ class Deliveries(V004View):
                    "limit": limit, "offset": offset})
 
 
-class Trace(V004View):
+class Trace(HeraldAPIView):
+    family = NOTIFICATIONS
+
     @extend_schema(responses={200: Envelope, 404: Error}, tags=TAGS,
                    parameters=[OpenApiParameter("delivery_uuid", str, OpenApiParameter.PATH)],
                    summary="A delivery's timeline and the content as sent")
     def get(self, request, delivery_uuid):
-        from common.api import get_owned
+        from api.views import get_owned
 
         delivery = get_owned(Delivery.objects.filter(account=self.get_account(),
                                                      mode=request.auth.mode),
@@ -256,7 +268,9 @@ class IntegrationsQuery(StrictSerializer):
     channel = serializers.ChoiceField(choices=CHANNELS, required=False)
 
 
-class Integrations(V004View):
+class Integrations(HeraldAPIView):
+    family = NOTIFICATIONS
+
     @extend_schema(parameters=[IntegrationsQuery], responses={200: Envelope, 400: Error},
                    tags=TAGS, summary="Channel integrations, secrets stripped")
     def get(self, request):

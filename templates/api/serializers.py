@@ -1,6 +1,6 @@
 from rest_framework import serializers
 
-from common.api import Guid, Str, StrictSerializer
+from api.fields import Guid, Str, StrictSerializer
 from templates.models import MessageTemplate
 
 

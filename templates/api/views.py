@@ -1,17 +1,16 @@
 from drf_spectacular.utils import extend_schema
 from rest_framework.response import Response
 
-from accounts.authentication import HasApiKey, SubscriptionKeyAuthentication
-from common.api import HeraldAPIView, get_owned
-from common.pagination import page_of, paginate
+from api.families import CHECKIN
+from api.pagination import page_of, paginate
+from api.views import HeraldAPIView, get_owned
 from templates import services
 from templates.api.serializers import TemplateIn, TemplateOut
 from templates.models import MessageTemplate
 
 
 class TemplateView(HeraldAPIView):
-    authentication_classes = [SubscriptionKeyAuthentication]
-    permission_classes = [HasApiKey]
+    family = CHECKIN
     configuration = True  # test keys read, never change
 
     def templates(self):

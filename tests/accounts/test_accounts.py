@@ -26,7 +26,7 @@ def test_revoked_key_is_401(api, keys):
 
 
 def test_key_lookups_are_cached_for_the_configured_seconds(api, keys, settings):
-    from accounts import authentication
+    from api import authentication
 
     settings.HERALD_API_KEY_CACHE_SECONDS = 60
     authentication._cache.clear()

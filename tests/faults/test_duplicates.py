@@ -36,11 +36,11 @@ import pytest
 from aiosmtpd.controller import Controller
 from django.db import connection
 
+from common.inserts import rows_insert
 from comms.callbacks.services import callback_batches_sweep
 from comms.dispatch import deliveries_sweep
 from comms.models import Delivery, DeliveryEvent
 from guests.bulk import bulk_send_create, bulk_send_run
-from guests.inserts import rows_insert
 from guests.models import Attendee, Event
 from tests.fakes.sendgrid_signing import SendGridSigner, dumps, sendgrid_event
 from tests.fakes.smtp_server import Recorder, free_port

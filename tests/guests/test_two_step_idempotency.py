@@ -1,4 +1,4 @@
-"""The two-step send takes idempotency keys as every POST does (``common.idempotency``):
+"""The two-step send takes idempotency keys as every POST does (``api.idempotency``):
 either header, replays marked ``Idempotent-Replayed``, a key on another request refused, and
 racing retries making one send."""
 

@@ -17,7 +17,7 @@ from django.test import RequestFactory
 from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
-from accounts.guard import client_address
+from api.guard import client_address
 from contacts.models import Contact
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -137,7 +137,7 @@ def test_failures_counted_by_another_process_are_seen_here(keys, address, settin
     script = (
         "import django; django.setup()\n"
         "from django.test import RequestFactory\n"
-        "from accounts.guard import auth_failure_record\n"
+        "from api.guard import auth_failure_record\n"
         "for n in range(int(sys.argv[2])):\n"
         "    request = RequestFactory().get('/', REMOTE_ADDR=sys.argv[1],\n"
         "                                   HTTP_AUTHORIZATION=f'Bearer live_other{n}')\n"

@@ -16,9 +16,9 @@ from django.contrib import admin
 from django.forms import ModelChoiceField, ModelMultipleChoiceField
 from django.test import Client, RequestFactory
 
+from accounts.admin_base import AccountScopedAdmin, SameAccountRelations, _account_of
 from accounts.models import Account
 from accounts.services import membership_add
-from common.admin import AccountScopedAdmin, SameAccountRelations, _account_of
 from guests.bulk import bulk_send_audience
 from guests.models import Attendee, Event
 from templates.events import event_template

@@ -27,9 +27,9 @@ from django.http import HttpRequest
 from django.test import Client, TestCase, override_settings
 from django.urls import path, reverse
 
+from accounts.admin_base import CAPABILITIES, AccountScopedAdmin
 from accounts.models import Account, ApiKey, Membership
 from accounts.services import account_create, membership_add
-from common.admin import CAPABILITIES, AccountScopedAdmin
 from comms.callbacks.services import callback_batch_store
 from comms.queueing import kick_taken
 from config.celery import app as celery_app

@@ -7,9 +7,9 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 from django.urls import reverse
 
+from accounts.admin_base import AccountScopedAdmin
 from accounts.models import Membership
 from accounts.services import account_create, membership_add
-from common.admin import AccountScopedAdmin
 from comms.callbacks.services import callback_batch_store
 from comms.channels import integration_save
 from contacts.services import contact_upsert

@@ -23,6 +23,7 @@ from rest_framework.test import APIClient
 
 from accounts.models import Membership
 from accounts.services import membership_add
+from common import http, ssrf
 from common.errors import HeraldError
 from comms import channels
 from comms.dispatch import delivery_dispatch
@@ -32,7 +33,6 @@ from comms.providers.fcm import GOOGLE_TOKEN_URIS
 from comms.providers.vendor_http import vendor_reason
 from tests.fakes.http_host import FakeHost, TrackedHandler
 from tests.fakes.push_api import FakeFcm, make_service_account
-from webhooks import http, ssrf
 
 SECRET = "SECRET-METADATA-TOKEN"
 TOKEN = "dQw4w9WgXcQ:APA91bH-abcdefghijklmnopqrstuvwxyz_0123456789"

@@ -6,7 +6,7 @@ import ipaddress
 import pytest
 from rest_framework.test import APIClient
 
-from webhooks import ssrf
+from common import ssrf
 
 BLOCKED = [
     "http://127.0.0.1/hook", "http://127.8.9.10:8080/hook", "http://localhost/hook",

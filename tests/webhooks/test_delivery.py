@@ -8,10 +8,11 @@ import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from common import ssrf
 from comms.models import DeliveryEvent
 from tests.conftest import guest
 from tests.fakes.webhook_receiver import Answer, WebhookReceiver
-from webhooks import delivery, services, ssrf
+from webhooks import delivery, services
 from webhooks.models import Attempt, Endpoint, Message
 
 

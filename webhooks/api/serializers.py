@@ -2,7 +2,7 @@ from typing import Any
 
 from rest_framework import serializers
 
-from common.api import Str, StrictSerializer
+from api.fields import Str, StrictSerializer
 from webhooks.models import Attempt, Endpoint, Message
 
 

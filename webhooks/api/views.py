@@ -4,7 +4,8 @@ from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.response import Response
 
-from common.api import V004View, get_owned
+from api.families import NOTIFICATIONS
+from api.views import HeraldAPIView, get_owned
 from common.errors import NotFound
 from webhooks import selectors, services
 from webhooks.api.serializers import (
@@ -29,7 +30,9 @@ MessageEnvelope = inline_serializer("WebhookMessageEnvelope", {
     "success": serializers.BooleanField(), "message": MessageOut()})
 
 
-class WebhooksView(V004View):
+class WebhooksView(HeraldAPIView):
+    family = NOTIFICATIONS
+
     # The endpoint and its messages are live configuration: a test key reads them, and a
     # change, a rotation, a test message or a resend needs a live key.
     configuration = True

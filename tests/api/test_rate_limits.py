@@ -10,10 +10,10 @@ from django.urls import path
 from rest_framework.response import Response
 from rest_framework.test import APIClient
 
-from accounts.authentication import ApiKeyAuthentication, HasApiKey
-from common.api import HeraldAPIView
+from api.families import NOTIFICATIONS
+from api.ratelimit import delivery_quota_take
+from api.views import HeraldAPIView
 from common.errors import HeraldError
-from common.ratelimit import delivery_quota_take
 
 REDIS_URL = "redis://127.0.0.1:6379/14"
 EVENTS = "/checkin/v1/api/event"
@@ -100,7 +100,7 @@ def test_a_redis_outage_falls_back_to_counting_in_process(api, settings, caplog)
     settings.HERALD_RATE_LIMIT_REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens there
     settings.HERALD_RATE_LIMIT_LIVE = 2
     _fresh_second()
-    with caplog.at_level(logging.WARNING, logger="common.ratelimit"):
+    with caplog.at_level(logging.WARNING, logger="api.ratelimit"):
         assert [api.get(EVENTS).status_code for _ in range(3)] == [200, 200, 429]
     assert "Rate-limit Redis unavailable" in caplog.text
 
@@ -150,9 +150,7 @@ def test_test_keys_have_their_own_daily_quota_from_settings(keys, settings):
 class Send(HeraldAPIView):
     """Stands in for a sender calling delivery_quota_take in the spec-004 family."""
 
-    authentication_classes = [ApiKeyAuthentication]
-    permission_classes = [HasApiKey]
-    error_style = "v004"
+    family = NOTIFICATIONS
 
     def post(self, request):
         delivery_quota_take(api_key=request.auth, count=int(request.data["count"]))

@@ -28,6 +28,7 @@ from django.utils import timezone
 from rest_framework.exceptions import ValidationError
 
 from accounts.models import ApiKey, IdempotentRequest
+from api.families import Family
 from common import crypto
 from common.errors import HeraldError
 
@@ -55,14 +56,15 @@ class InProgress(HeraldError):
                          "retry in a moment.", status=409)
 
 
-def _reused(style: str) -> HeraldError:
+def _reused(family: Family) -> HeraldError:
     # Spec 000's family already answers a reused key with 409 idempotency_key_reused (its
     # 422 is reserved for the "previous send failed" body); the other families use 422.
-    if style == "comms":
+    if family.key_reused_status == 409:
         return HeraldError("idempotency_key_reused",
                            "This Idempotency-Key was used for a different request.", status=409)
     return HeraldError("IDEMPOTENCY_KEY_REUSED",
-                       "This idempotency key was used for a different request.", status=422)
+                       "This idempotency key was used for a different request.",
+                       status=family.key_reused_status)
 
 
 def idempotency_key(request) -> str | None:
@@ -84,10 +86,10 @@ def fingerprint(request) -> str:
     return digest.hexdigest()
 
 
-def idempotency_claim(request, *, style: str) -> IdempotentRequest | None:
+def idempotency_claim(request, *, family: Family) -> IdempotentRequest | None:
     """Claim the request's key for this request (the caller then runs the view and calls
     ``idempotency_finish``); None without a key or an API key. Raises ``Replay`` with the
-    stored response, ``InProgress``, or the family's key-reused error."""
+    stored response, ``InProgress``, or ``family``'s key-reused error."""
     key = idempotency_key(request)
     if key is None or not isinstance(request.auth, ApiKey):
         return None
@@ -104,7 +106,7 @@ def idempotency_claim(request, *, style: str) -> IdempotentRequest | None:
         if first is None or _abandoned(first):
             continue  # released or expired meanwhile: claim again
         if first.fingerprint != digest:
-            raise _reused(style)
+            raise _reused(family)
         if first.status is None:
             raise InProgress()
         raise Replay(_replay(first))

@@ -13,7 +13,7 @@ The client address is ``REMOTE_ADDR``, unless that peer is one of
 skipping trusted hops, and the first untrusted address is the client. A client-sent
 ``X-Forwarded-For`` from an untrusted peer changes nothing.
 
-The counters are ``common.ratelimit``'s: in Redis when one is configured (shared by every
+The counters are ``api.ratelimit``'s: in Redis when one is configured (shared by every
 web process), else in this process.
 """
 
@@ -24,7 +24,7 @@ from functools import lru_cache
 from django.conf import settings
 from rest_framework.exceptions import Throttled
 
-from common.ratelimit import counters
+from api.ratelimit import counters
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 

@@ -1,4 +1,4 @@
-"""What the shared API layer (``common.api.HeraldAPIView``) does to every operation, in the
+"""What the shared API layer (``api.views.HeraldAPIView``) does to every operation, in the
 OpenAPI schema: a drf-spectacular postprocessing hook (``SPECTACULAR_SETTINGS``).
 
 Read from each operation's view class, so a new endpoint is documented without a list:
@@ -6,8 +6,8 @@ every operation of an API-key-authenticated view can answer 429 (the key's rate 
 daily delivery quota, the brute-force guard) with ``Retry-After`` and ``X-RateLimit-*``; a
 POST of a view with ``idempotency_layer`` takes ``Idempotency-Key`` / ``X-Idempotency-Key``,
 replays with ``Idempotent-Replayed: true``, answers a key still in flight with 409 and
-``Retry-After``, and the key on another request with the family's refusal (``comms``: 409,
-the others: 422). Error bodies are the view's ``error_style`` shape (``common.api``).
+``Retry-After``, and the key on another request with the family's refusal (check-in: 409,
+the others: 422). Error bodies are the shape of the view's family (``api.families``).
 """
 
 import re
@@ -16,37 +16,14 @@ from typing import Any
 
 from django.conf import settings
 from drf_spectacular import openapi as spectacular_openapi
+from drf_spectacular.plumbing import get_doc
 from rest_framework import permissions, serializers
 
-from common.api import TEST_KEY_READ_ONLY, HeraldAPIView
-from common.idempotency import HEADERS
+from api.families import Family
+from api.idempotency import HEADERS
+from api.views import TEST_KEY_READ_ONLY, HeraldAPIView
 
-JSON = "application/json"
-PROBLEM = "application/problem+json"
 Schema = dict[str, Any]
-
-_STR = {"type": "string"}
-# Per error_style: (component name, its schema, media type). The names are those the views'
-# own error responses already use, where they have one; a component a view defined wins.
-FAMILY_ERRORS: dict[str, tuple[str, Schema, str]] = {
-    "comms": ("CommsError", {
-        "type": "object", "required": ["error", "message"],
-        "properties": {"error": _STR, "message": _STR, "fields": {
-            "type": "object", "additionalProperties": _STR,
-            "description": "400 only: the first message per invalid field."}},
-    }, JSON),
-    "v003": ("ErrorOut", {"type": "object", "required": ["Error"],
-                          "properties": {"Error": _STR}}, JSON),
-    "v004": ("V004Error", {"type": "object", "required": ["error", "code"],
-                           "properties": {"error": _STR, "code": _STR}}, JSON),
-    "problem": ("ProblemDetails", {
-        "type": "object", "required": ["type", "title", "status", "detail"],
-        "properties": {"type": _STR, "title": _STR, "status": {"type": "integer"},
-                       "detail": _STR, "errors": {
-                           "type": "object",
-                           "additionalProperties": {"type": "array", "items": _STR}}},
-    }, PROBLEM),
-}
 
 _INT = {"type": "integer"}
 HEADERS_DOC: dict[str, Schema] = {
@@ -77,11 +54,13 @@ def _key_parameter(name: str) -> Schema:
                            "of running again. Either header (the same value if both)."}
 
 
-def _add_response(operation: Schema, code: int, style: str, description: str,
+def _add_response(operation: Schema, code: int, family: Family, description: str,
                   headers: dict[str, bool]) -> None:
     """Document ``code`` with the family's error body; merged into a response the view
-    documented itself (its description first, its own body kept alongside)."""
-    name, _, media = FAMILY_ERRORS[style]
+    documented itself (its description first, its own body kept alongside). The family's
+    component is named as the views' own error responses name it, where they have one; a
+    component a view defined wins."""
+    name, media = family.error_component, family.media_type
     response = operation["responses"].setdefault(str(code), {"description": ""})
     response["description"] = "; ".join(filter(None, [response.get("description"), description]))
     content = response.setdefault("content", {})
@@ -99,16 +78,16 @@ def _add_headers(response: Schema, headers: dict[str, bool]) -> None:
 
 
 def _document(operation: Schema, method: str, view: type[HeraldAPIView]) -> None:
-    style = view.error_style
+    family = view.family
     successes = [r for code, r in operation["responses"].items() if code.startswith("2")]
     for response in successes:
         _add_headers(response, dict.fromkeys(RATE_HEADERS, False))
-    _add_response(operation, 429, style, (
+    _add_response(operation, 429, family, (
         "Rate limited: the API key's requests per second, today's delivery quota (sends) or "
         "too many failed authentications from this address; retry after Retry-After."),
         {"Retry-After": True, **dict.fromkeys(RATE_HEADERS, False)})
     if view.configuration and method not in permissions.SAFE_METHODS:
-        _add_response(operation, 403, style, TEST_KEY_READ_ONLY, {})
+        _add_response(operation, 403, family, TEST_KEY_READ_ONLY, {})
     if method != "POST" or not view.idempotency_layer:
         return
     parameters = operation.setdefault("parameters", [])
@@ -116,19 +95,19 @@ def _document(operation: Schema, method: str, view: type[HeraldAPIView]) -> None
     parameters += [_key_parameter(name) for name in KEY_PARAMETERS if name not in present]
     for response in successes:
         _add_headers(response, {"Idempotent-Replayed": False})
-    _add_response(operation, 400, style, "Malformed idempotency key, or the two headers "
+    _add_response(operation, 400, family, "Malformed idempotency key, or the two headers "
                   "differ", {})
-    _add_response(operation, 409, style, "The first request with this idempotency key is "
+    _add_response(operation, 409, family, "The first request with this idempotency key is "
                   "still running: retry after Retry-After", {"Retry-After": False})
     # Spec 000's family answers a reused key with 409 (its 422 means something else).
-    _add_response(operation, 409 if style == "comms" else 422, style, "The idempotency key "
+    _add_response(operation, family.key_reused_status, family, "The idempotency key "
                   "was used for a different request (method, path or body)", {})
 
 
 def document_api_layer(result: Schema, generator: Any, request: Any, public: bool) -> Schema:
     """Postprocessing hook: the shared layer's headers and responses on every operation of
     an API-key view (``HeraldAPIView`` with authentication classes)."""
-    styles: set[str] = set()
+    families: dict[str, Family] = {}
     for path, _, method, callback in generator.endpoints or []:
         view = getattr(callback, "cls", None)
         operation = result["paths"].get(path, {}).get(method.lower())
@@ -137,11 +116,10 @@ def document_api_layer(result: Schema, generator: Any, request: Any, public: boo
             continue
         _document(operation, method, view)
         operation["responses"] = dict(sorted(operation["responses"].items()))
-        styles.add(view.error_style)
+        families[view.family.name] = view.family
     schemas = result.setdefault("components", {}).setdefault("schemas", {})
-    for style in sorted(styles):
-        name, schema, _ = FAMILY_ERRORS[style]
-        schemas.setdefault(name, schema)
+    for _, family in sorted(families.items()):
+        schemas.setdefault(family.error_component, family.error_schema)
     return result
 
 
@@ -163,6 +141,14 @@ class AutoSchema(spectacular_openapi.AutoSchema):
             return name
         parts = [p for p in cls.__module__.split(".") if p not in ("api", "serializers")]
         return "".join(p.title().replace("_", "") for p in parts) + name
+
+    def get_description(self) -> str:
+        """A view with no docstring of its own is described by its family, not by the
+        docstring of the API layer's base class."""
+        description = super().get_description()
+        if isinstance(self.view, HeraldAPIView) and description == get_doc(HeraldAPIView):
+            return self.view.family.description
+        return description
 
     def get_operation_id(self) -> str:
         operation_id = super().get_operation_id()

@@ -1,5 +1,5 @@
 """Rate limits per API key and daily delivery quotas (spec 004's "Rate Limits" table); the
-counters are also the brute-force guard's (``accounts.guard``).
+counters are also the brute-force guard's (``api.guard``).
 
 Counters live in Redis when ``HERALD_RATE_LIMIT_REDIS_URL`` names one (shared by every web
 process and worker), else in this process. In Redis the counting is the `limits` library's

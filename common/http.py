@@ -19,8 +19,8 @@ import urllib3
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import HTTPError, NewConnectionError
 
-from webhooks import ssrf
-from webhooks.ssrf import Target
+from common import ssrf
+from common.ssrf import Target
 
 _pools: dict[tuple[str, str, int, str], urllib3.HTTPConnectionPool] = {}
 _pools_lock = threading.Lock()

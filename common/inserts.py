@@ -1,4 +1,5 @@
-"""A bulk INSERT without the ORM's per-value cost, for the import and the bulk send.
+"""Bulk INSERTs without the ORM's per-row cost (the guest import and bulk send, the atomic
+check-in path).
 
 ``QuerySet.bulk_create`` prepares every value of every row through its field (for a
 Delivery, ~30 fields), which made inserting 100,000 rows take tens of seconds of Python while
@@ -57,18 +58,11 @@ def rows_insert(model: type[models.Model], columns: Sequence[str], rows: Sequenc
     quote = connection.ops.quote_name
     table = quote(model._meta.db_table)
     names = ", ".join(quote(field.column) for field in used)
-    end = " ON CONFLICT DO NOTHING" if ignore_conflicts else ""  # PostgreSQL, SQLite >= 3.24
-    if connection.vendor == "postgresql":
-        _postgres_insert(table, names, used, len(per_row), params, end)
-        return
-    # SQLite (and others): one prepared statement, rows streamed to it.
-    with connection.cursor() as cursor:
-        cursor.executemany(
-            f"INSERT INTO {table} ({names}) VALUES ({', '.join(['%s'] * len(used))}){end}",
-            params)
+    end = " ON CONFLICT DO NOTHING" if ignore_conflicts else ""
+    _unnest_insert(table, names, used, len(per_row), params, end)
 
 
-def _postgres_insert(table: str, names: str, used: list[models.Field], varying: int,
+def _unnest_insert(table: str, names: str, used: list[models.Field], varying: int,
                      params: list[list[Any]], end: str) -> None:
     """One ``INSERT … SELECT … FROM unnest(column arrays)``: a handful of parameters whatever
     the number of rows, bound server-side (Django's client-side binding spent seconds parsing
@@ -94,12 +88,8 @@ def _preparer(field: models.Field) -> Callable[[Any], Any]:
 
     if isinstance(field, models.UUIDField) or (
             field.is_relation and isinstance(field.target_field, models.UUIDField)):
-        native = connection.features.has_native_uuid_field
-
         def uuid_value(value: Any) -> Any:
-            if isinstance(value, uuid.UUID):
-                return value if native else value.hex
-            return generic(value)
+            return value if isinstance(value, uuid.UUID) else generic(value)
 
         return uuid_value
     if isinstance(field, models.CharField | models.TextField) and not field.is_relation:
@@ -111,16 +101,10 @@ def _preparer(field: models.Field) -> Callable[[Any], Any]:
 
 
 def insert_together(*objects: models.Model) -> None:
-    """Save new model instances with one statement on PostgreSQL (``WITH i0 AS (INSERT …)
-    INSERT …``): all or none, in one round trip and outside any transaction block, where the
-    ORM needs BEGIN, an INSERT each and COMMIT. The SQL of each INSERT is the ORM's own
-    (defaults, ``auto_now`` values, the field's preparation); no model signals are sent.
-    Elsewhere each is saved in turn inside one transaction."""
-    if connection.vendor != "postgresql":
-        with transaction.atomic():
-            for obj in objects:
-                obj.save(force_insert=True)
-        return
+    """Save new model instances with one statement (``WITH i0 AS (INSERT …) INSERT …``): all
+    or none, in one round trip and outside any transaction block, where the ORM needs BEGIN,
+    an INSERT each and COMMIT. The SQL of each INSERT is the ORM's own (defaults,
+    ``auto_now`` values, the field's preparation); no model signals are sent."""
     from django.db.models.sql import InsertQuery
 
     statements, params = [], []

@@ -10,9 +10,9 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.plumbing import build_bearer_security_scheme_object
 from rest_framework import authentication, exceptions, permissions
 
-from accounts.guard import auth_failure_record
 from accounts.models import ApiKey
 from accounts.services import key_hash
+from api.guard import auth_failure_record
 
 
 def _bearer(request) -> str | None:
@@ -45,7 +45,7 @@ def _lookup(digest: str) -> ApiKey | None:
 
 class ApiKeyAuthentication(authentication.BaseAuthentication):
     """``Authorization: Bearer <live_…|test_…>``. A failure is counted by the brute-force guard
-    (``accounts.guard``), which answers 429 instead of 401 once the key or the client address
+    (``api.guard``), which answers 429 instead of 401 once the key or the client address
     failed too often; a key that authenticates is never refused there."""
 
     def authenticate(self, request):

@@ -21,7 +21,7 @@ from schemathesis.specs.openapi.checks import (
 
 from accounts.models import ApiKey, IdempotentRequest
 from accounts.services import AccountKeys, key_hash
-from common import idempotency
+from api import idempotency
 from config.wsgi import application
 
 schema = schemathesis.openapi.from_wsgi("/api/schema/?format=json", application)

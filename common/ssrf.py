@@ -4,7 +4,7 @@ The one guard of every outbound request an account can steer: customer webhook U
 webhook channel's URLs, provider host overrides (``api_base``, ``endpoint_url``) and URLs
 inside credentials (a service account's ``token_uri``). The host is resolved and every
 address vetted when the setting is saved and again at every use; the request then connects
-to the vetted address itself (``webhooks.http``: keeping the Host header and TLS SNI), so a
+to the vetted address itself (``common.http``: keeping the Host header and TLS SNI), so a
 DNS answer that changes in between (rebinding) cannot redirect it.
 ``WEBHOOKS_ALLOW_PRIVATE_URLS`` lifts the address check of webhook URLs for development and
 tests; callers pass ``allow_private`` for their own switch
