@@ -4,10 +4,9 @@ and, beyond the spec, the in-app inbox an app shows: a user's messages, newest f
 
 import re
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from django.core import signing
 from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
@@ -16,6 +15,7 @@ from rest_framework.response import Response
 
 from common.api import BearerKeyView, HeaderStr, Str, StrictSerializer, problem
 from common.api import Email as EmailField
+from common.cursor import CursorInvalid, Position, cursor_decode, cursor_encode
 from common.errors import HeraldError, NotFound
 from common.times import iso
 from comms.channels import BODY_LIMITS, SMS_MAX_SEGMENTS, sms_segments
@@ -171,7 +171,6 @@ class Send(AdminView):
 # --- in-app inbox ------------------------------------------------------------------------
 
 CURSOR_SALT = "herald.inapp.inbox"
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class InboxQuery(StrictSerializer):
@@ -232,21 +231,19 @@ class Inbox(AdminView):
 
 
 def _cursor_encode(last: Delivery, account_id: uuid.UUID, contact_id: uuid.UUID) -> str:
-    micros = (last.created_at - EPOCH) // timedelta(microseconds=1)
-    return signing.dumps([account_id.hex, contact_id.hex, micros, last.id.hex],
-                         salt=CURSOR_SALT)
+    return cursor_encode(salt=CURSOR_SALT, scope=f"{account_id.hex}.{contact_id.hex}",
+                         position=Position(last.created_at, last.id))
 
 
 def _cursor_decode(token: str, account_id: uuid.UUID,
                    contact_id: uuid.UUID) -> tuple[datetime, uuid.UUID]:
     try:
-        account_hex, contact_hex, micros, last_hex = signing.loads(token, salt=CURSOR_SALT)
-    except (signing.BadSignature, ValueError, TypeError):
-        raise HeraldError("validation_error", "cursor is not one this API gave.",
-                          status=400) from None
-    if (account_hex, contact_hex) != (account_id.hex, contact_id.hex):
-        raise HeraldError("validation_error", "cursor belongs to another inbox.", status=400)
-    return EPOCH + timedelta(microseconds=micros), uuid.UUID(last_hex)
+        last, _ = cursor_decode(salt=CURSOR_SALT, scope=f"{account_id.hex}.{contact_id.hex}",
+                                token=token)
+    except CursorInvalid as exc:
+        raise HeraldError("validation_error", "cursor belongs to another inbox." if exc.foreign
+                          else "cursor is not one this API gave.", status=400) from None
+    return last.created_at, last.id
 
 
 class InboxRead(AdminView):

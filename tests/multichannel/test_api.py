@@ -118,6 +118,10 @@ def test_in_app_inbox_lists_and_marks_read(admin, keys):
     tampered = admin.get("/api/v1/communications/inapp", userId="user-7",
                          cursor=page["nextCursor"][:-2] + "xx")
     assert tampered.status_code == 400
+    Contact.objects.create(account=keys.account, external_id="user-8")
+    foreign = admin.get("/api/v1/communications/inapp", userId="user-8",
+                        cursor=page["nextCursor"])
+    assert foreign.status_code == 400 and "another inbox" in foreign.json()["detail"]
 
 
 def test_webhook_channel_is_signed_with_its_integrations_secret(admin, keys, settings):
