@@ -13,8 +13,11 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serial
 from rest_framework import exceptions, serializers
 from rest_framework.response import Response
 
-from common.api import BearerKeyView, HeaderStr, Str, StrictSerializer, problem
-from common.api import Email as EmailField
+from api.families import MULTICHANNEL, problem
+from api.fields import Email as EmailField
+from api.fields import HeaderStr, Str, StrictSerializer
+from api.views import HeraldAPIView
+from common import ssrf
 from common.cursor import CursorInvalid, Position, cursor_decode, cursor_encode
 from common.errors import HeraldError, NotFound
 from common.times import iso
@@ -24,7 +27,6 @@ from comms.models import Delivery, DeliveryEvent, Status
 from comms.providers.base import ProviderEvent
 from contacts.identifiers import EXPO_TOKEN, FCM_TOKEN, phone_parse
 from multichannel.services import ADDRESS_FIELD, CHANNEL_NAMES, communications_send
-from webhooks import ssrf
 
 TAGS = ["communications"]
 _CANONICAL = {name.lower(): name for name in CHANNEL_NAMES}
@@ -139,8 +141,8 @@ def problems(*statuses: int) -> dict[tuple[int, str], Any]:
     return {(status, "application/problem+json"): Problem for status in statuses}
 
 
-class AdminView(BearerKeyView):
-    error_style = "problem"
+class AdminView(HeraldAPIView):
+    family = MULTICHANNEL
 
     def check_permissions(self, request) -> None:
         super().check_permissions(request)

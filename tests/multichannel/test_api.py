@@ -125,8 +125,8 @@ def test_in_app_inbox_lists_and_marks_read(admin, keys):
 
 
 def test_webhook_channel_is_signed_with_its_integrations_secret(admin, keys, settings):
+    from common.signing import secret_generate
     from comms import channels
-    from webhooks.signing import secret_generate
 
     settings.WEBHOOKS_ALLOW_PRIVATE_URLS = True
     with WebhookReceiver() as receiver:
