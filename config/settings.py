@@ -217,7 +217,7 @@ SPECTACULAR_SETTINGS = {
     # hashed names and warns, in `check --deploy` too).
     "ENUM_NAME_OVERRIDES": {"EventChannelEnum": "templates.events.EVENT_CHANNELS",
                             "DeliveryStatusEnum": "comms.models.Status"},
-    # The shared API layer (rate limits, idempotency keys) on every operation: common/schema.py
+    # The shared API layer (rate limits, idempotency keys) on every operation: api/schema.py
     "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums",
                              "api.schema.document_api_layer"],
 }
