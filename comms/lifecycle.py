@@ -19,6 +19,7 @@ from django.db import connection, transaction
 
 from comms.models import PERMANENT_FAILURES, RANK, Delivery, DeliveryEvent, Status
 from comms.providers.base import ProviderEvent
+from comms.services import suppressions_add
 from webhooks.services import webhooks_emit
 
 log = logging.getLogger(__name__)
@@ -293,8 +294,6 @@ def _advance_sql() -> str:
 
 def _suppress(rows: list[_Row]) -> None:
     """Hard bounces, drops, spam reports and unsubscribes suppress the address."""
-    from comms.services import suppressions_add
-
     suppressions_add(items=[
         {"account_id": row.target.account_id, "reason": row.status,
          "address": row.event.recipient or row.target.recipient,
