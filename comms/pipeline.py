@@ -49,6 +49,8 @@ from comms.providers.base import (
 )
 from comms.queueing import enqueue, publish
 from comms.selectors import suppressions_active
+from domains.models import SenderDomain
+from domains.names import email_domain
 from domains.selectors import sender_for
 from templates.rendering import render
 
@@ -482,21 +484,30 @@ def _message(delivery: Delivery, content: Content,
 
 
 def _senders(deliveries: list[Delivery]) -> dict[Any, tuple[str, str] | None]:
-    """Each email's sender: spec 004's ``from``, a spec-003 email's brand, else the
-    account's default brand, each only at the account's verified and enabled domain; else
-    None (the platform's)."""
+    """Each email's sender: spec 004's ``from`` (checked when accepted), else the sender its
+    front end chose (``context["_sender"]``: a spec-003 email's brand) while at the account's
+    verified and enabled domain, else the account's default brand at that domain; else None
+    (the platform's)."""
     if not deliveries:
         return {}
-    from emails.selectors import email_senders
-
-    by_delivery = email_senders(delivery_ids=[d.id for d in deliveries])
-    by_account = {account_id: sender_for(account_id=account_id)
-                  for account_id in {d.account_id for d in deliveries}}
-    return {d.id: _chosen_sender(d) or by_delivery.get(d.id) or by_account[d.account_id]
-            for d in deliveries}
+    accounts = {d.account_id for d in deliveries}
+    verified = dict(SenderDomain.objects.filter(account_id__in=accounts, verified=True,
+                                                enabled=True).values_list("account_id", "domain"))
+    by_account = {account_id: sender_for(account_id=account_id) for account_id in accounts}
+    return {d.id: _chosen_sender(d) or _own_sender(d, verified.get(d.account_id))
+            or by_account[d.account_id] for d in deliveries}
 
 
 def _chosen_sender(delivery: Delivery) -> tuple[str, str] | None:
     """Spec 004's ``from``, checked against the account's verified domain when accepted."""
     chosen = _options(delivery).get("from")
     return (chosen, "") if chosen else None
+
+
+def _own_sender(delivery: Delivery, domain: str | None) -> tuple[str, str] | None:
+    """The sender the front end stored with the message, if at the verified ``domain``."""
+    sender = (delivery.context or {}).get("_sender") or {}
+    address = str(sender.get("email") or "")
+    if not domain or not address or email_domain(address) != domain:
+        return None
+    return address, str(sender.get("name") or "")

@@ -115,6 +115,8 @@ def _context(item: EmailRequest, brand: Brand, message_id: uuid.UUID) -> dict[st
         "orderId": str(item.order_id) if item.order_id else "",
         "brand": {"id": str(brand.uuid), "name": brand.name, "fromName": brand.from_name,
                   "fromEmail": brand.from_email},
+        # The engine sends from it while it is at the account's verified and enabled domain.
+        "_sender": {"email": brand.from_email, "name": brand.from_name},
     }
 
 
