@@ -15,10 +15,10 @@ from django.db.models import Q
 from django.utils import timezone
 
 from common import jobs
-from comms.callbacks import sendgrid, ses  # noqa: F401 - their views register their parsers
-from comms.callbacks.views import CallbackView, callback_batch_store, callback_error
+from comms.callbacks.views import callback_batch_store, callback_error
 from comms.lifecycle import provider_events_record
 from comms.models import CallbackBatch
+from comms.providers import registry
 from comms.providers.base import ProviderEvent
 
 __all__ = ["callback_batch_process", "callback_batch_store", "callback_batches_sweep",
@@ -106,7 +106,8 @@ def _parse(batch: CallbackBatch) -> list[ProviderEvent] | None:
     """The batch's events; None (and the reason in ``batch.error``, kept for a human, never
     retried) if it cannot be read."""
     try:
-        return CallbackView.registered[batch.provider].parse_events(batch.body)
+        view = registry.load(registry.provider(batch.provider).callbacks)
+        return view.parse_events(batch.body)
     except ValueError as exc:  # includes JSON errors
         log.error("callback batch %s (%s) unreadable: %s", batch.id, batch.provider, exc)
         batch.error = str(exc)[:2000]

@@ -1,8 +1,9 @@
 """Inbound provider callbacks on one base view, as django-anymail's webhook views are: a
 provider's view verifies the request, reads it, stores it raw and answers at once; its
 ``parse_events`` later turns the stored body into normalized events, in a task
-(``comms.callbacks.services``). Each provider's view registers itself by its class, under its
-provider name (``CallbackView.registered``): that is how a stored batch finds its parser."""
+(``comms.callbacks.services``). Each provider's view class is registered as its
+``callbacks`` capability in the one provider registry (``comms.providers.registry``): that is
+how a stored batch finds its parser."""
 
 import json
 from typing import Any, ClassVar
@@ -47,14 +48,8 @@ class CallbackView(View):
     ``verify``, ``read`` and ``parse_events``."""
 
     provider: ClassVar[str] = ""
-    registered: ClassVar[dict[str, type["CallbackView"]]] = {}
     http_method_names = ["post"]
     undecodable = "body is not UTF-8"  # the answer to a body that is not UTF-8
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        if cls.provider:
-            CallbackView.registered[cls.provider] = cls
 
     def post(self, request: HttpRequest) -> HttpResponse:
         try:

@@ -39,7 +39,7 @@ class Provider:
     # The setting that, when set, means the provider's events about what it accepted reach
     # Herald (the sweeper then waits for them before sending a lost claim again).
     reports_setting: str = ""
-    callbacks: str = ""  # turns one stored callback body into ProviderEvents, "module:attr"
+    callbacks: str = ""  # its callback view class (verify, store, parse_events), "module:attr"
     domains: str = ""  # builds its domain-authentication adapter from settings, "module:attr"
 
 
@@ -94,10 +94,10 @@ register("sandbox", channels=CHANNELS, adapter=_P + "sandbox:SandboxProvider",
 register("sendgrid", channels=["email"], adapter=_P + "sendgrid:SendGridProvider",
          platform=_P + "sendgrid:from_settings", batching="batch",
          reports_setting="SENDGRID_WEBHOOK_PUBLIC_KEY",
-         callbacks="comms.callbacks.sendgrid:parse_batch")
+         callbacks="comms.callbacks.sendgrid:SendGridCallbacks")
 register("ses", channels=["email"], adapter=_P + "ses:SesProvider",
          platform=_P + "ses:from_settings", reports_setting="HERALD_SES_SNS_TOPIC_ARNS",
-         callbacks="comms.callbacks.ses:parse_message")
+         callbacks="comms.callbacks.ses:SesCallbacks")
 register("smtp", channels=["email"], adapter=_P + "smtp:SmtpProvider",
          platform=_P + "smtp:from_settings", batching="each")
 # Built in: an in-app message is stored by Herald itself.

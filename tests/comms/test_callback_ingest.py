@@ -15,7 +15,7 @@ from django.utils import timezone
 from comms.callbacks.services import callback_batch_process, callback_batches_sweep
 from comms.lifecycle import provider_events_apply
 from comms.models import CallbackBatch, Delivery, DeliveryEvent
-from comms.providers.base import ProviderEvent
+from comms.providers.base import ProviderConfigurationError, ProviderEvent
 from tests.comms.test_sendgrid_callbacks import ev, sent, signer  # noqa: F401 - fixtures
 from tests.fakes.sendgrid_signing import dumps
 
@@ -58,9 +58,10 @@ def test_an_unreadable_batch_does_not_hold_back_the_others(sent):  # noqa: F811
 
 
 def test_a_batch_that_cannot_be_applied_never_holds_back_the_others(sent):  # noqa: F811
-    poison = CallbackBatch.objects.create(provider="retired", body="[]").id  # no parser: raises
+    poison = CallbackBatch.objects.create(provider="retired", body="[]").id  # unknown: raises
     store(dumps([ev(sent, "delivered", 1)]), dumps([ev(sent, "open", 2)]))
-    with pytest.raises(KeyError):  # its group failed, then it alone: left to the sweeper
+    # Its group failed, then it alone: left to the sweeper.
+    with pytest.raises(ProviderConfigurationError):
         callback_batch_process(batch_id=poison)
     # The group's other batches were re-enqueued alone (run here at once: eager tasks).
     assert CallbackBatch.objects.get(id=poison).processed_at is None
@@ -89,7 +90,7 @@ def test_a_failed_group_commits_nothing_and_what_is_not_requeued_waits_for_the_s
     ids = store(dumps([ev(sent, "delivered", 1)]), dumps([ev(sent, "open", 2)]))
     celery_app.conf.task_always_eager = False  # the re-enqueued tasks are lost, as in a crash
     try:
-        with pytest.raises(KeyError):
+        with pytest.raises(ProviderConfigurationError):
             callback_batch_process(batch_id=poison)
     finally:
         celery_app.conf.task_always_eager = True
