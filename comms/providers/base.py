@@ -1,8 +1,14 @@
 """The email provider interface and its error types (after django-anymail's backends)."""
 
+import functools
+import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
+
+log = logging.getLogger("herald.providers")
 
 
 @dataclass(frozen=True)
@@ -138,3 +144,72 @@ class ChannelProvider(Protocol):
     credential_fields: dict[str, str]
 
     def send(self, message: ChannelMessage) -> SendResult: ...
+
+
+# --- the one base of every adapter ----------------------------------------------------------
+
+class Adapter:
+    """What every adapter shares (after django-anymail's backends and GOV.UK Notify's
+    clients): each provider call is timed (``calls``: count and seconds per provider, the
+    DEBUG log per call), and ``answer_error`` turns a vendor's HTTP answer (status, error
+    code, body, headers) into the one error vocabulary, by the adapter's own code tables."""
+
+    name = ""
+    vendor = ""  # as tenants read it in reasons ("Discord 403 50007")
+    transient_codes: frozenset = frozenset()
+    configuration_codes: frozenset = frozenset()
+    configuration_statuses: frozenset = frozenset({401, 403})
+    recipient_codes: frozenset = frozenset()
+    recipient_statuses: frozenset = frozenset()
+    configuration_text = "{vendor} rejected the credentials: {detail}"
+    recipient_text = "{vendor} cannot reach this recipient: {detail}"
+    rate_limit_text = "{vendor} rate limit: {detail}"
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for method in ("send", "send_batch"):
+            if method in cls.__dict__:
+                setattr(cls, method, _timed(cls.__dict__[method]))
+
+    def answer_error(self, status: int, *, code: Any = None, body: Any = None,
+                     headers: Any = None, retry_after: float | None = None) -> Exception:
+        """The error an HTTP answer means: rate limited or a server error → transient (a
+        429's ``Retry-After`` a floor), a configuration code or status → configuration, a
+        dead address → invalid recipient, anything else → permanent. The reason is the
+        vendor, status and code only (``vendor_reason``)."""
+        from comms.providers.vendor_http import header, vendor_reason
+        from comms.providers.vendor_http import retry_after as seconds
+
+        detail = vendor_reason(self.vendor or self.name, status, code, body=body)
+        text = {"vendor": self.vendor or self.name, "detail": detail, "status": status}
+        if status == 429 or status >= 500 or code in self.transient_codes:
+            if retry_after is None:
+                retry_after = seconds(header(headers, "Retry-After"))
+            return ProviderTransientError(
+                self.rate_limit_text.format(**text) if status == 429 else detail,
+                retry_after=retry_after)
+        if status in self.configuration_statuses or code in self.configuration_codes:
+            return ProviderConfigurationError(self.configuration_text.format(**text))
+        if status in self.recipient_statuses or code in self.recipient_codes:
+            return ProviderInvalidRecipient(self.recipient_text.format(**text))
+        return ProviderPermanentError(detail)
+
+
+# Per provider: [calls, seconds] in this process.
+calls: dict[str, list[float]] = {}
+
+
+def _timed(method: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(method)
+    def timed(self: Adapter, *args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return method(self, *args, **kwargs)
+        finally:
+            spent = time.perf_counter() - started
+            total = calls.setdefault(self.name, [0, 0.0])
+            total[0] += 1
+            total[1] += spent
+            log.debug("%s.%s took %.1f ms", self.name, method.__name__, spent * 1000)
+
+    return timed

@@ -15,6 +15,7 @@ import urllib3
 
 from common import http
 from comms.providers.base import (
+    Adapter,
     ChannelMessage,
     ProviderConfigurationError,
     ProviderInvalidRecipient,
@@ -22,14 +23,7 @@ from comms.providers.base import (
     ProviderTransientError,
     SendResult,
 )
-from comms.providers.vendor_http import (
-    allow_private,
-    fit,
-    header,
-    json_object,
-    retry_after,
-    vendor_reason,
-)
+from comms.providers.vendor_http import allow_private, fit, header, json_object, retry_after
 
 DEFAULT_API_BASE = "https://discord.com"
 MAX_CONTENT = 2000
@@ -44,9 +38,14 @@ _URL_RE = re.compile(r"(https?://[^\s<]+[^<.,:;\"')\]\s])")
 _CHANNEL_CACHE_SIZE = 1024
 
 
-class DiscordProvider:
+class DiscordProvider(Adapter):
     name = "discord"
+    vendor = "Discord"
     channel = "discord"
+    configuration_statuses = frozenset({401})
+    configuration_text = "Discord rejected the bot token ({status})."
+    recipient_codes = RECIPIENT_CODES
+    recipient_text = "Discord cannot message this user: {detail}"
     config_fields = {"api_base": f"Discord API base URL (default {DEFAULT_API_BASE})."}
     credential_fields = {"bot_token": "The bot's token (Developer Portal → Bot → Token)."}
 
@@ -70,7 +69,7 @@ class DiscordProvider:
             {"content": content(message), "allowed_mentions": {"parse": []}})
         if status != 200:
             self._dm_channels.pop(message.to, None)  # may be stale; reopened next time
-            raise _classify(status, data, headers)
+            raise self._error(status, data, headers)
         if not data.get("id"):
             raise ProviderTransientError("Discord answered without a message id.")
         return SendResult(provider_message_id=str(data["id"]))
@@ -81,13 +80,18 @@ class DiscordProvider:
             return self._dm_channels[user_id]
         status, data, headers = self._post("/users/@me/channels", {"recipient_id": user_id})
         if status != 200:
-            raise _classify(status, data, headers)
+            raise self._error(status, data, headers)
         if not data.get("id"):
             raise ProviderTransientError("Discord answered without a DM channel id.")
         self._dm_channels[user_id] = str(data["id"])
         if len(self._dm_channels) > _CHANNEL_CACHE_SIZE:
             self._dm_channels.popitem(last=False)
         return str(data["id"])
+
+    def _error(self, status: int, data: dict, headers: Any) -> Exception:
+        code = data.get("code") if isinstance(data.get("code"), int | str) else None
+        return self.answer_error(status, code=code, body=data, headers=headers,
+                                 retry_after=_retry_after(data, headers))
 
     def _post(self, path: str, body: dict) -> tuple[int, dict, Any]:
         try:
@@ -116,21 +120,6 @@ def escape_markdown(text: str) -> str:
     parts = _URL_RE.split(text)  # odd indexes are the URLs
     return "".join(part if i % 2 else _MARKDOWN_RE.sub(r"\\\1", part)
                    for i, part in enumerate(parts))
-
-
-def _classify(status: int, data: dict, headers: Any) -> Exception:
-    code = data.get("code") if isinstance(data.get("code"), int | str) else None
-    detail = vendor_reason("Discord", status, code, body=data)
-    if status == 429:
-        return ProviderTransientError(f"Discord rate limit: {detail}",
-                                      retry_after=_retry_after(data, headers))
-    if status >= 500:
-        return ProviderTransientError(detail)
-    if status == 401:
-        return ProviderConfigurationError("Discord rejected the bot token (401).")
-    if code in RECIPIENT_CODES:
-        return ProviderInvalidRecipient(f"Discord cannot message this user: {detail}")
-    return ProviderPermanentError(detail)
 
 
 def _retry_after(data: dict, headers: Any) -> float | None:

@@ -13,6 +13,7 @@ from exponent_server_sdk import PushClient, PushMessage, PushServerError, PushTi
 
 from common import http
 from comms.providers.base import (
+    Adapter,
     ChannelMessage,
     ProviderConfigurationError,
     ProviderInvalidRecipient,
@@ -41,7 +42,7 @@ class _PushMessage(PushMessage):
         return payload
 
 
-class ExpoPushProvider:
+class ExpoPushProvider(Adapter):
     name = "expo"
     channel = "push"
     config_fields = {"api_base": f"Expo push API host (default {DEFAULT_API_BASE})."}

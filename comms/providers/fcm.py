@@ -28,6 +28,7 @@ from google.oauth2 import service_account
 
 from common import http, ssrf
 from comms.providers.base import (
+    Adapter,
     ChannelMessage,
     ProviderConfigurationError,
     ProviderInvalidRecipient,
@@ -60,7 +61,7 @@ OAUTH_ERRORS = frozenset({"invalid_request", "invalid_client", "invalid_grant",
                           "access_denied", "server_error", "temporarily_unavailable"})
 
 
-class FcmPushProvider:
+class FcmPushProvider(Adapter):
     name = "fcm"
     channel = "push"
     config_fields = {

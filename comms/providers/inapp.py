@@ -2,10 +2,10 @@
 nothing more; the message is delivered once stored (``after_sent``), and reading it over
 REST records ``opened``."""
 
-from comms.providers.base import Accepted, ChannelMessage, FollowUp, SendResult
+from comms.providers.base import Accepted, Adapter, ChannelMessage, FollowUp, SendResult
 
 
-class InAppProvider:
+class InAppProvider(Adapter):
     name = "inapp"
     channel = "inapp"
     config_fields: dict[str, str] = {}

@@ -4,10 +4,10 @@ The delivery row keeps the rendered content, so the admin's Outbox lists what wo
 been sent without this adapter storing anything itself.
 """
 
-from comms.providers.base import EmailMessage, SendResult
+from comms.providers.base import Adapter, EmailMessage, SendResult
 
 
-class OutboxProvider:
+class OutboxProvider(Adapter):
     name = "outbox"
 
     def send(self, message: EmailMessage) -> SendResult:

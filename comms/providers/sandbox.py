@@ -15,6 +15,7 @@ from django.conf import settings
 
 from comms.providers.base import (
     Accepted,
+    Adapter,
     ChannelMessage,
     EmailMessage,
     FollowUp,
@@ -45,7 +46,7 @@ _HAPPY = [SimulatedEvent(1, "delivered"), SimulatedEvent(2, "opened")]
 _DELIVERED = [SimulatedEvent(1, "delivered")]
 
 
-class SandboxProvider:
+class SandboxProvider(Adapter):
     name = "sandbox"
     config_fields: dict[str, str] = {}
     credential_fields: dict[str, str] = {}

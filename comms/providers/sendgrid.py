@@ -11,6 +11,7 @@ from python_http_client import exceptions as http_errors
 from sendgrid import SendGridAPIClient
 
 from comms.providers.base import (
+    Adapter,
     EmailMessage,
     ProviderConfigurationError,
     ProviderPermanentError,
@@ -20,7 +21,7 @@ from comms.providers.base import (
 from comms.providers.vendor_http import network_reason, vendor_reason
 
 
-class SendGridProvider:
+class SendGridProvider(Adapter):
     name = "sendgrid"
 
     def __init__(self, client: SendGridAPIClient) -> None:

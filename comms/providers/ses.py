@@ -27,6 +27,7 @@ from botocore.exceptions import (
 from botocore.parsers import ResponseParserError
 
 from comms.providers.base import (
+    Adapter,
     EmailMessage,
     ProviderConfigurationError,
     ProviderPermanentError,
@@ -57,7 +58,7 @@ class SesConfig:
     timeout: float = 15.0
 
 
-class SesProvider:
+class SesProvider(Adapter):
     """Reads its configuration on every send (cheap), so a changed setting takes effect;
     the boto3 client of each configuration is built once per process."""
 

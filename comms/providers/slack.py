@@ -22,6 +22,7 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 
 from common import http as pinned_http  # not ``http``: it would shadow ``http.client``
 from comms.providers.base import (
+    Adapter,
     ChannelMessage,
     ProviderConfigurationError,
     ProviderInvalidRecipient,
@@ -55,7 +56,7 @@ TOKEN_RE = re.compile(r"(?:xoxe\.)?xox[a-z]-[A-Za-z0-9-]{1,500}")
 _SDK_LOGGER = "slack_sdk.web.base_client"
 
 
-class SlackProvider:
+class SlackProvider(Adapter):
     name = "slack"
     channel = "slack"
     config_fields = {"api_base": f"Slack API base URL (default {DEFAULT_API_BASE})."}

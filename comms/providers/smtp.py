@@ -24,6 +24,7 @@ from django.core.mail.backends.smtp import EmailBackend
 
 from comms.providers import mime
 from comms.providers.base import (
+    Adapter,
     EmailMessage,
     ProviderConfigurationError,
     ProviderPermanentError,
@@ -49,7 +50,7 @@ class SmtpConfig:
     timeout: float = 15.0
 
 
-class SmtpProvider:
+class SmtpProvider(Adapter):
     name = "smtp"
 
     def __init__(self, config: Callable[[], SmtpConfig]) -> None:

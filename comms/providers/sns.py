@@ -15,6 +15,7 @@ from botocore.parsers import ResponseParserError
 
 from common import http
 from comms.providers.base import (
+    Adapter,
     ChannelMessage,
     ProviderConfigurationError,
     ProviderInvalidRecipient,
@@ -41,7 +42,7 @@ CONFIGURATION_CODES = frozenset({
 INVALID_PARAMETER_CODES = frozenset({"InvalidParameter", "InvalidParameterValue"})
 
 
-class SnsSmsProvider:
+class SnsSmsProvider(Adapter):
     name = "sns"
     channel = "sms"
     config_fields = {

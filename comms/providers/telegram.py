@@ -16,6 +16,7 @@ import urllib3
 
 from common import http
 from comms.providers.base import (
+    Adapter,
     ChannelMessage,
     ProviderConfigurationError,
     ProviderInvalidRecipient,
@@ -23,7 +24,7 @@ from comms.providers.base import (
     ProviderTransientError,
     SendResult,
 )
-from comms.providers.vendor_http import allow_private, json_object, vendor_reason
+from comms.providers.vendor_http import allow_private, json_object
 
 DEFAULT_API_BASE = "https://api.telegram.org"
 MAX_TEXT = 4096  # characters after entity parsing
@@ -34,8 +35,14 @@ _CHAT_ID_RE = re.compile(r"^(-?[0-9]{1,20}|@[A-Za-z0-9_]{4,32})$")
 _TOKEN_IN_URL_RE = re.compile(r"/bot[^/\s]+")
 
 
-class TelegramProvider:
+class TelegramProvider(Adapter):
     name = "telegram"
+    vendor = "Telegram"
+    configuration_statuses = frozenset({401, 404})  # 404: a malformed token (or API base)
+    configuration_text = "Telegram rejected the bot token ({status})."
+    recipient_statuses = frozenset({403})
+    recipient_codes = frozenset(e.replace(" ", "_") for e in RECIPIENT_ERRORS)
+    recipient_text = "Telegram cannot message this chat: {detail}"
     channel = "telegram"
     config_fields = {"api_base": f"Bot API base URL (default {DEFAULT_API_BASE})."}
     credential_fields = {"bot_token": "The token @BotFather gave the bot (123456:ABC-…)."}
@@ -51,6 +58,14 @@ class TelegramProvider:
     def __repr__(self) -> str:
         return "<TelegramProvider>"  # never the URL
 
+    def _error(self, status: int, data: dict) -> Exception:
+        description = str(data.get("description") or "").lower()
+        parameters = data.get("parameters") or {}
+        # Telegram has no error codes beyond the status: the known description, as a label.
+        known = next((e for e in RECIPIENT_ERRORS if e in description), "")
+        return self.answer_error(status, code=known.replace(" ", "_") or None, body=data,
+                                 retry_after=_seconds(parameters.get("retry_after")))
+
     def send(self, message: ChannelMessage) -> SendResult:
         if not _CHAT_ID_RE.match(message.to):
             raise ProviderInvalidRecipient(f"Not a Telegram chat id: {message.to!r}.")
@@ -61,7 +76,7 @@ class TelegramProvider:
                                    "parse_mode": "HTML", "link_preview_options":
                                    {"is_disabled": True}})
         if status != 200 or not data.get("ok"):
-            raise _classify(status, data)
+            raise self._error(status, data)
         message_id = (data.get("result") or {}).get("message_id")
         if message_id is None:
             raise ProviderTransientError("Telegram answered without a message_id.")
@@ -93,24 +108,6 @@ def text_html(message: ChannelMessage) -> str:
     text = message.text if len(message.text) <= room else message.text[:room - 1] + "…"
     body = html.escape(text, quote=False)
     return f"<b>{html.escape(title, quote=False)}</b>\n{body}" if title else body
-
-
-def _classify(status: int, data: dict) -> Exception:
-    description = str(data.get("description") or "").lower()
-    parameters = data.get("parameters") or {}
-    # Telegram has no error codes beyond the status: the known description, as a label.
-    known = next((e for e in RECIPIENT_ERRORS if e in description), "")
-    detail = vendor_reason("Telegram", status, known.replace(" ", "_"), body=data)
-    if status == 429:
-        return ProviderTransientError(f"Telegram rate limit: {detail}",
-                                      retry_after=_seconds(parameters.get("retry_after")))
-    if status >= 500:
-        return ProviderTransientError(detail)
-    if status in (401, 404):  # 404: a malformed token (or API base)
-        return ProviderConfigurationError(f"Telegram rejected the bot token ({status}).")
-    if status == 403 or known:
-        return ProviderInvalidRecipient(f"Telegram cannot message this chat: {detail}")
-    return ProviderPermanentError(detail)
 
 
 def _seconds(value: Any) -> float | None:

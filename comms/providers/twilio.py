@@ -19,6 +19,7 @@ from twilio.rest import Client
 
 from common import http
 from comms.providers.base import (
+    Adapter,
     ChannelMessage,
     ProviderConfigurationError,
     ProviderInvalidRecipient,
@@ -65,7 +66,7 @@ class BaseUrlHttpClient(TwilioHttpClient):
         return getattr(self._local, "headers", {})
 
 
-class TwilioSmsProvider:
+class TwilioSmsProvider(Adapter):
     name = "twilio"
     channel = "sms"
     config_fields = {

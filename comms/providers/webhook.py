@@ -14,6 +14,7 @@ from django.utils import timezone
 from common import http, signing, ssrf
 from common.times import iso
 from comms.providers.base import (
+    Adapter,
     ChannelMessage,
     ProviderConfigurationError,
     ProviderPermanentError,
@@ -22,7 +23,7 @@ from comms.providers.base import (
 )
 
 
-class WebhookChannelProvider:
+class WebhookChannelProvider(Adapter):
     """Configured as an integration of the ``webhook`` channel: its own ``whsec_`` secret,
     not the account's customer-webhook secret (a receiver at an arbitrary URL must not get
     messages its owner could replay to the account's own webhook endpoint)."""

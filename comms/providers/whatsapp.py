@@ -13,6 +13,7 @@ import urllib3
 
 from common import http
 from comms.providers.base import (
+    Adapter,
     ChannelMessage,
     ProviderConfigurationError,
     ProviderInvalidRecipient,
@@ -20,7 +21,7 @@ from comms.providers.base import (
     ProviderTransientError,
     SendResult,
 )
-from comms.providers.vendor_http import allow_private, fit, json_object, vendor_reason
+from comms.providers.vendor_http import allow_private, fit, json_object
 
 DEFAULT_API_BASE = "https://graph.facebook.com"
 GRAPH_VERSION = "v21.0"
@@ -36,8 +37,16 @@ _MARKER_RE = re.compile(r"([*_~`])")
 ZWSP = "\u200b"
 
 
-class WhatsAppProvider:
+class WhatsAppProvider(Adapter):
     name = "whatsapp_cloud"
+    vendor = "WhatsApp"
+    transient_codes = TRANSIENT_CODES
+    configuration_codes = CONFIG_CODES
+    configuration_statuses = frozenset({401})
+    configuration_text = "WhatsApp rejected the access token: {detail}"
+    recipient_codes = RECIPIENT_CODES
+    recipient_text = "WhatsApp cannot message this number: {detail}"
+    rate_limit_text = "{detail}"
     channel = "whatsapp"
     config_fields = {
         "api_base": f"Graph API base URL (default {DEFAULT_API_BASE}).",
@@ -59,6 +68,11 @@ class WhatsAppProvider:
         self.timeout = timeout
         self.headers = {"Authorization": f"Bearer {token}"}
 
+    def _error(self, status: int, data: dict) -> Exception:
+        error = data.get("error") if isinstance(data.get("error"), dict) else {}
+        code = error.get("code") if isinstance(error.get("code"), int | str) else None
+        return self.answer_error(status, code=code, body=data, retry_after=_retry_after(data))
+
     def send(self, message: ChannelMessage) -> SendResult:
         to = message.to.removeprefix("+")
         if not _PHONE_RE.match(to):
@@ -69,7 +83,7 @@ class WhatsAppProvider:
             "messaging_product": "whatsapp", "recipient_type": "individual", "to": to,
             "type": "text", "text": {"body": body(message), "preview_url": False}})
         if status != 200 or "error" in data:
-            raise _classify(status, data)
+            raise self._error(status, data)
         messages = data.get("messages") or [{}]
         if not messages[0].get("id"):
             raise ProviderTransientError("WhatsApp answered without a message id.")
@@ -98,19 +112,6 @@ def body(message: ChannelMessage) -> str:
 def escape_formatting(text: str) -> str:
     return _MARKER_RE.sub(ZWSP + r"\1" + ZWSP, text)
 
-
-
-def _classify(status: int, data: dict) -> Exception:
-    error = data.get("error") if isinstance(data.get("error"), dict) else {}
-    code = error.get("code") if isinstance(error.get("code"), int | str) else None
-    detail = vendor_reason("WhatsApp", status, code, body=data)
-    if code in CONFIG_CODES or status == 401:
-        return ProviderConfigurationError(f"WhatsApp rejected the access token: {detail}")
-    if code in RECIPIENT_CODES:
-        return ProviderInvalidRecipient(f"WhatsApp cannot message this number: {detail}")
-    if code in TRANSIENT_CODES or status == 429 or status >= 500:
-        return ProviderTransientError(detail, retry_after=_retry_after(data))
-    return ProviderPermanentError(detail)
 
 
 def _retry_after(data: Any) -> float | None:
