@@ -181,7 +181,7 @@ LOGGING = {
 
 # --- cache: Django's (nothing of Herald's own counts in it; see the rate limits below)
 CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
-# The brute-force guard (accounts/guard.py): failed authentications per presented key and per
+# The brute-force guard (api/guard.py): failed authentications per presented key and per
 # client address, in the rate limits' counters (HERALD_RATE_LIMIT_REDIS_URL: Redis, shared by
 # every process, whenever the broker is Redis). Failing requests beyond the limit get 429.
 HERALD_AUTH_FAILURE_LIMIT = env.int("HERALD_AUTH_FAILURE_LIMIT", default=20)
@@ -381,7 +381,7 @@ CELERY_BEAT_SCHEDULE["domains.sender_domains_poll"] = {
     "schedule": float(HERALD_DOMAIN_POLL_INTERVAL_SECONDS),
 }
 
-# --- rate limits and idempotency (accounts/, common/ratelimit.py, common/idempotency.py) ---
+# --- rate limits and idempotency (accounts/, api/ratelimit.py, api/idempotency.py) ---
 # Spec 004's "Rate Limits": requests per second per API key and deliveries per UTC day, by
 # key mode; an Account's own values override these; 0 means no limit.
 HERALD_RATE_LIMIT_LIVE = env.int("HERALD_RATE_LIMIT_LIVE", default=100)

@@ -1,4 +1,4 @@
-"""The schema documents the shared API layer (``common/schema.py``): idempotency keys on every
+"""The schema documents the shared API layer (``api/schema.py``): idempotency keys on every
 POST, 429 on every operation, each in its family's error shape; real 409/422/429 answers are
 validated by schemathesis against the operation's documented response (body, media type and
 headers)."""
