@@ -121,7 +121,7 @@ def _initdb(data: Path, conf_path: Path) -> None:
     _owned_by_server_user(pwfile)
     try:
         _run([_bin("initdb"), "-D", str(data), "-U", USER, f"--pwfile={pwfile}",
-              "--auth-host=scram-sha-256", "--auth-local=peer", "-E", "UTF8",
+              "--auth=scram-sha-256", "-E", "UTF8",
               # C.UTF-8 on every platform: code-point order, Unicode upper/lower.
               "--locale-provider=builtin", "--builtin-locale=C.UTF-8", "--no-locale",
               "--no-instructions"], data)
