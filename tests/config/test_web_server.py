@@ -2,8 +2,7 @@
 item 11): slow clients dribbling their headers, or a body behind a valid key, hold a thread
 of a worker, never a whole worker, so a fast client is still answered within about a second.
 
-It runs `make web` itself (its gunicorn.conf.py included) against the test database, so it
-needs PostgreSQL: a second process cannot see SQLite's in-memory test database.
+It runs `make web` itself (its gunicorn.conf.py included) against the test database.
 """
 
 import os

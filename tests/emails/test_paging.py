@@ -1,10 +1,9 @@
 """Spec 003 at volume: keyset paging through 10,000 emails while more arrive, and a batch of
-1,000 messages in a bounded number of queries. Run on SQLite and on PostgreSQL."""
+1,000 messages in a bounded number of queries."""
 
 import math
 
 from celery.signals import task_prerun
-from django.db import connection
 
 from comms.models import Delivery, Status
 from emails.services import emails_send
@@ -55,10 +54,8 @@ def test_a_batch_of_1000_costs_a_bounded_number_of_queries(
     api.post("/v1/Email/", {"Messages": [token_message(brand)]})  # default template exists
     messages = [token_message(brand, to=f"guest{n}@example.com") for n in range(1000)]
     messages[10] = token_message(brand, to="broken")
-    # PostgreSQL: auth, brands, templates, two bulk inserts and the transaction around them.
-    # SQLite: Django splits bulk inserts into chunks of 999 parameters (~37 deliveries each).
-    limit = 8 if connection.vendor == "postgresql" else 60
-    with django_assert_max_num_queries(limit):
+    # Auth, brands, templates, two bulk inserts and the transaction around them.
+    with django_assert_max_num_queries(8):
         response = api.client.post("/v1/Email/", {"Messages": messages}, format="json")
     results = response.json()["Results"]
     assert len(results) == 1000 and results[10]["Status"] == 400

@@ -102,8 +102,8 @@ def test_a_closed_connection_asks_for_no_new_pool(redis_url):
 
 
 def test_redis_brokers_use_it():
-    """The settings select the transport for a Redis broker (the tests' broker is Redis on
-    PostgreSQL runs, kombu's filesystem queue on the zero-setup SQLite run)."""
+    """The settings select the transport for a Redis broker (the tests' broker is Redis in CI,
+    kombu's filesystem queue when CELERY_BROKER_URL is unset)."""
     if settings.CELERY_BROKER_URL.startswith("redis://"):
         assert settings.CELERY_BROKER_TRANSPORT == TRANSPORT
     else:

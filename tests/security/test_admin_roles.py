@@ -154,12 +154,10 @@ def as_user(world, db, settings):
 
 
 def _fingerprint() -> Any:
-    """Every row of Herald's tables (and users): whatever an action writes changes it. On
-    PostgreSQL one query (a digest per table), elsewhere one per table."""
+    """Every row of Herald's tables (and users): whatever an action writes changes it, in
+    one query (a digest per table)."""
     models = [model for model in [*apps.get_models(), get_user_model()]
               if model._meta.app_label in OURS and not model._meta.proxy]
-    if connection.vendor != "postgresql":
-        return [list(model._default_manager.order_by("pk").values_list()) for model in models]
     digests = [f"(SELECT md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), '')) "
                f"FROM {connection.ops.quote_name(model._meta.db_table)} t)" for model in models]
     with connection.cursor() as cursor:
