@@ -41,10 +41,9 @@ def delivery_dispatch(*, delivery_id: str | None) -> None:
         return
     if len(ids) >= max(batch_size - 1, 1):
         kick()  # the next batch; if the broker went away, still send what is claimed
-    # Templates and events once per batch (not one copy per row, bodies and all).
+    # Templates once per batch (not one copy per row, bodies and all).
     try:
-        rows = list(Delivery.objects.select_related("attendee")
-                    .prefetch_related("template", "attendee__event")
+        rows = list(Delivery.objects.prefetch_related("template")
                     .filter(id__in=ids).order_by("created_at"))
     except CONNECTION_LOST:  # nothing sent yet: give the rows back now, not after the lease
         give_back([Delivery(id=i, claimed_at=now) for i in ids])
@@ -138,8 +137,7 @@ def _reconcile(lease_end: datetime, limit: int = 1000) -> int:
     many."""
     reported = DeliveryEvent.objects.filter(delivery_id=OuterRef("pk"),
                                             provider_event_id__isnull=False)
-    load = Delivery.objects.select_related("attendee").prefetch_related("template",
-                                                                         "attendee__event")
+    load = Delivery.objects.prefetch_related("template")
     rows = list(load.filter(status=Status.SENDING, claimed_at__lt=lease_end)
                 .filter(Exists(reported))[:limit])
     # Rows a provider event moved on (delivered, bounced…) while still being sent: marked

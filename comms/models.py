@@ -1,11 +1,10 @@
 import uuid
 
+from django.contrib.contenttypes.models import ContentType
 from django.db import models
 
 from accounts.models import Account
 from common.models import TimeStampedModel, UUIDModel
-from contacts.models import Contact
-from guests.models import Attendee
 from templates.models import MessageTemplate
 
 
@@ -47,17 +46,19 @@ class Delivery(TimeStampedModel):
         TEST = "test"  # the sandbox provider (sent with a test_ key)
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4)
-    # account and attendee: no index of their own, the composite indexes below lead with them
-    # (each index is one more write per status change, the hottest write).
+    # account: no index of its own, the composite indexes below lead with it (each index is
+    # one more write per status change, the hottest write).
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="deliveries",
                                 db_index=False)
-    attendee = models.ForeignKey(
-        Attendee, on_delete=models.CASCADE, null=True, blank=True, related_name="deliveries",
-        db_index=False,
-    )
-    contact = models.ForeignKey(
-        Contact, on_delete=models.SET_NULL, null=True, blank=True, related_name="deliveries"
-    )
+    # What the message belongs to in the front end that made it (a guest, a contact): the
+    # engine never reads it; the front end finds its messages by it (a ``GenericRelation``
+    # on a guest also deletes them with it).
+    owner_type = models.ForeignKey(ContentType, on_delete=models.PROTECT, null=True,
+                                   blank=True, related_name="+", db_index=False)
+    owner_id = models.UUIDField(null=True, blank=True)
+    # The front end's ids the customer webhooks carry (``attendeeId``, ``eventId``,
+    # ``contactId``), set at creation.
+    refs = models.JSONField(null=True, blank=True)
     # None: the content was given as is (spec 002's subject and body), stored at creation.
     template = models.ForeignKey(
         MessageTemplate, on_delete=models.PROTECT, null=True, blank=True,
@@ -94,14 +95,17 @@ class Delivery(TimeStampedModel):
     bounce_type = models.CharField(max_length=32, blank=True)
     bounce_subtype = models.CharField(max_length=64, blank=True)
     failed_at = models.DateTimeField(null=True, blank=True)
-    # Render context of a message without an attendee (spec 003's emails); None: the attendee's.
+    # The render context the front end gave (a guest's names and event, an email's tokens);
+    # ``_sender`` / ``_to_name`` / ``_options``: the sender, the recipient's name and spec
+    # 004's per-send overrides.
     context = models.JSONField(null=True, blank=True)
 
     class Meta:
         verbose_name_plural = "deliveries"
         indexes = [
+            # A front end's latest message of an owner and template (spec 000's 422 rule).
             models.Index(
-                fields=["attendee", "template", "-created_at"], name="delivery_pair_latest"
+                fields=["owner_id", "template", "-created_at"], name="delivery_pair_latest"
             ),
             models.Index(fields=["status", "next_attempt_at"], name="delivery_sweep"),
             models.Index(fields=["account", "-created_at"], name="delivery_account_recent"),
@@ -168,27 +172,6 @@ class Suppression(TimeStampedModel):
 
     def __str__(self) -> str:
         return f"{self.address} ({self.reason})"
-
-
-class IdempotencyRecord(models.Model):
-    """An ``Idempotency-Key`` of a two-step send and the delivery its first request made,
-    per account and key mode (a test key's key never answers a live request)."""
-
-    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="+")
-    mode = models.CharField(max_length=8, choices=Delivery.Mode.choices, default="live")
-    key = models.CharField(max_length=255)
-    fingerprint = models.CharField(max_length=64, help_text="SHA-256 of the request.")
-    delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="+")
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["account", "mode", "key"],
-                                    name="idempotency_key_once_per_mode"),
-        ]
-
-    def __str__(self) -> str:
-        return self.key
 
 
 class OutboxMessage(Delivery):

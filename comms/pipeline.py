@@ -417,24 +417,24 @@ def content_for(delivery: Delivery, provider: str) -> Content | None:
     return content
 
 
+# The tokens of the templates' shared vocabulary (``templates.samples.SAMPLE``) that a
+# message's front end may not give: empty, so a template using them renders the same for all.
+EMPTY_TOKENS = {"firstName": "", "lastName": "", "attendeeId": "", "event": {}}
+
+
 def delivery_render(*, delivery: Delivery) -> Content:
-    """Render the delivery's template with its attendee and event, or with the context the
-    delivery carries (spec 003's emails have neither attendee nor event)."""
-    template, attendee = delivery.template, delivery.attendee
+    """Render the delivery's template with the context its front end stored (a guest's names
+    and event, an email's tokens, a notification's contact and payload), beside the tokens
+    every message has: ``email``, ``correlationId`` and ``attendeeInvitationId`` (spec 000's
+    name of the delivery id)."""
+    template = delivery.template
     if template is None:  # content given as is (spec 002), stored at creation
         return Content(delivery.subject, delivery.html_body, delivery.text_body, 0)
-    event = attendee.event if attendee else None
     context = {
-        "firstName": attendee.first_name if attendee else "",
-        "lastName": attendee.last_name if attendee else "",
+        **EMPTY_TOKENS,
         "email": delivery.recipient,
-        "attendeeId": str(attendee.id) if attendee else "",
         "correlationId": delivery.correlation_id or "",
         "attendeeInvitationId": str(delivery.id),
-        "event": {
-            "id": str(event.id), "name": event.name, "venue": event.venue,
-            "startsAt": event.starts_at, "endsAt": event.ends_at,
-        } if event else {},
         **(delivery.context or {}),
     }
     rendered = render(
@@ -467,7 +467,6 @@ def _message(delivery: Delivery, content: Content,
             delivery_id=str(delivery.id), channel=delivery.channel, to=delivery.recipient,
             title="" if delivery.channel in UNTITLED else content.subject, text=content.text,
             html=content.html, options=_options(delivery))
-    attendee = delivery.attendee
     from_email, from_name = senders.get(delivery.id) or (
         settings.HERALD_DEFAULT_FROM_EMAIL, settings.HERALD_DEFAULT_FROM_NAME)
     return EmailMessage(
@@ -475,8 +474,7 @@ def _message(delivery: Delivery, content: Content,
         from_email=from_email,
         from_name=header_fold(from_name),  # headers are one line, whatever was stored
         to_email=delivery.recipient,
-        to_name=header_fold(f"{attendee.first_name} {attendee.last_name}".strip()
-                            if attendee else ""),
+        to_name=header_fold(str((delivery.context or {}).get("_to_name") or "")),
         subject=header_fold(content.subject), html=content.html, text=content.text,
         custom_args={"herald_delivery_id": str(delivery.id)},
         reply_to=_options(delivery).get("reply_to", ""),

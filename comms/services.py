@@ -7,7 +7,8 @@ a front end may send (spec 000's 422 rule: ``guests.sending``) are the front end
 import logging
 from typing import Any
 
-from django.db import transaction
+from django.contrib.contenttypes.models import ContentType
+from django.db import models, transaction
 from django.utils import timezone
 
 from accounts.models import Account
@@ -19,24 +20,44 @@ log = logging.getLogger(__name__)
 
 
 def delivery_queue(*, account: Account, template_id: Any, mode: str, recipient: str,
-                   correlation_id: str | None, attendee_id: Any = None) -> Delivery:
+                   correlation_id: str | None, owner: models.Model | None = None,
+                   context: dict[str, Any] | None = None,
+                   refs: dict[str, Any] | None = None) -> Delivery:
     """Insert a queued delivery; its task is enqueued when the surrounding transaction commits.
 
     If the broker is down at that moment the row stays queued and the sweeper sends it.
     """
     delivery = delivery_new(account=account, template_id=template_id, mode=mode,
-                            recipient=recipient, correlation_id=correlation_id,
-                            attendee_id=attendee_id)
+                            recipient=recipient, correlation_id=correlation_id, owner=owner,
+                            context=context, refs=refs)
     delivery.save(force_insert=True)
     delivery_enqueue_on_commit(delivery)
     return delivery
 
 
 def delivery_new(*, account: Account, template_id: Any, mode: str, recipient: str,
-                 correlation_id: str | None, attendee_id: Any = None) -> Delivery:
-    """The queued delivery of a template to a recipient, not saved yet."""
-    return Delivery(account=account, attendee_id=attendee_id, template_id=template_id,
-                    mode=mode, recipient=recipient, correlation_id=correlation_id)
+                 correlation_id: str | None, owner: models.Model | None = None,
+                 context: dict[str, Any] | None = None,
+                 refs: dict[str, Any] | None = None) -> Delivery:
+    """The queued delivery of a template to a recipient, not saved yet. A front end gives
+    what it belongs to (``owner``: it finds its messages by it), the render ``context``
+    (``_sender`` / ``_to_name`` beside the template's tokens) and the ids its webhooks
+    carry (``refs``); the engine reads none of its rows."""
+    return Delivery(account=account, template_id=template_id, mode=mode, recipient=recipient,
+                    correlation_id=correlation_id, context=context, refs=refs,
+                    **delivery_owner(owner))
+
+
+def delivery_owner(owner: models.Model | None) -> dict[str, Any]:
+    """The ``owner_type`` / ``owner_id`` fields of a delivery belonging to ``owner``."""
+    if owner is None:
+        return {}
+    return {"owner_type_id": owner_type_id(type(owner)), "owner_id": owner.pk}
+
+
+def owner_type_id(model: type[models.Model]) -> int:
+    """The ``owner_type`` of deliveries owned by ``model``'s rows (cached per process)."""
+    return ContentType.objects.get_for_model(model).id
 
 
 def delivery_enqueue_on_commit(delivery: Delivery) -> None:

@@ -150,7 +150,7 @@ def contact_delete(*, contact: Contact) -> None:
     from comms.models import Delivery, DeliveryEvent
     from emails.models import Email
 
-    deliveries = Delivery.objects.filter(contact=contact)
+    deliveries = Delivery.objects.filter(owner_id=contact.id)
     # Not yet sent: never sent now. A worker holding one loses its claim (every later write
     # of it is guarded by the claim token), so it cannot write the content back either.
     deliveries.filter(status__in=["queued", "sending"]).update(
@@ -162,7 +162,7 @@ def contact_delete(*, contact: Contact) -> None:
     # Every right-hand side reads the row as it was, so the failure text loses the address.
     deliveries.update(failure_reason=Replace(F("failure_reason"), F("recipient"), Value(ERASED)),
                       recipient=ERASED, subject="", html_body="", text_body="", context=None,
-                      correlation_id=None)
+                      correlation_id=None, owner_type=None, owner_id=None, refs=None)
     contact.delete()
 
 

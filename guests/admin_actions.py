@@ -15,7 +15,7 @@ def resend(request: HttpRequest, previous: Delivery) -> None:
     """Resend ``previous``'s template to its attendee; report the 422 rule or the new send."""
     try:
         delivery = delivery_send_to_attendee(
-            account=previous.account, mode=previous.mode, attendee_id=previous.attendee_id,
+            account=previous.account, mode=previous.mode, attendee_id=previous.owner_id,
             template_id=previous.template_id, correlation_id=previous.correlation_id,
         )
     except HeraldError as exc:

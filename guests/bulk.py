@@ -44,7 +44,8 @@ from common.inserts import rows_insert
 from comms.models import FAILURES, PERMANENT_FAILURES, Delivery, Status
 from comms.queueing import enqueue
 from comms.selectors import suppressions_active
-from comms.services import account_check_can_send
+from comms.services import account_check_can_send, owner_type_id
+from guests.messages import event_context, guest_context, guest_refs
 from guests.models import Attendee, BulkSend, Event
 from templates.models import MessageTemplate
 
@@ -146,7 +147,8 @@ def _run_batch(job_id: Any) -> bool:
                                     audience=job.audience, mode=job.mode)
         if job.cursor is not None:
             guests = guests.filter(id__gt=job.cursor)
-        batch = list(guests.values_list("id", "email", "correlation_id", "failed_for_good")[
+        batch = list(guests.values_list("id", "email", "correlation_id", "failed_for_good",
+                                        "first_name", "last_name")[
             :step * max(1, BATCH // step)])
         if not batch:
             job.status, job.finished_at = BulkSend.Status.DONE, timezone.now()
@@ -154,20 +156,26 @@ def _run_batch(job_id: Any) -> bool:
             return False
         suppressed = set(suppressions_active(
             account_ids=[job.account_id], mode=job.mode,
-            addresses=[email for _, email, _, _ in batch],
+            addresses=[email for _, email, _, _, _, _ in batch],
         ).values_list("address", flat=True))
         deliveries = []
-        for attendee_id, email, correlation_id, failed_for_good in batch:
+        event = event_context(event=job.event)
+        for attendee_id, email, correlation_id, failed_for_good, first, last in batch:
             if failed_for_good:
                 job.skipped_failed += 1
             elif email.strip().lower() in suppressed:
                 job.skipped_suppressed += 1
             else:
-                deliveries.append((uuid.uuid4(), attendee_id, email, correlation_id))
-        rows_insert(Delivery, ("id", "attendee_id", "recipient", "correlation_id"), deliveries,
+                deliveries.append((uuid.uuid4(), attendee_id, email, correlation_id,
+                                   guest_context(attendee_id=attendee_id, first_name=first,
+                                                 last_name=last, event=event),
+                                   guest_refs(attendee_id=attendee_id, event=event)))
+        rows_insert(Delivery, ("id", "owner_id", "recipient", "correlation_id", "context",
+                               "refs"), deliveries,
                     constants={"account_id": job.account_id, "template_id": job.template_id,
                                "mode": job.mode, "channel": "email",
-                               "status": Status.QUEUED})
+                               "status": Status.QUEUED,
+                               "owner_type_id": owner_type_id(Attendee)})
         job.queued += len(deliveries)
         job.cursor = batch[-1][0]
         job.save(update_fields=["queued", "skipped_failed", "skipped_suppressed", "cursor",

@@ -1,6 +1,7 @@
 import uuid
 
 from django.conf import settings
+from django.contrib.contenttypes.fields import GenericRelation
 from django.db import models
 
 from accounts.models import Account
@@ -40,6 +41,9 @@ class Attendee(TimeStampedModel):
     LIVE, TEST = "live", "test"
     mode = models.CharField(max_length=8, default="live", editable=False,
                             choices=[("live", "Live"), ("test", "Test")])
+    # Its messages (the engine's deliveries it owns): deleted with it.
+    deliveries = GenericRelation("comms.Delivery", content_type_field="owner_type",
+                                 object_id_field="owner_id", related_query_name="attendee")
 
     class Meta:
         indexes = [models.Index(fields=["account", "email"]),

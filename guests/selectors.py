@@ -1,11 +1,15 @@
 """Reads for the guests app."""
 
+import json
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
 from django.db import connection
 
 from accounts.models import Account
+from guests.messages import event_context
 from guests.models import Attendee, Event
 from templates.models import MessageTemplate
 
@@ -15,6 +19,8 @@ class GuestCreateChecks:
     existing_account_id: uuid.UUID | None  # the account owning this attendee id, if any
     event_ok: bool  # the event exists and is the caller's
     template_ok: bool  # the template exists and is the caller's (False when none is given)
+    # The event's ``event_context`` (its messages' render context), when it is the caller's.
+    event: dict[str, Any] | None = None
 
 
 def _db(model: type, value: uuid.UUID | None) -> object:
@@ -33,14 +39,30 @@ def guest_create_checks(*, account: Account, attendee_id: uuid.UUID, event_id: u
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT (SELECT account_id FROM {Attendee._meta.db_table} WHERE id = %s),"
-            f" EXISTS(SELECT 1 FROM {Event._meta.db_table} WHERE id = %s AND account_id = %s),"
+            " (SELECT json_build_array(id::text, name, venue, starts_at, ends_at)"
+            f" FROM {Event._meta.db_table} WHERE id = %s AND account_id = %s),"
             f" EXISTS(SELECT 1 FROM {MessageTemplate._meta.db_table}"
             " WHERE id = %s AND account_id = %s)",
             [_db(Attendee, attendee_id), _db(Event, event_id), account_id,
              _db(MessageTemplate, template_id), account_id],
         )
-        existing, event_ok, template_ok = cursor.fetchone()
+        existing, event, template_ok = cursor.fetchone()
     return GuestCreateChecks(
         uuid.UUID(str(existing)) if existing is not None else None,
-        bool(event_ok), bool(template_ok),
+        event is not None, bool(template_ok), _event(event),
     )
+
+
+def _event(row: Any) -> dict[str, Any] | None:
+    """``event_context`` of the event read as a JSON array (id, name, venue, starts, ends)."""
+    if row is None:
+        return None
+    if isinstance(row, str):
+        row = json.loads(row)
+    event_id, name, venue, starts_at, ends_at = row
+    return event_context(event=Event(id=event_id, name=name, venue=venue,
+                                     starts_at=_parsed(starts_at), ends_at=_parsed(ends_at)))
+
+
+def _parsed(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None

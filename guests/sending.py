@@ -13,6 +13,7 @@ from common.errors import HeraldError, NotFound
 from common.times import iso
 from comms.models import PERMANENT_FAILURES, Delivery, Status
 from comms.services import account_check_can_send, delivery_queue
+from guests.messages import event_context, guest_message
 from guests.models import Attendee
 from templates.models import MessageTemplate
 
@@ -42,9 +43,11 @@ def delivery_send_to_attendee(*, account: Account, mode: str, attendee_id: Any,
                                 and attendee.mode != Delivery.Mode.LIVE):
             raise NotFound("attendee")
         previous_send_check(attendee=attendee, template=template, mode=mode)
-        return delivery_queue(account=account, attendee_id=attendee.id,
-                              recipient=attendee.email, template_id=template.id, mode=mode,
-                              correlation_id=correlation_id)
+        return delivery_queue(account=account, recipient=attendee.email,
+                              template_id=template.id, mode=mode,
+                              correlation_id=correlation_id, **guest_message(
+                                  attendee=attendee,
+                                  event=event_context(event=attendee.event)))
 
 
 def template_for_send(*, account: Account, template_id: Any) -> MessageTemplate:

@@ -16,6 +16,7 @@ from comms.services import (
     delivery_new,
     delivery_queue,
 )
+from guests.messages import event_context, guest_message
 from guests.models import Attendee, Event
 from guests.selectors import guest_create_checks
 
@@ -67,9 +68,10 @@ def attendee_create(*, account: Account, mode: str, id: uuid.UUID, event_id: uui
         last_name=last_name, correlation_id=correlation_id, mode=mode,
     )
     attendee = Attendee(**fields)
-    delivery = delivery_new(account=account, attendee_id=id, recipient=email, mode=mode,
-                            template_id=comms_template_id,
-                            correlation_id=correlation_id) if comms_template_id else None
+    delivery = delivery_new(account=account, recipient=email, mode=mode,
+                            template_id=comms_template_id, correlation_id=correlation_id,
+                            **guest_message(attendee=attendee, event=checks.event)
+                            ) if comms_template_id else None
     try:
         # One statement on PostgreSQL (no BEGIN/COMMIT round trips): both rows or neither.
         insert_together(attendee, *([delivery] if delivery else []))
@@ -126,10 +128,11 @@ def _existing(attendee: Attendee, account: Account, request: _Request) -> Attend
         Attendee.objects.select_for_update().filter(id=attendee.id).first()
         first = _first_send(attendee, request.mode)
         if first is None:
-            delivery = delivery_queue(account=account, attendee_id=attendee.id,
-                                      recipient=attendee.email,
+            delivery = delivery_queue(account=account, recipient=attendee.email,
                                       template_id=request.template_id, mode=request.mode,
-                                      correlation_id=request.correlation_id)
+                                      correlation_id=request.correlation_id,
+                                      **guest_message(attendee=attendee, event=event_context(
+                                          event=Event.objects.get(id=attendee.event_id))))
             first = delivery.id
     return AttendeeResult(attendee, first, created=False)
 
@@ -154,10 +157,11 @@ def _make_live(attendee: Attendee, account: Account, request: _Request) -> Atten
                                        "correlation_id", "mode", "updated_at"])
         first = _first_send(locked, Attendee.LIVE)
         if first is None and request.template_id is not None:
-            first = delivery_queue(account=account, attendee_id=locked.id,
-                                   recipient=locked.email,
+            first = delivery_queue(account=account, recipient=locked.email,
                                    template_id=request.template_id, mode=Attendee.LIVE,
-                                   correlation_id=request.correlation_id).id
+                                   correlation_id=request.correlation_id,
+                                   **guest_message(attendee=locked, event=event_context(
+                                       event=Event.objects.get(id=locked.event_id)))).id
     return AttendeeResult(locked, first, created=False)
 
 

@@ -19,6 +19,7 @@ from accounts.models import ApiKey
 from comms import outcomes
 from comms.models import FAILURES, Delivery, Status
 from comms.pipeline import deliveries_send
+from comms.services import delivery_owner
 
 # Spec 002's channel names → ours.
 CHANNEL_NAMES = {"Email": "email", "Sms": "sms", "Push": "push", "InApp": "inapp",
@@ -53,7 +54,9 @@ def communications_send(*, key: ApiKey, subject: str, body: str, channels: list[
             contact = contact_find(account=account, identifier=addresses[channel])
         html = body if is_html and channel in ("email", "webhook") else ""
         row = Delivery(
-            account=account, contact=contact, template=None, template_version=0,
+            account=account, **delivery_owner(contact),
+            refs={"contactId": str(contact.id)} if contact else None,
+            template=None, template_version=0,
             channel=channel, mode=mode, recipient=addresses[channel], subject=subject,
             html_body=html, text_body="" if html else body, status=Status.SENDING,
             claimed_at=now, attempts=1,

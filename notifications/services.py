@@ -25,6 +25,7 @@ from common.headers import ONE_LINE, header_problem
 from comms.channels import integration_chain
 from comms.models import Delivery
 from comms.queueing import enqueue
+from comms.services import delivery_owner
 from contacts.identifiers import contact_input_parse, email_normalize
 from contacts.models import IDENTIFIERS, Contact, PushToken
 from domains.names import email_domain
@@ -110,8 +111,10 @@ def notification_send(*, key: ApiKey, event_identifier: str, to: Any,
             if options:
                 context["_options"] = options
             for address in addresses:
+                owner = None if contact._state.adding else contact  # transient: none
                 rows.append(Delivery(
-                    account=account, contact=None if contact._state.adding else contact,
+                    account=account, **delivery_owner(owner),
+                    refs={"contactId": str(owner.id)} if owner else None,
                     template=template, channel=name,
                     mode=Delivery.Mode.TEST if test_mode else Delivery.Mode.LIVE,
                     recipient=address, event_name=event.identifier, context=context))

@@ -222,34 +222,34 @@ def _sources(delivery_event_ids: list[int]) -> list[_Source]:
 
 # The events and their deliveries first, by primary key (MATERIALIZED: never planned from
 # the endpoint's account, whose every delivery it would read), then their live endpoints.
+# The front end's ids (attendee, event) are the ones it gave the delivery (``refs``).
 _SOURCES_SQL = (
     "WITH e AS MATERIALIZED (SELECT e.id, e.name, e.status, e.detail -> 'reason' AS reason,"
-    " e.occurred_at, d.id::text AS delivery_id, d.attendee_id, d.template_id::text AS template_id,"
+    " e.occurred_at, d.id::text AS delivery_id, d.refs ->> 'attendeeId' AS attendee_id,"
+    " d.refs ->> 'eventId' AS attendee_event_id, d.template_id::text AS template_id,"
     " d.recipient, d.correlation_id, d.channel, d.event_name, d.provider_message_id, d.sent_at,"
     " d.delivered_at, d.failure_reason, d.mode, d.account_id"
     " FROM {events} e JOIN {deliveries} d ON d.id = e.delivery_id"
     " WHERE e.id = ANY(ARRAY(SELECT json_array_elements_text(%s::json))::bigint[])"
     " AND e.name IN ({names}))"
     " SELECT w.id, w.account_id, w.enabled_events::text, e.id, e.name, e.status, e.reason,"
-    " e.occurred_at, e.delivery_id, e.attendee_id::text, a.event_id::text, e.template_id,"
+    " e.occurred_at, e.delivery_id, e.attendee_id, e.attendee_event_id, e.template_id,"
     " e.recipient, e.correlation_id, e.channel, e.event_name, e.provider_message_id,"
     " e.sent_at, e.delivered_at, e.failure_reason, e.mode"
     " FROM e JOIN {endpoints} w ON w.account_id = e.account_id AND w.is_active"
     " AND w.deleted_at IS NULL AND (e.mode = '{live}' OR w.include_test_events)"
-    " LEFT JOIN {attendees} a ON a.id = e.attendee_id"
     " ORDER BY e.occurred_at, e.id, w.id"
 )
 
 
 def _sources_sql(delivery_event_ids: list[int]) -> list[_Source]:
-    """One query joining events, deliveries, attendees and endpoints, the ids as one JSON
-    parameter (psycopg's quoting of a long list costs more than the query); ids as text."""
+    """One query joining events, deliveries and endpoints, the ids as one JSON parameter
+    (psycopg's quoting of a long list costs more than the query); ids as text."""
     from comms.models import Delivery, DeliveryEvent
-    from guests.models import Attendee
 
     sql = _SOURCES_SQL.format(
         events=DeliveryEvent._meta.db_table, deliveries=Delivery._meta.db_table,
-        endpoints=Endpoint._meta.db_table, attendees=Attendee._meta.db_table,
+        endpoints=Endpoint._meta.db_table,
         live=Delivery.Mode.LIVE, names=", ".join(f"'{name}'" for name in catalogue.COMMS_EVENTS))
     with connection.cursor() as cursor:
         cursor.execute(sql, [json.dumps(delivery_event_ids)])
@@ -271,49 +271,6 @@ def _enabled_parser() -> Callable[[str], frozenset[str]]:
 
     return parse
 
-
-_ORM_FIELDS = (
-    "id", "name", "status", "detail", "occurred_at", "delivery_id", "delivery__attendee_id",
-    "delivery__attendee__event_id", "delivery__template_id", "delivery__recipient",
-    "delivery__correlation_id", "delivery__channel", "delivery__event_name",
-    "delivery__provider_message_id", "delivery__sent_at", "delivery__delivered_at",
-    "delivery__failure_reason", "delivery__mode", "delivery__account_id",
-)
-
-
-def _sources_orm(delivery_event_ids: list[int]) -> list[_Source]:
-    """The ORM's form (SQLite): the endpoints first, then the events of their accounts
-    (a test-mode delivery's only for the endpoints that include test events)."""
-    from comms.models import Delivery, DeliveryEvent
-
-    endpoints: dict[Any, list[tuple[uuid.UUID, frozenset[str], bool]]] = defaultdict(list)
-    for endpoint_id, account_id, enabled, with_test in Endpoint.objects.filter(
-            is_active=True, deleted_at__isnull=True,
-            account__deliveries__events__id__in=delivery_event_ids,
-            account__deliveries__events__name__in=catalogue.COMMS_EVENTS,
-    ).distinct().values_list("id", "account_id", "enabled_events", "include_test_events"):
-        endpoints[account_id].append((endpoint_id, frozenset(enabled), with_test))
-    if not endpoints:
-        return []
-    rows = DeliveryEvent.objects.filter(
-        id__in=delivery_event_ids, name__in=catalogue.COMMS_EVENTS,
-        delivery__account_id__in=list(endpoints)).values_list(*_ORM_FIELDS)
-    return [_Source(endpoint_id, row[-1], enabled, row[0], _occurrence(row))
-            for row in rows for endpoint_id, enabled, with_test in endpoints[row[-1]]
-            if with_test or row[-2] == Delivery.Mode.LIVE]
-
-
-def _occurrence(row: tuple[Any, ...]) -> catalogue.Occurrence:
-    (_, name, status, detail, occurred_at, delivery_id, attendee_id, attendee_event_id,
-     template_id, *fields) = row[:-1]
-    return catalogue.Occurrence(
-        name, status, (detail or {}).get("reason"), occurred_at, str(delivery_id),
-        _text(attendee_id), _text(attendee_event_id) if attendee_id else None,
-        _text(template_id), *fields)
-
-
-def _text(value: Any) -> str | None:
-    return str(value) if value else None
 
 
 def _messages_for(sources: list[_Source], now: datetime) -> Iterator[_NewMessage]:

@@ -93,7 +93,7 @@ class TimelineEvent(serializers.ModelSerializer):
 
 class InvitationOut(serializers.ModelSerializer):
     attendeeInvitationId = serializers.UUIDField(source="id")
-    attendeeId = serializers.UUIDField(source="attendee_id", allow_null=True)
+    attendeeId = serializers.UUIDField(source="refs.attendeeId", allow_null=True)
     templateId = serializers.UUIDField(source="template_id")
     correlationId = serializers.CharField(source="correlation_id", allow_null=True)
     failureType = serializers.SerializerMethodField()

@@ -194,7 +194,8 @@ InboxOut = inline_serializer("InAppInbox", {
 def _inbox(account, contact, mode: str):
     """The in-app messages a key of this mode sees: its own mode's only."""
     read_at = DeliveryEvent.objects.filter(delivery=OuterRef("pk"), name="comms.opened")
-    return (Delivery.objects.filter(account=account, contact=contact, channel="inapp",
+    contact_id = getattr(contact, "id", contact)  # a contact, or its id
+    return (Delivery.objects.filter(account=account, owner_id=contact_id, channel="inapp",
                                     mode=mode)
             .exclude(status__in=[Status.FAILED, Status.QUEUED, Status.SENDING])
             .annotate(read_at=Subquery(read_at.values("occurred_at")[:1])))
@@ -266,5 +267,5 @@ class InboxRead(AdminView):
         provider_events_apply([ProviderEvent(
             provider="inapp", provider_event_id=f"inapp-read-{delivery.id}", event="opened",
             occurred_at=timezone.now(), delivery_id=str(delivery.id))])
-        return Response(_item(_inbox(account, delivery.contact_id, request.auth.mode).get(
+        return Response(_item(_inbox(account, delivery.owner_id, request.auth.mode).get(
             id=delivery.id)))

@@ -208,7 +208,7 @@ def delivery_json(d: Delivery) -> dict[str, Any]:
     return {
         "uuid": str(d.id), "channel": d.channel, "status": PUBLIC_STATUS[d.status],
         "detailed_status": d.status, "event_name": d.event_name or None,
-        "recipient": d.recipient, "contact_uuid": str(d.contact_id) if d.contact_id else None,
+        "recipient": d.recipient, "contact_uuid": (d.refs or {}).get("contactId"),
         "provider": d.provider or None, "message_id": d.provider_message_id or None,
         "sandbox": d.mode == Delivery.Mode.TEST, "created_at": iso(d.created_at),
         "sent_at": iso(d.sent_at), "delivered_at": iso(d.delivered_at),

@@ -12,6 +12,7 @@ from rest_framework.test import APIClient
 from comms import channels
 from comms.dispatch import delivery_dispatch
 from comms.models import Delivery, DeliveryEvent, Status
+from comms.services import delivery_owner
 from contacts.models import Contact, PushToken
 from tests.conftest import AWS_REGION
 from tests.fakes.push_api import FakeExpo
@@ -131,7 +132,7 @@ def test_credentials_are_stored_encrypted(keys, twilio):
 
 def _queued(keys, channel: str, recipient: str, contact=None) -> Delivery:
     return Delivery.objects.create(
-        account=keys.account, channel=channel, recipient=recipient, contact=contact,
+        account=keys.account, channel=channel, recipient=recipient, **delivery_owner(contact),
         subject="Doors", text_body="Doors open at 7.", template_version=0)
 
 

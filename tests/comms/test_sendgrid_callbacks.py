@@ -91,7 +91,7 @@ def test_bounce_details_fill_the_422(api, signer, sent):
     assert sent.status == "bounced"  # a bounce after delivered still becomes the failure
     assert (sent.bounce_type, sent.bounce_subtype) == ("bounce", "Invalid Address")
     response = api.post("/comms/v1/api/comms/send", {
-        "attendeeId": str(sent.attendee_id), "templateId": str(sent.template_id)})
+        "attendeeId": str(sent.owner_id), "templateId": str(sent.template_id)})
     assert response.status_code == 422
     assert response.json()["failureType"] == "bounced"
     assert response.json()["lastFailureReason"] == "550 5.1.1 No such user"
@@ -100,7 +100,7 @@ def test_bounce_details_fill_the_422(api, signer, sent):
 def test_blocked_bounce_allows_a_resend(api, signer, sent):
     post(api, signer, [ev(sent, "bounce", 1, type="blocked", reason="554 policy")])
     response = api.post("/comms/v1/api/comms/send", {
-        "attendeeId": str(sent.attendee_id), "templateId": str(sent.template_id)})
+        "attendeeId": str(sent.owner_id), "templateId": str(sent.template_id)})
     assert response.status_code == 200
 
 

@@ -5,6 +5,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from comms.models import Delivery, DeliveryEvent, Suppression
+from comms.services import delivery_owner
 from contacts.models import Contact, PushToken
 from contacts.selectors import contact_find
 from contacts.services import contact_upsert, push_tokens_remove_dead
@@ -292,7 +293,8 @@ def _delivered_to_contact(keys, capture, settings, email: str) -> Delivery:
                     format="json")
     delivery = Delivery.objects.get(recipient=email)
     contact = Contact.objects.get(email=email)
-    Delivery.objects.filter(pk=delivery.pk).update(contact=contact)  # no spec-004 send yet
+    Delivery.objects.filter(pk=delivery.pk).update(  # no spec-004 send yet
+        **delivery_owner(contact))
     return delivery
 
 
@@ -312,7 +314,7 @@ def test_delete_is_hard_and_erases_personal_data_from_deliveries(
 
     delivery.refresh_from_db()
     assert delivery.status == "bounced" and delivery.sent_at is not None  # statistics stay
-    assert delivery.contact_id is None
+    assert delivery.owner_id is None and delivery.owner_type_id is None
     assert (delivery.recipient, delivery.subject, delivery.html_body, delivery.text_body,
             delivery.context, delivery.correlation_id) == ("erased", "", "", "", None, None)
     assert email not in delivery.failure_reason
@@ -390,7 +392,7 @@ def test_admin_searches_contacts_and_deletes_through_the_gdpr_service(client, ke
 
     post(client, {"email": "jane@example.com", "phone": "+14155552671", "pushToken": EXPO})
     contact = Contact.objects.get()
-    delivery = Delivery.objects.create(account=keys.account, contact=contact,
+    delivery = Delivery.objects.create(account=keys.account, **delivery_owner(contact),
                                        recipient="jane@example.com", subject="Hi Jane",
                                        status="delivered")
     owner = membership_add(account=keys.account, username="owner", role="owner").user
@@ -417,10 +419,12 @@ def test_deleting_a_contact_cancels_its_unsent_deliveries_even_in_flight(keys):
     from contacts.services import contact_delete
 
     contact = Contact.objects.create(account=keys.account, email="gone@example.com")
-    waiting = Delivery.objects.create(account=keys.account, contact=contact, channel="email",
+    waiting = Delivery.objects.create(account=keys.account, **delivery_owner(contact),
+                                      channel="email",
                                       recipient="gone@example.com", subject="s",
                                       text_body="t", template_version=0)
-    held = Delivery.objects.create(account=keys.account, contact=contact, channel="email",
+    held = Delivery.objects.create(account=keys.account, **delivery_owner(contact),
+                                   channel="email",
                                    recipient="gone@example.com", subject="s", text_body="t",
                                    template_version=0, status=Status.SENDING,
                                    claimed_at=timezone.now(), attempts=1)

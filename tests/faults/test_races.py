@@ -50,7 +50,7 @@ def test_twenty_identical_posts_make_one_attendee_and_one_send(keys):
     assert {r.json()["attendeeInvitationId"] for r in responses} != {None}
     assert len({r.json()["attendeeInvitationId"] for r in responses}) == 1
     assert Attendee.objects.filter(id=body["id"]).count() == 1
-    assert Delivery.objects.filter(attendee_id=body["id"]).count() == 1
+    assert Delivery.objects.filter(owner_id=body["id"]).count() == 1
 
 
 def test_concurrent_resends_after_bounce_are_all_refused(keys):
@@ -58,13 +58,13 @@ def test_concurrent_resends_after_bounce_are_all_refused(keys):
     event_id, template_id = _setup(keys)
     body = guest(event_id, template_id, email="bounce@example.com")
     client.post("/checkin/v1/api/guest", body, format="json")
-    assert Delivery.objects.get(attendee_id=body["id"]).status == "bounced"
+    assert Delivery.objects.get(owner_id=body["id"]).status == "bounced"
     send = {"attendeeId": body["id"], "templateId": template_id}
     responses = _concurrently(
         10, lambda i: make_client(keys, test_mode=True).post(
             "/comms/v1/api/comms/send", send, format="json"))
     assert [r.status_code for r in responses] == [422] * 10
-    assert Delivery.objects.filter(attendee_id=body["id"]).count() == 1
+    assert Delivery.objects.filter(owner_id=body["id"]).count() == 1
 
 
 def test_concurrent_distinct_guests_all_created(keys):

@@ -152,10 +152,10 @@ def test_repeated_and_interleaved_guest_posts_are_idempotent(api, event_id, temp
         assert answer == expected
     for attendee_id in {ids[index] for index, _, _ in sequence}:
         assert Attendee.objects.filter(id=attendee_id).count() == 1
-        assert Delivery.objects.filter(attendee_id=attendee_id).count() <= 1
+        assert Delivery.objects.filter(owner_id=attendee_id).count() <= 1
         invitation = first_answer[attendee_id]["attendeeInvitationId"]
         if invitation:
-            assert list(Delivery.objects.filter(attendee_id=attendee_id)
+            assert list(Delivery.objects.filter(owner_id=attendee_id)
                         .values_list("id", flat=True)) == [uuid.UUID(invitation)]
 
 

@@ -42,18 +42,18 @@ def test_resend_ticket_from_a_delivery_and_from_an_attendee(api, live_sandbox, e
     api.post("/checkin/v1/api/guest", ok)
     api.post("/checkin/v1/api/guest", bounced)
     client = _support(api.keys)
-    first = Delivery.objects.get(attendee_id=ok["id"])
+    first = Delivery.objects.get(owner_id=ok["id"])
 
     said = _act(client, reverse("admin:comms_delivery_changelist"), "resend_deliveries",
                 [str(first.pk)], django_capture_on_commit_callbacks)
     assert any("Resent to jane@example.com" in m for m in said)
-    assert Delivery.objects.filter(attendee_id=ok["id"]).count() == 2
+    assert Delivery.objects.filter(owner_id=ok["id"]).count() == 2
 
     said = _act(client, reverse("admin:guests_attendee_changelist"), "resend_attendees",
                 [bounced["id"]], django_capture_on_commit_callbacks)
     assert any("Not resent to bounce@example.com" in m and "bounced at" in m
                and "550 5.1.1 No such user" in m for m in said)
-    assert Delivery.objects.filter(attendee_id=bounced["id"]).count() == 1
+    assert Delivery.objects.filter(owner_id=bounced["id"]).count() == 1
 
 
 def test_attendee_filter_by_last_delivery_status(api, live_sandbox, event_id, template_id):

@@ -64,7 +64,7 @@ def test_resend_after_permanent_failure_is_422(sandbox_api, event_id, template_i
     assert body["failureType"] == failure_type
     assert body["lastFailureReason"] == reason
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", body["lastFailureAt"])
-    assert Delivery.objects.filter(attendee_id=attendee_id).count() == 1
+    assert Delivery.objects.filter(owner_id=attendee_id).count() == 1
 
 
 def test_bounce_message_matches_spec(sandbox_api, event_id, template_id):
@@ -161,4 +161,4 @@ def test_bulk_send_sends_to_a_corrected_email_and_skips_an_uncorrected_one(
     job = bulk_send_done(event_id, template_id, audience=BulkSend.Audience.LAST_FAILED,
                          mode="test", capture=django_capture_on_commit_callbacks)
     assert (job.total, job.queued, job.skipped_failed) == (2, 1, 1)
-    assert Delivery.objects.filter(attendee_id=fixed, recipient="fixed@example.com").exists()
+    assert Delivery.objects.filter(owner_id=fixed, recipient="fixed@example.com").exists()

@@ -60,7 +60,7 @@ def test_ten_concurrent_sends_with_one_key_make_one_delivery(keys):
     statuses = [r.status_code for r in responses]
     assert set(statuses) <= {200, 409} and 200 in statuses, statuses
     sent = {r.json()["attendeeInvitationId"] for r in responses if r.status_code == 200}
-    assert Delivery.objects.filter(attendee_id=body["id"]).count() == 1
-    assert sent == {str(Delivery.objects.get(attendee_id=body["id"]).id)}
+    assert Delivery.objects.filter(owner_id=body["id"]).count() == 1
+    assert sent == {str(Delivery.objects.get(owner_id=body["id"]).id)}
     late = make_client(keys).post(SEND, send, format="json", HTTP_IDEMPOTENCY_KEY="race")
     assert late.status_code == 200 and late["Idempotent-Replayed"] == "true"

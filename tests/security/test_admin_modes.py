@@ -81,7 +81,7 @@ def test_deliveries_are_live_by_default_and_the_sandbox_on_its_own(
                                follow=True)
     said = [str(m) for m in get_messages(response.wsgi_request)]
     assert any("Resent to rehearsal@example.com" in m for m in said)
-    assert list(Delivery.objects.filter(attendee_id=rehearsal["id"]).values_list(
+    assert list(Delivery.objects.filter(owner_id=rehearsal["id"]).values_list(
         "mode", flat=True)) == ["test", "test"]
 
 
@@ -117,7 +117,7 @@ def test_attendees_filter_on_the_last_live_send_and_the_last_rehearsal_apart(
     sandbox_api.post("/checkin/v1/api/guest", body)
     rehearsed = guest(event_id, template_id, email="bounce-only@example.com")
     sandbox_api.post("/checkin/v1/api/guest", rehearsed)
-    assert sorted(Delivery.objects.filter(attendee_id=body["id"]).values_list(
+    assert sorted(Delivery.objects.filter(owner_id=body["id"]).values_list(
         "mode", "status")) == [("live", "sent"), ("test", "bounced")]
     client = _staff(api.keys)
     url = reverse("admin:guests_attendee_changelist")

@@ -33,7 +33,7 @@ from rest_framework.test import APIClient
 from accounts.services import api_key_create
 from comms.callbacks import sns
 from comms.models import CallbackBatch, Delivery, Suppression
-from comms.services import suppression_add
+from comms.services import delivery_owner, suppression_add
 from contacts.models import Contact, PushToken
 from templates.events import TemplateIn, event_save
 from templates.models import NotificationEvent
@@ -96,7 +96,7 @@ def victim(other_api) -> dict[str, Any]:
     for identifier in ("their.event", "their.sendable"):
         event_save(account=account, identifier=identifier, name="Their event",
                    channels=["email"], templates=[TemplateIn("email", "en", "Hi", "Hello", "")])
-    inapp = Delivery.objects.create(account=account, contact=contact, channel="inapp",
+    inapp = Delivery.objects.create(account=account, **delivery_owner(contact), channel="inapp",
                                     recipient="their-user-1", status="delivered",
                                     subject="Their note", text_body="x", template_version=0)
     return {

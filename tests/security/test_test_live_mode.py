@@ -78,7 +78,7 @@ def test_a_live_guest_create_after_a_rehearsal_with_the_same_id_gets_its_own_sen
     assert sandbox_api.post(GUEST, body).json()["attendeeInvitationId"] == sandbox_id
     assert api.get(f"{GUEST}/{body['id']}").json()["attendeeInvitationId"] == live_id
     assert sandbox_api.get(f"{GUEST}/{body['id']}").json()["attendeeInvitationId"] == sandbox_id
-    assert Delivery.objects.filter(attendee_id=body["id"]).count() == 2
+    assert Delivery.objects.filter(owner_id=body["id"]).count() == 2
 
 
 def test_a_live_request_wins_over_a_test_keys_rehearsal_of_its_guest_id(
@@ -369,9 +369,9 @@ def test_supports_resend_ticket_resends_the_live_send_not_a_later_rehearsal(
         response = client.post(reverse("admin:guests_attendee_changelist"), {
             "action": "resend_attendees", "_selected_action": [body["id"]]})
     assert response.status_code == 302
-    newest = Delivery.objects.filter(attendee_id=body["id"]).latest("created_at")
+    newest = Delivery.objects.filter(owner_id=body["id"]).latest("created_at")
     assert newest.id != uuid.UUID(live_id) and newest.mode == "live"
-    assert Delivery.objects.filter(attendee_id=body["id"], mode="live").count() == 2
+    assert Delivery.objects.filter(owner_id=body["id"], mode="live").count() == 2
 
 
 # --- contacts: a test key reads them, never writes one ---------------------------------------
@@ -441,7 +441,7 @@ def test_a_test_send_to_unknown_recipients_writes_no_contact(keys):
          "pushToken": "ExponentPushToken[rehearsal]"}]}, format="json")
     assert response.status_code == 200, response.content
     assert not Contact.objects.exists()
-    sent = set(Delivery.objects.values_list("recipient", "channel", "mode", "contact_id"))
+    sent = set(Delivery.objects.values_list("recipient", "channel", "mode", "owner_id"))
     assert sent == {("x0@example.com", "email", "test", None),
                     ("x1@example.com", "email", "test", None),
                     ("x2@example.com", "email", "test", None),
@@ -498,7 +498,7 @@ def test_concurrent_live_requests_after_a_rehearsal_make_one_live_send(keys):
         thread.join()
     assert [r.status_code for r in results] == [200] * 10
     [live_id] = {r.json()["attendeeInvitationId"] for r in results}
-    assert Delivery.objects.filter(attendee_id=body["id"], mode="live").get().id == uuid.UUID(
+    assert Delivery.objects.filter(owner_id=body["id"], mode="live").get().id == uuid.UUID(
         live_id)
 
 

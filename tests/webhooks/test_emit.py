@@ -12,6 +12,7 @@ from django.test.utils import CaptureQueriesContext
 
 from accounts.services import account_create
 from comms.models import Delivery, DeliveryEvent
+from comms.services import delivery_owner
 from guests.models import Attendee, Event
 from templates.models import MessageTemplate
 from webhooks import catalogue, services
@@ -47,7 +48,9 @@ def full(keys) -> Delivery:
                                        email="jane@example.com")
     template = MessageTemplate.objects.create(account=keys.account, name="T", subject="S")
     return Delivery.objects.create(
-        account=keys.account, attendee=attendee, template=template, channel="email",
+        account=keys.account, **delivery_owner(attendee),
+        refs={"attendeeId": str(attendee.id), "eventId": str(event.id)},
+        template=template, channel="email",
         recipient="jane@example.com", event_name="order.shipped", correlation_id="order-1",
         status="opened", provider_message_id="pm-1",
         sent_at=datetime(2026, 4, 29, 20, 40, 1, 500000, tzinfo=UTC),
@@ -77,12 +80,12 @@ def emit(events: list[DeliveryEvent]) -> dict[tuple[str, str], dict]:
 
 
 def comms(delivery: Delivery, name: str, status: str, reason) -> dict:
-    attendee = delivery.attendee
+    refs = delivery.refs or {}
     return {"type": name, "timestamp": "2026-04-29T20:43:55Z", "data": {
         "attendeeInvitationId": str(delivery.id),
-        "attendeeId": str(attendee.id) if attendee else None,
+        "attendeeId": refs.get("attendeeId"),
         "templateId": str(delivery.template_id) if delivery.template_id else None,
-        "eventId": str(attendee.event_id) if attendee else None,
+        "eventId": refs.get("eventId"),
         "email": delivery.recipient, "correlationId": delivery.correlation_id,
         "status": status, "reason": reason, "occurredAt": "2026-04-29T20:42:10Z",
         "mode": delivery.mode}}
