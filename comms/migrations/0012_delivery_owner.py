@@ -38,6 +38,21 @@ def owners_copy(apps, schema_editor) -> None:
         " || coalesce(d.context, '{}'::jsonb)"
         f" FROM {attendees} a JOIN {events} e ON e.id = a.event_id WHERE a.id = d.attendee_id"
         " AND (d.template_version IS NULL OR d.status IN ('queued', 'sending'))")
+    # The new foreign key's checks now, not at commit: the columns go in this transaction.
+    run("SET CONSTRAINTS ALL IMMEDIATE")
+
+
+def owners_back(apps, schema_editor) -> None:
+    """Unapplying: the attendee and contact links back from the owners."""
+    content_types = apps.get_model("contenttypes", "ContentType").objects
+    deliveries = apps.get_model("comms", "Delivery")._meta.db_table
+    for field, app, model in (("attendee_id", "guests", "attendee"),
+                              ("contact_id", "contacts", "contact")):
+        kind = content_types.filter(app_label=app, model=model).first()
+        if kind is not None:
+            schema_editor.execute(f"UPDATE {deliveries} SET {field} = owner_id"
+                                  " WHERE owner_type_id = %s", [kind.id])
+    schema_editor.execute("SET CONSTRAINTS ALL IMMEDIATE")
 
 
 class Migration(migrations.Migration):
@@ -60,14 +75,16 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='delivery',
             name='owner_type',
-            field=models.ForeignKey(blank=True, db_index=False, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='contenttypes.contenttype'),
+            field=models.ForeignKey(blank=True, db_index=False, null=True,
+                                    on_delete=django.db.models.deletion.PROTECT,
+                                    related_name='+', to='contenttypes.contenttype'),
         ),
         migrations.AddField(
             model_name='delivery',
             name='refs',
             field=models.JSONField(blank=True, null=True),
         ),
-        migrations.RunPython(owners_copy, migrations.RunPython.noop),
+        migrations.RunPython(owners_copy, owners_back),
         migrations.RemoveIndex(
             model_name='delivery',
             name='delivery_pair_latest',
@@ -82,15 +99,8 @@ class Migration(migrations.Migration):
         ),
         migrations.AddIndex(
             model_name='delivery',
-            index=models.Index(fields=['owner_id', 'template', '-created_at'], name='delivery_pair_latest'),
-        ),
-        migrations.RemoveField(
-            model_name='idempotencyrecord',
-            name='account',
-        ),
-        migrations.RemoveField(
-            model_name='idempotencyrecord',
-            name='delivery',
+            index=models.Index(fields=['owner_id', 'template', '-created_at'],
+                               name='delivery_pair_latest'),
         ),
         migrations.DeleteModel(
             name='IdempotencyRecord',
