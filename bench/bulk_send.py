@@ -54,8 +54,9 @@ def setup(guests: int) -> dict:
             "template": str(template.id), "guests": guests}
 
 
-PHASES = ("delivery_dispatch", "_claim", "email_send_group", "_suppressions", "content_for",
-          "_messages", "_provider_send", "mark_sent", "_update_sent", "webhooks_emit")
+PHASES = ("delivery_dispatch", "_claim", "deliveries_send", "deliveries_prepare",
+          "_suppressions", "content_for", "_senders", "_send_group", "_batch", "record",
+          "mark_sent", "_update_sent", "webhooks_emit")
 
 
 def timers(module: object, names: tuple[str, ...],
@@ -107,8 +108,9 @@ def profile(guests: int, profiler: str, fake_pid: int) -> None:
     queued = Delivery.objects.filter(status="queued", next_attempt_at__isnull=True)
     prof = cProfile.Profile() if profiler == "cprofile" else None
     spent: dict[str, list[float]] = {}
-    for module in (dispatch, sys.modules.get("comms.outcomes")) if profiler == "phases" else ():
-        if module is not None:  # (the outcome half of dispatch.py, if it has moved)
+    modules = (dispatch, sys.modules.get("comms.pipeline"), sys.modules.get("comms.outcomes"))
+    for module in modules if profiler == "phases" else ():
+        if module is not None:
             timers(module, PHASES, spent)
     with connection.cursor() as cursor:  # this process's PostgreSQL backend
         cursor.execute("select pg_backend_pid()")

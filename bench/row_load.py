@@ -32,8 +32,7 @@ def measure(engine: str, loads: int = 20) -> None:
     ids = list(Delivery.objects.values_list("id", flat=True)[:1000])
 
     def load() -> list:
-        return list(Delivery.objects.select_related("attendee")
-                    .prefetch_related("template", "attendee__event")
+        return list(Delivery.objects.prefetch_related("template")
                     .filter(id__in=ids).order_by("created_at"))
 
     for _ in range(3):
