@@ -4,11 +4,12 @@ Sending is in ``comms.dispatch``, provider events in ``comms.lifecycle``; the ru
 a front end may send (spec 000's 422 rule: ``guests.sending``) are the front ends'.
 """
 
+import json
 import logging
 from typing import Any
 
 from django.contrib.contenttypes.models import ContentType
-from django.db import models, transaction
+from django.db import connection, models, transaction
 from django.utils import timezone
 
 from accounts.models import Account
@@ -58,6 +59,22 @@ def delivery_owner(owner: models.Model | None) -> dict[str, Any]:
 def owner_type_id(model: type[models.Model]) -> int:
     """The ``owner_type`` of deliveries owned by ``model``'s rows (cached per process)."""
     return ContentType.objects.get_for_model(model).id
+
+
+def deliveries_describe(*, rows: list[tuple[Any, dict[str, Any], dict[str, Any]]]) -> None:
+    """The render context and refs of deliveries a front end inserted in bulk, by (id,
+    context, refs): one UPDATE with the rows as one JSON parameter. (A column array of JSON
+    values costs psycopg a regex substitution per quote of every value: three times the
+    rest of a bulk insert.)"""
+    if not rows:
+        return
+    records = json.dumps([{"id": str(i), "c": c, "r": r} for i, c, r in rows],
+                         ensure_ascii=False)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {Delivery._meta.db_table} AS d SET context = v.c, refs = v.r"
+            " FROM jsonb_to_recordset(%s::jsonb) AS v(id uuid, c jsonb, r jsonb)"
+            " WHERE d.id = v.id", [records])
 
 
 def delivery_enqueue_on_commit(delivery: Delivery) -> None:

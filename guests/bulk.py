@@ -44,7 +44,7 @@ from common.inserts import rows_insert
 from comms.models import FAILURES, PERMANENT_FAILURES, Delivery, Status
 from comms.queueing import enqueue
 from comms.selectors import suppressions_active
-from comms.services import account_check_can_send, owner_type_id
+from comms.services import account_check_can_send, deliveries_describe, owner_type_id
 from guests.messages import event_context, guest_context, guest_refs
 from guests.models import Attendee, BulkSend, Event
 from templates.models import MessageTemplate
@@ -158,7 +158,7 @@ def _run_batch(job_id: Any) -> bool:
             account_ids=[job.account_id], mode=job.mode,
             addresses=[email for _, email, _, _, _, _ in batch],
         ).values_list("address", flat=True))
-        deliveries = []
+        deliveries, described = [], []
         event = event_context(event=job.event)
         for attendee_id, email, correlation_id, failed_for_good, first, last in batch:
             if failed_for_good:
@@ -166,16 +166,16 @@ def _run_batch(job_id: Any) -> bool:
             elif email.strip().lower() in suppressed:
                 job.skipped_suppressed += 1
             else:
-                deliveries.append((uuid.uuid4(), attendee_id, email, correlation_id,
-                                   guest_context(attendee_id=attendee_id, first_name=first,
-                                                 last_name=last, event=event),
-                                   guest_refs(attendee_id=attendee_id, event=event)))
-        rows_insert(Delivery, ("id", "owner_id", "recipient", "correlation_id", "context",
-                               "refs"), deliveries,
+                deliveries.append((uuid.uuid4(), attendee_id, email, correlation_id))
+                described.append((deliveries[-1][0], guest_context(
+                    attendee_id=attendee_id, first_name=first, last_name=last, event=event),
+                    guest_refs(attendee_id=attendee_id, event=event)))
+        rows_insert(Delivery, ("id", "owner_id", "recipient", "correlation_id"), deliveries,
                     constants={"account_id": job.account_id, "template_id": job.template_id,
                                "mode": job.mode, "channel": "email",
                                "status": Status.QUEUED,
                                "owner_type_id": owner_type_id(Attendee)})
+        deliveries_describe(rows=described)
         job.queued += len(deliveries)
         job.cursor = batch[-1][0]
         job.save(update_fields=["queued", "skipped_failed", "skipped_suppressed", "cursor",
