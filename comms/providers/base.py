@@ -8,6 +8,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from comms.providers.vendor_http import header, vendor_reason
+from comms.providers.vendor_http import retry_after as seconds
+
 log = logging.getLogger("herald.providers")
 
 
@@ -157,6 +160,7 @@ class Adapter:
     name = ""
     vendor = ""  # as tenants read it in reasons ("Discord 403 50007")
     transient_codes: frozenset = frozenset()
+    rate_limit_codes: frozenset = frozenset()
     configuration_codes: frozenset = frozenset()
     configuration_statuses: frozenset = frozenset({401, 403})
     recipient_codes: frozenset = frozenset()
@@ -164,6 +168,7 @@ class Adapter:
     configuration_text = "{vendor} rejected the credentials: {detail}"
     recipient_text = "{vendor} cannot reach this recipient: {detail}"
     rate_limit_text = "{vendor} rate limit: {detail}"
+    permanent_text = "{detail}"
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -177,22 +182,20 @@ class Adapter:
         429's ``Retry-After`` a floor), a configuration code or status → configuration, a
         dead address → invalid recipient, anything else → permanent. The reason is the
         vendor, status and code only (``vendor_reason``)."""
-        from comms.providers.vendor_http import header, vendor_reason
-        from comms.providers.vendor_http import retry_after as seconds
-
         detail = vendor_reason(self.vendor or self.name, status, code, body=body)
         text = {"vendor": self.vendor or self.name, "detail": detail, "status": status}
-        if status == 429 or status >= 500 or code in self.transient_codes:
+        limited = status == 429 or code in self.rate_limit_codes
+        if limited or status >= 500 or code in self.transient_codes:
             if retry_after is None:
                 retry_after = seconds(header(headers, "Retry-After"))
             return ProviderTransientError(
-                self.rate_limit_text.format(**text) if status == 429 else detail,
+                self.rate_limit_text.format(**text) if limited else detail,
                 retry_after=retry_after)
         if status in self.configuration_statuses or code in self.configuration_codes:
             return ProviderConfigurationError(self.configuration_text.format(**text))
         if status in self.recipient_statuses or code in self.recipient_codes:
             return ProviderInvalidRecipient(self.recipient_text.format(**text))
-        return ProviderPermanentError(detail)
+        return ProviderPermanentError(self.permanent_text.format(**text))
 
 
 # Per provider: [calls, seconds] in this process.

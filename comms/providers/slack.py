@@ -35,7 +35,6 @@ from comms.providers.vendor_http import (
     header,
     network_reason,
     retry_after,
-    vendor_reason,
 )
 
 DEFAULT_API_BASE = "https://slack.com"
@@ -58,6 +57,14 @@ _SDK_LOGGER = "slack_sdk.web.base_client"
 
 class SlackProvider(Adapter):
     name = "slack"
+    vendor = "Slack"
+    rate_limit_codes = frozenset({"ratelimited"})
+    transient_codes = TRANSIENT_ERRORS
+    configuration_codes = CONFIG_ERRORS
+    configuration_text = "Slack rejected the bot token: {detail}"
+    recipient_codes = RECIPIENT_ERRORS
+    recipient_text = "Slack cannot message this recipient: {detail}"
+    permanent_text = "Slack refused the message: {detail}"
     channel = "slack"
     config_fields = {"api_base": f"Slack API base URL (default {DEFAULT_API_BASE})."}
     credential_fields = {"bot_token": "Bot user OAuth token (xoxb-…) with the chat:write scope."}
@@ -85,6 +92,11 @@ class SlackProvider(Adapter):
                 "The Slack bot_token is not a Slack token (xoxb-… : letters, digits and "
                 "dashes on one line).")
 
+    def _error(self, status: int, data: Any, headers: Any) -> Exception:
+        error = data.get("error", "") if isinstance(data, dict) else ""
+        return self.answer_error(status, code=error if isinstance(error, str) else "",
+                                 body=data, headers=headers)
+
     def send(self, message: ChannelMessage) -> SendResult:
         if not _ID_RE.match(message.to):
             raise ProviderInvalidRecipient(f"Not a Slack user or channel id: {message.to!r}.")
@@ -95,7 +107,7 @@ class SlackProvider(Adapter):
                 channel=message.to, text=fallback_text(message), blocks=blocks(message),
                 unfurl_links=False, unfurl_media=False)
         except SlackApiError as exc:
-            raise _classify(exc.response.status_code, exc.response.data,
+            raise self._error(exc.response.status_code, exc.response.data,
                             exc.response.headers) from exc
         except pinned_http.Refused as exc:
             raise ProviderConfigurationError(f"Slack api_base refused: {exc}") from None
@@ -142,23 +154,6 @@ def fallback_text(message: ChannelMessage) -> str:
 def escape_mrkdwn(text: str) -> str:
     """Slack's three control characters (``<@U1>``, ``<!channel>``, links)."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def _classify(status: int, data: Any, headers: Any) -> Exception:
-    error = data.get("error", "") if isinstance(data, dict) else ""
-    error = error if isinstance(error, str) else ""
-    detail = vendor_reason("Slack", status, error, body=data)
-    if status == 429 or error == "ratelimited":
-        return ProviderTransientError(f"Slack rate limit: {detail}",
-                                      retry_after=_retry_after_header(headers))
-    if status >= 500 or error in TRANSIENT_ERRORS:
-        return ProviderTransientError(detail)
-    if error in CONFIG_ERRORS or status in (401, 403):
-        return ProviderConfigurationError(f"Slack rejected the bot token: {detail}")
-    if error in RECIPIENT_ERRORS:
-        return ProviderInvalidRecipient(f"Slack cannot message this recipient: {detail}")
-    return ProviderPermanentError(f"Slack refused the message: {detail}")
-
 
 
 class _Mask(logging.Filter):
