@@ -10,12 +10,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import connection
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
+from common import jobs
 from comms.models import RANK, Delivery, DeliveryEvent, Status
-from comms.outcomes import CONNECTION_LOST, Content, fail, mark_sent
+from comms.outcomes import CONNECTION_LOST, DELIVERIES, Content, fail, mark_sent
 from comms.pipeline import deliveries_send, delivery_render, give_back, kick
 from comms.providers import registry
 from comms.queueing import enqueue, kick_taken
@@ -56,23 +56,11 @@ def email_provider_name() -> str:
 
 
 def _claim(delivery_id: str | None, now: datetime, batch_size: int) -> list[Any]:
-    """``UPDATE … RETURNING``: this row if due, plus up to ``batch_size - 1`` other due rows
-    (skipping rows other workers hold). All get the same claim token. Without
+    """This row if due, plus up to ``batch_size - 1`` other due rows, oldest first, skipping
+    rows other workers hold (``common.jobs.claim``); all get the same claim token. Without
     ``delivery_id``: up to ``batch_size`` due rows."""
-    table = Delivery._meta.db_table
-    due = "status = 'queued' AND (next_attempt_at IS NULL OR next_attempt_at <= %s)"
-    token = connection.ops.adapt_datetimefield_value(now)
-    own = Delivery._meta.pk.get_db_prep_value(delivery_id, connection) if delivery_id else None
     others = batch_size - 1 if delivery_id else batch_size
-    sql = (
-        f"UPDATE {table} SET status = 'sending', claimed_at = %s, attempts = attempts + 1,"
-        f" next_attempt_at = NULL WHERE {due} AND (id = %s OR id IN ("
-        f"SELECT id FROM {table} WHERE {due} ORDER BY created_at LIMIT %s FOR UPDATE SKIP LOCKED"
-        ")) RETURNING id"
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [token, token, own, token, max(others, 0)])
-        return [Delivery._meta.pk.to_python(row[0]) for row in cursor.fetchall()]
+    return list(jobs.claim(DELIVERIES, now=now, own=delivery_id, limit=others))
 
 
 # --- sweeper --------------------------------------------------------------------------------
@@ -84,14 +72,8 @@ def deliveries_sweep(*, limit: int = 1000) -> int:
     now = timezone.now()
     _reclaim_expired(now)
     grace = timedelta(seconds=settings.HERALD_SWEEP_GRACE_SECONDS)
-    overdue = list(
-        Delivery.objects.filter(status=Status.QUEUED)
-        .filter(Q(next_attempt_at__lt=now - grace)
-                | Q(next_attempt_at__isnull=True, created_at__lt=now - grace))
-        .order_by("next_attempt_at", "created_at").values_list("id", flat=True)[:limit]
-    )
-    # Mark them as just re-enqueued, so the next sweep waits another grace period.
-    Delivery.objects.filter(id__in=overdue, status=Status.QUEUED).update(next_attempt_at=now)
+    # Marked as just re-enqueued (due now), so the next sweep waits another grace period.
+    overdue = jobs.overdue(DELIVERIES, now=now, grace=grace, limit=limit, touch=True)
     if overdue:  # one kick: it claims the oldest due rows, and each full claim the next batch
         enqueue(None)
     return len(overdue)
@@ -102,21 +84,23 @@ def _reclaim_expired(now: datetime) -> None:
     provider reported, recorded as sent (``_reconcile``); then, where the provider reports
     what it accepted, the others are held back for ``HERALD_RECONCILE_SECONDS`` more, for
     its report to arrive; the rest go back to the queue, or fail once out of attempts."""
-    lease_end = now - timedelta(seconds=settings.HERALD_SENDING_LEASE_SECONDS)
+    lease = timedelta(seconds=settings.HERALD_SENDING_LEASE_SECONDS)
+    lease_end = now - lease
     _reconcile(lease_end)
-    expired = Q(status=Status.SENDING, claimed_at__lt=lease_end)
+    waiting = Q()
     if reconciling():  # only live email goes to the reporting provider
         window = timedelta(seconds=settings.HERALD_RECONCILE_SECONDS)
-        expired &= ~Q(channel="email", mode=Delivery.Mode.LIVE,
-                      claimed_at__gte=lease_end - window)
+        waiting = ~Q(channel="email", mode=Delivery.Mode.LIVE,
+                     claimed_at__gte=lease_end - window)
+    expired = jobs.expired(DELIVERIES, now=now, lease=lease) & waiting
     exhausted = Delivery.objects.filter(expired, attempts__gte=settings.HERALD_SEND_MAX_ATTEMPTS)
     for delivery in exhausted.only("id", "claimed_at", "correlation_id", "provider")[:1000]:
         fail(delivery, delivery.provider, Status.FAILED, "transient",
               f"No outcome after {settings.HERALD_SEND_MAX_ATTEMPTS} attempts "
               "(the worker stopped each time).")
     # The same condition in the UPDATE: a row re-claimed meanwhile is left alone.
-    Delivery.objects.filter(expired).update(
-        status=Status.QUEUED, claimed_at=None, next_attempt_at=now - timedelta(days=1))
+    jobs.expired_requeue(DELIVERIES, now=now, lease=lease, due_at=now - timedelta(days=1),
+                         where=waiting)
 
 
 def reconciling() -> bool:

@@ -15,7 +15,6 @@ a retry after a commit whose answer was lost records nothing twice (``sent`` onl
 import functools
 import json
 import logging
-import random
 import time
 from collections.abc import Callable
 from contextlib import suppress
@@ -25,9 +24,9 @@ from typing import Any, ParamSpec, TypeVar
 
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection, transaction
-from django.db.models import F
 from django.utils import timezone
 
+from common import jobs
 from comms.lifecycle import delivery_events_insert
 from comms.models import Delivery, DeliveryEvent, Status
 from comms.providers.base import ProviderTransientError
@@ -41,6 +40,8 @@ R = TypeVar("R")
 # What a lost connection raises: the server went away, or the connection is already closed.
 CONNECTION_LOST = (OperationalError, InterfaceError)
 RETRY_FIRST_PAUSE, RETRY_MAX_PAUSE = 0.05, 2.0
+# Deliveries as durable jobs (``common.jobs``): queued → sending, claimed with ``claimed_at``.
+DELIVERIES = jobs.JobTable(Delivery, ready=Status.QUEUED, running=Status.SENDING)
 
 
 @dataclass(frozen=True)
@@ -179,11 +180,9 @@ def retry_or_fail(delivery: Delivery, provider: str, exc: ProviderTransientError
         return
     delay = retry_delay(attempt=delivery.attempts, retry_after=exc.retry_after)
     with transaction.atomic():
-        updated = mine(delivery).filter(status=Status.SENDING).update(
-            status=Status.QUEUED, provider=provider, claimed_at=None,
-            next_attempt_at=timezone.now() + timedelta(seconds=delay),
-            **_content_fields(content),
-        )
+        updated = jobs.requeue(DELIVERIES, [delivery.id], delivery.claimed_at,
+                               due_at=timezone.now() + timedelta(seconds=delay),
+                               give_back=False, provider=provider, **_content_fields(content))
         if updated:
             record_event(delivery, "comms.retry_scheduled", Status.QUEUED, provider=provider,
                          attempt=delivery.attempts, retryInSeconds=round(delay, 3),
@@ -193,15 +192,12 @@ def retry_or_fail(delivery: Delivery, provider: str, exc: ProviderTransientError
 
 
 def retry_delay(*, attempt: int, retry_after: float | None) -> float:
-    """Exponential backoff with jitter; a provider's own ``retry_after`` (429) is a floor,
-    capped so a wild header cannot park a message for days."""
-    ceiling = min(settings.HERALD_RETRY_MAX_SECONDS,
-                  settings.HERALD_RETRY_BASE_SECONDS * 2 ** (attempt - 1))
-    delay = random.uniform(ceiling / 2, ceiling)
-    if retry_after is not None:
-        floor = min(max(retry_after, 0.0), settings.HERALD_RETRY_MAX_SECONDS)
-        delay = max(delay, floor + random.uniform(0, 1))
-    return delay
+    """The one backoff (``common.jobs.backoff``) with the deliveries' settings: exponential
+    with jitter; a provider's own ``retry_after`` (429) is a floor, capped so a wild header
+    cannot park a message for days."""
+    return jobs.backoff(attempt, base=settings.HERALD_RETRY_BASE_SECONDS,
+                        cap=settings.HERALD_RETRY_MAX_SECONDS,
+                        floor=None if retry_after is None else max(retry_after, 0.0))
 
 
 @durable
@@ -235,9 +231,7 @@ def requeue_claimed(ids: list[Any], token: datetime) -> int:
     """Claimed deliveries nothing was sent for yet (their worker lost the database before the
     provider call): back to the queue at once, without using an attempt, instead of waiting
     for the sweeper past the lease. Returns how many went back."""
-    return Delivery.objects.filter(id__in=ids, claimed_at=token, status=Status.SENDING).update(
-        status=Status.QUEUED, claimed_at=None, attempts=F("attempts") - 1,
-        next_attempt_at=timezone.now())
+    return jobs.requeue(DELIVERIES, ids, token, due_at=timezone.now())
 
 
 @durable
@@ -247,7 +241,5 @@ def release(delivery: Delivery, provider: str) -> None:
     kick of a backlog does not claim it again at once (a loop hitting the provider with a
     bad key as fast as workers run)."""
     log.error("Provider %s is misconfigured; delivery %s stays queued", provider, delivery.id)
-    mine(delivery).filter(status=Status.SENDING).update(
-        status=Status.QUEUED, claimed_at=None, attempts=F("attempts") - 1,
-        next_attempt_at=timezone.now() + timedelta(seconds=settings.HERALD_RETRY_BASE_SECONDS),
-    )
+    jobs.requeue(DELIVERIES, [delivery.id], delivery.claimed_at, due_at=timezone.now()
+                 + timedelta(seconds=settings.HERALD_RETRY_BASE_SECONDS))
