@@ -175,11 +175,15 @@ def expired_requeue(job: JobTable, *, now: datetime, lease: timedelta, due_at: d
 
 
 def overdue(job: JobTable, *, now: datetime, grace: timedelta, limit: int,
-            touch: bool = False, fields: tuple[str, ...] = ("pk",)) -> list[Any]:
+            touch: bool = False, fields: tuple[str, ...] = ("pk",),
+            order: tuple[str, ...] | None = None) -> list[Any]:
     """Waiting rows due longer ago than ``grace`` (their task was lost with the broker),
     oldest first: the sweep enqueues them again. ``touch``: their due time becomes ``now``,
-    so the next sweep waits another grace period. Returns ``fields`` of each (a value when
-    one field)."""
+    so the next sweep waits another grace period. ``order``: the columns "oldest" means
+    (default: the due time, then creation); a table whose tasks each take a run of rows
+    behind their own by creation (webhook messages) needs ``(created,)``, or the first task
+    of a sweep may start mid-run and leave the older rows to the next sweep. Returns
+    ``fields`` of each (a value when one field)."""
     cutoff = now - grace
     late = Q(**{f"{job.created}__lt": cutoff})
     if job.due:
@@ -187,7 +191,8 @@ def overdue(job: JobTable, *, now: datetime, grace: timedelta, limit: int,
         if job.null_due:
             late |= Q(**{f"{job.due}__isnull": True, f"{job.created}__lt": cutoff})
     rows = job.model.objects.filter(job.todo() & late)
-    order = [job.due, job.created] if job.due else [job.created]
+    if order is None:
+        order = (job.due, job.created) if job.due else (job.created,)
     found = list(rows.order_by(*order, "pk").values_list("pk", *_others(fields))[:limit])
     if touch and found and job.due:
         rows.filter(pk__in=[row[0] for row in found]).update(**{job.due: now})

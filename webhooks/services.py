@@ -380,9 +380,14 @@ def messages_sweep(*, limit: int = 1000) -> int:
     grace = timedelta(seconds=settings.WEBHOOKS_SWEEP_GRACE_SECONDS)
     stuck = jobs.expired_requeue(MESSAGES, now=now, lease=message_lease(), due_at=now,
                                  limit=limit)
-    overdue = jobs.overdue(MESSAGES, now=now, grace=grace, limit=limit,
-                           fields=("webhook_id", "endpoint_id"))
-    overdue += list(Message.objects.filter(id__in=stuck).values_list("webhook_id", "endpoint_id"))
-    overdue = list(dict.fromkeys(overdue))
+    # Oldest created first, as messages_enqueue needs: a task claims the due messages created
+    # after its own, so a head taken in another order (the jittered due time, a stuck message
+    # listed last) would leave the older ones to the next sweep.
+    fields = ("webhook_id", "endpoint_id", "created_at")
+    found = jobs.overdue(MESSAGES, now=now, grace=grace, limit=limit, fields=fields,
+                         order=(MESSAGES.created,))
+    found += list(Message.objects.filter(id__in=stuck).values_list(*fields))
+    overdue = list(dict.fromkeys((webhook_id, endpoint_id) for webhook_id, endpoint_id, _
+                                 in sorted(found, key=lambda row: row[2])))
     messages_enqueue(messages=overdue)
     return len(overdue)

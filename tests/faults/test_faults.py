@@ -733,10 +733,10 @@ def attempts_done(messages: int, tries: int) -> bool:
 
 def test_webhook_receiver_down_for_an_hour(stack):
     """The receiver's port refuses connections for one hour of simulated time, on the default
-    retry schedule (0 s, 5 s, 5 min, 30 min, 2 h, … ±20 %): the first two tries happen in real
-    time, later ones after moving the clock (every webhook timestamp moves back, then the
-    sweeper finds them due, as beat would). The receiver comes back at 1 h; each message is
-    delivered exactly once, on its fifth try, and every try is logged."""
+    retry schedule (0 s, 5 s, 5 min, 30 min, 2 h, … each less up to 20 %): the first two tries
+    happen in real time, later ones after moving the clock (every webhook timestamp moves back,
+    then the sweeper finds them due, as beat would). The receiver comes back at 1 h; each
+    message is delivered exactly once, on its fifth try, and every try is logged."""
     started = time.monotonic()
     account_id = stack.keys.account.id
     port = free_port()
