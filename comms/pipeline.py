@@ -98,14 +98,21 @@ def deliveries_send(deliveries: list[Delivery], *, final: bool = False) -> None:
     if final:
         _send_now(prepared)
         return
-    groups: dict[int, list[Prepared]] = defaultdict(list)
+    groups: dict[tuple[tuple[str, Any], ...], list[Prepared]] = defaultdict(list)
     for item in prepared:
-        groups[id(item.chain)].append(item)
+        groups[chain_identity(item.chain)].append(item)
     misconfigured: list[ProviderConfigurationError] = []
     for group in groups.values():
         misconfigured += _send_group(group)
     if misconfigured:
         raise misconfigured[0]
+
+
+def chain_identity(chain: list[Link]) -> tuple[tuple[str, Any], ...]:
+    """What a chain sends through: each link's provider and integration. The platform's
+    links are the same for every account, so one claim's email to many accounts goes out as
+    one batch (one SendGrid request per sender, one SMTP session), not one per account."""
+    return tuple((link.provider, link.integration_id) for link in chain)
 
 
 def deliveries_prepare(deliveries: list[Delivery]) -> list[Prepared]:
@@ -184,7 +191,7 @@ def _send_group(group: list[Prepared]) -> list[ProviderConfigurationError]:
     chain = group[0].chain
     way = _batching(chain[0]) if chain else ""
     if way == "in_process" or not chain:
-        return record(group, [chain_send(chain, p.message) for p in group])
+        return record(group, [chain_send(p.chain, p.message) for p in group])
     if way == "batch" and len(group) > 1:
         return record(group, _batch(chain, group))
     return _one_by_one(chain, group, way == "each")
@@ -245,7 +252,7 @@ def _one_by_one(chain: list[Link], group: list[Prepared],
 def _session(chain: list[Link], group: list[Prepared], session: bool) -> Iterator[Attempted]:
     if not session:
         for item in group:
-            yield chain_send(chain, item.message)
+            yield chain_send(item.chain, item.message)
         return
     first = chain[0]
     with closing(first.adapter.send_each([p.message for p in group])) as given:

@@ -96,3 +96,29 @@ def test_two_tickets_for_one_address_in_one_claim_are_both_sent(api, sendgrid, e
     assert set(Delivery.objects.filter(id__in=ids).values_list("status", flat=True)) == {"sent"}
     assert sendgrid.attempts == len(sendgrid.messages) == 3, "no request refused"
     assert accepted(sendgrid) == dict.fromkeys(ids, 1)
+
+
+@pytest.mark.django_db
+def test_one_claim_of_two_accounts_email_is_one_sendgrid_request(
+        api, other_api, sendgrid, event_id, template_id, django_capture_on_commit_callbacks):
+    """The platform's provider is the same for every account: a claim that mixes accounts
+    sends their email in one batch (one request per sender), not one request per account."""
+    other_event = other_api.post("/checkin/v1/api/event", {"name": "Autumn Fair"}).json()["id"]
+    other_template = other_api.post("/comms/v1/api/comms/template", {
+        "name": "Ticket", "subject": "Your ticket", "htmlBody": "<p>Hi</p>",
+        "textBody": "Hi"}).json()["id"]
+    ids = []
+    with django_capture_on_commit_callbacks(execute=False):  # queued, no send task run yet
+        for n, (client, event, template) in enumerate([
+                (api, event_id, template_id), (other_api, other_event, other_template),
+                (api, event_id, template_id), (other_api, other_event, other_template)]):
+            response = client.client.post("/checkin/v1/api/guest", guest(
+                event, template, firstName=f"Guest{n}", email=f"g{n}@example.com"),
+                format="json")
+            ids.append(response.json()["attendeeInvitationId"])
+    assert set(Delivery.objects.filter(id__in=ids).values_list("status", flat=True)) == {
+        "queued"}
+    send_delivery(None)  # one task claims all four
+    assert set(Delivery.objects.filter(id__in=ids).values_list("status", flat=True)) == {"sent"}
+    assert sendgrid.attempts == len(sendgrid.messages) == 1, "one request for both accounts"
+    assert accepted(sendgrid) == dict.fromkeys(ids, 1)
