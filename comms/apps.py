@@ -5,6 +5,6 @@ class CommsConfig(AppConfig):
     name = "comms"
 
     def ready(self) -> None:
-        # The tasks the engine publishes by name (``comms.queueing.publish``) are registered
+        # The tasks the engine publishes by name (``common.jobs.publish``) are registered
         # with the Celery app in every process, not only where a module imported them.
         from comms import tasks  # noqa: F401

@@ -9,6 +9,7 @@ do, are in ``comms.providers.registry``.
 """
 
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,10 +21,9 @@ from accounts.models import Account
 from common import crypto, ssrf
 from common.errors import HeraldError
 from comms.models import Integration
-from comms.providers import email_provider, registry
+from comms.providers import platform_adapter, registry
 from comms.providers.base import ChannelProvider, ProviderConfigurationError
 from comms.providers.registry import CHANNELS
-from comms.providers.sandbox import SandboxProvider
 
 __all__ = ["CHANNELS", "Link", "chain_for", "integration_save", "sms_segments"]
 
@@ -148,17 +148,28 @@ _adapters_lock = threading.Lock()
 
 
 class Unusable:
-    """An integration whose adapter cannot be built (missing credentials, a key file that
-    does not parse, credentials encrypted under another key): every send is a configuration
-    error, so the chain fails over and the delivery records why, instead of the whole batch
-    failing."""
+    """A provider whose adapter cannot be built (an integration's missing credentials, a key
+    file that does not parse, credentials encrypted under another key; a platform provider
+    the settings do not configure): every send, whichever way the provider batches, answers
+    with the configuration error, so the chain fails over and the delivery records why,
+    instead of the whole batch failing."""
 
-    def __init__(self, name: str, reason: str) -> None:
-        self.name, self.reason = name, reason
+    def __init__(self, error: ProviderConfigurationError) -> None:
+        self.error = error
 
     def send(self, message: Any) -> Any:
-        raise ProviderConfigurationError(f"The {self.name} integration is unusable: "
-                                         f"{self.reason}")
+        raise self.error
+
+    def send_batch(self, messages: list[Any]) -> list[Any]:
+        return [self.error] * len(messages)
+
+    def send_each(self, messages: list[Any]) -> Iterator[Any]:
+        for _ in messages:
+            yield self.error
+
+
+def _unusable(name: str, reason: str) -> Unusable:
+    return Unusable(ProviderConfigurationError(f"The {name} integration is unusable: {reason}"))
 
 
 def adapter_for(integration: Integration) -> ChannelProvider:
@@ -177,12 +188,12 @@ def adapter_for(integration: Integration) -> ChannelProvider:
             adapter = provider_class(integration.provider)(
                 config, credentials, settings.HERALD_PROVIDER_TIMEOUT_SECONDS)
         except ProviderConfigurationError as exc:
-            adapter = Unusable(integration.provider, str(exc))
+            adapter = _unusable(integration.provider, str(exc))
         except InvalidToken:
-            adapter = Unusable(integration.provider, "its credentials cannot be decrypted "
+            adapter = _unusable(integration.provider, "its credentials cannot be decrypted "
                                "(HERALD_ENCRYPTION_KEY changed?): enter them again")
         except Exception as exc:  # a constructor bug must not stop the batch either
-            adapter = Unusable(integration.provider, f"{type(exc).__name__}: {exc}"[:300])
+            adapter = _unusable(integration.provider, f"{type(exc).__name__}: {exc}"[:300])
         with _adapters_lock:
             if len(_adapters) > 1000:
                 _adapters.clear()
@@ -190,33 +201,20 @@ def adapter_for(integration: Integration) -> ChannelProvider:
     return adapter
 
 
-# The platform's provider of the channels that need no integration.
-def _platform_providers() -> dict[str, str]:
-    return {"email": settings.HERALD_EMAIL_PROVIDER, "inapp": "inapp"}
-
-
 def chain_for(*, account_id: Any, channel: str, test_mode: bool) -> list[Link]:
-    """The providers to try for a channel, in order (empty: no integration). A platform
-    provider that cannot be built is a link that answers with its configuration error."""
+    """The providers to try for a channel, in order (empty: no integration): the test keys'
+    provider, else the channel's platform provider (``registry.platform_for``), else the
+    account's integrations. A platform provider that cannot be built is a link that answers
+    with its configuration error."""
     if test_mode:
-        return [Link("sandbox", None, SandboxProvider(channel))]
-    platform = _platform_providers().get(channel)
-    if platform is not None:
-        try:
-            adapter = email_provider(platform) if channel == "email" else registry.load(
-                registry.provider(platform).platform)()
-        except ProviderConfigurationError as exc:
-            adapter = Misconfigured(exc)
-        return [Link(platform, None, adapter)]
-    return [Link(i.provider, i.id, adapter_for(i))
-            for i in integration_chain(account_id=account_id, channel=channel)]
-
-
-class Misconfigured:
-    """A platform provider that cannot be built: every send answers with why."""
-
-    def __init__(self, error: ProviderConfigurationError) -> None:
-        self.error = error
-
-    def send(self, message: Any) -> Any:
-        raise self.error
+        test = registry.for_test_keys()
+        return [Link(test.name, None, registry.load(test.platform)(channel))]
+    name = registry.platform_name(channel)
+    if name is None:
+        return [Link(i.provider, i.id, adapter_for(i))
+                for i in integration_chain(account_id=account_id, channel=channel)]
+    try:
+        adapter = platform_adapter(registry.platform_for(channel))
+    except ProviderConfigurationError as exc:
+        adapter = Unusable(exc)
+    return [Link(name, None, adapter)]

@@ -51,10 +51,6 @@ def delivery_dispatch(*, delivery_id: str | None) -> None:
     deliveries_send(rows)
 
 
-def email_provider_name() -> str:
-    return settings.HERALD_EMAIL_PROVIDER
-
-
 def _claim(delivery_id: str | None, now: datetime, batch_size: int) -> list[Any]:
     """This row if due, plus up to ``batch_size - 1`` other due rows, oldest first, skipping
     rows other workers hold (``common.jobs.claim``); all get the same claim token. Without
@@ -107,8 +103,8 @@ def reconciling() -> bool:
     """Whether the live email provider's reports are awaited before a lost send is repeated:
     it reports what it accepted (``reports_setting``: SendGrid's Event Webhook ``processed``,
     SES's ``Send`` through SNS, both carrying our delivery id) and that setting is set."""
-    name = email_provider_name()
-    setting = registry.provider(name).reports_setting if name in registry.names() else ""
+    found = registry.find(registry.platform_name("email") or "")
+    setting = found.reports_setting if found else ""
     return bool(setting and getattr(settings, setting, None)
                 and settings.HERALD_RECONCILE_SECONDS > 0)
 
@@ -138,7 +134,7 @@ def _reconcile(lease_end: datetime, limit: int = 1000) -> int:
     groups: dict[tuple[datetime, str], list[tuple[Delivery, Content, str]]] = defaultdict(list)
     for delivery in rows:
         detail = first.get(delivery.id, {})
-        provider = str(detail.get("provider") or email_provider_name())
+        provider = str(detail.get("provider") or registry.platform_name("email"))
         groups[(delivery.claimed_at, provider)].append(
             (delivery, _content_as_sent(delivery), str(detail.get("messageId") or "")))
     for (_, provider), sent in groups.items():

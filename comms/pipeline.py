@@ -23,11 +23,12 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.utils import timezone
 
+from common import jobs
 from common.headers import header_fold
 from comms import outcomes, signals
 from comms.channels import Link, chain_for
@@ -47,7 +48,7 @@ from comms.providers.base import (
     ProviderTransientError,
     SendResult,
 )
-from comms.queueing import enqueue, publish
+from comms.queueing import enqueue
 from comms.selectors import suppressions_active
 from domains.models import SenderDomain
 from domains.names import email_domain
@@ -198,17 +199,14 @@ def _send_group(group: list[Prepared]) -> list[ProviderConfigurationError]:
 
 
 def _batching(link: Link) -> str:
-    """How ``link``'s provider takes a batch: its registered capability, else what the
-    adapter offers."""
-    known = registry.provider(link.provider) if link.provider in registry.names() else None
-    if getattr(link.adapter, "in_process", False) or (
-            known and known.in_process and link.integration_id is None):
+    """How ``link``'s provider takes a batch, as registered: ``in_process`` (a platform
+    provider keeping the message in Herald), ``batch``, ``each`` or "" (one call each)."""
+    known = registry.find(link.provider)
+    if known is None:
+        return ""
+    if known.in_process and link.integration_id is None:
         return "in_process"
-    if hasattr(link.adapter, "send_each"):
-        return "each"
-    if hasattr(link.adapter, "send_batch"):
-        return "batch"
-    return ""
+    return known.batching
 
 
 def _batch(chain: list[Link], group: list[Prepared]) -> list[Attempted]:
@@ -333,10 +331,10 @@ def follow_ups_apply(provider: str, follow_ups: list[FollowUp]) -> None:
             bounce_type=f.bounce_type) for f in now])
     for f in follow_ups:
         if f.after_seconds is not None:
-            publish("comms.apply_sandbox_event", countdown=f.after_seconds, kwargs={
-                "delivery_id": f.delivery_id, "event": f.event,
-                "provider_event_id": f.provider_event_id, "reason": f.reason,
-                "bounce_type": f.bounce_type, "provider": provider})
+            jobs.publish("comms.apply_provider_event", countdown=f.after_seconds,
+                         delivery_id=f.delivery_id, event=f.event,
+                         provider_event_id=f.provider_event_id, reason=f.reason,
+                         bounce_type=f.bounce_type, provider=provider)
 
 
 def failure_record(delivery: Delivery, content: Content, attempted: Attempted, *,
@@ -370,10 +368,8 @@ def failure_record(delivery: Delivery, content: Content, attempted: Attempted, *
     elif final:
         outcomes.fail(delivery, provider, Status.FAILED, "transient",
                       str(exc) or type(exc).__name__)
-    else:
-        transient = exc if isinstance(exc, ProviderTransientError) else ProviderTransientError(
-            f"Unexpected provider error: {exc!r}")
-        outcomes.retry_or_fail(delivery, provider, transient, content)
+    else:  # transient: ``classified`` made every other adapter error one
+        outcomes.retry_or_fail(delivery, provider, cast(ProviderTransientError, exc), content)
     return None
 
 

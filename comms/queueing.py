@@ -23,12 +23,12 @@ it is Redis). Without Redis, or while it is unreachable, every call publishes as
 import logging
 import threading
 import time
-from typing import Any
 
 import redis
-from celery import current_app
 from django.conf import settings
 from django.db import connection
+
+from common import jobs
 
 log = logging.getLogger(__name__)
 
@@ -48,18 +48,11 @@ def enqueue(delivery_id: str | None, countdown: float | None = None) -> None:
     if countdown is None and not _kick_claim():
         return  # a kick is pending and will claim after this commit
     try:
-        publish(SEND_TASK, args=[delivery_id], countdown=countdown)
+        jobs.publish(SEND_TASK, delivery_id, countdown=countdown)
     except Exception:
         if countdown is None:
             kick_taken()  # let the next sender publish; the sweeper covers this one
         raise
-
-
-def publish(name: str, *, countdown: float | None = None, **options: Any) -> None:
-    """Publish the task registered under ``name`` (``comms.tasks`` and its like register
-    theirs with the Celery app): the engine's services name the tasks they start instead
-    of importing the modules that define them, which import the services."""
-    current_app.tasks[name].apply_async(countdown=countdown, **options)
 
 
 def kick_taken() -> None:
@@ -81,7 +74,7 @@ def kick_taken() -> None:
 
 def _follow_up() -> None:
     try:
-        publish(SEND_TASK, args=[None], countdown=KICK_TTL_MS / 1000)
+        jobs.publish(SEND_TASK, None, countdown=KICK_TTL_MS / 1000)
     except Exception:
         log.exception("No follow-up kick either; the sweeper will claim what is due")
 

@@ -6,6 +6,7 @@ from django.utils import timezone
 from comms import dispatch
 from comms.callbacks.services import callback_batch_process, callback_batches_sweep
 from comms.lifecycle import provider_events_apply
+from comms.providers import registry
 from comms.providers.base import ProviderEvent
 
 
@@ -14,16 +15,22 @@ def send_delivery(delivery_id: str | None) -> None:
     dispatch.delivery_dispatch(delivery_id=delivery_id)
 
 
-@shared_task(name="comms.apply_sandbox_event", ignore_result=True)
-def apply_sandbox_event(*, delivery_id: str, event: str, provider_event_id: str,
-                        reason: str = "", bounce_type: str = "",
-                        provider: str = "sandbox") -> None:
-    """An event a provider reports itself some time after a send (``FollowUp``)."""
+@shared_task(name="comms.apply_provider_event", ignore_result=True)
+def apply_provider_event(*, delivery_id: str, event: str, provider_event_id: str,
+                         reason: str = "", bounce_type: str = "", provider: str = "") -> None:
+    """An event a provider reports itself some time after a send (``FollowUp``: the
+    sandbox's simulated lifecycle); without ``provider``, the test keys' provider's."""
     provider_events_apply([ProviderEvent(
-        provider=provider, provider_event_id=provider_event_id, event=event,
-        occurred_at=timezone.now(), delivery_id=delivery_id, reason=reason,
-        bounce_type=bounce_type,
+        provider=provider or registry.for_test_keys().name,
+        provider_event_id=provider_event_id, event=event, occurred_at=timezone.now(),
+        delivery_id=delivery_id, reason=reason, bounce_type=bounce_type,
     )])
+
+
+@shared_task(name="comms.apply_sandbox_event", ignore_result=True)
+def apply_sandbox_event(**kwargs: str) -> None:
+    """The task's former name: messages queued before the rename still carry it."""
+    apply_provider_event(**kwargs)
 
 
 @shared_task(name="comms.deliveries_sweep", ignore_result=True)

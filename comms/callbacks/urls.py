@@ -1,9 +1,10 @@
+"""One URL per provider with a ``callbacks`` capability in the registry: ``/callbacks/<name>``."""
+
 from django.urls import path
 
-from comms.callbacks.sendgrid import SendGridCallbacks
-from comms.callbacks.ses import SesCallbacks
+from comms.providers import registry
 
 urlpatterns = [
-    path("sendgrid", SendGridCallbacks.as_view(), name="callbacks-sendgrid"),
-    path("ses", SesCallbacks.as_view(), name="callbacks-ses"),
+    path(p.name, registry.load(p.callbacks).as_view(), name=f"callbacks-{p.name}")
+    for p in registry.providers(capability="callbacks")
 ]

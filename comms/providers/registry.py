@@ -12,6 +12,8 @@ import importlib
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
+
 from comms.providers.base import ProviderConfigurationError
 
 # Channel names as stored on Delivery.channel (spec 004's lower-case vocabulary).
@@ -41,6 +43,10 @@ class Provider:
     reports_setting: str = ""
     callbacks: str = ""  # its callback view class (verify, store, parse_events), "module:attr"
     domains: str = ""  # builds its domain-authentication adapter from settings, "module:attr"
+    # Herald's own provider of its channels (in-app): no integration, no setting chooses it.
+    builtin: bool = False
+    # The provider of ``test_`` keys on every channel: nothing leaves Herald.
+    test: bool = False
 
 
 _REGISTRY: dict[str, Provider] = {}
@@ -64,6 +70,11 @@ def provider(name: str) -> Provider:
         raise ProviderConfigurationError(f"Unknown provider {name!r}.") from None
 
 
+def find(name: str) -> Provider | None:
+    """The provider registered under ``name``, or None."""
+    return _REGISTRY.get(name)
+
+
 def names() -> list[str]:
     """Every registered provider's name."""
     return list(_REGISTRY)
@@ -75,6 +86,37 @@ def providers(*, capability: str | None = None, channel: str | None = None) -> l
     return [p for p in _REGISTRY.values()
             if (capability is None or getattr(p, capability))
             and (channel is None or channel in p.channels)]
+
+
+# The channels whose platform provider a setting chooses (one per deployment).
+PLATFORM_SETTINGS = {"email": "HERALD_EMAIL_PROVIDER"}
+
+
+def platform_name(channel: str) -> str | None:
+    """The name of the provider Herald itself sends ``channel`` through: the one its setting
+    chooses (email), else the built-in one (in-app); None: the channel needs an account's
+    integration. Not checked against the registry (``platform_for`` is)."""
+    if channel in PLATFORM_SETTINGS:
+        return str(getattr(settings, PLATFORM_SETTINGS[channel]))
+    builtin = providers(capability="builtin", channel=channel)
+    return builtin[0].name if builtin else None
+
+
+def platform_for(channel: str) -> Provider | None:
+    """The platform provider of ``channel`` (``platform_name``), None if the channel has
+    none; ``ProviderConfigurationError`` if the setting names no provider that can."""
+    name = platform_name(channel)
+    if name is None:
+        return None
+    found = find(name)
+    if found is None or channel not in found.channels or not found.platform:
+        raise ProviderConfigurationError(f"Unknown {channel} provider {name!r}.")
+    return found
+
+
+def for_test_keys() -> Provider:
+    """The provider of ``test_`` keys (the sandbox)."""
+    return providers(capability="test")[0]
 
 
 def load(path: str) -> Any:
@@ -90,7 +132,7 @@ _P = "comms.providers."
 register("outbox", channels=["email"], adapter=_P + "outbox:OutboxProvider",
          platform=_P + "outbox:OutboxProvider", in_process=True)
 register("sandbox", channels=CHANNELS, adapter=_P + "sandbox:SandboxProvider",
-         platform=_P + "sandbox:SandboxProvider", in_process=True)
+         platform=_P + "sandbox:SandboxProvider", in_process=True, test=True)
 register("sendgrid", channels=["email"], adapter=_P + "sendgrid:SendGridProvider",
          platform=_P + "sendgrid:from_settings", batching="batch",
          reports_setting="SENDGRID_WEBHOOK_PUBLIC_KEY",
@@ -102,7 +144,7 @@ register("smtp", channels=["email"], adapter=_P + "smtp:SmtpProvider",
          platform=_P + "smtp:from_settings", batching="each")
 # Built in: an in-app message is stored by Herald itself.
 register("inapp", channels=["inapp"], adapter=_P + "inapp:InAppProvider",
-         platform=_P + "inapp:InAppProvider", in_process=True)
+         platform=_P + "inapp:InAppProvider", in_process=True, builtin=True)
 # An account's own integrations, one adapter per Integration row.
 for _name, _channel, _adapter in (
         ("sns", "sms", "sns:SnsSmsProvider"),
