@@ -4,18 +4,10 @@ from django.db import models
 
 from accounts.models import Account
 from common.models import TimeStampedModel
+from comms.providers.registry import CHANNELS
 
-
-class Channel(models.TextChoices):
-    EMAIL = "email"  # the ticket / notification email
-    SMS = "sms"
-    PUSH = "push"
-    INAPP = "inapp"
-    WEBHOOK = "webhook"
-    SLACK = "slack"
-    DISCORD = "discord"
-    TELEGRAM = "telegram"
-    WHATSAPP = "whatsapp"
+# The channels, as the provider registry defines them (one list): email, sms, push, …
+Channel = models.TextChoices("Channel", [(name.upper(), name) for name in CHANNELS])
 
 
 class NotificationEvent(TimeStampedModel):
