@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from comms.providers.vendor_http import header, vendor_reason
+from common import http
+from comms.providers.vendor_http import header, network_reason, timed_out, vendor_reason
 from comms.providers.vendor_http import retry_after as seconds
 
 log = logging.getLogger("herald.providers")
@@ -154,12 +155,18 @@ class ChannelProvider(Protocol):
 class Adapter:
     """What every adapter shares (after django-anymail's backends and GOV.UK Notify's
     clients): each provider call is timed (``calls``: count and seconds per provider, the
-    DEBUG log per call), and ``answer_error`` turns a vendor's HTTP answer (status, error
-    code, body, headers) into the one error vocabulary, by the adapter's own code tables."""
+    DEBUG log per call); ``answer_error`` turns a vendor's HTTP answer (status, error code,
+    body, headers) into the one error vocabulary, by the adapter's own code tables;
+    ``network_error`` does the same for a request that got no answer; ``credentials_check``
+    refuses an integration without its ``required_credentials``."""
 
     name = ""
     vendor = ""  # as tenants read it in reasons ("Discord 403 50007")
+    timeout: float = 0.0  # seconds a call may take; 0: not said in a timeout's reason
+    url_setting = "api_base"  # the account's URL setting, named when the SSRF guard refuses it
+    required_credentials: tuple[str, ...] = ()
     transient_codes: frozenset = frozenset()
+    transient_statuses: frozenset = frozenset()  # besides 429 and 5xx
     rate_limit_codes: frozenset = frozenset()
     configuration_codes: frozenset = frozenset()
     configuration_statuses: frozenset = frozenset({401, 403})
@@ -168,7 +175,9 @@ class Adapter:
     configuration_text = "{vendor} rejected the credentials: {detail}"
     recipient_text = "{vendor} cannot reach this recipient: {detail}"
     rate_limit_text = "{vendor} rate limit: {detail}"
+    transient_text = "{detail}"
     permanent_text = "{detail}"
+    unreachable_text = "{vendor} unreachable: {reason}"
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -177,25 +186,54 @@ class Adapter:
                 setattr(cls, method, _timed(cls.__dict__[method]))
 
     def answer_error(self, status: int, *, code: Any = None, body: Any = None,
-                     headers: Any = None, retry_after: float | None = None) -> Exception:
+                     headers: Any = None, retry_after: float | None = None,
+                     recipient: bool = False) -> Exception:
         """The error an HTTP answer means: rate limited or a server error → transient (a
-        429's ``Retry-After`` a floor), a configuration code or status → configuration, a
-        dead address → invalid recipient, anything else → permanent. The reason is the
-        vendor, status and code only (``vendor_reason``)."""
-        detail = vendor_reason(self.vendor or self.name, status, code, body=body)
-        text = {"vendor": self.vendor or self.name, "detail": detail, "status": status}
+        ``Retry-After`` a floor), a dead address (by code, status, or ``recipient``: the
+        adapter read the answer as about the address) → invalid recipient, a configuration
+        code or status → configuration, anything else → permanent. The reason is the vendor,
+        status and code only (``vendor_reason``)."""
+        vendor = self.vendor or self.name
+        detail = vendor_reason(vendor, status, code, body=body)
+        text = {"vendor": vendor, "detail": detail, "status": status}
+        code = code if isinstance(code, int | str) else None  # a hostile body's list or dict
         limited = status == 429 or code in self.rate_limit_codes
-        if limited or status >= 500 or code in self.transient_codes:
+        if (limited or status >= 500 or status in self.transient_statuses
+                or code in self.transient_codes):
             if retry_after is None:
                 retry_after = seconds(header(headers, "Retry-After"))
             return ProviderTransientError(
-                self.rate_limit_text.format(**text) if limited else detail,
+                (self.rate_limit_text if limited else self.transient_text).format(**text),
                 retry_after=retry_after)
+        if recipient or status in self.recipient_statuses or code in self.recipient_codes:
+            return ProviderInvalidRecipient(self.recipient_text.format(**text))
         if status in self.configuration_statuses or code in self.configuration_codes:
             return ProviderConfigurationError(self.configuration_text.format(**text))
-        if status in self.recipient_statuses or code in self.recipient_codes:
-            return ProviderInvalidRecipient(self.recipient_text.format(**text))
         return ProviderPermanentError(self.permanent_text.format(**text))
+
+    def network_error(self, exc: BaseException, *, timeout: float | None = None) -> Exception:
+        """The error a request that got no answer means: the SSRF guard refusing the
+        account's URL → configuration; a timeout → transient, "did not answer within";
+        anything else (refused, reset, not resolved) → transient, with ``network_reason``'s
+        kind of error, never its text (host names, addresses)."""
+        vendor = self.vendor or self.name
+        if isinstance(exc, http.Refused | http.RefusedRequest):
+            return ProviderConfigurationError(f"{vendor} {self.url_setting} refused: {exc}")
+        timeout = self.timeout if timeout is None else timeout
+        if timeout and timed_out(exc):
+            return ProviderTransientError(f"{vendor} did not answer within {timeout:g}s.")
+        return ProviderTransientError(self.unreachable_text.format(
+            vendor=vendor, reason=network_reason(vendor, exc)))
+
+    def credentials_check(self, credentials: dict) -> None:
+        """``ProviderConfigurationError`` unless every one of ``required_credentials`` is
+        given ("The SNS integration needs an access_key_id and a secret_access_key.")."""
+        if all(credentials.get(name) for name in self.required_credentials):
+            return
+        needed = " and ".join(f"{'an' if name[0] in 'aeiou' else 'a'} {name}"
+                              for name in self.required_credentials)
+        raise ProviderConfigurationError(
+            f"The {self.vendor or self.name} integration needs {needed}.")
 
 
 # Per provider: [calls, seconds] in this process.

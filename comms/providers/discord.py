@@ -17,13 +17,17 @@ from common import http
 from comms.providers.base import (
     Adapter,
     ChannelMessage,
-    ProviderConfigurationError,
     ProviderInvalidRecipient,
     ProviderPermanentError,
     ProviderTransientError,
     SendResult,
 )
-from comms.providers.vendor_http import allow_private, fit, header, json_object, retry_after
+from comms.providers.vendor_http import (
+    allow_private,
+    json_object,
+    retry_after,
+    titled,
+)
 
 DEFAULT_API_BASE = "https://discord.com"
 MAX_CONTENT = 2000
@@ -44,18 +48,18 @@ class DiscordProvider(Adapter):
     channel = "discord"
     configuration_statuses = frozenset({401})
     configuration_text = "Discord rejected the bot token ({status})."
+    required_credentials = ("bot_token",)
     recipient_codes = RECIPIENT_CODES
     recipient_text = "Discord cannot message this user: {detail}"
     config_fields = {"api_base": f"Discord API base URL (default {DEFAULT_API_BASE})."}
     credential_fields = {"bot_token": "The bot's token (Developer Portal → Bot → Token)."}
 
     def __init__(self, config: dict, credentials: dict, timeout: float) -> None:
-        token = credentials.get("bot_token") or ""
-        if not token:
-            raise ProviderConfigurationError("The Discord integration needs a bot_token.")
+        self.credentials_check(credentials)
         self.api = (config.get("api_base") or DEFAULT_API_BASE).rstrip("/") + "/api/v10"
         self.timeout = timeout
-        self.headers = {"Authorization": f"Bot {token}", "User-Agent": "DiscordBot (Herald, 1)"}
+        self.headers = {"Authorization": f"Bot {credentials['bot_token']}",
+                        "User-Agent": "DiscordBot (Herald, 1)"}
         self._dm_channels: OrderedDict[str, str] = OrderedDict()
 
     def send(self, message: ChannelMessage) -> SendResult:
@@ -91,29 +95,21 @@ class DiscordProvider(Adapter):
     def _error(self, status: int, data: dict, headers: Any) -> Exception:
         code = data.get("code") if isinstance(data.get("code"), int | str) else None
         return self.answer_error(status, code=code, body=data, headers=headers,
-                                 retry_after=_retry_after(data, headers))
+                                 retry_after=retry_after(data.get("retry_after")))
 
     def _post(self, path: str, body: dict) -> tuple[int, dict, Any]:
         try:
             response = http.request("POST", self.api + path, json_body=body,
                                     headers=self.headers, timeout=self.timeout,
                                     allow_private=allow_private())
-        except http.Refused as exc:
-            raise ProviderConfigurationError(f"Discord api_base refused: {exc}") from None
-        except urllib3.exceptions.TimeoutError as exc:
-            raise ProviderTransientError(
-                f"Discord did not answer within {self.timeout:g}s.") from exc
-        except (urllib3.exceptions.HTTPError, OSError) as exc:
-            raise ProviderTransientError(f"Discord unreachable: {type(exc).__name__}.") from exc
+        except (http.Refused, urllib3.exceptions.HTTPError, OSError) as exc:
+            raise self.network_error(exc) from exc
         return response.status, json_object(response.data), response.headers
 
 
 def content(message: ChannelMessage) -> str:
     """``**title**`` and the text, escaped, cut to Discord's 2,000 characters."""
-    title = message.title.strip()[:200]
-    head = f"**{escape_markdown(title)}**\n" if title else ""
-    return head + fit(message.text, escape_markdown, MAX_CONTENT - len(head))
-
+    return titled(message.title, message.text, escape_markdown, bold="**", limit=MAX_CONTENT)
 
 
 def escape_markdown(text: str) -> str:
@@ -121,7 +117,3 @@ def escape_markdown(text: str) -> str:
     return "".join(part if i % 2 else _MARKDOWN_RE.sub(r"\\\1", part)
                    for i, part in enumerate(parts))
 
-
-def _retry_after(data: dict, headers: Any) -> float | None:
-    found = retry_after(data.get("retry_after"))
-    return found if found is not None else retry_after(header(headers, "Retry-After"))

@@ -11,7 +11,6 @@ import re
 import requests
 from exponent_server_sdk import PushClient, PushMessage, PushServerError, PushTicket
 
-from common import http
 from comms.providers.base import (
     Adapter,
     ChannelMessage,
@@ -21,7 +20,7 @@ from comms.providers.base import (
     ProviderTransientError,
     SendResult,
 )
-from comms.providers.vendor_http import pinned_session, retry_after, vendor_reason
+from comms.providers.vendor_http import pinned_session, vendor_reason
 
 DEFAULT_API_BASE = "https://exp.host"
 _TOKEN_RE = re.compile(r"^Expo(?:nent)?PushToken\[[^\[\]\s]{1,200}\]$")
@@ -44,7 +43,10 @@ class _PushMessage(PushMessage):
 
 class ExpoPushProvider(Adapter):
     name = "expo"
+    vendor = "Expo push API"
     channel = "push"
+    configuration_text = "Expo rejected the access token: {detail}"
+    rate_limit_text = "{detail}"
     config_fields = {"api_base": f"Expo push API host (default {DEFAULT_API_BASE})."}
     credential_fields = {
         "access_token": "Expo access token, needed only if enhanced push security is on.",
@@ -58,6 +60,7 @@ class ExpoPushProvider(Adapter):
             session.headers["Authorization"] = f"Bearer {credentials['access_token']}"
         self.client = PushClient(host=config.get("api_base") or DEFAULT_API_BASE,
                                  session=session, timeout=timeout)
+        self.timeout = timeout
 
     def send(self, message: ChannelMessage) -> SendResult:
         if not is_expo_token(message.to):
@@ -67,17 +70,33 @@ class ExpoPushProvider(Adapter):
         try:
             ticket = self.client.publish(push)
         except PushServerError as exc:
-            raise _server_error(exc) from exc
+            raise self._server_error(exc) from exc
         except requests.HTTPError as exc:
-            raise _http_error(exc.response, "") from exc
-        except http.RefusedRequest as exc:
-            raise ProviderConfigurationError(f"Expo api_base refused: {exc}") from None
-        except requests.Timeout as exc:
-            raise ProviderTransientError("Expo push API timed out.") from exc
+            raise self._http_error(exc.response, "") from exc
         except requests.RequestException as exc:
-            raise ProviderTransientError(f"Expo push API unreachable: {type(exc).__name__}") \
-                from exc
+            raise self.network_error(exc) from exc
         return _ticket_result(ticket)
+
+    def _server_error(self, exc: PushServerError) -> Exception:
+        """A request-level failure: top-level ``errors`` or a body the SDK could not read."""
+        errors = exc.errors if isinstance(exc.errors, list) else []
+        first = errors[0] if errors and isinstance(errors[0], dict) else {}
+        code = first.get("code", "error")
+        response = exc.response
+        if response is not None and response.status_code >= 400:
+            return self._http_error(response, code)
+        if not errors:  # a 2xx the SDK could not read: Expo misbehaving, worth a retry
+            return ProviderTransientError("Expo answered unexpectedly: " + vendor_reason(
+                self.vendor, response.status_code if response is not None else None,
+                body=exc.message))
+        return ProviderPermanentError("Expo rejected the request: " + vendor_reason(
+            "Expo", None, code, body=errors))
+
+    def _http_error(self, response: requests.Response | None, code: str) -> Exception:
+        if response is None:
+            return ProviderTransientError(vendor_reason(self.vendor, None, code))
+        return self.answer_error(response.status_code, code=code,
+                                 body=response.content[:4000], headers=response.headers)
 
 
 def _ticket_result(ticket: PushTicket) -> SendResult:
@@ -95,32 +114,3 @@ def _ticket_result(ticket: PushTicket) -> SendResult:
         raise ProviderConfigurationError(detail)
     raise ProviderPermanentError(detail)  # MessageTooBig and anything unknown
 
-
-def _server_error(exc: PushServerError) -> Exception:
-    """A request-level failure: top-level ``errors`` or a body the SDK could not read."""
-    errors = exc.errors if isinstance(exc.errors, list) else []
-    first = errors[0] if errors and isinstance(errors[0], dict) else {}
-    code = first.get("code", "error")
-    response = exc.response
-    if response is not None and response.status_code >= 400:
-        return _http_error(response, code)
-    if not errors:  # a 2xx the SDK could not read: Expo misbehaving, worth a retry
-        return ProviderTransientError("Expo answered unexpectedly: " + vendor_reason(
-            "Expo push API", response.status_code if response is not None else None,
-            body=exc.message))
-    return ProviderPermanentError("Expo rejected the request: " + vendor_reason(
-        "Expo", None, code, body=errors))
-
-
-def _http_error(response: requests.Response | None, code: str) -> Exception:
-    status = response.status_code if response is not None else 0
-    summary = vendor_reason("Expo push API", status, code,
-                            body=response.content[:4000] if response is not None else None)
-    if response is None:
-        return ProviderTransientError(summary)
-    if status == 429 or status >= 500:
-        wait = retry_after(response.headers.get("Retry-After"))
-        return ProviderTransientError(summary, retry_after=wait)
-    if status in (401, 403):
-        return ProviderConfigurationError(f"Expo rejected the access token: {summary}")
-    return ProviderPermanentError(summary)

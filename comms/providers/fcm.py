@@ -31,15 +31,12 @@ from comms.providers.base import (
     Adapter,
     ChannelMessage,
     ProviderConfigurationError,
-    ProviderInvalidRecipient,
-    ProviderPermanentError,
     ProviderTransientError,
     SendResult,
 )
 from comms.providers.vendor_http import (
     allow_private,
     pinned_session,
-    retry_after,
     vendor_reason,
 )
 
@@ -63,7 +60,13 @@ OAUTH_ERRORS = frozenset({"invalid_request", "invalid_client", "invalid_grant",
 
 class FcmPushProvider(Adapter):
     name = "fcm"
+    vendor = "FCM"
     channel = "push"
+    recipient_codes = frozenset({"UNREGISTERED", "SENDER_ID_MISMATCH"})  # the token is dead
+    recipient_text = "FCM token rejected: {detail}"
+    configuration_codes = frozenset({"THIRD_PARTY_AUTH_ERROR"})
+    configuration_text = "FCM refused the service account: {detail}"
+    rate_limit_text = "{detail}"
     config_fields = {
         "api_base": f"FCM API base URL (default {DEFAULT_API_BASE}).",
         "project_id": "Firebase project id (default: the service account's project_id).",
@@ -103,18 +106,24 @@ class FcmPushProvider(Adapter):
             if not name:
                 raise ProviderTransientError("FCM answered without a message name.")
             return SendResult(provider_message_id=name)
-        raise _classify(response)
+        raise self._error(response)
 
     def _post(self, body: dict, token: str) -> requests.Response:
         try:
             return self.session.post(self.url, json=body, timeout=self.timeout,
                                      headers={"Authorization": f"Bearer {token}"})
-        except requests.Timeout as exc:
-            raise ProviderTransientError("FCM timed out.") from exc
-        except http.RefusedRequest as exc:
-            raise ProviderConfigurationError(f"FCM api_base refused: {exc}") from None
         except requests.RequestException as exc:
-            raise ProviderTransientError(f"FCM unreachable: {type(exc).__name__}") from exc
+            raise self.network_error(exc) from exc
+
+    def _error(self, response: requests.Response) -> Exception:
+        """FCM's ``details[].errorCode`` (else its status name) is the code; an
+        INVALID_ARGUMENT about the token is a dead address too."""
+        error = _json(response).get("error")
+        error = error if isinstance(error, dict) else {}
+        return self.answer_error(
+            response.status_code, code=_fcm_error_code(error) or error.get("status"),
+            body=response.content[:4000], headers=response.headers,
+            recipient=response.status_code == 400 and _about_token(error))
 
     def _token(self, *, force: bool) -> str:
         request = functools.partial(GoogleRequest(self.session), timeout=self.timeout)
@@ -224,27 +233,6 @@ def _google_url_check(key: str, url: Any) -> None:
             host == "accounts.google.com" or host.endswith(".googleapis.com"))):
         raise ProviderConfigurationError(
             f"FCM service_account_json {key} must be an https URL of Google's.")
-
-
-# FCM's error codes (details[].errorCode) that mean the token is dead.
-_DEAD_TOKEN_CODES = frozenset({"UNREGISTERED", "SENDER_ID_MISMATCH"})
-
-
-def _classify(response: requests.Response) -> Exception:
-    status = response.status_code
-    error = _json(response).get("error")
-    error = error if isinstance(error, dict) else {}
-    code = _fcm_error_code(error)
-    detail = vendor_reason("FCM", status, code or error.get("status"),
-                           body=response.content[:4000])
-    if code in _DEAD_TOKEN_CODES or (status == 400 and _about_token(error)):
-        return ProviderInvalidRecipient(f"FCM token rejected: {detail}")
-    if status == 429 or status >= 500:
-        return ProviderTransientError(
-            detail, retry_after=retry_after(response.headers.get("Retry-After")))
-    if status in (401, 403) or code == "THIRD_PARTY_AUTH_ERROR":
-        return ProviderConfigurationError(f"FCM refused the service account: {detail}")
-    return ProviderPermanentError(detail)
 
 
 def _fcm_error_code(error: dict) -> str:

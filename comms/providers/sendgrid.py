@@ -18,23 +18,24 @@ from comms.providers.base import (
     ProviderTransientError,
     SendResult,
 )
-from comms.providers.vendor_http import network_reason, vendor_reason
 
 
 class SendGridProvider(Adapter):
     name = "sendgrid"
+    vendor = "SendGrid"
+    configuration_text = "SendGrid rejected the API key: {detail}"
 
     def __init__(self, client: SendGridAPIClient) -> None:
         self.client = client
+        self.timeout = client.client.timeout or 0.0
 
     def send(self, message: EmailMessage) -> SendResult:
         try:
             response = self.client.client.mail.send.post(request_body=mail_body(message))
         except http_errors.HTTPError as exc:
-            raise _classify(exc) from exc
+            raise self._error(exc) from exc
         except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
-            raise ProviderTransientError(
-                f"SendGrid unreachable: {network_reason('SendGrid', exc)}") from exc
+            raise self.network_error(exc) from exc
         message_id = response.headers.get("X-Message-Id", "")
         if not message_id:
             raise ProviderTransientError("SendGrid answered without X-Message-Id")
@@ -59,18 +60,23 @@ class SendGridProvider(Adapter):
         try:
             response = self.client.client.mail.send.post(request_body=batch_body(messages))
         except http_errors.HTTPError as exc:
-            error = _classify(exc)
+            error = self._error(exc)
             if isinstance(error, ProviderPermanentError) and len(messages) > 1:
                 return {i: self._send_one(m) for i, m in zip(indexes, messages, strict=True)}
             return dict.fromkeys(indexes, error)
         except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
-            return dict.fromkeys(indexes, ProviderTransientError(
-                f"SendGrid unreachable: {network_reason('SendGrid', exc)}"))
+            return dict.fromkeys(indexes, self.network_error(exc))
         message_id = response.headers.get("X-Message-Id", "")
         if not message_id:
             return dict.fromkeys(
                 indexes, ProviderTransientError("SendGrid answered without X-Message-Id"))
         return dict.fromkeys(indexes, SendResult(provider_message_id=message_id))
+
+    def _error(self, exc: http_errors.HTTPError) -> Exception:
+        """A 429's wait is ``X-RateLimit-Reset`` (SendGrid sends no ``Retry-After``)."""
+        return self.answer_error(exc.status_code, code=error_field(exc.body), body=exc.body,
+                                 retry_after=_reset_after(exc.headers)
+                                 if exc.status_code == 429 else None)
 
     def _send_one(self, message: EmailMessage) -> SendResult | Exception:
         try:
@@ -178,20 +184,6 @@ def mail_body(message: EmailMessage) -> dict[str, Any]:
     if message.reply_to:
         body["reply_to"] = {"email": message.reply_to}
     return body
-
-
-def _classify(exc: http_errors.HTTPError) -> Exception:
-    status = exc.status_code
-    detail = vendor_reason("SendGrid", status, error_field(exc.body), body=exc.body)
-    if status == 429:
-        return ProviderTransientError(
-            f"SendGrid rate limit: {detail}", retry_after=_reset_after(exc.headers)
-        )
-    if status >= 500:
-        return ProviderTransientError(detail)
-    if status in (401, 403):
-        return ProviderConfigurationError(f"SendGrid rejected the API key: {detail}")
-    return ProviderPermanentError(detail)
 
 
 def error_field(body: Any) -> str:

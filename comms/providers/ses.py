@@ -5,14 +5,11 @@ to SNS by the configuration set find their delivery (``comms.callbacks.ses``).
 """
 
 import re
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from email.utils import formataddr
 from typing import Any
 
-import boto3
-from botocore.config import Config
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
@@ -26,6 +23,7 @@ from botocore.exceptions import (
 )
 from botocore.parsers import ResponseParserError
 
+from comms.providers import aws
 from comms.providers.base import (
     Adapter,
     EmailMessage,
@@ -34,7 +32,7 @@ from comms.providers.base import (
     ProviderTransientError,
     SendResult,
 )
-from comms.providers.vendor_http import network_reason, vendor_reason
+from comms.providers.vendor_http import vendor_reason
 
 TRANSIENT_CODES = frozenset({
     "Throttling", "ThrottlingException", "TooManyRequestsException", "LimitExceededException",
@@ -63,6 +61,10 @@ class SesProvider(Adapter):
     the boto3 client of each configuration is built once per process."""
 
     name = "ses"
+    vendor = "SES"
+    transient_codes = TRANSIENT_CODES
+    configuration_codes = CONFIGURATION_CODES
+    configuration_text = rate_limit_text = "{detail}"
 
     def __init__(self, config: Callable[[], SesConfig]) -> None:
         self._config = config
@@ -72,11 +74,11 @@ class SesProvider(Adapter):
         try:
             response = ses_client(config).send_email(**send_email_params(message, config))
         except ClientError as exc:
-            raise _classify(exc, config) from exc
+            raise self._error(exc, config) from exc
         except (NoCredentialsError, PartialCredentialsError, NoRegionError) as exc:
             raise ProviderConfigurationError(f"SES is not configured: {exc}") from exc
         except (BotoConnectionError, HTTPClientError, OSError) as exc:
-            raise ProviderTransientError(f"SES unreachable: {network_reason('SES', exc)}") from exc
+            raise self.network_error(exc, timeout=config.timeout) from exc
         except ResponseParserError as exc:  # its text quotes the answer: never shown
             raise ProviderTransientError(
                 f"{vendor_reason('SES', body=str(exc))} answered unreadably.") from None
@@ -86,6 +88,13 @@ class SesProvider(Adapter):
         if not message_id:
             raise ProviderTransientError("SES answered without a MessageId")
         return SendResult(provider_message_id=message_id)
+
+    def _error(self, exc: ClientError, config: SesConfig) -> Exception:
+        status, code, message, headers = aws.answer(exc)
+        if code == "NotFoundException" and config.configuration_set and (
+                "configuration set" in message.lower()):
+            return ProviderConfigurationError(vendor_reason("SES", status, code, body=message))
+        return self.answer_error(status, code=code, body=message, headers=headers)
 
 
 def send_email_params(message: EmailMessage, config: SesConfig) -> dict[str, Any]:
@@ -126,36 +135,10 @@ def _address(name: str, email: str) -> str:
     return formataddr((name, email), charset="utf-8") if name else email
 
 
-def _classify(exc: ClientError, config: SesConfig) -> Exception:
-    error = exc.response.get("Error", {})
-    code = str(error.get("Code", ""))
-    status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
-    message = str(error.get("Message", ""))
-    text = vendor_reason("SES", status, code, body=message)
-    if code in CONFIGURATION_CODES or status in (401, 403):
-        return ProviderConfigurationError(text)
-    if code == "NotFoundException" and config.configuration_set and (
-            "configuration set" in message.lower()):
-        return ProviderConfigurationError(text)
-    if code in TRANSIENT_CODES or status == 429 or status >= 500:
-        return ProviderTransientError(text)
-    return ProviderPermanentError(text)  # MessageRejected, BadRequest, NotFound, …
-
-
-_clients: dict[SesConfig, Any] = {}
-_clients_lock = threading.Lock()
-
-
 def ses_client(config: SesConfig) -> Any:
-    """The process's sesv2 client for ``config`` (boto3 clients are thread-safe, sessions not)."""
-    with _clients_lock:
-        if config not in _clients:
-            _clients[config] = boto3.session.Session().client(
-                "sesv2", region_name=config.region, endpoint_url=config.endpoint_url or None,
-                config=Config(connect_timeout=config.timeout, read_timeout=config.timeout,
-                              retries={"mode": "standard", "total_max_attempts": 1}),
-            )
-        return _clients[config]
+    """The process's sesv2 client for ``config``."""
+    return aws.shared_client("sesv2", region=config.region, endpoint_url=config.endpoint_url,
+                             timeout=config.timeout)
 
 
 def from_settings() -> SesProvider:

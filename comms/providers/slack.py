@@ -27,14 +27,10 @@ from comms.providers.base import (
     ProviderConfigurationError,
     ProviderInvalidRecipient,
     ProviderPermanentError,
-    ProviderTransientError,
     SendResult,
 )
 from comms.providers.vendor_http import (
     allow_private,
-    header,
-    network_reason,
-    retry_after,
 )
 
 DEFAULT_API_BASE = "https://slack.com"
@@ -65,15 +61,15 @@ class SlackProvider(Adapter):
     recipient_codes = RECIPIENT_ERRORS
     recipient_text = "Slack cannot message this recipient: {detail}"
     permanent_text = "Slack refused the message: {detail}"
+    required_credentials = ("bot_token",)
     channel = "slack"
     config_fields = {"api_base": f"Slack API base URL (default {DEFAULT_API_BASE})."}
     credential_fields = {"bot_token": "Bot user OAuth token (xoxb-…) with the chat:write scope."}
 
     def __init__(self, config: dict, credentials: dict, timeout: float) -> None:
-        token = credentials.get("bot_token") or ""
-        if not token:
-            raise ProviderConfigurationError("The Slack integration needs a bot_token.")
+        self.credentials_check(credentials)
         self.settings_check(config, credentials)
+        token = credentials["bot_token"]
         api_base = (config.get("api_base") or DEFAULT_API_BASE).rstrip("/")
         # The account's URL goes through the SSRF guard; Slack's own through the SDK's urllib.
         client_class = PinnedWebClient if config.get("api_base") else WebClient
@@ -109,15 +105,9 @@ class SlackProvider(Adapter):
         except SlackApiError as exc:
             raise self._error(exc.response.status_code, exc.response.data,
                             exc.response.headers) from exc
-        except pinned_http.Refused as exc:
-            raise ProviderConfigurationError(f"Slack api_base refused: {exc}") from None
-        except (TimeoutError, urllib3.exceptions.TimeoutError) as exc:
-            raise ProviderTransientError(
-                f"Slack did not answer within {self.timeout:g}s.") from exc
-        except (urllib3.exceptions.HTTPError, urllib.error.URLError, http.client.HTTPException,
-                OSError, SlackClientError) as exc:
-            raise ProviderTransientError(f"Slack unreachable: {network_reason('Slack', exc)}") \
-                from exc
+        except (pinned_http.Refused, urllib3.exceptions.HTTPError, urllib.error.URLError,
+                http.client.HTTPException, OSError, SlackClientError) as exc:
+            raise self.network_error(exc) from exc
         return SendResult(provider_message_id=f"{response['channel']}:{response['ts']}")
 
 
@@ -182,6 +172,3 @@ def masking_logger(secret: str) -> logging.Logger:
     logger.addFilter(_Mask(secret))
     return logger
 
-
-def _retry_after_header(headers: Any) -> float | None:
-    return retry_after(header(headers, "Retry-After"))

@@ -6,24 +6,21 @@ chain would send a tenant's messages on whatever AWS identity Herald itself runs
 
 from typing import Any
 
-import boto3
 import urllib3
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 from botocore.parsers import ResponseParserError
 
 from common import http
+from comms.providers import aws
 from comms.providers.base import (
     Adapter,
     ChannelMessage,
-    ProviderConfigurationError,
-    ProviderInvalidRecipient,
     ProviderPermanentError,
     ProviderTransientError,
     SendResult,
 )
-from comms.providers.vendor_http import botocore_pinned, vendor_reason
+from comms.providers.vendor_http import sms_text, vendor_reason
 
 DEFAULT_REGION = "us-east-1"
 SENDER_ID = "AWS.SNS.SMS.SenderID"
@@ -44,7 +41,15 @@ INVALID_PARAMETER_CODES = frozenset({"InvalidParameter", "InvalidParameterValue"
 
 class SnsSmsProvider(Adapter):
     name = "sns"
+    vendor = "SNS"
     channel = "sms"
+    url_setting = "endpoint_url"
+    required_credentials = ("access_key_id", "secret_access_key")
+    transient_codes = TRANSIENT_CODES
+    rate_limit_text = "{detail}"
+    configuration_codes = CONFIGURATION_CODES
+    configuration_text = "SNS rejected the AWS credentials: {detail}"
+    recipient_text = "Not a valid SMS number: {detail}"
     config_fields = {
         "region": f"AWS region of SNS (default {DEFAULT_REGION}).",
         "endpoint_url": "SNS endpoint URL, only to point Herald at a test server.",
@@ -57,36 +62,27 @@ class SnsSmsProvider(Adapter):
     }
 
     def __init__(self, config: dict, credentials: dict, timeout: float) -> None:
-        key_id = credentials.get("access_key_id") or ""
-        secret = credentials.get("secret_access_key") or ""
-        if not (key_id and secret):
-            raise ProviderConfigurationError(
-                "The SNS integration needs an access_key_id and a secret_access_key.")
+        self.credentials_check(credentials)
         self.sender_id = config.get("sender_id") or ""
         self.sms_type = config.get("sms_type") or "Transactional"
         self.timeout = timeout
-        # One attempt, no botocore retries: the delivery pipeline owns retries and backoff.
-        # (In a Config, "max_attempts" counts retries only; "total_max_attempts" counts all.)
-        self.client = boto3.session.Session().client(
-            "sns", region_name=config.get("region") or DEFAULT_REGION,
-            endpoint_url=config.get("endpoint_url") or None,
-            aws_access_key_id=key_id, aws_secret_access_key=secret,
-            config=Config(connect_timeout=timeout, read_timeout=timeout,
-                          retries={"mode": "standard", "total_max_attempts": 1}),
-        )
-        if config.get("endpoint_url"):  # the account's URL: behind the SSRF guard
-            botocore_pinned(self.client, timeout)
+        self.client = aws.client(
+            "sns", region=config.get("region") or DEFAULT_REGION,
+            endpoint_url=config.get("endpoint_url") or "", timeout=timeout,
+            access_key_id=credentials["access_key_id"],
+            secret_access_key=credentials["secret_access_key"],
+            pinned=bool(config.get("endpoint_url")))  # the account's URL: behind the guard
 
     def send(self, message: ChannelMessage) -> SendResult:
         try:
             response = self.client.publish(**self.publish_params(message))
         except ClientError as exc:
-            raise _classify(exc) from exc
-        except http.Refused as exc:
-            raise ProviderConfigurationError(f"SNS endpoint_url refused: {exc}") from None
-        except (BotoConnectionError, HTTPClientError, urllib3.exceptions.HTTPError,
-                OSError) as exc:
-            raise ProviderTransientError(_unreachable(exc, self.timeout)) from exc
+            status, code, detail, headers = aws.answer(exc)
+            raise self.answer_error(status, code=code, body=detail, headers=headers, recipient=(
+                code in INVALID_PARAMETER_CODES and "phone" in detail.lower())) from exc
+        except (http.Refused, BotoConnectionError, HTTPClientError,
+                urllib3.exceptions.HTTPError, OSError) as exc:
+            raise self.network_error(exc) from exc
         except ResponseParserError as exc:  # its text quotes the answer: never shown
             raise ProviderTransientError(
                 f"{vendor_reason('SNS', body=str(exc))} answered unreadably.") from None
@@ -103,41 +99,6 @@ class SnsSmsProvider(Adapter):
         sender_id = message.options.get("sender_id") or self.sender_id
         if sender_id:
             attributes[SENDER_ID] = {"DataType": "String", "StringValue": str(sender_id)}
-        return {"PhoneNumber": message.to, "Message": sms_text(message),
+        return {"PhoneNumber": message.to, "Message": sms_text(message.title, message.text),
                 "MessageAttributes": attributes}
 
-
-def sms_text(message: ChannelMessage) -> str:
-    title = message.title.strip()
-    return f"{title}\n\n{message.text}" if title else message.text
-
-
-def _classify(exc: ClientError) -> Exception:
-    error = exc.response.get("Error", {})
-    code = str(error.get("Code", ""))
-    detail = str(error.get("Message", "")).strip()
-    metadata = exc.response.get("ResponseMetadata", {})
-    status = int(metadata.get("HTTPStatusCode") or 0)
-    text = vendor_reason("SNS", status, code, body=detail)
-    if code in TRANSIENT_CODES or status == 429 or status >= 500:
-        return ProviderTransientError(text, retry_after=_retry_after(metadata))
-    if code in CONFIGURATION_CODES or status in (401, 403):
-        return ProviderConfigurationError(f"SNS rejected the AWS credentials: {text}")
-    if code in INVALID_PARAMETER_CODES and "phone" in detail.lower():
-        return ProviderInvalidRecipient(f"Not a valid SMS number: {text}")
-    return ProviderPermanentError(text)
-
-
-def _retry_after(metadata: dict[str, Any]) -> float | None:
-    value = (metadata.get("HTTPHeaders") or {}).get("retry-after")
-    try:
-        return max(0.0, float(value)) if value is not None else None
-    except (TypeError, ValueError):
-        return None
-
-
-def _unreachable(exc: Exception, timeout: float) -> str:
-    # botocore's own text carries the endpoint URL; callers only need to know what failed.
-    if "timeout" in type(exc).__name__.lower():
-        return f"SNS did not answer within {timeout:g}s."
-    return "SNS unreachable (connection failed)."

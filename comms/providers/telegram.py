@@ -10,7 +10,6 @@ HTML-escaped.
 import html
 import logging
 import re
-from typing import Any
 
 import urllib3
 
@@ -24,7 +23,7 @@ from comms.providers.base import (
     ProviderTransientError,
     SendResult,
 )
-from comms.providers.vendor_http import allow_private, json_object
+from comms.providers.vendor_http import allow_private, json_object, retry_after
 
 DEFAULT_API_BASE = "https://api.telegram.org"
 MAX_TEXT = 4096  # characters after entity parsing
@@ -46,10 +45,12 @@ class TelegramProvider(Adapter):
     channel = "telegram"
     config_fields = {"api_base": f"Bot API base URL (default {DEFAULT_API_BASE})."}
     credential_fields = {"bot_token": "The token @BotFather gave the bot (123456:ABC-…)."}
+    required_credentials = ("bot_token",)
 
     def __init__(self, config: dict, credentials: dict, timeout: float) -> None:
-        token = credentials.get("bot_token") or ""
-        if not token or "/" in token:
+        self.credentials_check(credentials)
+        token = credentials["bot_token"]
+        if "/" in token:
             raise ProviderConfigurationError("The Telegram integration needs a valid bot_token.")
         self._url = (config.get("api_base") or DEFAULT_API_BASE).rstrip("/") + (
             f"/bot{token}/sendMessage")
@@ -64,7 +65,7 @@ class TelegramProvider(Adapter):
         # Telegram has no error codes beyond the status: the known description, as a label.
         known = next((e for e in RECIPIENT_ERRORS if e in description), "")
         return self.answer_error(status, code=known.replace(" ", "_") or None, body=data,
-                                 retry_after=_seconds(parameters.get("retry_after")))
+                                 retry_after=retry_after(parameters.get("retry_after")))
 
     def send(self, message: ChannelMessage) -> SendResult:
         if not _CHAT_ID_RE.match(message.to):
@@ -89,13 +90,9 @@ class TelegramProvider(Adapter):
         try:
             response = http.request("POST", self._url, json_body=body, headers={},
                                     timeout=self.timeout, allow_private=allow_private())
-        except http.Refused as exc:  # names the host only, never the path (the token)
-            failure = ProviderConfigurationError(f"Telegram api_base refused: {exc}")
-        except urllib3.exceptions.TimeoutError:
-            failure = ProviderTransientError(
-                f"Telegram did not answer within {self.timeout:g}s.")
-        except (urllib3.exceptions.HTTPError, OSError) as exc:
-            failure = ProviderTransientError(f"Telegram unreachable: {type(exc).__name__}.")
+        # Refused names the host only, never the path (the token).
+        except (http.Refused, urllib3.exceptions.HTTPError, OSError) as exc:
+            failure = self.network_error(exc)
         if failure:
             raise failure
         return response.status, json_object(response.data)
@@ -108,14 +105,6 @@ def text_html(message: ChannelMessage) -> str:
     text = message.text if len(message.text) <= room else message.text[:room - 1] + "…"
     body = html.escape(text, quote=False)
     return f"<b>{html.escape(title, quote=False)}</b>\n{body}" if title else body
-
-
-def _seconds(value: Any) -> float | None:
-    try:
-        return max(0.0, float(value)) if value is not None else None
-    except (TypeError, ValueError):
-        return None
-
 
 
 class _RedactBotTokens(logging.Filter):

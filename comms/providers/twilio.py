@@ -17,17 +17,14 @@ from twilio.http.http_client import TwilioHttpClient
 from twilio.http.response import Response
 from twilio.rest import Client
 
-from common import http
 from comms.providers.base import (
     Adapter,
     ChannelMessage,
     ProviderConfigurationError,
-    ProviderInvalidRecipient,
-    ProviderPermanentError,
     ProviderTransientError,
     SendResult,
 )
-from comms.providers.vendor_http import header, pinned_session, retry_after, vendor_reason
+from comms.providers.vendor_http import pinned_session, sms_text, vendor_reason
 
 DEFAULT_API_BASE = "https://api.twilio.com"
 AUTH_CODES = frozenset({20003, 20005})  # authentication failed, account suspended
@@ -68,7 +65,15 @@ class BaseUrlHttpClient(TwilioHttpClient):
 
 class TwilioSmsProvider(Adapter):
     name = "twilio"
+    vendor = "Twilio"
     channel = "sms"
+    required_credentials = ("account_sid", "auth_token")
+    rate_limit_codes = frozenset({20429})
+    rate_limit_text = "{detail}"
+    configuration_codes = AUTH_CODES
+    configuration_text = "Twilio rejected the account SID or auth token: {detail}"
+    recipient_codes = RECIPIENT_CODES
+    recipient_text = "{detail}"
     config_fields = {
         "from_number": "Sending number in E.164 (+15551234567) or an alphanumeric sender id.",
         "messaging_service_sid": "Messaging Service SID (MG…), instead of or with from_number.",
@@ -80,11 +85,7 @@ class TwilioSmsProvider(Adapter):
     }
 
     def __init__(self, config: dict, credentials: dict, timeout: float) -> None:
-        account_sid = credentials.get("account_sid") or ""
-        auth_token = credentials.get("auth_token") or ""
-        if not (account_sid and auth_token):
-            raise ProviderConfigurationError(
-                "The Twilio integration needs an account_sid and an auth_token.")
+        self.credentials_check(credentials)
         self.from_number = config.get("from_number") or ""
         self.messaging_service_sid = config.get("messaging_service_sid") or ""
         if not (self.from_number or self.messaging_service_sid):
@@ -94,25 +95,21 @@ class TwilioSmsProvider(Adapter):
         self.http = BaseUrlHttpClient(config.get("api_base") or DEFAULT_API_BASE, timeout)
         # region/edge given explicitly so TWILIO_REGION/TWILIO_EDGE in the environment are
         # ignored; the library never retries.
-        self.client = Client(account_sid, auth_token, http_client=self.http,
+        self.client = Client(credentials["account_sid"], credentials["auth_token"],
+                             http_client=self.http,
                              environment={"TWILIO_REGION": "", "TWILIO_EDGE": ""})
 
     def send(self, message: ChannelMessage) -> SendResult:
         try:
             created = self.client.messages.create(**self.create_params(message))
         except TwilioRestException as exc:
-            raise _classify(exc.status, exc.code, exc.msg, self.http) from exc
+            raise self._error(exc.status, exc.code, exc.msg) from exc
         except TwilioServiceException as exc:
-            raise _classify(exc.status, exc.code, exc.detail or exc.title, self.http) from exc
-        except http.RefusedRequest as exc:
-            raise ProviderConfigurationError(f"Twilio api_base refused: {exc}") from None
-        except requests.exceptions.Timeout as exc:
-            raise ProviderTransientError(
-                f"Twilio did not answer within {self.timeout:g}s.") from exc
+            raise self._error(exc.status, exc.code, exc.detail or exc.title) from exc
         except _CONFIG_REQUEST_ERRORS as exc:
             raise ProviderConfigurationError("The Twilio api_base is not a valid URL.") from exc
         except requests.exceptions.RequestException as exc:
-            raise ProviderTransientError("Twilio unreachable (connection failed).") from exc
+            raise self.network_error(exc) from exc
         except (TwilioException, ValueError) as exc:  # e.g. a 2xx that is not JSON
             raise ProviderTransientError("Twilio answered with an unreadable body.") from exc
         if not created.sid:
@@ -121,7 +118,7 @@ class TwilioSmsProvider(Adapter):
 
     def create_params(self, message: ChannelMessage) -> dict[str, Any]:
         """The ``messages.create`` arguments (Twilio's To, From, MessagingServiceSid, Body)."""
-        params = {"to": message.to, "body": sms_text(message)}
+        params = {"to": message.to, "body": sms_text(message.title, message.text)}
         if self.from_number:
             params["from_"] = self.from_number
         if self.messaging_service_sid:
@@ -129,26 +126,14 @@ class TwilioSmsProvider(Adapter):
         return params
 
 
-def sms_text(message: ChannelMessage) -> str:
-    title = message.title.strip()
-    return f"{title}\n\n{message.text}" if title else message.text
-
-
-def _classify(status: int, code: Any, detail: Any, client: BaseUrlHttpClient) -> Exception:
-    code = _int(code)
-    text = vendor_reason("Twilio", status, code if code != status else "", body=detail)
-    if status == 429 or code == 20429:
-        return ProviderTransientError(text,
-                                      retry_after=_retry_after_header(client.last_headers()))
-    if status >= 500:
-        return ProviderTransientError(text)
-    if status in (401, 403) or code in AUTH_CODES:
-        return ProviderConfigurationError(f"Twilio rejected the account SID or auth token: {text}")
-    if code in SENDER_CODES:
-        return ProviderConfigurationError(f"Twilio cannot send from the configured sender: {text}")
-    if code in RECIPIENT_CODES:
-        return ProviderInvalidRecipient(text)
-    return ProviderPermanentError(text)
+    def _error(self, status: int, code: Any, detail: Any) -> Exception:
+        code = _int(code)
+        label = code if code != status else None  # not Twilio's JSON: the status only
+        if code in SENDER_CODES and status < 500 and status not in (401, 403, 429):
+            return ProviderConfigurationError("Twilio cannot send from the configured sender: "
+                                              + vendor_reason("Twilio", status, label, body=detail))
+        return self.answer_error(status, code=label, body=detail,
+                                 headers=self.http.last_headers())
 
 
 def _int(value: Any) -> int | None:
@@ -156,7 +141,3 @@ def _int(value: Any) -> int | None:
         return int(value)
     except (TypeError, ValueError):
         return None
-
-
-def _retry_after_header(headers: Any) -> float | None:
-    return retry_after(header(headers, "Retry-After"))

@@ -69,6 +69,23 @@ def _network_kind(exc: BaseException) -> str:
     return type(exc).__name__
 
 
+def timed_out(exc: BaseException) -> bool:
+    """Whether ``exc`` or an error in its chain is a timeout, whichever library raised it
+    (``TimeoutError``, urllib3's, requests', botocore's vendored ones: each so named). By
+    the class's own name: urllib3's ``NewConnectionError`` (refused, not resolved) inherits
+    from its ``ConnectTimeoutError``."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, TimeoutError) or "Timeout" in type(current).__name__:
+            return True
+        reason = getattr(current, "reason", None)
+        current = (reason if isinstance(reason, BaseException)
+                   else current.__cause__ or current.__context__)
+    return False
+
+
 def _label(label: Any) -> str:
     text = str(label if label is not None else "").strip()
     return text if _LABEL_RE.fullmatch(text) else ""
@@ -88,36 +105,6 @@ def allow_private() -> bool:
 def pinned_session() -> Any:
     """A ``requests`` session for a provider's account-chosen URLs (``common.http``)."""
     return http.pinned_session(allow_private=allow_private())
-
-
-class _Raw:
-    """What botocore reads an answer's body from."""
-
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-
-    def stream(self, **kwargs: Any) -> Any:
-        yield self.data
-
-
-def botocore_pinned(client: Any, timeout: float) -> Any:
-    """``client`` (boto3) sending every request through the SSRF guard to the vetted address,
-    for an account-chosen ``endpoint_url`` (botocore's ``before-send`` hook, which lets a
-    handler answer instead of its own HTTP session). Raises ``common.http.Refused``."""
-    from botocore.awsrequest import AWSResponse
-
-    def send(request: Any, **kwargs: Any) -> Any:
-        body = request.body
-        body = body.encode() if isinstance(body, str) else (
-            body.read() if hasattr(body, "read") else body)
-        answer = http.request(request.method, request.url, body=body,
-                              headers=dict(request.headers.items()), timeout=timeout,
-                              allow_private=allow_private())
-        return AWSResponse(request.url, answer.status, dict(answer.headers.items()),
-                           _Raw(answer.data))
-
-    client.meta.events.register_first("before-send.*.*", send)
-    return client
 
 
 def retry_after(value: Any) -> float | None:
@@ -149,6 +136,21 @@ def json_object(raw: bytes) -> dict:
     except ValueError:
         return {}
     return data if isinstance(data, dict) else {}
+
+
+def sms_text(title: str, text: str) -> str:
+    """An SMS: the title, a blank line, the text (no markup to escape)."""
+    title = title.strip()
+    return f"{title}\n\n{text}" if title else text
+
+
+def titled(title: str, text: str, escape: Callable[[str], str], *, bold: str,
+           limit: int) -> str:
+    """The title in ``bold`` markers above the text, each escaped, cut to ``limit``
+    characters (the title to 200), for chat formats whose markup user text must not make."""
+    title = title.strip()[:200]
+    head = f"{bold}{escape(title)}{bold}\n" if title else ""
+    return head + fit(text, escape, limit - len(head))
 
 
 def fit(text: str, escape: Callable[[str], str], limit: int) -> str:

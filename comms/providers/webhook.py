@@ -29,7 +29,13 @@ class WebhookChannelProvider(Adapter):
     messages its owner could replay to the account's own webhook endpoint)."""
 
     name = "webhook"
+    vendor = "The receiver"
     channel = "webhook"
+    # The receiver is the account's own: what it answers is the message's fate, never a
+    # configuration or recipient error (a 401 or 404 fails this message only).
+    transient_statuses = frozenset({408, 425})
+    configuration_statuses = frozenset()
+    transient_text = rate_limit_text = permanent_text = "The receiver answered HTTP {status}."
     config_fields: dict[str, str] = {}
     credential_fields = {"signing_secret": "whsec_… secret the receivers verify with "
                                            "(Standard Webhooks); generate one per account"}
@@ -60,11 +66,11 @@ class WebhookChannelProvider(Adapter):
                             timeout=settings.WEBHOOKS_TIMEOUT_SECONDS,
                             max_bytes=settings.WEBHOOKS_RESPONSE_MAX_BYTES)
         code = outcome.status_code
-        if code is not None and 200 <= code < 300:
+        if code is None:  # no answer: common.http's account of the failure
+            raise ProviderTransientError(outcome.error or "The receiver did not answer.")
+        if 200 <= code < 300:
             return SendResult(provider_message_id=msg_id)
-        if code is None or code >= 500 or code in (408, 425, 429):
-            raise ProviderTransientError(outcome.error or f"The receiver answered HTTP {code}.")
-        raise ProviderPermanentError(f"The receiver answered HTTP {code}.")
+        raise self.answer_error(code)
 
 
 def payload(message: ChannelMessage) -> dict[str, Any]:

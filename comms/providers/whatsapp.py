@@ -21,7 +21,7 @@ from comms.providers.base import (
     ProviderTransientError,
     SendResult,
 )
-from comms.providers.vendor_http import allow_private, fit, json_object
+from comms.providers.vendor_http import allow_private, json_object, titled
 
 DEFAULT_API_BASE = "https://graph.facebook.com"
 GRAPH_VERSION = "v21.0"
@@ -47,6 +47,7 @@ class WhatsAppProvider(Adapter):
     recipient_codes = RECIPIENT_CODES
     recipient_text = "WhatsApp cannot message this number: {detail}"
     rate_limit_text = "{detail}"
+    required_credentials = ("access_token",)
     channel = "whatsapp"
     config_fields = {
         "api_base": f"Graph API base URL (default {DEFAULT_API_BASE}).",
@@ -57,16 +58,14 @@ class WhatsAppProvider(Adapter):
     }
 
     def __init__(self, config: dict, credentials: dict, timeout: float) -> None:
-        token = credentials.get("access_token") or ""
+        self.credentials_check(credentials)
         phone_number_id = str(config.get("phone_number_id") or "")
-        if not token:
-            raise ProviderConfigurationError("The WhatsApp integration needs an access_token.")
         if not phone_number_id.isdigit():
             raise ProviderConfigurationError("The WhatsApp integration needs a phone_number_id.")
         self.url = (f"{(config.get('api_base') or DEFAULT_API_BASE).rstrip('/')}/{GRAPH_VERSION}"
                     f"/{phone_number_id}/messages")
         self.timeout = timeout
-        self.headers = {"Authorization": f"Bearer {token}"}
+        self.headers = {"Authorization": f"Bearer {credentials['access_token']}"}
 
     def _error(self, status: int, data: dict) -> Exception:
         error = data.get("error") if isinstance(data.get("error"), dict) else {}
@@ -93,25 +92,17 @@ class WhatsAppProvider(Adapter):
         try:
             response = http.request("POST", self.url, json_body=payload, headers=self.headers,
                                     timeout=self.timeout, allow_private=allow_private())
-        except http.Refused as exc:
-            raise ProviderConfigurationError(f"WhatsApp api_base refused: {exc}") from None
-        except urllib3.exceptions.TimeoutError as exc:
-            raise ProviderTransientError(
-                f"WhatsApp did not answer within {self.timeout:g}s.") from exc
-        except (urllib3.exceptions.HTTPError, OSError) as exc:
-            raise ProviderTransientError(f"WhatsApp unreachable: {type(exc).__name__}.") from exc
+        except (http.Refused, urllib3.exceptions.HTTPError, OSError) as exc:
+            raise self.network_error(exc) from exc
         return response.status, json_object(response.data)
 
 
 def body(message: ChannelMessage) -> str:
-    title = message.title.strip()[:200]
-    head = f"*{escape_formatting(title)}*\n" if title else ""
-    return head + fit(message.text, escape_formatting, MAX_BODY - len(head))
+    return titled(message.title, message.text, escape_formatting, bold="*", limit=MAX_BODY)
 
 
 def escape_formatting(text: str) -> str:
     return _MARKER_RE.sub(ZWSP + r"\1" + ZWSP, text)
-
 
 
 def _retry_after(data: Any) -> float | None:

@@ -6,11 +6,8 @@ SES issues the tokens asynchronously (and moto never does), so an identity may c
 without records for a while: the records appear on a later read.
 """
 
-import threading
 from typing import Any
 
-import boto3
-from botocore.config import Config
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
@@ -21,6 +18,7 @@ from botocore.exceptions import (
 from botocore.parsers import ResponseParserError
 from django.conf import settings
 
+from comms.providers import aws
 from comms.providers.vendor_http import vendor_reason
 from domains.providers.base import (
     DnsRecord,
@@ -68,9 +66,11 @@ class SesDomains:
 
 def from_settings() -> SesDomains:
     """The adapter on the platform's SES region (``HERALD_SES_REGION``)."""
-    return SesDomains(sesv2_client(
-        region=settings.HERALD_SES_REGION, endpoint_url=settings.HERALD_SES_ENDPOINT_URL,
-        timeout=settings.HERALD_PROVIDER_TIMEOUT_SECONDS))
+    # Domain calls are an admin's, not the send pipeline's: botocore retries them twice.
+    return SesDomains(aws.shared_client(
+        "sesv2", region=settings.HERALD_SES_REGION,
+        endpoint_url=settings.HERALD_SES_ENDPOINT_URL,
+        timeout=settings.HERALD_PROVIDER_TIMEOUT_SECONDS, attempts=3))
 
 
 def dkim_records(domain: str, tokens: list[str], *, valid: bool) -> list[DnsRecord]:
@@ -98,10 +98,8 @@ def _call(request) -> dict[str, Any]:
     try:
         return request()
     except ClientError as exc:
-        error = exc.response.get("Error", {})
-        code = str(error.get("Code", ""))
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-        text = vendor_reason("SES", status, code, body=error.get("Message"))
+        status, code, message, _ = aws.answer(exc)
+        text = vendor_reason("SES", status, code, body=message)
         if code == "NotFoundException":
             raise DomainNotFoundAtProvider(text) from exc
         if code in CONFIGURATION_CODES:
@@ -115,18 +113,3 @@ def _call(request) -> dict[str, Any]:
     except (BotoCoreError, OSError) as exc:
         raise DomainProviderError(f"SES is unreachable or refused the request: {exc}") from exc
 
-
-_clients: dict[tuple[str, str, float], Any] = {}
-_lock = threading.Lock()
-
-
-def sesv2_client(*, region: str, endpoint_url: str, timeout: float) -> Any:
-    """One boto3 client per configuration and process (they are thread-safe and costly)."""
-    key = (region, endpoint_url, timeout)
-    with _lock:
-        if key not in _clients:
-            _clients[key] = boto3.client(
-                "sesv2", region_name=region, endpoint_url=endpoint_url or None,
-                config=Config(connect_timeout=timeout, read_timeout=timeout,
-                              retries={"max_attempts": 2, "mode": "standard"}))
-        return _clients[key]

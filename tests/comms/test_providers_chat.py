@@ -281,8 +281,21 @@ def test_a_hanging_server_is_a_transient_timeout(fake, platform):
 
 @pytest.mark.parametrize("platform", PLATFORMS)
 def test_an_unreachable_server_is_transient(fake, platform):
-    with pytest.raises(ProviderTransientError):
+    """The kind of network error (the adapters' one ``network_error``), never a timeout:
+    urllib3's refused connection inherits from its connect timeout."""
+    with pytest.raises(ProviderTransientError) as info:
         provider(platform, fake, api_base=closed_port_url()).send(message(platform))
+    vendor = {"whatsapp": "WhatsApp"}.get(platform, platform.capitalize())
+    assert str(info.value) == f"{vendor} unreachable: {vendor} ECONNREFUSED"
+
+
+@pytest.mark.parametrize("platform", PLATFORMS)
+def test_a_missing_token_names_what_the_integration_needs(fake, platform):
+    with pytest.raises(ProviderConfigurationError) as info:
+        provider(platform, fake, token="")
+    vendor = {"whatsapp": "WhatsApp"}.get(platform, platform.capitalize())
+    credential = "an access_token" if platform == "whatsapp" else "a bot_token"
+    assert str(info.value) == f"The {vendor} integration needs {credential}."
 
 
 # Not Slack: slack_sdk's urllib transport follows redirects and offers no switch.

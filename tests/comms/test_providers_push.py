@@ -135,7 +135,7 @@ def test_expo_request_errors_are_permanent(expo) -> None:
 def test_expo_timeout_is_transient(expo) -> None:
     expo.set_delay(2)
     started = time.monotonic()
-    with pytest.raises(ProviderTransientError, match="timed out"):
+    with pytest.raises(ProviderTransientError, match=r"did not answer within 0\.3s"):
         expo_provider(expo, timeout=0.3).send(push(EXPO_TOKEN))
     assert time.monotonic() - started < 1.5
 
@@ -143,8 +143,9 @@ def test_expo_timeout_is_transient(expo) -> None:
 def test_expo_unreachable_is_transient() -> None:
     with FakeExpo() as fake:
         url = fake.url
-    with pytest.raises(ProviderTransientError, match="unreachable"):
+    with pytest.raises(ProviderTransientError) as caught:
         ExpoPushProvider({"api_base": url}, {}, 2).send(push(EXPO_TOKEN))
+    assert str(caught.value) == "Expo push API unreachable: Expo push API ECONNREFUSED"
 
 
 # --- FCM -----------------------------------------------------------------------------------
@@ -320,7 +321,7 @@ def test_fcm_send_timeout_is_transient(fcm) -> None:
     provider.send(push(FCM_TOKEN))  # gets the token first
     fcm.set_delay(2)
     started = time.monotonic()
-    with pytest.raises(ProviderTransientError, match="timed out"):
+    with pytest.raises(ProviderTransientError, match=r"did not answer within 0\.3s"):
         provider.send(push(FCM_TOKEN))
     assert time.monotonic() - started < 1.5
 
@@ -337,6 +338,24 @@ def test_fcm_unreachable_is_transient() -> None:
     with FakeFcm() as fake:
         key = make_service_account(fake)
         url = fake.url
+    provider = FcmPushProvider({"api_base": url}, {"service_account_json": key}, 2)
     with pytest.raises(ProviderTransientError, match="unreachable"):
-        FcmPushProvider({"api_base": url}, {"service_account_json": key}, 2).send(
-            push(FCM_TOKEN))
+        provider.send(push(FCM_TOKEN))  # the token endpoint first
+
+
+def test_fcm_send_to_a_closed_port_is_transient_and_names_the_kind(fcm) -> None:
+    provider = fcm_provider(fcm)
+    provider.send(push(FCM_TOKEN))  # gets the token first
+    with FakeFcm() as gone:
+        provider.url = f"{gone.url}/v1/projects/herald-test/messages:send"
+    with pytest.raises(ProviderTransientError) as caught:
+        provider.send(push(FCM_TOKEN))
+    assert str(caught.value) == "FCM unreachable: FCM ECONNREFUSED"
+
+
+def test_fcm_an_error_status_that_is_not_a_name_is_left_out(fcm) -> None:
+    """A hostile body's ``status`` (a list, an object) is neither a label nor a table key."""
+    fcm.fail_next(1, 403, body={"error": {"status": {"code": ["x"]}, "details": [[]]}})
+    with pytest.raises(ProviderConfigurationError) as caught:
+        fcm_provider(fcm).send(push(FCM_TOKEN))
+    assert str(caught.value) == "FCM refused the service account: FCM 403"

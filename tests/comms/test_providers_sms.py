@@ -154,6 +154,18 @@ def test_twilio_connection_refused_is_transient() -> None:
         provider.send(sms())
 
     assert "secret" not in str(caught.value)
+    assert str(caught.value) == "Twilio unreachable: Twilio ECONNREFUSED"
+
+
+@pytest.mark.parametrize("code", [21212, 21606])
+def test_twilio_a_sender_it_cannot_send_from_is_a_configuration_error(twilio, code) -> None:
+    twilio.fail_next(1, 400, code=code, message="The 'From' number is not valid (10.0.0.1)")
+
+    with pytest.raises(ProviderConfigurationError) as caught:
+        twilio_provider(twilio).send(sms())
+
+    assert str(caught.value) == (
+        f"Twilio cannot send from the configured sender: Twilio 400 {code}")
 
 
 @pytest.mark.parametrize(("config", "credentials"), [
@@ -334,8 +346,9 @@ def test_sns_timeout_is_transient() -> None:
 
 
 def test_sns_connection_refused_is_transient() -> None:
-    with pytest.raises(ProviderTransientError, match="unreachable"):
+    with pytest.raises(ProviderTransientError) as caught:
         sns_provider(closed_port_url()).send(sms())
+    assert str(caught.value) == "SNS unreachable: SNS ECONNREFUSED"  # never the URL
 
 
 def test_sns_authorization_error_is_a_configuration_error() -> None:
