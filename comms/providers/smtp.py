@@ -31,7 +31,7 @@ from comms.providers.base import (
     ProviderTransientError,
     SendResult,
 )
-from comms.providers.vendor_http import network_reason, vendor_reason
+from comms.providers.vendor_http import timed_out, vendor_reason
 
 BACKEND = "django.core.mail.backends.smtp.EmailBackend"
 DELIVERY_HEADER = "X-Herald-Delivery-Id"
@@ -51,7 +51,13 @@ class SmtpConfig:
 
 
 class SmtpProvider(Adapter):
+    """SMTP replies are not HTTP answers (a 5xx is a permanent refusal there): ``_classify``
+    reads them; a server that cannot be reached, or does not answer in time, goes through
+    the base's ``network_error``."""
+
     name = "smtp"
+    vendor = "SMTP"
+    unreachable_text = "SMTP server unreachable: {reason}"
 
     def __init__(self, config: Callable[[], SmtpConfig]) -> None:
         self._config = config
@@ -64,13 +70,17 @@ class SmtpProvider(Adapter):
         try:
             with _connection(config) as connection:
                 _deliver(connection, outgoing)
-        except smtplib.SMTPException as exc:
-            raise _classify(exc) from exc
-        except ssl.SSLCertVerificationError as exc:
-            raise _tls_refused(exc) from exc
-        except OSError as exc:  # refused, reset, timed out, DNS
-            raise _unreachable(exc) from exc
+        except (smtplib.SMTPException, OSError) as exc:
+            raise self._error(exc, config) from exc
         return SendResult(provider_message_id=outgoing.message_id)
+
+    def _error(self, exc: Exception, config: SmtpConfig) -> Exception:
+        if isinstance(exc, ssl.SSLCertVerificationError):
+            return _tls_refused(exc)
+        # smtplib reports a reply that never came as a disconnection: a timeout all the same.
+        if isinstance(exc, smtplib.SMTPException) and not timed_out(exc):
+            return _classify(exc)
+        return self.network_error(exc, timeout=config.timeout)  # refused, reset, DNS, timeout
 
     def send_batch(self, messages: list[EmailMessage]) -> list[SendResult | Exception]:
         """``send_each``'s outcomes as a list."""
@@ -90,7 +100,7 @@ class SmtpProvider(Adapter):
                 "EMAIL_USE_TLS and EMAIL_USE_SSL exclude each other.")
             yield from [error] * len(messages)
             return
-        session = _Session(config)
+        session = _Session(config, self)
         try:
             for message in messages:
                 yield session.send(message)
@@ -101,8 +111,9 @@ class SmtpProvider(Adapter):
 class _Session:
     """One SMTP session across a batch: reopened once if the server drops it."""
 
-    def __init__(self, config: SmtpConfig) -> None:
+    def __init__(self, config: SmtpConfig, adapter: SmtpProvider) -> None:
         self.config = config
+        self.adapter = adapter
         self.connection: EmailBackend | None = None
         self.reopened = False
 
@@ -121,18 +132,17 @@ class _Session:
             except smtplib.SMTPServerDisconnected as exc:
                 self._drop()
                 if self.reopened:
-                    return ProviderTransientError(_reason(exc))
+                    return self.adapter._error(exc, self.config)
                 self.reopened = True
             except smtplib.SMTPException as exc:
                 if isinstance(exc, smtplib.SMTPResponseException) and exc.smtp_code in (
                         421, 554) and not isinstance(exc, smtplib.SMTPRecipientsRefused):
                     self._drop()  # the server is closing the session
-                return _classify(exc)
-            except ssl.SSLCertVerificationError as exc:
-                return _tls_refused(exc)
+                return self.adapter._error(exc, self.config)
             except OSError as exc:
-                self._drop()
-                return _unreachable(exc)
+                if not isinstance(exc, ssl.SSLCertVerificationError):
+                    self._drop()
+                return self.adapter._error(exc, self.config)
 
     def _drop(self) -> None:
         _close(self.connection)
@@ -239,12 +249,6 @@ def _tls_refused(exc: ssl.SSLCertVerificationError) -> ProviderConfigurationErro
     label = getattr(exc, "reason", None) or type(exc).__name__  # CERTIFICATE_VERIFY_FAILED
     return ProviderConfigurationError(
         f"SMTP TLS certificate refused: {vendor_reason('SMTP', None, label, body=str(exc))}")
-
-
-def _unreachable(exc: OSError) -> ProviderTransientError:
-    """Refused, reset, timed out, not resolved: the errno's name (``ECONNREFUSED``) or the
-    error's kind, never its message (a resolver's or a proxy's text)."""
-    return ProviderTransientError(f"SMTP server unreachable: {network_reason('SMTP', exc)}")
 
 
 def _by_code(code: int, text: str) -> Exception:

@@ -135,6 +135,23 @@ def test_a_batch_to_an_unreachable_server_fails_each_transiently(settings):
     assert all(isinstance(o, ProviderTransientError) for o in outcomes)
 
 
+def test_a_server_that_never_greets_is_a_transient_timeout(settings):
+    """Connected, but no greeting within EMAIL_TIMEOUT: the base's one timeout reason."""
+    import socket
+
+    settings.HERALD_EMAIL_PROVIDER = "smtp"
+    settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False
+    settings.EMAIL_TIMEOUT = 0.5
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()  # the kernel completes the handshake; nothing ever answers
+        settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", silent.getsockname()[1]
+        with pytest.raises(ProviderTransientError) as caught:
+            email_provider("smtp").send(_message())
+        [outcome] = email_provider("smtp").send_batch([_message()])
+    assert str(caught.value) == str(outcome) == "SMTP did not answer within 0.5s."
+
+
 def test_the_pipeline_sends_a_batch_over_one_session(api, smtp, event_id, template_id):
     from comms.dispatch import delivery_dispatch
     from comms.models import Status
