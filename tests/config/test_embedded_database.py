@@ -31,6 +31,8 @@ import psycopg
 from config import database
 url = database.url(var_dir=Path(sys.argv[1]))
 with psycopg.connect(url) as conn:
+    # CREATE TABLE IF NOT EXISTS races with itself in PostgreSQL: one creator at a time.
+    conn.execute("SELECT pg_advisory_xact_lock(16)")
     conn.execute("CREATE TABLE IF NOT EXISTS seen (pid int, started timestamptz)")
     conn.execute("INSERT INTO seen SELECT %s, pg_postmaster_start_time()", [os.getpid()])
 print(url)
