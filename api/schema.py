@@ -3,11 +3,11 @@ OpenAPI schema: a drf-spectacular postprocessing hook (``SPECTACULAR_SETTINGS``)
 
 Read from each operation's view class, so a new endpoint is documented without a list:
 every operation of an API-key-authenticated view can answer 429 (the key's rate limit, the
-daily delivery quota, the brute-force guard) with ``Retry-After`` and ``X-RateLimit-*``; a
-POST of a view with ``idempotency_layer`` takes ``Idempotency-Key`` / ``X-Idempotency-Key``,
-replays with ``Idempotent-Replayed: true``, answers a key still in flight with 409 and
-``Retry-After``, and the key on another request with the family's refusal (check-in: 409,
-the others: 422). Error bodies are the shape of the view's family (``api.families``).
+daily delivery quota, the brute-force guard) with ``Retry-After`` and ``X-RateLimit-*``; every
+POST takes ``Idempotency-Key`` / ``X-Idempotency-Key``, replays with ``Idempotent-Replayed:
+true``, answers a key still in flight with 409 and ``Retry-After``, and the key on another
+request with the family's refusal (check-in: 409, the others: 422). Error bodies are the shape
+of the view's family (``api.families``).
 """
 
 import re
@@ -88,7 +88,7 @@ def _document(operation: Schema, method: str, view: type[HeraldAPIView]) -> None
         {"Retry-After": True, **dict.fromkeys(RATE_HEADERS, False)})
     if view.configuration and method not in permissions.SAFE_METHODS:
         _add_response(operation, 403, family, TEST_KEY_READ_ONLY, {})
-    if method != "POST" or not view.idempotency_layer:
+    if method != "POST":
         return
     parameters = operation.setdefault("parameters", [])
     present = {p.get("name") for p in parameters}

@@ -49,7 +49,6 @@ class HeraldAPIView(APIView):
     """Base of every API view: its ``family`` sets its authentication and error shape."""
 
     family: Family  # every view names one (api.families)
-    idempotency_layer = True  # False: the view handles idempotency keys itself
     # True on the views of the configuration both modes share (templates, events, webhook
     # endpoints, brands, sender domains): a test key may read it but never change it (403).
     configuration = False
@@ -65,7 +64,7 @@ class HeraldAPIView(APIView):
     def initial(self, request, *args, **kwargs) -> None:
         super().initial(request, *args, **kwargs)
         _refuse_nul(request)
-        if self.idempotency_layer and request.method == "POST":
+        if request.method == "POST":
             self._claim = idempotency_claim(request, family=self.family)
 
     def check_permissions(self, request) -> None:

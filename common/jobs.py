@@ -61,15 +61,6 @@ class JobTable:
         q = Q(**{self.status: self.ready}) if self.status else Q()
         return q & self.pending if self.pending is not None else q
 
-    def due_by(self, at: datetime) -> Q:
-        """Rows waiting and due at ``at``."""
-        if self.due is None:
-            return self.todo()
-        due = Q(**{f"{self.due}__lte": at})
-        if self.null_due:
-            due |= Q(**{f"{self.due}__isnull": True})
-        return self.todo() & due
-
 
 # --- claiming with a token ----------------------------------------------------------------
 

@@ -93,15 +93,6 @@ def account_check_can_send(*, account: Account) -> None:
 
 # --- suppressions ---------------------------------------------------------------------------
 
-def suppression_add(*, account_id: Any, address: str, reason: str, detail: str = "",
-                    delivery_id: Any = None, channel: str = "email",
-                    mode: str | None = None) -> None:
-    """Suppress an address (idempotent: an active suppression is kept as it is)."""
-    suppressions_add(items=[{"account_id": account_id, "address": address, "reason": reason,
-                             "detail": detail, "delivery_id": delivery_id,
-                             "channel": channel, "mode": mode}])
-
-
 def suppressions_add(*, items: list[dict[str, Any]]) -> None:
     """Suppress many addresses in one insert; ones already suppressed are left as they are.
     Each item: account_id, address, reason, and optionally detail, delivery_id, channel, mode.

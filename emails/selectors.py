@@ -3,15 +3,13 @@
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery
 
 from accounts.models import Account
 from common.errors import NotFound
 from comms.models import DeliveryEvent, Status
-from domains.models import Brand, SenderDomain
-from domains.names import email_domain
+from domains.models import Brand
 from emails.models import Email
 
 # The spec's four states over the delivery statuses: every failure to reach the inbox is
@@ -93,20 +91,3 @@ def _filtered(account: Account, filters: HistoryFilters) -> QuerySet[Email]:
                                              occurred_at__gte=end)
         rows = rows.filter(created_at__lt=end).exclude(Exists(later))
     return rows
-
-
-def email_senders(*, delivery_ids: list[Any]) -> dict[Any, tuple[str, str]]:
-    """For spec-003 emails among these deliveries: their brand's (from_email, from_name),
-    when the brand's address is at its account's verified and enabled sender domain. Others
-    send as their account's default brand or the platform sender."""
-    rows = list(Email.objects.filter(delivery_id__in=delivery_ids).select_related("brand"))
-    if not rows:
-        return {}
-    verified = dict(SenderDomain.objects.filter(
-        account_id__in={row.account_id for row in rows}, verified=True, enabled=True,
-    ).values_list("account_id", "domain"))
-    return {
-        row.delivery_id: (row.brand.from_email, row.brand.from_name)
-        for row in rows
-        if verified.get(row.account_id) == email_domain(row.brand.from_email)
-    }

@@ -24,10 +24,10 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from accounts.services import account_create
-from comms.services import suppression_add
 from config.wsgi import application
 from guests.services import attendee_create, event_create
 from templates.services import template_create
+from tests.comms.factories import suppression_add
 from webhooks import services as webhook_services
 
 SCHEMA_PATH = "/api/schema/?format=json"

@@ -177,7 +177,8 @@ def test_hostile_bodies_get_json_errors(api):
 
 
 def test_an_active_suppression_is_kept_once(keys):
-    from comms.services import suppression_add, suppressions_add
+    from comms.services import suppressions_add
+    from tests.comms.factories import suppression_add
 
     suppression_add(account_id=keys.account.id, address=" X@Example.com ", reason="bounced",
                     detail="550 first")

@@ -12,11 +12,11 @@ from django.urls import reverse
 from accounts.models import Membership
 from accounts.services import account_create, membership_add
 from comms.models import Delivery
-from comms.services import suppression_add
 from guests.imports import guest_import_confirm, guest_import_create
 from guests.models import Attendee, BulkSend, GuestImport
 from guests.services import attendee_create, event_create
 from templates.services import template_create
+from tests.comms.factories import suppression_add
 from tests.conftest import guest
 
 

@@ -33,10 +33,11 @@ from rest_framework.test import APIClient
 from accounts.services import api_key_create
 from comms.callbacks import sns
 from comms.models import CallbackBatch, Delivery, Suppression
-from comms.services import delivery_owner, suppression_add
+from comms.services import delivery_owner
 from contacts.models import Contact, PushToken
 from templates.events import TemplateIn, event_save
 from templates.models import NotificationEvent
+from tests.comms.factories import suppression_add
 from tests.conftest import TICKET, guest
 from tests.fakes.sendgrid_signing import SendGridSigner, dumps, sendgrid_event
 from tests.fakes.sns_signing import SnsSigner

@@ -11,9 +11,9 @@ import pytest
 from rest_framework.test import APIClient
 
 from comms.models import Delivery, Suppression
-from comms.services import suppression_add
 from guests.models import Attendee, BulkSend
 from templates.models import MessageTemplate
+from tests.comms.factories import suppression_add
 from tests.conftest import TICKET, bulk_send_done, guest
 from webhooks.models import Endpoint
 
