@@ -1,15 +1,34 @@
 """What the AWS adapters share (SES email, SNS SMS, SES domain identities): the one place a
-boto3 client is made, and how a botocore ``ClientError`` reads as an HTTP answer."""
+boto3 client is made, how a botocore ``ClientError`` reads as an HTTP answer, and what every
+other botocore failure of a send means."""
 
 import functools
+from collections.abc import Callable
 from typing import Any
 
 import boto3
+import urllib3
 from botocore.awsrequest import AWSResponse
 from botocore.config import Config
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    HTTPClientError,
+    NoCredentialsError,
+    NoRegionError,
+    PartialCredentialsError,
+)
+from botocore.exceptions import ConnectionError as BotoConnectionError
+from botocore.parsers import ResponseParserError
 
 from common import http
-from comms.providers.vendor_http import allow_private
+from comms.providers.base import (
+    Adapter,
+    ProviderConfigurationError,
+    ProviderPermanentError,
+    ProviderTransientError,
+)
+from comms.providers.vendor_http import allow_private, vendor_reason
 
 
 def client(service: str, *, region: str, endpoint_url: str = "", timeout: float,
@@ -45,6 +64,29 @@ def answer(exc: Any) -> tuple[int, str, str, dict[str, Any]]:
     metadata = exc.response.get("ResponseMetadata", {})
     return (int(metadata.get("HTTPStatusCode") or 0), str(error.get("Code", "")),
             str(error.get("Message", "")).strip(), metadata.get("HTTPHeaders") or {})
+
+
+def call(adapter: Adapter, request: Callable[[], Any], *, timeout: float,
+         answered: Callable[[ClientError], Exception]) -> Any:
+    """``request()``'s answer; an AWS error answer as ``answered`` reads it; everything else
+    botocore can raise as the adapter's error: no credentials or region → configuration, no
+    answer → ``network_error``, an unreadable answer → transient (its text quotes the
+    answer: never shown), a parameter botocore itself refuses → permanent."""
+    vendor = adapter.vendor
+    try:
+        return request()
+    except ClientError as exc:
+        raise answered(exc) from exc
+    except (NoCredentialsError, PartialCredentialsError, NoRegionError) as exc:
+        raise ProviderConfigurationError(f"{vendor} is not configured: {exc}") from exc
+    except (http.Refused, BotoConnectionError, HTTPClientError, urllib3.exceptions.HTTPError,
+            OSError) as exc:
+        raise adapter.network_error(exc, timeout=timeout) from exc
+    except ResponseParserError as exc:
+        raise ProviderTransientError(
+            f"{vendor_reason(vendor, body=str(exc))} answered unreadably.") from None
+    except BotoCoreError as exc:
+        raise ProviderPermanentError(f"{vendor} refused the request: {exc}"[:300]) from exc
 
 
 class _Raw:

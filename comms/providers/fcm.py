@@ -36,6 +36,7 @@ from comms.providers.base import (
 )
 from comms.providers.vendor_http import (
     allow_private,
+    json_object,
     pinned_session,
     vendor_reason,
 )
@@ -102,7 +103,7 @@ class FcmPushProvider(Adapter):
         if response.status_code == 401:  # revoked or expired early: one fresh token
             response = self._post(body, self._token(force=True))
         if response.status_code == 200:
-            name = _json(response).get("name")
+            name = json_object(response.content).get("name")
             if not name:
                 raise ProviderTransientError("FCM answered without a message name.")
             return SendResult(provider_message_id=name)
@@ -118,7 +119,7 @@ class FcmPushProvider(Adapter):
     def _error(self, response: requests.Response) -> Exception:
         """FCM's ``details[].errorCode`` (else its status name) is the code; an
         INVALID_ARGUMENT about the token is a dead address too."""
-        error = _json(response).get("error")
+        error = json_object(response.content).get("error")
         error = error if isinstance(error, dict) else {}
         return self.answer_error(
             response.status_code, code=_fcm_error_code(error) or error.get("status"),
@@ -250,10 +251,3 @@ def _about_token(error: dict) -> bool:
                 return True
     return "registration token" in str(error.get("message", "")).lower()
 
-
-def _json(response: requests.Response) -> dict:
-    try:
-        body = response.json()
-    except ValueError:
-        return {}
-    return body if isinstance(body, dict) else {}

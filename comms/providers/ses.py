@@ -10,25 +10,13 @@ from dataclasses import dataclass
 from email.utils import formataddr
 from typing import Any
 
-from botocore.exceptions import (
-    BotoCoreError,
-    ClientError,
-    HTTPClientError,
-    NoCredentialsError,
-    NoRegionError,
-    PartialCredentialsError,
-)
-from botocore.exceptions import (
-    ConnectionError as BotoConnectionError,
-)
-from botocore.parsers import ResponseParserError
+from botocore.exceptions import ClientError
 
 from comms.providers import aws
 from comms.providers.base import (
     Adapter,
     EmailMessage,
     ProviderConfigurationError,
-    ProviderPermanentError,
     ProviderTransientError,
     SendResult,
 )
@@ -71,19 +59,9 @@ class SesProvider(Adapter):
 
     def send(self, message: EmailMessage) -> SendResult:
         config = self._config()
-        try:
-            response = ses_client(config).send_email(**send_email_params(message, config))
-        except ClientError as exc:
-            raise self._error(exc, config) from exc
-        except (NoCredentialsError, PartialCredentialsError, NoRegionError) as exc:
-            raise ProviderConfigurationError(f"SES is not configured: {exc}") from exc
-        except (BotoConnectionError, HTTPClientError, OSError) as exc:
-            raise self.network_error(exc, timeout=config.timeout) from exc
-        except ResponseParserError as exc:  # its text quotes the answer: never shown
-            raise ProviderTransientError(
-                f"{vendor_reason('SES', body=str(exc))} answered unreadably.") from None
-        except BotoCoreError as exc:  # e.g. a parameter boto3 itself refuses
-            raise ProviderPermanentError(f"SES refused the request: {exc}") from exc
+        response = aws.call(
+            self, lambda: ses_client(config).send_email(**send_email_params(message, config)),
+            timeout=config.timeout, answered=lambda exc: self._error(exc, config))
         message_id = response.get("MessageId", "")
         if not message_id:
             raise ProviderTransientError("SES answered without a MessageId")

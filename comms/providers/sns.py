@@ -6,21 +6,16 @@ chain would send a tenant's messages on whatever AWS identity Herald itself runs
 
 from typing import Any
 
-import urllib3
-from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
-from botocore.exceptions import ConnectionError as BotoConnectionError
-from botocore.parsers import ResponseParserError
+from botocore.exceptions import ClientError
 
-from common import http
 from comms.providers import aws
 from comms.providers.base import (
     Adapter,
     ChannelMessage,
-    ProviderPermanentError,
     ProviderTransientError,
     SendResult,
 )
-from comms.providers.vendor_http import sms_text, vendor_reason
+from comms.providers.vendor_http import sms_text
 
 DEFAULT_REGION = "us-east-1"
 SENDER_ID = "AWS.SNS.SMS.SenderID"
@@ -74,24 +69,17 @@ class SnsSmsProvider(Adapter):
             pinned=bool(config.get("endpoint_url")))  # the account's URL: behind the guard
 
     def send(self, message: ChannelMessage) -> SendResult:
-        try:
-            response = self.client.publish(**self.publish_params(message))
-        except ClientError as exc:
-            status, code, detail, headers = aws.answer(exc)
-            raise self.answer_error(status, code=code, body=detail, headers=headers, recipient=(
-                code in INVALID_PARAMETER_CODES and "phone" in detail.lower())) from exc
-        except (http.Refused, BotoConnectionError, HTTPClientError,
-                urllib3.exceptions.HTTPError, OSError) as exc:
-            raise self.network_error(exc) from exc
-        except ResponseParserError as exc:  # its text quotes the answer: never shown
-            raise ProviderTransientError(
-                f"{vendor_reason('SNS', body=str(exc))} answered unreadably.") from None
-        except BotoCoreError as exc:  # a parameter botocore itself refuses
-            raise ProviderPermanentError(f"SNS refused the request: {exc}"[:300]) from exc
+        response = aws.call(self, lambda: self.client.publish(**self.publish_params(message)),
+                            timeout=self.timeout, answered=self._error)
         message_id = response.get("MessageId", "")
         if not message_id:
             raise ProviderTransientError("SNS answered without a MessageId.")
         return SendResult(provider_message_id=message_id)
+
+    def _error(self, exc: ClientError) -> Exception:
+        status, code, detail, headers = aws.answer(exc)
+        return self.answer_error(status, code=code, body=detail, headers=headers, recipient=(
+            code in INVALID_PARAMETER_CODES and "phone" in detail.lower()))
 
     def publish_params(self, message: ChannelMessage) -> dict[str, Any]:
         """The ``sns.publish`` arguments for one message."""
