@@ -429,7 +429,11 @@ def delivery_render(*, delivery: Delivery) -> Content:
     """Render the delivery's template with the context its front end stored (a guest's names
     and event, an email's tokens, a notification's contact and payload), beside the tokens
     every message has: ``email``, ``correlationId`` and ``attendeeInvitationId`` (spec 000's
-    name of the delivery id)."""
+    name of the delivery id).
+
+    The front end's data is frozen when the message is queued: a guest, event or brand edited
+    afterwards is not seen by this message, on its first attempt or its retries (the engine
+    reads no front-end row). A resend is a new message and takes the edit."""
     template = delivery.template
     if template is None:  # content given as is (spec 002), stored at creation
         return Content(delivery.subject, delivery.html_body, delivery.text_body, 0)

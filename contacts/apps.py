@@ -2,6 +2,7 @@ import logging
 from typing import Any
 
 from django.apps import AppConfig
+from django.db.models.signals import post_delete
 
 log = logging.getLogger(__name__)
 
@@ -13,6 +14,14 @@ class ContactsConfig(AppConfig):
         from comms.signals import recipient_invalid
 
         recipient_invalid.connect(_push_token_forget, dispatch_uid="contacts.push_token_forget")
+        post_delete.connect(_deliveries_detach, sender="contacts.Contact",
+                            dispatch_uid="contacts.deliveries_detach")
+
+
+def _deliveries_detach(*, instance: Any, **_: Any) -> None:
+    from contacts.services import contact_deliveries_detach
+
+    contact_deliveries_detach(contact_id=instance.pk)
 
 
 def _push_token_forget(*, account_id: Any, channel: str, address: str, delivery_id: Any,

@@ -10,6 +10,8 @@ from django.utils import timezone
 
 from accounts.models import Account
 from common.errors import Conflict, HeraldError
+from comms.models import Delivery, DeliveryEvent
+from comms.services import owner_type_id
 from contacts.identifiers import (
     ContactInput,
     contact_input_parse,
@@ -17,6 +19,8 @@ from contacts.identifiers import (
     push_token_provider,
 )
 from contacts.models import IDENTIFIERS, Contact, PushToken
+from emails.models import Email
+from webhooks.models import Message
 
 UPSERT_TRIES = 3
 ERASED = "erased"
@@ -147,10 +151,7 @@ def contact_delete(*, contact: Contact) -> None:
     Suppressions are kept on purpose: an address that bounced or complained must stay
     unmailed even after its contact is gone (re-creating the contact must not re-enable it).
     """
-    from comms.models import Delivery, DeliveryEvent
-    from emails.models import Email
-
-    deliveries = Delivery.objects.filter(owner_id=contact.id)
+    deliveries = _deliveries_of(contact.id)
     # Not yet sent: never sent now. A worker holding one loses its claim (every later write
     # of it is guarded by the claim token), so it cannot write the content back either.
     deliveries.filter(status__in=["queued", "sending"]).update(
@@ -166,12 +167,23 @@ def contact_delete(*, contact: Contact) -> None:
     contact.delete()
 
 
+def contact_deliveries_detach(*, contact_id: Any) -> int:
+    """The deliveries of a contact deleted any other way than ``contact_delete`` (the admin's
+    bulk delete, an account's cascade) stay, with their content, and point at nothing: as the
+    former foreign key's ``SET NULL`` did. Connected to ``Contact``'s ``post_delete``
+    (``contacts.apps``); after ``contact_delete`` it finds nothing left. Returns how many."""
+    return _deliveries_of(contact_id).update(owner_type=None, owner_id=None, refs=None)
+
+
+def _deliveries_of(contact_id: Any):
+    """A contact's deliveries: owned by a contact (``owner_type``) with this id."""
+    return Delivery.objects.filter(owner_type_id=owner_type_id(Contact), owner_id=contact_id)
+
+
 def _webhook_payloads_erase(deliveries) -> None:
     """Webhook messages about these deliveries: the address (``comms.*``'s ``data.email``) and
     the caller's reference (``correlationId`` / ``request_id``) are erased; the rest stays,
     so a pending message still goes out and the attempt log still reads."""
-    from webhooks.models import Message
-
     messages = Message.objects.filter(delivery_event__delivery__in=deliveries).only("payload")
     batch = []
     for message in messages.iterator(chunk_size=500):

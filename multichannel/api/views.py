@@ -25,7 +25,9 @@ from comms.channels import BODY_LIMITS, SMS_MAX_SEGMENTS, sms_segments
 from comms.lifecycle import provider_events_apply
 from comms.models import Delivery, DeliveryEvent, Status
 from comms.providers.base import ProviderEvent
+from comms.services import owner_type_id
 from contacts.identifiers import EXPO_TOKEN, FCM_TOKEN, phone_parse
+from contacts.models import Contact
 from multichannel.services import ADDRESS_FIELD, CHANNEL_NAMES, communications_send
 
 TAGS = ["communications"]
@@ -195,8 +197,8 @@ def _inbox(account, contact, mode: str):
     """The in-app messages a key of this mode sees: its own mode's only."""
     read_at = DeliveryEvent.objects.filter(delivery=OuterRef("pk"), name="comms.opened")
     contact_id = getattr(contact, "id", contact)  # a contact, or its id
-    return (Delivery.objects.filter(account=account, owner_id=contact_id, channel="inapp",
-                                    mode=mode)
+    return (Delivery.objects.filter(account=account, owner_type_id=owner_type_id(Contact),
+                                    owner_id=contact_id, channel="inapp", mode=mode)
             .exclude(status__in=[Status.FAILED, Status.QUEUED, Status.SENDING])
             .annotate(read_at=Subquery(read_at.values("occurred_at")[:1])))
 

@@ -436,3 +436,37 @@ def test_deleting_a_contact_cancels_its_unsent_deliveries_even_in_flight(keys):
         assert (delivery.status, delivery.failure_type) == (Status.FAILED, "erased")
         assert (delivery.recipient, delivery.subject, delivery.text_body) == ("erased", "", "")
     assert not DeliveryEvent.objects.filter(name="comms.sent").exists()
+
+
+def test_a_contact_deleted_outside_the_gdpr_service_leaves_no_delivery_pointing_at_it(
+        client, keys, settings, django_capture_on_commit_callbacks):
+    """The admin's bulk delete or an ORM delete is not an erasure: the deliveries stay, with
+    their content, detached (as the former foreign key's SET NULL did)."""
+    email = "kept-jane@example.com"
+    post(client, {"email": email})
+    delivery = _delivered_to_contact(keys, django_capture_on_commit_callbacks, settings, email)
+    Contact.objects.filter(email=email).delete()
+    delivery.refresh_from_db()
+    assert (delivery.owner_type_id, delivery.owner_id, delivery.refs) == (None, None, None)
+    assert delivery.recipient == email and delivery.subject  # not erased
+
+
+def test_deleting_a_contact_leaves_the_deliveries_of_a_guest_with_the_same_id_alone(
+        client, keys, django_capture_on_commit_callbacks):
+    """Deliveries are found by owner type and id: a guest whose id happens to be a contact's
+    uuid keeps its messages when the contact is erased or deleted."""
+    contact = post(client, {"email": "jane@example.com"})["contact"]
+    with django_capture_on_commit_callbacks(execute=True):
+        from tests.conftest import TICKET
+
+        live = make_client(keys)
+        event = live.post("/checkin/v1/api/event", {"name": "Gala"}, format="json").json()
+        template = live.post("/comms/v1/api/comms/template", TICKET, format="json").json()
+        live.post("/checkin/v1/api/guest", guest(event["id"], template["id"], id=contact["uuid"],
+                                                 email="guest@example.com"), format="json")
+    delivery = Delivery.objects.get(recipient="guest@example.com")
+    assert str(delivery.owner_id) == contact["uuid"]
+    assert client.delete(f"/v1/contacts/{contact['uuid']}").status_code == 200
+    delivery.refresh_from_db()
+    assert str(delivery.owner_id) == contact["uuid"] and delivery.recipient == "guest@example.com"
+    assert delivery.status != "failed"
