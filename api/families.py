@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.core.exceptions import RequestDataTooBig
 from django.http import Http404
 from rest_framework import exceptions
 
@@ -29,6 +30,7 @@ Schema = dict[str, Any]
 INVALID_JSON = "The request body is not valid JSON."
 SEND_JSON = "Send the body as JSON with Content-Type: application/json."
 NOT_FOUND = "Not found."
+TOO_LARGE = "The request body is larger than 5 MB."
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,8 @@ def normalise(exc: Exception) -> Failure | None:
         return Failure(exc.status, exc.code, exc.message, extra=exc.extra)
     if isinstance(exc, Http404 | exceptions.NotFound):
         return Failure(404, "not_found", NOT_FOUND)
+    if isinstance(exc, RequestDataTooBig):  # over DATA_UPLOAD_MAX_MEMORY_SIZE, read or not
+        return Failure(413, "payload_too_large", TOO_LARGE)
     if not isinstance(exc, exceptions.APIException):
         return None
     said = str(exc.detail)
@@ -104,7 +108,8 @@ def checkin_body(failure: Failure) -> Body:
 
 
 # Spec 004's documented codes by HTTP status (its "Error Codes" table), and 415, which its
-# table leaves out: a body Herald cannot read is invalid input.
+# table leaves out: a body Herald cannot read is invalid input. A status the table leaves out
+# otherwise has a specific code of its own (413: ``PAYLOAD_TOO_LARGE``).
 V004_CODES = {
     400: "VALIDATION_ERROR", 401: "UNAUTHORIZED", 402: "QUOTA_EXCEEDED", 403: "FORBIDDEN",
     404: "NOT_FOUND", 409: "CONFLICT", 415: "VALIDATION_ERROR", 429: "RATE_LIMITED",
@@ -138,12 +143,14 @@ PROBLEM_TYPES = {
     404: "https://tools.ietf.org/html/rfc9110#section-15.5.5",
     405: "https://tools.ietf.org/html/rfc9110#section-15.5.6",
     409: "https://tools.ietf.org/html/rfc9110#section-15.5.10",
+    413: "https://tools.ietf.org/html/rfc9110#section-15.5.14",
     415: "https://tools.ietf.org/html/rfc9110#section-15.5.16",
     422: "https://tools.ietf.org/html/rfc9110#section-15.5.21",
     429: "https://tools.ietf.org/html/rfc6585#section-4",
 }
 PROBLEM_TITLES = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
-                  405: "Method Not Allowed", 409: "Conflict", 415: "Unsupported Media Type",
+                  405: "Method Not Allowed", 409: "Conflict", 413: "Content Too Large",
+                  415: "Unsupported Media Type",
                   422: "Unprocessable Content", 429: "Too Many Requests"}
 
 

@@ -3,7 +3,7 @@ from django.http import JsonResponse
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from api.families import Failure, family_for_path
+from api.families import Failure, family_for_path, normalise
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -25,8 +25,12 @@ urlpatterns = [
 
 def _family_error(request, status: int, message: str, code: str) -> JsonResponse:
     """An error Django raises before any view, in the shape of the path's API family."""
+    return _family_response(request, Failure(status, code, message))
+
+
+def _family_response(request, failure: Failure) -> JsonResponse:
     family = family_for_path(request.path)
-    return JsonResponse(family.body(Failure(status, code, message)), status=status,
+    return JsonResponse(family.body(failure), status=failure.status,
                         content_type=family.media_type)
 
 
@@ -40,7 +44,16 @@ def handler404(request, exception=None):
 
 
 def handler400(request, exception=None):
-    """Requests Django refuses before any view (e.g. a body over the upload limit): JSON."""
+    """Requests Django refuses before any view, as JSON: a body over the upload limit
+    (``RequestDataTooBig``, which Django makes a 400) is the normaliser's 413; the admin keeps
+    Django's page."""
+    if request.path.startswith("/admin/"):
+        from django.views.defaults import bad_request
+
+        return bad_request(request, exception)
+    failure = normalise(exception) if exception is not None else None
+    if failure is not None and failure.status == 413:
+        return _family_response(request, failure)
     return _family_error(request, 400, "The request was refused: check its size (5 MB at "
                          "most) and its headers.", "bad_request")
 

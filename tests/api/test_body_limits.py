@@ -1,0 +1,114 @@
+"""A body over the upload limit (5 MB) is a 413 in each API family's error shape, whether its
+size is declared (Content-Length) or not (chunked); the admin keeps Django's answer."""
+
+import json
+from io import BytesIO
+
+import pytest
+from django.test import RequestFactory
+from rest_framework.test import APIClient
+
+from config import urls
+
+LIMIT = 5 * 1024 * 1024
+OVER = json.dumps({"name": "x" * LIMIT}).encode()
+RFC = "https://tools.ietf.org/html/rfc9110#section-15.5."
+TOO_LARGE = "The request body is larger than 5 MB."
+
+# (path, the key it needs, the family's 413 body)
+FAMILIES = [
+    ("/checkin/v1/api/event", "live",
+     {"error": "payload_too_large", "message": TOO_LARGE}),
+    ("/comms/v1/api/comms/send", "live",
+     {"error": "payload_too_large", "message": TOO_LARGE}),
+    ("/api/v1/communications/send", "admin",
+     {"type": RFC + "14", "title": "Content Too Large", "status": 413, "detail": TOO_LARGE}),
+    ("/v1/Email/", "live", {"Error": TOO_LARGE}),
+    ("/v1/events", "live", {"error": TOO_LARGE, "code": "PAYLOAD_TOO_LARGE"}),
+]
+MEDIA = {"/api/v1/communications/send": "application/problem+json"}
+
+
+def client_for(keys, which: str) -> APIClient:
+    client = APIClient()
+    raw = keys.admin_key if which == "admin" else keys.live_key
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}",
+                       HTTP_OCP_APIM_SUBSCRIPTION_KEY=keys.subscription_key)
+    return client
+
+
+def chunked(body: bytes) -> dict[str, object]:
+    """What a WSGI server (gunicorn) gives Django for a chunked body: the decoded bytes, no
+    Content-Length."""
+    return {"CONTENT_LENGTH": "", "HTTP_TRANSFER_ENCODING": "chunked",
+            "wsgi.input": BytesIO(body)}
+
+
+def assert_413(response, path: str, expected: dict) -> None:
+    assert response.status_code == 413, response.content[:300]
+    assert response.json() == expected
+    assert response["Content-Type"] == MEDIA.get(path, "application/json")
+
+
+@pytest.mark.parametrize(("path", "key", "expected"), FAMILIES)
+def test_a_body_over_the_limit_is_a_413_in_the_familys_shape(keys, path, key, expected):
+    response = client_for(keys, key).post(path, OVER, content_type="application/json")
+    assert_413(response, path, expected)
+
+
+@pytest.mark.parametrize(("path", "key", "expected"), FAMILIES)
+def test_a_chunked_body_over_the_limit_is_a_413_too(keys, path, key, expected):
+    response = client_for(keys, key).post(path, b"", content_type="application/json",
+                                          **chunked(OVER))
+    assert_413(response, path, expected)
+
+
+@pytest.mark.parametrize("key", ["idem-1", None])
+def test_with_or_without_an_idempotency_key(keys, key):
+    """The idempotency claim reads the body first (its fingerprint): the same 413."""
+    headers = {"HTTP_IDEMPOTENCY_KEY": key} if key else {}
+    response = client_for(keys, "live").post("/v1/events", OVER,
+                                             content_type="application/json", **headers)
+    assert response.status_code == 413
+    assert response.json()["code"] == "PAYLOAD_TOO_LARGE"
+
+
+def test_a_chunked_body_within_the_limit_is_read(keys):
+    """Before, Django read a body without Content-Length as empty: a 400 for a valid event."""
+    body = json.dumps({"name": "Spring Gala"}).encode()
+    response = client_for(keys, "live").post("/checkin/v1/api/event", b"",
+                                             content_type="application/json", **chunked(body))
+    assert response.status_code == 201, response.content
+    assert response.json()["name"] == "Spring Gala"
+
+
+def test_a_body_of_exactly_the_limit_is_not_refused_for_its_size(keys):
+    body = json.dumps({"name": ""}).encode()
+    body = body[:-2] + b" " * (LIMIT - len(body)) + body[-2:]
+    assert len(body) == LIMIT
+    response = client_for(keys, "live").post("/checkin/v1/api/event", body,
+                                             content_type="application/json")
+    assert response.status_code == 400 and response.json()["error"] == "validation_error"
+
+
+def test_unauthenticated_is_still_a_401_before_the_body_is_read():
+    response = APIClient().post("/v1/events", OVER, content_type="application/json")
+    assert response.status_code == 401
+
+
+def test_the_admin_keeps_djangos_answer():
+    from django.core.exceptions import RequestDataTooBig
+
+    request = RequestFactory().post("/admin/login/")
+    response = urls.handler400(request, RequestDataTooBig("too big"))
+    assert response.status_code == 400
+    assert response["Content-Type"].startswith("text/html")
+
+
+def test_other_refusals_before_any_view_stay_400():
+    from django.core.exceptions import SuspiciousOperation
+
+    request = RequestFactory().post("/v1/events")
+    response = urls.handler400(request, SuspiciousOperation("bad header"))
+    assert response.status_code == 400
+    assert json.loads(response.content)["code"] == "VALIDATION_ERROR"
