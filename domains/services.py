@@ -16,6 +16,7 @@ from django.utils import timezone
 from accounts.models import Account
 from common import jobs
 from common.errors import Conflict, HeraldError
+from common.times import iso
 from domains import dns, names
 from domains.models import Brand, SenderDomain, SenderDomainEvent
 from domains.providers import domain_provider, provider_name
@@ -256,7 +257,7 @@ def sender_domain_verified_emit(*, sender_domain_id: int) -> None:
     row = SenderDomain.objects.get(id=sender_domain_id)
     webhooks_emit_account_event(account_id=row.account_id, event_type="domain.verified", data={
         "id": row.public_id, "domain": row.domain, "verified": row.verified,
-        "enabled": row.enabled, "verifiedAt": row.updated_at.isoformat(),
+        "enabled": row.enabled, "verifiedAt": iso(row.verified_at),
     })
 
 
