@@ -1,11 +1,13 @@
-from datetime import timedelta
+from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.db.models import Count
+from django.db.models import QuerySet
+from django.template.response import TemplateResponse
 from django.utils.html import format_html
 
 from accounts.admin_base import CAPABILITIES, AccountScopedAdmin, ScopedInline
+from accounts.models import Account
 from common import crypto
 from common.errors import HeraldError
 from comms import channels, dashboard
@@ -18,7 +20,6 @@ from comms.models import (
     OutboxMessage,
     Suppression,
 )
-from guests.admin_actions import resend_deliveries
 
 
 class ModeFilter(admin.SimpleListFilter):
@@ -93,17 +94,18 @@ class DeliveryEventInline(ScopedInline, admin.TabularInline):
 
 @admin.register(Delivery)
 class DeliveryAdmin(ModeLabelledAdmin):
+    """Every channel's deliveries. A front end adds what it knows (its filters, its resend
+    action) by registering a subclass in its own admin (``guests.admin``)."""
+
     list_display = ["id", "recipient", "channel", "status", "mode", "provider", "attempts",
                     "created_at"]
     mode_rows = "deliveries"
     # Related filters list only what the user's (scoped) deliveries point at.
     list_filter = [ModeFilter, "status", "channel", "provider",
-                   ("attendee__event", admin.RelatedOnlyFieldListFilter),
                    ("template", admin.RelatedOnlyFieldListFilter), "event_name"]
     search_fields = ["id", "recipient", "correlation_id", "provider_message_id"]
     readonly_fields = [f.name for f in Delivery._meta.fields]
     inlines = [DeliveryEventInline]
-    actions = [resend_deliveries]
     list_select_related = ["account"]
     date_hierarchy = "created_at"
 
@@ -232,8 +234,9 @@ class IntegrationAdmin(AccountScopedAdmin):
 
 @admin.register(Dashboard)
 class DashboardAdmin(AccountScopedAdmin):
-    """Per account and per event (the busiest ten): daily stacked bars of outcomes of live
-    sends (``comms.dashboard`` counts one mode, live by default)."""
+    """Per account: daily stacked bars of outcomes of live sends (``comms.dashboard`` counts
+    one mode, live by default). A front end adds its own sections (``guests.admin``: the
+    busiest events) by registering a subclass that extends ``sections``."""
 
     DAYS = 14
 
@@ -246,34 +249,23 @@ class DashboardAdmin(AccountScopedAdmin):
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
 
+    def sections(self, request, scoped: QuerySet[Delivery]) -> list[dict[str, Any]]:
+        """One section per account of the user's (the first ten by name)."""
+        accounts = Account.objects.filter(id__in=scoped.values("account_id")).order_by("name")
+        return [self.section(f"Account: {account.name}", scoped.filter(account=account))
+                for account in accounts[:10]]
+
+    def section(self, title: str, rows: QuerySet[Delivery]) -> dict[str, Any]:
+        return {"title": title, "chart": dashboard.chart(dashboard.daily(rows, days=self.DAYS)),
+                "funnel": dashboard.funnel(rows)}
+
     def changelist_view(self, request, extra_context=None):
-        from django.template.response import TemplateResponse
-        from django.utils import timezone
-
-        from accounts.models import Account
-        from guests.models import Event
-
         # Live sends only, for the sections and the ranking too: an event rehearsed with a
         # test key is not among the busiest, an account that only rehearsed has no section.
         scoped = self.get_queryset(request).filter(mode=Delivery.Mode.LIVE)
-        since = timezone.now() - timedelta(days=self.DAYS)
-        sections = []
-        accounts = Account.objects.filter(id__in=scoped.values("account_id")).order_by("name")
-        for account in accounts[:10]:
-            rows = scoped.filter(account=account)
-            sections.append({"title": f"Account: {account.name}",
-                             "chart": dashboard.chart(dashboard.daily(rows, days=self.DAYS)),
-                             "funnel": dashboard.funnel(rows)})
-        busiest = (scoped.filter(created_at__gte=since, attendee__isnull=False)
-                   .values("attendee__event").annotate(n=Count("id")).order_by("-n")[:10])
-        events = Event.objects.in_bulk([row["attendee__event"] for row in busiest])
-        for row in busiest:
-            rows = scoped.filter(attendee__event=row["attendee__event"])
-            sections.append({"title": f"Event: {events[row['attendee__event']].name}",
-                             "chart": dashboard.chart(dashboard.daily(rows, days=self.DAYS)),
-                             "funnel": dashboard.funnel(rows)})
         context = {**self.admin_site.each_context(request), "title": "Dashboard: live sends",
                    "subtitle": "Test-key (sandbox) rehearsals are not counted.",
-                   "sections": sections, "days": self.DAYS, "opts": self.model._meta,
+                   "sections": self.sections(request, scoped), "days": self.DAYS,
+                   "opts": self.model._meta,
                    "legend": [(name, colour) for name, colour, _ in dashboard.GROUPS]}
         return TemplateResponse(request, "admin/comms/dashboard.html", context)

@@ -1,12 +1,17 @@
+from datetime import timedelta
+from typing import Any
+
 from django.contrib import admin
-from django.db.models import Count, OuterRef, Q, Subquery
+from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html
 
 from accounts.admin_base import AccountScopedAdmin
-from comms.models import Delivery, Status
+from comms.admin import DashboardAdmin, DeliveryAdmin
+from comms.models import Dashboard, Delivery, Status
 from guests import admin_views
-from guests.admin_actions import resend_attendees
+from guests.admin_actions import resend_attendees, resend_deliveries
 from guests.models import Attendee, BulkSend, Event, GuestImport
 
 # The delivery funnel of an event: each column counts its guests' live deliveries in a state
@@ -190,3 +195,33 @@ class BulkSendAdmin(JobAdmin):
     list_filter = ["mode", "status"]
     list_select_related = ["event", "template"]
     readonly_fields = ["page"]
+
+
+# --- what check-in adds to the engine's delivery pages ------------------------------------
+
+admin.site.unregister(Delivery)
+admin.site.unregister(Dashboard)
+
+
+@admin.register(Delivery)
+class GuestDeliveryAdmin(DeliveryAdmin):
+    """The engine's deliveries, with check-in's event filter and its "Resend ticket"."""
+
+    list_filter = [*DeliveryAdmin.list_filter,
+                   ("attendee__event", admin.RelatedOnlyFieldListFilter)]
+    actions = [*DeliveryAdmin.actions, resend_deliveries]
+
+
+@admin.register(Dashboard)
+class GuestDashboardAdmin(DashboardAdmin):
+    """The engine's dashboard, with a section per busiest event (ten, over its days)."""
+
+    def sections(self, request, scoped: QuerySet[Delivery]) -> list[dict[str, Any]]:
+        since = timezone.now() - timedelta(days=self.DAYS)
+        busiest = (scoped.filter(created_at__gte=since, attendee__isnull=False)
+                   .values("attendee__event").annotate(n=Count("id")).order_by("-n")[:10])
+        events = Event.objects.in_bulk([row["attendee__event"] for row in busiest])
+        return [*super().sections(request, scoped), *(
+            self.section(f"Event: {events[row['attendee__event']].name}",
+                         scoped.filter(attendee__event=row["attendee__event"]))
+            for row in busiest)]
