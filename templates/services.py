@@ -8,8 +8,11 @@ from django.utils import timezone
 
 from accounts.models import Account
 from common.errors import Conflict, HeraldError
+from comms.models import Delivery
+from comms.services import delivery_queue
 from templates.models import MessageTemplate, TemplateVersion
 from templates.rendering import TemplateCompileError, template_check
+from templates.samples import SAMPLE
 
 
 def _check(subject: str, html_body: str, text_body: str, fallback: bool = False) -> None:
@@ -89,16 +92,10 @@ def template_save(*, template: MessageTemplate, actor: str = "") -> MessageTempl
     return template
 
 
-def template_send_test(*, template: MessageTemplate, to: str):
+def template_send_test(*, template: MessageTemplate, to: str) -> Delivery:
     """Send the template, rendered with the admin preview's sample data, to ``to`` through
     the account's live email pipeline (a normal delivery, with its timeline)."""
-    from comms.models import Delivery
-    from comms.queueing import enqueue
-    from templates.samples import SAMPLE
-
     with transaction.atomic():
-        delivery = Delivery.objects.create(
-            account=template.account, template=template, channel="email", recipient=to,
-            context=dict(SAMPLE), correlation_id="admin-test-send")
-        transaction.on_commit(lambda: enqueue(str(delivery.id)), robust=True)
-    return delivery
+        return delivery_queue(account=template.account, template_id=template.id,
+                              mode=Delivery.Mode.LIVE, recipient=to, context=dict(SAMPLE),
+                              correlation_id="admin-test-send")
