@@ -3,10 +3,12 @@ rendered once → the channel's provider chain with failover → outcome.
 
 Email is a channel like the others: its chain is the platform's provider (the sandbox for
 test keys), as every other channel's is the account's integrations in priority order (the
-built-in in-app provider for in-app). Batching is the provider's: a ``send_batch`` sends many
-messages a request (SendGrid), a ``send_each`` session gives each outcome as it is known
-(SMTP), a provider that keeps messages in Herald (``in_process``: outbox, sandbox, in-app)
-has its batch recorded in one write; any other is called once per message. What a provider
+built-in in-app provider for in-app). Batching is the provider's, as the registry declares
+it (``Provider.batching`` / ``in_process``): ``batch`` sends many messages a request
+(SendGrid), ``each`` is a session giving each outcome as it is known (SMTP), a provider that
+keeps messages in Herald (outbox, sandbox, in-app) has its batch recorded in one write; any
+other is called once per message. Claimed rows whose chains send through the same providers
+and integrations are one group, whatever their accounts. What a provider
 reports itself after a send (the sandbox's lifecycle, in-app's delivered) comes from its
 ``after_sent`` hook: the pipeline names no provider.
 
