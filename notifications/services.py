@@ -62,7 +62,7 @@ def notification_send(*, key: ApiKey, event_identifier: str, to: Any,
         raise _error("EVENT_NOT_FOUND", f"Event '{event_identifier}' not found", 404)
     channels = _channels(event, channel)
     _check_overrides(overrides or {})
-    from_email = _sender(account.id, sender) if sender else None
+    shown = _sender_shown(account, _sender(account.id, sender) if sender else None)
     test_mode = key.mode == ApiKey.Mode.TEST
     entries = _entries(to)
     outcome = SendOutcome()
@@ -104,10 +104,10 @@ def notification_send(*, key: ApiKey, event_identifier: str, to: Any,
                                        f"for {name}"))
                 continue
             template = templates[name]
-            context = _context(account, contact, payload or {}, from_email)
+            context = _context(account, contact, payload or {}, shown)
+            if name == "email" and sender:  # sent from it, under the name templates show
+                context["_sender"] = shown
             options = dict((overrides or {}).get(name) or {})
-            if name == "email" and from_email:
-                options["from"] = from_email
             if options:
                 context["_options"] = options
             for address in addresses:
@@ -169,6 +169,29 @@ def _sender(account_id: Any, sender: str) -> str:
     if email_domain(address) not in set(verified):
         raise _error("UNVERIFIED_SENDER", f"Sender {address} is not verified", 403)
     return address
+
+
+def _sender_shown(account, from_email: str | None) -> dict[str, str]:
+    """Spec 004's ``sender``: the address an email of this send goes from and its display name.
+
+    Without ``from``, the account's default brand at its verified domain, else the platform's
+    sender (as the pipeline chooses). With ``from`` (already checked to be at the verified
+    domain), the name of the account's brand that sends from that address, else of its default
+    brand there, else the account's name; the email goes out under the same name.
+    """
+    from domains.models import Brand
+    from domains.selectors import sender_for
+
+    brand = sender_for(account_id=account.id)
+    if from_email is None:
+        email, name = brand or (settings.HERALD_DEFAULT_FROM_EMAIL,
+                                settings.HERALD_DEFAULT_FROM_NAME)
+        return {"name": name, "email": email}
+    named = (Brand.objects.filter(account_id=account.id, from_email__iexact=from_email)
+             .exclude(from_name="").order_by("-is_default", "name")
+             .values_list("from_name", flat=True).first())
+    return {"name": named or (brand[1] if brand and brand[1] else account.name),
+            "email": from_email}
 
 
 def _entries(to: Any) -> list[Any]:
@@ -252,7 +275,7 @@ def _by_string(account, value: str, find, upsert) -> Contact:
 
 
 def _context(account, contact: Contact, payload: dict[str, Any],
-             from_email: str | None) -> dict[str, Any]:
+             sender: dict[str, str]) -> dict[str, Any]:
     """What templates see: spec 004's ``contact``, ``payload``, ``app``, ``sender``, and the
     contact's ``name``/``email``/``phone`` at the top for ``{{name | Guest}}``."""
     person = {"uuid": "" if contact._state.adding else str(contact.id),  # transient: none
@@ -262,7 +285,6 @@ def _context(account, contact: Contact, payload: dict[str, Any],
               "meta": contact.meta or {}}
     return {
         "contact": person, "payload": payload, "app": {"name": account.name},
-        "sender": {"name": settings.HERALD_DEFAULT_FROM_NAME if not from_email else "",
-                   "email": from_email or settings.HERALD_DEFAULT_FROM_EMAIL},
+        "sender": dict(sender),
         "name": contact.name, "email": contact.email or "", "phone": contact.phone or "",
     }
