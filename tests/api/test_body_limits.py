@@ -1,14 +1,24 @@
 """A body over the upload limit (5 MB) is a 413 in each API family's error shape, whether its
 size is declared (Content-Length) or not (chunked); the admin keeps Django's answer."""
 
+import http.client
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from io import BytesIO
+from pathlib import Path
 
 import pytest
+from django.db import connection
 from django.test import RequestFactory
 from rest_framework.test import APIClient
 
+from accounts.services import account_create
 from config import urls
+from tests.fakes.smtp_server import free_port
 
 LIMIT = 5 * 1024 * 1024
 OVER = json.dumps({"name": "x" * LIMIT}).encode()
@@ -112,3 +122,48 @@ def test_other_refusals_before_any_view_stay_400():
     response = urls.handler400(request, SuspiciousOperation("bad header"))
     assert response.status_code == 400
     assert json.loads(response.content)["code"] == "VALIDATION_ERROR"
+
+
+def _database_url() -> str:
+    s = connection.settings_dict
+    return (f"postgres://{s['USER']}:{s['PASSWORD']}@{s['HOST'] or '127.0.0.1'}:"
+            f"{s['PORT'] or 5432}/{s['NAME']}")
+
+
+def _post_chunked(port: int, keys, path: str, body: bytes) -> tuple[int, dict]:
+    connection_ = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    headers = {"Authorization": f"Bearer {keys.live_key}", "Content-Type": "application/json",
+               "Ocp-Apim-Subscription-Key": keys.subscription_key}
+    parts = (body[i:i + 65536] for i in range(0, len(body), 65536))
+    connection_.request("POST", path, body=parts, headers=headers, encode_chunked=True)
+    response = connection_.getresponse()
+    return response.status, json.loads(response.read())
+
+
+@pytest.mark.django_db(transaction=True)  # committed, so the server sees the account
+def test_gunicorn_gives_a_chunked_body_to_the_views_and_a_413_past_the_limit():
+    """The production server, really chunked: gunicorn hands Django no Content-Length."""
+    keys = account_create(name="Chunked")
+    port = free_port()
+    env = {**os.environ, "DATABASE_URL": _database_url(), "WEB_CONCURRENCY": "1",
+           "WEB_THREADS": "2", "HERALD_RATE_LIMIT_LIVE": "0", "LOG_LEVEL": "WARNING"}
+    web = subprocess.Popen([str(Path(sys.executable).with_name("gunicorn")), "config.wsgi",
+                            "-b", f"127.0.0.1:{port}"], cwd=Path(__file__).parents[2], env=env,
+                           start_new_session=True, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                small = _post_chunked(port, keys, "/checkin/v1/api/event",
+                                      json.dumps({"name": "Chunked Gala"}).encode())
+                break
+            except OSError:
+                assert time.monotonic() < deadline and web.poll() is None, "gunicorn not up"
+                time.sleep(0.2)
+        big = _post_chunked(port, keys, "/v1/events", OVER)
+    finally:
+        os.killpg(web.pid, signal.SIGTERM)
+        web.wait(timeout=60)
+    assert small[0] == 201 and small[1]["name"] == "Chunked Gala"
+    assert big == (413, {"error": TOO_LARGE, "code": "PAYLOAD_TOO_LARGE"})
