@@ -1,9 +1,10 @@
 """One timestamp format everywhere (``common.times.iso``: ``2026-04-29T20:43:55Z``): every
-timestamp of the ``domain.verified`` webhook and of the domain API's answers."""
+timestamp of the ``domain.verified`` webhook, of the domain API's answers and of every other
+webhook payload of the catalogue."""
 
 import re
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -13,6 +14,7 @@ from domains.models import SenderDomain
 from tests.domains.test_polling import URL, sendgrid  # noqa: F401 (the fixture)
 from tests.fakes.dns_server import local_dns_fixture, local_dns_server_fixture  # noqa: F401
 from tests.fakes.webhook_receiver import WebhookReceiver
+from webhooks import catalogue
 from webhooks.services import endpoint_create
 
 pytestmark = pytest.mark.usefixtures("local_dns")
@@ -62,3 +64,19 @@ def test_the_walk_finds_other_formats():
                              "c": "2026-04-29T20:43:55Z", "d": "2026-04-29 not a time"}))
     assert found == {".a[0].b": "2026-04-29T20:43:55.123456+00:00",
                      ".c": "2026-04-29T20:43:55Z"}
+
+
+def test_every_timestamp_of_every_catalogue_payload_is_iso_z():
+    """Moments with microseconds and another offset, as a database may give them."""
+    moment = datetime(2026, 4, 29, 22, 43, 55, 123456, tzinfo=timezone(timedelta(hours=2)))
+    event = catalogue.Occurrence(
+        name="comms.delivered", status="", reason=None, occurred_at=moment, delivery_id="d",
+        attendee_id="a", attendee_event_id="e", template_id="t", recipient="x@example.com",
+        correlation_id="c", channel="email", event_name="", provider_message_id="m",
+        sent_at=moment, delivered_at=moment, failure_reason="", mode="live")
+    payloads = [catalogue.payload_for(event, name, now=moment.astimezone(UTC))
+                for name in catalogue.ALL_EVENTS if name not in catalogue.ACCOUNT_EVENTS]
+    payloads.append(catalogue.test_payload(endpoint_id="w", now=moment))
+    found = [stamp for payload in payloads for _, stamp in timestamps(payload)]
+    assert len(found) >= 2 * len(payloads)
+    assert set(found) == {"2026-04-29T20:43:55Z"}
