@@ -254,7 +254,8 @@ CELERY_TASK_DEFAULT_QUEUE = "celery"
 CELERY_TASK_QUEUES = {name: {} for name in ("celery", "send", "lifecycle", "webhooks")}
 CELERY_TASK_ROUTES = {
     "comms.send_delivery": {"queue": "send"},
-    "comms.apply_sandbox_event": {"queue": "lifecycle"},
+    "comms.apply_provider_event": {"queue": "lifecycle"},
+    "comms.apply_sandbox_event": {"queue": "lifecycle"},  # its former name (queued messages)
     "comms.process_callback_batch": {"queue": "lifecycle"},
     "webhooks.deliver_message": {"queue": "webhooks"},
 }

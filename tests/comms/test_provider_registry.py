@@ -48,10 +48,13 @@ def test_every_provider_with_callbacks_has_its_url():
 
 @pytest.mark.django_db
 def test_the_follow_up_task_keeps_its_former_name_for_messages_queued_before(
-        sandbox_api, event_id, template_id):
+        sandbox_api, event_id, template_id, settings):
     """The sandbox's later events run under ``comms.apply_provider_event``; a message still
     carrying ``comms.apply_sandbox_event`` is applied the same way."""
     assert apply_sandbox_event.name == "comms.apply_sandbox_event"
+    routes = settings.CELERY_TASK_ROUTES
+    assert routes[apply_provider_event.name] == routes[apply_sandbox_event.name] == {
+        "queue": "lifecycle"}
     response = sandbox_api.post("/checkin/v1/api/guest", guest(event_id, template_id))
     delivery_id = response.json()["attendeeInvitationId"]
     apply_sandbox_event.delay(delivery_id=delivery_id, event="clicked",
