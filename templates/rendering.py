@@ -91,6 +91,7 @@ from markupsafe import Markup
 
 from common.headers import ONE_LINE, header_problem
 from templates import sizes
+from templates.handlebars import HandlebarsError, to_jinja
 from templates.samples import SAMPLE
 
 MAX_REPEAT = 100_000  # characters (or items) one `*` may produce
@@ -684,6 +685,86 @@ def _sized_filter(name: str, function: Any, rule: Any) -> Any:
 
 _html_env = _Sandbox(autoescape=True)
 _text_env = _Sandbox(autoescape=False)
+
+
+# --- Handlebars (``templates.handlebars`` compiles event templates to these) ---------------
+_MAX_SAFE_FLOAT = 1e21  # JavaScript prints integral numbers below this without a fraction
+
+
+def _hb_text(value: Any, depth: int = 0) -> str:
+    """A value as Handlebars prints it: null and undefined as nothing, ``true``/``false``,
+    ``1`` for 1.0, a list's items joined with ``,`` (each a guard point, the text bounded as
+    it grows), ``[object Object]`` for an object; functions and internals as nothing."""
+    if type(value) is str:
+        return value
+    if value is None or isinstance(value, Undefined):
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        if value != value:
+            return "NaN"
+        if math.isinf(value):
+            return "Infinity" if value > 0 else "-Infinity"
+        return str(int(value)) if value.is_integer() and abs(value) < _MAX_SAFE_FLOAT else (
+            repr(value))
+    if isinstance(value, dict):
+        return "[object Object]"
+    if isinstance(value, list | tuple):
+        if depth > 100:
+            raise SecurityError("the list is nested too deeply to print")
+        parts, size = [], 0
+        for item in _guard_items(value):
+            text = _hb_text(item, depth + 1)
+            size += len(text) + 1
+            _fits(size, "the printed list")
+            parts.append(text)
+        return ",".join(parts)
+    if isinstance(value, str):  # Markup, a str subclass
+        return value
+    if isinstance(value, _PRINTABLE) and not callable(value):
+        return str(value)
+    return ""
+
+
+def _hb_each(value: Any) -> Iterator[tuple[int, Any, bool, Any]]:
+    """``{{#each}}``'s items: (index, key, last, item) of a list (the key is the index) or of
+    an object; nothing for anything else (a text, a number, undefined)."""
+    if isinstance(value, dict):
+        last = len(value) - 1
+        return ((i, key, i == last, item) for i, (key, item) in enumerate(value.items()))
+    if isinstance(value, list | tuple):
+        last = len(value) - 1
+        return ((i, i, i == last, item) for i, item in enumerate(value))
+    return iter(())
+
+
+def _hb_truthy(value: Any, include_zero: bool = False) -> bool:
+    """Handlebars' ``#if``: false, null, undefined, "", 0 (unless ``includeZero``), NaN and
+    [] are falsy; {} is truthy; a function or internal is nothing, so falsy."""
+    if value is None or value is False or isinstance(value, Undefined) or callable(value):
+        return False
+    if isinstance(value, dict):
+        return True
+    if isinstance(value, int | float | Decimal) and not isinstance(value, bool):
+        return value == value and (include_zero or value != 0)
+    return bool(value)
+
+
+def _hb_nonempty(value: Any) -> bool:
+    """Handlebars' ``#with``: as ``#if`` but 0 is a value."""
+    return _hb_truthy(value, include_zero=True)
+
+
+def _handlebars_env(autoescape: bool) -> _Sandbox:
+    env = _Sandbox(autoescape=autoescape)
+    env.filters.update(hb_text=_guarded(_hb_text), hb_each=_guarded(_hb_each))
+    env.tests.update(hb_truthy=_guarded(_hb_truthy), hb_nonempty=_guarded(_hb_nonempty))
+    return env
+
+
+_hb_html_env = _handlebars_env(autoescape=True)
+_hb_text_env = _handlebars_env(autoescape=False)
 # Message templates stand alone: nothing may load another template.
 _FORBIDDEN = (nodes.Include, nodes.Extends, nodes.Import, nodes.FromImport)
 
@@ -740,11 +821,30 @@ def fallbacks(source: str) -> str:
                    for index, part in enumerate(parts))
 
 
+def _parts(subject: str, html: str, text: str, handlebars: bool) -> tuple:
+    """(field, Jinja source, environment) of a template's three parts: a notification
+    event's are Handlebars, compiled to Jinja here (``HandlebarsError`` becomes the part's
+    ``TemplateCompileError``, at save and, for one stored before, at render)."""
+    if not handlebars:
+        return (("subject", subject, _text_env), ("htmlBody", html, _html_env),
+                ("textBody", text, _text_env))
+    parts = []
+    for field, source, env in (("subject", subject, _hb_text_env),
+                               ("htmlBody", html, _hb_html_env),
+                               ("textBody", text, _hb_text_env)):
+        try:
+            parts.append((field, to_jinja(source, filters=env.filters, jinja=fallbacks), env))
+        except HandlebarsError as exc:
+            raise TemplateCompileError(field, exc.message, exc.line) from None
+    return tuple(parts)
+
+
 def template_check(*, subject: str, html_body: str, text_body: str,
                    fallback: bool = False, until: float | None = None) -> None:
     """Raise ``TemplateCompileError`` naming the part and line that cannot work.
-    ``fallback``: spec 004's ``{{name | Guest}}`` (notification-event templates only; in
-    the others an unknown filter stays an error, as it is most likely a typo).
+    ``fallback``: a notification event's template (spec 004): Handlebars, compiled to this
+    sandbox (``templates.handlebars``), with spec 004's ``{{name | Guest}}`` (in the others
+    an unknown filter stays an error, as it is most likely a typo).
 
     Each part is also rendered once with the preview's sample data (``_trial``): a template
     that passes the render's limits with them (``('\t' * 100000).expandtabs(10000)``) is
@@ -752,10 +852,7 @@ def template_check(*, subject: str, html_body: str, text_body: str,
     one request's trial renders end (an event saves up to 200 templates)."""
     if header_problem(subject):  # a subject is a header: "Hi\nBcc: …" would add one
         raise TemplateCompileError("subject", f"the subject {ONE_LINE}", None)
-    prepare = fallbacks if fallback else str
-    parts = (("subject", prepare(subject), _text_env),
-             ("htmlBody", prepare(html_body), _html_env),
-             ("textBody", prepare(text_body), _text_env))
+    parts = _parts(subject, html_body, text_body, fallback)
     try:
         complexity_check(parts)
     except TemplateError as exc:
@@ -895,9 +992,7 @@ def _compiled(key: tuple[str, int], subject: str, html: str, text: str, fallback
     found = _cache.get(full_key)
     if found is not None:
         return found
-    prepare = fallbacks if fallback else str
-    parts = (("subject", prepare(subject), _text_env), ("htmlBody", prepare(html), _html_env),
-             ("textBody", prepare(text), _text_env))
+    parts = _parts(subject, html, text, fallback)
     tokens = complexity_check(parts)
     compiled = tuple(_flat_globals(env.from_string(source)) for _, source, env in parts)
     _cache.put(full_key, compiled,
