@@ -285,14 +285,15 @@ class _Translator:
         if words and words[-1] in ("includeZero=true", "includeZero=false") and helper in (
                 "if", "unless"):
             include_zero = words.pop() == "includeZero=true"
+        if any(w.startswith("(") for w in words):
+            raise HandlebarsError("subexpressions ((helper …)) are not supported", line)
+        for word in words:
+            if "=" in word:
+                raise HandlebarsError(f"hash arguments ({word}) are not supported "
+                                      "(#if and #unless take includeZero=true)", line)
         if len(words) != 1:
             raise HandlebarsError(f"{{{{#{helper}}}}} takes one path or value", line)
         word = words[0]
-        if "=" in word:
-            raise HandlebarsError(f"hash arguments ({word}) are not supported "
-                                  "(#if and #unless take includeZero=true)", line)
-        if word.startswith("("):
-            raise HandlebarsError("subexpressions ((helper …)) are not supported", line)
         if _LITERAL.match(word):
             return _literal(word), include_zero
         return self.path(word, line), include_zero
