@@ -514,3 +514,74 @@ def test_a_too_complex_template_stored_earlier_fails_its_send_and_preview_uncomp
     url = reverse("admin:templates_messagetemplate_change", args=[template.pk])
     page = client.get(url).content.decode()
     assert "Does not render" in page and "Template too complex" in page
+
+
+# --- issue 17, item 6: event templates are Handlebars, compiled to the same sandbox ----------
+
+HANDLEBARS_DEEP = {
+    "ifs": "{{#if firstName}}" * 300 + "x" + "{{/if}}" * 300,
+    "eaches": "{{#each items}}" * 30 + "x" + "{{/each}}" * 30,
+    "withs": "{{#with event}}" * 100 + "x" + "{{/with}}" * 100,
+}
+
+
+@pytest.mark.parametrize("kind", list(HANDLEBARS_DEEP))
+def test_deeply_nested_handlebars_is_a_400_on_events(v4, kind):
+    email = {**ORDER["templates"][0], "body": HANDLEBARS_DEEP[kind]}
+    response = v4.post("/v1/events", {**ORDER, "templates": [email, ORDER["templates"][2]]})
+    assert response.status_code == 400, response.content
+    body = response.json()
+    assert "templates[0].body" in body["error"] and "nested too deeply" in body["error"], body
+
+
+@pytest.mark.parametrize("source", [
+    "{{payload.__class__}}", "{{#each payload.items}}{{this.__class__}}{{/each}}",
+    "{{#with payload}}{{__init__.__globals__}}{{/with}}", "{{{payload.[__class__]}}}",
+])
+def test_handlebars_paths_to_internals_are_a_400_at_save(v4, source):
+    email = {**ORDER["templates"][0], "html": source}
+    response = v4.post("/v1/events", {**ORDER, "templates": [email, ORDER["templates"][2]]})
+    assert response.status_code == 400, response.content
+    assert "names starting with '_'" in response.json()["error"], response.json()
+
+
+def test_handlebars_prints_no_internals():
+    """Top-level names are looked up in the data only; a function prints as nothing, raw or
+    not (no address, no repr)."""
+    out = render(cache_key=("hb-internals", 1), subject="{{constructor}}{{__class__}}",
+                 html_body="{{{range}}}{{range}}{{{self}}}{{#each range}}x{{/each}}",
+                 text_body="{{{namespace}}}{{#if dict}}leak{{/if}}", context={},
+                 fallback=True)
+    assert (out.subject, out.html, out.text) == ("", "", "")
+
+
+def test_a_huge_each_stops_within_the_budgets(settings):
+    settings.HERALD_RENDER_SECONDS = 0.2
+    items = list(range(1_000_000))
+    started = time.monotonic()
+    with pytest.raises(SecurityError, match="too long"):  # an empty body: each item ticks
+        render(cache_key=("hb-each-loop", 1), subject="", html_body="",
+               text_body="{{#each items}}{{#each ../items}}{{/each}}{{/each}}",
+               context={"items": items}, fallback=True)
+    assert time.monotonic() - started < 1
+    with pytest.raises(SecurityError, match="too large"):  # the output limit
+        render(cache_key=("hb-each-print", 1), subject="", html_body="{{#each items}}"
+               "{{this}}{{/each}}", text_body="", context={"items": [S] * 20},
+               fallback=True)
+
+
+def test_raw_output_of_a_huge_value_is_bounded_before_it_is_made():
+    context = {"x": ["<b>" + S] * 100_000}  # 10 GB as one printed list
+    peak, _, raised = _peak_mb(lambda: render(
+        cache_key=("hb-raw-list", 1), subject="", html_body="{{{x}}}", text_body="",
+        context=context, fallback=True))
+    assert isinstance(raised, SecurityError) and "too large" in str(raised), raised
+    assert peak < 50
+
+
+def test_a_bomb_inside_a_handlebars_block_is_a_400_on_events(v4):
+    bomb = "{{#if firstName}}" + FAMILIES["expandtabs"] + "{{/if}}"
+    email = {**ORDER["templates"][0], "body": bomb}
+    response = v4.post("/v1/events", {**ORDER, "templates": [email, ORDER["templates"][2]]})
+    assert response.status_code == 400, response.content
+    assert "render limits" in response.json()["error"], response.json()
