@@ -33,6 +33,7 @@ import json
 import re
 from collections.abc import Callable, Container
 from dataclasses import dataclass, field
+from typing import Any
 
 MAX_DEPTH = 64  # nested Handlebars blocks (Jinja's compiler stops near 100 levels anyway)
 HELPERS = ("if", "unless", "each", "with")
@@ -41,18 +42,13 @@ _JINJA_WORDS = frozenset({"and", "or", "not", "in", "is", "if", "else", "true", 
                           "none", "True", "False", "None", "recursive"})
 _RESERVED = re.compile(r"_hb")  # the names this module gives its loop variables
 
-# One token of a template: Jinja's raw blocks, comments and tags (left to Jinja), then
-# Handlebars' escaped mustaches, raw blocks, comments, triple-stash and mustaches.
-_TOKEN = re.compile(r"""
-    (?P<jraw>\{%[-+]?\s*raw\s*[-+]?%\}.*?\{%[-+]?\s*endraw\s*[-+]?%\})
-  | (?P<jcomment>\{\#.*?\#\})
-  | (?P<jtag>\{%.*?%\})
-  | (?P<escaped>\\\{\{.*?\}\})
-  | (?P<rawblock>\{\{\{\{)
-  | (?P<comment>\{\{(?P<cl>~?)!(?:--.*?--|[^}]*?)(?P<cr>~?)\}\})
-  | (?P<triple>\{\{\{(?P<tl>~?)(?P<tbody>.*?)(?P<tr>~?)\}\}\})
-  | (?P<mustache>\{\{(?P<ml>~?)(?P<mbody>.*?)(?P<mr>~?)\}\})
-""", re.S | re.X)
+# Where a token starts: Jinja's tags and comments (left to Jinja), Handlebars' escaped
+# mustaches and mustaches. Each is then closed by ``_Finder`` (never a regex spanning the
+# text, which an unclosed opener repeated would make quadratic).
+_OPENER = re.compile(r"\\\{\{|\{\{|\{%|\{#")
+_JINJA_RAW = re.compile(r"\{%[-+]?\s*raw\s*[-+]?%\}")
+_JINJA_ENDRAW = re.compile(r"\{%[-+]?\s*endraw\s*[-+]?%\}")
+_LONG_COMMENT_END = re.compile(r"--~?\}\}")
 _SEGMENT = r"(?:\[[^\]\n]*\]|\w+)"
 _SEGMENTS = re.compile(rf"{_SEGMENT}(?:\.{_SEGMENT})*")
 _ONE_SEGMENT = re.compile(_SEGMENT)
@@ -115,34 +111,103 @@ def to_jinja(source: str, *, filters: Container[str],
     return _Translator(filters, jinja).run(tokens)
 
 
+class _Finder:
+    """``source.find`` of each closer, remembered: once a closer is known to be at ``r``,
+    every search from before ``r`` finds it there without scanning again (and none after the
+    last), so that tokenizing stays linear however many openers go unclosed."""
+
+    def __init__(self, source: str) -> None:
+        self.source, self.known = source, {}
+
+    def find(self, closer: Any, start: int) -> tuple[int, int]:
+        """(start, end) of the next ``closer`` (a string or a pattern) from ``start``, or
+        (-1, -1)."""
+        known = self.known.get(closer)
+        if known is not None and known[2] <= start and (known[0] == -1 or start <= known[0]):
+            return known[0], known[1]
+        if isinstance(closer, str):
+            at = self.source.find(closer, start)
+            found = (at, at + len(closer)) if at >= 0 else (-1, -1)
+        else:
+            match = closer.search(self.source, start)
+            found = match.span() if match else (-1, -1)
+        self.known[closer] = (*found, start)
+        return found
+
+
 def _tokens(source: str) -> list[str | _Tag]:
+    """Text and tags, alternating (a text first and last, maybe empty)."""
     out: list[str | _Tag] = []
-    at = 0
-    for match in _TOKEN.finditer(source):
-        out.append(source[at:match.start()])
-        line = source.count("\n", 0, match.start()) + 1
-        out.append(_tag(match, line))
-        at = match.end()
+    finder, at, line, counted = _Finder(source), 0, 1, 0
+    search = 0
+    while True:
+        opener = _OPENER.search(source, search)
+        if opener is None:
+            break
+        start = opener.start()
+        end, tag_of = _closed(source, finder, opener.group(0), start)
+        if end < 0:  # not closed: text (Jinja says what is wrong with it, if anything)
+            search = start + 1
+            continue
+        line += source.count("\n", counted, start)
+        counted = start
+        out.append(source[at:start])
+        out.append(tag_of(source[start:end], line))
+        at = search = end
     out.append(source[at:])
     return out
 
 
-def _tag(match: re.Match, line: int) -> _Tag:
-    kind, text = match.lastgroup, match.group(0)
-    if kind in ("jraw", "jcomment"):
-        return _Tag("literal", text, line)
-    if kind == "jtag":
-        return _Tag("jinja", text, line)
-    if kind == "escaped":
-        return _Tag("escaped", text[1:], line)
-    if kind == "rawblock":
-        raise HandlebarsError("raw blocks ({{{{…}}}}) are not supported", line)
-    if kind == "comment":
-        return _Tag("comment", text, line, bool(match["cl"]), bool(match["cr"]))
-    if match["triple"]:
-        return _Tag("raw", match["tbody"].strip(), line, bool(match["tl"]), bool(match["tr"]))
-    body = match["mbody"].strip()
-    tag = _Tag("output", body, line, bool(match["ml"]), bool(match["mr"]))
+def _closed(source: str, finder: _Finder, opener: str, start: int) -> tuple[int, Any]:
+    """Where the token opened at ``start`` ends, and how it becomes a ``_Tag``."""
+    if opener == "{%":
+        raw = _JINJA_RAW.match(source, start)
+        if raw:
+            return finder.find(_JINJA_ENDRAW, raw.end())[1], _literal_tag
+        return finder.find("%}", start + 2)[1], lambda text, line: _Tag("jinja", text, line)
+    if opener == "{#":
+        return finder.find("#}", start + 2)[1], _literal_tag
+    if opener.startswith("\\"):
+        return finder.find("}}", start + 3)[1], lambda text, line: _Tag("escaped", text[1:],
+                                                                        line)
+    if source.startswith("{{{{", start):
+        return start + 4, _raw_block
+    body = start + 3 if source.startswith("{{~", start) else start + 2
+    if source.startswith("!--", body):
+        end = finder.find(_LONG_COMMENT_END, body + 3)[1]
+        if end >= 0:
+            return end, _comment
+    if source.startswith("!", body):
+        return finder.find("}}", body)[1], _comment
+    if source.startswith("{{{", start):
+        return finder.find("}}}", start + 3)[1], _triple
+    return finder.find("}}", start + 2)[1], _mustache
+
+
+def _literal_tag(text: str, line: int) -> _Tag:
+    return _Tag("literal", text, line)
+
+
+def _raw_block(text: str, line: int) -> _Tag:
+    raise HandlebarsError("raw blocks ({{{{…}}}}) are not supported", line)
+
+
+def _comment(text: str, line: int) -> _Tag:
+    return _Tag("comment", text, line, text.startswith("{{~"), text.endswith("~}}"))
+
+
+def _triple(text: str, line: int) -> _Tag:
+    body = text[3:-3]
+    left, right = body.startswith("~"), body.endswith("~")
+    return _Tag("raw", body[left:len(body) - right].strip(), line, left, right)
+
+
+def _mustache(text: str, line: int) -> _Tag:
+    body = text[2:-2]
+    left = body.startswith("~")
+    right = body.endswith("~") and len(body) > left
+    body = body[left:len(body) - right].strip()
+    tag = _Tag("output", body, line, left, right)
     if body.startswith("&"):
         tag.kind, tag.body = "raw", body[1:].strip()
     elif body.startswith(("#", "/")) and not body.startswith(("#>", "#*")):
