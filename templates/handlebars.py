@@ -420,7 +420,7 @@ class _Translator:
                                   f"use {{{{#unless {body[1:].strip()}}}}}", line)
         path = _parse_path(body)
         if path is not None and not (_LITERAL.match(body) or body in _JINJA_WORDS):
-            return f"({self.resolve(path, line)})|hb_text"
+            return f"{self.resolve(path, line)}|hb_text"  # a name and subscripts: no ()
         fallback = _FALLBACK.match(body)
         if fallback and _parse_path(fallback[1]) is not None:
             text = fallback[2].strip()

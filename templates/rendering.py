@@ -57,6 +57,12 @@ No construct was found that needs the old line-level trace hook, so there is non
 jinja2 upgrade generate another loop, compiling fails (``_Sandbox._compile``) rather than
 run it unguarded.
 Templates compile once per (id, version) and are cached per process.
+
+A notification event's templates (spec 004; ``fallback=True`` wherever a template is checked
+or rendered, i.e. ``event_id`` is set) are Handlebars: ``templates.handlebars`` compiles them
+to Jinja for two environments of their own (``_hb_html_env``, ``_hb_text_env``: these
+sandboxes plus the ``hb_*`` filters and tests that give Handlebars' printing, truthiness and
+``#each``), so every guard, limit and budget above applies to them unchanged.
 """
 
 import json
