@@ -274,7 +274,7 @@ def test_contact_upsert_creates_then_updates(herald):
                                                      "phone": "+14155552671"})
 
     again = ok(updated, 200).contact
-    assert again.id == contact.id and again.name == "Jane"
+    assert again.uuid == contact.uuid and again.name == "Jane"
     assert again.phone == "+14155552671"
 
 
