@@ -4,6 +4,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.db import models
 
 from accounts.models import Account
+from common import request_id
 from common.models import TimeStampedModel, UUIDModel
 from templates.models import MessageTemplate
 
@@ -36,6 +37,14 @@ FAILURES = frozenset(s for s, rank in RANK.items() if rank >= 10)
 PERMANENT_FAILURES = frozenset(
     {Status.BOUNCED, Status.DROPPED, Status.SPAM_REPORTED, Status.UNSUBSCRIBED}
 )
+
+# The four statuses spec 004 shows callers (its deliveries and its ``delivery.*`` webhooks)
+# over ours, which go beside them as the detail.
+PUBLIC_STATUS = {
+    Status.QUEUED: "pending", Status.SENDING: "pending", Status.SENT: "sent",
+    Status.DELIVERED: "delivered", Status.OPENED: "delivered", Status.CLICKED: "delivered",
+    **{status: "failed" for status in FAILURES},
+}
 
 
 class Delivery(TimeStampedModel):
@@ -74,6 +83,10 @@ class Delivery(TimeStampedModel):
     )
     event_name = models.CharField(max_length=128, blank=True)
     correlation_id = models.CharField(max_length=128, null=True, blank=True)
+    # The API request that made it (its X-Request-Id), which spec 004's webhooks carry; None
+    # for what no request made (the admin's bulk sends run in a worker).
+    request_id = models.CharField(max_length=request_id.MAX_LENGTH, null=True, blank=True,
+                                  default=request_id.current, editable=False)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
     provider = models.CharField(max_length=32, blank=True)
     provider_message_id = models.CharField(max_length=255, blank=True)  # indexed in Meta

@@ -5,6 +5,26 @@ from io import BytesIO
 from django.conf import settings
 from django.core.handlers.wsgi import LimitedStream
 
+from common import request_id
+
+
+class RequestIdMiddleware:
+    """Every request gets an id (``common.request_id``): the caller's ``X-Request-Id`` when
+    well-formed, else a new one. It is current while the request runs (its log records and
+    the deliveries it creates carry it) and answered as ``X-Request-Id`` on every response.
+    First in ``MIDDLEWARE``: the errors of the layers below (404, 413, 500 in the family's
+    shape) are responses by the time they reach it, so they carry the header too."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        with request_id.bound(request_id.accepted(request.META.get("HTTP_X_REQUEST_ID"))) as rid:
+            request.request_id = rid
+            response = self.get_response(request)
+        response[request_id.HEADER] = rid
+        return response
+
 
 class ChunkedBodyMiddleware:
     """A body sent without Content-Length (``Transfer-Encoding: chunked``) reaches Django's

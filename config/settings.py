@@ -78,6 +78,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "config.middleware.RequestIdMiddleware",  # first: every response, errors too, has its id
     "django.middleware.security.SecurityMiddleware",
     "config.middleware.ChunkedBodyMiddleware",  # a body without Content-Length is read too
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -174,7 +175,12 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    # Every record says which request it belongs to (X-Request-Id; "-" outside a request).
+    "filters": {"request_id": {"()": "common.request_id.RequestIdFilter"}},
+    "formatters": {"herald": {
+        "format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["request_id"],
+                             "formatter": "herald"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     # django-axes logs every login at INFO; failures and lockouts are WARNINGs.
     "loggers": {"axes": {"level": env.str("AXES_LOG_LEVEL", default="WARNING")}},

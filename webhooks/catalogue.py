@@ -2,7 +2,10 @@
 
 ``comms.*`` is spec 000's lifecycle (payload ``{type, timestamp, data{attendeeInvitationId,
 …, correlationId, mode}}``); ``delivery.*`` is spec 004's (payload ``{event, delivery{…,
-mode}, request_id, timestamp}``). One recorded DeliveryEvent becomes at most one of each.
+status, detailed_status, mode}, request_id, timestamp}``: ``status`` in spec 004's words,
+pending | sent | delivered | failed, ``detailed_status`` ours, as ``GET /v1/deliveries`` shows
+them; ``request_id`` the X-Request-Id of the API request that made the delivery). One
+recorded DeliveryEvent becomes at most one of each.
 ``mode`` is the delivery's, ``live`` or ``test``; test ones reach only the endpoints that
 include test events.
 """
@@ -12,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from common.times import iso
+from comms.models import PUBLIC_STATUS
 
 # Lifecycle events customers receive; comms.processed/retry_scheduled/resubscribed stay internal.
 COMMS_EVENTS = (
@@ -67,6 +71,7 @@ class Occurrence:
     delivered_at: datetime | None
     failure_reason: str
     mode: str  # the delivery's: "live", or "test" (a test key's sandbox rehearsal)
+    request_id: str | None = None  # the delivery's: the API request that made it
 
 
 def _status(event: Occurrence) -> str:
@@ -99,14 +104,20 @@ def comms_payload(event: Occurrence, *, now: datetime) -> dict[str, Any]:
     }
 
 
+# The status a delivery.* event type stands for, should an event's own word have none.
+_TYPE_STATUS = {"delivery.sent": "sent", "delivery.delivered": "delivered"}
+
+
 def delivery_payload(event: Occurrence, event_type: str, *, now: datetime) -> dict[str, Any]:
     failed = event_type in ("delivery.failed", "delivery.bounced", "delivery.complained")
+    detail = _status(event)
     return {
         "event": event_type,
         "delivery": {
             "uuid": event.delivery_id,
             "channel": event.channel,
-            "status": _status(event),
+            "status": PUBLIC_STATUS.get(detail) or _TYPE_STATUS.get(event_type, "failed"),
+            "detailed_status": detail,  # ours: bounced, dropped, spam_reported, opened…
             "event_name": event.event_name or None,  # spec 004's sends carry one
             "message_id": event.provider_message_id or None,
             "sent_at": iso(event.sent_at),
@@ -114,8 +125,7 @@ def delivery_payload(event: Occurrence, event_type: str, *, now: datetime) -> di
             "error": (_reason(event) or event.name.split(".", 1)[1]) if failed else None,
             "mode": event.mode,  # "test": a test key's sandbox rehearsal (opted-in endpoints)
         },
-        # The caller's reference for the request that made the send (spec 000's correlationId).
-        "request_id": event.correlation_id,
+        "request_id": event.request_id,
         "timestamp": iso(event.occurred_at),
     }
 

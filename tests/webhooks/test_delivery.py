@@ -61,15 +61,20 @@ def endpoint(hooks, receiver) -> dict:
     return webhook
 
 
-def _send(api, event_id, template_id, **fields) -> str:
+def _sent(api, event_id, template_id, **fields):
     response = api.post("/checkin/v1/api/guest", guest(event_id, template_id, **fields))
     assert response.status_code == 200, response.content
-    return response.json()["attendeeInvitationId"]
+    return response
+
+
+def _send(api, event_id, template_id, **fields) -> str:
+    return _sent(api, event_id, template_id, **fields).json()["attendeeInvitationId"]
 
 
 def test_a_send_yields_verified_comms_and_delivery_webhooks(
         sandbox_api, event_id, template_id, endpoint, receiver):
-    invitation_id = _send(sandbox_api, event_id, template_id)
+    response = _sent(sandbox_api, event_id, template_id)
+    invitation_id = response.json()["attendeeInvitationId"]
     assert all(r.error == "" for r in receiver.received)
     by_type = {}
     for r in receiver.verified:
@@ -87,7 +92,8 @@ def test_a_send_yields_verified_comms_and_delivery_webhooks(
     for name in ("delivery.sent", "delivery.delivered"):
         payload = by_type[name]
         assert payload["delivery"]["uuid"] == invitation_id
-        assert payload["request_id"] == "order-2026-0042"
+        assert payload["request_id"] == response["X-Request-Id"]  # the send's request
+        assert payload["delivery"]["status"] == name.split(".")[1]
         assert payload["delivery"]["channel"] == "email"
         assert payload["delivery"]["error"] is None
         assert set(payload) == {"event", "delivery", "request_id", "timestamp"}
@@ -120,6 +126,9 @@ def test_bounce_yields_comms_bounced_and_delivery_bounced(
     assert comms["data"]["attendeeInvitationId"] == invitation_id
     delivery = next(p for p in bounced if "event" in p)
     assert delivery["delivery"]["error"] == "550 5.1.1 No such user"
+    # Spec 004's word, ours beside it.
+    assert (delivery["delivery"]["status"], delivery["delivery"]["detailed_status"]) == (
+        "failed", "bounced")
 
 
 def test_enabled_events_filter_what_is_sent(hooks, sandbox_api, event_id, template_id,
