@@ -135,7 +135,8 @@ def test_errors_name_the_source_line_after_removed_lines():
     ("{% if name %}Hi {{ name }}{% endif %}", "Hi Ann"),
     ("{{- name | Guest -}}!", "Ann!"),
     ("{{ missing | Guest }} {{ payload.n * 2 }}", "Guest 4"),
-    ("{% for x in payload.xs %}{{ x }}{% endfor %}", "12"),
+    ("{% for x in payload.xs %}{{ x }}{{ loop.index }}{% endfor %}", "1122"),
+    ("{% macro m(a) %}<{{ a }}>{% endmacro %}{{ m(name) }}", "<Ann>"),
     ("{# note #}{{#if name}}{% if payload.n %}{{name}}{% endif %}{{/if}}", "Ann"),
 ])
 def test_the_jinja_event_templates_held_before_still_renders(source, expected):
@@ -216,3 +217,19 @@ def test_reading_a_template_is_linear_even_when_nothing_closes(opener):
     except HandlebarsError:
         pass
     assert time.monotonic() - started < 1
+
+
+def test_an_event_template_stored_before_that_is_not_handlebars_fails_its_send(v4):
+    """Saved before its content was checked as Handlebars (written as is): the send fails
+    with the reason, as any template that cannot render."""
+    from comms.models import Status
+    from templates.models import MessageTemplate
+
+    assert v4.post("/v1/events", HELLO).status_code == 201
+    MessageTemplate.objects.filter(event__identifier="user.hello").update(
+        text_body="{{> footer}}")
+    response = v4.post("/v1/send/user.hello/email", {"to": "ann@example.com"})
+    delivery = Delivery.objects.get(id=response.json()["deliveries"][0]["email"])
+    assert delivery.status == Status.FAILED
+    reason = delivery.events.get(status=Status.FAILED).detail["reason"]
+    assert "could not be rendered" in reason and "partials" in reason, reason
