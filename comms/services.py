@@ -1,4 +1,5 @@
-"""Writes on deliveries before they are sent: queue, suppressions.
+"""Writes on deliveries before they are sent: the front ends' messages queued, suppressions.
+Spec 002's messages, sent at once, go through ``comms.immediate``.
 
 Sending is in ``comms.dispatch``, provider events in ``comms.lifecycle``; the rules of whether
 a front end may send (spec 000's 422 rule: ``guests.sending``) are the front ends'.
@@ -6,53 +7,78 @@ a front end may send (spec 000's 422 rule: ``guests.sending``) are the front end
 
 import json
 import logging
+import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from django.contrib.contenttypes.models import ContentType
 from django.db import connection, models, transaction
+from django.db.models.fields import NOT_PROVIDED
 from django.utils import timezone
 
 from accounts.models import Account
 from common.errors import HeraldError, NotFound
+from comms.messages import Message, Owner
 from comms.models import Delivery, Suppression
 from comms.queueing import enqueue
 
 log = logging.getLogger(__name__)
 
 
-def delivery_queue(*, account: Account, template_id: Any, mode: str, recipient: str,
-                   correlation_id: str | None, owner: models.Model | None = None,
-                   context: dict[str, Any] | None = None,
-                   refs: dict[str, Any] | None = None) -> Delivery:
-    """Insert a queued delivery; its task is enqueued when the surrounding transaction commits.
-
-    If the broker is down at that moment the row stays queued and the sweeper sends it.
-    """
-    delivery = delivery_new(account=account, template_id=template_id, mode=mode,
-                            recipient=recipient, correlation_id=correlation_id, owner=owner,
-                            context=context, refs=refs)
+def message_queue(message: Message) -> Delivery:
+    """Insert one queued delivery; its task is enqueued when the surrounding transaction
+    commits. If the broker is down at that moment the row stays queued and the sweeper
+    sends it."""
+    delivery = message_row(message)
     delivery.save(force_insert=True)
     delivery_enqueue_on_commit(delivery)
     return delivery
 
 
-def delivery_new(*, account: Account, template_id: Any, mode: str, recipient: str,
-                 correlation_id: str | None, owner: models.Model | None = None,
-                 context: dict[str, Any] | None = None,
-                 refs: dict[str, Any] | None = None) -> Delivery:
-    """The queued delivery of a template to a recipient, not saved yet. A front end gives
-    what it belongs to (``owner``: it finds its messages by it), the render ``context``
-    (``_sender`` / ``_to_name`` beside the template's tokens) and the ids its webhooks
-    carry (``refs``); the engine reads none of its rows."""
-    return Delivery(account=account, template_id=template_id, mode=mode, recipient=recipient,
-                    correlation_id=correlation_id, context=context, refs=refs,
-                    **delivery_owner(owner))
+def message_row(message: Message) -> Delivery:
+    """The queued delivery of ``message``, not saved yet (for a front end inserting it in
+    one statement with its own rows: ``common.inserts.insert_together``)."""
+    return Delivery(**_fields(message), **delivery_owner(message.owner))
 
 
-def delivery_owner(owner: models.Model | None) -> dict[str, Any]:
-    """The ``owner_type`` / ``owner_id`` fields of a delivery belonging to ``owner``."""
+def messages_queue(messages: Sequence[Message]) -> list[uuid.UUID]:
+    """Insert queued deliveries in one statement and enqueue one send task on commit (it
+    claims its row and the oldest due rows behind it, and each full claim kicks the next
+    batch, so the chain claims every row; the sweeper covers a lost broker message).
+    Returns their ids, in the messages' order."""
+    if not messages:
+        return []
+    rows = [_fields(m) | _owner_fields(m.owner) for m in messages]
+    _deliveries_insert(rows)
+    first = str(rows[0]["id"])
+    transaction.on_commit(lambda: enqueue(first), robust=True)
+    return [row["id"] for row in rows]
+
+
+def _fields(message: Message) -> dict[str, Any]:
+    return {"id": message.id or uuid.uuid4(), "account_id": message.account_id,
+            "mode": message.mode, "channel": message.channel, "recipient": message.recipient,
+            "template_id": message.template_id,
+            # Content given as is: its version is 0, the pipeline sends it unrendered.
+            "template_version": 0 if message.template_id is None else None,
+            "subject": message.subject, "html_body": message.html,
+            "text_body": message.text, "context": message.stored_context(),
+            "refs": dict(message.refs) if message.refs is not None else None,
+            "correlation_id": message.correlation_id, "event_name": message.event_name,
+            "integration_id": message.integration_id}
+
+
+def _owner_fields(owner: Owner) -> dict[str, Any]:
+    return delivery_owner(owner) or {"owner_type_id": None, "owner_id": None}
+
+
+def delivery_owner(owner: Owner) -> dict[str, Any]:
+    """The ``owner_type`` / ``owner_id`` fields of a delivery belonging to ``owner`` (a row,
+    or its (content type id, id))."""
     if owner is None:
         return {}
+    if isinstance(owner, tuple):
+        return {"owner_type_id": owner[0], "owner_id": owner[1]}
     return {"owner_type_id": owner_type_id(type(owner)), "owner_id": owner.pk}
 
 
@@ -61,20 +87,43 @@ def owner_type_id(model: type[models.Model]) -> int:
     return ContentType.objects.get_for_model(model).id
 
 
-def deliveries_describe(*, rows: list[tuple[Any, dict[str, Any], dict[str, Any]]]) -> None:
-    """The render context and refs of deliveries a front end inserted in bulk, by (id,
-    context, refs): one UPDATE with the rows as one JSON parameter. (A column array of JSON
-    values costs psycopg a regex substitution per quote of every value: three times the
-    rest of a bulk insert.)"""
-    if not rows:
-        return
-    records = json.dumps([{"id": str(i), "c": c, "r": r} for i, c, r in rows],
-                         ensure_ascii=False)
+def _deliveries_insert(rows: list[dict[str, Any]]) -> None:
+    """One ``INSERT … SELECT`` of the rows (attname → value, the same keys in each) as one
+    JSON parameter: a value the same in every row is bound once, the other fields take their
+    default (a callable one per row) as ``bulk_create`` would. Neither the ORM's per-row
+    preparation of ~30 fields nor a column array of JSON values (psycopg quotes each: three
+    times the rest of a bulk insert)."""
+    now, per_row, fixed = timezone.now(), [], []
+    for field in Delivery._meta.concrete_fields:
+        name = field.attname
+        if name in rows[0]:
+            first = rows[0][name]
+            if all(row[name] == first for row in rows):
+                fixed.append((field, first))
+            else:
+                per_row.append(field)
+        elif getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
+            fixed.append((field, now))
+        elif field.db_default is not NOT_PROVIDED:
+            continue  # the database fills it
+        elif field.has_default() and callable(field.default):
+            for row in rows:
+                row[name] = field.get_default()
+            per_row.append(field)
+        else:
+            fixed.append((field, field.get_default()))
+    quote = connection.ops.quote_name
+    names = ", ".join(quote(f.column) for f in [*per_row, *(f for f, _ in fixed)])
+    selected = ", ".join([*(f"v.{quote(f.attname)}" for f in per_row),
+                          *(f"%s::{f.db_type(connection)}" for f, _ in fixed)])
+    record = ", ".join(f"{quote(f.attname)} {f.db_type(connection)}" for f in per_row)
+    data = json.dumps([{f.attname: row[f.attname] for f in per_row} for row in rows],
+                      ensure_ascii=False, default=str)
     with connection.cursor() as cursor:
         cursor.execute(
-            f"UPDATE {Delivery._meta.db_table} AS d SET context = v.c, refs = v.r"
-            " FROM jsonb_to_recordset(%s::jsonb) AS v(id uuid, c jsonb, r jsonb)"
-            " WHERE d.id = v.id", [records])
+            f"INSERT INTO {quote(Delivery._meta.db_table)} ({names}) SELECT {selected}"
+            f" FROM json_to_recordset(%s::json) AS v({record})",
+            [*(f.get_db_prep_save(value, connection) for f, value in fixed), data])
 
 
 def delivery_enqueue_on_commit(delivery: Delivery) -> None:

@@ -14,9 +14,8 @@ from django.db import IntegrityError, transaction
 
 from accounts.models import Account
 from common.errors import Conflict, HeraldError, NotFound
-from comms.models import Delivery
-from comms.queueing import enqueue
-from comms.services import account_check_can_send
+from comms.messages import Message
+from comms.services import account_check_can_send, messages_queue
 from domains.models import Brand
 from domains.services import brand_save
 from emails.messages import EmailRequest, MessageInvalid, message_parse
@@ -74,35 +73,38 @@ def emails_send(*, account: Account, mode: str, messages: list[Any]) -> list[Ema
     requests = [p for p in parsed if isinstance(p, EmailRequest)]
     brands = {b.uuid: b for b in Brand.objects.filter(
         account=account, uuid__in={r.brand_id for r in requests})}
-    queued: dict[int, Delivery] = {}
+    queued: dict[int, uuid.UUID] = {}
     with transaction.atomic():
         templates = _templates_for(account, brands.values(), {r.type for r in requests})
-        rows: list[tuple[Delivery, Email]] = []
+        rows: list[tuple[Message, Email]] = []
         for index, item in enumerate(parsed):
             if isinstance(item, EmailRequest) and item.brand_id in brands:
                 rows.append(_rows(account, mode, item, brands[item.brand_id], templates))
-                queued[index] = rows[-1][0]
+                queued[index] = rows[-1][1].delivery_id
         _insert(rows)
     return [_result(item, queued.get(index)) for index, item in enumerate(parsed)]
 
 
-def _result(item: EmailRequest | MessageInvalid, delivery: Delivery | None) -> EmailResult:
-    if delivery is not None:
-        return EmailResult(200, delivery.id)
+def _result(item: EmailRequest | MessageInvalid, message_id: uuid.UUID | None) -> EmailResult:
+    if message_id is not None:
+        return EmailResult(200, message_id)
     if isinstance(item, MessageInvalid):
         return EmailResult(item.status, error=item.error)
     return EmailResult(404, error=f"No brand with BrandId {item.brand_id}.")
 
 
 def _rows(account: Account, mode: str, item: EmailRequest, brand: Brand,
-          templates: dict[tuple[int, str], uuid.UUID]) -> tuple[Delivery, Email]:
-    delivery = Delivery(account=account, template_id=templates[(brand.id, item.type)],
-                        mode=mode, recipient=item.to)
-    delivery.context = _context(item, brand, delivery.id)
-    email = Email(delivery=delivery, account=account, brand=brand, type=item.type,
+          templates: dict[tuple[int, str], uuid.UUID]) -> tuple[Message, Email]:
+    message_id = uuid.uuid4()  # the MessageId: in its own context and its Email row
+    message = Message(account_id=account.id, mode=mode, recipient=item.to, id=message_id,
+                      template_id=templates[(brand.id, item.type)],
+                      context=_context(item, brand, message_id),
+                      # The engine sends from it while at the account's verified domain.
+                      sender={"email": brand.from_email, "name": brand.from_name})
+    email = Email(delivery_id=message_id, account=account, brand=brand, type=item.type,
                   address=item.to.lower(), token=item.token, group_id=item.group_id,
                   num_photos=item.num_photos, order_id=item.order_id)
-    return delivery, email
+    return message, email
 
 
 def _context(item: EmailRequest, brand: Brand, message_id: uuid.UUID) -> dict[str, Any]:
@@ -115,21 +117,16 @@ def _context(item: EmailRequest, brand: Brand, message_id: uuid.UUID) -> dict[st
         "orderId": str(item.order_id) if item.order_id else "",
         "brand": {"id": str(brand.uuid), "name": brand.name, "fromName": brand.from_name,
                   "fromEmail": brand.from_email},
-        # The engine sends from it while it is at the account's verified and enabled domain.
-        "_sender": {"email": brand.from_email, "name": brand.from_name},
     }
 
 
-def _insert(rows: list[tuple[Delivery, Email]]) -> None:
-    """Two bulk inserts, then one send task on commit: it claims its own row and the oldest
-    due rows behind it, and each full claim kicks the next batch (``delivery_dispatch``), so
-    the chain claims every row; the sweeper covers a lost broker message."""
+def _insert(rows: list[tuple[Message, Email]]) -> None:
+    """Two bulk inserts: the messages, handed to the engine (which enqueues one send task on
+    commit, ``comms.services.messages_queue``), and their Email rows."""
     if not rows:
         return
-    deliveries = Delivery.objects.bulk_create([d for d, _ in rows])
+    messages_queue([m for m, _ in rows])
     Email.objects.bulk_create([e for _, e in rows])
-    first = str(deliveries[0].id)
-    transaction.on_commit(lambda: enqueue(first), robust=True)
 
 
 # --- templates per type ---------------------------------------------------------------------

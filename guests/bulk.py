@@ -4,15 +4,16 @@ A ``BulkSend`` row is the job; its ``token`` comes from the confirm form, so a d
 finds the first job instead of sending twice. The task walks the event's guests in id
 order, a batch per transaction: one query for the batch (with the latest delivery status of
 the template per guest), one for suppressed addresses, one insert of queued deliveries
-(``common.inserts``), and the job's cursor and counters in the same commit — a re-run
-resumes after the cursor and never queues a guest twice. Guests whose latest delivery of
-the template failed for good (spec 000's 422 rule) or whose address is suppressed are
-skipped and counted. Every rule reads the job's mode only: a sandbox rehearsal (deliveries
-and suppressions of test keys) never makes the live send skip a guest, and guests a test
-key added (mode test) are never in a live send's audience. The 422 rule is about
-the address: a guest whose email was corrected since the failure is sent again.
+(the guests' messages handed to ``comms.services.messages_queue``), and the job's cursor
+and counters in the same commit — a re-run resumes after the cursor and never queues a
+guest twice. Guests whose latest delivery of the template failed for good (spec 000's 422
+rule) or whose address is suppressed are skipped and counted. Every rule reads the job's
+mode only: a sandbox rehearsal (deliveries and suppressions of test keys) never makes the
+live send skip a guest, and guests a test key added (mode test) are never in a live send's
+audience. The 422 rule is about the address: a guest whose email was corrected since the
+failure is sent again.
 
-On each commit one ``comms.send_delivery`` is enqueued, as ``emails.services`` does: it
+On each commit the engine enqueues one ``comms.send_delivery``, as for spec 003's emails: it
 claims its row and the oldest due rows, each full claim kicks the next batch, and dispatch
 sends a claimed batch with one SendGrid request per 1,000 personalizations.
 """
@@ -40,11 +41,10 @@ from django.utils import timezone
 
 from common import jobs
 from common.errors import Conflict, NotFound
-from common.inserts import rows_insert
+from comms.messages import Message
 from comms.models import FAILURES, PERMANENT_FAILURES, Delivery, Status
-from comms.queueing import enqueue
 from comms.selectors import suppressions_active
-from comms.services import account_check_can_send, deliveries_describe, owner_type_id
+from comms.services import account_check_can_send, messages_queue, owner_type_id
 from guests.messages import event_context, guest_context, guest_refs
 from guests.models import Attendee, BulkSend, Event
 from templates.models import MessageTemplate
@@ -158,31 +158,26 @@ def _run_batch(job_id: Any) -> bool:
             account_ids=[job.account_id], mode=job.mode,
             addresses=[email for _, email, _, _, _, _ in batch],
         ).values_list("address", flat=True))
-        deliveries, described = [], []
-        event = event_context(event=job.event)
+        messages = []
+        event, guest_type = event_context(event=job.event), owner_type_id(Attendee)
         for attendee_id, email, correlation_id, failed_for_good, first, last in batch:
             if failed_for_good:
                 job.skipped_failed += 1
             elif email.strip().lower() in suppressed:
                 job.skipped_suppressed += 1
             else:
-                deliveries.append((uuid.uuid4(), attendee_id, email, correlation_id))
-                described.append((deliveries[-1][0], guest_context(
-                    attendee_id=attendee_id, first_name=first, last_name=last, event=event),
-                    guest_refs(attendee_id=attendee_id, event=event)))
-        rows_insert(Delivery, ("id", "owner_id", "recipient", "correlation_id"), deliveries,
-                    constants={"account_id": job.account_id, "template_id": job.template_id,
-                               "mode": job.mode, "channel": "email",
-                               "status": Status.QUEUED,
-                               "owner_type_id": owner_type_id(Attendee)})
-        deliveries_describe(rows=described)
-        job.queued += len(deliveries)
+                messages.append(Message(
+                    account_id=job.account_id, mode=job.mode, recipient=email,
+                    template_id=job.template_id, correlation_id=correlation_id,
+                    owner=(guest_type, attendee_id), to_name=f"{first} {last}".strip(),
+                    context=guest_context(attendee_id=attendee_id, first_name=first,
+                                          last_name=last, event=event),
+                    refs=guest_refs(attendee_id=attendee_id, event=event)))
+        messages_queue(messages)  # its send task is enqueued on commit
+        job.queued += len(messages)
         job.cursor = batch[-1][0]
         job.save(update_fields=["queued", "skipped_failed", "skipped_suppressed", "cursor",
                                 "updated_at"])
-        if deliveries:
-            first = str(deliveries[0][0])
-            transaction.on_commit(lambda: enqueue(first), robust=True)
     return True
 
 

@@ -1,10 +1,12 @@
-"""What check-in hands the engine with a guest's message: what it belongs to (the guest),
-the render context of spec 000's templates (the guest's names, id and event), the name the
-email goes to, and the ids its webhooks carry (``attendeeId``, ``eventId``)."""
+"""What check-in hands the engine with a guest's message (``comms.messages.Message``): what
+it belongs to (the guest), the render context of spec 000's templates (the guest's names, id
+and event), the name the email goes to, and the ids its webhooks carry (``attendeeId``,
+``eventId``)."""
 
 from datetime import datetime
 from typing import Any
 
+from comms.messages import Message
 from guests.models import Attendee, Event
 
 
@@ -15,19 +17,23 @@ def event_context(*, event: Event) -> dict[str, Any]:
             "startsAt": _time(event.starts_at), "endsAt": _time(event.ends_at)}
 
 
-def guest_message(*, attendee: Attendee, event: dict[str, Any]) -> dict[str, Any]:
-    """``owner``, ``context`` and ``refs`` of a message to ``attendee`` (keyword arguments
-    of ``comms.services.delivery_new`` / ``delivery_queue``); ``event``: ``event_context``."""
-    return {"owner": attendee,
-            "context": guest_context(attendee_id=attendee.id, first_name=attendee.first_name,
-                                     last_name=attendee.last_name, event=event),
-            "refs": guest_refs(attendee_id=attendee.id, event=event)}
+def guest_message(*, attendee: Attendee, event: dict[str, Any], template_id: Any, mode: str,
+                  correlation_id: str | None, owner: Any = None) -> Message:
+    """The message of a template to ``attendee`` (its current email); ``event``:
+    ``event_context``; ``owner``: the guest by default, or its (content type id, id)."""
+    return Message(
+        account_id=attendee.account_id, mode=mode, recipient=attendee.email,
+        template_id=template_id, correlation_id=correlation_id, owner=owner or attendee,
+        context=guest_context(attendee_id=attendee.id, first_name=attendee.first_name,
+                              last_name=attendee.last_name, event=event),
+        to_name=f"{attendee.first_name} {attendee.last_name}".strip(),
+        refs=guest_refs(attendee_id=attendee.id, event=event))
 
 
 def guest_context(*, attendee_id: Any, first_name: str, last_name: str,
                   event: dict[str, Any]) -> dict[str, Any]:
     return {"firstName": first_name, "lastName": last_name, "attendeeId": str(attendee_id),
-            "event": event, "_to_name": f"{first_name} {last_name}".strip()}
+            "event": event}
 
 
 def guest_refs(*, attendee_id: Any, event: dict[str, Any]) -> dict[str, Any]:

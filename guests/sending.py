@@ -12,7 +12,7 @@ from accounts.models import Account
 from common.errors import HeraldError, NotFound
 from common.times import iso
 from comms.models import PERMANENT_FAILURES, Delivery, Status
-from comms.services import account_check_can_send, delivery_queue
+from comms.services import account_check_can_send, message_queue
 from guests.messages import event_context, guest_message
 from guests.models import Attendee
 from templates.models import MessageTemplate
@@ -43,11 +43,9 @@ def delivery_send_to_attendee(*, account: Account, mode: str, attendee_id: Any,
                                 and attendee.mode != Delivery.Mode.LIVE):
             raise NotFound("attendee")
         previous_send_check(attendee=attendee, template=template, mode=mode)
-        return delivery_queue(account=account, recipient=attendee.email,
-                              template_id=template.id, mode=mode,
-                              correlation_id=correlation_id, **guest_message(
-                                  attendee=attendee,
-                                  event=event_context(event=attendee.event)))
+        return message_queue(guest_message(
+            attendee=attendee, template_id=template.id, mode=mode,
+            correlation_id=correlation_id, event=event_context(event=attendee.event)))
 
 
 def template_for_send(*, account: Account, template_id: Any) -> MessageTemplate:

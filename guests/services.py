@@ -13,8 +13,8 @@ from common.inserts import insert_together
 from comms.services import (
     account_check_can_send,
     delivery_enqueue_on_commit,
-    delivery_new,
-    delivery_queue,
+    message_queue,
+    message_row,
 )
 from guests.messages import event_context, guest_message
 from guests.models import Attendee, Event
@@ -68,10 +68,9 @@ def attendee_create(*, account: Account, mode: str, id: uuid.UUID, event_id: uui
         last_name=last_name, correlation_id=correlation_id, mode=mode,
     )
     attendee = Attendee(**fields)
-    delivery = delivery_new(account=account, recipient=email, mode=mode,
-                            template_id=comms_template_id, correlation_id=correlation_id,
-                            **guest_message(attendee=attendee, event=checks.event)
-                            ) if comms_template_id else None
+    delivery = message_row(guest_message(
+        attendee=attendee, event=checks.event, template_id=comms_template_id, mode=mode,
+        correlation_id=correlation_id)) if comms_template_id else None
     try:
         # One statement on PostgreSQL (no BEGIN/COMMIT round trips): both rows or neither.
         insert_together(attendee, *([delivery] if delivery else []))
@@ -128,12 +127,10 @@ def _existing(attendee: Attendee, account: Account, request: _Request) -> Attend
         Attendee.objects.select_for_update().filter(id=attendee.id).first()
         first = _first_send(attendee, request.mode)
         if first is None:
-            delivery = delivery_queue(account=account, recipient=attendee.email,
-                                      template_id=request.template_id, mode=request.mode,
-                                      correlation_id=request.correlation_id,
-                                      **guest_message(attendee=attendee, event=event_context(
-                                          event=Event.objects.get(id=attendee.event_id))))
-            first = delivery.id
+            first = message_queue(guest_message(
+                attendee=attendee, template_id=request.template_id, mode=request.mode,
+                correlation_id=request.correlation_id,
+                event=event_context(event=Event.objects.get(id=attendee.event_id)))).id
     return AttendeeResult(attendee, first, created=False)
 
 
@@ -157,11 +154,10 @@ def _make_live(attendee: Attendee, account: Account, request: _Request) -> Atten
                                        "correlation_id", "mode", "updated_at"])
         first = _first_send(locked, Attendee.LIVE)
         if first is None and request.template_id is not None:
-            first = delivery_queue(account=account, recipient=locked.email,
-                                   template_id=request.template_id, mode=Attendee.LIVE,
-                                   correlation_id=request.correlation_id,
-                                   **guest_message(attendee=locked, event=event_context(
-                                       event=Event.objects.get(id=locked.event_id)))).id
+            first = message_queue(guest_message(
+                attendee=locked, template_id=request.template_id, mode=Attendee.LIVE,
+                correlation_id=request.correlation_id,
+                event=event_context(event=Event.objects.get(id=locked.event_id)))).id
     return AttendeeResult(locked, first, created=False)
 
 

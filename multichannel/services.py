@@ -12,14 +12,10 @@ told "success: false" and may send again.
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import transaction
-from django.utils import timezone
-
 from accounts.models import ApiKey
-from comms import outcomes
+from comms.immediate import messages_send_now
+from comms.messages import Message
 from comms.models import FAILURES, Delivery, Status
-from comms.pipeline import deliveries_send
-from comms.services import delivery_owner
 
 # Spec 002's channel names → ours.
 CHANNEL_NAMES = {"Email": "email", "Sms": "sms", "Push": "push", "InApp": "inapp",
@@ -43,38 +39,24 @@ def communications_send(*, key: ApiKey, subject: str, body: str, channels: list[
     Returns one result per channel in request order."""
     from contacts.selectors import contact_find
 
-    account, now = key.account, timezone.now()
+    account = key.account
     mode = Delivery.Mode.TEST if key.mode == ApiKey.Mode.TEST else Delivery.Mode.LIVE
-    rows: list[Delivery] = []
-    missing_user: set[Any] = set()
-    for name in channels:
+    messages: list[Message] = []
+    missing_user: dict[int, tuple[str, str]] = {}
+    for index, name in enumerate(channels):
         channel = CHANNEL_NAMES[name]
         contact = None
         if channel == "inapp":
             contact = contact_find(account=account, identifier=addresses[channel])
+            if contact is None:
+                missing_user[index] = ("recipient_not_found", "User not found")
         html = body if is_html and channel in ("email", "webhook") else ""
-        row = Delivery(
-            account=account, **delivery_owner(contact),
-            refs={"contactId": str(contact.id)} if contact else None,
-            template=None, template_version=0,
-            channel=channel, mode=mode, recipient=addresses[channel], subject=subject,
-            html_body=html, text_body="" if html else body, status=Status.SENDING,
-            claimed_at=now, attempts=1,
-        )
-        if channel == "inapp" and contact is None:
-            missing_user.add(row.id)
-        rows.append(row)
-    with transaction.atomic():
-        Delivery.objects.bulk_create(rows)
-    for row in rows:
-        if row.id in missing_user:
-            outcomes.fail(row, "inapp", Status.FAILED, "recipient_not_found", "User not found")
-    _send(rows, missing_user)
+        messages.append(Message(
+            account_id=account.id, mode=mode, channel=channel, recipient=addresses[channel],
+            owner=contact, refs={"contactId": str(contact.id)} if contact else None,
+            subject=subject, html=html, text="" if html else body))
+    rows = messages_send_now(messages, refused=missing_user)
     return _results(channels, rows)
-
-
-def _send(rows: list[Delivery], skip: set[Any]) -> None:
-    deliveries_send([r for r in rows if r.id not in skip], final=True)
 
 
 def _results(channels: list[str], rows: list[Delivery]) -> list[ChannelResult]:

@@ -23,9 +23,9 @@ from api.ratelimit import delivery_quota_check, delivery_quota_take
 from common.errors import HeraldError
 from common.headers import ONE_LINE, header_problem
 from comms.channels import integration_chain
+from comms.messages import Message
 from comms.models import Delivery
-from comms.queueing import enqueue
-from comms.services import delivery_owner
+from comms.services import messages_queue
 from contacts.identifiers import contact_input_parse, email_normalize
 from contacts.models import IDENTIFIERS, Contact, PushToken
 from domains.names import email_domain
@@ -92,7 +92,7 @@ def notification_send(*, key: ApiKey, event_identifier: str, to: Any,
         for contact in recipients:
             if contact._state.adding:  # a test key's transient recipient
                 tokens[contact.id] = list(getattr(contact, "rehearsal_push_tokens", []))
-    rows: list[Delivery] = []
+    messages: list[Message] = []
     for contact in recipients:
         for name in usable:
             addresses = (tokens[contact.id] if name == "push"
@@ -103,26 +103,22 @@ def notification_send(*, key: ApiKey, event_identifier: str, to: Any,
                                        f"Contact {who} has no {ADDRESS.get(name, 'push token')} "
                                        f"for {name}"))
                 continue
-            template = templates[name]
             context = _context(account, contact, payload or {}, shown)
-            if name == "email" and sender:  # sent from it, under the name templates show
-                context["_sender"] = shown
-            options = dict((overrides or {}).get(name) or {})
-            if options:
-                context["_options"] = options
+            owner = None if contact._state.adding else contact  # transient: none
             for address in addresses:
-                owner = None if contact._state.adding else contact  # transient: none
-                rows.append(Delivery(
-                    account=account, **delivery_owner(owner),
-                    refs={"contactId": str(owner.id)} if owner else None,
-                    template=template, channel=name,
+                messages.append(Message(
+                    account_id=account.id, channel=name, recipient=address,
                     mode=Delivery.Mode.TEST if test_mode else Delivery.Mode.LIVE,
-                    recipient=address, event_name=event.identifier, context=context))
-    if rows:
-        delivery_quota_take(api_key=key, count=len(rows))
-        Delivery.objects.bulk_create(rows)
-        transaction.on_commit(lambda: enqueue(str(rows[0].id)), robust=True)
-    outcome.deliveries = [(d.channel, d.id) for d in rows]
+                    template_id=templates[name].id, event_name=event.identifier,
+                    context=context, options=(overrides or {}).get(name) or None,
+                    # Sent from it, under the name templates show.
+                    sender=shown if name == "email" and sender else None,
+                    owner=owner, refs={"contactId": str(owner.id)} if owner else None))
+    ids: list[uuid.UUID] = []
+    if messages:
+        delivery_quota_take(api_key=key, count=len(messages))
+        ids = messages_queue(messages)
+    outcome.deliveries = [(m.channel, i) for m, i in zip(messages, ids, strict=True)]
     return outcome
 
 

@@ -8,8 +8,9 @@ from django.utils import timezone
 
 from accounts.models import Account
 from common.errors import Conflict, HeraldError
+from comms.messages import Message
 from comms.models import Delivery
-from comms.services import delivery_queue
+from comms.services import message_queue
 from templates.models import MessageTemplate, TemplateVersion
 from templates.rendering import TemplateCompileError, template_check
 from templates.samples import SAMPLE
@@ -96,6 +97,6 @@ def template_send_test(*, template: MessageTemplate, to: str) -> Delivery:
     """Send the template, rendered with the admin preview's sample data, to ``to`` through
     the account's live email pipeline (a normal delivery, with its timeline)."""
     with transaction.atomic():
-        return delivery_queue(account=template.account, template_id=template.id,
-                              mode=Delivery.Mode.LIVE, recipient=to, context=dict(SAMPLE),
-                              correlation_id="admin-test-send")
+        return message_queue(Message(
+            account_id=template.account_id, template_id=template.id, mode=Delivery.Mode.LIVE,
+            recipient=to, context=dict(SAMPLE), correlation_id="admin-test-send"))

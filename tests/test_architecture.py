@@ -164,3 +164,49 @@ def test_nothing_branches_on_the_database_vendor():
 def test_the_cycle_finder_finds_rings():
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [{"a", "b", "c"}]
     assert _cycles({"a": {"b"}, "b": {"a"}}) == [{"a", "b"}]
+
+
+# --- only the engine makes deliveries (issue 16 part 5) --------------------------------------
+
+def _delivery_writes(path: Path) -> list[int]:
+    """Lines that build or insert ``Delivery`` rows: ``Delivery(…)``,
+    ``Delivery.objects.create|bulk_create|get_or_create|update_or_create(…)``, and
+    ``rows_insert`` / ``insert_together`` given ``Delivery`` itself."""
+    def named(node: ast.AST) -> bool:
+        return (isinstance(node, ast.Name) and node.id == "Delivery") or (
+            isinstance(node, ast.Attribute) and node.attr == "Delivery")
+
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
+        if not isinstance(node, ast.Call):
+            continue
+        func = node.func
+        if named(func) or (
+                isinstance(func, ast.Attribute)
+                and func.attr in ("create", "bulk_create", "get_or_create", "update_or_create")
+                and isinstance(func.value, ast.Attribute) and func.value.attr == "objects"
+                and named(func.value.value)) or (
+                getattr(func, "id", getattr(func, "attr", None)) in ("rows_insert",
+                                                                      "insert_together")
+                and node.args and named(node.args[0])):
+            found.append(node.lineno)
+    return found
+
+
+def test_only_the_engine_makes_deliveries():
+    """Front ends build ``comms.messages.Message``s and hand them to ``comms.services`` /
+    ``comms.immediate``; no module outside ``comms/`` (and the tests) makes a Delivery row."""
+    offending = [f"{path.relative_to(ROOT)}:{line}"
+                 for name, path in sorted(_modules().items()) if name.split(".")[0] != "comms"
+                 for line in _delivery_writes(path)]
+    assert offending == []
+
+
+def test_the_delivery_check_sees_every_way_of_making_one(tmp_path):
+    module = tmp_path / "m.py"
+    module.write_text(
+        "Delivery(account=a)\nmodels.Delivery()\nDelivery.objects.create(a=1)\n"
+        "Delivery.objects.bulk_create([])\nrows_insert(Delivery, (), [])\n"
+        "inserts.insert_together(Delivery)\nDelivery.objects.filter(a=1)\n"
+        "rows_insert(Attendee, (), [])\n")
+    assert _delivery_writes(module) == [1, 2, 3, 4, 5, 6]
