@@ -204,8 +204,14 @@ def test_two_step_send_and_its_422_parsed(herald, keys):
     send = {"attendee_id": body["id"], "template_id": template_id,
             "correlation_id": "resend-2026-0042"}
 
-    first = ok(herald.call("POST /comms/v1/api/comms/send", key=keys.test_key, body=send))
+    retry_key = str(uuid.uuid4())
+    first = ok(herald.call("POST /comms/v1/api/comms/send", key=keys.test_key, body=send,
+                           x_idempotency_key=retry_key))
     assert first.status == "queued" and first.attendee_invitation_id
+    replay = herald.call("POST /comms/v1/api/comms/send", key=keys.test_key, body=send,
+                         x_idempotency_key=retry_key)
+    assert ok(replay).attendee_invitation_id == first.attendee_invitation_id
+    assert replay.headers["Idempotent-Replayed"] == "true"
     refused = herald.call("POST /comms/v1/api/comms/send", key=keys.test_key, body=send,
                           idempotency_key=str(uuid.uuid4()))
 
