@@ -19,6 +19,7 @@ from drf_spectacular import openapi as spectacular_openapi
 from drf_spectacular.plumbing import get_doc
 from rest_framework import permissions, serializers
 
+from api.authentication import SubscriptionKeyAuthentication
 from api.families import Family
 from api.idempotency import HEADERS
 from api.views import TEST_KEY_READ_ONLY, HeraldAPIView
@@ -36,6 +37,10 @@ HEADERS_DOC: dict[str, Schema] = {
     "Idempotent-Replayed": {"schema": {"type": "string", "enum": ["true"]},
                             "description": "This is the stored answer to the first request "
                                            "with this idempotency key."},
+    "X-Request-Id": {"schema": {"type": "string", "maxLength": 128},
+                     "description": "This request's id: the caller's well-formed "
+                                    "X-Request-Id, else one Herald made. Logged, and carried "
+                                    "by the webhooks of what the request caused."},
 }
 RATE_HEADERS = ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset")
 KEY_PARAMETERS = [name for _, name in HEADERS]  # X-Idempotency-Key, Idempotency-Key
@@ -77,17 +82,30 @@ def _add_headers(response: Schema, headers: dict[str, bool]) -> None:
         response.setdefault("headers", {})[header] = {**HEADERS_DOC[header], "required": required}
 
 
+BODY_METHODS = ("POST", "PUT", "PATCH")
+
+
+def _unauthorized(family: Family) -> str:
+    sentence = ("No API key, or one that is malformed, invalid or revoked "
+                "(Authorization: Bearer <key>)")
+    if SubscriptionKeyAuthentication in family.authentication:
+        sentence += "; or Ocp-Apim-Subscription-Key missing or not the key's account's"
+    return sentence + "."
+
+
 def _document(operation: Schema, method: str, view: type[HeraldAPIView]) -> None:
     family = view.family
     successes = [r for code, r in operation["responses"].items() if code.startswith("2")]
     for response in successes:
         _add_headers(response, dict.fromkeys(RATE_HEADERS, False))
+    _add_response(operation, 401, family, _unauthorized(family), {})
     _add_response(operation, 429, family, (
         "Rate limited: the API key's requests per second, today's delivery quota (sends) or "
         "too many failed authentications from this address; retry after Retry-After."),
         {"Retry-After": True, **dict.fromkeys(RATE_HEADERS, False)})
     if view.configuration and method not in permissions.SAFE_METHODS:
         _add_response(operation, 403, family, TEST_KEY_READ_ONLY, {})
+    _document_input(operation, method, family)
     if method != "POST":
         return
     parameters = operation.setdefault("parameters", [])
@@ -104,6 +122,34 @@ def _document(operation: Schema, method: str, view: type[HeraldAPIView]) -> None
                   "was used for a different request (method, path or body)", {})
 
 
+def _document_input(operation: Schema, method: str, family: Family) -> None:
+    """The answers to what the caller sent: 400 for a body or query that does not validate,
+    404 for a path naming nothing of the account's, 413/415 for a body too large or not JSON."""
+    where = {p.get("in") for p in operation.get("parameters", [])}
+    body = "requestBody" in operation
+    if body or "query" in where:
+        _add_response(operation, 400, family, "Invalid input: the body is not JSON or a "
+                      "field or query parameter is invalid (each named)", {})
+    if "path" in where:
+        _add_response(operation, 404, family, "Nothing of this account's has this id", {})
+    if method in BODY_METHODS:
+        _add_response(operation, 413, family, "The request body is larger than the limit "
+                      "(5 MB), chunked or not", {})
+    if body:
+        _add_response(operation, 415, family, "The body is not application/json", {})
+
+
+def _request_id(operation: Schema) -> None:
+    """``X-Request-Id`` on every answer (the request-id middleware sets it, errors too)."""
+    for response in operation.get("responses", {}).values():
+        _add_headers(response, {"X-Request-Id": _request_id_always()})
+
+
+def _request_id_always() -> bool:
+    return any(m.endswith(("RequestIdMiddleware", "request_id_middleware"))
+               for m in settings.MIDDLEWARE)
+
+
 def document_api_layer(result: Schema, generator: Any, request: Any, public: bool) -> Schema:
     """Postprocessing hook: the shared layer's headers and responses on every operation of
     an API-key view (``HeraldAPIView`` with authentication classes)."""
@@ -115,8 +161,13 @@ def document_api_layer(result: Schema, generator: Any, request: Any, public: boo
                 or not issubclass(view, HeraldAPIView) or not view.authentication_classes):
             continue
         _document(operation, method, view)
-        operation["responses"] = dict(sorted(operation["responses"].items()))
         families[view.family.name] = view.family
+    for item in result["paths"].values():
+        for operation in item.values():
+            if not isinstance(operation, dict) or "responses" not in operation:
+                continue
+            _request_id(operation)
+            operation["responses"] = dict(sorted(operation["responses"].items()))
     schemas = result.setdefault("components", {}).setdefault("schemas", {})
     for _, family in sorted(families.items()):
         schemas.setdefault(family.error_component, family.error_schema)
@@ -128,7 +179,8 @@ class AutoSchema(spectacular_openapi.AutoSchema):
     ``check --deploy``, and a silently wrong schema for components):
 
     - a serializer whose class name another module uses too (``SendIn`` of three families)
-      is named after its module as well: ``CommsNotificationsSendIn``;
+      is named after its view's family as well: ``CheckinSendIn``, ``NotificationsSendIn``,
+      ``MultichannelSendIn`` (after its module outside the families);
     - a GET of a collection (a path with a ``{id}`` path below it) is a ``…_list``
       (``v1_webhooks_list`` beside ``v1_webhooks_retrieve``); a path ending in two parameters
       keeps the first in its id (``/v1/send/{event}/{channel}``: ``v1_send_event_create``).
@@ -139,6 +191,8 @@ class AutoSchema(spectacular_openapi.AutoSchema):
         cls = serializer if isinstance(serializer, type) else type(serializer)
         if cls.__name__ not in _ambiguous_serializer_names():
             return name
+        if isinstance(self.view, HeraldAPIView):
+            return self.view.family.name.title() + name
         parts = [p for p in cls.__module__.split(".") if p not in ("api", "serializers")]
         return "".join(p.title().replace("_", "") for p in parts) + name
 

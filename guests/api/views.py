@@ -1,5 +1,10 @@
 from django.db import transaction
-from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiResponse,
+    extend_schema,
+    inline_serializer,
+)
 from rest_framework import serializers
 from rest_framework.response import Response
 
@@ -57,6 +62,12 @@ class EventDetail(CheckinView):
 
 class GuestCreate(CheckinView):
     @extend_schema(request=GuestIn, responses={200: GuestResponse}, tags=["check-in"],
+                   examples=[OpenApiExample("Create and send", request_only=True, value={
+                       "id": "0b5f7c1e-8d2a-4e43-9a57-3f1c2d4e5f60", "firstName": "Jane",
+                       "lastName": "Smith", "email": "jane@example.com",
+                       "eventId": "6a1d2c3b-4e5f-4a6b-8c7d-9e0f1a2b3c4d",
+                       "commsTemplateId": "7b2e3d4c-5f6a-4b7c-9d8e-0f1a2b3c4d5e",
+                       "correlationId": "order-2026-0042"})],
                    summary="Create a guest (and, with commsTemplateId, queue its ticket email)")
     def post(self, request):
         data = GuestIn(data=request.data)
@@ -93,7 +104,17 @@ def _guest_body(attendee: Attendee, delivery_id) -> dict:
 
 class Send(CheckinView):
     @extend_schema(
-        request=SendIn, tags=["comms"],
+        request=SendIn, tags=["comms"], examples=[
+            OpenApiExample("Resend a ticket", request_only=True, value={
+                "attendeeId": "0b5f7c1e-8d2a-4e43-9a57-3f1c2d4e5f60",
+                "templateId": "7b2e3d4c-5f6a-4b7c-9d8e-0f1a2b3c4d5e",
+                "correlationId": "resend-2026-0042"}),
+            OpenApiExample("Previous send bounced", response_only=True, status_codes=["422"],
+                           value={"error": "previous_send_permanently_failed",
+                                  "message": "Previous send bounced — resending will not help.",
+                                  "failureType": "bounced",
+                                  "lastFailureAt": "2026-04-29T20:43:55Z",
+                                  "lastFailureReason": "550 5.1.1 No such user"})],
         summary="Send a template to an existing attendee (spec 000's two-step send)",
         responses={200: SendOut, 422: OpenApiResponse(
             SendRejected, description="The previous send of this pair failed permanently.")},

@@ -9,7 +9,12 @@ from typing import Any
 
 from django.db.models import OuterRef, Subquery
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    extend_schema,
+    inline_serializer,
+)
 from rest_framework import exceptions, serializers
 from rest_framework.response import Response
 
@@ -143,6 +148,20 @@ def problems(*statuses: int) -> dict[tuple[int, str], Any]:
     return {(status, "application/problem+json"): Problem for status in statuses}
 
 
+SEND_EXAMPLES = [
+    OpenApiExample("Email, SMS and in-app", request_only=True, value={
+        "subject": "System maintenance",
+        "body": "A scheduled maintenance window starts at 22:00 UTC.",
+        "channels": ["Email", "Sms", "InApp"], "emailAddress": "user@example.com",
+        "phoneNumber": "+97455555555", "userId": "3f45ef0f-39d1-4d65-8eaa-5db7c0b8f763",
+        "pushToken": None, "webhookUrl": None, "isHtml": False}),
+    OpenApiExample("One result per channel", response_only=True, status_codes=["200"], value={
+        "results": [{"channel": "Email", "success": True, "error": None},
+                    {"channel": "Sms", "success": True, "error": None},
+                    {"channel": "InApp", "success": False, "error": "User not found"}]}),
+]
+
+
 class AdminView(HeraldAPIView):
     family = MULTICHANNEL
 
@@ -154,6 +173,7 @@ class AdminView(HeraldAPIView):
 
 class Send(AdminView):
     @extend_schema(request=SendIn, responses={200: BatchOut, **problems(400, 403)},
+                   examples=SEND_EXAMPLES,
                    tags=TAGS, summary="Send a subject and body through several channels at once")
     def post(self, request):
         data = SendIn(data=request.data)

@@ -21,6 +21,17 @@ from common.errors import NotFound
 from common.times import iso
 from comms.channels import CHANNELS
 from comms.models import FAILURES, PUBLIC_STATUS, Delivery, Integration
+from notifications.api.serializers import (
+    EVENT_EXAMPLE,
+    SEND_EXAMPLES,
+    DeliveriesEnvelope,
+    EventEnvelope,
+    EventsEnvelope,
+    IntegrationsEnvelope,
+    RecipientField,
+    SendOut,
+    TraceEnvelope,
+)
 from notifications.services import notification_send
 from templates.api.views import actor as template_actor
 from templates.events import (
@@ -33,8 +44,6 @@ from templates.events import (
 )
 
 TAGS = ["notifications"]
-Envelope = inline_serializer("V004Envelope", {"success": serializers.BooleanField(),
-                                              "data": serializers.DictField()})
 Error = inline_serializer("V004Error", {"error": serializers.CharField(),
                                         "code": serializers.CharField()})
 
@@ -81,13 +90,14 @@ class Events(HeraldAPIView):
 
     configuration = True  # test keys read, never change
 
-    @extend_schema(responses={200: Envelope}, tags=TAGS, summary="List notification events")
+    @extend_schema(responses={200: EventsEnvelope}, tags=TAGS, summary="List notification events")
     def get(self, request):
         events = events_of(account=self.get_account())
         return ok({"events": [event_json(e) for e in events]})
 
-    @extend_schema(request=EventIn, responses={201: Envelope, 400: Error, 409: Error},
-                   tags=TAGS, summary="Create an event with its templates (beyond the spec)")
+    @extend_schema(request=EventIn, responses={201: EventEnvelope, 400: Error, 409: Error},
+                   examples=[EVENT_EXAMPLE], tags=TAGS,
+                   summary="Create an event with its templates (beyond the spec)")
     def post(self, request):
         data = EventIn(data=request.data)
         data.is_valid(raise_exception=True)
@@ -101,7 +111,7 @@ class EventDetail(HeraldAPIView):
 
     configuration = True  # test keys read, never change
 
-    @extend_schema(responses={200: Envelope, 404: Error}, tags=TAGS,
+    @extend_schema(responses={200: EventEnvelope, 404: Error}, tags=TAGS,
                    summary="An event with its templates and channels")
     def get(self, request, event_identifier):
         event = event_find(account=self.get_account(), identifier=event_identifier)
@@ -109,7 +119,8 @@ class EventDetail(HeraldAPIView):
             raise NotFound("event")
         return ok({"event": event_json(event, detail=True)})
 
-    @extend_schema(request=EventPut, responses={200: Envelope, 201: Envelope, 400: Error},
+    @extend_schema(request=EventPut, responses={200: EventEnvelope, 201: EventEnvelope,
+                                                400: Error},
                    tags=TAGS, summary="Create or replace an event whole (beyond the spec)")
     def put(self, request, event_identifier):
         identifier = event_identifier
@@ -130,7 +141,7 @@ class EventDetail(HeraldAPIView):
 # --- send ---------------------------------------------------------------------------------
 
 class SendIn(StrictSerializer):
-    to = serializers.JSONField()
+    to = RecipientField()
     payload = serializers.DictField(required=False, default=dict)
     language = Str(max_length=16, required=False, allow_null=True)
     overrides = serializers.DictField(required=False, default=dict)
@@ -148,13 +159,6 @@ class SendIn(StrictSerializer):
         return value
 
 
-SendOut = inline_serializer("V004SendResult", {
-    "success": serializers.BooleanField(),
-    "deliveries": serializers.ListField(child=serializers.DictField(
-        child=serializers.UUIDField())),
-    "errors": serializers.ListField(child=serializers.DictField(), required=False)})
-
-
 SendRefused = PolymorphicProxySerializer(
     component_name="V004SendRefused", serializers=[SendOut, Error],
     resource_type_field_name=None)
@@ -165,7 +169,8 @@ class Send(HeraldAPIView):
 
     @extend_schema(request=SendIn, responses={200: SendOut, 400: SendRefused, 402: Error,
                                               403: Error, 404: Error},
-                   tags=TAGS, summary="Send an event's notification to one or more recipients")
+                   examples=SEND_EXAMPLES, tags=TAGS,
+                   summary="Send an event's notification to one or more recipients")
     def post(self, request, event, channel=None):
         if channel is not None and channel not in EVENT_CHANNELS:
             raise serializers.ValidationError(
@@ -216,8 +221,10 @@ def delivery_json(d: Delivery) -> dict[str, Any]:
 class Deliveries(HeraldAPIView):
     family = NOTIFICATIONS
 
-    @extend_schema(parameters=[DeliveriesQuery], responses={200: Envelope, 400: Error},
-                   tags=TAGS, summary="Recent deliveries, newest first, with filters")
+    @extend_schema(parameters=[DeliveriesQuery], responses={200: DeliveriesEnvelope,
+                                                            400: Error},
+                   operation_id="v1_deliveries_list", tags=TAGS,
+                   summary="Recent deliveries, newest first, with filters")
     def get(self, request):
         query = DeliveriesQuery(data=request.query_params.dict())
         query.is_valid(raise_exception=True)
@@ -238,7 +245,7 @@ class Deliveries(HeraldAPIView):
 class Trace(HeraldAPIView):
     family = NOTIFICATIONS
 
-    @extend_schema(responses={200: Envelope, 404: Error}, tags=TAGS,
+    @extend_schema(responses={200: TraceEnvelope, 404: Error}, tags=TAGS,
                    parameters=[OpenApiParameter("delivery_uuid", str, OpenApiParameter.PATH)],
                    summary="A delivery's timeline and the content as sent")
     def get(self, request, delivery_uuid):
@@ -268,8 +275,10 @@ class IntegrationsQuery(StrictSerializer):
 class Integrations(HeraldAPIView):
     family = NOTIFICATIONS
 
-    @extend_schema(parameters=[IntegrationsQuery], responses={200: Envelope, 400: Error},
-                   tags=TAGS, summary="Channel integrations, secrets stripped")
+    @extend_schema(parameters=[IntegrationsQuery], responses={200: IntegrationsEnvelope,
+                                                              400: Error},
+                   operation_id="v1_integrations_list", tags=TAGS,
+                   summary="Channel integrations, secrets stripped")
     def get(self, request):
         query = IntegrationsQuery(data=request.query_params.dict())
         query.is_valid(raise_exception=True)

@@ -51,6 +51,7 @@ class MessagesQuery(StrictSerializer):
 
 class WebhookOut(serializers.ModelSerializer):
     uuid = serializers.UUIDField(source="id")
+    enabled_events = serializers.ListField(child=serializers.CharField())  # a JSON list
 
     class Meta:
         model = Endpoint
