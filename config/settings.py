@@ -223,7 +223,10 @@ SPECTACULAR_SETTINGS = {
     # One name per choice set that several serializers use (else drf-spectacular makes up
     # hashed names and warns, in `check --deploy` too).
     "ENUM_NAME_OVERRIDES": {"EventChannelEnum": "templates.events.EVENT_CHANNELS",
-                            "DeliveryStatusEnum": "comms.models.Status"},
+                            "DeliveryStatusEnum": "comms.models.Status",
+                            "EmailTypeEnum": "emails.messages.TYPES",
+                            "EmailStateEnum": "emails.selectors.STATES",
+                            "ChannelEnum": "comms.channels.CHANNELS"},
     # The shared API layer (rate limits, idempotency keys) on every operation: api/schema.py
     "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums",
                              "api.schema.document_api_layer"],
