@@ -20,7 +20,7 @@ from api.views import HeraldAPIView
 from common.errors import NotFound
 from common.times import iso
 from comms.channels import CHANNELS
-from comms.models import FAILURES, Delivery, Integration, Status
+from comms.models import FAILURES, PUBLIC_STATUS, Delivery, Integration
 from notifications.api.serializers import (
     EVENT_EXAMPLE,
     SEND_EXAMPLES,
@@ -192,10 +192,7 @@ class Send(HeraldAPIView):
 
 # --- deliveries ---------------------------------------------------------------------------
 
-# Spec 004's four statuses over ours.
-PUBLIC_STATUS = {Status.QUEUED: "pending", Status.SENDING: "pending", Status.SENT: "sent",
-                 Status.DELIVERED: "delivered", Status.OPENED: "delivered",
-                 Status.CLICKED: "delivered", **{s: "failed" for s in FAILURES}}
+# Spec 004's four statuses over ours: comms.models.PUBLIC_STATUS (its webhooks' too).
 STATUS_FILTER = {public: [s for s, p in PUBLIC_STATUS.items() if p == public]
                  for public in ("pending", "sent", "delivered", "failed")}
 
