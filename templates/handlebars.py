@@ -402,7 +402,7 @@ class _Translator:
             if raw:
                 raise HandlebarsError(f"{{{{{{{body}}}}}}} is not a Handlebars path", line)
             self.plain_jinja(tag, "{{ " + body + " }}")
-            return self.jinja("{{" + body + "}}") + "\n" * tag.pad
+            return self.jinja("{{" + body + "\n" * tag.pad + "}}")
         end = "|safe" if raw else ""
         return "{{ " + printed + end + "\n" * tag.pad + " }}"
 

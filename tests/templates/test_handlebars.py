@@ -134,6 +134,7 @@ def test_errors_name_the_source_line_after_removed_lines():
     ("Hi {{ name|upper }}", "Hi ANN"),
     ("{% if name %}Hi {{ name }}{% endif %}", "Hi Ann"),
     ("{{- name | Guest -}}!", "Ann!"),
+    ("x\n  {{~ name ~ '!' ~}}\n  y", "xAnn!y"),
     ("{{ missing | Guest }} {{ payload.n * 2 }}", "Guest 4"),
     ("{% for x in payload.xs %}{{ x }}{{ loop.index }}{% endfor %}", "1122"),
     ("{% macro m(a) %}<{{ a }}>{% endmacro %}{{ m(name) }}", "<Ann>"),
