@@ -305,7 +305,7 @@ def test_notification_event_create_and_send(herald):
     result = ok(response)
     assert result.success is True
     [delivery] = result.deliveries
-    assert delivery["email"]  # a map: channel → delivery uuid
+    assert delivery.email
 
 
 def test_webhook_create_shows_its_secret_once(herald):
