@@ -158,9 +158,25 @@ def herald(generated, live_server, keys, settings) -> Herald:
     return Herald(generated, live_server.url, keys)
 
 
+def _undeclared(value: Any, where: str = "body") -> list[str]:
+    """Keys of an answer its schema component does not declare (free-form maps aside)."""
+    if isinstance(value, list):
+        return [key for n, item in enumerate(value) for key in _undeclared(item, f"{where}[{n}]")]
+    if not attrs.has(type(value)):
+        return []
+    declared = [f.name for f in attrs.fields(type(value)) if f.name != "additional_properties"]
+    if not declared:
+        return []
+    extra = [f"{where}.{key}" for key in getattr(value, "additional_properties", {})]
+    return extra + [key for name in declared
+                    for key in _undeclared(getattr(value, name), f"{where}.{name}")]
+
+
 def ok(response: Any, status: int = 200) -> Any:
+    """The answer parsed into its documented component, every key of it declared there."""
     assert response.status_code == status, (response.status_code, response.content)
     assert response.parsed is not None
+    assert _undeclared(response.parsed) == [], response.content
     return response.parsed
 
 
