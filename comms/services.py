@@ -8,7 +8,8 @@ a front end may send (spec 000's 422 rule: ``guests.sending``) are the front end
 import json
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from operator import attrgetter
 from typing import Any
 
 from django.contrib.contenttypes.models import ContentType
@@ -48,28 +49,39 @@ def messages_queue(messages: Sequence[Message]) -> list[uuid.UUID]:
     Returns their ids, in the messages' order."""
     if not messages:
         return []
-    rows = [_fields(m) | _owner_fields(m.owner) for m in messages]
-    _deliveries_insert(rows)
-    first = str(rows[0]["id"])
+    columns = {name: [get(m) for m in messages] for name, get in _COLUMNS}
+    owners = [_owner_pair(m.owner) for m in messages]
+    columns["owner_type_id"] = [kind for kind, _ in owners]
+    columns["owner_id"] = [pk for _, pk in owners]
+    _deliveries_insert(columns)
+    first = str(columns["id"][0])
     transaction.on_commit(lambda: enqueue(first), robust=True)
-    return [row["id"] for row in rows]
+    return columns["id"]
+
+
+# A delivery's fields from its message, by attname (the owner's: ``_owner_pair``).
+_COLUMNS: tuple[tuple[str, Callable[[Message], Any]], ...] = (
+    ("id", lambda m: m.id or uuid.uuid4()),
+    *((name, attrgetter(name)) for name in (
+        "account_id", "mode", "channel", "recipient", "template_id", "subject",
+        "correlation_id", "event_name", "integration_id")),
+    ("html_body", attrgetter("html")),
+    ("text_body", attrgetter("text")),
+    # Content given as is: its version is 0, the pipeline sends it unrendered.
+    ("template_version", lambda m: 0 if m.template_id is None else None),
+    ("context", Message.stored_context),
+    ("refs", lambda m: dict(m.refs) if m.refs is not None else None),
+)
 
 
 def _fields(message: Message) -> dict[str, Any]:
-    return {"id": message.id or uuid.uuid4(), "account_id": message.account_id,
-            "mode": message.mode, "channel": message.channel, "recipient": message.recipient,
-            "template_id": message.template_id,
-            # Content given as is: its version is 0, the pipeline sends it unrendered.
-            "template_version": 0 if message.template_id is None else None,
-            "subject": message.subject, "html_body": message.html,
-            "text_body": message.text, "context": message.stored_context(),
-            "refs": dict(message.refs) if message.refs is not None else None,
-            "correlation_id": message.correlation_id, "event_name": message.event_name,
-            "integration_id": message.integration_id}
+    return {name: get(message) for name, get in _COLUMNS}
 
 
-def _owner_fields(owner: Owner) -> dict[str, Any]:
-    return delivery_owner(owner) or {"owner_type_id": None, "owner_id": None}
+def _owner_pair(owner: Owner) -> tuple[int | None, Any]:
+    if owner is None or isinstance(owner, tuple):
+        return owner or (None, None)
+    return owner_type_id(type(owner)), owner.pk
 
 
 def delivery_owner(owner: Owner) -> dict[str, Any]:
@@ -87,18 +99,19 @@ def owner_type_id(model: type[models.Model]) -> int:
     return ContentType.objects.get_for_model(model).id
 
 
-def _deliveries_insert(rows: list[dict[str, Any]]) -> None:
-    """One ``INSERT … SELECT`` of the rows (attname → value, the same keys in each) as one
-    JSON parameter: a value the same in every row is bound once, the other fields take their
+def _deliveries_insert(columns: dict[str, list[Any]]) -> None:
+    """One ``INSERT … SELECT`` of the rows (attname → each row's value) as one JSON
+    parameter: a value the same in every row is bound once, the other fields take their
     default (a callable one per row) as ``bulk_create`` would. Neither the ORM's per-row
     preparation of ~30 fields nor a column array of JSON values (psycopg quotes each: three
     times the rest of a bulk insert)."""
-    now, per_row, fixed = timezone.now(), [], []
+    count, now = len(columns["id"]), timezone.now()
+    per_row, fixed = [], []
     for field in Delivery._meta.concrete_fields:
-        name = field.attname
-        if name in rows[0]:
-            first = rows[0][name]
-            if all(row[name] == first for row in rows):
+        values = columns.get(field.attname)
+        if values is not None:
+            first = values[0]
+            if values.count(first) == count:
                 fixed.append((field, first))
             else:
                 per_row.append(field)
@@ -107,8 +120,7 @@ def _deliveries_insert(rows: list[dict[str, Any]]) -> None:
         elif field.db_default is not NOT_PROVIDED:
             continue  # the database fills it
         elif field.has_default() and callable(field.default):
-            for row in rows:
-                row[name] = field.get_default()
+            columns[field.attname] = [field.get_default() for _ in range(count)]
             per_row.append(field)
         else:
             fixed.append((field, field.get_default()))
@@ -117,7 +129,9 @@ def _deliveries_insert(rows: list[dict[str, Any]]) -> None:
     selected = ", ".join([*(f"v.{quote(f.attname)}" for f in per_row),
                           *(f"%s::{f.db_type(connection)}" for f, _ in fixed)])
     record = ", ".join(f"{quote(f.attname)} {f.db_type(connection)}" for f in per_row)
-    data = json.dumps([{f.attname: row[f.attname] for f in per_row} for row in rows],
+    keys = [f.attname for f in per_row]
+    data = json.dumps([dict(zip(keys, row, strict=True))
+                       for row in zip(*(columns[k] for k in keys), strict=True)],
                       ensure_ascii=False, default=str)
     with connection.cursor() as cursor:
         cursor.execute(
