@@ -178,8 +178,6 @@ def multichannel_body(failure: Failure) -> Body:
 # --- the families ----------------------------------------------------------------------------
 
 _STR = {"type": "string"}
-_BEARER_ALONE = ("The families authenticated by ``Authorization: Bearer <key>`` alone "
-                 "(002, 003, 004).")
 
 
 @dataclass(frozen=True)
@@ -193,8 +191,7 @@ class Family:
     media_type: str = JSON  # of its error bodies
     casing: str = "camelCase"  # of its field names
     key_reused_status: int = 422  # an idempotency key sent again with another request
-    # The OpenAPI description of an operation whose view has no docstring of its own (the
-    # texts the schema had when each family was a base class; issue #17 rewrites them).
+    # The OpenAPI description of an operation whose view has no docstring of its own.
     description: str = ""
 
     def body(self, failure: Failure) -> Body:
@@ -213,9 +210,9 @@ CHECKIN = Family(
     # Spec 000 already answers a reused key with 409 (its 422 is the "previous send
     # failed" body).
     key_reused_status=409,
-    description="Base of every API view: JSON only, API-key authentication, one error shape "
-                "per family,\na rate limit per API key (``X-RateLimit-*`` headers) and "
-                "idempotency keys on POST.",
+    description="Spec 000/001 (check-in & comms): ``Authorization: Bearer <key>`` and the "
+                "account's ``Ocp-Apim-Subscription-Key``, both required; errors "
+                "``{error, message}``; an idempotency key reused for another request is a 409.",
 )
 MULTICHANNEL = Family(
     name="multichannel", prefixes=("/api/v1/communications",),
@@ -226,14 +223,18 @@ MULTICHANNEL = Family(
                        "detail": _STR, "errors": {
                            "type": "object",
                            "additionalProperties": {"type": "array", "items": _STR}}}},
-    media_type=PROBLEM, description=_BEARER_ALONE,
+    media_type=PROBLEM,
+    description="Spec 002 (multi-channel): ``Authorization: Bearer <key>``; errors are RFC 9457 "
+                "problem details (``application/problem+json``).",
 )
 EMAILS = Family(
     name="emails", prefixes=("/v1/Email", "/v1/Brand"),
     authentication=(ApiKeyAuthentication,), render=emails_body,
     error_component="ErrorOut", error_schema={
         "type": "object", "required": ["Error"], "properties": {"Error": _STR}},
-    casing="PascalCase", description=_BEARER_ALONE,
+    casing="PascalCase",
+    description="Spec 003 (email history): ``Authorization: Bearer <key>``; PascalCase "
+                "fields; errors ``{Error}``.",
 )
 NOTIFICATIONS = Family(
     name="notifications", prefixes=("/v1/",),
@@ -241,7 +242,8 @@ NOTIFICATIONS = Family(
     error_component="V004Error", error_schema={
         "type": "object", "required": ["error", "code"],
         "properties": {"error": _STR, "code": _STR}},
-    description="Spec 004's family: ``{success, …}`` envelopes, errors ``{error, code}``.",
+    description="Spec 004 (event notifications): ``Authorization: Bearer <key>`` (``live_`` "
+                "or ``test_``); ``{success, …}`` envelopes; errors ``{error, code}``.",
 )
 # In the order paths are matched: the emails' /v1/Email before the notifications' /v1/.
 FAMILIES = (EMAILS, NOTIFICATIONS, MULTICHANNEL, CHECKIN)
