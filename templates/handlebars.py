@@ -40,6 +40,7 @@ HELPERS = ("if", "unless", "each", "with")
 _DATA = ("index", "key", "first", "last")
 _JINJA_WORDS = frozenset({"and", "or", "not", "in", "is", "if", "else", "true", "false",
                           "none", "True", "False", "None", "recursive"})
+_ROOT = "{}"  # the top context as a value: {{this}} there prints [object Object]
 _RESERVED = re.compile(r"_hb")  # the names this module gives its loop variables
 
 # Where a token starts: Jinja's tags and comments (left to Jinja), Handlebars' escaped
@@ -311,7 +312,7 @@ class _Translator:
 
     def plain_jinja(self, tag: _Tag, what: str) -> None:
         for frame in self.stack:
-            if frame.this is not None and not frame.inverse:
+            if frame.this and not frame.inverse:
                 raise HandlebarsError(
                     f"Jinja syntax ({what}) cannot be used inside {{{{#{frame.helper}}}}} "
                     f"(line {frame.line}): its names would not be the block's; use "
@@ -335,7 +336,14 @@ class _Translator:
         if helper in ("if", "unless"):
             self.stack.append(frame)
             return "{% if " + _condition(arg, helper, include_zero) + " %}"
-        frame.this = f"_hb{n}"
+        if arg == _ROOT and helper == "each":
+            raise HandlebarsError("{{#each}} of the whole context is not supported: name the "
+                                  "list or object, e.g. {{#each payload.items}}", tag.line)
+        # Handlebars adds a level (what ../ climbs) only when the context changes: #with of
+        # the context itself (this, @root at the top) is no level.
+        here = self.contexts()[-1]
+        if helper == "each" or not (arg == here or (arg == _ROOT and here == "")):
+            frame.this = "" if arg == _ROOT else f"_hb{n}"
         frame.params = dict(zip(params, (f"_hb{n}", f"_hbk{n}"), strict=False))
         self.stack.append(frame)
         if helper == "with":
@@ -439,6 +447,10 @@ class _Translator:
                                   "are the block helpers #if, #unless, #each and #with", line)
         return None
 
+    def contexts(self) -> list[str]:
+        """The Jinja expression of each context level, the top ("") first."""
+        return [""] + [f.this for f in self.stack if f.this is not None and not f.inverse]
+
     # --- paths ------------------------------------------------------------------------------
     def path(self, text: str, line: int) -> str:
         path = _parse_path(text)
@@ -465,13 +477,13 @@ class _Translator:
             if segments and segments[0] in params:
                 base = params[segments.pop(0)]
             else:
-                contexts = [""] + [f.this for f in frames if f.this]
+                contexts = self.contexts()
                 base = contexts[-1 - path.ups] if path.ups < len(contexts) else None
         if base is None:  # above the top, or @index outside #each: undefined
             return "none"
         if base == "":  # the top: its first name is a variable of the template
             if not segments:
-                return "none"  # the whole context is no value a message prints
+                return _ROOT  # the whole context: an object (prints as one, is truthy)
             first = segments.pop(0)
             if not _NAME.fullmatch(first) or first in _JINJA_WORDS:
                 raise HandlebarsError(f"'{first}' cannot be named at the top of the "

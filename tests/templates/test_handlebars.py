@@ -51,6 +51,10 @@ RENDERS = {
     "with": ("{{#with p}}{{n}}/{{../top}}{{/with}}|{{#with z}}yes{{else}}no{{/with}}|"
              "{{#with missing}}x{{else}}no {{this.top}}{{/with}}",
              {"p": {"n": "a"}, "z": 0, "top": "T"}, "a/T|yes|no T"),
+    "each-of-this": ("{{#each xs}}{{@index}}{{#each this}}{{this}}{{/each}};{{/each}}",
+                     {"xs": [[1, 2], [3]]}, "012;13;"),
+    "with-this": ("{{this}}|{{#with this}}{{a}}{{/with}}|{{#with p}}{{#with this}}{{../a}}"
+                  "{{/with}}{{/with}}", {"a": "A", "p": {"a": "P"}}, "[object Object]|A|A"),
     "with-in-each": ("{{#each xs}}{{#with this}}{{n}}{{/with}}{{/each}}",
                      {"xs": [{"n": 1}, {"n": 2}]}, "12"),
     "segments": ("{{a.[0]}} {{d.[e-f]}}", {"a": ["q"], "d": {"e-f": 3}}, "q 3"),
@@ -111,6 +115,7 @@ UNSUPPORTED = {
     "{{#each items}}{% if x %}y{% endif %}{{/each}}": "Jinja syntax",
     "{% if a %}{{#if b}}{% endif %}{{/if}}": "close the Handlebars block first",
     "{{@foo}}": "@foo",
+    "{{#each this}}x{{/each}}": "whole context",
     "{{#if a}}" * 70 + "{{/if}}" * 70: "nested too deeply",
 }
 
