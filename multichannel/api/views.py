@@ -230,6 +230,7 @@ def _item(d: Delivery) -> dict[str, Any]:
 
 class Inbox(AdminView):
     @extend_schema(parameters=[InboxQuery], responses={200: InboxOut, **problems(400, 403, 404)},
+                   operation_id="api_v1_communications_inapp_list",
                    tags=TAGS, summary="A user's in-app messages, newest first")
     def get(self, request):
         from contacts.selectors import contact_find

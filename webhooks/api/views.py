@@ -106,7 +106,7 @@ class SendTest(WebhooksView):
 
 
 class Messages(WebhooksView):
-    @extend_schema(parameters=[MessagesQuery], tags=TAGS,
+    @extend_schema(parameters=[MessagesQuery], tags=TAGS, operation_id="v1_webhooks_messages_list",
                    responses=inline_serializer("WebhookMessages", {
                        "success": serializers.BooleanField(),
                        "data": inline_serializer("WebhookMessagesData", {
