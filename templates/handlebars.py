@@ -20,7 +20,12 @@ Supported, as Handlebars 4 renders them:
 
 Refused (400 at save): partials, partial blocks, decorators, raw blocks, any helper besides
 the four (custom ones, ``lookup``, ``log``), subexpressions, hash arguments, mustache
-sections ``{{#path}}`` / ``{{^path}}``.
+sections ``{{#path}}`` / ``{{^path}}``, ``{{#each}}`` of the whole context.
+
+Where the output differs from handlebars.js's, it is jinja2's doing, as for every template
+here: HTML escaping writes ``&#34;``/``&#39;`` for ``&quot;``/``&#x27;`` and leaves `` ` ``
+and ``=`` alone (markupsafe), newlines are written ``\n``, and one newline ending the
+template is dropped. Null items of an ``#each`` are not made ``{}`` inside nested blocks.
 
 Event templates saved before they were Handlebars were Jinja: Jinja tags ``{% … %}``,
 comments ``{# … #}`` and expressions that are not Handlebars (``{{ a|upper }}``,
