@@ -1,0 +1,47 @@
+"""The engine's intake: a front end's ``Message`` becomes a queued delivery, many of them in
+one statement (``messages_queue``), with what the ORM's insert would have stored."""
+
+import itertools
+
+from comms.messages import Message
+from comms.models import Delivery, Status
+from comms.services import message_row, messages_queue
+from templates.services import template_create
+
+
+def _template(account):
+    return template_create(account=account, name="Ticket", subject="Hi {{ firstName }}",
+                           html_body="<p>Hi</p>", text_body="Hi")
+
+
+def test_a_batch_stores_each_message_as_the_orm_would(keys, django_assert_num_queries):
+    template = _template(keys.account)
+    messages = [Message(account_id=keys.account.id, mode="live", recipient=f"g{n}@example.com",
+                        template_id=template.id, context={"firstName": f"G{n}"},
+                        to_name=f"G{n}", sender={"email": "a@example.com", "name": "A"},
+                        refs={"guestId": str(n)}, correlation_id="c")
+                for n in range(3)]
+    with django_assert_num_queries(1):
+        ids = messages_queue(messages)
+    rows = {d.id: d for d in Delivery.objects.filter(id__in=ids)}
+    for n, pk in enumerate(ids):
+        row, expected = rows[pk], message_row(messages[n])
+        assert row.context == expected.context == {
+            "firstName": f"G{n}", "_to_name": f"G{n}",
+            "_sender": {"email": "a@example.com", "name": "A"}}
+        assert (row.recipient, row.refs, row.status, row.template_version, row.channel) == (
+            f"g{n}@example.com", {"guestId": str(n)}, Status.QUEUED, None, "email")
+        assert row.created_at is not None and row.correlation_id == "c"
+
+
+def test_given_content_is_version_0_and_callable_defaults_are_per_row(keys, monkeypatch):
+    counter = itertools.count()
+    field = Delivery._meta.get_field("provider_message_id")
+    monkeypatch.setattr(field, "default", lambda: f"m{next(counter)}")
+    monkeypatch.setattr(field, "_get_default", field.default, raising=False)
+    ids = messages_queue([Message(account_id=keys.account.id, mode="test", channel="sms",
+                                  recipient="+15550100", text="Hello") for _ in range(3)])
+    rows = Delivery.objects.filter(id__in=ids)
+    assert sorted(r.provider_message_id for r in rows) == ["m0", "m1", "m2"]
+    assert {(r.template_version, r.text_body, r.mode, r.context) for r in rows} == {
+        (0, "Hello", "test", None)}
