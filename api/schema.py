@@ -139,8 +139,20 @@ def _document_input(operation: Schema, method: str, family: Family) -> None:
         _add_response(operation, 415, family, "The body is not application/json", {})
 
 
+REQUEST_ID_PARAMETER: Schema = {
+    "name": "X-Request-Id", "in": "header", "required": False,
+    "schema": {"type": "string", "minLength": 1, "maxLength": 128},
+    "description": "Your id for this request (letters, digits and ._:+=/@-, starting with a "
+                   "letter or digit): answered back, logged and carried by the webhooks of "
+                   "what the request causes. Absent or otherwise, Herald makes one."}
+
+
 def _request_id(operation: Schema) -> None:
-    """``X-Request-Id`` on every answer (the request-id middleware sets it, errors too)."""
+    """``X-Request-Id``: taken on every request, answered on every response (the request-id
+    middleware sets it, errors too)."""
+    parameters = operation.setdefault("parameters", [])
+    if not any(p.get("name") == "X-Request-Id" for p in parameters):
+        parameters.append(REQUEST_ID_PARAMETER)
     for response in operation.get("responses", {}).values():
         _add_headers(response, {"X-Request-Id": _request_id_always()})
 

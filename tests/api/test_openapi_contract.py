@@ -149,8 +149,10 @@ def test_every_operation_documents_401_and_its_input_errors(schema):
     assert "Ocp-Apim-Subscription-Key" in checkin["description"]
 
 
-def test_every_response_documents_its_request_id(schema):
+def test_every_operation_takes_a_request_id_and_every_response_answers_it(schema):
     for path, method, operation in _operations(schema):
+        [taken] = [p for p in operation["parameters"] if p["name"] == "X-Request-Id"]
+        assert (taken["in"], taken["required"]) == ("header", False), (path, method)
         for code, response in operation["responses"].items():
             assert "X-Request-Id" in response.get("headers", {}), (path, method, code)
 
