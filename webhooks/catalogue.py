@@ -1,7 +1,7 @@
 """The two event catalogues an endpoint can subscribe to, and their payloads.
 
 ``comms.*`` is spec 000's lifecycle (payload ``{type, timestamp, data{attendeeInvitationId,
-…, correlationId, mode}}``); ``delivery.*`` is spec 004's (payload ``{event, delivery{…,
+…, correlationId, mode, requestId}}``); ``delivery.*`` is spec 004's (payload ``{event, delivery{…,
 status, detailed_status, mode}, request_id, timestamp}``: ``status`` in spec 004's words,
 pending | sent | delivered | failed, ``detailed_status`` ours, as ``GET /v1/deliveries`` shows
 them; ``request_id`` the X-Request-Id of the API request that made the delivery). One
@@ -100,6 +100,9 @@ def comms_payload(event: Occurrence, *, now: datetime) -> dict[str, Any]:
             "reason": _reason(event),
             "occurredAt": iso(event.occurred_at),
             "mode": event.mode,
+            # Beyond spec 000's fields as mode is: the X-Request-Id of the request that made
+            # the send (spec 004's request_id), beside the caller's own correlationId.
+            "requestId": event.request_id,
         },
     }
 

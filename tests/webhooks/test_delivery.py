@@ -89,6 +89,7 @@ def test_a_send_yields_verified_comms_and_delivery_webhooks(
         assert data["templateId"] == template_id
         assert data["eventId"] == event_id
         assert data["status"] == name.split(".")[1]
+        assert data["requestId"] == response["X-Request-Id"]
     for name in ("delivery.sent", "delivery.delivered"):
         payload = by_type[name]
         assert payload["delivery"]["uuid"] == invitation_id

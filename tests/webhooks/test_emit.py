@@ -89,7 +89,7 @@ def comms(delivery: Delivery, name: str, status: str, reason) -> dict:
         "eventId": refs.get("eventId"),
         "email": delivery.recipient, "correlationId": delivery.correlation_id,
         "status": status, "reason": reason, "occurredAt": "2026-04-29T20:42:10Z",
-        "mode": delivery.mode}}
+        "mode": delivery.mode, "requestId": delivery.request_id}}
 
 
 def test_payloads_of_a_full_delivery(endpoint, full):
