@@ -21,6 +21,7 @@ from rest_framework import permissions, serializers
 
 from api.authentication import SubscriptionKeyAuthentication
 from api.families import Family
+from api.fields import StrictSerializer
 from api.idempotency import HEADERS
 from api.views import TEST_KEY_READ_ONLY, HeraldAPIView
 
@@ -207,6 +208,17 @@ class AutoSchema(spectacular_openapi.AutoSchema):
             return self.view.family.name.title() + name
         parts = [p for p in cls.__module__.split(".") if p not in ("api", "serializers")]
         return "".join(p.title().replace("_", "") for p in parts) + name
+
+    def _map_basic_serializer(self, serializer: Any, direction: str) -> Schema:
+        """A strict serializer's body refuses unknown fields (400 "Unknown field."): the
+        schema says so, instead of repeating the base class's docstring."""
+        schema = super()._map_basic_serializer(serializer, direction)
+        if isinstance(serializer, StrictSerializer) or (
+                isinstance(serializer, type) and issubclass(serializer, StrictSerializer)):
+            schema["additionalProperties"] = False
+            if schema.get("description") == get_doc(StrictSerializer):
+                del schema["description"]
+        return schema
 
     def get_description(self) -> str:
         """A view with no docstring of its own is described by its family, not by the

@@ -55,6 +55,7 @@ def test_each_send_and_event_body_is_its_familys_own(schema, path, component, fi
     assert name == component
     assert fields <= set(body["properties"])
     assert set(body.get("required", [])) == required
+    assert body["additionalProperties"] is False  # unknown fields are a 400
 
 
 def test_spec_004s_to_takes_every_documented_form(schema):
