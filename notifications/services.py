@@ -7,6 +7,11 @@ key writes no contact: it rehearses with existing ones as they are, and with a t
 recipient (no row, no contact quota) for one that does not exist. A
 recipient that lacks the identifier a channel needs, or a channel without an integration,
 is reported in ``errors`` and sends nothing on that channel; the rest is sent.
+
+A partial send is a success (``success`` says whether anything was queued, never whether
+everything was): ``deliveries`` lists what was queued, ``errors`` each refused part with its
+channel and recipient, so a caller sends only those parts again once it has fixed them, and
+a retry of the whole request with its idempotency key replays the answer instead of sending.
 """
 
 import re
@@ -41,10 +46,23 @@ OVERRIDE_KEYS = {"email": {"subject", "reply_to"}, "sms": {"sender_id"},
                  "whatsapp": set(), "discord": set()}
 
 
+@dataclass(frozen=True)
+class Refusal:
+    """A part of a send that was not queued: every recipient on ``channel`` (``recipient``
+    None), or one recipient on it. None of today's refusals can pass on an unchanged retry
+    (an integration, a template or an address is missing): ``retryable`` is False."""
+
+    code: str
+    message: str
+    channel: str
+    recipient: str | None = None
+    retryable: bool = False
+
+
 @dataclass
 class SendOutcome:
     deliveries: list[tuple[str, uuid.UUID]] = field(default_factory=list)
-    errors: list[tuple[str, str]] = field(default_factory=list)  # (code, message)
+    errors: list[Refusal] = field(default_factory=list)
 
 
 def _error(code: str, message: str, status: int = 400) -> HeraldError:
@@ -70,7 +88,8 @@ def notification_send(*, key: ApiKey, event_identifier: str, to: Any,
     for name in channels:
         if name != "email" and not test_mode and not integration_chain(
                 account_id=account.id, channel=name):
-            outcome.errors.append(("INTEGRATION_MISSING", f"No {name} integration configured"))
+            outcome.errors.append(Refusal("INTEGRATION_MISSING",
+                                          f"No {name} integration configured", name))
         else:
             usable.append(name)
     # Once per send, not per recipient: the templates and every recipient's push tokens.
@@ -78,8 +97,9 @@ def notification_send(*, key: ApiKey, event_identifier: str, to: Any,
                  for name in usable}
     for name in [n for n in usable if templates[n] is None]:  # an event saved around checks
         usable.remove(name)
-        outcome.errors.append(("TEMPLATE_MISSING", f"Event '{event.identifier}' has no {name} "
-                               f"template for {language or 'its default'} language"))
+        outcome.errors.append(Refusal(
+            "TEMPLATE_MISSING", f"Event '{event.identifier}' has no {name} template for "
+            f"{language or 'its default'} language", name))
     if usable:  # before any write: a send over quota upserts no contact and locks nothing
         delivery_quota_check(api_key=key, count=_deliveries_at_least(entries, usable))
     recipients = _recipients(account, to, entries, test_mode=test_mode)
@@ -99,9 +119,10 @@ def notification_send(*, key: ApiKey, event_identifier: str, to: Any,
                          else [a for a in [getattr(contact, ADDRESS[name])] if a])
             if not addresses:
                 who = contact.email or contact.phone or contact.external_id or str(contact.id)
-                outcome.errors.append(("MISSING_IDENTIFIER",
-                                       f"Contact {who} has no {ADDRESS.get(name, 'push token')} "
-                                       f"for {name}"))
+                outcome.errors.append(Refusal(
+                    "MISSING_IDENTIFIER",
+                    f"Contact {who} has no {ADDRESS.get(name, 'push token')} for {name}",
+                    name, recipient=who if contact._state.adding else str(contact.id)))
                 continue
             context = _context(account, contact, payload or {}, shown)
             owner = None if contact._state.adding else contact  # transient: none

@@ -182,11 +182,15 @@ class Send(HeraldAPIView):
             key=request.auth, event_identifier=event, to=v["to"], payload=v["payload"],
             language=v.get("language"), sender=v.get("from"), channel=channel,
             overrides=v["overrides"])
+        # success: something was queued (listed in deliveries); errors: each refused part.
+        # So success: false means nothing was sent, and a caller may retry it as it is.
         body: dict[str, Any] = {
-            "success": not outcome.errors,
+            "success": bool(outcome.deliveries),
             "deliveries": [{name: str(pk)} for name, pk in outcome.deliveries]}
         if outcome.errors:
-            body["errors"] = [{"code": c, "message": m} for c, m in outcome.errors]
+            body["errors"] = [{"code": e.code, "message": e.message, "channel": e.channel,
+                               "recipient": e.recipient, "retryable": e.retryable}
+                              for e in outcome.errors]
         return Response(body, status=200 if outcome.deliveries else 400)
 
 

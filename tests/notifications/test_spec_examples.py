@@ -7,6 +7,7 @@ from rest_framework.test import APIClient
 
 from comms import channels
 from comms.models import Delivery
+from contacts.models import Contact
 from domains.models import SenderDomain
 from tests.fakes.twilio_api import FakeTwilio
 
@@ -60,8 +61,12 @@ def test_the_send_example_as_written(v4, world):
     # The example's recipient has no phone: email goes, sms is reported, as the spec's codes say.
     assert response.status_code == 200, body
     assert [next(iter(d)) for d in body["deliveries"]] == ["email"]
+    [contact] = Contact.objects.filter(email="user@example.com")
+    assert body["success"] is True
     assert body["errors"] == [{"code": "MISSING_IDENTIFIER",
-                               "message": "Contact user@example.com has no phone for sms"}]
+                               "message": "Contact user@example.com has no phone for sms",
+                               "channel": "sms", "recipient": str(contact.id),
+                               "retryable": False}]
     [mail] = world["sendgrid"].messages
     assert mail.body["from"]["email"] == "billing@yourcompany.com"
     assert mail.body["reply_to"] == {"email": "support@co.com"}
