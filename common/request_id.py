@@ -3,7 +3,8 @@
 The middleware (``config.middleware.RequestIdMiddleware``) binds it for the request; it goes
 back as the ``X-Request-Id`` response header, every log record of the request carries it
 (``RequestIdFilter``, ``%(request_id)s``), and what the request creates can record it
-(``current``: a delivery's ``request_id`` default, which spec 004's webhooks carry).
+(``current``: a delivery's ``request_id`` default, which spec 004's webhooks carry), and
+a Celery task it publishes runs with it (``celery_connect``).
 A contextvar, so each thread (and each asyncio task) sees its own request's.
 """
 
@@ -12,7 +13,7 @@ import re
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 
 HEADER = "X-Request-Id"
 MAX_LENGTH = 128
@@ -60,3 +61,38 @@ class RequestIdFilter(logging.Filter):
             about = getattr(getattr(record, "request", None), "request_id", None)
             record.request_id = about or _current.get() or "-"
         return True
+
+
+# --- Celery: a task published during a request carries its id (a message header) and runs
+# with it current, so the worker's log lines say which request caused them.
+TASK_HEADER = "herald_request_id"
+_task_tokens: dict[str, Token] = {}
+
+
+def celery_connect() -> None:
+    """Connect the publish and run signals (the Celery app calls it once)."""
+    from celery import signals
+
+    signals.before_task_publish.connect(_task_published, weak=False)
+    signals.task_prerun.connect(_task_starts, weak=False)
+    signals.task_postrun.connect(_task_ends, weak=False)
+
+
+def _task_published(headers: dict | None = None, **_: object) -> None:
+    rid = _current.get()
+    if rid and headers is not None:
+        headers.setdefault(TASK_HEADER, rid)
+
+
+def _task_starts(task_id: str | None = None, task: object = None, **_: object) -> None:
+    """A task that came with an id runs with it; one without (beat, eager inside a request)
+    leaves the context as it is."""
+    rid = getattr(getattr(task, "request", None), TASK_HEADER, None)
+    if task_id and isinstance(rid, str) and accepted(rid) == rid:
+        _task_tokens[task_id] = _current.set(rid)
+
+
+def _task_ends(task_id: str | None = None, **_: object) -> None:
+    token = _task_tokens.pop(task_id, None) if task_id else None
+    if token is not None:
+        _current.reset(token)

@@ -11,11 +11,14 @@ import redis
 from celery import Celery
 from kombu.transport import redis as kombu_redis
 
+from common import request_id
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 app = Celery("herald")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+request_id.celery_connect()  # a task published during a request carries its id
 
 
 class RedisChannel(kombu_redis.Channel):

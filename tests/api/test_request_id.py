@@ -1,6 +1,6 @@
 """Every request gets an id (#17 item 4): the caller's ``X-Request-Id`` when well-formed, else
 a new one; answered as ``X-Request-Id`` on every response of every family, errors included
-(401, 404, 413, 500), and carried by the request's log lines."""
+(401, 404, 413, 500), and carried by the request's log lines and the tasks it publishes."""
 
 import io
 import logging
@@ -139,3 +139,48 @@ def test_the_requests_log_lines_carry_its_id(db, log):
 
 def test_ids_are_new_each_time():
     assert len({request_id.accepted(None) for _ in range(100)}) == 100
+
+
+def test_a_task_published_during_a_request_carries_its_id_and_runs_with_it():
+    """Celery's own signals, as a publisher and a worker send them (a real worker's check:
+    the message header reaches ``task.request``)."""
+    from celery import signals
+
+    from config.celery import app
+
+    headers: dict = {}
+    with request_id.bound("req-from-api"):
+        signals.before_task_publish.send(sender="comms.send_delivery", headers=headers,
+                                         body=None)
+    signals.before_task_publish.send(sender="comms.send_delivery", headers=(outside := {}),
+                                     body=None)
+    assert headers[request_id.TASK_HEADER] == "req-from-api" and outside == {}
+    task = app.tasks["comms.send_delivery"]
+    task.push_request(id="t-1", **{request_id.TASK_HEADER: "req-from-api"})
+    try:
+        signals.task_prerun.send(sender=task, task_id="t-1", task=task, args=(), kwargs={})
+        assert request_id.current() == "req-from-api"
+        signals.task_postrun.send(sender=task, task_id="t-1", task=task, args=(), kwargs={},
+                                  retval=None, state="SUCCESS")
+        assert request_id.current() is None
+    finally:
+        task.pop_request()
+
+
+def test_a_task_without_an_id_leaves_the_requests_own():
+    """An eager task inside a request (no message, no header) keeps the request's id."""
+    from celery import signals
+
+    from config.celery import app
+
+    task = app.tasks["comms.send_delivery"]
+    task.push_request(id="t-2")
+    try:
+        with request_id.bound("req-eager"):
+            signals.task_prerun.send(sender=task, task_id="t-2", task=task, args=(), kwargs={})
+            assert request_id.current() == "req-eager"
+            signals.task_postrun.send(sender=task, task_id="t-2", task=task, args=(),
+                                      kwargs={}, retval=None, state="SUCCESS")
+            assert request_id.current() == "req-eager"
+    finally:
+        task.pop_request()
