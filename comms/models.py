@@ -83,8 +83,8 @@ class Delivery(TimeStampedModel):
     )
     event_name = models.CharField(max_length=128, blank=True)
     correlation_id = models.CharField(max_length=128, null=True, blank=True)
-    # The API request that made it (its X-Request-Id), which spec 004's webhooks carry; None
-    # for what no request made (the admin's bulk sends run in a worker).
+    # The request that made it (its X-Request-Id; a task it published carries it on), which
+    # the webhooks carry; None for what no request made (a command, beat's sweeps).
     request_id = models.CharField(max_length=request_id.MAX_LENGTH, null=True, blank=True,
                                   default=request_id.current, editable=False)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)

@@ -108,7 +108,7 @@ def test_every_failure_is_failed_with_its_detail(v4, receiver, to, event, detail
 
 
 def test_a_delivery_no_request_made_carries_none(keys):
-    """Rows made outside a request (a worker's bulk send, a command) record no id."""
+    """Rows made outside any request (a command, beat's sweeps) record no id."""
     from comms.models import Delivery
 
     assert Delivery(account=keys.account, recipient="x@example.com").request_id is None
