@@ -7,15 +7,23 @@ sweeper re-queues them after the lease and a worker sends them. The provider cal
 channels then run concurrently (a thread pool; email's in the request thread); each is tried
 once through its chain (failover included) and its outcome is final, since the caller is
 told "success: false" and may send again.
+
+The Webhook channel needs no setup: a live send with ``webhookUrl`` signs with the account's
+webhook-channel secret, made on first use (``webhook_secret``) and readable by admin keys at
+``GET /api/v1/communications/webhook-secret``, so receivers can verify (Standard Webhooks).
 """
 
 from dataclasses import dataclass
 from typing import Any
 
-from accounts.models import ApiKey
+from django.db import transaction
+
+from accounts.models import Account, ApiKey
+from common import crypto, signing
+from comms.channels import integration_save
 from comms.immediate import messages_send_now
 from comms.messages import Message
-from comms.models import FAILURES, Delivery, Status
+from comms.models import FAILURES, Delivery, Integration, Status
 
 # Spec 002's channel names → ours.
 CHANNEL_NAMES = {"Email": "email", "Sms": "sms", "Push": "push", "InApp": "inapp",
@@ -41,6 +49,8 @@ def communications_send(*, key: ApiKey, subject: str, body: str, channels: list[
 
     account = key.account
     mode = Delivery.Mode.TEST if key.mode == ApiKey.Mode.TEST else Delivery.Mode.LIVE
+    if "Webhook" in channels and mode == Delivery.Mode.LIVE:
+        webhook_secret(account=account)  # the first send makes the channel's secret
     messages: list[Message] = []
     missing_user: dict[int, tuple[str, str]] = {}
     for index, name in enumerate(channels):
@@ -57,6 +67,26 @@ def communications_send(*, key: ApiKey, subject: str, body: str, channels: list[
             subject=subject, html=html, text="" if html else body))
     rows = messages_send_now(messages, refused=missing_user)
     return _results(channels, rows)
+
+
+def webhook_secret(*, account: Account) -> str:
+    """The account's signing secret of the Webhook channel (``whsec_…``): its first webhook
+    integration's, else a new integration with a fresh secret, encrypted at rest. Made once:
+    the account row is locked while it is looked for. An account whose webhook integrations
+    are all switched off keeps them so (its sends fail "No webhook integration configured")."""
+    def first() -> Integration | None:
+        return (Integration.objects.filter(account_id=account.id, channel="webhook")
+                .order_by("-is_active", "priority", "created_at").first())
+
+    integration = first()
+    if integration is None:
+        with transaction.atomic():
+            Account.objects.select_for_update().filter(id=account.id).first()
+            integration = first() or integration_save(
+                account=account, provider="webhook", config={},
+                name="Webhook channel (made on first use)",
+                credentials={"signing_secret": signing.secret_generate()})
+    return crypto.decrypt_json(integration.credentials_encrypted).get("signing_secret", "")
 
 
 def _results(channels: list[str], rows: list[Delivery]) -> list[ChannelResult]:

@@ -33,7 +33,12 @@ from comms.providers.base import ProviderEvent
 from comms.services import owner_type_id
 from contacts.identifiers import EXPO_TOKEN, FCM_TOKEN, phone_parse
 from contacts.models import Contact
-from multichannel.services import ADDRESS_FIELD, CHANNEL_NAMES, communications_send
+from multichannel.services import (
+    ADDRESS_FIELD,
+    CHANNEL_NAMES,
+    communications_send,
+    webhook_secret,
+)
 
 TAGS = ["communications"]
 _CANONICAL = {name.lower(): name for name in CHANNEL_NAMES}
@@ -190,6 +195,23 @@ class Send(AdminView):
                                     "Dispatch failed", results=body), status=400,
                             content_type="application/problem+json")
         return Response({"results": body})
+
+
+WebhookSecretOut = inline_serializer("WebhookChannelSecret", {
+    "secret": serializers.CharField(help_text=(
+        "whsec_…: the Standard Webhooks secret every Webhook-channel post of this account is "
+        "signed with (headers webhook-id, webhook-timestamp, webhook-signature)."))})
+
+
+class WebhookSecret(AdminView):
+    """Beyond the spec: what a receiver of the Webhook channel verifies with. An admin key
+    can already post anything to any receiver through the channel, so reading the secret
+    gives it no more; the secret is made here or by the first send, whichever comes first."""
+
+    @extend_schema(responses={200: WebhookSecretOut, **problems(403)}, tags=TAGS,
+                   summary="The Webhook channel's signing secret (made on first use)")
+    def get(self, request):
+        return Response({"secret": webhook_secret(account=self.get_account())})
 
 
 # --- in-app inbox ------------------------------------------------------------------------
