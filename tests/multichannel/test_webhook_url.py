@@ -3,9 +3,15 @@ Webhooks) with the account's webhook-channel secret, made on first use, encrypte
 read by admin keys at GET /api/v1/communications/webhook-secret; a receiver verifies it with
 the ``standardwebhooks`` library; a non-public URL is a 400 problem and sends nothing."""
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from django.db import connection
 from rest_framework.test import APIClient
 
 from comms.models import Delivery, Integration
+from multichannel.services import webhook_secret
 from tests.fakes.webhook_receiver import WebhookReceiver
 from tests.multichannel.test_api import admin, body, sandbox_admin  # noqa: F401 (fixtures)
 
@@ -78,3 +84,20 @@ def test_only_admin_keys_read_the_secret(keys):
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {keys.live_key}")
     assert client.get(SECRET_URL).status_code == 403
     assert not Integration.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_racing_first_uses_make_one_secret(keys):
+    barrier = threading.Barrier(4)
+
+    def first_use() -> str:
+        barrier.wait()
+        try:
+            return webhook_secret(account=keys.account)
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(4) as pool:
+        secrets = list(pool.map(lambda _: first_use(), range(4)))
+    assert len(set(secrets)) == 1 and secrets[0].startswith("whsec_")
+    assert Integration.objects.filter(channel="webhook").count() == 1
