@@ -183,7 +183,7 @@ class Send(HeraldAPIView):
             language=v.get("language"), sender=v.get("from"), channel=channel,
             overrides=v["overrides"])
         # success: something was queued (listed in deliveries); errors: each refused part.
-        # So success: false means nothing was sent, and a caller may retry it as it is.
+        # So success: false means nothing was queued: resending it never sends twice.
         body: dict[str, Any] = {
             "success": bool(outcome.deliveries),
             "deliveries": [{name: str(pk)} for name, pk in outcome.deliveries]}
