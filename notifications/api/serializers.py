@@ -96,13 +96,30 @@ IntegrationsEnvelope = _envelope("V004IntegrationsEnvelope", inline_serializer(
         "config": serializers.DictField(help_text="Secrets stripped.")}, many=True)}))
 
 SendOut = inline_serializer("V004SendResult", {
-    "success": serializers.BooleanField(),
+    "success": serializers.BooleanField(help_text=(
+        "True when at least one delivery was queued (all of them are in `deliveries`); "
+        "false only when nothing was sent (HTTP 400), so retrying a `success: false` never "
+        "sends anything twice. A partial send is `success: true` with the refused parts in "
+        "`errors`: resend only those (e.g. POST /v1/send/{event}/{channel}) once fixed. A "
+        "retry of the same request with the same X-Idempotency-Key replays this answer "
+        "(Idempotent-Replayed: true) and queues nothing.")),
     "deliveries": inline_serializer("V004SendDelivery", {
         channel: serializers.UUIDField(required=False) for channel in EVENT_CHANNELS},
         many=True, help_text="One ``{channel: delivery uuid}`` each."),
     "errors": inline_serializer("V004SendError", {
-        "code": serializers.CharField(), "message": serializers.CharField()},
-        many=True, required=False)})
+        "code": serializers.CharField(help_text=(
+            "INTEGRATION_MISSING, TEMPLATE_MISSING (the whole channel) or MISSING_IDENTIFIER "
+            "(one recipient).")),
+        "message": serializers.CharField(),
+        "channel": serializers.ChoiceField(choices=EVENT_CHANNELS,
+                                           help_text="The channel of the refused part."),
+        "recipient": serializers.CharField(allow_null=True, help_text=(
+            "The refused recipient: its contact uuid (a test key's unknown recipient: the "
+            "address given); null when the whole channel was refused.")),
+        "retryable": serializers.BooleanField(help_text=(
+            "Whether the same request, unchanged, could succeed later. False for every "
+            "refusal today: fix the integration, template or contact first.")),
+    }, many=True, required=False, help_text="The parts not queued; absent when everything was.")})
 
 SEND_EXAMPLES = [
     OpenApiExample("Send to an email address", request_only=True, value={
@@ -117,9 +134,17 @@ SEND_EXAMPLES = [
         "success": True, "deliveries": [
             {"email": "d4e5f6a7-b8c9-4d0e-a1f2-3b4c5d6e7f8a"},
             {"sms": "a1b2c3d4-e5f6-7890-abcd-ef1234567890"}]}),
+    OpenApiExample("Partly queued", response_only=True, status_codes=["200"], value={
+        "success": True,
+        "deliveries": [{"email": "d4e5f6a7-b8c9-4d0e-a1f2-3b4c5d6e7f8a"}],
+        "errors": [{"code": "MISSING_IDENTIFIER",
+                    "message": "Contact user@example.com has no phone for sms",
+                    "channel": "sms", "recipient": "550e8400-e29b-41d4-a716-446655440000",
+                    "retryable": False}]}),
     OpenApiExample("Refused", response_only=True, status_codes=["400"], value={
         "success": False, "deliveries": [], "errors": [
-            {"code": "INTEGRATION_MISSING", "message": "No email integration configured"}]}),
+            {"code": "INTEGRATION_MISSING", "message": "No email integration configured",
+             "channel": "email", "recipient": None, "retryable": False}]}),
 ]
 EVENT_EXAMPLE = OpenApiExample("An event with an email template", request_only=True, value={
     "identifier": "user.welcome", "name": "User Welcome", "channels": ["email"],

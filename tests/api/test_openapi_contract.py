@@ -167,3 +167,16 @@ def test_the_main_sends_show_the_spec_documents_examples(schema):
     rejected = schema["paths"]["/comms/v1/api/comms/send"]["post"]["responses"]["422"]
     example = next(iter(rejected["content"]["application/json"]["examples"].values()))
     assert example["value"]["failureType"] == "bounced"
+
+
+def test_a_partial_spec_004_send_is_documented_as_a_caller_can_act_on_it(schema):
+    """200 with what was queued and each refused part (channel, recipient, retryable); the
+    400 only when nothing was queued: a caller retrying on `success: false` never resends."""
+    result = schema["components"]["schemas"]["V004SendResult"]
+    assert "never sends anything twice" in result["properties"]["success"]["description"]
+    error = _resolve(schema, result["properties"]["errors"]["items"])
+    assert {"code", "message", "channel", "recipient", "retryable"} <= set(error["properties"])
+    examples = schema["paths"]["/v1/send/{event}"]["post"]["responses"]["200"]["content"][
+        "application/json"]["examples"]
+    partly = next(e["value"] for e in examples.values() if e.get("summary") == "Partly queued")
+    assert partly["success"] is True and partly["errors"][0]["retryable"] is False
