@@ -170,7 +170,7 @@ def test_hostile_bodies_get_json_errors(api):
     assert deep.status_code == 400 and deep.json()["error"] == "invalid_json"
     huge = api.client.post("/checkin/v1/api/guest", data='"' + "x" * (6 * 1024 * 1024) + '"',
                            content_type="application/json")
-    assert huge.status_code == 400 and huge.json()["error"] == "bad_request"
+    assert huge.status_code == 413 and huge.json()["error"] == "payload_too_large"
     offset = api.get("/checkin/v1/api/event?offset=100000000000000000000000")
     assert offset.status_code == 400
     assert api.get("/checkin/v1/api/event?_=123").status_code == 200
@@ -191,16 +191,16 @@ def test_an_active_suppression_is_kept_once(keys):
 def test_refusals_before_any_view_use_the_familys_shape(api, keys):
     huge = '"' + "x" * (6 * 1024 * 1024) + '"'
     v004 = api.client.post("/v1/contacts", data=huge, content_type="application/json")
-    assert v004.status_code == 400 and v004.json()["code"] == "VALIDATION_ERROR"
+    assert v004.status_code == 413 and v004.json()["code"] == "PAYLOAD_TOO_LARGE"
     v003 = api.client.post("/v1/Email/", data=huge, content_type="application/json")
-    assert v003.status_code == 400 and "Error" in v003.json()
+    assert v003.status_code == 413 and "Error" in v003.json()
     from rest_framework.test import APIClient
 
     admin = APIClient()
     admin.credentials(HTTP_AUTHORIZATION=f"Bearer {keys.admin_key}")
     problem = admin.post("/api/v1/communications/send", data=huge,
                          content_type="application/json")
-    assert problem.status_code == 400 and problem.json()["status"] == 400
+    assert problem.status_code == 413 and problem.json()["status"] == 413
     assert problem["Content-Type"] == "application/problem+json"
     assert api.client.get("/v1/nothing-here").json()["code"] == "NOT_FOUND"
 
