@@ -18,6 +18,7 @@ from drf_spectacular.utils import (
 from rest_framework import exceptions, serializers
 from rest_framework.response import Response
 
+from accounts.models import ApiKey
 from api.families import MULTICHANNEL, problem
 from api.fields import Email as EmailField
 from api.fields import HeaderStr, Str, StrictSerializer
@@ -203,14 +204,22 @@ WebhookSecretOut = inline_serializer("WebhookChannelSecret", {
         "signed with (headers webhook-id, webhook-timestamp, webhook-signature)."))})
 
 
+WEBHOOK_SECRET_LIVE_ONLY = ("The Webhook channel's secret signs live posts: only a live "
+                            "admin key may read it.")
+
+
 class WebhookSecret(AdminView):
-    """Beyond the spec: what a receiver of the Webhook channel verifies with. An admin key
-    can already post anything to any receiver through the channel, so reading the secret
-    gives it no more; the secret is made here or by the first send, whichever comes first."""
+    """Beyond the spec: what a receiver of the Webhook channel verifies with. A live admin
+    key can already post anything to any receiver through the channel, so reading the secret
+    gives it no more; the secret is made here or by the first live send, whichever comes
+    first. A test key sends nothing live, so it may neither read the secret (it would sign
+    posts a production receiver accepts) nor make it."""
 
     @extend_schema(responses={200: WebhookSecretOut, **problems(403)}, tags=TAGS,
                    summary="The Webhook channel's signing secret (made on first use)")
     def get(self, request):
+        if request.auth.mode == ApiKey.Mode.TEST:
+            raise exceptions.PermissionDenied(WEBHOOK_SECRET_LIVE_ONLY)
         return Response({"secret": webhook_secret(account=self.get_account())})
 
 

@@ -79,6 +79,17 @@ def test_a_test_key_send_makes_no_secret(sandbox_admin, settings):  # noqa: F811
     assert not Integration.objects.exists()
 
 
+def test_a_test_admin_key_neither_reads_nor_makes_the_live_secret(sandbox_admin, admin):  # noqa: F811
+    """A test key sends nothing live: with the live secret it could sign posts that a
+    production receiver accepts."""
+    refused = sandbox_admin.get(SECRET_URL)
+    assert refused.status_code == 403
+    assert refused["Content-Type"] == "application/problem+json"
+    assert "whsec_" not in refused.content.decode()
+    assert not Integration.objects.exists()
+    assert admin.get(SECRET_URL).json()["secret"].startswith("whsec_")
+
+
 def test_only_admin_keys_read_the_secret(keys):
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {keys.live_key}")
