@@ -96,6 +96,11 @@ def _unauthorized(family: Family) -> str:
 
 def _document(operation: Schema, method: str, view: type[HeraldAPIView]) -> None:
     family = view.family
+    # Every error is in the family's shape: one the view declared with a description only
+    # (a 404 of a path without parameters, a provider's 502) gets the family's body too.
+    for code in [c for c, r in operation["responses"].items()
+                 if c.isdigit() and int(c) >= 400 and "content" not in r]:
+        _add_response(operation, int(code), family, "", {})
     successes = [r for code, r in operation["responses"].items() if code.startswith("2")]
     for response in successes:
         _add_headers(response, dict.fromkeys(RATE_HEADERS, False))

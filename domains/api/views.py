@@ -34,7 +34,9 @@ class Domain(DomainView):
     def get(self, request):
         return Response(DomainOut(self.owned()).data)
 
-    @extend_schema(request=DomainIn, responses={200: DomainOut, **ERRORS}, tags=["domains"],
+    @extend_schema(request=DomainIn, responses={200: DomainOut, 400: ERRORS[400],
+                                                409: ERRORS[409], 502: ERRORS[502]},
+                   tags=["domains"],
                    summary="Start domain authentication for the calling account")
     def post(self, request):
         data = DomainIn(data=request.data)

@@ -49,7 +49,9 @@ class V003View(HeraldAPIView):
 
 class Emails(V003View):
     @extend_schema(operation_id="email_send", request=EmailBatchDoc,
-                   responses={200: EmailSendOut}, examples=SEND_EXAMPLES, tags=TAGS,
+                   responses={200: EmailSendOut, 403: OpenApiResponse(
+                       description="The account may not send yet (an administrator verifies "
+                                   "it).")}, examples=SEND_EXAMPLES, tags=TAGS,
                    summary="Send a batch of 1 to 1,000 emails; one result per message, in order")
     def post(self, request):
         data = EmailBatchIn(data=request.data)

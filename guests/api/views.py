@@ -60,8 +60,17 @@ class EventDetail(CheckinView):
         return Response(EventOut(event).data)
 
 
+# The errors of a send's synchronous checks (spec 000), in the family's body ({error, message}).
+NOT_VERIFIED = ("account_not_verified: the account may not send yet (an administrator "
+                "verifies it)")
+GUEST_NOT_FOUND = OpenApiResponse(description="event_not_found, template_not_found: no event "
+                                  "(eventId) or template (commsTemplateId) of the account's.")
+
+
 class GuestCreate(CheckinView):
-    @extend_schema(request=GuestIn, responses={200: GuestResponse}, tags=["check-in"],
+    @extend_schema(request=GuestIn, tags=["check-in"],
+                   responses={200: GuestResponse, 404: GUEST_NOT_FOUND, 403: OpenApiResponse(
+                       description=NOT_VERIFIED + ", and commsTemplateId is given")},
                    examples=[OpenApiExample("Create and send", request_only=True, value={
                        "id": "0b5f7c1e-8d2a-4e43-9a57-3f1c2d4e5f60", "firstName": "Jane",
                        "lastName": "Smith", "email": "jane@example.com",
@@ -116,8 +125,13 @@ class Send(CheckinView):
                                   "lastFailureAt": "2026-04-29T20:43:55Z",
                                   "lastFailureReason": "550 5.1.1 No such user"})],
         summary="Send a template to an existing attendee (spec 000's two-step send)",
-        responses={200: SendOut, 422: OpenApiResponse(
-            SendRejected, description="The previous send of this pair failed permanently.")},
+        responses={
+            200: SendOut, 403: OpenApiResponse(description=NOT_VERIFIED),
+            404: OpenApiResponse(description="attendee_not_found, template_not_found: no "
+                                 "attendee (attendeeId) or template (templateId) of the "
+                                 "account's."),
+            422: OpenApiResponse(SendRejected, description="The previous send of this pair "
+                                 "failed permanently.")},
     )
     def post(self, request):
         data = SendIn(data=request.data)

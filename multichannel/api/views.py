@@ -19,7 +19,7 @@ from rest_framework import exceptions, serializers
 from rest_framework.response import Response
 
 from accounts.models import ApiKey
-from api.families import MULTICHANNEL, problem
+from api.families import MULTICHANNEL, PROBLEM, problem
 from api.fields import Email as EmailField
 from api.fields import HeaderStr, Str, StrictSerializer
 from api.views import HeraldAPIView
@@ -141,17 +141,23 @@ def push_token_valid(token: str) -> bool:
 
 RESULT_FIELDS = {"channel": serializers.CharField(), "success": serializers.BooleanField(),
                  "error": serializers.CharField(allow_null=True)}
-BatchOut = inline_serializer("CommunicationBatchResponseDto", {
-    "results": inline_serializer("CommunicationResultDto", RESULT_FIELDS, many=True)})
-Problem = inline_serializer("ProblemDetails", {
+ResultDto = type(inline_serializer("CommunicationResultDto", RESULT_FIELDS))
+BatchOut = inline_serializer("CommunicationBatchResponseDto", {"results": ResultDto(many=True)})
+PROBLEM_FIELDS = {
     "type": serializers.CharField(), "title": serializers.CharField(),
     "status": serializers.IntegerField(), "detail": serializers.CharField(),
     "errors": serializers.DictField(child=serializers.ListField(child=serializers.CharField()),
-                                    required=False)})
+                                    required=False)}
+Problem = inline_serializer("ProblemDetails", {**PROBLEM_FIELDS})  # (the class takes them)
+# The send's 400: a validation problem, or "Dispatch failed" with each channel's result.
+SendProblem = inline_serializer("SendProblemDetails", {
+    **PROBLEM_FIELDS, "results": ResultDto(
+        many=True, required=False, help_text="When every channel failed (title \"Dispatch "
+        "failed\"): each channel's result, as a 200 gives them.")})
 
 
 def problems(*statuses: int) -> dict[tuple[int, str], Any]:
-    return {(status, "application/problem+json"): Problem for status in statuses}
+    return {(status, PROBLEM): Problem for status in statuses}
 
 
 SEND_EXAMPLES = [
@@ -178,7 +184,8 @@ class AdminView(HeraldAPIView):
 
 
 class Send(AdminView):
-    @extend_schema(request=SendIn, responses={200: BatchOut, **problems(400, 403)},
+    @extend_schema(request=SendIn, responses={200: BatchOut, **problems(403),
+                                              (400, PROBLEM): SendProblem},
                    examples=SEND_EXAMPLES,
                    tags=TAGS, summary="Send a subject and body through several channels at once")
     def post(self, request):
