@@ -13,9 +13,14 @@ otherwise it starts that server (on another free port if the old one was taken).
 listens on 127.0.0.1 only, with a password (SCRAM), and no Unix socket (whose path length
 macOS limits to 103 bytes).
 
-PostgreSQL refuses to run as root: as root the cluster belongs to ``nobody``, and
-``initdb``/``pg_ctl`` run as that user; a directory above ``var/pg`` or the virtualenv that
-others cannot traverse is given the search (x) bit for them, said on stderr.
+PostgreSQL refuses to run as root: as root the cluster belongs to a system user of its own,
+``herald-pg`` (created if missing, without a home or a login shell), and ``initdb``/``pg_ctl``
+run as that user, so no other daemon's user (``nobody`` among them) can read the cluster's
+files or signal its server. A directory above ``var/pg`` or the virtualenv that this user
+cannot traverse is given search permission for it alone (an ACL entry, ``setfacl``), or for
+others (``o+x``) where ACLs are missing; either is said on stderr. A cluster that earlier
+versions made as root belongs to ``nobody``: while its server runs it is used as it is (and
+``stop`` stops it); the next start hands the directory to ``herald-pg`` first, said on stderr.
 
 Django is not imported here: the settings call ``url()`` while they load.
 """
@@ -27,11 +32,13 @@ import json
 import os
 import pwd
 import secrets
+import shutil
 import socket
 import stat
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
@@ -43,7 +50,8 @@ VAR_DIR = Path(__file__).resolve().parent.parent / "var"
 DATABASE = "herald"
 USER = "postgres"
 HOST = "127.0.0.1"
-ROOT_RUNS_AS = "nobody"  # PostgreSQL's initdb and postgres refuse to run as root
+SERVER_USER = "herald-pg"  # as root: PostgreSQL's initdb and postgres refuse to run as root
+FORMER_SERVER_USER = "nobody"  # whom clusters made as root by earlier versions belong to
 
 
 class EmbeddedDatabaseError(RuntimeError):
@@ -104,6 +112,7 @@ def _server(var_dir: Path, database: str) -> dict:
     if not _port_free(conf["port"]):
         conf["port"] = _free_port()
         _write_private(conf_path, json.dumps(conf))
+    _hand_over(data)
     _start(data, conf["port"])
     if not _ready(conf, data, database):
         raise EmbeddedDatabaseError(f"the server of {data} started but does not answer")
@@ -111,14 +120,13 @@ def _server(var_dir: Path, database: str) -> dict:
 
 
 def _initdb(data: Path, conf_path: Path) -> None:
-    data.mkdir(parents=True, exist_ok=True)
+    data.mkdir(mode=0o700, parents=True, exist_ok=True)
     if any(data.iterdir()):
         raise EmbeddedDatabaseError(f"{data} holds no cluster but is not empty: remove it")
-    _owned_by_server_user(data)
     conf = {"port": _free_port(), "password": secrets.token_urlsafe(24)}
     pwfile = data.parent / "pg.initdb"
     _write_private(pwfile, conf["password"])
-    _owned_by_server_user(pwfile)
+    _hand_over(data, pwfile)
     try:
         _run([_bin("initdb"), "-D", str(data), "-U", USER, f"--pwfile={pwfile}",
               "--auth=scram-sha-256", "-E", "UTF8",
@@ -178,12 +186,13 @@ def _bin(name: str) -> str:
 
 
 def _run(command: list[str], data: Path, *, detach: bool = False) -> None:
-    """Run a PostgreSQL program as the cluster's owner; its stderr becomes the error. Output
-    goes to a file, not a pipe: the server pg_ctl starts must not hold one of ours open."""
+    """Run a PostgreSQL program as the cluster's owner (as root: the user ``data`` belongs to,
+    whom its server runs as); its stderr becomes the error. Output goes to a file, not a pipe:
+    the server pg_ctl starts must not hold one of ours open."""
     as_user = {}
     if os.geteuid() == 0:
-        entry = pwd.getpwnam(ROOT_RUNS_AS)
-        as_user = {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
+        owner = data.stat()
+        as_user = {"user": owner.st_uid, "group": owner.st_gid, "extra_groups": []}
     with tempfile.TemporaryFile("w+") as output:
         result = subprocess.run(command, cwd=data, stdin=subprocess.DEVNULL, stdout=output,
                                 stderr=subprocess.STDOUT, start_new_session=detach,
@@ -198,20 +207,124 @@ def _run(command: list[str], data: Path, *, detach: bool = False) -> None:
                                     f"for {data}:\n{detail}")
 
 
-def _owned_by_server_user(path: Path) -> None:
-    """As root, hand ``path`` to the server's user and let it reach ``path`` and the binaries."""
+def _hand_over(data: Path, *others: Path) -> None:
+    """As root, give ``data`` (0700) and ``others`` to the server's user and let that user
+    reach them and the binaries. A new (empty) directory or a cluster of the former user
+    (``nobody``) is handed over whole; a cluster of anyone else is refused."""
     if os.geteuid() != 0:
         return
-    entry = pwd.getpwnam(ROOT_RUNS_AS)
-    os.chown(path, entry.pw_uid, entry.pw_gid)
-    for target in (path, Path(_bin("postgres"))):
-        for parent in target.resolve().parents:
-            mode = parent.stat().st_mode
-            if not mode & stat.S_IXOTH:
-                parent.chmod(mode | stat.S_IXOTH)
-                print(f"herald: gave others search permission (o+x) on {parent} so the "
-                      f"embedded PostgreSQL, run as {ROOT_RUNS_AS}, can reach it",
-                      file=sys.stderr)
+    user = _server_user()
+    owner = data.stat().st_uid
+    if owner != user.pw_uid:
+        former = _uid(FORMER_SERVER_USER)
+        fresh = not any(data.iterdir())
+        if not fresh and owner != former:
+            name = _user_name(owner)
+            raise EmbeddedDatabaseError(
+                f"{data} belongs to {name}; as root its server runs as {SERVER_USER}: run "
+                f"as {name}, or hand it over with `chown -R {SERVER_USER}: {data}`")
+        _chown_tree(data, user)
+        if not fresh:
+            print(f"herald: {data} belonged to {FORMER_SERVER_USER}, whom earlier versions ran "
+                  f"the embedded PostgreSQL as; it is {SERVER_USER}'s now (its own user)",
+                  file=sys.stderr)
+    for path in others:
+        os.chown(path, user.pw_uid, user.pw_gid)
+    data.chmod(0o700)
+    for target in (data, Path(_bin("postgres"))):
+        _reachable(target.resolve().parent, user)
+
+
+def _server_user() -> pwd.struct_passwd:
+    """The system user the server runs as under root, created if missing (no home, no login
+    shell). Processes creating it at once: the loser finds it made."""
+    for attempt in range(5):
+        with contextlib.suppress(KeyError):
+            return pwd.getpwnam(SERVER_USER)
+        if attempt:
+            time.sleep(0.2)  # useradd holds /etc/passwd's lock for a moment
+        result = subprocess.run(_user_add_command(), capture_output=True, text=True,
+                                check=False)
+        with contextlib.suppress(KeyError):
+            return pwd.getpwnam(SERVER_USER)
+    raise EmbeddedDatabaseError(f"could not create the user {SERVER_USER} for the embedded "
+                                f"PostgreSQL: {result.stderr.strip()}")
+
+
+def _user_add_command() -> list[str]:
+    search = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])
+    shell = next((s for s in ("/usr/sbin/nologin", "/sbin/nologin") if Path(s).exists()),
+                 "/bin/false")
+    if useradd := shutil.which("useradd", path=search):
+        return [useradd, "--system", "--user-group", "--no-create-home",
+                "--home-dir", "/nonexistent", "--shell", shell, SERVER_USER]
+    if adduser := shutil.which("adduser", path=search):
+        return [adduser, "--system", "--group", "--no-create-home", "--home", "/nonexistent",
+                "--shell", shell, SERVER_USER]
+    raise EmbeddedDatabaseError(
+        f"PostgreSQL refuses to run as root, and this system has neither useradd nor adduser "
+        f"to create {SERVER_USER}, the user the embedded server would run as: run Herald as "
+        "a user other than root, or set DATABASE_URL to a PostgreSQL server")
+
+
+def _reachable(directory: Path, user: pwd.struct_passwd) -> None:
+    """Let ``user`` traverse ``directory`` and every directory above it: the first one it
+    cannot, top down, gets search permission for that user alone (an ACL entry), or for
+    others (o+x) where setfacl is missing or the filesystem has no ACLs; said on stderr.
+    A directory it can traverse already is left as it is."""
+    chain, granted = [*reversed(directory.parents), directory], None
+    while (blocked := _first_untraversable(chain, user)) is not None:
+        if chain[blocked] == granted:
+            raise EmbeddedDatabaseError(f"{user.pw_name} cannot traverse {granted}, and the "
+                                        "embedded PostgreSQL's files are beyond it")
+        granted = chain[blocked]
+        _grant_search(granted, user)
+
+
+def _first_untraversable(chain: list[Path], user: pwd.struct_passwd) -> int | None:
+    """The index of the first directory of ``chain`` (top down) that ``user`` cannot
+    traverse, as the kernel decides with its mode and ACLs: ``test -x`` run as that user."""
+    script = 'i=0; for d do test -x "$d" || { echo $i; exit; }; i=$((i+1)); done'
+    answer = subprocess.run(["sh", "-c", script, "sh", *map(str, chain)], cwd="/",
+                            capture_output=True, text=True, check=False, user=user.pw_uid,
+                            group=user.pw_gid, extra_groups=[]).stdout.strip()
+    return int(answer) if answer else None
+
+
+def _grant_search(directory: Path, user: pwd.struct_passwd) -> None:
+    setfacl = shutil.which("setfacl")
+    acl = setfacl and subprocess.run([setfacl, "-m", f"u:{user.pw_name}:x", str(directory)],
+                                     capture_output=True, check=False).returncode == 0
+    if acl:
+        given = f"{user.pw_name} search permission (ACL u:{user.pw_name}:x)"
+    else:
+        directory.chmod(stat.S_IMODE(directory.stat().st_mode) | stat.S_IXOTH)
+        given = ("others search permission (o+x; without ACLs, `setfacl` of the acl "
+                 f"package, it cannot be {user.pw_name} alone)")
+    print(f"herald: gave {given} on {directory} so the embedded PostgreSQL, run as "
+          f"{user.pw_name}, can reach its files", file=sys.stderr)
+
+
+def _chown_tree(top: Path, user: pwd.struct_passwd) -> None:
+    os.chown(top, user.pw_uid, user.pw_gid)
+    for root, dirs, files in os.walk(top):
+        for name in dirs + files:
+            os.chown(os.path.join(root, name), user.pw_uid, user.pw_gid,
+                     follow_symlinks=False)
+
+
+def _uid(name: str) -> int | None:
+    try:
+        return pwd.getpwnam(name).pw_uid
+    except KeyError:
+        return None
+
+
+def _user_name(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
 
 
 def _postmaster_alive(data: Path) -> bool:

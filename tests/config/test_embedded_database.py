@@ -5,10 +5,13 @@ These tests run servers of their own, in a temporary directory standing for the 
 ``var/`` (the real ``var/pg`` is left alone), stopped at the end.
 """
 
+import contextlib
 import json
 import os
+import pwd
 import shutil
 import socket
+import stat
 import subprocess
 import sys
 import tempfile
@@ -85,6 +88,27 @@ def test_processes_started_together_share_one_server_that_outlives_them(var_dir)
     assert (var_dir / "pg.json").stat().st_mode & 0o077 == 0  # its password: owner only
 
 
+def test_the_cluster_is_its_own_users_alone(var_dir):
+    """PostgreSQL refuses root: as root (CI) the cluster and its server belong to a system
+    user of their own, never a shared one such as ``nobody``, whose other processes could
+    otherwise read every tenant's tables or signal the server; otherwise to the user."""
+    data = var_dir / "pg"
+    owner = data.stat()
+    assert stat.S_IMODE(owner.st_mode) == 0o700
+    postmaster = int((data / "postmaster.pid").read_text().split()[0])
+    runs_as = subprocess.run(["ps", "-o", "user=", "-p", str(postmaster)], capture_output=True,
+                             text=True, check=True).stdout.strip()
+    if os.geteuid() == 0:
+        user = pwd.getpwnam(database.SERVER_USER)
+        assert (owner.st_uid, runs_as) == (user.pw_uid, database.SERVER_USER)
+        assert user.pw_shell.endswith(("nologin", "false")) and user.pw_dir == "/nonexistent"
+        listing = subprocess.run(["runuser", "-u", "nobody", "--", "ls", str(data)],
+                                 capture_output=True, text=True, check=False)
+        assert listing.returncode != 0 and "Permission denied" in listing.stderr
+    else:
+        assert owner.st_uid == os.getuid() and runs_as == pwd.getpwuid(os.getuid()).pw_name
+
+
 def test_the_settings_without_database_url_use_that_server(var_dir):
     run = _python(MANAGE, str(var_dir), DJANGO_SETTINGS_MODULE="config.settings")
     assert run.returncode == 0, run.stderr[-2000:]
@@ -103,6 +127,34 @@ def test_a_stopped_server_starts_again_with_its_data_even_when_its_port_was_take
         url = database.url(var_dir=var_dir)
     assert f":{port}/" not in url
     assert len(_rows(var_dir)) == 4
+
+
+def test_a_cluster_of_the_former_server_user_is_handed_over_at_its_next_start(var_dir,
+                                                                              capsys):
+    """Earlier versions ran the server as ``nobody`` under root: a checkout's var/pg made so
+    is handed to the server's own user when it next starts, its data kept (``make run`` keeps
+    working); as any other user the cluster stays its owner's."""
+    assert database.stop(var_dir=var_dir)
+    data = var_dir / "pg"
+    if os.geteuid() == 0:
+        nobody = pwd.getpwnam(database.FORMER_SERVER_USER)
+        subprocess.run(["chown", "-R", f"{nobody.pw_uid}:{nobody.pw_gid}", str(data)],
+                       check=True)
+    assert len(_rows(var_dir)) == 4
+    expected = pwd.getpwnam(database.SERVER_USER) if os.geteuid() == 0 else None
+    assert _owners(data) == {expected.pw_uid if expected else os.getuid()}
+    note = capsys.readouterr().err
+    assert (f"belonged to {database.FORMER_SERVER_USER}" in note) == (expected is not None)
+
+
+def _owners(top: Path) -> set[int]:
+    """Whom the files under ``top`` belong to (those the running server removes meanwhile
+    aside)."""
+    owners = set()
+    for path in [top, *top.rglob("*")]:
+        with contextlib.suppress(FileNotFoundError):
+            owners.add(path.lstat().st_uid)
+    return owners
 
 
 def test_settings_refuse_a_database_other_than_postgresql():
