@@ -25,7 +25,7 @@ import pytest
 import yaml
 from django.core.management import call_command
 
-from accounts.services import AccountKeys
+from accounts.services import AccountKeys, account_create
 from tests.fakes.dns_server import local_dns_fixture, local_dns_server_fixture  # noqa: F401
 
 PACKAGE = "herald_client"
@@ -344,3 +344,72 @@ def test_a_wrong_key_is_a_documented_401(herald, route):
 
     assert response.status_code == 401
     assert response.parsed is not None
+
+
+# --- the errors an integrator met undeclared: each parses into its family's error model ----
+
+def refused(response: Any, status: int, component: str) -> Any:
+    """An error answer parsed into the component the schema declares for it."""
+    assert response.status_code == status, (response.status_code, response.content)
+    models = importlib.import_module(f"{PACKAGE}.models")
+    assert isinstance(response.parsed, getattr(models, component)), response.content
+    return response.parsed
+
+
+def test_a_send_naming_ids_the_account_does_not_have_is_a_documented_404(herald):
+    event_id, template_id = event_and_template(herald)
+    unknown = uuid.uuid4()
+    attempts = [
+        ("POST /checkin/v1/api/guest",
+         guest(event_id, "jane@example.com", comms_template_id=unknown), "template_not_found"),
+        ("POST /checkin/v1/api/guest", guest(unknown, "jane@example.com"), "event_not_found"),
+        ("POST /comms/v1/api/comms/send", {"attendee_id": unknown, "template_id": template_id},
+         "attendee_not_found"),
+    ]
+    for route, body, code in attempts:
+        error = refused(herald.call(route, body=body), 404, "CommsError")
+        assert (error.error, bool(error.message)) == (code, True)
+
+
+@pytest.fixture
+def unverified(herald) -> Herald:
+    """An account an administrator has not verified for sending yet."""
+    keys = account_create(name="Not Yet Verified", verified_for_sending=False)
+    return Herald(herald.generated, herald.base_url, keys)
+
+
+def test_an_account_not_verified_for_sending_gets_documented_403s(unverified):
+    event_id, template_id = event_and_template(unverified)
+    guest_create = unverified.call("POST /checkin/v1/api/guest", body=guest(
+        event_id, "jane@example.com", comms_template_id=template_id))
+    send = unverified.call("POST /comms/v1/api/comms/send", body={
+        "attendee_id": uuid.uuid4(), "template_id": template_id})
+    email = unverified.call("POST /v1/Email/", body={"messages": [{
+        "to": "guest@example.com", "type_": "token", "brand_id": uuid.uuid4(),
+        "token": "abcde", "num_photos": 1}]})
+
+    for response in (guest_create, send):
+        assert refused(response, 403, "CommsError").error == "account_not_verified"
+    assert "not verified" in refused(email, 403, "ErrorOut").error
+
+
+@pytest.mark.parametrize("route", [
+    "GET /comms/v1/api/comms/domain", "POST /comms/v1/api/comms/domain/validate",
+    "POST /comms/v1/api/comms/domain/activate", "POST /comms/v1/api/comms/domain/deactivate",
+    "DELETE /comms/v1/api/comms/domain",
+])
+def test_no_domain_yet_is_a_documented_404(herald, route):
+    assert refused(herald.call(route), 404, "CommsError").error == "domain_not_found"
+
+
+def test_multichannel_send_failing_on_every_channel_declares_its_results(herald, keys):
+    response = herald.call("POST /api/v1/communications/send", key=keys.admin_key, body={
+        "subject": "System maintenance", "body": "A window starts at 22:00 UTC.",
+        "channels": ["InApp"], "user_id": str(uuid.uuid4()), "is_html": False})
+
+    problem = refused(response, 400, "SendProblemDetails")
+    assert (problem.status, problem.title) == (400, "Dispatch failed")
+    [result] = problem.results
+    assert (str(result.channel), result.success, result.error) == ("InApp", False,
+                                                                   "User not found")
+    assert _undeclared(problem) == []
