@@ -1,9 +1,10 @@
 """Middleware of the whole site."""
 
-from io import BytesIO
+import sys
+from io import IOBase
 
 from django.conf import settings
-from django.core.handlers.wsgi import LimitedStream
+from django.core.exceptions import RequestDataTooBig
 
 from common import request_id
 
@@ -28,10 +29,12 @@ class RequestIdMiddleware:
 
 class ChunkedBodyMiddleware:
     """A body sent without Content-Length (``Transfer-Encoding: chunked``) reaches Django's
-    WSGI request as an empty one, so a view would answer as if nothing was sent. Read it here,
-    at most one byte past ``DATA_UPLOAD_MAX_MEMORY_SIZE``, and give the request its length:
-    views parse it as any other body, and one over the limit is Django's
-    ``RequestDataTooBig`` as for a declared length (each family's 413). ASGI requests never
+    WSGI request as an empty one (a ``LimitedStream`` of length 0), so a view would answer as
+    if nothing was sent. Give the request a stream over ``wsgi.input`` instead, read nothing
+    here: the body is read when a view parses it — after authentication, so a 401 or a 404
+    never reads it (gunicorn then drains at most 64 KB and closes the connection) — and never
+    more than one byte past ``DATA_UPLOAD_MAX_MEMORY_SIZE``: beyond it the read is Django's
+    ``RequestDataTooBig``, as for a declared length (each family's 413). ASGI requests never
     have ``wsgi.input``: Django spools and measures their bodies itself."""
 
     def __init__(self, get_response):
@@ -41,21 +44,64 @@ class ChunkedBodyMiddleware:
         meta = request.META
         if ("chunked" in meta.get("HTTP_TRANSFER_ENCODING", "").lower()
                 and not meta.get("CONTENT_LENGTH") and "wsgi.input" in meta):
-            body = _read_at_most(meta["wsgi.input"], settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
-            meta["CONTENT_LENGTH"] = str(len(body))
-            request._stream = LimitedStream(BytesIO(body), len(body))
+            request._stream = CappedBody(meta["wsgi.input"], meta,
+                                         settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
         return self.get_response(request)
 
 
-def _read_at_most(stream, limit: int | None) -> bytes:
-    """The stream to its end, or ``limit + 1`` bytes of it (enough to know it is too big)."""
-    if limit is None:
-        return stream.read()
-    parts, size = [], 0
-    while size <= limit:
-        part = stream.read(min(limit + 1 - size, 1 << 20))
-        if not part:
-            break
-        parts.append(part)
-        size += len(part)
-    return b"".join(parts)
+class CappedBody(IOBase):
+    """A body of unknown length, read lazily from ``stream`` and refused past ``limit`` bytes.
+
+    Until it is read through, its request declares the limit as ``CONTENT_LENGTH`` (a body is
+    there, at most that long: what DRF and Django's parsers ask before they read); at its end
+    the length read. Django's ``body`` asks for one byte past the limit, so the body held in
+    memory is never bigger than for a declared length."""
+
+    def __init__(self, stream, meta: dict, limit: int | None) -> None:
+        self._stream = stream
+        self._meta = meta
+        self._limit = limit
+        self._size = 0
+        meta["CONTENT_LENGTH"] = str(limit if limit is not None else sys.maxsize)
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1, /) -> bytes:
+        """``size`` bytes, fewer only at the body's end (so a short read tells its length)."""
+        room = self._room(size)
+        if room < 0:  # no limit, all of it
+            data = self._counted(self._stream.read(), size)
+            self._counted(b"", size)  # and its end
+            return data
+        parts, wanted = [], room
+        while wanted > 0:
+            part = self._counted(self._stream.read(wanted), wanted)
+            if not part:
+                break
+            parts.append(part)
+            wanted -= len(part)
+        return b"".join(parts)
+
+    def readline(self, size: int | None = -1, /) -> bytes:
+        return self._counted(self._stream.readline(self._room(size)), size)
+
+    def _room(self, size: int | None) -> int:
+        """How much of ``size`` may be read: up to one byte past the limit (enough to know
+        the body is too big), never further."""
+        self._refuse_if_too_big()
+        if self._limit is None:
+            return -1 if size is None else size
+        room = self._limit + 1 - self._size
+        return room if size is None or size < 0 else min(size, room)
+
+    def _counted(self, data: bytes, size: int | None) -> bytes:
+        self._size += len(data)
+        self._refuse_if_too_big()
+        if not data and size != 0:  # the end: the length is known now
+            self._meta["CONTENT_LENGTH"] = str(self._size)
+        return data
+
+    def _refuse_if_too_big(self) -> None:
+        if self._limit is not None and self._size > self._limit:
+            raise RequestDataTooBig("Request body exceeded settings.DATA_UPLOAD_MAX_MEMORY_SIZE.")

@@ -5,9 +5,13 @@ import http.client
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from io import BytesIO
 from pathlib import Path
 
@@ -106,6 +110,44 @@ def test_unauthenticated_is_still_a_401_before_the_body_is_read():
     assert response.status_code == 401
 
 
+@pytest.mark.parametrize("path", [path for path, _, _ in FAMILIES])
+def test_a_chunked_body_is_not_read_before_authentication(path):
+    """Read only when a view parses it, after authentication: a 401 takes none of it (the
+    stream's position is what was read)."""
+    body = chunked(b"x" * (6 * 1024 * 1024))
+    response = APIClient().post(path, b"", content_type="application/json", **body)
+    assert response.status_code == 401
+    assert body["wsgi.input"].tell() == 0
+
+
+@pytest.mark.parametrize("method", ["get", "post"])
+def test_a_chunked_body_to_an_unknown_path_is_not_read(method):
+    body = chunked(b"x" * (6 * 1024 * 1024))
+    response = getattr(APIClient(), method)("/nonexistent", content_type="application/json",
+                                            **body)
+    assert response.status_code == 404
+    assert body["wsgi.input"].tell() == 0
+
+
+def test_a_chunked_body_is_read_one_byte_past_the_limit_never_further(keys):
+    body = chunked(b"x" * (6 * 1024 * 1024))
+    response = client_for(keys, "live").post("/v1/events", b"", content_type="application/json",
+                                             HTTP_IDEMPOTENCY_KEY="idem-2", **body)
+    assert response.status_code == 413
+    assert body["wsgi.input"].tell() == LIMIT + 1
+
+
+def test_an_empty_chunked_body_is_an_empty_body(keys):
+    """Its end read, its length is known (0): the same answer as ``Content-Length: 0``."""
+    client = client_for(keys, "live")
+    declared = client.post("/checkin/v1/api/event", b"", content_type="application/json",
+                           HTTP_IDEMPOTENCY_KEY="idem-3")
+    sent_chunked = client.post("/checkin/v1/api/event", b"", content_type="application/json",
+                               HTTP_IDEMPOTENCY_KEY="idem-4", **chunked(b""))
+    assert sent_chunked.status_code == declared.status_code == 400
+    assert sent_chunked.json() == declared.json()
+
+
 def test_the_admin_keeps_djangos_answer():
     from django.core.exceptions import RequestDataTooBig
 
@@ -140,10 +182,9 @@ def _post_chunked(port: int, keys, path: str, body: bytes) -> tuple[int, dict]:
     return response.status, json.loads(response.read())
 
 
-@pytest.mark.django_db(transaction=True)  # committed, so the server sees the account
-def test_gunicorn_gives_a_chunked_body_to_the_views_and_a_413_past_the_limit():
-    """The production server, really chunked: gunicorn hands Django no Content-Length."""
-    keys = account_create(name="Chunked")
+@contextmanager
+def _gunicorn() -> Iterator[int]:
+    """The production server (one worker, two threads) on a free port, until it answers."""
     port = free_port()
     env = {**os.environ, "DATABASE_URL": _database_url(), "WEB_CONCURRENCY": "1",
            "WEB_THREADS": "2", "HERALD_RATE_LIMIT_LIVE": "0", "LOG_LEVEL": "WARNING"}
@@ -155,15 +196,75 @@ def test_gunicorn_gives_a_chunked_body_to_the_views_and_a_413_past_the_limit():
         deadline = time.monotonic() + 60
         while True:
             try:
-                small = _post_chunked(port, keys, "/checkin/v1/api/event",
-                                      json.dumps({"name": "Chunked Gala"}).encode())
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
                 break
             except OSError:
                 assert time.monotonic() < deadline and web.poll() is None, "gunicorn not up"
                 time.sleep(0.2)
-        big = _post_chunked(port, keys, "/v1/events", OVER)
+        yield port
     finally:
         os.killpg(web.pid, signal.SIGTERM)
         web.wait(timeout=60)
+
+
+@pytest.mark.django_db(transaction=True)  # committed, so the server sees the account
+def test_gunicorn_gives_a_chunked_body_to_the_views_and_a_413_past_the_limit():
+    """The production server, really chunked: gunicorn hands Django no Content-Length."""
+    keys = account_create(name="Chunked")
+    with _gunicorn() as port:
+        small = _post_chunked(port, keys, "/checkin/v1/api/event",
+                              json.dumps({"name": "Chunked Gala"}).encode())
+        big = _post_chunked(port, keys, "/v1/events", OVER)
     assert small[0] == 201 and small[1]["name"] == "Chunked Gala"
     assert big == (413, {"error": TOO_LARGE, "code": "PAYLOAD_TOO_LARGE"})
+
+
+def _sent_when_answered(port: int, method: str, path: str, size: int) -> tuple[int, int]:
+    """Send ``size`` bytes chunked, from a thread, as fast as the server takes them, and read
+    the answer meanwhile: its status, and how much of the body the client had handed over
+    when it came — what the server read plus what the two sockets' buffers hold (the
+    client's send buffer made small, so that is little)."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 64 * 1024)
+    sent = 0
+
+    def send() -> None:
+        nonlocal sent
+        chunk = b"x" * 65536
+        try:
+            sock.sendall(f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                         "Content-Type: application/json\r\n"
+                         "Transfer-Encoding: chunked\r\n\r\n".encode())
+            while sent < size:
+                sock.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                sent += len(chunk)
+            sock.sendall(b"0\r\n\r\n")
+        except OSError:
+            pass  # the server closed the connection: it takes no more
+
+    sender = threading.Thread(target=send, daemon=True)
+    sender.start()
+    try:
+        response = http.client.HTTPResponse(sock)
+        response.begin()
+        when_answered = sent
+        response.read()
+    finally:
+        sock.shutdown(socket.SHUT_RDWR)  # wakes the sender if it waits
+        sender.join(timeout=30)
+        sock.close()
+    return response.status, when_answered
+
+
+@pytest.mark.django_db
+def test_gunicorn_answers_401_and_404_without_reading_a_chunked_body():
+    """The security review's finding: the body was read up to the limit before any
+    authentication, on every URL (8 chunked 5 MB requests to /nonexistent grew a worker by
+    58 MB). Now the answer comes before the server read more than the sockets buffer."""
+    size = 6 * 1024 * 1024
+    with _gunicorn() as port:
+        unauthenticated = _sent_when_answered(port, "POST", "/v1/events", size)
+        unknown = _sent_when_answered(port, "GET", "/nonexistent", size)
+    assert unauthenticated[0] == 401 and unknown[0] == 404
+    assert unauthenticated[1] < 1024 * 1024, unauthenticated
+    assert unknown[1] < 1024 * 1024, unknown
