@@ -8,34 +8,15 @@ import pytest
 from django.utils import timezone
 
 from accounts.services import account_create
-from tests.fakes.webhook_receiver import WebhookReceiver
+from tests.webhooks.test_batch import enqueued, receiver  # noqa: F401 (fixtures)
 from webhooks import delivery, services
 from webhooks.models import Message
-from webhooks.tasks import deliver_message
 
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def receiver(settings):
-    settings.WEBHOOKS_ALLOW_PRIVATE_URLS = True
-    settings.WEBHOOKS_RETRY_SCHEDULE = [0, 5, 300, 1800]
-    settings.WEBHOOKS_BATCH_SIZE = 100
-    with WebhookReceiver() as server:
-        yield server
-
-
-@pytest.fixture
-def enqueued(monkeypatch) -> list[tuple[str, float | None]]:
-    """Every ``webhooks.deliver_message`` published, as (webhook id, countdown), not run."""
-    published: list[tuple[str, float | None]] = []
-    monkeypatch.setattr(deliver_message, "apply_async",
-                        lambda args, countdown=None: published.append((args[0], countdown)))
-    return published
-
-
 def test_a_sweep_wave_reaches_every_message_when_due_times_are_out_of_creation_order(
-        receiver, enqueued, django_capture_on_commit_callbacks):
+        receiver, enqueued, django_capture_on_commit_callbacks):  # noqa: F811
     keys = account_create(name="Acme Events")
     endpoint, receiver.secret = services.endpoint_create(account=keys.account, url=receiver.url)
     with django_capture_on_commit_callbacks(execute=True):
@@ -56,7 +37,7 @@ def test_a_sweep_wave_reaches_every_message_when_due_times_are_out_of_creation_o
 
 
 def test_a_stuck_message_older_than_the_overdue_ones_heads_the_sweep(
-        receiver, enqueued, django_capture_on_commit_callbacks):
+        receiver, enqueued, django_capture_on_commit_callbacks):  # noqa: F811
     keys = account_create(name="Acme Events")
     endpoint, receiver.secret = services.endpoint_create(account=keys.account, url=receiver.url)
     with django_capture_on_commit_callbacks(execute=True):
