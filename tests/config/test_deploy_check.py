@@ -20,9 +20,12 @@ PRODUCTION = {
 
 
 def _run(*args: str, **env: str) -> subprocess.CompletedProcess:
+    # A DATABASE_URL that is never connected to: without one the settings would start the
+    # checkout's embedded server (var/pg) and leave it running after the tests.
     clean = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"),
              "HOME": os.environ.get("HOME", "/tmp"),
-             "DJANGO_SETTINGS_MODULE": "config.settings", **env}
+             "DJANGO_SETTINGS_MODULE": "config.settings",
+             "DATABASE_URL": PRODUCTION["DATABASE_URL"], **env}
     return subprocess.run([sys.executable, *args], cwd=ROOT, env=clean, capture_output=True,
                           text=True, timeout=120)
 
