@@ -11,6 +11,7 @@ from rest_framework.response import Response
 from api.families import CHECKIN
 from api.pagination import page_of, paginate
 from api.views import HeraldAPIView, get_owned
+from common.times import iso
 from comms.models import Delivery
 from guests import sending, services
 from guests.api.serializers import (
@@ -104,7 +105,7 @@ def _guest_body(attendee: Attendee, delivery_id) -> dict:
         "id": str(attendee.id), "firstName": attendee.first_name,
         "lastName": attendee.last_name, "email": attendee.email,
         "eventId": str(attendee.event_id), "correlationId": attendee.correlation_id,
-        "createdAt": attendee.created_at.isoformat().replace("+00:00", "Z"),
+        "createdAt": iso(attendee.created_at),
         "attendeeInvitationId": str(delivery_id) if delivery_id else None,
     }
 

@@ -1,5 +1,6 @@
 """Spec 000's atomic path: create a guest with commsTemplateId, the ticket is rendered and sent."""
 
+import re
 import uuid
 
 from django.db import connection
@@ -18,6 +19,9 @@ def test_spec_example_creates_attendee_and_sends_ticket(api, event_id, template_
     assert data["id"] == body["id"]
     assert data["firstName"] == "Jane" and data["email"] == "jane@example.com"
     assert data["correlationId"] == "order-2026-0042"
+    # The APIs' one timestamp format: whole seconds, UTC, "Z" (common.times.iso).
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", data["createdAt"])
+    assert api.get(f"/checkin/v1/api/guest/{body['id']}").json()["createdAt"] == data["createdAt"]
     delivery = Delivery.objects.get(id=data["attendeeInvitationId"])
     assert delivery.status == "sent"
     assert delivery.provider == "outbox"
