@@ -108,6 +108,7 @@ class DeliveryAdmin(ModeLabelledAdmin):
     inlines = [DeliveryEventInline]
     list_select_related = ["account"]
     date_hierarchy = "created_at"
+    ordering = ["-created_at"]  # newest first, not by UUID
 
     def has_add_permission(self, request) -> bool:
         return False
@@ -118,6 +119,7 @@ class OutboxAdmin(AccountScopedAdmin):
     """What the embedded ``outbox`` provider would have sent, as sent."""
 
     list_display = ["sent_at", "recipient", "subject", "status"]
+    ordering = ["-created_at"]
     search_fields = ["recipient", "subject"]
     readonly_fields = ["recipient", "subject", "text_body", "html_body", "sent_at", "status",
                        "provider_message_id"]

@@ -1,3 +1,4 @@
+import uuid
 from datetime import timedelta
 from typing import Any
 
@@ -151,6 +152,19 @@ class AttendeeAdmin(AccountScopedAdmin):
     list_select_related = ["event"]
     raw_id_fields = ["event"]
     actions = [resend_attendees]
+    ordering = ["-created_at"]
+
+    # Staff never type GUIDs: a guest added here gets a generated id, shown read-only after.
+    def get_exclude(self, request, obj: Attendee | None = None) -> list[str]:
+        return [*(super().get_exclude(request, obj) or []), *([] if obj else ["id"])]
+
+    def get_readonly_fields(self, request, obj: Attendee | None = None) -> list[str]:
+        return [*super().get_readonly_fields(request, obj), *(["id"] if obj else [])]
+
+    def save_model(self, request, obj: Attendee, form, change: bool) -> None:
+        if not change and obj.id is None:
+            obj.id = uuid.uuid4()
+        super().save_model(request, obj, form, change)
 
     @admin.display(description="added by", ordering="mode")
     def added_by(self, attendee: Attendee) -> str:

@@ -74,8 +74,10 @@ def _page(model_admin: AccountScopedAdmin, request: HttpRequest, page: str, even
 
 class UploadForm(forms.Form):
     file = forms.FileField(label="CSV file", help_text=(
-        "UTF-8 CSV with a header line: id, firstName, lastName, email and optionally "
-        "correlationId (case-insensitive; first_name style accepted)."))
+        "UTF-8 CSV with a header line: email, firstName, lastName and optionally id and "
+        "correlationId (case-insensitive; first_name style accepted). Ids are optional: "
+        "Herald gives each guest its own; an id that is not a GUID (1000) is kept as an "
+        "external id."))
 
     def clean_file(self):
         upload = self.cleaned_data["file"]
@@ -120,7 +122,10 @@ def import_detail(model_admin: AccountScopedAdmin, request: HttpRequest, event: 
                  f"Import of {guest_import.filename or 'a CSV file'}", guest_import=guest_import,
                  progress=imports.guest_import_progress(guest_import=guest_import),
                  progress_url=_import_url(guest_import, "_progress"),
-                 max_errors=settings.HERALD_IMPORT_MAX_ERRORS)
+                 max_errors=settings.HERALD_IMPORT_MAX_ERRORS,
+                 external_ids=[row["externalId"] for row in guest_import.preview
+                               if row.get("externalId")][:3],
+                 generated_ids=any(row.get("generated") for row in guest_import.preview))
 
 
 def import_progress(model_admin: AccountScopedAdmin, request: HttpRequest, event: Event,

@@ -5,6 +5,13 @@ The file is parsed twice, by the same function: once to validate (counts, the fi
 errors, a preview) and once to import. Parsing is pure and deterministic, so what was
 previewed is what is imported; the existence of each id is checked again at import time.
 
+Ids: staff never type GUIDs. A GUID in the id column is the guest's id, as the API's is. Any
+other id (``1000``) is an external id: the guest's id is derived from it (uuid5 of the
+account and the value), so importing the same file again adds no one, and the value is kept
+as the guest's correlation id when the row gives none. A row without an id (no id column, or
+an empty cell) gets one derived from the file's content and its line: both parses of the file
+agree, and uploading the very same file again adds no one either.
+
 Speed: one ``SELECT id, account_id … WHERE id IN (…)`` and one ``executemany`` INSERT (``ON
 CONFLICT DO NOTHING``, ``common.inserts``) per batch of HERALD_IMPORT_BATCH_SIZE rows, each
 batch committed with the import's progress, so a re-run task resumes after the last
@@ -13,6 +20,7 @@ committed batch.
 
 import codecs
 import csv
+import hashlib
 import io
 import logging
 import re
@@ -41,10 +49,12 @@ COLUMNS = {
     "email": "email", "emailaddress": "email",
     "correlationid": "correlation_id",
 }
-REQUIRED = ("id", "email")
+REQUIRED = ("email",)
 FIELDS = ("id", "first_name", "last_name", "email", "correlation_id")
-MAX_LENGTHS = {"firstName": 100, "lastName": 100, "email": 254, "correlationId": 128}
+MAX_LENGTHS = {"id": 128, "firstName": 100, "lastName": 100, "email": 254, "correlationId": 128}
 PREVIEW_ROWS = 20
+# The namespace of ids Herald derives for an import's rows (external ids, rows without one).
+IMPORT_NAMESPACE = uuid.UUID("6f1d7c3e-2b8a-5c4e-9a70-3d1f8e2b6a14")
 # Bytes that could not be decoded as UTF-8 come through as lone surrogates.
 _NOT_UTF8 = re.compile("[\udc80-\udcff]")
 _HEADER_JUNK = re.compile(r"[\s_\-]+")
@@ -66,6 +76,8 @@ class GuestRow:
     last_name: str
     email: str
     correlation_id: str | None
+    external_id: str | None = None  # the id column's value when it is not a GUID
+    generated: bool = False  # the row had no id: Herald derived one
 
 
 @dataclass
@@ -78,11 +90,15 @@ class ParsedFile:
 
 # --- parsing (pure) -------------------------------------------------------------------------
 
-def guests_csv_parse(*, data: bytes, max_errors: int = 1000) -> ParsedFile:
-    """Every data row checked on its own: a GUID id (unique in the file: a later duplicate is
+def guests_csv_parse(*, data: bytes, max_errors: int = 1000,
+                     account_id: uuid.UUID | str | None = None) -> ParsedFile:
+    """Every data row checked on its own: an id (a GUID, else an external id or none, mapped
+    to a derived GUID in ``account_id``'s namespace; unique in the file: a later duplicate is
     an error), a valid email, lengths, UTF-8 text. Raises ``ImportFileError`` for problems of
     the whole file."""
     text = _text(data)
+    namespace = uuid.uuid5(IMPORT_NAMESPACE, str(account_id or ""))
+    file_ns = uuid.uuid5(namespace, "file:" + hashlib.sha256(data).hexdigest())
     # Per-row text checks only when the file needs them (the common file is clean UTF-8).
     check_text = _NOT_UTF8.search(text) is not None or "\x00" in text
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=_delimiter(data))
@@ -95,7 +111,8 @@ def guests_csv_parse(*, data: bytes, max_errors: int = 1000) -> ParsedFile:
             if len(record) <= 1 and not "".join(record).strip():
                 continue  # blank line
             parsed.total += 1
-            row, problems = _row(record, indexes, width, reader.line_num, seen, check_text)
+            row, problems = _row(record, indexes, width, reader.line_num, seen, check_text,
+                                 (namespace, file_ns))
             if row is not None:
                 parsed.rows.append(row)
                 seen[row.id] = row.line
@@ -135,14 +152,15 @@ def _columns(header: list[str] | None) -> tuple[dict[str, int], int]:
     missing = [name for name in REQUIRED if name not in columns]
     if missing:
         raise ImportFileError(
-            f"Line 1: missing column(s) {', '.join(missing)}. Expected a header with id, "
-            f"firstName, lastName, email and optionally correlationId; found "
+            f"Line 1: missing column(s) {', '.join(missing)}. Expected a header with email, "
+            f"firstName, lastName and optionally id and correlationId; found "
             f"{', '.join(repr(h) for h in header[:10]) or 'nothing'}.")
     return columns, len(header)
 
 
 def _row(record: list[str], indexes: list[int | None], width: int, line: int,
-         seen: dict[uuid.UUID, int], check_text: bool) -> tuple[GuestRow | None, list[str]]:
+         seen: dict[uuid.UUID, int], check_text: bool,
+         namespaces: tuple[uuid.UUID, uuid.UUID]) -> tuple[GuestRow | None, list[str]]:
     raw_id, first_name, last_name, email, correlation_id = (
         _raw(record, index).strip() for index in indexes)
     problems = []
@@ -153,32 +171,35 @@ def _row(record: list[str], indexes: list[int | None], width: int, line: int,
             problems.append("not UTF-8 text: save the file as “CSV UTF-8”")
         elif any("\x00" in value for value in record):
             problems.append("contains a NUL character")
-    guest_id = _guid(raw_id, problems)
-    if guest_id is not None and guest_id in seen:
+    guest_id, external_id = _guest_id(raw_id, line, namespaces)
+    if guest_id in seen:
         problems.append(f"id: duplicate of line {seen[guest_id]}")
     _check_email(email, problems)
-    for name, value in (("firstName", first_name), ("lastName", last_name), ("email", email),
+    for name, value in (("id", external_id or ""), ("firstName", first_name),
+                        ("lastName", last_name), ("email", email),
                         ("correlationId", correlation_id)):
         if len(value) > MAX_LENGTHS[name]:
             problems.append(f"{name}: longer than {MAX_LENGTHS[name]} characters")
-    if problems or guest_id is None:
+    if problems:
         return None, problems
-    return GuestRow(line, guest_id, first_name, last_name, email, correlation_id or None), []
+    return GuestRow(line, guest_id, first_name, last_name, email,
+                    correlation_id or external_id or None, external_id, not raw_id), []
 
 
 def _raw(record: list[str], index: int | None) -> str:
     return record[index] if index is not None and index < len(record) else ""
 
 
-def _guid(value: str, problems: list[str]) -> uuid.UUID | None:
+def _guest_id(value: str, line: int,
+              namespaces: tuple[uuid.UUID, uuid.UUID]) -> tuple[uuid.UUID, str | None]:
+    """The guest's id and the external id it came from (None for a GUID or no id)."""
+    namespace, file_ns = namespaces
     if not value:
-        problems.append("id: missing")
-        return None
+        return uuid.uuid5(file_ns, f"line:{line}"), None
     try:
-        return uuid.UUID(value)
+        return uuid.UUID(value), None
     except ValueError:
-        problems.append(f"id: {_shown(value)} is not a GUID")
-        return None
+        return uuid.uuid5(namespace, "external:" + value), value
 
 
 def _check_email(value: str, problems: list[str]) -> None:
@@ -239,7 +260,8 @@ def guest_import_validate(*, import_id: Any) -> None:
         return
     limit = settings.HERALD_IMPORT_MAX_ERRORS
     try:
-        parsed = guests_csv_parse(data=_data(guest_import), max_errors=limit)
+        parsed = guests_csv_parse(data=_data(guest_import), max_errors=limit,
+                                  account_id=guest_import.account_id)
     except ImportFileError as exc:
         _finish(guest_import.id, GuestImport.Status.UPLOADED, status=GuestImport.Status.FAILED,
                 file_error=str(exc))
@@ -265,7 +287,8 @@ def guest_import_validate(*, import_id: Any) -> None:
 
 def _preview(row: GuestRow) -> dict[str, Any]:
     return {"line": row.line, "id": str(row.id), "firstName": row.first_name,
-            "lastName": row.last_name, "email": row.email, "correlationId": row.correlation_id}
+            "lastName": row.last_name, "email": row.email, "correlationId": row.correlation_id,
+            "externalId": row.external_id, "generated": row.generated}
 
 
 def guest_import_confirm(*, guest_import: GuestImport) -> bool:
@@ -293,7 +316,8 @@ def guest_import_run(*, import_id: Any) -> None:
     if guest_import is None:
         return
     try:
-        rows = guests_csv_parse(data=_data(guest_import), max_errors=0).rows
+        rows = guests_csv_parse(data=_data(guest_import), max_errors=0,
+                                account_id=guest_import.account_id).rows
         GuestImport.objects.filter(id=guest_import.id).update(to_process=len(rows))
         for batch in _batches(rows[guest_import.processed:], settings.HERALD_IMPORT_BATCH_SIZE):
             _import_batch(guest_import, batch)
