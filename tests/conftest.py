@@ -1,11 +1,13 @@
 """Shared fixtures: accounts made through services, an API client per family, eager tasks."""
 
+import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from django.db import connection
 from rest_framework.test import APIClient
 
 from accounts.services import AccountKeys, account_create
@@ -160,3 +162,26 @@ def bulk_send_done(event_id: Any, template_id: Any, *, audience: str, mode: str,
     bulk_send_run(job_id=job.id)
     job.refresh_from_db()
     return job
+
+
+def concurrently(n: int, call) -> list:
+    """``call(i)`` for i in range(n) on n threads released together (a barrier), each on its
+    own database connection; returns each result, or the exception it raised."""
+    barrier = threading.Barrier(n)
+    results: list = [None] * n
+
+    def run(i: int) -> None:
+        try:
+            barrier.wait()
+            results[i] = call(i)
+        except Exception as exc:  # surfaced by the callers' assertions
+            results[i] = exc
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results

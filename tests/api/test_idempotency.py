@@ -238,10 +238,9 @@ def test_a_request_that_never_finished_stops_blocking_its_key_after_the_lease(pr
 
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_requests_with_one_key_run_once(keys):
-    from tests.conftest import make_client
-    from tests.faults.test_races import _concurrently
+    from tests.conftest import concurrently, make_client
 
-    responses = _concurrently(16, lambda i: make_client(keys).post(
+    responses = concurrently(16, lambda i: make_client(keys).post(
         EVENT, {"name": "Race"}, format="json", HTTP_X_IDEMPOTENCY_KEY="race"))
     assert Event.objects.count() == 1
     assert {r.status_code for r in responses} <= {201, 409}
@@ -255,9 +254,9 @@ def test_concurrent_requests_with_one_key_run_once(keys):
 @pytest.mark.urls(__name__)
 @pytest.mark.django_db(transaction=True)
 def test_retries_while_a_slow_request_runs_get_409_and_it_runs_once(probe, keys):
-    from tests.faults.test_races import _concurrently
+    from tests.conftest import concurrently
 
-    responses = _concurrently(8, lambda i: _bearer(keys.live_key).post(
+    responses = concurrently(8, lambda i: _bearer(keys.live_key).post(
         "/probe", {"do": "slow"}, format="json", HTTP_IDEMPOTENCY_KEY="slow"))
     assert Probe.calls == ["slow"]
     assert sorted(r.status_code for r in responses) == [201] + [409] * 7

@@ -1,40 +1,18 @@
 """Contacts under concurrency on the real database: identifiers stay unique per account."""
 
-import threading
 
 import pytest
-from django.db import connection
 
 from contacts.models import Contact
-from tests.conftest import make_client
+from tests.conftest import concurrently, make_client
 
 pytestmark = pytest.mark.django_db(transaction=True)
 THREADS = 12
 
 
-def _concurrently(n: int, call) -> list:
-    barrier = threading.Barrier(n)
-    results: list = [None] * n
-
-    def run(i: int) -> None:
-        try:
-            barrier.wait()
-            results[i] = call(i)
-        except Exception as exc:  # surfaced by the assertions below
-            results[i] = exc
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return results
-
 
 def test_concurrent_upserts_of_one_email_make_one_contact(keys):
-    responses = _concurrently(THREADS, lambda i: make_client(keys).post(
+    responses = concurrently(THREADS, lambda i: make_client(keys).post(
         "/v1/contacts", {"email": "Race@Example.com", f"field_{i}": i}, format="json"))
     statuses = sorted(r.status_code for r in responses)
     assert statuses == [200] * (THREADS - 1) + [201], [r.content for r in responses]
@@ -47,7 +25,7 @@ def test_concurrent_upserts_of_one_email_make_one_contact(keys):
 def test_concurrent_creates_never_overshoot_the_quota(keys):
     keys.account.contact_quota = 3
     keys.account.save()
-    responses = _concurrently(THREADS, lambda i: make_client(keys).post(
+    responses = concurrently(THREADS, lambda i: make_client(keys).post(
         "/v1/contacts", {"email": f"c{i}@example.com"}, format="json"))
     statuses = sorted(r.status_code for r in responses)
     assert statuses == [201] * 3 + [402] * (THREADS - 3)

@@ -1,37 +1,15 @@
 """Concurrency on the real database: the idempotency race and concurrent resends."""
 
-import threading
 import uuid
 
 import pytest
-from django.db import connection
 
 from comms.models import Delivery
 from guests.models import Attendee
-from tests.conftest import TICKET, guest, make_client
+from tests.conftest import TICKET, concurrently, guest, make_client
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-
-def _concurrently(n: int, call) -> list:
-    barrier = threading.Barrier(n)
-    results: list = [None] * n
-
-    def run(i: int) -> None:
-        try:
-            barrier.wait()
-            results[i] = call(i)
-        except Exception as exc:  # surfaced by the assertions below
-            results[i] = exc
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return results
 
 
 def _setup(keys):
@@ -44,7 +22,7 @@ def _setup(keys):
 def test_twenty_identical_posts_make_one_attendee_and_one_send(keys):
     event_id, template_id = _setup(keys)
     body = guest(event_id, template_id)
-    responses = _concurrently(
+    responses = concurrently(
         20, lambda i: make_client(keys).post("/checkin/v1/api/guest", body, format="json"))
     assert [r.status_code for r in responses] == [200] * 20
     assert {r.json()["attendeeInvitationId"] for r in responses} != {None}
@@ -60,7 +38,7 @@ def test_concurrent_resends_after_bounce_are_all_refused(keys):
     client.post("/checkin/v1/api/guest", body, format="json")
     assert Delivery.objects.get(owner_id=body["id"]).status == "bounced"
     send = {"attendeeId": body["id"], "templateId": template_id}
-    responses = _concurrently(
+    responses = concurrently(
         10, lambda i: make_client(keys, test_mode=True).post(
             "/comms/v1/api/comms/send", send, format="json"))
     assert [r.status_code for r in responses] == [422] * 10
@@ -70,7 +48,7 @@ def test_concurrent_resends_after_bounce_are_all_refused(keys):
 def test_concurrent_distinct_guests_all_created(keys):
     event_id, template_id = _setup(keys)
     ids = [str(uuid.uuid4()) for _ in range(20)]
-    responses = _concurrently(20, lambda i: make_client(keys).post(
+    responses = concurrently(20, lambda i: make_client(keys).post(
         "/checkin/v1/api/guest", guest(event_id, template_id, id=ids[i]), format="json"))
     assert [r.status_code for r in responses] == [200] * 20
     assert Delivery.objects.count() == 20

@@ -6,8 +6,8 @@ import pytest
 
 from accounts.models import IdempotentRequest
 from comms.models import Delivery
-from tests.conftest import guest, make_client
-from tests.faults.test_races import _concurrently, _setup
+from tests.conftest import concurrently, guest, make_client
+from tests.faults.test_races import _setup
 
 SEND = "/comms/v1/api/comms/send"
 
@@ -55,7 +55,7 @@ def test_ten_concurrent_sends_with_one_key_make_one_delivery(keys):
     assert make_client(keys).post("/checkin/v1/api/guest", body,
                                   format="json").status_code == 200
     send = {"attendeeId": body["id"], "templateId": template_id}
-    responses = _concurrently(10, lambda i: make_client(keys).post(
+    responses = concurrently(10, lambda i: make_client(keys).post(
         SEND, send, format="json", HTTP_X_IDEMPOTENCY_KEY="race"))
     statuses = [r.status_code for r in responses]
     assert set(statuses) <= {200, 409} and 200 in statuses, statuses
