@@ -23,9 +23,6 @@ from common.errors import HeraldError
 from comms.models import Integration
 from comms.providers import platform_adapter, registry
 from comms.providers.base import ChannelProvider, ProviderConfigurationError
-from comms.providers.registry import CHANNELS
-
-__all__ = ["CHANNELS", "Link", "chain_for", "integration_save", "sms_segments"]
 
 # The longest body (characters) each channel takes. SMS: 10 concatenated GSM-7 segments of
 # 153 characters (UCS-2 text takes fewer: see ``sms_segments``).

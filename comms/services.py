@@ -109,6 +109,11 @@ def _deliveries_insert(columns: dict[str, list[Any]]) -> None:
     per_row, fixed = [], []
     for field in Delivery._meta.concrete_fields:
         values = columns.get(field.attname)
+        if values is None and field.has_default() and callable(field.default) \
+                and field.db_default is NOT_PROVIDED:
+            # Called per row as bulk_create would (request_id: the request's id, the same
+            # for every row of one request, so usually bound once below).
+            values = columns[field.attname] = [field.get_default() for _ in range(count)]
         if values is not None:
             first = values[0]
             if values.count(first) == count:
@@ -119,9 +124,6 @@ def _deliveries_insert(columns: dict[str, list[Any]]) -> None:
             fixed.append((field, now))
         elif field.db_default is not NOT_PROVIDED:
             continue  # the database fills it
-        elif field.has_default() and callable(field.default):
-            columns[field.attname] = [field.get_default() for _ in range(count)]
-            per_row.append(field)
         else:
             fixed.append((field, field.get_default()))
     quote = connection.ops.quote_name

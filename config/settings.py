@@ -226,7 +226,7 @@ SPECTACULAR_SETTINGS = {
                             "DeliveryStatusEnum": "comms.models.Status",
                             "EmailTypeEnum": "emails.messages.TYPES",
                             "EmailStateEnum": "emails.selectors.STATES",
-                            "ChannelEnum": "comms.channels.CHANNELS"},
+                            "ChannelEnum": "comms.providers.registry.CHANNELS"},
     # The shared API layer (rate limits, idempotency keys) on every operation: api/schema.py
     "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums",
                              "api.schema.document_api_layer"],

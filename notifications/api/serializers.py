@@ -6,7 +6,7 @@ serializers only describe them (``extend_schema``), each a typed component of it
 from drf_spectacular.utils import OpenApiExample, extend_schema_field, inline_serializer
 from rest_framework import serializers
 
-from comms.channels import CHANNELS
+from comms.providers.registry import CHANNELS
 from templates.events import EVENT_CHANNELS
 
 _RECIPIENT = {

@@ -19,8 +19,8 @@ from api.fields import Str, StrictSerializer
 from api.views import HeraldAPIView
 from common.errors import NotFound
 from common.times import iso
-from comms.channels import CHANNELS
 from comms.models import FAILURES, PUBLIC_STATUS, Delivery, Integration
+from comms.providers.registry import CHANNELS
 from notifications.api.serializers import (
     EVENT_EXAMPLE,
     SEND_EXAMPLES,

@@ -45,3 +45,20 @@ def test_given_content_is_version_0_and_callable_defaults_are_per_row(keys, monk
     assert sorted(r.provider_message_id for r in rows) == ["m0", "m1", "m2"]
     assert {(r.template_version, r.text_body, r.mode, r.context) for r in rows} == {
         (0, "Hello", "test", None)}
+
+
+def test_a_requests_id_is_bound_once_for_the_whole_batch(keys):
+    """request_id's default is the request's id, the same for every row: one parameter,
+    not a value in each row's JSON record."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from common import request_id
+
+    with request_id.bound("req-batch-1"), CaptureQueriesContext(connection) as queries:
+        ids = messages_queue([Message(account_id=keys.account.id, mode="test", channel="sms",
+                                      recipient=f"+1555010{n}", text="Hi") for n in range(3)])
+    [insert] = [q["sql"] for q in queries if q["sql"].startswith("INSERT")]
+    assert "req-batch-1" not in insert.split("json_to_recordset")[1]
+    assert set(Delivery.objects.filter(id__in=ids).values_list("request_id", flat=True)) == {
+        "req-batch-1"}
