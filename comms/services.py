@@ -116,7 +116,7 @@ def _deliveries_insert(columns: dict[str, list[Any]]) -> None:
             values = columns[field.attname] = [field.get_default() for _ in range(count)]
         if values is not None:
             first = values[0]
-            if values.count(first) == count:
+            if values.count(first) == count and not field.primary_key:  # a row each, always
                 fixed.append((field, first))
             else:
                 per_row.append(field)

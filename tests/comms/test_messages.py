@@ -62,3 +62,11 @@ def test_a_requests_id_is_bound_once_for_the_whole_batch(keys):
     assert "req-batch-1" not in insert.split("json_to_recordset")[1]
     assert set(Delivery.objects.filter(id__in=ids).values_list("request_id", flat=True)) == {
         "req-batch-1"}
+
+
+def test_a_batch_of_one_message_is_inserted(keys):
+    """Every column of a single row is the same 'in every row': the id stays per row, so the
+    JSON record is never empty."""
+    [delivery_id] = messages_queue([Message(account_id=keys.account.id, mode="test",
+                                            channel="sms", recipient="+15550100", text="Hi")])
+    assert Delivery.objects.get(id=delivery_id).recipient == "+15550100"
