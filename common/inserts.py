@@ -1,14 +1,15 @@
-"""Bulk INSERTs without the ORM's per-row cost (the guest import and bulk send, the atomic
-check-in path).
+"""Bulk INSERTs without the ORM's per-row cost (the engine's batches of messages, the guest
+import, the atomic check-in path).
 
 ``QuerySet.bulk_create`` prepares every value of every row through its field (for a
 Delivery, ~30 fields), which made inserting 100,000 rows take tens of seconds of Python while
 the database itself needed about one. ``rows_insert`` prepares each column's value once when
 it is the same for every row (defaults, auto_now timestamps, the account) and only the given
-columns per row, then sends one ``executemany``. Columns come from the model, so a field
-added later is filled with its default as ``bulk_create`` would.
+columns per row, then sends one statement. Columns come from the model, so a field added
+later is filled with its default as ``bulk_create`` would.
 """
 
+import json
 import uuid
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
@@ -24,14 +25,19 @@ def rows_insert(model: type[models.Model], columns: Sequence[str], rows: Sequenc
                 ignore_conflicts: bool = False) -> None:
     """Insert ``rows`` (values in the order of ``columns``, by attname) into ``model``'s table;
     ``constants`` (attname → value) are the same for every row; other fields take their
-    default (a callable default is called per row); auto_now(_add) fields get one timestamp.
-    ``ignore_conflicts``: a row violating a unique constraint is skipped (``ON CONFLICT DO
-    NOTHING``)."""
+    default (a callable default is called per row, and bound once when it gave every row the
+    same value); auto_now(_add) fields get one timestamp. ``ignore_conflicts``: a row
+    violating a unique constraint is skipped (``ON CONFLICT DO NOTHING``).
+
+    One statement either way: column arrays (``unnest``) for plain columns, one JSON
+    parameter (``json_to_recordset``) when a varying column is JSON — psycopg quotes every
+    JSON value of an array column, which tripled the bulk send's queueing."""
     if not rows:
         return
     constants = dict(constants or {})
     now = timezone.now()
     given = {name: index for index, name in enumerate(columns)}
+    defaults: dict[str, list[Any]] = {}
     fixed, per_row = [], []  # per_row: (field, index in row or None for a default)
     for field in model._meta.concrete_fields:
         if field.attname in given:
@@ -44,22 +50,47 @@ def rows_insert(model: type[models.Model], columns: Sequence[str], rows: Sequenc
                 field.primary_key and isinstance(field, AutoFieldMixin)):
             continue  # the database fills it
         elif field.has_default() and callable(field.default):
-            per_row.append((field, None))
+            values = defaults[field.attname] = [field.get_default() for _ in rows]
+            if values.count(values[0]) == len(values):
+                fixed.append((field, field.get_db_prep_save(values[0], connection)))
+            else:
+                per_row.append((field, None))
         else:
             fixed.append((field, field.get_db_prep_save(field.get_default(), connection)))
-    used = [field for field, _ in per_row] + [field for field, _ in fixed]
-    tail = [value for _, value in fixed]
-    prepare = [(_preparer(field), index, field) for field, index in per_row]
-    params = [
-        [prep(row[index] if index is not None else field.get_default())
-         for prep, index, field in prepare] + tail
-        for row in rows
-    ]
     quote = connection.ops.quote_name
     table = quote(model._meta.db_table)
+    used = [field for field, _ in per_row] + [field for field, _ in fixed]
     names = ", ".join(quote(field.column) for field in used)
     end = " ON CONFLICT DO NOTHING" if ignore_conflicts else ""
+    tail = [value for _, value in fixed]
+
+    def value(field: models.Field, index: int | None, number: int, row: Sequence[Any]) -> Any:
+        return row[index] if index is not None else defaults[field.attname][number]
+
+    if any(isinstance(field, models.JSONField) for field, _ in per_row):
+        records = [{field.attname: value(field, index, number, row) for field, index in per_row}
+                   for number, row in enumerate(rows)]
+        _json_insert(table, names, used, len(per_row), records, tail, end)
+        return
+    prepare = [(_preparer(field), index, field) for field, index in per_row]
+    params = [[prep(value(field, index, number, row)) for prep, index, field in prepare] + tail
+              for number, row in enumerate(rows)]
     _unnest_insert(table, names, used, len(per_row), params, end)
+
+
+def _json_insert(table: str, names: str, used: list[models.Field], varying: int,
+                 records: list[dict[str, Any]], tail: list[Any], end: str) -> None:
+    """One ``INSERT … SELECT … FROM json_to_recordset(%s)``: the varying columns as one JSON
+    parameter (UUIDs and timestamps as text), the constant ones bound once each."""
+    quote = connection.ops.quote_name
+    per_row, fixed = used[:varying], used[varying:]
+    selected = ", ".join([*(f"v.{quote(f.attname)}" for f in per_row),
+                          *(f"%s::{f.db_type(connection)}" for f in fixed)])
+    record = ", ".join(f"{quote(f.attname)} {f.db_type(connection)}" for f in per_row)
+    data = json.dumps(records, ensure_ascii=False, default=str)
+    with connection.cursor() as cursor:
+        cursor.execute(f"INSERT INTO {table} ({names}) SELECT {selected}"
+                       f" FROM json_to_recordset(%s::json) AS v({record}){end}", [*tail, data])
 
 
 def _unnest_insert(table: str, names: str, used: list[models.Field], varying: int,

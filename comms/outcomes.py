@@ -2,8 +2,8 @@
 
 Every write is guarded by the claim token (``claimed_at``, ``mine``), so a worker whose lease
 expired can never overwrite what the worker that took over recorded; a status, its timeline
-event and its customer webhooks commit together. Shared by the email path
-(``comms.dispatch``) and the other channels (``comms.channel_dispatch``).
+event and its customer webhooks commit together. Used by the one send pipeline
+(``comms.pipeline``) and the sweeper (``comms.dispatch``).
 
 Each write is ``durable``: a lost database connection (a restart, a failover,
 ``pg_terminate_backend``) does not abandon an outcome the provider already gave: the write is

@@ -5,7 +5,6 @@ Sending is in ``comms.dispatch``, provider events in ``comms.lifecycle``; the ru
 a front end may send (spec 000's 422 rule: ``guests.sending``) are the front ends'.
 """
 
-import json
 import logging
 import uuid
 from collections.abc import Callable, Sequence
@@ -13,12 +12,12 @@ from operator import attrgetter
 from typing import Any
 
 from django.contrib.contenttypes.models import ContentType
-from django.db import connection, models, transaction
-from django.db.models.fields import NOT_PROVIDED
+from django.db import models, transaction
 from django.utils import timezone
 
 from accounts.models import Account
 from common.errors import HeraldError, NotFound
+from common.inserts import rows_insert
 from comms.messages import Message, Owner
 from comms.models import Delivery, Suppression
 from comms.queueing import enqueue
@@ -100,46 +99,15 @@ def owner_type_id(model: type[models.Model]) -> int:
 
 
 def _deliveries_insert(columns: dict[str, list[Any]]) -> None:
-    """One ``INSERT … SELECT`` of the rows (attname → each row's value) as one JSON
-    parameter: a value the same in every row is bound once, the other fields take their
-    default (a callable one per row) as ``bulk_create`` would. Neither the ORM's per-row
-    preparation of ~30 fields nor a column array of JSON values (psycopg quotes each: three
-    times the rest of a bulk insert)."""
-    count, now = len(columns["id"]), timezone.now()
-    per_row, fixed = [], []
-    for field in Delivery._meta.concrete_fields:
-        values = columns.get(field.attname)
-        if values is None and field.has_default() and callable(field.default) \
-                and field.db_default is NOT_PROVIDED:
-            # Called per row as bulk_create would (request_id: the request's id, the same
-            # for every row of one request, so usually bound once below).
-            values = columns[field.attname] = [field.get_default() for _ in range(count)]
-        if values is not None:
-            first = values[0]
-            if values.count(first) == count and not field.primary_key:  # a row each, always
-                fixed.append((field, first))
-            else:
-                per_row.append(field)
-        elif getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
-            fixed.append((field, now))
-        elif field.db_default is not NOT_PROVIDED:
-            continue  # the database fills it
-        else:
-            fixed.append((field, field.get_default()))
-    quote = connection.ops.quote_name
-    names = ", ".join(quote(f.column) for f in [*per_row, *(f for f, _ in fixed)])
-    selected = ", ".join([*(f"v.{quote(f.attname)}" for f in per_row),
-                          *(f"%s::{f.db_type(connection)}" for f, _ in fixed)])
-    record = ", ".join(f"{quote(f.attname)} {f.db_type(connection)}" for f in per_row)
-    keys = [f.attname for f in per_row]
-    data = json.dumps([dict(zip(keys, row, strict=True))
-                       for row in zip(*(columns[k] for k in keys), strict=True)],
-                      ensure_ascii=False, default=str)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {quote(Delivery._meta.db_table)} ({names}) SELECT {selected}"
-            f" FROM json_to_recordset(%s::json) AS v({record})",
-            [*(f.get_db_prep_save(value, connection) for f, value in fixed), data])
+    """One statement for the whole batch (``common.inserts.rows_insert``; its JSON form, as
+    context and refs vary): a value the same in every row is bound once, the id always per
+    row, the other fields take their default as ``bulk_create`` would."""
+    count = len(columns["id"])
+    constants = {name: values[0] for name, values in columns.items()
+                 if name != "id" and values.count(values[0]) == count}
+    varying = [name for name in columns if name not in constants]
+    rows_insert(Delivery, varying, list(zip(*(columns[name] for name in varying), strict=True)),
+                constants=constants)
 
 
 def delivery_enqueue_on_commit(delivery: Delivery) -> None:

@@ -57,7 +57,8 @@ def test_a_requests_id_is_bound_once_for_the_whole_batch(keys):
 
     with request_id.bound("req-batch-1"), CaptureQueriesContext(connection) as queries:
         ids = messages_queue([Message(account_id=keys.account.id, mode="test", channel="sms",
-                                      recipient=f"+1555010{n}", text="Hi") for n in range(3)])
+                                      recipient=f"+1555010{n}", text="Hi", context={"n": n})
+                              for n in range(3)])
     [insert] = [q["sql"] for q in queries if q["sql"].startswith("INSERT")]
     assert "req-batch-1" not in insert.split("json_to_recordset")[1]
     assert set(Delivery.objects.filter(id__in=ids).values_list("request_id", flat=True)) == {
