@@ -90,14 +90,14 @@ class ParsedFile:
 
 # --- parsing (pure) -------------------------------------------------------------------------
 
-def guests_csv_parse(*, data: bytes, max_errors: int = 1000,
-                     account_id: uuid.UUID | str | None = None) -> ParsedFile:
+def guests_csv_parse(*, data: bytes, account_id: uuid.UUID | str,
+                     max_errors: int = 1000) -> ParsedFile:
     """Every data row checked on its own: an id (a GUID, else an external id or none, mapped
     to a derived GUID in ``account_id``'s namespace; unique in the file: a later duplicate is
     an error), a valid email, lengths, UTF-8 text. Raises ``ImportFileError`` for problems of
     the whole file."""
     text = _text(data)
-    namespace = uuid.uuid5(IMPORT_NAMESPACE, str(account_id or ""))
+    namespace = uuid.uuid5(IMPORT_NAMESPACE, str(account_id))
     file_ns = uuid.uuid5(namespace, "file:" + hashlib.sha256(data).hexdigest())
     # Per-row text checks only when the file needs them (the common file is clean UTF-8).
     check_text = _NOT_UTF8.search(text) is not None or "\x00" in text

@@ -19,6 +19,10 @@ HEADER = "id,firstName,lastName,email,correlationId\n"
 IDS = [str(uuid.uuid4()) for _ in range(4)]
 
 
+# Pure parsing needs an account only as the namespace of derived guest ids.
+PARSE_ACCOUNT = uuid.UUID(int=1)
+
+
 def _member(account, username: str, role=Membership.Role.STAFF, csrf: bool = False) -> Client:
     membership = membership_add(account=account, username=username, role=role)
     client = Client(enforce_csrf_checks=csrf)
@@ -214,7 +218,7 @@ def test_event_page_links_to_the_tools(keys, event):
 def test_header_names_are_case_insensitive_and_snake_case_is_accepted():
     data = ("\ufeffID;First_Name;LAST NAME;E-mail;correlation_id\n"
             f"{IDS[0]};Jane;Smith;jane@example.com;c1\n\n").encode()
-    parsed = guests_csv_parse(data=data)
+    parsed = guests_csv_parse(account_id=PARSE_ACCOUNT, data=data)
     [row] = parsed.rows
     assert (row.first_name, row.last_name, row.email, row.correlation_id) == (
         "Jane", "Smith", "jane@example.com", "c1")
@@ -228,16 +232,18 @@ def test_header_names_are_case_insensitive_and_snake_case_is_accepted():
 ])
 def test_unreadable_files_are_refused_whole(data, message):
     with pytest.raises(ImportFileError, match=message):
-        guests_csv_parse(data=data)
+        guests_csv_parse(account_id=PARSE_ACCOUNT, data=data)
 
 
 def test_row_errors_name_the_line_and_are_capped():
     rows = "".join(f"{uuid.uuid4()},A,B,bad-{i},\n" for i in range(30))
-    parsed = guests_csv_parse(data=(HEADER + rows + f"{IDS[0]},A,B\n").encode(), max_errors=5)
+    parsed = guests_csv_parse(account_id=PARSE_ACCOUNT, max_errors=5,
+                              data=(HEADER + rows + f"{IDS[0]},A,B\n").encode())
     assert parsed.invalid == 31 and len(parsed.errors) == 5
     assert parsed.errors[0]["line"] == 2
-    long_name = guests_csv_parse(data=(HEADER + f"{IDS[0]},{'x' * 101},B,a@example.com,\n"
-                                       ).encode())
+    long_name = guests_csv_parse(
+        account_id=PARSE_ACCOUNT,
+        data=(HEADER + f"{IDS[0]},{'x' * 101},B,a@example.com,\n").encode())
     assert long_name.errors[0]["errors"] == ["firstName: longer than 100 characters"]
-    short = guests_csv_parse(data=(HEADER + f"{IDS[0]},A,B\n").encode())
+    short = guests_csv_parse(account_id=PARSE_ACCOUNT, data=(HEADER + f"{IDS[0]},A,B\n").encode())
     assert short.errors[0]["errors"] == ["expected 5 fields, found 3", "email: missing"]
