@@ -114,6 +114,8 @@ def notification_send(*, key: ApiKey, event_identifier: str, to: Any,
                 tokens[contact.id] = list(getattr(contact, "rehearsal_push_tokens", []))
     messages: list[Message] = []
     for contact in recipients:
+        context = _context(account, contact, payload or {}, shown)  # once, for every channel
+        owner = None if contact._state.adding else contact  # transient: none
         for name in usable:
             addresses = (tokens[contact.id] if name == "push"
                          else [a for a in [getattr(contact, ADDRESS[name])] if a])
@@ -124,8 +126,6 @@ def notification_send(*, key: ApiKey, event_identifier: str, to: Any,
                     f"Contact {who} has no {ADDRESS.get(name, 'push token')} for {name}",
                     name, recipient=who if contact._state.adding else str(contact.id)))
                 continue
-            context = _context(account, contact, payload or {}, shown)
-            owner = None if contact._state.adding else contact  # transient: none
             for address in addresses:
                 messages.append(Message(
                     account_id=account.id, channel=name, recipient=address,
