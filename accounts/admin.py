@@ -8,19 +8,20 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.cache import add_never_cache_headers, patch_cache_control
+from unfold import admin as unfold_admin
 
 from accounts.admin_base import CAPABILITIES, AccountScopedAdmin, ScopedInline
 from accounts.models import Account, ApiKey, Membership
 from accounts.services import api_key_create, login_failures_forget, member_logins_unlock
 
 
-class MembershipInline(ScopedInline, admin.TabularInline):
+class MembershipInline(ScopedInline, unfold_admin.TabularInline):
     model = Membership
     extra = 0
     autocomplete_fields = ["user"]
 
 
-class ApiKeyInline(ScopedInline, admin.TabularInline):
+class ApiKeyInline(ScopedInline, unfold_admin.TabularInline):
     model = ApiKey
     extra = 0
     fields = ["name", "mode", "is_admin", "prefix", "revoked_at", "created_at"]

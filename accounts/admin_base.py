@@ -22,6 +22,7 @@ from django.core import checks
 from django.core.exceptions import PermissionDenied
 from django.db.models import Model, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
+from unfold.admin import ModelAdmin as UnfoldModelAdmin
 
 from accounts.models import Account, Membership
 
@@ -51,7 +52,7 @@ def user_accounts(request: HttpRequest) -> dict[Any, str]:
     return cached
 
 
-class AccountScopedAdmin(admin.ModelAdmin):
+class AccountScopedAdmin(UnfoldModelAdmin):
     """``account_path``: the lookup from the model to its Account ("" for Account itself)."""
 
     account_path = "account"

@@ -5,6 +5,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.template.response import TemplateResponse
 from django.utils.html import format_html
+from unfold import admin as unfold_admin
 
 from accounts.admin_base import CAPABILITIES, AccountScopedAdmin, ScopedInline
 from accounts.models import Account
@@ -81,7 +82,7 @@ class ModeLabelledAdmin(AccountScopedAdmin):
                 self.mode_rows, count, cl.get_query_string({shown: other})))
 
 
-class DeliveryEventInline(ScopedInline, admin.TabularInline):
+class DeliveryEventInline(ScopedInline, unfold_admin.TabularInline):
     model = DeliveryEvent
     extra = 0
     can_delete = False

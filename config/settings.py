@@ -53,6 +53,10 @@ if _proxy_ssl := env.str("DJANGO_SECURE_PROXY_SSL_HEADER", default=""):
                                _value.strip() or "https")
 
 INSTALLED_APPS = [
+    # django-unfold: the admin's theme (sidebar navigation, tabs, responsive tables); before
+    # django.contrib.admin so its templates win.
+    "unfold",
+    "unfold.contrib.filters",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",

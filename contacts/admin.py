@@ -3,6 +3,7 @@ the same helpers as the API, and deleting goes through ``contact_delete`` (GDPR 
 
 from django import forms
 from django.contrib import admin
+from unfold import admin as unfold_admin
 
 from accounts.admin_base import AccountScopedAdmin, ScopedInline
 from common.errors import HeraldError
@@ -55,7 +56,7 @@ class PushTokenForm(forms.ModelForm):
         return token
 
 
-class PushTokenInline(ScopedInline, admin.TabularInline):
+class PushTokenInline(ScopedInline, unfold_admin.TabularInline):
     model = PushToken
     form = PushTokenForm
     extra = 0

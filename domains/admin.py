@@ -6,6 +6,7 @@ from django.contrib import admin, messages
 from django.http import HttpResponseRedirect
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
+from unfold import admin as unfold_admin
 
 from accounts.admin_base import CAPABILITIES, AccountScopedAdmin, ScopedInline
 from common.errors import HeraldError
@@ -40,7 +41,7 @@ class SenderDomainAddForm(forms.ModelForm):
         """The service has stored the row already (and checked uniqueness itself)."""
 
 
-class EventInline(ScopedInline, admin.TabularInline):
+class EventInline(ScopedInline, unfold_admin.TabularInline):
     model = SenderDomainEvent
     extra = 0
     can_delete = False

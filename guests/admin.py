@@ -1,9 +1,8 @@
-import uuid
 from datetime import timedelta
 from typing import Any
 
 from django.contrib import admin
-from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Count, Q, QuerySet
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
@@ -11,9 +10,13 @@ from django.utils.html import format_html
 from accounts.admin_base import AccountScopedAdmin
 from comms.admin import DashboardAdmin, DeliveryAdmin
 from comms.models import Dashboard, Delivery, Status
-from guests import admin_views
-from guests.admin_actions import resend_attendees, resend_deliveries
-from guests.models import Attendee, BulkSend, Event, GuestImport
+from guests import (
+    admin_guest,  # noqa: F401  (registers the guest pages)
+    admin_import,
+    admin_views,
+)
+from guests.admin_actions import resend_deliveries
+from guests.models import BulkSend, Event, GuestImport
 
 # The delivery funnel of an event: each column counts its guests' live deliveries in a state
 # (a test key's sandbox rehearsal is not traffic and never counts).
@@ -52,7 +55,7 @@ class EventAdmin(AccountScopedAdmin):
             return self.scoped_view(method, lookup="event_id", **needs)
 
         return [
-            path("<uuid:event_id>/import/", admin_views.upload_limited(
+            path("<uuid:event_id>/import/", admin_import.upload_limited(
                 view(self.import_upload_view, get="operate", post="operate")),
                  name="guests_event_import_upload"),
             path("<uuid:event_id>/import/<uuid:import_id>/",
@@ -73,13 +76,13 @@ class EventAdmin(AccountScopedAdmin):
         ]
 
     def import_upload_view(self, request, event):
-        return admin_views.import_upload(self, request, event)
+        return admin_import.import_upload(self, request, event)
 
     def import_detail_view(self, request, event, import_id):
-        return admin_views.import_detail(self, request, event, import_id)
+        return admin_import.import_detail(self, request, event, import_id)
 
     def import_progress_view(self, request, event, import_id):
-        return admin_views.import_progress(self, request, event, import_id)
+        return admin_import.import_progress(self, request, event, import_id)
 
     def bulk_send_view(self, request, event):
         return admin_views.bulk_send_form(self, request, event)
@@ -105,70 +108,6 @@ class EventAdmin(AccountScopedAdmin):
     @admin.display(description="live attendees", ordering="n_attendees")
     def attendee_count(self, event: Event) -> int:
         return event.n_attendees
-
-
-class LastDeliveryStatus(admin.SimpleListFilter):
-    """Guests whose latest live delivery is in a status (a later rehearsal does not hide it)."""
-
-    title = "last live delivery status"
-    parameter_name = "last_status"
-    mode = Delivery.Mode.LIVE
-
-    def lookups(self, request, model_admin):
-        return Status.choices
-
-    def queryset(self, request, queryset):
-        if not self.value():
-            return queryset
-        latest = Delivery.objects.filter(attendee=OuterRef("pk"), mode=self.mode).order_by(
-            "-created_at")
-        return queryset.annotate(last_status=Subquery(latest.values("status")[:1])).filter(
-            last_status=self.value())
-
-
-class LastSandboxDeliveryStatus(LastDeliveryStatus):
-    """The same of the sandbox: how a guest's latest test-key rehearsal ended."""
-
-    title = "last sandbox (test key) delivery status"
-    parameter_name = "last_test_status"
-    mode = Delivery.Mode.TEST
-
-
-class AddedByFilter(admin.ChoicesFieldListFilter):
-    """Attendee.mode, titled for what it is: the key mode that added the guest."""
-
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.title = "added by"
-
-
-@admin.register(Attendee)
-class AttendeeAdmin(AccountScopedAdmin):
-    list_display = ["id", "first_name", "last_name", "email", "event", "correlation_id",
-                    "added_by"]
-    list_filter = ["event", LastDeliveryStatus, LastSandboxDeliveryStatus,
-                   ("mode", AddedByFilter)]
-    search_fields = ["first_name", "last_name", "email", "id", "correlation_id"]
-    list_select_related = ["event"]
-    raw_id_fields = ["event"]
-    actions = [resend_attendees]
-    ordering = ["-created_at"]
-
-    # Staff never type GUIDs: a guest added here gets a generated id, shown read-only after.
-    def get_exclude(self, request, obj: Attendee | None = None) -> list[str]:
-        return [*(super().get_exclude(request, obj) or []), *([] if obj else ["id"])]
-
-    def get_readonly_fields(self, request, obj: Attendee | None = None) -> list[str]:
-        return [*super().get_readonly_fields(request, obj), *(["id"] if obj else [])]
-
-    def save_model(self, request, obj: Attendee, form, change: bool) -> None:
-        if not change and obj.id is None:
-            obj.id = uuid.uuid4()
-        super().save_model(request, obj, form, change)
-
-    @admin.display(description="added by", ordering="mode")
-    def added_by(self, attendee: Attendee) -> str:
-        return admin_views.MODE_LABELS.get(attendee.mode, attendee.mode)
 
 
 class JobAdmin(AccountScopedAdmin):

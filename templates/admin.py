@@ -3,6 +3,7 @@ import difflib
 from django import forms
 from django.contrib import admin, messages
 from django.utils.html import format_html
+from unfold import admin as unfold_admin
 
 from accounts.admin_base import AccountScopedAdmin, ScopedInline
 from templates.events import EVENT_CHANNELS, IDENTIFIER, LANGUAGE
@@ -31,7 +32,7 @@ class TemplateForm(forms.ModelForm):
         return data
 
 
-class VersionInline(ScopedInline, admin.TabularInline):
+class VersionInline(ScopedInline, unfold_admin.TabularInline):
     """Who changed what: each saved version with the lines changed since the one before."""
 
     model = TemplateVersion
@@ -175,7 +176,7 @@ class EventForm(forms.ModelForm):
         return data
 
 
-class EventTemplateInline(ScopedInline, admin.StackedInline):
+class EventTemplateInline(ScopedInline, unfold_admin.StackedInline):
     model = MessageTemplate
     form = EventTemplateForm
     formset = EventTemplatesFormSet

@@ -10,6 +10,7 @@ from django.contrib import admin, messages
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
+from unfold import admin as unfold_admin
 
 from accounts.admin import shown_once_response
 from accounts.admin_base import CAPABILITIES, AccountScopedAdmin, ScopedInline
@@ -154,7 +155,7 @@ class EndpointAdmin(AccountScopedAdmin):
                 "failed message(s) queued again."))
 
 
-class AttemptInline(ScopedInline, admin.TabularInline):
+class AttemptInline(ScopedInline, unfold_admin.TabularInline):
     model = Attempt
     extra = 0
     can_delete = False

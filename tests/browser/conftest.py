@@ -56,5 +56,5 @@ def login(page, username: str) -> None:
     page.goto("/admin/login/")
     page.fill("#id_username", username)
     page.fill("#id_password", PASSWORD)
-    page.click("input[type=submit]")
+    page.click("[type=submit]")
     page.wait_for_url("**/admin/")
