@@ -25,9 +25,9 @@ def sendgrid(kind: str, **fields) -> dict:
 
 def ses_bounce(subtype: str, diagnostic: str | None) -> str:
     """An SNS notification carrying SES's Bounce event."""
-    recipient = {"emailAddress": "jane@example.com", "action": "failed", "status": "5.1.1"}
-    if diagnostic:
-        recipient["diagnosticCode"] = diagnostic
+    recipient = {"emailAddress": "jane@example.com", "action": "failed"}
+    if diagnostic:  # SES gives the status and the server's answer when there was one
+        recipient.update(status=diagnostic.split()[2], diagnosticCode=diagnostic)
     event = {"eventType": "Bounce", "mail": {
         "timestamp": "2026-12-03T09:29:50.000Z", "messageId": "ses-1",
         "destination": ["jane@example.com"], "tags": {"herald_delivery_id": ["d-1"]}},
