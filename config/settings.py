@@ -115,6 +115,26 @@ TEMPLATES = [
     },
 ]
 
+# --- the admin (django-unfold) --------------------------------------------------------------
+# The sidebar follows the staff's work (Events, Support, Settings; internals for superusers) and
+# the home page shows their events, today's sends and what needs attention: config/admin_home.py.
+# Unfold's login form carries no "next" field: a login at /admin/login/ lands on the home page.
+LOGIN_REDIRECT_URL = "admin:index"
+UNFOLD = {
+    "SITE_TITLE": "Herald",
+    "SITE_HEADER": "Herald",
+    "SITE_SYMBOL": "campaign",
+    "SITE_URL": None,  # no "View site": Herald's only site is this admin and the APIs
+    "SHOW_VIEW_ON_SITE": False,
+    "SHOW_HISTORY": True,
+    "DASHBOARD_CALLBACK": "config.admin_home.dashboard",
+    "SIDEBAR": {
+        "show_search": False,
+        "show_all_applications": False,
+        "navigation": "config.admin_home.navigation",
+    },
+}
+
 # --- database -----------------------------------------------------------------------------
 # PostgreSQL only. Without DATABASE_URL: this checkout's own server (config/database.py), its
 # data in var/pg, started by the first process that needs it and shared by every later one.
