@@ -12,6 +12,22 @@ as the guest's correlation id when the row gives none. A row without an id (no i
 an empty cell) gets one derived from the file's content and its line: both parses of the file
 agree, and uploading the very same file again adds no one either.
 
+Columns: Herald guesses each header's field (case, accents and separators ignored; English,
+French, German and Spanish names: "Prénom;Nom;E-mail"). A file whose every header is one of
+the documented names (email, firstName, lastName, id, correlationId), email among them, is
+checked at once (its preview still warns of a missing name column); any other goes through a mapping step first (status ``mapping``): staff confirm one field per
+column, and validation and import use that mapping.
+
+Formula-looking cells (OWASP "CSV Injection": a value starting with = + - @, tab or carriage
+return) are neutralised as OWASP advises: a single quote is put in front of a name, an order
+reference or an external id, so that neither a spreadsheet nor a rendered subject ever shows
+it as a formula; the preview counts them and names their lines. An email cannot be changed so:
+a formula-looking address is a row error.
+
+Encoding: UTF-8 (with or without BOM). A file with no UTF-8 text beyond ASCII but bytes that
+are not UTF-8 is the "CSV" of a Windows spreadsheet: it is read as Windows-1252, with a
+warning. In a file that is otherwise UTF-8 such bytes stay a row error.
+
 Speed: one ``SELECT id, account_id … WHERE id IN (…)`` and one ``executemany`` INSERT (``ON
 CONFLICT DO NOTHING``, ``common.inserts``) per batch of HERALD_IMPORT_BATCH_SIZE rows, each
 batch committed with the import's progress, so a re-run task resumes after the last
@@ -24,6 +40,7 @@ import hashlib
 import io
 import logging
 import re
+import unicodedata
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -42,13 +59,40 @@ from guests.models import Attendee, Event, GuestImport, GuestImportFile
 
 log = logging.getLogger(__name__)
 
-# Header names, compared case-insensitively without spaces, "_" and "-".
+# The documented header names (compared without case, accents and separators): a file whose
+# every header is one of them needs no mapping step.
 COLUMNS = {
     "id": "id", "guestid": "id", "attendeeid": "id",
     "firstname": "first_name", "lastname": "last_name",
     "email": "email", "emailaddress": "email",
     "correlationid": "correlation_id",
 }
+# Other names a spreadsheet may use (English, French, German, Spanish): guessed, then shown.
+SYNONYMS = {
+    "email": ("mail", "courriel", "adressemail", "adresseemail", "adressecourriel",
+              "mailadresse", "emailadresse", "correo", "correoelectronico", "epost"),
+    "first_name": ("first", "givenname", "forename", "prenom", "vorname", "nombre"),
+    "last_name": ("last", "surname", "familyname", "nom", "nomdefamille", "nachname",
+                  "familienname", "apellido", "apellidos"),
+    "id": ("externalid", "ticketid", "ticket", "ticketnumber", "ticketno", "billet",
+           "numerodebillet", "nbillet", "ticketnummer"),
+    "correlation_id": ("order", "orderid", "ordernumber", "orderno", "orderref",
+                       "orderreference", "reference", "ref", "commande", "numerodecommande",
+                       "ndecommande", "bestellung", "bestellnummer", "pedido",
+                       "numerodepedido", "referencia"),
+}
+GUESSES = {**{name: key for key, names in SYNONYMS.items() for name in names}, **COLUMNS}
+# What a column can fill, in the order the mapping step offers it ("" ignores the column).
+FIELD_LABELS = {
+    "email": "Email", "first_name": "First name", "last_name": "Last name",
+    "correlation_id": "Order reference", "id": "Guest id or ticket number",
+}
+IGNORE = ""
+# OWASP's CSV injection list: a cell starting with one of these is read as a formula.
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+SAMPLES = 3  # values shown per column in the mapping step
+MAX_CELLS, MAX_CELL = 100, 1000  # a rejected row's cells kept for the rejected-rows CSV
+WARNING_LINES = 20  # lines named per warning
 REQUIRED = ("email",)
 FIELDS = ("id", "first_name", "last_name", "email", "correlation_id")
 MAX_LENGTHS = {"id": 128, "firstName": 100, "lastName": 100, "email": 254, "correlationId": 128}
@@ -57,7 +101,9 @@ PREVIEW_ROWS = 20
 IMPORT_NAMESPACE = uuid.UUID("6f1d7c3e-2b8a-5c4e-9a70-3d1f8e2b6a14")
 # Bytes that could not be decoded as UTF-8 come through as lone surrogates.
 _NOT_UTF8 = re.compile("[\udc80-\udcff]")
-_HEADER_JUNK = re.compile(r"[\s_\-]+")
+_HEADER_JUNK = re.compile(r"[^0-9a-z]+")
+# A character that only valid UTF-8 beyond ASCII decodes to (not a lone surrogate).
+_UTF8_TEXT = re.compile("[^\x00-\x7f\udc80-\udcff]")
 # Addresses Django's validate_email certainly accepts (anything else goes through it).
 _PLAIN_EMAIL = re.compile(
     r"[A-Za-z0-9_%+-]+(?:\.[A-Za-z0-9_%+-]+)*@"
@@ -80,56 +126,144 @@ class GuestRow:
     generated: bool = False  # the row had no id: Herald derived one
 
 
+@dataclass(frozen=True, slots=True)
+class CsvHeader:
+    """The first line of a file and what Herald makes of it, before any row is checked."""
+
+    names: list[str]
+    samples: list[list[str]]  # per column, its first few non-blank values
+    delimiter: str
+    encoding: str  # "utf-8" or "cp1252"
+    guess: list[str]  # per column, the field it fills (IGNORE: none)
+    certain: bool  # only documented names, one of them email: no mapping step
+
+    def as_mapping(self) -> dict[str, Any]:
+        """What a GuestImport keeps (``mapping``): the columns, the guess, the chosen fields."""
+        return {"headers": self.names, "samples": self.samples, "delimiter": self.delimiter,
+                "encoding": self.encoding, "guess": self.guess, "fields": self.guess}
+
+
 @dataclass
 class ParsedFile:
     rows: list[GuestRow] = field(default_factory=list)  # rows without errors, in file order
     errors: list[dict[str, Any]] = field(default_factory=list)  # the first ``max_errors``
     invalid: int = 0
     total: int = 0
+    formulas: list[int] = field(default_factory=list)  # lines of valid rows neutralised
+    nameless: list[int] = field(default_factory=list)  # lines of valid rows without a name
+    encoding: str = "utf-8"
 
 
 # --- parsing (pure) -------------------------------------------------------------------------
 
-def guests_csv_parse(*, data: bytes, account_id: uuid.UUID | str,
-                     max_errors: int = 1000) -> ParsedFile:
+def guests_csv_header(*, data: bytes) -> CsvHeader:
+    """Read the header line and guess each column's field (header names first, then an
+    unnamed column of addresses for the email). Raises ``ImportFileError`` for an empty or
+    binary file, a blank first line or a first line of guest data instead of names."""
+    text, encoding = _text(data)
+    delimiter = _delimiter(data)
+    reader = csv.reader(io.StringIO(text[:1024 * 1024], newline=""), delimiter=delimiter)
+    try:
+        names = _header_names(next(reader, None))
+        samples: list[list[str]] = [[] for _ in names]
+        for record, _ in zip(reader, range(50), strict=False):
+            for index, value in enumerate(record[:len(names)]):
+                if value.strip() and len(samples[index]) < SAMPLES:
+                    samples[index].append(_stored(value.strip())[:60])
+    except csv.Error as exc:
+        raise ImportFileError(f"Line {reader.line_num}: not valid CSV ({exc}).") from None
+    guess = _guess(names, samples)
+    certain = all(_key(name) in COLUMNS for name in names) and "email" in guess
+    return CsvHeader(names, samples, delimiter, encoding, guess, certain)
+
+
+def _key(name: str) -> str:
+    """A header compared without case, accents, spaces and separators ("Prénom" → prenom)."""
+    plain = unicodedata.normalize("NFKD", name.lstrip("\ufeff")).encode("ascii", "ignore")
+    return _HEADER_JUNK.sub("", plain.decode().lower())
+
+
+def _guess(names: list[str], samples: list[list[str]]) -> list[str]:
+    guess: list[str] = []
+    for name in names:
+        key = GUESSES.get(_key(name), IGNORE)
+        guess.append(IGNORE if key in guess else key)  # a field fills one column: the first
+    if "email" not in guess:
+        for index, values in enumerate(samples):
+            if guess[index] == IGNORE and values and all(map(_PLAIN_EMAIL.match, values)):
+                guess[index] = "email"
+                break
+    return guess
+
+
+def _header_names(header: list[str] | None) -> list[str]:
+    if header is None:
+        raise ImportFileError("The file is empty: the first line must name the columns "
+                              "(for example email, firstName, lastName).")
+    if not "".join(header).strip():
+        raise ImportFileError("Line 1 is blank: the first line must name the columns "
+                              "(for example email, firstName, lastName).")
+    if any(_NOT_UTF8.search(name) for name in header):
+        raise ImportFileError("Line 1: the header is not UTF-8 text; save the file as "
+                              "“CSV UTF-8” and upload it again.")
+    data = next((name.strip() for name in header if _PLAIN_EMAIL.match(name.strip())), None)
+    if data:
+        raise ImportFileError(f"Line 1 holds a guest ({data}), not the names of the columns: "
+                              "add a first line such as email,firstName,lastName.")
+    return [name.lstrip("\ufeff").strip() for name in header]
+
+
+def guests_csv_parse(*, data: bytes, account_id: uuid.UUID | str, max_errors: int = 1000,
+                     fields: list[str] | None = None) -> ParsedFile:
     """Every data row checked on its own: an id (a GUID, else an external id or none, mapped
     to a derived GUID in ``account_id``'s namespace; unique in the file: a later duplicate is
-    an error), a valid email, lengths, UTF-8 text. Raises ``ImportFileError`` for problems of
-    the whole file."""
-    text = _text(data)
+    an error), a valid email, lengths, UTF-8 text. ``fields`` is the confirmed mapping (one
+    field per column); without it, the guess, which must find an email column. Formula-looking
+    cells are neutralised and counted. Raises ``ImportFileError`` for problems of the whole
+    file."""
+    text, encoding = _text(data)
     namespace = uuid.uuid5(IMPORT_NAMESPACE, str(account_id))
     file_ns = uuid.uuid5(namespace, "file:" + hashlib.sha256(data).hexdigest())
     # Per-row text checks only when the file needs them (the common file is clean UTF-8).
     check_text = _NOT_UTF8.search(text) is not None or "\x00" in text
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=_delimiter(data))
-    parsed = ParsedFile()
+    parsed = ParsedFile(encoding=encoding)
     seen: dict[uuid.UUID, int] = {}
     try:
-        columns, width = _columns(next(reader, None))
-        indexes = [columns.get(name) for name in FIELDS]
+        indexes, width = _indexes(next(reader, None), fields)
+        named = indexes[1] is not None or indexes[2] is not None
         for record in reader:
             if len(record) <= 1 and not "".join(record).strip():
                 continue  # blank line
             parsed.total += 1
-            row, problems = _row(record, indexes, width, reader.line_num, seen, check_text,
-                                 (namespace, file_ns))
+            row, problems, formula = _row(record, indexes, width, reader.line_num, seen,
+                                          check_text, (namespace, file_ns))
             if row is not None:
                 parsed.rows.append(row)
                 seen[row.id] = row.line
+                _note(parsed, row, formula, named)
             else:
                 _add_error(parsed, max_errors, reader.line_num, _raw(record, indexes[0]),
-                           problems)
+                           problems, record)
     except csv.Error as exc:
         raise ImportFileError(f"Line {reader.line_num}: not valid CSV ({exc}).") from None
     return parsed
 
 
-def _text(data: bytes) -> str:
+def _text(data: bytes) -> tuple[str, str]:
+    """The file's text and its encoding: UTF-8, else Windows-1252 when nothing in it is UTF-8
+    beyond ASCII (a Windows spreadsheet's "CSV"). Undecodable bytes of a UTF-8 file become
+    lone surrogates: the rows holding them get a row error."""
     if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) or b"\x00" in data[:4096]:
         raise ImportFileError("The file is UTF-16 or binary, not UTF-8 text: save it as "
                               "“CSV UTF-8” and upload it again.")
-    # Undecodable bytes become lone surrogates: the rows holding them get a row error.
-    return data.decode("utf-8-sig", errors="surrogateescape")
+    text = data.decode("utf-8-sig", errors="surrogateescape")
+    if _NOT_UTF8.search(text) and not _UTF8_TEXT.search(text):
+        try:
+            return data.decode("cp1252"), "cp1252"
+        except UnicodeDecodeError:
+            pass
+    return text, "utf-8"
 
 
 def _delimiter(data: bytes) -> str:
@@ -138,29 +272,26 @@ def _delimiter(data: bytes) -> str:
     return max((",", ";", "\t"), key=lambda d: first.count(d.encode()))
 
 
-def _columns(header: list[str] | None) -> tuple[dict[str, int], int]:
-    if header is None:
-        raise ImportFileError("The file is empty: the first line must name the columns.")
-    if any(_NOT_UTF8.search(name) for name in header):
-        raise ImportFileError("Line 1: the header is not UTF-8 text; save the file as "
-                              "“CSV UTF-8” and upload it again.")
-    columns: dict[str, int] = {}
-    for index, name in enumerate(header):
-        key = COLUMNS.get(_HEADER_JUNK.sub("", name.lstrip("\ufeff")).lower())
-        if key and key not in columns:
-            columns[key] = index
-    missing = [name for name in REQUIRED if name not in columns]
-    if missing:
-        raise ImportFileError(
-            f"Line 1: missing column(s) {', '.join(missing)}. Expected a header with email, "
-            f"firstName, lastName and optionally id and correlationId; found "
-            f"{', '.join(repr(h) for h in header[:10]) or 'nothing'}.")
-    return columns, len(header)
+def _indexes(header: list[str] | None,
+             fields: list[str] | None) -> tuple[list[int | None], int]:
+    """The column of each of FIELDS (None: no column) and the header's width."""
+    names = _header_names(header)
+    if fields is None:
+        fields = _guess(names, [])
+        missing = [name for name in REQUIRED if name not in fields]
+        if missing:
+            raise ImportFileError(
+                f"Line 1: missing column(s) {', '.join(missing)}. Expected a header with email, "
+                f"firstName, lastName and optionally id and correlationId; found "
+                f"{', '.join(repr(h) for h in names[:10]) or 'nothing'}.")
+    elif len(fields) != len(names) or "email" not in fields:
+        raise ImportFileError("The chosen columns do not fit this file: choose them again.")
+    return [fields.index(name) if name in fields else None for name in FIELDS], len(names)
 
 
 def _row(record: list[str], indexes: list[int | None], width: int, line: int,
          seen: dict[uuid.UUID, int], check_text: bool,
-         namespaces: tuple[uuid.UUID, uuid.UUID]) -> tuple[GuestRow | None, list[str]]:
+         namespaces: tuple[uuid.UUID, uuid.UUID]) -> tuple[GuestRow | None, list[str], bool]:
     raw_id, first_name, last_name, email, correlation_id = (
         _raw(record, index).strip() for index in indexes)
     problems = []
@@ -175,15 +306,32 @@ def _row(record: list[str], indexes: list[int | None], width: int, line: int,
     if guest_id in seen:
         problems.append(f"id: duplicate of line {seen[guest_id]}")
     _check_email(email, problems)
-    for name, value in (("id", external_id or ""), ("firstName", first_name),
+    raw = (first_name, last_name, correlation_id, external_id or "")
+    texts = [_safe(value) for value in raw]
+    first_name, last_name, correlation_id, external = texts
+    for name, value in (("id", external), ("firstName", first_name),
                         ("lastName", last_name), ("email", email),
                         ("correlationId", correlation_id)):
         if len(value) > MAX_LENGTHS[name]:
             problems.append(f"{name}: longer than {MAX_LENGTHS[name]} characters")
     if problems:
-        return None, problems
+        return None, problems, False
     return GuestRow(line, guest_id, first_name, last_name, email,
-                    correlation_id or external_id or None, external_id, not raw_id), []
+                    correlation_id or external or None, external or None,
+                    not raw_id), [], list(raw) != texts
+
+
+def _safe(value: str) -> str:
+    """A text cell as OWASP advises for CSV injection: a formula-looking value gets a single
+    quote in front, so that no spreadsheet (nor a subject built from it) runs it."""
+    return "'" + value if value.startswith(FORMULA_START) else value
+
+
+def _note(parsed: ParsedFile, row: GuestRow, formula: bool, named: bool) -> None:
+    if formula:
+        parsed.formulas.append(row.line)
+    if named and not (row.first_name or row.last_name):
+        parsed.nameless.append(row.line)
 
 
 def _raw(record: list[str], index: int | None) -> str:
@@ -206,12 +354,21 @@ def _check_email(value: str, problems: list[str]) -> None:
     if not value:
         problems.append("email: missing")
         return
+    if value.startswith(FORMULA_START):
+        problems.append(f"email: {_shown(value)} starts with “{value[0]}”, which a "
+                        "spreadsheet runs as a formula")
+        return
     if _PLAIN_EMAIL.match(value) and len(value) <= 254:
         return  # the common address, without the full validator's cost
     try:
         validate_email(value)
     except ValidationError:
         problems.append(f"email: {_shown(value)} is not a valid email address")
+
+
+def _stored(value: str) -> str:
+    """``value`` as PostgreSQL can store it: no NUL, no lone surrogate (U+FFFD instead)."""
+    return _NOT_UTF8.sub("\ufffd", value.replace("\x00", "\ufffd"))
 
 
 def _shown(value: str) -> str:
@@ -221,10 +378,42 @@ def _shown(value: str) -> str:
 
 
 def _add_error(parsed: ParsedFile, limit: int, line: int, raw_id: str,
-               problems: list[str]) -> None:
+               problems: list[str], record: list[str]) -> None:
     parsed.invalid += 1
     if len(parsed.errors) < limit:
-        parsed.errors.append({"line": line, "id": _shown(raw_id)[1:-1], "errors": problems})
+        parsed.errors.append({"line": line, "id": _shown(raw_id)[1:-1], "errors": problems,
+                              "cells": _cells(record)})
+
+
+def _cells(record: list[str]) -> list[str]:
+    """A rejected row's cells as the file has them (storable, capped): the rejected-rows CSV."""
+    return [_stored(value)[:MAX_CELL] for value in record[:MAX_CELLS]]
+
+
+def guests_csv_records(*, data: bytes, lines: set[int]) -> dict[int, list[str]]:
+    """The cells of the rows at ``lines`` (a second reading, for rows found wrong after
+    parsing: an id another account has)."""
+    reader = csv.reader(io.StringIO(_text(data)[0], newline=""), delimiter=_delimiter(data))
+    found: dict[int, list[str]] = {}
+    for record in reader:
+        if reader.line_num in lines:
+            found[reader.line_num] = _cells(record)
+            if len(found) == len(lines):
+                break
+    return found
+
+
+def guests_csv_rejected(*, guest_import: GuestImport) -> str:
+    """The rejected rows as a CSV for a spreadsheet: line, reason, then the row's own cells
+    under the file's header, every cell formula-safe (OWASP: quote in front, all quoted)."""
+    mapping = guest_import.mapping or {}
+    out = io.StringIO()
+    writer = csv.writer(out, delimiter=mapping.get("delimiter", ","), quoting=csv.QUOTE_ALL)
+    writer.writerow(["Line", "Reason", *map(_safe, mapping.get("headers", []))])
+    for error in guest_import.errors:
+        writer.writerow([error["line"], "; ".join(error["errors"]),
+                         *map(_safe, error.get("cells", []))])
+    return "\ufeff" + out.getvalue()  # the BOM: a spreadsheet then reads the accents right
 
 
 def _batches(rows: list[GuestRow], size: int) -> Iterator[list[GuestRow]]:
@@ -240,33 +429,108 @@ def _owners(ids: list[uuid.UUID]) -> dict[uuid.UUID, uuid.UUID]:
 # --- services -------------------------------------------------------------------------------
 
 def guest_import_create(*, event: Event, user: Any, filename: str, data: bytes) -> GuestImport:
-    """Store an uploaded file (the caller has checked its size) and queue its validation."""
+    """Store an uploaded file (the caller has checked its size) and read its header: a file
+    with only the documented column names is validated at once (queued), any other waits for
+    staff to confirm its columns (``mapping``); an unreadable one is a failed import."""
+    Status = GuestImport.Status
+    try:
+        header = guests_csv_header(data=data)
+    except ImportFileError as exc:
+        header, file_error = None, str(exc)
+    else:
+        file_error = ""
+    status = (Status.FAILED if header is None
+              else Status.UPLOADED if header.certain else Status.MAPPING)
     with transaction.atomic():
         guest_import = GuestImport.objects.create(
             account_id=event.account_id, event=event, uploaded_by=user,
-            filename=filename[:255], size=len(data))
+            filename=filename[:255], size=len(data), status=status, file_error=file_error,
+            mapping=header.as_mapping() if header else {},
+            finished_at=timezone.now() if header is None else None)
         GuestImportFile.objects.create(guest_import=guest_import, data=data)
-        transaction.on_commit(
-            lambda: jobs.publish("guests.validate_import", str(guest_import.id)), robust=True)
+        if status == Status.UPLOADED:
+            _queue_validation(guest_import.id)
     return guest_import
 
 
+def _queue_validation(import_id: uuid.UUID) -> None:
+    transaction.on_commit(
+        lambda: jobs.publish("guests.validate_import", str(import_id)), robust=True)
+
+
+def mapping_problems(*, fields: list[str]) -> list[str]:
+    """Why a choice of one field per column cannot be used (empty: it can)."""
+    problems = []
+    if "email" not in fields:
+        problems.append("Choose the column that holds the email addresses: Herald sends the "
+                        "tickets there.")
+    for key, label in FIELD_LABELS.items():
+        if fields.count(key) > 1:
+            problems.append(f"“{label}” is chosen for {fields.count(key)} columns: choose it "
+                            "for one column only.")
+    return problems
+
+
+def guest_import_map(*, guest_import: GuestImport, fields: list[str]) -> bool:
+    """Use ``fields`` (one per column of the file, IGNORE for a column not used) and check
+    the rows again with them. From the mapping step or a checked file not yet confirmed;
+    False once the import has started. Raises ``ImportFileError`` for an unusable choice."""
+    headers = (guest_import.mapping or {}).get("headers", [])
+    if len(fields) != len(headers) or any(f not in FIELD_LABELS and f != IGNORE for f in fields):
+        raise ImportFileError("The chosen columns do not fit this file: choose them again.")
+    if problems := mapping_problems(fields=fields):
+        raise ImportFileError(" ".join(problems))
+    Status = GuestImport.Status
+    with transaction.atomic():
+        claimed = GuestImport.objects.filter(
+            id=guest_import.id, status__in=(Status.MAPPING, Status.VALIDATED)).update(
+            status=Status.UPLOADED, mapping={**guest_import.mapping, "fields": fields},
+            total=0, valid=0, invalid=0, existing=0, errors=[], preview=[], warnings=[],
+            updated_at=timezone.now())
+        if claimed:
+            _queue_validation(guest_import.id)
+    return bool(claimed)
+
+
+def _fields(guest_import: GuestImport) -> list[str] | None:
+    """The confirmed mapping (None for an import made before the mapping step: the guess)."""
+    return (guest_import.mapping or {}).get("fields")
+
+
 def guest_import_validate(*, import_id: Any) -> None:
-    """Counts, the first row errors and a preview; nothing is written to Attendee. An id that
-    another account's guest holds is a row error; one this account has is skipped later."""
+    """Counts, the first row errors, warnings and a preview; nothing is written to Attendee.
+    An id that another account's guest holds is a row error; one this account has is skipped
+    later."""
     guest_import = GuestImport.objects.filter(
         id=import_id, status=GuestImport.Status.UPLOADED).first()
     if guest_import is None:
         return
     limit = settings.HERALD_IMPORT_MAX_ERRORS
+    data = _data(guest_import)
     try:
-        parsed = guests_csv_parse(data=_data(guest_import), max_errors=limit,
+        parsed = guests_csv_parse(data=data, max_errors=limit, fields=_fields(guest_import),
                                   account_id=guest_import.account_id)
     except ImportFileError as exc:
         _finish(guest_import.id, GuestImport.Status.UPLOADED, status=GuestImport.Status.FAILED,
                 file_error=str(exc))
         return
-    existing = foreign = 0
+    existing, foreign = _existing(guest_import, parsed)
+    if foreign:
+        cells = guests_csv_records(data=data, lines={error["line"] for error in foreign})
+        parsed.errors += [{**error, "cells": cells.get(error["line"], [])} for error in foreign]
+    parsed.errors.sort(key=lambda error: error["line"])
+    GuestImport.objects.filter(id=guest_import.id, status=GuestImport.Status.UPLOADED).update(
+        status=GuestImport.Status.VALIDATED, total=parsed.total,
+        valid=len(parsed.rows) - len(foreign), invalid=parsed.invalid + len(foreign),
+        existing=existing, errors=parsed.errors[:limit], warnings=_warnings(parsed),
+        preview=[_preview(row) for row in parsed.rows[:PREVIEW_ROWS]],
+        updated_at=timezone.now())
+
+
+def _existing(guest_import: GuestImport,
+              parsed: ParsedFile) -> tuple[int, list[dict[str, Any]]]:
+    """How many valid rows this account has already, and the errors of those another has."""
+    existing, foreign = 0, []
     for batch in _batches(parsed.rows, settings.HERALD_IMPORT_BATCH_SIZE):
         owners = _owners([row.id for row in batch])
         for row in batch:
@@ -274,15 +538,63 @@ def guest_import_validate(*, import_id: Any) -> None:
             if owner == guest_import.account_id:
                 existing += 1
             elif owner is not None:
-                foreign += 1
-                parsed.errors.append({"line": row.line, "id": str(row.id), "errors": [
+                foreign.append({"line": row.line, "id": str(row.id), "errors": [
                     "id: already used by a guest of another account"]})
-    parsed.errors.sort(key=lambda error: error["line"])
-    GuestImport.objects.filter(id=guest_import.id, status=GuestImport.Status.UPLOADED).update(
-        status=GuestImport.Status.VALIDATED, total=parsed.total,
-        valid=len(parsed.rows) - foreign, invalid=parsed.invalid + foreign, existing=existing,
-        errors=parsed.errors[:limit], preview=[_preview(row) for row in parsed.rows[:PREVIEW_ROWS]],
-        updated_at=timezone.now())
+    return existing, foreign
+
+
+def _warnings(parsed: ParsedFile) -> list[dict[str, Any]]:
+    """What the preview warns about (the rows are valid and will be imported)."""
+    warnings: list[dict[str, Any]] = []
+    if parsed.encoding != "utf-8":
+        warnings.append({"code": "encoding", "count": 0, "lines": []})
+    for code, lines in (("formula", parsed.formulas), ("nameless", parsed.nameless)):
+        if lines:
+            warnings.append({"code": code, "count": len(lines), "lines": lines[:WARNING_LINES]})
+    return warnings
+
+
+def guest_import_warnings(*, guest_import: GuestImport,
+                          fields: list[str] | None = None) -> list[str]:
+    """The warnings of the mapping step and the preview, in words: columns not used, no name
+    column, the encoding, formula-looking cells and rows without a name."""
+    mapping = guest_import.mapping or {}
+    headers = mapping.get("headers", [])
+    fields = fields if fields is not None else mapping.get("fields") or []
+    texts = []
+    unused = [name or f"column {index + 1}" for index, (name, key)
+              in enumerate(zip(headers, fields, strict=False)) if key == IGNORE]
+    if unused:
+        texts.append(f"Not imported: the column{'s' if len(unused) > 1 else ''} "
+                     f"{', '.join(f'“{name}”' for name in unused)} (no field chosen).")
+    if fields and "email" not in fields:
+        texts.append("No column holds the email addresses: choose it, or the file cannot be "
+                     "imported.")
+    if fields and not {"first_name", "last_name"} & set(fields):
+        texts.append("No name column: every guest would have a blank name (“Hello ,” in "
+                     "their ticket). Choose the first and last name columns.")
+    if mapping.get("encoding", "utf-8") != "utf-8" and not guest_import.warnings:
+        texts.append(_WARNING_TEXTS["encoding"](0, ""))
+    for warning in guest_import.warnings:
+        lines = ", ".join(map(str, warning["lines"]))
+        if warning["count"] > len(warning["lines"]):
+            lines += "…"
+        texts.append(_WARNING_TEXTS[warning["code"]](warning["count"], lines))
+    return texts
+
+
+_WARNING_TEXTS = {
+    "encoding": lambda count, lines: (
+        "The file is not UTF-8: Herald read it as Windows text (Western European). Check the "
+        "accented names below (é, ü, ñ); if they look wrong, save the file as “CSV UTF-8”."),
+    "formula": lambda count, lines: (
+        f"{count} row{'s' if count > 1 else ''} had a cell that a spreadsheet would run as a "
+        f"formula (it starts with =, +, - or @), line{'s' if count > 1 else ''} {lines}: "
+        "Herald keeps the text with a ' in front, so it is never run."),
+    "nameless": lambda count, lines: (
+        f"{count} row{'s' if count > 1 else ''} without a first or last name, "
+        f"line{'s' if count > 1 else ''} {lines}: these guests would have a blank name."),
+}
 
 
 def _preview(row: GuestRow) -> dict[str, Any]:
@@ -317,6 +629,7 @@ def guest_import_run(*, import_id: Any) -> None:
         return
     try:
         rows = guests_csv_parse(data=_data(guest_import), max_errors=0,
+                                fields=_fields(guest_import),
                                 account_id=guest_import.account_id).rows
         GuestImport.objects.filter(id=guest_import.id).update(to_process=len(rows))
         for batch in _batches(rows[guest_import.processed:], settings.HERALD_IMPORT_BATCH_SIZE):
@@ -364,6 +677,7 @@ def guest_import_progress(*, guest_import: GuestImport) -> dict[str, Any]:
     running = guest_import.status == Status.IMPORTING
     done, total = (guest_import.processed, guest_import.to_process) if running else (0, 0)
     texts = {
+        Status.MAPPING: "Waiting for the columns to be confirmed.",
         Status.UPLOADED: "Checking the file…",
         Status.VALIDATED: "Checked: waiting for confirmation.",
         Status.IMPORTING: f"Imported {guest_import.processed:,} of "
@@ -372,6 +686,6 @@ def guest_import_progress(*, guest_import: GuestImport) -> dict[str, Any]:
                      f"{guest_import.skipped:,} existing ids skipped.",
         Status.FAILED: guest_import.file_error,
     }
-    return {"status": guest_import.status, "finished": guest_import.status in (
-        Status.VALIDATED, Status.DONE, Status.FAILED), "bars": {"rows": [done, total]},
-        "text": texts[guest_import.status]}
+    finished = (Status.MAPPING, Status.VALIDATED, Status.DONE, Status.FAILED)
+    return {"status": guest_import.status, "finished": guest_import.status in finished,
+            "bars": {"rows": [done, total]}, "text": texts[guest_import.status]}

@@ -58,6 +58,7 @@ class GuestImport(UUIDModel):
     imported once confirmed. The file itself is a ``GuestImportFile``."""
 
     class Status(models.TextChoices):
+        MAPPING = "mapping"  # stored, waiting for staff to confirm which column is which
         UPLOADED = "uploaded"  # stored, validation queued
         VALIDATED = "validated"  # preview and errors ready, waiting for confirmation
         IMPORTING = "importing"  # confirmed, the import task is writing attendees
@@ -83,6 +84,11 @@ class GuestImport(UUIDModel):
     skipped = models.PositiveIntegerField(default=0, help_text="Ids that existed: left as is.")
     errors = models.JSONField(default=list, blank=True, help_text="The first row errors.")
     preview = models.JSONField(default=list, blank=True, help_text="The first valid rows.")
+    mapping = models.JSONField(default=dict, blank=True, help_text=(
+        "The file's columns (headers, samples, delimiter, encoding) and the field chosen for "
+        "each."))
+    warnings = models.JSONField(default=list, blank=True, help_text=(
+        "What the preview warns about: formula-looking cells, rows without a name."))
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
