@@ -57,7 +57,9 @@ def _mb(size: int) -> str:
 # --- import ---------------------------------------------------------------------------------
 
 class UploadForm(forms.Form):
-    file = forms.FileField(label="CSV file", help_text=(
+    file = forms.FileField(label="CSV file", error_messages={"empty": (
+        "The file is empty: the first line must name the columns (for example email, "
+        "firstName, lastName).")}, help_text=(
         "A CSV with a header line, separated by commas or semicolons, as a spreadsheet saves "
         "it. Herald recognises the usual column names (email, first name, last name, order "
         "reference; in English, French, German or Spanish) and lets you check which column is "
@@ -218,7 +220,8 @@ def _rejected_csv(guest_import: GuestImport) -> HttpResponse:
     response = HttpResponse(imports.guests_csv_rejected(guest_import=guest_import),
                             content_type="text/csv; charset=utf-8")
     stem = (guest_import.filename or "guests").rsplit(".", 1)[0]
-    safe = "".join(c if c.isalnum() or c in "-_" else "-" for c in stem)[:60] or "guests"
+    safe = "".join(c if (c.isascii() and c.isalnum()) or c in "-_" else "-"
+                   for c in stem)[:60] or "guests"
     response["Content-Disposition"] = f'attachment; filename="{safe}-rejected-rows.csv"'
     return response
 

@@ -15,8 +15,9 @@ agree, and uploading the very same file again adds no one either.
 Columns: Herald guesses each header's field (case, accents and separators ignored; English,
 French, German and Spanish names: "Prénom;Nom;E-mail"). A file whose every header is one of
 the documented names (email, firstName, lastName, id, correlationId), email among them, is
-checked at once (its preview still warns of a missing name column); any other goes through a mapping step first (status ``mapping``): staff confirm one field per
-column, and validation and import use that mapping.
+checked at once (its preview still warns of a missing name column); any other goes through a
+mapping step first (status ``mapping``): staff confirm one field per column, and validation
+and import use that mapping.
 
 Formula-looking cells (OWASP "CSV Injection": a value starting with = + - @, tab or carriage
 return) are neutralised as OWASP advises: a single quote is put in front of a name, an order
