@@ -11,10 +11,12 @@ from guests.models import Attendee, Event
 
 
 def event_context(*, event: Event) -> dict[str, Any]:
-    """The ``event`` token of a guest's templates. Times as their text (what a template
-    printing a time has always shown)."""
+    """The ``event`` token of a guest's templates. Times as their text, with the event's
+    ``timeZone``: the render shows them in it (``templates.rendering``: "Saturday 17 April
+    2027, 19:00")."""
     return {"id": str(event.id), "name": event.name, "venue": event.venue,
-            "startsAt": _time(event.starts_at), "endsAt": _time(event.ends_at)}
+            "startsAt": _time(event.starts_at), "endsAt": _time(event.ends_at),
+            "timeZone": event.time_zone}
 
 
 def guest_message(*, attendee: Attendee, event: dict[str, Any], template_id: Any, mode: str,

@@ -1,11 +1,54 @@
 import uuid
+import zoneinfo
+from functools import cache
 
 from django.conf import settings
 from django.contrib.contenttypes.fields import GenericRelation
+from django.core.exceptions import ValidationError
 from django.db import models
 
 from accounts.models import Account
 from common.models import TimeStampedModel, UUIDModel
+
+
+@cache
+def time_zone_names() -> tuple[str, ...]:
+    """The IANA time zone names this system knows (Europe/London…), sorted."""
+    return tuple(sorted(zoneinfo.available_timezones() - {"localtime", "Factory"}))
+
+
+def validate_time_zone(value: str) -> None:
+    if value not in time_zone_names():
+        raise ValidationError(f"“{value}” is not a time zone: choose a place such as "
+                              "Europe/London or America/New_York.")
+
+
+def default_time_zone() -> str:
+    return settings.TIME_ZONE
+
+
+class TimeZoneField(models.CharField):
+    """An IANA time zone name, chosen in forms from a list (a select), not typed. The list is
+    not the field's ``choices``: a new tzdata release would otherwise be a migration."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("max_length", 64)
+        kwargs.setdefault("validators", [validate_time_zone])
+        super().__init__(*args, **kwargs)
+
+    def deconstruct(self):
+        name, path, args, kwargs = super().deconstruct()
+        kwargs.pop("validators", None)
+        return name, path, args, kwargs
+
+    def formfield(self, **kwargs):
+        from django import forms
+
+        choices = [(name, name.replace("_", " ")) for name in time_zone_names()]
+        return forms.TypedChoiceField(
+            choices=choices, required=not self.blank, label=self.verbose_name.capitalize(),
+            help_text=self.help_text, initial=self.get_default(),
+            validators=[validate_time_zone])
 
 
 class Event(TimeStampedModel):
@@ -17,6 +60,18 @@ class Event(TimeStampedModel):
     venue = models.CharField(max_length=200, blank=True)
     starts_at = models.DateTimeField(null=True, blank=True)
     ends_at = models.DateTimeField(null=True, blank=True)
+    # Where the event happens: its messages show its dates and times in this zone
+    # ("Saturday 17 April 2027, 19:00"), whatever zone the server or the staff are in.
+    time_zone = TimeZoneField(
+        default=default_time_zone, verbose_name="time zone",
+        help_text="Where the event takes place: tickets show its dates and times in this "
+                  "zone.")
+
+    def clean(self) -> None:
+        super().clean()
+        if self.starts_at and self.ends_at and self.ends_at < self.starts_at:
+            raise ValidationError({"ends_at": "The event ends before it starts: choose an end "
+                                              "after the start."})
 
     def __str__(self) -> str:
         return self.name

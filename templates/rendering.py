@@ -71,17 +71,18 @@ import os
 import re
 import threading
 import time
+import zoneinfo
 from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from datetime import time as dt_time
 from decimal import Decimal
-from functools import update_wrapper
+from functools import lru_cache, update_wrapper
 from types import CodeType
 from typing import Any
 
-from jinja2 import ChainableUndefined, TemplateError, nodes
+from jinja2 import ChainableUndefined, TemplateError, meta, nodes, pass_context
 from jinja2.compiler import CodeGenerator
 from jinja2.filters import make_attrgetter
 from jinja2.runtime import BlockReference, LoopContext, Macro, Undefined
@@ -689,8 +690,136 @@ def _sized_filter(name: str, function: Any, rule: Any) -> Any:
     return update_wrapper(sized, function)  # keeps jinja_pass_arg
 
 
-_html_env = _Sandbox(autoescape=True)
-_text_env = _Sandbox(autoescape=False)
+# --- Dates and times, in the event's time zone ------------------------------------------------
+# A guest's context holds its event's times as text (``2027-04-17 19:00:00+00:00``, JSON-safe,
+# stored with the delivery) beside the event's ``timeZone``. Before a guest template renders
+# (``in_event_zone``) they become ``EventTime``s: text that prints as "Saturday 17 April 2027,
+# 19:00" in the event's zone, and that the ``date``, ``time`` and ``datetime`` filters read.
+# Words in English whatever the server's locale (``strftime``'s names depend on it).
+_DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+_MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August",
+           "September", "October", "November", "December")
+_MAX_DATE_FORMAT = 64  # characters of a strftime pattern given to a date filter
+DATE_FILTERS = ("date", "time", "datetime")
+
+
+class EventTime(str):
+    """A moment of the event, as the text a template prints by default; ``moment``: the
+    moment itself, in the event's zone."""
+
+    moment: datetime
+
+
+def _zone(name: Any) -> zoneinfo.ZoneInfo:
+    try:
+        return zoneinfo.ZoneInfo(name) if isinstance(name, str) and name else _default_zone()
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return _default_zone()
+
+
+def _default_zone() -> zoneinfo.ZoneInfo:
+    try:
+        from django.conf import settings
+
+        return zoneinfo.ZoneInfo(settings.TIME_ZONE)
+    except Exception:
+        return zoneinfo.ZoneInfo("UTC")
+
+
+def _day(moment: date) -> str:
+    return f"{_DAYS[moment.weekday()]} {moment.day} {_MONTHS[moment.month - 1]} {moment.year}"
+
+
+def _clock(moment: datetime) -> str:
+    return f"{moment.hour:02d}:{moment.minute:02d}"
+
+
+def _moment(value: Any, zone: zoneinfo.ZoneInfo) -> date | None:
+    """``value`` (an ``EventTime``, a datetime, a date or ISO text) as a moment in ``zone``
+    (a date stays a date); None when it is no date (nothing, undefined, other text)."""
+    if isinstance(value, EventTime):
+        return value.moment
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.strip())
+        except ValueError:
+            return None
+    if isinstance(value, datetime):
+        if value.tzinfo is None:  # a time without a zone is UTC, as the APIs store them
+            value = value.replace(tzinfo=zoneinfo.ZoneInfo("UTC"))
+        return value.astimezone(zone)
+    return value if isinstance(value, date) else None
+
+
+@lru_cache(maxsize=1024)  # a bulk send renders the same event's times for every guest
+def event_time(value: str | None, zone_name: str | None) -> str:
+    """The context's text of a moment as an ``EventTime`` in the zone; nothing (not "None")
+    when there is none; other text as it is."""
+    if value is None or value == "":
+        return ""
+    moment = _moment(value, _zone(zone_name))
+    if not isinstance(moment, datetime):
+        return value
+    shown = EventTime(f"{_day(moment)}, {_clock(moment)}")
+    shown.moment = moment
+    return shown
+
+
+def in_event_zone(context: dict[str, Any]) -> dict[str, Any]:
+    """The context with its event's ``startsAt`` and ``endsAt`` as ``EventTime``s in the
+    event's ``timeZone`` (the context itself when it has no such times)."""
+    event = context.get("event")
+    if not isinstance(event, dict) or not ("startsAt" in event or "endsAt" in event):
+        return context
+    zone = event.get("timeZone") if isinstance(event.get("timeZone"), str) else None
+    times = {key: event_time(event[key], zone) for key in ("startsAt", "endsAt")
+             if key in event and (event[key] is None or isinstance(event[key], str))}
+    return {**context, "event": {**event, **times}}
+
+
+def _date_filter(show: Any) -> Any:
+    """A filter printing a moment with ``show(moment)``, or with a strftime ``format``;
+    nothing for no date (not "None"); other values as they are."""
+
+    @pass_context
+    def date_filter(context: Any, value: Any, format: Any = None) -> Any:
+        if value is None or isinstance(value, Undefined) or value == "":
+            return ""
+        event = context.get("event")
+        zone = _zone(event.get("timeZone") if isinstance(event, dict) else None)
+        moment = _moment(value, zone)
+        if moment is None:
+            return value
+        if format is None:
+            return show(moment)
+        if not isinstance(format, str) or len(format) > _MAX_DATE_FORMAT:
+            raise SecurityError(f"a date format is text of at most {_MAX_DATE_FORMAT} "
+                                "characters")
+        return moment.strftime(format)
+
+    return date_filter
+
+
+def _date_text(moment: date) -> str:
+    return _day(moment)
+
+
+def _time_text(moment: date) -> str:
+    return _clock(moment) if isinstance(moment, datetime) else ""
+
+
+def _datetime_text(moment: date) -> str:
+    return f"{_day(moment)}, {_clock(moment)}" if isinstance(moment, datetime) else _day(moment)
+
+
+def _add_date_filters(env: "_Sandbox") -> "_Sandbox":
+    for name, show in zip(DATE_FILTERS, (_date_text, _time_text, _datetime_text), strict=True):
+        env.filters[name] = _guarded(_date_filter(show))
+    return env
+
+
+_html_env = _add_date_filters(_Sandbox(autoescape=True))
+_text_env = _add_date_filters(_Sandbox(autoescape=False))
 
 
 # --- Handlebars (``templates.handlebars`` compiles event templates to these) ---------------
@@ -816,7 +945,8 @@ def fallbacks(source: str) -> str:
     def rewrite(match: re.Match) -> str:
         left, name, text, right = match.groups()
         text = text.strip()
-        if re.fullmatch(r"[A-Za-z_]\w*", text) and text in _text_env.filters:
+        if (re.fullmatch(r"[A-Za-z_]\w*", text) and text in _text_env.filters
+                and text not in DATE_FILTERS):  # Handlebars templates have no date filters
             return match.group(0)
         if text[:1] in "\"'" and text[-1:] == text[:1]:
             text = text[1:-1]
@@ -888,6 +1018,38 @@ def template_check(*, subject: str, html_body: str, text_body: str,
         _trial(env.template_class.from_code(env, code, env.make_globals(None)), field, until)
 
 
+def unknown_names(source: str, *, html: bool, top: frozenset,
+                  event_keys: frozenset) -> list[str]:
+    """The names ``source`` (a guest's template part) reads that the context does not hold:
+    top-level names not in ``top`` (nor set or looped over in the template, nor a global) and
+    ``event.x`` / ``event["x"]`` with ``x`` not in ``event_keys``; in the order written. Nothing
+    for a part that does not parse."""
+    env = _html_env if html else _text_env
+    try:
+        tree = env.parse(source)
+    except (TemplateError, RecursionError):
+        return []
+    undeclared = meta.find_undeclared_variables(tree)
+    unknown = {name for name in undeclared if name not in top and name not in env.globals}
+    names: list[tuple[int, int, str]] = []
+    for node in tree.find_all((nodes.Name, nodes.Getattr, nodes.Getitem)):
+        name = _read_name(node, unknown, event_keys if "event" in undeclared else None)
+        if name:
+            names.append((node.lineno, len(names), name))
+    return list(dict.fromkeys(name for _, _, name in sorted(names)))
+
+
+def _read_name(node: nodes.Node, unknown: set[str], event_keys: frozenset | None) -> str | None:
+    if isinstance(node, nodes.Name):
+        return node.name if node.ctx == "load" and node.name in unknown else None
+    if event_keys is None or not (isinstance(node.node, nodes.Name)
+                                  and node.node.name == "event"):
+        return None
+    key = node.attr if isinstance(node, nodes.Getattr) else (
+        node.arg.value if isinstance(node.arg, nodes.Const) else None)
+    return f"event.{key}" if isinstance(key, str) and key not in event_keys else None
+
+
 def trial_deadline() -> float:
     """The ``until`` of ``template_check`` for one request that saves many templates."""
     return time.monotonic() + _limit("HERALD_RENDER_SECONDS")
@@ -902,7 +1064,7 @@ def _trial(template: Any, field: str, until: float | None) -> None:
     budget = _Budget(_limit("HERALD_MAX_RENDERED_CHARS"), seconds)
     previous, _current.budget = _current.budget, budget
     try:
-        budget.stream(template, dict(SAMPLE))
+        budget.stream(template, in_event_zone(dict(SAMPLE)))
     except SecurityError as exc:
         raise TemplateCompileError(
             field, f"the template goes past the render limits with sample data: {exc}",
@@ -1017,6 +1179,8 @@ def _flat_globals(template: Any) -> Any:
 def render(*, cache_key: tuple[str, int], subject: str, html_body: str, text_body: str,
            context: dict[str, Any], fallback: bool = False) -> Rendered:
     subject_t, html_t, text_t = _compiled(cache_key, subject, html_body, text_body, fallback)
+    if not fallback:  # spec 004's Handlebars templates print their payload as it is
+        context = in_event_zone(context)
     budget = _Budget(_limit("HERALD_MAX_RENDERED_CHARS"), _limit("HERALD_RENDER_SECONDS"))
     previous, _current.budget = _current.budget, budget
     try:

@@ -1,10 +1,35 @@
-"""Sample data of the admin preview and of "send a test to me"."""
+"""Sample data of the admin preview and of "send a test to…", and the tokens a guest's
+template can use (the token picker and the unknown-token warning read them)."""
 
-# What the preview renders with: the tokens a ticket send fills in.
-SAMPLE = {
+from typing import Any
+
+# What the preview renders with when no guest is chosen: the tokens a ticket send fills in.
+SAMPLE: dict[str, Any] = {
     "firstName": "Jane", "lastName": "Smith", "email": "jane@example.com",
     "attendeeId": "00000000-0000-4000-8000-000000000000", "correlationId": "order-2026-0042",
     "attendeeInvitationId": "00000000-0000-4000-8000-000000000001",
     "event": {"id": "00000000-0000-4000-8000-000000000002", "name": "Sample Event",
-              "venue": "Main Hall", "startsAt": None, "endsAt": None},
+              "venue": "Main Hall", "startsAt": "2027-04-17 18:00:00+00:00",
+              "endsAt": "2027-04-17 22:30:00+00:00", "timeZone": "Europe/London"},
 }
+
+# The tokens of a guest's template, in the picker's order, with what each one shows. The
+# context is built by guests.messages (guest_context, event_context) and the engine
+# (comms.pipeline.delivery_render: email, correlationId, attendeeInvitationId).
+GUEST_TOKENS: tuple[tuple[str, str], ...] = (
+    ("firstName", "First name"),
+    ("lastName", "Last name"),
+    ("email", "Email address"),
+    ("event.name", "Event name"),
+    ("event.venue", "Venue"),
+    ("event.startsAt", "Start (day and time)"),
+    ("event.startsAt|date", "Start day"),
+    ("event.startsAt|time", "Start time"),
+    ("event.endsAt|time", "End time"),
+    ("correlationId", "Order reference"),
+    ("attendeeId", "Guest's id"),
+    ("attendeeInvitationId", "This message's id"),
+)
+EVENT_KEYS = frozenset({"id", "name", "venue", "startsAt", "endsAt", "timeZone"})
+TOP_TOKENS = frozenset({"firstName", "lastName", "email", "attendeeId", "correlationId",
+                        "attendeeInvitationId", "event"})

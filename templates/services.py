@@ -1,19 +1,26 @@
 """Writes on message templates: every save compiles the template first."""
 
+import difflib
 import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
 
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
 from accounts.models import Account
+from api.ratelimit import counters
 from common.errors import Conflict, HeraldError
 from comms.messages import Message
 from comms.models import Delivery
 from comms.services import message_queue
 from templates.models import MessageTemplate, TemplateVersion
-from templates.rendering import TemplateCompileError, template_check
-from templates.samples import SAMPLE
+from templates.rendering import TemplateCompileError, template_check, unknown_names
+from templates.samples import EVENT_KEYS, GUEST_TOKENS, SAMPLE, TOP_TOKENS
 
 
 def _check(subject: str, html_body: str, text_body: str, fallback: bool = False) -> None:
@@ -93,10 +100,85 @@ def template_save(*, template: MessageTemplate, actor: str = "") -> MessageTempl
     return template
 
 
-def template_send_test(*, template: MessageTemplate, to: str) -> Delivery:
-    """Send the template, rendered with the admin preview's sample data, to ``to`` through
-    the account's live email pipeline (a normal delivery, with its timeline)."""
+# How a test send from the admin is marked: a live delivery (a real inbox, through the
+# account's provider) that belongs to no guest, so no event's or guest's figures count it, and
+# carries this correlation id, by which account-wide live figures leave it out.
+TEST_SEND_CORRELATION = "admin-test-send"
+TEST_SENDS_PER_MINUTE = 10  # per admin user: a test form is not a way to mail many people
+
+
+class TestSendRefused(ValueError):
+    """A test send that is not made: the message says why, in words for staff."""
+
+
+def template_send_test(*, template: MessageTemplate, to: str,
+                       context: Mapping[str, Any] | None = None,
+                       user_id: Any = None) -> Delivery:
+    """Send the template to ``to`` through the account's live email pipeline (a normal
+    delivery, with its timeline), rendered with ``context`` (a guest's, from the admin) or the
+    preview's sample data. Marked as a test (``TEST_SEND_CORRELATION``, no owner), so it never
+    counts as a guest's or an event's send. ``user_id``: the admin user, held to
+    ``TEST_SENDS_PER_MINUTE`` (``TestSendRefused`` past it, or for an invalid address)."""
+    to = (to or "").strip()
+    try:
+        validate_email(to)
+    except ValidationError:
+        raise TestSendRefused(f"“{to}” is not an email address.") from None
+    if template.channel != "email":
+        raise TestSendRefused("Only email templates can be sent as a test.")
+    if user_id is not None and counters.incr(f"testsend:user:{user_id}",
+                                             expiry=60) > TEST_SENDS_PER_MINUTE:
+        raise TestSendRefused(f"At most {TEST_SENDS_PER_MINUTE} test sends a minute: wait a "
+                              "minute and send again.")
     with transaction.atomic():
         return message_queue(Message(
             account_id=template.account_id, template_id=template.id, mode=Delivery.Mode.LIVE,
-            recipient=to, context=dict(SAMPLE), correlation_id="admin-test-send"))
+            recipient=to, context=dict(context if context is not None else SAMPLE),
+            correlation_id=TEST_SEND_CORRELATION))
+
+
+@dataclass(frozen=True)
+class UnknownToken:
+    """A token a guest's template uses that no send fills in: it renders as nothing."""
+
+    token: str  # as written: "fristName", "event.nmae"
+    field: str  # "subject", "html_body" or "text_body": where it is first used
+    suggestion: str | None  # the known token it is most likely a typo of
+
+    @property
+    def typo(self) -> bool:
+        return self.suggestion is not None
+
+    def __str__(self) -> str:
+        said = f"Unknown token {self.token}"
+        return f"{said} — did you mean {self.suggestion}?" if self.suggestion else (
+            f"{said}: no guest message fills it in, so it shows as nothing.")
+
+
+KNOWN_TOKENS = tuple(sorted(TOP_TOKENS - {"event"})) + tuple(
+    sorted(f"event.{key}" for key in EVENT_KEYS))
+PICKER_TOKENS = GUEST_TOKENS  # the admin's token picker
+
+
+def template_unknown_tokens(*, subject: str, html_body: str,
+                            text_body: str) -> list[UnknownToken]:
+    """The tokens of a guest's template that its sends do not fill in, each with the known
+    token it is closest to (``firstname``, ``fristName`` → firstName; ``event.nmae`` →
+    event.name), in the order of the fields. A part that does not compile is skipped (the
+    form says why)."""
+    found: dict[str, UnknownToken] = {}
+    for field, source, html in (("subject", subject, False), ("text_body", text_body, False),
+                                ("html_body", html_body, True)):
+        for name in unknown_names(source, html=html, top=TOP_TOKENS, event_keys=EVENT_KEYS):
+            if name not in found:
+                found[name] = UnknownToken(name, field, _closest(name))
+    return list(found.values())
+
+
+def _closest(name: str) -> str | None:
+    """The known token ``name`` is a typo of: the same but for case, or close in spelling."""
+    lowered = {known.lower(): known for known in KNOWN_TOKENS}
+    if name.lower() in lowered:
+        return lowered[name.lower()]
+    close = difflib.get_close_matches(name.lower(), list(lowered), n=1, cutoff=0.75)
+    return lowered[close[0]] if close else None
