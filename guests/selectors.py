@@ -33,7 +33,7 @@ def guest_create_checks(*, account: Account, attendee_id: uuid.UUID, event_id: u
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT (SELECT account_id FROM {Attendee._meta.db_table} WHERE id = %s),"
-            " (SELECT json_build_array(id::text, name, venue, starts_at, ends_at)"
+            " (SELECT json_build_array(id::text, name, venue, starts_at, ends_at, time_zone)"
             f" FROM {Event._meta.db_table} WHERE id = %s AND account_id = %s),"
             f" EXISTS(SELECT 1 FROM {MessageTemplate._meta.db_table}"
             " WHERE id = %s AND account_id = %s)",
@@ -47,14 +47,16 @@ def guest_create_checks(*, account: Account, attendee_id: uuid.UUID, event_id: u
 
 
 def _event(row: Any) -> dict[str, Any] | None:
-    """``event_context`` of the event read as a JSON array (id, name, venue, starts, ends)."""
+    """``event_context`` of the event read as a JSON array (id, name, venue, starts, ends,
+    time zone)."""
     if row is None:
         return None
     if isinstance(row, str):
         row = json.loads(row)
-    event_id, name, venue, starts_at, ends_at = row
+    event_id, name, venue, starts_at, ends_at, time_zone = row
     return event_context(event=Event(id=event_id, name=name, venue=venue,
-                                     starts_at=_parsed(starts_at), ends_at=_parsed(ends_at)))
+                                     starts_at=_parsed(starts_at), ends_at=_parsed(ends_at),
+                                     time_zone=time_zone))
 
 
 def _parsed(value: str | None) -> datetime | None:
