@@ -1,51 +1,51 @@
+import uuid
 from datetime import timedelta
 from typing import Any
 
 from django.contrib import admin
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, OuterRef, QuerySet, Subquery, Value
+from django.db.models.functions import Concat
 from django.urls import path, reverse
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
 from accounts.admin_base import AccountScopedAdmin
+from comms import wording
 from comms.admin import DashboardAdmin, DeliveryAdmin
-from comms.models import Dashboard, Delivery, Status
+from comms.models import Dashboard, Delivery
+from comms.services import owner_type_id
 from guests import (
     admin_guest,  # noqa: F401  (registers the guest pages)
     admin_import,
     admin_views,
+    bulk,
+    selectors,
 )
 from guests.admin_actions import resend_deliveries
-from guests.models import BulkSend, Event, GuestImport
-
-# The delivery funnel of an event: each column counts its guests' live deliveries in a state
-# (a test key's sandbox rehearsal is not traffic and never counts).
-FUNNEL = {
-    "queued": [Status.QUEUED, Status.SENDING],
-    "sent": [Status.SENT],
-    "delivered": [Status.DELIVERED],
-    "opened": [Status.OPENED, Status.CLICKED],
-    "bounced_or_failed": [Status.BOUNCED, Status.DROPPED, Status.FAILED, Status.SUPPRESSED,
-                          Status.SPAM_REPORTED, Status.UNSUBSCRIBED],
-}
+from guests.models import Attendee, BulkSend, Event, GuestImport
 
 
-def _funnel_column(name: str):
-    def column(event: Event) -> int:
-        return getattr(event, f"n_{name}")
+def _funnel_column(column: str, title: str):
+    def figure(event: Event) -> str:
+        return funnel_figure(event, column)
 
-    column.short_description = f"live {name.replace('_or_', ' or ')}"
-    column.admin_order_field = f"n_{name}"
-    return column
+    figure.short_description = title
+    return figure
 
 
 @admin.register(Event)
 class EventAdmin(AccountScopedAdmin):
-    list_display = ["name", "account", "venue", "starts_at", "attendee_count",
-                    *[_funnel_column(name) for name in FUNNEL]]
+    """An event is the staff's workplace: its page has tabs (Overview: this form, Guests,
+    Sends, Deliveries, Dashboard) and the buttons "Import guests" and "Send tickets"; its list
+    counts guests, not deliveries (``selectors.event_guest_funnels``), each figure a link to
+    the matching guests."""
+
+    list_display = ["name", "account", "venue", "starts_at", "guests",
+                    *[_funnel_column(column, title) for column, title in (
+                        ("sent", "Sent"), ("delivered", "Delivered"), ("opened", "Opened"),
+                        ("failed", "Bounced or failed"))]]
     list_filter = ["account"]
     search_fields = ["name", "id"]
-    # Object tools: "Import guests (CSV)" and "Send a template to guests…".
     change_form_template = "admin/guests/event/change_form.html"
 
     def get_urls(self):
@@ -72,6 +72,10 @@ class EventAdmin(AccountScopedAdmin):
             path("<uuid:event_id>/send/<uuid:job_id>/progress",
                  view(self.bulk_send_progress_view, get="view"),
                  name="guests_event_send_progress"),
+            path("<uuid:event_id>/sends/", view(self.sends_view, get="view"),
+                 name="guests_event_sends"),
+            path("<uuid:event_id>/dashboard/", view(self.dashboard_view, get="view"),
+                 name="guests_event_dashboard"),
             *super().get_urls(),
         ]
 
@@ -93,21 +97,61 @@ class EventAdmin(AccountScopedAdmin):
     def bulk_send_progress_view(self, request, event, job_id):
         return admin_views.bulk_send_progress(self, request, event, job_id)
 
-    def get_queryset(self, request):
-        """Attendee count and funnel in the changelist query itself (one query per page), of
-        live figures: guests added live or sent to live, and live deliveries."""
-        live = Q(attendees__deliveries__mode=Delivery.Mode.LIVE)
-        counts = {f"n_{name}": Count("attendees__deliveries", distinct=True,
-                                     filter=live & Q(attendees__deliveries__status__in=statuses))
-                  for name, statuses in FUNNEL.items()}
-        return super().get_queryset(request).annotate(
-            n_attendees=Count("attendees", distinct=True,
-                              filter=Q(attendees__mode=Delivery.Mode.LIVE) | live),
-            **counts)
+    def sends_view(self, request, event):
+        return admin_views.event_sends(self, request, event)
 
-    @admin.display(description="live attendees", ordering="n_attendees")
-    def attendee_count(self, event: Event) -> int:
-        return event.n_attendees
+    def dashboard_view(self, request, event):
+        return admin_views.event_dashboard(self, request, event)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        event = self.get_object(request, object_id)
+        extra = {} if event is None else {
+            "tab_list": admin_views.event_tabs(event, "overview"),
+            "can_operate": self.has_operate_permission(request, event)}
+        return super().change_view(request, object_id, form_url,
+                                   {**extra, **(extra_context or {})})
+
+    def changelist_view(self, request, extra_context=None):
+        """The page's funnels in one query, set on the listed events."""
+        response = super().changelist_view(request, {
+            "subtitle": "Each guest counts once, by their latest live ticket; sandbox "
+                        "rehearsals (test key) are not counted.", **(extra_context or {})})
+        cl = (getattr(response, "context_data", None) or {}).get("cl")
+        if cl is not None:
+            events = list(cl.result_list)
+            funnels = selectors.event_guest_funnels(event_ids=[e.pk for e in events])
+            for event in events:
+                event.funnel = funnels.get(event.pk, selectors.GuestFunnel())
+        return response
+
+    @admin.display(description="Guests")
+    def guests(self, event: Event) -> str:
+        return format_html('<a href="{}">{}</a>', admin_views.guests_url(event),
+                           _funnel(event).guests)
+
+
+def funnel_figure(event: Event, column: str) -> str:
+    """The column's guests: one link when one status makes it, else a link per status."""
+    parts = [(status, n) for status, n in _funnel(event).statuses.items()
+             if status in selectors.FUNNEL[column] and n]
+    if not parts:
+        return "0"
+    if len(parts) == 1:
+        return format_html('<a href="{}">{}</a>', admin_views.guests_url(event, parts[0][0]),
+                           parts[0][1])
+    return format_html("{} ({})", sum(n for _, n in parts), format_html_join(
+        ", ", '<a href="{}">{} {}</a>', ((admin_views.guests_url(event, status), n,
+                                          wording.status_words(status).lower())
+                                         for status, n in parts)))
+
+
+def _funnel(event: Event) -> selectors.GuestFunnel:
+    """The funnel ``changelist_view`` set (one query for the page), or the event's own."""
+    funnel = getattr(event, "funnel", None)
+    if funnel is None:
+        funnel = selectors.event_guest_funnels(event_ids=[event.pk]).get(
+            event.pk, selectors.GuestFunnel())
+    return funnel
 
 
 class JobAdmin(AccountScopedAdmin):
@@ -156,13 +200,74 @@ admin.site.unregister(Delivery)
 admin.site.unregister(Dashboard)
 
 
+class BulkSendFilter(admin.SimpleListFilter):
+    """The deliveries one bulk send queued (``?bulk_send=<job id>``: the progress page's
+    status links), by the job's id in each delivery's refs. Lists the latest sends."""
+
+    title = "bulk send"
+    parameter_name = admin_views.JOB_DELIVERIES
+
+    def lookups(self, request, model_admin):
+        jobs = BulkSendAdmin(BulkSend, model_admin.admin_site).get_queryset(request)
+        jobs = jobs.select_related("event", "template")
+        chosen = jobs.filter(pk=_uuid(self.value())) if _uuid(self.value()) else jobs.none()
+        return [(str(job.pk), f"{job.event}: {job.template} ({job.created_at:%d %b %H:%M})")
+                for job in [*chosen, *jobs.exclude(pk__in=chosen)[:10]]]
+
+    def queryset(self, request, queryset):
+        job_id = _uuid(self.value())
+        if self.value() is None:
+            return queryset
+        job = BulkSend.objects.filter(pk=job_id).first() if job_id else None
+        if job is None:
+            return queryset.none()
+        return queryset.filter(pk__in=bulk.bulk_send_deliveries(job=job).values("pk"))
+
+
+def _uuid(value: str | None) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(value) if value else None
+    except ValueError:
+        return None
+
+
 @admin.register(Delivery)
 class GuestDeliveryAdmin(DeliveryAdmin):
-    """The engine's deliveries, with check-in's event filter and its "Resend ticket"."""
+    """The engine's deliveries, with check-in's filters (the guest's event, the bulk send),
+    a column naming the guest (linked to their page) and its "Resend ticket". Filtered by an
+    event, the list is that event's Deliveries tab."""
 
     list_filter = [*DeliveryAdmin.list_filter,
-                   ("attendee__event", admin.RelatedOnlyFieldListFilter)]
+                   ("attendee__event", admin.RelatedOnlyFieldListFilter), BulkSendFilter]
     actions = [*DeliveryAdmin.actions, resend_deliveries]
+
+    def get_list_display(self, request):
+        shown = list(super().get_list_display(request))
+        at = shown.index("recipient") + 1 if "recipient" in shown else 0
+        return [*shown[:at], "guest", *shown[at:]]
+
+    def get_queryset(self, request):
+        guests = Attendee.objects.filter(pk=OuterRef("owner_id"))
+        return super().get_queryset(request).annotate(guest_name=Subquery(guests.annotate(
+            name=Concat("first_name", Value(" "), "last_name")).values("name")[:1]))
+
+    @admin.display(description="guest")
+    def guest(self, delivery: Delivery) -> str:
+        name = getattr(delivery, "guest_name", None)
+        if name is None or delivery.owner_type_id != owner_type_id(Attendee):
+            return self.get_empty_value_display()
+        return format_html('<a href="{}">{}</a>', reverse(
+            "admin:guests_attendee_change", args=[delivery.owner_id]),
+                           name.strip() or "the guest")
+
+    def changelist_view(self, request, extra_context=None):
+        """Filtered by one of the user's events: that event's tabs."""
+        event_id = _uuid(request.GET.get(admin_views.EVENT_DELIVERIES))
+        event = (EventAdmin(Event, self.admin_site).get_queryset(request)
+                 .filter(pk=event_id).first() if event_id else None)
+        extra = {} if event is None else {"tab_list": admin_views.event_tabs(
+            event, "deliveries", on="comms.delivery", detail=False)}
+        return super().changelist_view(request, {**extra, **(extra_context or {})})
 
 
 @admin.register(Dashboard)

@@ -22,37 +22,74 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from unfold.widgets import UnfoldAdminRadioSelectWidget, UnfoldAdminSelectWidget
 
 from accounts.admin_base import AccountScopedAdmin
 from common.errors import HeraldError
+from comms import dashboard, wording
 from comms.models import Delivery
 from comms.selectors import suppressions_active
-from guests import bulk
-from guests.models import BulkSend, Event
+from guests import bulk, selectors
+from guests.models import BulkSend, Event, GuestImport
 
 # How the pages name a key mode: a test-mode send is a sandbox rehearsal, never live traffic.
 MODE_LABELS = {Delivery.Mode.LIVE: "live", Delivery.Mode.TEST: "sandbox rehearsal"}
 
 
 def _page(model_admin: AccountScopedAdmin, request: HttpRequest, page: str, event: Event,
-          title: str, status: int = 200, **context: Any) -> TemplateResponse:
+          title: str, status: int = 200, tab: str = "sends", **context: Any) -> TemplateResponse:
     return TemplateResponse(request, f"admin/guests/event/{page}", {
         **model_admin.admin_site.each_context(request), "opts": Event._meta, "event": event,
         "title": title, "can_change": model_admin.has_change_permission(request, event),
-        **context,
+        "can_operate": model_admin.has_operate_permission(request, event),
+        "tab_list": event_tabs(event, tab), **context,
     }, status=status)
+
+
+# --- the event's tabs -----------------------------------------------------------------------
+
+def event_tabs(event: Event, active: str, on: str = "guests.event",
+               detail: bool = True) -> list[dict[str, Any]]:
+    """Unfold's tab bar of an event's pages (its ``tab_list`` context, for the page of model
+    ``on``): Overview, Guests, Sends, Deliveries, Dashboard. Each page checks its own
+    permission; the tabs only link."""
+    guests = reverse("admin:guests_attendee_changelist")
+    deliveries = reverse("admin:comms_delivery_changelist")
+    links = [
+        ("overview", "Overview", reverse("admin:guests_event_change", args=[event.pk])),
+        ("guests", "Guests", f"{guests}?event__id__exact={event.pk}"),
+        ("sends", "Sends", reverse("admin:guests_event_sends", args=[event.pk])),
+        ("deliveries", "Deliveries", f"{deliveries}?{EVENT_DELIVERIES}={event.pk}"),
+        ("dashboard", "Dashboard", reverse("admin:guests_event_dashboard", args=[event.pk])),
+    ]
+    return [{"models": [{"name": on, "detail": detail}], "items": [
+        {"title": title, "link": link, "active": name == active, "has_permission": True}
+        for name, title, link in links]}]
+
+
+# The delivery list's parameter of its event filter (``GuestDeliveryAdmin``).
+EVENT_DELIVERIES = "attendee__event__id__exact"
+
+
+def guests_url(event: Event, status: str | None = None) -> str:
+    """The guest list of an event, of guests whose latest live delivery is in ``status``
+    (the guest list's "last live delivery status" filter)."""
+    url = f"{reverse('admin:guests_attendee_changelist')}?event__id__exact={event.pk}"
+    return f"{url}&last_status={status}" if status else url
 
 
 # --- bulk send ------------------------------------------------------------------------------
 
 class BulkSendForm(forms.Form):
-    template = forms.ModelChoiceField(queryset=None, help_text="The account's email templates.")
-    audience = forms.ChoiceField(choices=BulkSend.Audience.choices,
-                                 initial=BulkSend.Audience.ALL)
-    mode = forms.ChoiceField(choices=[
-        (Delivery.Mode.LIVE, "Live: the configured provider"),
-        (Delivery.Mode.TEST, "Test: the sandbox provider (nothing reaches an inbox)"),
-    ], initial=Delivery.Mode.LIVE)
+    template = forms.ModelChoiceField(queryset=None, widget=UnfoldAdminSelectWidget,
+                                      label="Ticket template",
+                                      help_text="The account's email templates.")
+    audience = forms.ChoiceField(label="Guests", choices=BulkSend.Audience.choices,
+                                 initial=BulkSend.Audience.ALL, widget=UnfoldAdminRadioSelectWidget)
+    mode = forms.ChoiceField(label="Send", choices=[
+        (Delivery.Mode.LIVE, "For real: the guests receive it"),
+        (Delivery.Mode.TEST, "Rehearsal in the sandbox: nothing reaches an inbox"),
+    ], initial=Delivery.Mode.LIVE, widget=UnfoldAdminRadioSelectWidget)
     token = forms.UUIDField(required=False, widget=forms.HiddenInput)
 
     def __init__(self, *args: Any, event: Event, **kwargs: Any) -> None:
@@ -67,7 +104,7 @@ def bulk_send_form(model_admin: AccountScopedAdmin, request: HttpRequest,
     form = BulkSendForm(request.POST or None, event=event)
     if request.method != "POST" or not form.is_valid():
         return _page(model_admin, request, "bulk_send_form.html", event,
-                     "Send a template to guests", form=form,
+                     "Send tickets", form=form,
                      recent=BulkSend.objects.filter(event=event).select_related("template")[:10])
     data = form.cleaned_data
     if "_confirm" in request.POST and data["token"]:
@@ -118,11 +155,80 @@ def bulk_send_detail(model_admin: AccountScopedAdmin, request: HttpRequest, even
     job = _job(event, job_id)
     return _page(model_admin, request, "bulk_send_detail.html", event,
                  f"Sending “{job.template}”", job=job, mode=MODE_LABELS.get(job.mode, job.mode),
-                 progress=bulk.bulk_send_progress(job=job),
-                 progress_url=_job_url(job, "_progress"))
+                 progress=_progress(job), progress_url=_job_url(job, "_progress"),
+                 all_deliveries=job_deliveries_url(job))
 
 
 def bulk_send_progress(model_admin: AccountScopedAdmin, request: HttpRequest, event: Event,
                        job_id: uuid.UUID) -> JsonResponse:
-    job = _job(event, job_id)
-    return JsonResponse(bulk.bulk_send_progress(job=job))
+    return JsonResponse(_progress(_job(event, job_id)))
+
+
+def _progress(job: BulkSend) -> dict[str, Any]:
+    """``bulk.bulk_send_progress`` with, per status, the link to the job's deliveries in it."""
+    progress = bulk.bulk_send_progress(job=job)
+    for row in progress["rows"]:
+        row["url"] = job_deliveries_url(job, row["status"])
+    progress["state"] = ("Stopped" if job.status == BulkSend.Status.FAILED
+                         else "Done" if progress["finished"] else "Sending…")
+    return progress
+
+
+# The delivery list's parameter of its "bulk send" filter (``GuestDeliveryAdmin``).
+JOB_DELIVERIES = "bulk_send"
+
+
+def job_deliveries_url(job: BulkSend, status: str | None = None) -> str:
+    """The delivery list of the job's deliveries (in ``status``), in the job's mode."""
+    url = (f"{reverse('admin:comms_delivery_changelist')}?{JOB_DELIVERIES}={job.pk}"
+           f"&mode={job.mode}")
+    return f"{url}&status__exact={status}" if status else url
+
+
+# --- the event's Sends and Dashboard tabs ---------------------------------------------------
+
+def event_sends(model_admin: AccountScopedAdmin, request: HttpRequest,
+                event: Event) -> HttpResponse:
+    """The event's bulk sends and guest imports, newest first, each linking to its page."""
+    sends = BulkSend.objects.filter(event=event).select_related("template")[:20]
+    imports = GuestImport.objects.filter(event=event)[:20]
+    return _page(model_admin, request, "sends.html", event, f"{event}: sends and imports",
+                 tab="sends", sends=[(job, bulk.bulk_send_progress(job=job), MODE_LABELS.get(
+                     job.mode, job.mode)) for job in sends], imports=imports)
+
+
+def event_dashboard(model_admin: AccountScopedAdmin, request: HttpRequest,
+                    event: Event) -> HttpResponse:
+    """The event's guest funnel (each guest once, by their latest live delivery) with links
+    to the matching guests, and its live deliveries per day."""
+    funnel = selectors.event_guest_funnels(event_ids=[event.pk]).get(
+        event.pk, selectors.GuestFunnel())
+    live = Delivery.objects.filter(attendee__event=event, mode=Delivery.Mode.LIVE)
+    return _page(model_admin, request, "dashboard.html", event, f"{event}: dashboard",
+                 tab="dashboard", subtitle="Live sends only: sandbox rehearsals (test key) are "
+                 "not counted.", funnel=funnel, cards=funnel_cards(event, funnel),
+                 chart=dashboard.chart(dashboard.daily(live, days=DAYS)), days=DAYS,
+                 legend=[(name, colour) for name, colour, _ in dashboard.GROUPS])
+
+
+DAYS = 14  # the dashboard chart's days
+FUNNEL_TITLES = {"waiting": "Waiting", "sent": "Sent", "delivered": "Delivered",
+                 "opened": "Opened", "failed": "Bounced or failed"}
+
+
+def funnel_cards(event: Event, funnel: selectors.GuestFunnel) -> list[dict[str, Any]]:
+    """The funnel's figures in words, each with the link to its guests (and, for a column
+    of several statuses, each status's own figure and link)."""
+    cards = [{"title": "Guests", "count": funnel.guests, "url": guests_url(event), "parts": []}]
+    for column, title in FUNNEL_TITLES.items():
+        parts = [{"label": wording.status_words(status), "count": n,
+                  "url": guests_url(event, status)}
+                 for status, n in sorted(funnel.statuses.items(), key=_status_order)
+                 if status in selectors.FUNNEL[column]]
+        cards.append({"title": title, "count": sum(p["count"] for p in parts), "parts": parts,
+                      "url": parts[0]["url"] if len(parts) == 1 else None})
+    return cards
+
+
+def _status_order(item: tuple[str, int]) -> int:
+    return bulk.STATUS_ORDER.index(item[0])

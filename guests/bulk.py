@@ -41,6 +41,7 @@ from django.utils import timezone
 
 from common import jobs
 from common.errors import Conflict, NotFound
+from comms import wording
 from comms.messages import Message
 from comms.models import FAILURES, PERMANENT_FAILURES, Delivery, Status
 from comms.selectors import suppressions_active
@@ -52,7 +53,15 @@ from templates.models import MessageTemplate
 log = logging.getLogger(__name__)
 
 BATCH = 2000  # guests per transaction (rounded to a multiple of the dispatch step)
-DONE_STATUSES = {Status.SENT, Status.DELIVERED, Status.OPENED, Status.CLICKED}
+# The key of a delivery's ``refs`` naming the job that queued it.
+JOB_REF = "bulkSendId"
+# The order the progress page lists statuses in (named by ``comms.wording``).
+STATUS_ORDER = [
+    Status.QUEUED, Status.SENDING, Status.SENT, Status.DELIVERED, Status.OPENED,
+    Status.CLICKED, Status.BOUNCED, Status.DROPPED, Status.FAILED, Status.SPAM_REPORTED,
+    Status.UNSUBSCRIBED, Status.SUPPRESSED,
+]
+IN_FLIGHT = {Status.QUEUED, Status.SENDING}
 
 
 def bulk_send_templates(*, event: Event) -> QuerySet:
@@ -172,7 +181,7 @@ def _run_batch(job_id: Any) -> bool:
                     owner=(guest_type, attendee_id), to_name=f"{first} {last}".strip(),
                     context=guest_context(attendee_id=attendee_id, first_name=first,
                                           last_name=last, event=event),
-                    refs=guest_refs(attendee_id=attendee_id, event=event)))
+                    refs=bulk_send_refs(job=job, attendee_id=attendee_id, event=event)))
         messages_queue(messages)  # its send task is enqueued on commit
         job.queued += len(messages)
         job.cursor = batch[-1][0]
@@ -187,34 +196,71 @@ def _dispatch_step() -> int:
     return max(settings.HERALD_DISPATCH_BATCH_SIZE - 1, 1)
 
 
+def bulk_send_refs(*, job: BulkSend, attendee_id: Any, event: dict[str, Any]) -> dict[str, Any]:
+    """A guest's refs, plus the job that queued the delivery: the progress page counts the
+    job's own deliveries by it (not every delivery of the event in the job's time window).
+    The engine's webhooks read named refs only, so customers never see it."""
+    return {**guest_refs(attendee_id=attendee_id, event=event), JOB_REF: str(job.id)}
+
+
+def bulk_send_deliveries(*, job: BulkSend) -> QuerySet:
+    """The deliveries this job queued (tagged with its id in ``refs``). A job queued before
+    the tag existed falls back to the template's deliveries to the event's guests in the
+    job's time window."""
+    deliveries = Delivery.objects.filter(account_id=job.account_id, mode=job.mode,
+                                         template_id=job.template_id)
+    if job.started_at is not None:
+        deliveries = deliveries.filter(created_at__gte=job.started_at)
+    tagged = deliveries.filter(**{f"refs__{JOB_REF}": str(job.id)})
+    if job.started_at is None or tagged.exists() or not job.queued:
+        return tagged
+    window = deliveries.filter(attendee__event_id=job.event_id)
+    if job.finished_at is not None:
+        window = window.filter(created_at__lte=job.finished_at)
+    return window
+
+
 def bulk_send_statuses(*, job: BulkSend) -> dict[str, int]:
-    """Status → count of the job's deliveries: the template's deliveries to the event's
-    guests created while the job ran (a resend in that window is counted too)."""
+    """Status → count of the job's deliveries (``bulk_send_deliveries``)."""
     if job.started_at is None:
         return {}
-    deliveries = Delivery.objects.filter(
-        template_id=job.template_id, attendee__event_id=job.event_id, mode=job.mode,
-        created_at__gte=job.started_at)
-    if job.finished_at is not None:
-        deliveries = deliveries.filter(created_at__lte=job.finished_at)
-    return dict(deliveries.values_list("status").annotate(n=Count("id")).order_by())
+    rows = bulk_send_deliveries(job=job).values_list("status").annotate(n=Count("id"))
+    return dict(rows.order_by())
 
 
 def bulk_send_progress(*, job: BulkSend) -> dict[str, Any]:
-    """What the progress bars poll: deliveries queued of the guests to send to, then the
-    deliveries handed to the provider (or failed) of those queued."""
+    """What the progress page shows and polls: the job's deliveries queued of the guests to
+    send to, how many left the queue (handed to the provider, or failed), and each status
+    in words with its count. ``finished`` only once every delivery the job queued has left
+    "waiting" and "being sent" (or the job stopped)."""
     statuses = bulk_send_statuses(job=job)
-    sent = sum(n for status, n in statuses.items() if status in DONE_STATUSES)
-    failed = sum(n for status, n in statuses.items() if status in FAILURES)
+    queued = sum(statuses.values())
+    waiting = sum(n for status, n in statuses.items() if status in IN_FLIGHT)
     to_send = max(job.total - job.skipped_failed - job.skipped_suppressed, 0)
     creating = job.status in (BulkSend.Status.PENDING, BulkSend.Status.CREATING)
     finished = job.status == BulkSend.Status.FAILED or (
-        not creating and sent + failed >= job.queued)
-    text = (f"Queued {job.queued:,} of {to_send:,}; sent {sent:,}, failed {failed:,}; skipped "
-            f"{job.skipped_failed:,} (failed for good) and {job.skipped_suppressed:,} "
-            f"(suppressed).")
+        not creating and waiting == 0 and queued >= job.queued)
+    return {"status": job.status, "finished": finished,
+            "text": _progress_text(job, finished, to_send, queued, waiting),
+            "bars": {"queued": [queued, to_send, "Tickets prepared"],
+                     "sent": [queued - waiting, job.queued, "Handed to the mail service"]},
+            "statuses": statuses,
+            "rows": [{"status": status, "label": wording.status_words(status),
+                      "count": statuses[status]}
+                     for status in STATUS_ORDER if statuses.get(status)]}
+
+
+def _progress_text(job: BulkSend, finished: bool, to_send: int, queued: int,
+                   waiting: int) -> str:
+    skipped = job.skipped_failed + job.skipped_suppressed
+    skipped_text = (f" {skipped:,} guests skipped: {job.skipped_failed:,} whose last ticket "
+                    f"failed for good, {job.skipped_suppressed:,} whose address is blocked."
+                    if skipped else "")
     if job.status == BulkSend.Status.FAILED:
-        text = f"Stopped: {job.error}"
-    return {"status": job.status, "finished": finished, "text": text,
-            "bars": {"queued": [job.queued, to_send], "sent": [sent + failed, job.queued]},
-            "statuses": statuses}
+        return f"Stopped after {queued:,} of {to_send:,} guests: {job.error}"
+    if job.status == BulkSend.Status.PENDING:
+        return "Starting…"
+    if not finished:
+        return (f"Prepared {queued:,} of {to_send:,}; {queued - waiting:,} handed to the mail "
+                f"service, {waiting:,} still waiting.{skipped_text}")
+    return f"Done: all {queued:,} tickets left Herald.{skipped_text}"

@@ -2,13 +2,16 @@
 
 import json
 import uuid
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from django.db import connection
+from django.db.models import Count, OuterRef, Q, Subquery
 
 from accounts.models import Account
+from comms.models import FAILURES, Delivery, Status
 from guests.messages import event_context
 from guests.models import Attendee, Event
 from templates.models import MessageTemplate
@@ -61,3 +64,49 @@ def _event(row: Any) -> dict[str, Any] | None:
 
 def _parsed(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
+
+
+# --- the event's guest funnel ----------------------------------------------------------------
+
+# Its columns: each guest counts once, in the column of their latest live delivery's status.
+FUNNEL: dict[str, frozenset[str]] = {
+    "waiting": frozenset({Status.QUEUED, Status.SENDING}),
+    "sent": frozenset({Status.SENT}),
+    "delivered": frozenset({Status.DELIVERED}),
+    "opened": frozenset({Status.OPENED, Status.CLICKED}),
+    "failed": FAILURES,
+}
+
+
+@dataclass(frozen=True)
+class GuestFunnel:
+    """An event's live guests (added live, or sent a live message) and how many of them have
+    each latest live delivery status (no delivery yet: not in ``statuses``)."""
+
+    guests: int = 0
+    statuses: dict[str, int] = field(default_factory=dict)
+
+    def count(self, column: str) -> int:
+        return sum(n for status, n in self.statuses.items() if status in FUNNEL[column])
+
+    @property
+    def not_sent(self) -> int:
+        return self.guests - sum(self.statuses.values())
+
+
+def event_guest_funnels(*, event_ids: Iterable[Any]) -> dict[Any, GuestFunnel]:
+    """Each event's ``GuestFunnel``, in one query: a guest counts once, by their latest live
+    delivery (a resend replaces the earlier one, a sandbox rehearsal never counts) — the same
+    rule as the guest list's "last live delivery status" filter, so a figure and the list it
+    links to agree."""
+    latest = Delivery.objects.filter(attendee=OuterRef("pk"), mode=Delivery.Mode.LIVE)
+    rows = (Attendee.objects.filter(event_id__in=list(event_ids))
+            .annotate(last=Subquery(latest.order_by("-created_at").values("status")[:1]))
+            .filter(Q(mode=Attendee.LIVE) | Q(last__isnull=False))
+            .values_list("event_id", "last").annotate(n=Count("id")).order_by())
+    counts: dict[Any, dict[str | None, int]] = {}
+    for event_id, status, n in rows:
+        counts.setdefault(event_id, {})[status] = n
+    return {event_id: GuestFunnel(sum(by_status.values()),
+                                  {s: n for s, n in by_status.items() if s is not None})
+            for event_id, by_status in counts.items()}
