@@ -7,7 +7,9 @@ from django.db.models import Count, OuterRef, QuerySet, Subquery, Value
 from django.db.models.functions import Concat
 from django.urls import path, reverse
 from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
+from django.utils.timezone import localtime
 
 from accounts.admin_base import AccountScopedAdmin
 from comms import wording
@@ -46,6 +48,7 @@ class EventAdmin(AccountScopedAdmin):
                         ("failed", "Bounced or failed"))]]
     list_filter = ["account"]
     search_fields = ["name", "id"]
+    exclude = ["id"]  # generated; staff never see or type it
     change_form_template = "admin/guests/event/change_form.html"
 
     def get_urls(self):
@@ -126,8 +129,11 @@ class EventAdmin(AccountScopedAdmin):
 
     @admin.display(description="Guests")
     def guests(self, event: Event) -> str:
-        return format_html('<a href="{}">{}</a>', admin_views.guests_url(event),
-                           _funnel(event).guests)
+        return format_html(LINK, admin_views.guests_url(event), _funnel(event).guests)
+
+
+# A figure's link, styled as one (unfold's list cells do not colour links).
+LINK = '<a class="text-primary-600 dark:text-primary-500 font-medium" href="{}">{}</a>'
 
 
 def funnel_figure(event: Event, column: str) -> str:
@@ -137,10 +143,9 @@ def funnel_figure(event: Event, column: str) -> str:
     if not parts:
         return "0"
     if len(parts) == 1:
-        return format_html('<a href="{}">{}</a>', admin_views.guests_url(event, parts[0][0]),
-                           parts[0][1])
+        return format_html(LINK, admin_views.guests_url(event, parts[0][0]), parts[0][1])
     return format_html("{} ({})", sum(n for _, n in parts), format_html_join(
-        ", ", '<a href="{}">{} {}</a>', ((admin_views.guests_url(event, status), n,
+        ", ", LINK.replace("{}</a>", "{} {}</a>"), ((admin_views.guests_url(event, status), n,
                                           wording.status_words(status).lower())
                                          for status, n in parts)))
 
@@ -211,7 +216,8 @@ class BulkSendFilter(admin.SimpleListFilter):
         jobs = BulkSendAdmin(BulkSend, model_admin.admin_site).get_queryset(request)
         jobs = jobs.select_related("event", "template")
         chosen = jobs.filter(pk=_uuid(self.value())) if _uuid(self.value()) else jobs.none()
-        return [(str(job.pk), f"{job.event}: {job.template} ({job.created_at:%d %b %H:%M})")
+        return [(str(job.pk), f"{job.event}: {job.template} "
+                              f"({date_format(localtime(job.created_at), 'j M, H:i')})")
                 for job in [*chosen, *jobs.exclude(pk__in=chosen)[:10]]]
 
     def queryset(self, request, queryset):
@@ -256,17 +262,25 @@ class GuestDeliveryAdmin(DeliveryAdmin):
         name = getattr(delivery, "guest_name", None)
         if name is None or delivery.owner_type_id != owner_type_id(Attendee):
             return self.get_empty_value_display()
-        return format_html('<a href="{}">{}</a>', reverse(
-            "admin:guests_attendee_change", args=[delivery.owner_id]),
-                           name.strip() or "the guest")
+        return format_html(LINK, reverse("admin:guests_attendee_change",
+                                         args=[delivery.owner_id]), name.strip() or "the guest")
 
     def changelist_view(self, request, extra_context=None):
-        """Filtered by one of the user's events: that event's tabs."""
+        """Filtered by one of the user's events (or one of its sends): that event's tabs."""
+        job_id = _uuid(request.GET.get(admin_views.JOB_DELIVERIES))
+        job = (BulkSendAdmin(BulkSend, self.admin_site).get_queryset(request)
+               .select_related("event", "template").filter(pk=job_id).first()
+               if job_id else None)
         event_id = _uuid(request.GET.get(admin_views.EVENT_DELIVERIES))
-        event = (EventAdmin(Event, self.admin_site).get_queryset(request)
-                 .filter(pk=event_id).first() if event_id else None)
+        event = job.event if job is not None else (
+            EventAdmin(Event, self.admin_site).get_queryset(request).filter(pk=event_id).first()
+            if event_id else None)
         extra = {} if event is None else {"tab_list": admin_views.event_tabs(
             event, "deliveries", on="comms.delivery", detail=False)}
+        if job is not None:
+            extra["subtitle"] = (f"The {admin_views.MODE_LABELS.get(job.mode, job.mode)} send "
+                                 f"of “{job.template}” to {event}, "
+                                 f"{date_format(localtime(job.created_at), 'j M, H:i')}")
         return super().changelist_view(request, {**extra, **(extra_context or {})})
 
 

@@ -40,6 +40,7 @@ def _page(model_admin: AccountScopedAdmin, request: HttpRequest, page: str, even
           title: str, status: int = 200, tab: str = "sends", **context: Any) -> TemplateResponse:
     return TemplateResponse(request, f"admin/guests/event/{page}", {
         **model_admin.admin_site.each_context(request), "opts": Event._meta, "event": event,
+        "original": event,  # unfold's header: Events, then the event
         "title": title, "can_change": model_admin.has_change_permission(request, event),
         "can_operate": model_admin.has_operate_permission(request, event),
         "tab_list": event_tabs(event, tab), **context,
@@ -207,11 +208,14 @@ def event_dashboard(model_admin: AccountScopedAdmin, request: HttpRequest,
     return _page(model_admin, request, "dashboard.html", event, f"{event}: dashboard",
                  tab="dashboard", subtitle="Live sends only: sandbox rehearsals (test key) are "
                  "not counted.", funnel=funnel, cards=funnel_cards(event, funnel),
-                 chart=dashboard.chart(dashboard.daily(live, days=DAYS)), days=DAYS,
-                 legend=[(name, colour) for name, colour, _ in dashboard.GROUPS])
+                 chart=dashboard.chart(dashboard.daily(live, days=DAYS), width=420), days=DAYS,
+                 legend=[(LEGEND.get(name, name), colour) for name, colour, _ in dashboard.GROUPS])
 
 
 DAYS = 14  # the dashboard chart's days
+# The chart's outcome groups (``comms.dashboard.GROUPS``), in the funnel's words.
+LEGEND = {"pending": "Waiting", "sent": "Sent", "delivered": "Delivered", "opened": "Opened",
+          "failed": "Bounced or failed"}
 FUNNEL_TITLES = {"waiting": "Waiting", "sent": "Sent", "delivered": "Delivered",
                  "opened": "Opened", "failed": "Bounced or failed"}
 

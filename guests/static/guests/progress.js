@@ -1,8 +1,9 @@
 /* Progress of the guest import and bulk send pages: poll the page's JSON view every second,
    update each <progress data-bar> with its "n of m" ([data-bar-count]), the text, the state
    ([data-state]) and the statuses table ([data-rows]: a row per status with its count and
-   link), until the job is finished; reload the page when the job moves to another status
-   (the import page then shows its preview, result or error). No dependencies. */
+   link), until the job is finished (a bulk send's statuses for ten minutes more: delivered,
+   opened and bounced arrive after the send); reload the page when the job moves to another
+   status (the import page then shows its preview, result or error). No dependencies. */
 (function () {
   "use strict";
 
@@ -42,6 +43,7 @@
     var text = box.querySelector("[data-text]");
     var state = document.querySelector("[data-state]");
     var table = document.querySelector("table[data-rows]");
+    var settled = 0;
 
     function update(data) {
       setBars(box, data.bars);
@@ -63,6 +65,10 @@
             window.location.reload();
           } else if (!data.finished) {
             window.setTimeout(tick, 1000);
+          } else if (data.rows && settled < 200) {
+            /* every ticket left Herald: outcomes (delivered, bounced) keep arriving */
+            settled += 1;
+            window.setTimeout(tick, 3000);
           }
         })
         .catch(function () { window.setTimeout(tick, 5000); });
@@ -74,7 +80,9 @@
   document.addEventListener("DOMContentLoaded", function () {
     var boxes = document.querySelectorAll("[data-progress-url]");
     Array.prototype.forEach.call(boxes, function (box) {
-      if (!box.hasAttribute("data-finished")) { poll(box); }
+      if (!box.hasAttribute("data-finished") || document.querySelector("table[data-rows]")) {
+        poll(box);
+      }
     });
   });
 })();
