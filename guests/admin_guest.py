@@ -1,16 +1,35 @@
-"""The guest (attendee) pages of the admin: the list with its delivery-status filters, and
-the guest's own page."""
+"""The guest (attendee) pages of the admin, centred on support's job: the guest list, Support
+search (find a guest by name, email or order reference), and the guest's own page: who they
+are, their tickets' history in plain words, and the buttons that send, resend, or fix the
+email and resend (``guests.admin_actions``)."""
 
 import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
 
 from django.contrib import admin
-from django.db.models import OuterRef, Subquery
+from django.core.exceptions import PermissionDenied
+from django.db.models import OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models.functions import Coalesce, Concat
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
 
 from accounts.admin_base import AccountScopedAdmin
-from comms.models import Delivery, Status
-from guests import admin_views
+from common.errors import HeraldError
+from comms import wording
+from comms.models import FAILURES, Delivery, DeliveryEvent, Status, Suppression
+from comms.selectors import suppression_modes, suppressions_active
+from guests import admin_actions, admin_views
 from guests.admin_actions import resend_attendees
 from guests.models import Attendee
+from guests.sending import previous_send_check
+from templates.models import MessageTemplate
+
+SANDBOX = Delivery.Mode.TEST
+GOOD = frozenset({Status.DELIVERED, Status.OPENED, Status.CLICKED})
 
 
 class LastDeliveryStatus(admin.SimpleListFilter):
@@ -21,7 +40,7 @@ class LastDeliveryStatus(admin.SimpleListFilter):
     mode = Delivery.Mode.LIVE
 
     def lookups(self, request, model_admin):
-        return Status.choices
+        return [(status, wording.status_words(status)) for status, _ in Status.choices]
 
     def queryset(self, request, queryset):
         if not self.value():
@@ -48,21 +67,134 @@ class AddedByFilter(admin.ChoicesFieldListFilter):
         self.title = "added by"
 
 
+def _latest(mode: str, column: str) -> Subquery:
+    """A column of the guest's latest delivery of a key mode."""
+    return Subquery(Delivery.objects.filter(attendee=OuterRef("pk"), mode=mode)
+                    .order_by("-created_at").values(column)[:1])
+
+
+def with_last_ticket(queryset: QuerySet) -> QuerySet:
+    """Guests with their latest live and sandbox deliveries' status and failure cause."""
+    return queryset.annotate(
+        ticket_status=_latest(Delivery.Mode.LIVE, "status"),
+        ticket_reason=_latest(Delivery.Mode.LIVE, "failure_reason"),
+        ticket_subtype=_latest(Delivery.Mode.LIVE, "bounce_subtype"),
+        rehearsal_status=_latest(SANDBOX, "status"),
+        rehearsal_reason=_latest(SANDBOX, "failure_reason"),
+        rehearsal_subtype=_latest(SANDBOX, "bounce_subtype"),
+    )
+
+
+def last_ticket_words(attendee: Attendee) -> str:
+    """The latest live ticket's status in words; a guest only ever rehearsed with a test key
+    gets the rehearsal's, labelled as one."""
+    live = getattr(attendee, "ticket_status", None)
+    if live:
+        return wording.status_words_with_cause(
+            status=live, reason=attendee.ticket_reason or "",
+            bounce_subtype=attendee.ticket_subtype or "")
+    rehearsal = getattr(attendee, "rehearsal_status", None)
+    if rehearsal:
+        return "Sandbox rehearsal: " + wording.status_words_with_cause(
+            status=rehearsal, reason=attendee.rehearsal_reason or "",
+            bounce_subtype=attendee.rehearsal_subtype or "")
+    return "No ticket sent yet"
+
+
+def tone(status: str | None) -> str:
+    """The colour a status is shown in (unfold's label variants)."""
+    if status in GOOD:
+        return "success"
+    if status in FAILURES:
+        return "danger"
+    return "info" if status else ""
+
+
 @admin.register(Attendee)
 class AttendeeAdmin(AccountScopedAdmin):
-    list_display = ["id", "first_name", "last_name", "email", "event", "correlation_id",
-                    "added_by"]
+    list_display = ["guest", "email", "event", "last_ticket", "correlation_id", "added_by",
+                    "created_at"]
+    list_display_links = ["guest"]
     list_filter = ["event", LastDeliveryStatus, LastSandboxDeliveryStatus,
                    ("mode", AddedByFilter)]
-    search_fields = ["first_name", "last_name", "email", "id", "correlation_id"]
+    search_fields = ["first_name", "last_name", "email", "correlation_id"]
+    search_help_text = "Name, email or order reference"
     list_select_related = ["event"]
     raw_id_fields = ["event"]
     actions = [resend_attendees]
     ordering = ["-created_at"]
+    change_form_outer_before_template = "admin/guests/attendee/guest_page.html"
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return with_last_ticket(super().get_queryset(request))
+
+    def get_urls(self) -> list[Any]:
+        name = f"{self.opts.app_label}_{self.opts.model_name}"
+        return [
+            path("support/", self.listing_view(self.support_view, get="view"),
+                 name=f"{name}_support"),
+            path("<path:object_id>/send-ticket/",
+                 self.scoped_view(self._action(admin_actions.guest_send), post="resend"),
+                 name=f"{name}_send_ticket"),
+            path("<path:object_id>/fix-email/",
+                 self.scoped_view(self._action(admin_actions.guest_fix_email), post="resend"),
+                 name=f"{name}_fix_email"),
+            *super().get_urls(),
+        ]
+
+    def _action(self, view: Any) -> Any:
+        def run(request: HttpRequest, attendee: Attendee) -> HttpResponse:
+            return view(self, request, attendee)
+
+        run.__name__ = view.__name__
+        return run
+
+    def listing_view(self, view: Any, *, get: str) -> Any:
+        """A page about no one object (Support search), for the roles with ``get`` in *some*
+        account; what it lists goes through ``get_queryset``. Declared like ``scoped_view``'s
+        pages (``admin_permissions``), so ``manage.py check`` knows what it needs."""
+        roles = self.roles_for(get)
+
+        def checked(request: HttpRequest) -> HttpResponse:
+            if request.method not in ("GET", "HEAD"):
+                return HttpResponseNotAllowed(["GET"])
+            if not self._allowed(request, roles):
+                raise PermissionDenied
+            return view(request)
+
+        checked.admin_permissions = {"GET": get, "HEAD": get}
+        return self.admin_site.admin_view(checked)
+
+    # --- the list ---------------------------------------------------------------------------
+
+    @admin.display(description="guest", ordering="last_name")
+    def guest(self, attendee: Attendee) -> str:
+        return f"{attendee.first_name} {attendee.last_name}".strip() or attendee.email
+
+    @admin.display(description="last ticket", ordering="ticket_status")
+    def last_ticket(self, attendee: Attendee) -> str:
+        return last_ticket_words(attendee)
+
+    @admin.display(description="added by", ordering="mode")
+    def added_by(self, attendee: Attendee) -> str:
+        return admin_views.MODE_LABELS.get(attendee.mode, attendee.mode)
+
+    # --- the guest's page -------------------------------------------------------------------
 
     # Staff never type GUIDs: a guest added here gets a generated id, shown read-only after.
     def get_exclude(self, request, obj: Attendee | None = None) -> list[str]:
         return [*(super().get_exclude(request, obj) or []), *([] if obj else ["id"])]
+
+    def get_fields(self, request, obj: Attendee | None = None) -> list[str]:
+        """Who may change the guest edits it in a form below the page; to whom may not (support)
+        the page's summary says it all, without a second, read-only copy."""
+        if obj is not None and not self.has_change_permission(request, obj):
+            return []
+        return super().get_fields(request, obj)
+
+    def get_form(self, request, obj: Attendee | None = None, change: bool = False, **kwargs):
+        kwargs.setdefault("labels", {"correlation_id": "Order reference"})
+        return super().get_form(request, obj, change=change, **kwargs)
 
     def get_readonly_fields(self, request, obj: Attendee | None = None) -> list[str]:
         return [*super().get_readonly_fields(request, obj), *(["id"] if obj else [])]
@@ -72,8 +204,179 @@ class AttendeeAdmin(AccountScopedAdmin):
             obj.id = uuid.uuid4()
         super().save_model(request, obj, form, change)
 
-    @admin.display(description="added by", ordering="mode")
-    def added_by(self, attendee: Attendee) -> str:
-        return admin_views.MODE_LABELS.get(attendee.mode, attendee.mode)
+    def render_change_form(self, request: HttpRequest, context: dict[str, Any], add: bool = False,
+                           change: bool = False, form_url: str = "",
+                           obj: Attendee | None = None) -> HttpResponse:
+        if obj is not None:
+            context.update(guest_page(request, obj, can_send=self.has_resend_permission(
+                request, obj)))
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+    # --- Support search ---------------------------------------------------------------------
+
+    def support_view(self, request: HttpRequest) -> HttpResponse:
+        query = request.GET.get("q", "").strip()
+        found = guests_find(self.get_queryset(request), query) if query else None
+        if found is not None and len(found) == 1 and _exact(found[0], query):
+            return redirect(reverse("admin:guests_attendee_change", args=[found[0].pk]))
+        rows = [{
+            "attendee": attendee, "name": self.guest(attendee),
+            "url": reverse("admin:guests_attendee_change", args=[attendee.pk]),
+            "status": last_ticket_words(attendee),
+            "tone": tone(attendee.ticket_status or attendee.rehearsal_status),
+        } for attendee in found or []]
+        return TemplateResponse(request, "admin/guests/attendee/support.html", {
+            **self.admin_site.each_context(request), "opts": self.opts, "title": "Find a guest",
+            "subtitle": "By name, email or order reference, across your events",
+            "query": query, "rows": rows, "searched": found is not None,
+            "limit": SEARCH_LIMIT, "list_url": reverse("admin:guests_attendee_changelist"),
+        })
 
 
+SEARCH_LIMIT = 50
+
+
+def guests_find(queryset: QuerySet, query: str) -> list[Attendee]:
+    """Guests (of ``queryset``, the user's scoped ones) whose name, email or order reference
+    contains ``query`` (case-insensitive), newest first."""
+    named = queryset.annotate(full_name=Concat(
+        Coalesce("first_name", Value("")), Value(" "), Coalesce("last_name", Value(""))))
+    return list(named.filter(
+        Q(full_name__icontains=query) | Q(email__icontains=query)
+        | Q(correlation_id__icontains=query)).select_related("event")
+        .order_by("-created_at")[:SEARCH_LIMIT])
+
+
+def _exact(attendee: Attendee, query: str) -> bool:
+    """A search that names exactly this guest: their whole email or order reference."""
+    return query.lower() in {attendee.email.lower(), (attendee.correlation_id or "").lower()}
+
+
+# --- the guest's page: history and buttons ---------------------------------------------------
+
+@dataclass(frozen=True)
+class Entry:
+    """One line of a ticket's timeline."""
+
+    at: datetime
+    order: int
+    when: str
+    words: str
+    said: str = ""  # the receiving server's (or provider's) own answer, when it explains why
+    tone: str = ""
+
+
+@dataclass
+class Ticket:
+    """One delivery of the guest, with its timeline newest first."""
+
+    template: str
+    recipient: str
+    status: str
+    tone: str
+    sandbox: bool
+    queued_at: str
+    entries: list[Entry] = field(default_factory=list)
+
+
+def guest_page(request: HttpRequest, attendee: Attendee, *, can_send: bool) -> dict[str, Any]:
+    """What the guest's page shows above the guest's form."""
+    deliveries = list(Delivery.objects.filter(attendee=attendee).select_related("template")
+                      .prefetch_related("events").order_by("-created_at")[:30])
+    tickets = [ticket_history(delivery) for delivery in deliveries]
+    name = f"{attendee.first_name} {attendee.last_name}".strip()
+    return {
+        "title": name or attendee.email,
+        "subtitle": f"Guest of {attendee.event}" + (
+            " · added by a sandbox rehearsal (test key)" if attendee.mode == SANDBOX else ""),
+        "guest": {
+            "name": name or "—", "email": attendee.email, "event": attendee.event,
+            "event_url": reverse("admin:guests_event_change", args=[attendee.event_id]),
+            "reference": attendee.correlation_id or "—",
+            "added_by": admin_views.MODE_LABELS.get(attendee.mode, attendee.mode),
+            "added_at": wording.moment(attendee.created_at),
+        },
+        "live_tickets": [t for t in tickets if not t.sandbox],
+        "sandbox_tickets": [t for t in tickets if t.sandbox],
+        "plan": send_plan(attendee, deliveries) if can_send else None,
+    }
+
+
+def ticket_history(delivery: Delivery) -> Ticket:
+    """A delivery as support reads it: its status and every step, newest first."""
+    status = wording.status_words_with_cause(
+        status=delivery.status, channel=delivery.channel, reason=delivery.failure_reason,
+        bounce_type=delivery.bounce_type, bounce_subtype=delivery.bounce_subtype)
+    entries = [Entry(delivery.created_at, -1, wording.moment(delivery.created_at), "Queued")]
+    entries += [_entry(delivery, event) for event in delivery.events.all()]
+    entries.sort(key=lambda e: (e.at, e.order), reverse=True)
+    return Ticket(template=delivery.template.name if delivery.template else "Message",
+                  recipient=delivery.recipient, status=status, tone=tone(delivery.status),
+                  sandbox=delivery.mode == SANDBOX, queued_at=wording.moment(delivery.created_at),
+                  entries=entries)
+
+
+# The events whose ``reason`` is the receiving server's or provider's answer to the message.
+ANSWERS = {"comms.bounced": "The receiving server said", "comms.deferred":
+           "The receiving server said", "comms.dropped": "The mail provider said"}
+
+
+def _entry(delivery: Delivery, event: DeliveryEvent) -> Entry:
+    detail = event.detail if isinstance(event.detail, dict) else {}
+    since = _suppressed_since(delivery, event) if event.status == Status.SUPPRESSED else None
+    words = wording.event_words(name=event.name, status=event.status, detail=detail,
+                                channel=delivery.channel, suppressed_since=since)
+    reason = str(detail.get("reason") or "")
+    said = f"{ANSWERS[event.name]}: “{reason}”" if reason and event.name in ANSWERS else ""
+    return Entry(event.occurred_at, event.id, wording.moment(event.occurred_at), words, said,
+                 tone(event.status or None) if event.status in FAILURES | GOOD else "")
+
+
+def _suppressed_since(delivery: Delivery, event: DeliveryEvent) -> datetime | None:
+    """When the suppression that stopped this send began (the bounce, the unsubscribe)."""
+    return Suppression.objects.filter(
+        account_id=delivery.account_id, channel=delivery.channel,
+        address=delivery.recipient.strip().lower(), mode__in=suppression_modes(delivery.mode),
+        created_at__lte=event.occurred_at,
+    ).order_by("-created_at").values_list("created_at", flat=True).first()
+
+
+@dataclass(frozen=True)
+class SendPlan:
+    """What "Send ticket" / "Resend ticket" would do for a guest, and what stands in its way."""
+
+    resend: bool  # the guest has had a ticket: the buttons resend it
+    template: MessageTemplate | None  # the ticket's template (None: support chooses one)
+    mode: str
+    mode_label: str
+    refusal: str  # why the 422 rule would refuse a resend to the current address, in words
+    suppressed: str  # why the current address is on the suppression list, in words
+    templates: list[MessageTemplate]  # the choice, when the guest has no ticket template
+    templates_url: str
+    send_url: str
+    fix_url: str
+
+
+def send_plan(attendee: Attendee, deliveries: list[Delivery]) -> SendPlan:
+    previous = admin_actions.ticket_delivery(deliveries)
+    template = previous.template if previous else None
+    mode = previous.mode if previous else attendee.mode
+    refusal = ""
+    if template is not None:
+        try:
+            previous_send_check(attendee=attendee, template=template, mode=mode)
+        except HeraldError as exc:
+            refusal = admin_actions.refusal_text(exc)
+    suppression = suppressions_active(account_ids=[attendee.account_id], mode=mode,
+                                      addresses=[attendee.email]).order_by("created_at").first()
+    templates = [] if template else list(MessageTemplate.objects.filter(
+        account_id=attendee.account_id, channel="email", event__isnull=True).order_by("name"))
+    return SendPlan(
+        resend=previous is not None, template=template, mode=mode,
+        mode_label=admin_views.MODE_LABELS.get(mode, mode), refusal=refusal,
+        suppressed=wording.suppression_words(reason=suppression.reason,
+                                             since=suppression.created_at) if suppression else "",
+        templates=templates,
+        templates_url=reverse("admin:templates_messagetemplate_changelist"),
+        send_url=reverse("admin:guests_attendee_send_ticket", args=[attendee.pk]),
+        fix_url=reverse("admin:guests_attendee_fix_email", args=[attendee.pk]))
