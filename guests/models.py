@@ -17,10 +17,16 @@ def time_zone_names() -> tuple[str, ...]:
     return tuple(sorted(zoneinfo.available_timezones() - {"localtime", "Factory"}))
 
 
-def validate_time_zone(value: str) -> None:
-    if value not in time_zone_names():
-        raise ValidationError(f"“{value}” is not a time zone: choose a place such as "
-                              "Europe/London or America/New_York.")
+@cache
+def time_zone_choices() -> list[tuple[str, list[tuple[str, str]]]]:
+    """The names grouped by region for a select: ("America", [("America/New_York",
+    "America/New York"), …]), names without a region last."""
+    groups: dict[str, list[tuple[str, str]]] = {}
+    for name in time_zone_names():
+        region, _, place = name.partition("/")
+        group = region if place else "Other"
+        groups.setdefault(group, []).append((name, name.replace("_", " ")))
+    return sorted(groups.items(), key=lambda item: (item[0] == "Other", item[0]))
 
 
 def default_time_zone() -> str:
@@ -28,27 +34,19 @@ def default_time_zone() -> str:
 
 
 class TimeZoneField(models.CharField):
-    """An IANA time zone name, chosen in forms from a list (a select), not typed. The list is
-    not the field's ``choices``: a new tzdata release would otherwise be a migration."""
+    """An IANA time zone name, chosen from the system's list (a select in forms; any other
+    value fails validation). The list is left out of migrations: a new tzdata release would
+    otherwise be one."""
 
     def __init__(self, *args, **kwargs) -> None:
         kwargs.setdefault("max_length", 64)
-        kwargs.setdefault("validators", [validate_time_zone])
+        kwargs["choices"] = time_zone_choices()
         super().__init__(*args, **kwargs)
 
     def deconstruct(self):
         name, path, args, kwargs = super().deconstruct()
-        kwargs.pop("validators", None)
+        kwargs.pop("choices", None)
         return name, path, args, kwargs
-
-    def formfield(self, **kwargs):
-        from django import forms
-
-        choices = [(name, name.replace("_", " ")) for name in time_zone_names()]
-        return forms.TypedChoiceField(
-            choices=choices, required=not self.blank, label=self.verbose_name.capitalize(),
-            help_text=self.help_text, initial=self.get_default(),
-            validators=[validate_time_zone])
 
 
 class Event(TimeStampedModel):

@@ -10,6 +10,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
 from unfold import admin as unfold_admin
+from unfold.widgets import INPUT_CLASSES, SELECT_CLASSES
 
 from accounts.admin_base import AccountScopedAdmin, ScopedInline
 from guests.messages import event_context, guest_context
@@ -28,6 +29,11 @@ from templates.services import (
 )
 
 _FIELDS = {"subject": "subject", "htmlBody": "html_body", "textBody": "text_body"}
+# unfold's own classes for the controls of the template page's own forms (its CSS holds them)
+_INPUT, _SELECT = " ".join(INPUT_CLASSES), " ".join(SELECT_CLASSES)
+_TOKEN = ("border border-base-200 bg-white shadow-xs rounded-default px-2 py-1 text-xs "
+          "text-important cursor-pointer hover:bg-base-100/80 dark:border-base-700 "
+          "dark:bg-transparent")
 
 
 class TemplateForm(forms.ModelForm):
@@ -140,7 +146,7 @@ class NotificationEventFilter(admin.RelatedOnlyFieldListFilter):
 
 class TestSendForm(forms.Form):
     to = forms.EmailField(label="Send a test to", max_length=254, widget=forms.EmailInput(
-        attrs={"placeholder": "name@example.com", "autocomplete": "email"}))
+        attrs={"placeholder": "name@example.com", "autocomplete": "email", "class": _INPUT}))
     guest = forms.UUIDField(required=False, widget=forms.HiddenInput)
 
 
@@ -186,9 +192,9 @@ class MessageTemplateAdmin(AccountScopedAdmin):
         """Buttons inserting ``{{ token }}`` where the cursor was in the subject or a body
         (``token_picker.js``)."""
         buttons = format_html_join(
-            "", '<button type="button" class="herald-token" data-token="{}" title="Insert {}">'
-            '<span class="herald-token-label">{}</span> <code>{}</code></button>',
-            (("{{ " + token + " }}", "{{ " + token + " }}", label, token)
+            "", '<button type="button" class="herald-token {}" data-token="{}" title="Insert {}">'
+            '{} <code>{}</code></button>',
+            ((_TOKEN, "{{ " + token + " }}", "{{ " + token + " }}", label, token)
              for token, label in PICKER_TOKENS))
         return format_html(
             '<div class="herald-tokens" data-herald-tokens>{}</div><div class="help">Click a '
@@ -233,6 +239,7 @@ class MessageTemplateAdmin(AccountScopedAdmin):
         return {"preview": rendered, "preview_problem": problem, "preview_events": events,
                 "preview_event": event, "preview_guests": guests, "preview_guest": guest,
                 "preview_is_handlebars": template.event_id is not None,
+                "select_classes": _SELECT,
                 "test_send_form": TestSendForm(initial={"to": request.user.email,
                                                         "guest": guest.pk if guest else None})
                 if can_send else None}
