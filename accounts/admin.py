@@ -20,6 +20,9 @@ class MembershipInline(ScopedInline, unfold_admin.TabularInline):
     extra = 0
     autocomplete_fields = ["user"]
 
+    def get_queryset(self, request: HttpRequest):
+        return super().get_queryset(request).select_related("user")  # each row's title
+
 
 class ApiKeyInline(ScopedInline, unfold_admin.TabularInline):
     model = ApiKey

@@ -44,6 +44,10 @@ class Membership(TimeStampedModel):
             models.UniqueConstraint(fields=["user", "account"], name="membership_unique"),
         ]
 
+    def __str__(self) -> str:
+        """How the admin names the row: "olivia (owner)", not "Membership object (1)"."""
+        return f"{self.user.get_username()} ({self.get_role_display().lower()})"
+
 
 class ApiKey(TimeStampedModel):
     """An API key, stored as the SHA-256 of its 32 random bytes; shown once at creation."""

@@ -4,23 +4,23 @@ from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.template.response import TemplateResponse
-from django.utils.html import format_html
-from unfold import admin as unfold_admin
+from django.utils.html import format_html, format_html_join
 
-from accounts.admin_base import CAPABILITIES, AccountScopedAdmin, ScopedInline
+from accounts.admin_base import CAPABILITIES, AccountScopedAdmin
 from accounts.models import Account
 from common import crypto
 from common.errors import HeraldError
-from comms import channels, dashboard
+from comms import channels, dashboard, wording
 from comms.models import (
     CallbackBatch,
     Dashboard,
     Delivery,
-    DeliveryEvent,
     Integration,
     OutboxMessage,
+    Status,
     Suppression,
 )
+from comms.providers.registry import CHANNEL_LABELS
 
 
 class ModeFilter(admin.SimpleListFilter):
@@ -82,37 +82,85 @@ class ModeLabelledAdmin(AccountScopedAdmin):
                 self.mode_rows, count, cl.get_query_string({shown: other})))
 
 
-class DeliveryEventInline(ScopedInline, unfold_admin.TabularInline):
-    model = DeliveryEvent
-    extra = 0
-    can_delete = False
-    fields = ["occurred_at", "name", "status", "provider_event_id", "detail"]
-    readonly_fields = fields
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
+def timeline_lines(delivery: Delivery) -> list[tuple[str, str]]:
+    """The delivery's events as (when, what happened in words), oldest first."""
+    events = list(delivery.events.all())
+    since = None
+    if any(e.status == Status.SUPPRESSED for e in events):
+        since = (Suppression.objects.filter(
+            account_id=delivery.account_id, channel=delivery.channel,
+            address=delivery.recipient.lower(), removed_at__isnull=True)
+            .order_by("created_at").values_list("created_at", flat=True).first())
+    return [(wording.moment(e.occurred_at),
+             wording.event_words(name=e.name, status=e.status, detail=e.detail,
+                                 channel=delivery.channel, suppressed_since=since))
+            for e in events]
 
 
 @admin.register(Delivery)
 class DeliveryAdmin(ModeLabelledAdmin):
-    """Every channel's deliveries. A front end adds what it knows (its filters, its resend
-    action) by registering a subclass in its own admin (``guests.admin``)."""
+    """Every channel's deliveries, in staff's words: the list says when, to whom, on which
+    channel and what became of each; a delivery's page is headed by what it is ("Email to
+    ann@example.com, 3 Dec, 14:02") and tells its history as sentences. Ids and the sending
+    service's references sit in a folded "Technical details" section for developers.
+    A front end adds what it knows (its filters, its resend action) by registering a
+    subclass in its own admin (``guests.admin``)."""
 
-    list_display = ["id", "recipient", "channel", "status", "mode", "provider", "attempts",
-                    "created_at"]
+    list_display = ["created", "recipient", "channel", "status_text", "mode", "attempts"]
+    list_display_links = ["created", "recipient"]
     mode_rows = "deliveries"
     # Related filters list only what the user's (scoped) deliveries point at.
     list_filter = [ModeFilter, "status", "channel", "provider",
                    ("template", admin.RelatedOnlyFieldListFilter), "event_name"]
     search_fields = ["id", "recipient", "correlation_id", "provider_message_id"]
-    readonly_fields = [f.name for f in Delivery._meta.fields]
-    inlines = [DeliveryEventInline]
+    fieldsets = [
+        (None, {"fields": ["recipient", "channel", "mode", "status_text", "subject",
+                           "template", "created", "sent_at", "delivered_at", "failed_at",
+                           "attempts"]}),
+        ("What happened", {"fields": ["timeline"]}),
+        ("The message as sent", {"classes": ["collapse"],
+                                 "fields": ["text_body", "html_body"]}),
+        ("Technical details", {"classes": ["collapse"], "fields": [
+            "id", "provider", "provider_message_id", "event_name", "correlation_id",
+            "request_id", "template_version"]}),
+    ]
+    readonly_fields = [name for _, options in fieldsets for name in options["fields"]]
     list_select_related = ["account"]
     date_hierarchy = "created_at"
     ordering = ["-created_at"]  # newest first, not by UUID
 
     def has_add_permission(self, request) -> bool:
         return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False  # a record of what was sent: read, resent, never edited
+
+    @admin.display(description="created", ordering="created_at")
+    def created(self, obj: Delivery) -> str:
+        return wording.moment(obj.created_at)
+
+    @admin.display(description="status", ordering="status")
+    def status_text(self, obj: Delivery) -> str:
+        return wording.status_words_with_cause(
+            status=obj.status, channel=obj.channel, reason=obj.failure_reason,
+            bounce_type=obj.bounce_type, bounce_subtype=obj.bounce_subtype)
+
+    @admin.display(description="history")
+    def timeline(self, obj: Delivery) -> str:
+        lines = timeline_lines(obj)
+        if not lines:
+            return "Nothing has happened yet."
+        items = format_html_join("", '<li class="py-1"><span class="font-semibold">{}</span>'
+                                 " · {}</li>", lines)
+        return format_html('<ol class="herald-timeline">{}</ol>', items)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        """Headed by what the delivery is and what became of it, not by its id."""
+        obj = self.get_object(request, object_id)
+        if obj is not None:
+            extra_context = {"title": str(obj), "subtitle": self.status_text(obj),
+                             **(extra_context or {})}
+        return super().change_view(request, object_id, form_url, extra_context)
 
 
 @admin.register(OutboxMessage)
@@ -122,8 +170,7 @@ class OutboxAdmin(AccountScopedAdmin):
     list_display = ["sent_at", "recipient", "subject", "status"]
     ordering = ["-created_at"]
     search_fields = ["recipient", "subject"]
-    readonly_fields = ["recipient", "subject", "text_body", "html_body", "sent_at", "status",
-                       "provider_message_id"]
+    readonly_fields = ["recipient", "subject", "text_body", "html_body", "sent_at", "status"]
     fields = readonly_fields
 
     def get_queryset(self, request):
@@ -177,11 +224,13 @@ class IntegrationForm(forms.ModelForm):
     """Credentials are write-only: typed in, stored encrypted, never shown again (leave the
     box empty to keep the stored ones)."""
 
-    provider = forms.ChoiceField(choices=[(name, f"{name} ({channel})") for name, channel
-                                          in channels.integration_providers().items()])
+    provider = forms.ChoiceField(label="Sending service", choices=[
+        (name, f"{name.capitalize()} ({CHANNEL_LABELS.get(channel, channel)})")
+        for name, channel in channels.integration_providers().items()])
     credentials = forms.JSONField(
         required=False, widget=forms.Textarea(attrs={"rows": 4, "autocomplete": "off"}),
-        help_text="JSON object of the provider's secrets; empty keeps the stored ones.")
+        help_text=("The service's secrets, named as the service names them "
+                   '(e.g. {"auth_token": "…"}). Leave empty to keep the stored ones.'))
 
     class Meta:
         model = Integration

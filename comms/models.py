@@ -6,7 +6,11 @@ from django.db import models
 from accounts.models import Account
 from common import request_id
 from common.models import TimeStampedModel, UUIDModel
+from comms.providers.registry import CHANNEL_LABELS, CHANNELS
 from templates.models import MessageTemplate
+
+# Every channel field's choices: the stored name and its label in words ("sms": "SMS").
+CHANNEL_CHOICES = [(name, CHANNEL_LABELS[name]) for name in CHANNELS]
 
 
 class Status(models.TextChoices):
@@ -73,7 +77,7 @@ class Delivery(TimeStampedModel):
         MessageTemplate, on_delete=models.PROTECT, null=True, blank=True,
         related_name="deliveries",
     )
-    channel = models.CharField(max_length=16, default="email")
+    channel = models.CharField(max_length=16, choices=CHANNEL_CHOICES, default="email")
     mode = models.CharField(max_length=8, choices=Mode.choices, default=Mode.LIVE)
     # The channel's address: email, E.164 phone, push token, user id, webhook URL, chat id.
     recipient = models.CharField(max_length=2048)
@@ -88,8 +92,9 @@ class Delivery(TimeStampedModel):
     request_id = models.CharField(max_length=request_id.MAX_LENGTH, null=True, blank=True,
                                   default=request_id.current, editable=False)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
-    provider = models.CharField(max_length=32, blank=True)
-    provider_message_id = models.CharField(max_length=255, blank=True)  # indexed in Meta
+    provider = models.CharField("sending service", max_length=32, blank=True)
+    provider_message_id = models.CharField(  # indexed in Meta
+        "the sending service's message id", max_length=255, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
     # queued: when it is due. A row a provider event moved out of ``sending`` before its worker
     # recorded the send: its claim time, until the send is recorded (the sweeper does it once
@@ -130,7 +135,11 @@ class Delivery(TimeStampedModel):
         ]
 
     def __str__(self) -> str:
-        return f"{self.id} → {self.recipient} ({self.status})"
+        """What staff call it: "Email to ann@example.com, 3 Dec 14:02"."""
+        from comms.wording import moment
+
+        when = f", {moment(self.created_at)}" if self.created_at else ""
+        return f"{CHANNEL_LABELS.get(self.channel, self.channel)} to {self.recipient}{when}"
 
 
 class DeliveryEvent(models.Model):
@@ -167,7 +176,7 @@ class Suppression(TimeStampedModel):
     # The mode of the send that failed: a sandbox bounce never blocks a live send (test sends
     # honour both modes' suppressions, to rehearse what live would do).
     mode = models.CharField(max_length=8, choices=Delivery.Mode.choices, default="live")
-    channel = models.CharField(max_length=16, default="email")
+    channel = models.CharField(max_length=16, choices=CHANNEL_CHOICES, default="email")
     address = models.CharField(max_length=254, help_text="Lower-cased.")
     reason = models.CharField(max_length=16, choices=Status.choices)
     detail = models.TextField(blank=True)
@@ -222,8 +231,8 @@ class Integration(UUIDModel):
     place in the channel's failover order (lowest ``priority`` first)."""
 
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="integrations")
-    channel = models.CharField(max_length=16)
-    provider = models.CharField(max_length=32)
+    channel = models.CharField(max_length=16, choices=CHANNEL_CHOICES)
+    provider = models.CharField("sending service", max_length=32)
     name = models.CharField(max_length=100, blank=True)
     priority = models.PositiveSmallIntegerField(
         default=0, help_text="Failover order: the lowest is tried first.")

@@ -42,7 +42,8 @@ class PushToken(TimeStampedModel):
 
     contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="push_tokens")
     token = models.CharField(max_length=512)
-    provider = models.CharField(max_length=16, help_text="expo or fcm, from the token's shape.")
+    provider = models.CharField("push service", max_length=16,
+                                help_text="Expo or FCM, from the token's shape.")
 
     class Meta:
         constraints = [

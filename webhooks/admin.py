@@ -1,13 +1,18 @@
-"""Admin for customer webhooks: endpoints (attempt log, reveal/rotate secret, test event),
-messages (resend) and attempts. Actions call the same services as the REST API. A signing
-secret is shown on a page of its own (``accounts.admin.shown_once_response``), never in a
-message: those live in a cookie or the session, in clear."""
+"""Admin for customer webhooks: endpoints (attempt log, rotate secret, test event), messages
+(resend) and attempts, in staff's words: event types by what happened ("Delivered") with the
+developer's id beside it, each attempt by its own outcome ("HTTP 500 · 120 ms · failed").
+Actions call the same services as the REST API.
+
+A signing secret is stored encrypted and shown once: at creation and at each rotation, on a
+page of its own (``accounts.admin.shown_once_response``), never in a message (those live in a
+cookie or the session, in clear). There is no "reveal": an owner who lost it rotates it."""
 
 from datetime import timedelta
 
 from django import forms
 from django.contrib import admin, messages
 from django.http import HttpRequest, HttpResponse
+from django.urls import path
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from unfold import admin as unfold_admin
@@ -15,19 +20,63 @@ from unfold import admin as unfold_admin
 from accounts.admin import shown_once_response
 from accounts.admin_base import CAPABILITIES, AccountScopedAdmin, ScopedInline
 from common.errors import HeraldError
+from comms import wording
 from webhooks import catalogue, selectors, services
 from webhooks.models import Attempt, Endpoint, Message
+
+# What each event type means, in words; the id is what the receiver's code sees.
+EVENT_WORDS = {
+    "comms.sent": "Sent", "comms.failed": "Not sent (failed)", "comms.delivered": "Delivered",
+    "comms.deferred": "Delayed by the receiving server", "comms.opened": "Opened",
+    "comms.clicked": "Link clicked", "comms.bounced": "Bounced",
+    "comms.dropped": "Refused by the mail provider", "comms.spam_reported": "Reported as spam",
+    "comms.unsubscribed": "Unsubscribed",
+    "delivery.sent": "Sent", "delivery.delivered": "Delivered",
+    "delivery.failed": "Failed (any reason)", "delivery.bounced": "Bounced",
+    "delivery.complained": "Reported as spam",
+    "domain.verified": "Sender domain verified",
+    catalogue.TEST_EVENT: "Test event",
+}
+EVENT_GROUPS = [
+    ("Every step of a message (comms.* events)", catalogue.COMMS_EVENTS),
+    ("The outcome of a delivery (delivery.* events)", catalogue.DELIVERY_EVENTS),
+    ("Your account", catalogue.ACCOUNT_EVENTS),
+]
+
+
+def event_words(event_type: str) -> str:
+    return EVENT_WORDS.get(event_type, event_type)
+
+
+def _event_choice(event_type: str) -> str:
+    return format_html('{} <small class="text-font-subtle-light" style="opacity:.7">{}</small>',
+                       event_words(event_type), event_type)
+
+
+def attempt_outcome(attempt: Attempt) -> str:
+    """The attempt's own outcome, never its message's: "HTTP 500 · 120 ms · failed"."""
+    answer = f"HTTP {attempt.status_code}" if attempt.status_code else "No answer"
+    return f"{answer} · {attempt.duration_ms} ms · {'succeeded' if attempt.succeeded else 'failed'}"
 
 
 class EndpointForm(forms.ModelForm):
     enabled_events = forms.MultipleChoiceField(
-        choices=[(e, e) for e in catalogue.ALL_EVENTS], widget=forms.CheckboxSelectMultiple,
-        initial=list(catalogue.ALL_EVENTS))
+        label="Events to send",
+        choices=[(group, [(e, _event_choice(e)) for e in events])
+                 for group, events in EVENT_GROUPS],
+        widget=forms.CheckboxSelectMultiple, initial=list(catalogue.ALL_EVENTS),
+        help_text="The grey name beside each is the event's type, as your receiver sees it.")
 
     class Meta:
         model = Endpoint
         fields = ["account", "url", "description", "enabled_events", "include_test_events",
                   "is_active"]
+        labels = {"url": "Receiver URL", "is_active": "Sending",
+                  "include_test_events": "Include test-key (sandbox) events"}
+        help_texts = {"url": "Where Herald POSTs each event (https).",
+                      "is_active": "Untick to pause: events wait until you tick it again.",
+                      "include_test_events": "Sandbox rehearsals' events, marked as tests in "
+                                             "their payloads."}
 
     def clean(self):
         data = super().clean()
@@ -43,8 +92,12 @@ class EndpointForm(forms.ModelForm):
         return data
 
 
-SECRET_WARNING = ("Copy the signing secret now: it is shown once, on this page only. Your "
-                  "receiver verifies Herald's signatures with it.")
+SECRET_WARNING = ("Copy the signing secret now: Herald stores it encrypted and will not show "
+                  "it again (if it is lost, rotate it). Your receiver verifies Herald's "
+                  "signatures with it.")
+ROTATED_WARNING = ("Copy the new signing secret now: it is shown once. The old secret keeps "
+                   "signing beside it for 24 hours, time to put the new one in your "
+                   "receiver; then only the new one works.")
 
 
 def _report(modeladmin, request, run) -> None:
@@ -59,34 +112,74 @@ def _report(modeladmin, request, run) -> None:
 @admin.register(Endpoint)
 class EndpointAdmin(AccountScopedAdmin):
     form = EndpointForm
-    list_display = ["url", "account", "is_active", "include_test_events", "disabled_reason",
-                    "deleted_at", "created_at"]
+    list_display = ["url", "account", "state", "include_test_events", "created_at"]
     list_filter = ["is_active", "include_test_events", ("deleted_at", admin.EmptyFieldListFilter)]
     search_fields = ["url", "account__name", "id"]
-    readonly_fields = ["id", "disabled_reason", "disabled_at", "failing_since",
-                       "previous_secret_expires_at", "deleted_at", "created_at", "updated_at",
-                       "attempt_log"]
-    actions = ["reveal_secret", "rotate_secret", "send_test", "resend_failed_last_day"]
+    readonly_fields = ["state", "signing_secret", "created_at"]
+    actions = ["rotate_secret", "send_test", "resend_failed_last_day"]
     # The endpoint receives the account's events and its secret signs them: the owner's.
     change_roles = add_roles = delete_roles = CAPABILITIES["manage"]
+
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = [
+            (None, {"fields": ["account", "url", "description", "is_active"]}),
+            ("Events", {"fields": ["enabled_events", "include_test_events"]}),
+        ]
+        if obj is None:
+            return fieldsets
+        return [*fieldsets, ("State", {"fields": ["state", "signing_secret", "created_at"]})]
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        """Headed by whose endpoint it is; the latest attempts below the fields, full width
+        (change_form.html)."""
+        endpoint = self.get_object(request, object_id)
+        if endpoint is not None:
+            extra_context = {"title": f"Webhook endpoint of {endpoint.account.name}",
+                             "subtitle": f"{self.state(endpoint)} · {endpoint.url}",
+                             "attempt_log": self.attempt_log(endpoint), **(extra_context or {})}
+        return super().change_view(request, object_id, form_url, extra_context)
 
     def get_readonly_fields(self, request, obj=None):
         fields = list(super().get_readonly_fields(request, obj))
         return [*fields, "account"] if obj else fields
+
+    @admin.display(description="state")
+    def state(self, endpoint: Endpoint) -> str:
+        if endpoint.deleted_at:
+            return f"Deleted on {wording.moment(endpoint.deleted_at)}"
+        if not endpoint.is_active:
+            when = wording.moment(endpoint.disabled_at)
+            why = f": {endpoint.disabled_reason}" if endpoint.disabled_reason else ""
+            return f"Paused since {when}{why}" if when else f"Paused{why}"
+        if endpoint.failing_since:
+            return f"Sending; failing since {wording.moment(endpoint.failing_since)}"
+        return "Sending"
+
+    @admin.display(description="signing secret")
+    def signing_secret(self, endpoint: Endpoint) -> str:
+        text = ("Stored encrypted and shown only once. Lost it? “Rotate the signing secret” "
+                "shows a new one once.")
+        expires = endpoint.previous_secret_expires_at
+        if endpoint.previous_secret_encrypted and expires and expires > timezone.now():
+            text += f" The previous secret keeps signing until {wording.moment(expires)}."
+        return text
 
     @admin.display(description="Latest attempts")
     def attempt_log(self, endpoint: Endpoint) -> str:
         rows = selectors.endpoint_attempts(endpoint=endpoint, limit=25)
         if not rows:
             return "No attempts yet."
-        body = format_html_join("", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{} ms</td>"
-                                "<td>{}</td><td><code>{}</code></td></tr>", (
-            (a.created_at.strftime("%Y-%m-%d %H:%M:%S"), a.message.event_type,
-             a.status_code or "—", a.duration_ms, a.error, a.response_body[:200])
+        body = format_html_join("", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", (
+            (wording.moment(a.created_at), event_words(a.message.event_type),
+             attempt_outcome(a), (a.error or a.response_body)[:200])
             for a in rows))
-        return format_html("<table><tr><th>time</th><th>event</th><th>status</th>"
-                           "<th>duration</th><th>error</th><th>response</th></tr>{}</table>",
-                           body)
+        return format_html(
+            '<div class="herald-scroll" style="max-width:100%;overflow-x:auto">'
+            "<style>.herald-attempts th,.herald-attempts td{{padding:4px 16px 4px 0;"
+            "text-align:left;vertical-align:top}}</style>"
+            '<table class="herald-attempts" style="width:100%;min-width:36rem">'
+            "<thead><tr><th>When</th><th>Event</th><th>Outcome</th><th>What the receiver "
+            "said</th></tr></thead><tbody>{}</tbody></table></div>", body)
 
     def save_model(self, request, obj, form, change) -> None:
         data = form.cleaned_data
@@ -123,78 +216,138 @@ class EndpointAdmin(AccountScopedAdmin):
         for endpoint in queryset:
             services.endpoint_delete(endpoint=endpoint)
 
-    @admin.action(description="Reveal the signing secret", permissions=["manage"])
-    def reveal_secret(self, request, queryset) -> HttpResponse:
-        rows = [(endpoint.url, services.endpoint_secret_reveal(endpoint=endpoint))
-                for endpoint in queryset]
-        return shown_once_response(
-            request, self, title="Webhook signing secrets", rows=rows,
-            warning="Shown on this page only: copy what you need now. Anyone with a signing "
-                    "secret can forge Herald's webhooks to your receiver.")
+    # -- "Rotate the signing secret": an action and a button on the change page --------------
 
-    @admin.action(description="Rotate the signing secret (old one signs 24 h more)",
+    def get_urls(self):
+        return [path("<uuid:object_id>/rotate-secret/",
+                     self.scoped_view(self.rotate_view, post="manage"),
+                     name="webhooks_endpoint_rotate_secret"), *super().get_urls()]
+
+    def rotate_view(self, request: HttpRequest, endpoint: Endpoint) -> HttpResponse:
+        return self._rotated(request, [endpoint])
+
+    def _rotated(self, request: HttpRequest, endpoints) -> HttpResponse:
+        rows = [(f"{endpoint.url} (new secret)",
+                 services.endpoint_secret_rotate(endpoint=endpoint)) for endpoint in endpoints]
+        return shown_once_response(request, self, title="New webhook signing secret",
+                                   rows=rows, warning=ROTATED_WARNING)
+
+    @admin.action(description="Rotate the signing secret (shows the new one once)",
                   permissions=["manage"])
     def rotate_secret(self, request, queryset) -> HttpResponse:
-        rows = [(f"{endpoint.url} (new; the old secret signs for 24 h more)",
-                 services.endpoint_secret_rotate(endpoint=endpoint)) for endpoint in queryset]
-        return shown_once_response(request, self, title="New webhook signing secrets",
-                                   rows=rows, warning=SECRET_WARNING)
+        return self._rotated(request, queryset)
 
     @admin.action(description="Send a test event", permissions=["operate"])
     def send_test(self, request, queryset) -> None:
         for endpoint in queryset:
             _report(self, request, lambda e=endpoint: (
-                f"Test event {services.endpoint_send_test(endpoint=e).webhook_id} queued."))
+                f"Queued a test event to {services.endpoint_send_test(endpoint=e).endpoint.url}; "
+                "its attempts show on the endpoint's page."))
 
     @admin.action(description="Resend failed messages of the last 24 h", permissions=["resend"])
     def resend_failed_last_day(self, request, queryset) -> None:
         since = timezone.now() - timedelta(days=1)
         for endpoint in queryset:
             _report(self, request, lambda e=endpoint: (
-                f"{e.url}: {services.messages_resend_failed(endpoint=e, since=since)} "
-                "failed message(s) queued again."))
+                f"Queued again for {e.url}: "
+                f"{services.messages_resend_failed(endpoint=e, since=since)} failed "
+                "message(s)."))
 
 
 class AttemptInline(ScopedInline, unfold_admin.TabularInline):
     model = Attempt
     extra = 0
     can_delete = False
-    fields = ["created_at", "status_code", "duration_ms", "error", "response_body", "succeeded"]
+    fields = ["when", "outcome", "said"]
     readonly_fields = fields
+    verbose_name_plural = "attempts"
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False
 
+    @admin.display(description="when")
+    def when(self, attempt: Attempt) -> str:
+        return wording.moment(attempt.created_at)
+
+    @admin.display(description="outcome")
+    def outcome(self, attempt: Attempt) -> str:
+        return attempt_outcome(attempt)
+
+    @admin.display(description="what the receiver said")
+    def said(self, attempt: Attempt) -> str:
+        return (attempt.error or attempt.response_body)[:200]
+
 
 @admin.register(Message)
 class MessageAdmin(AccountScopedAdmin):
-    list_display = ["webhook_id", "event_type", "endpoint", "status", "attempts",
-                    "next_attempt_at", "created_at"]
+    """One event sent (or to send) to the endpoint, with each attempt's own outcome."""
+
+    list_display = ["created", "event", "endpoint", "status", "attempts", "next_attempt_at"]
     list_filter = ["status", "event_type"]
     date_hierarchy = "created_at"
     search_fields = ["webhook_id", "endpoint__url", "payload"]
-    readonly_fields = [f.name for f in Message._meta.fields]
+    fieldsets = [
+        (None, {"fields": ["event", "endpoint", "status", "attempts", "created",
+                           "next_attempt_at", "succeeded_at", "last_error"]}),
+        ("What was sent", {"classes": ["collapse"],
+                           "fields": ["webhook_id", "event_type", "payload"]}),
+    ]
+    readonly_fields = [name for _, options in fieldsets for name in options["fields"]]
     inlines = [AttemptInline]
     actions = ["resend"]
+    ordering = ["-created_at"]
 
     def has_add_permission(self, request) -> bool:
         return False
+
+    @admin.display(description="created", ordering="created_at")
+    def created(self, message: Message) -> str:
+        return wording.moment(message.created_at)
+
+    @admin.display(description="event", ordering="event_type")
+    def event(self, message: Message) -> str:
+        return event_words(message.event_type)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        message = self.get_object(request, object_id)
+        if message is not None:
+            extra_context = {"title": f"“{event_words(message.event_type)}” event of "
+                                      f"{wording.moment(message.created_at)}",
+                             "subtitle": message.get_status_display(), **(extra_context or {})}
+        return super().change_view(request, object_id, form_url, extra_context)
 
     @admin.action(description="Resend the selected messages", permissions=["resend"])
     def resend(self, request, queryset) -> None:
         for message in queryset.select_related("endpoint"):
             _report(self, request, lambda m=message: (
-                f"{services.message_resend(message=m).webhook_id} queued again."))
+                f"Queued again: the “{event_words(services.message_resend(message=m).event_type)}"
+                f"” event of {wording.moment(m.created_at)}."))
 
 
 @admin.register(Attempt)
 class AttemptAdmin(AccountScopedAdmin):
+    """Each HTTP try by its own outcome (a 500 is a failed attempt, whatever became of its
+    message later)."""
+
     account_path = "endpoint__account"
-    list_display = ["created_at", "message", "endpoint", "status_code", "duration_ms",
-                    "succeeded"]
+    list_display = ["when", "event", "endpoint", "outcome", "succeeded"]
     list_filter = ["succeeded", "status_code"]
     search_fields = ["message__webhook_id", "url", "error"]
-    readonly_fields = [f.name for f in Attempt._meta.fields]
+    fields = ["when", "event", "endpoint", "url", "outcome", "error", "response_body"]
+    readonly_fields = fields
+    list_select_related = ["message", "endpoint"]
 
     def has_add_permission(self, request) -> bool:
         return False
+
+    @admin.display(description="when", ordering="created_at")
+    def when(self, attempt: Attempt) -> str:
+        return wording.moment(attempt.created_at)
+
+    @admin.display(description="event")
+    def event(self, attempt: Attempt) -> str:
+        return event_words(attempt.message.event_type)
+
+    @admin.display(description="outcome", ordering="status_code")
+    def outcome(self, attempt: Attempt) -> str:
+        return attempt_outcome(attempt)

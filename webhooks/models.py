@@ -45,10 +45,11 @@ class Message(TimeStampedModel):
     """One event to send to one endpoint; ``webhook_id`` (``msg_…``) is its Standard Webhooks id."""
 
     class Status(models.TextChoices):
-        PENDING = "pending"  # waiting for its (next) attempt
-        SENDING = "sending"  # claimed by a worker, HTTP request in flight
-        SUCCEEDED = "succeeded"  # the receiver answered 2xx
-        FAILED = "failed"  # retries exhausted, endpoint disabled or gone
+        PENDING = "pending", "Waiting to be sent"  # waiting for its (next) attempt
+        SENDING = "sending", "Being sent"  # claimed by a worker, HTTP request in flight
+        SUCCEEDED = "succeeded", "Received"  # the receiver answered 2xx
+        # retries exhausted, endpoint disabled or gone
+        FAILED = "failed", "Failed: no more tries"
 
     id = models.BigAutoField(primary_key=True)
     webhook_id = models.CharField(max_length=40, unique=True)
@@ -94,11 +95,11 @@ class Attempt(models.Model):
     endpoint = models.ForeignKey(Endpoint, on_delete=models.CASCADE, related_name="attempts")
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     url = models.CharField(max_length=2048)
-    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
-    duration_ms = models.PositiveIntegerField(default=0)
+    status_code = models.PositiveSmallIntegerField("HTTP status", null=True, blank=True)
+    duration_ms = models.PositiveIntegerField("duration (ms)", default=0)
     response_body = models.TextField(blank=True, help_text="The first KB of the response.")
     error = models.TextField(blank=True)
-    succeeded = models.BooleanField(default=False)
+    succeeded = models.BooleanField("this attempt succeeded", default=False)
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -19,6 +19,10 @@ from comms.providers.base import ProviderConfigurationError
 # Channel names as stored on Delivery.channel (spec 004's lower-case vocabulary).
 CHANNELS = ("email", "sms", "push", "inapp", "webhook", "slack", "discord", "telegram",
             "whatsapp")
+# Their names in words for staff (choice labels of every channel field).
+CHANNEL_LABELS = {"email": "Email", "sms": "SMS", "push": "Push notification",
+                  "inapp": "In-app", "webhook": "Webhook", "slack": "Slack",
+                  "discord": "Discord", "telegram": "Telegram", "whatsapp": "WhatsApp"}
 
 
 @dataclass(frozen=True)

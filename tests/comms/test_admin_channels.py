@@ -259,7 +259,7 @@ def test_dashboard_charts_ones_own_accounts_and_events(api, sandbox_api, other_a
     page = client.get(reverse("admin:comms_dashboard_changelist")).content.decode()
     assert "Account: Acme Events" in page and "Event: Spring Gala" in page
     assert "Their Gala" not in page and "Other Org" not in page
-    assert "<svg" in page and "1 failed" in page and "opened: <strong>1</strong>" in page
+    assert "<svg" in page and "1 failed" in page and "Opened: <strong>1</strong>" in page
 
 
 def test_an_owner_creates_a_key_shown_once_and_revokes_it(keys):

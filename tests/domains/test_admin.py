@@ -56,7 +56,7 @@ def test_changelist_and_change_page_show_records_flags_and_the_button(staff, dom
         assert record["host"] in html and record["data"] in html
     assert html.count("<td>✔</td>") == 1  # the one record published in the local DNS
     assert "Not verified by the provider yet" in html  # last result
-    assert "Found (Herald DNS check)" in html
+    assert "Published (Herald's DNS lookup)" in html
 
 
 def test_validate_now_button_verifies(staff, domain, sendgrid):
@@ -66,7 +66,8 @@ def test_validate_now_button_verifies(staff, domain, sendgrid):
     response = staff.post(f"/admin/domains/senderdomain/{domain.pk}/validate/", follow=True)
 
     assert response.status_code == 200
-    assert "verified and enabled" in response.content.decode()
+    assert "Checked mail.example.com: Verified by SendGrid; mail is sent from it" in (
+        response.content.decode())
     domain.refresh_from_db()
     assert domain.verified and domain.enabled and domain.last_checked_at
 
