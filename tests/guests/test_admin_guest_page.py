@@ -70,6 +70,8 @@ def test_the_guest_page_tells_the_bounce_in_plain_words_newest_first(api, live_s
     assert "We can't send to this address: it bounced on" in text
     assert "(the mailbox does not exist). Fix the address and resend." in text
     assert body["id"] not in text and '{"' not in text and "comms.bounced" not in text
+    # A button that would be refused is not offered: fixing the address is.
+    assert "Resend ticket" not in text and "Fix the email and resend" in text
 
 
 def test_sandbox_rehearsals_are_shown_apart_and_labelled(api, sandbox_api, live_sandbox,
@@ -91,6 +93,7 @@ def test_resend_from_the_guest_page_sends_again_and_says_so(api, live_sandbox, e
     body = guest(event_id, template_id, email="lost@example.com")
     api.post("/checkin/v1/api/guest", body)
     client = _member(api.keys)
+    assert "Resend ticket" in _text(_page(client, body["id"]))
     html, said = _post(client, "send_ticket", body["id"], django_capture_on_commit_callbacks)
     assert said == ["Ticket sent to lost@example.com: it is queued, and its history is below."]
     assert Delivery.objects.filter(owner_id=body["id"], mode="live").count() == 2
