@@ -169,8 +169,9 @@ def guests_csv_header(*, data: bytes) -> CsvHeader:
         samples: list[list[str]] = [[] for _ in names]
         for record, _ in zip(reader, range(50), strict=False):
             for index, value in enumerate(record[:len(names)]):
-                if value.strip() and len(samples[index]) < SAMPLES:
-                    samples[index].append(_stored(value.strip())[:60])
+                shown = _stored(value.strip())[:60]
+                if shown and len(samples[index]) < SAMPLES and shown not in samples[index]:
+                    samples[index].append(shown)
     except csv.Error as exc:
         raise ImportFileError(f"Line {reader.line_num}: not valid CSV ({exc}).") from None
     guess = _guess(names, samples)
