@@ -155,7 +155,7 @@ def bulk_send_detail(model_admin: AccountScopedAdmin, request: HttpRequest, even
                      job_id: uuid.UUID) -> HttpResponse:
     job = _job(event, job_id)
     return _page(model_admin, request, "bulk_send_detail.html", event,
-                 f"Sending “{job.template}”", job=job, mode=MODE_LABELS.get(job.mode, job.mode),
+                 f"Tickets: “{job.template}”", job=job, mode=MODE_LABELS.get(job.mode, job.mode),
                  progress=_progress(job), progress_url=_job_url(job, "_progress"),
                  all_deliveries=job_deliveries_url(job))
 
@@ -194,8 +194,8 @@ def event_sends(model_admin: AccountScopedAdmin, request: HttpRequest,
     sends = BulkSend.objects.filter(event=event).select_related("template")[:20]
     imports = GuestImport.objects.filter(event=event)[:20]
     return _page(model_admin, request, "sends.html", event, f"{event}: sends and imports",
-                 tab="sends", sends=[(job, bulk.bulk_send_progress(job=job), MODE_LABELS.get(
-                     job.mode, job.mode)) for job in sends], imports=imports)
+                 tab="sends", sends=[(job, _progress(job), MODE_LABELS.get(job.mode, job.mode))
+                                     for job in sends], imports=imports)
 
 
 def event_dashboard(model_admin: AccountScopedAdmin, request: HttpRequest,

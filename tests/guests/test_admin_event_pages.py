@@ -14,6 +14,7 @@ from accounts.models import Membership
 from accounts.services import account_create, membership_add
 from comms.models import Delivery
 from guests import bulk
+from guests.admin_views import job_deliveries_url
 from guests.models import BulkSend
 from guests.services import attendee_create, event_create
 from templates.services import template_create
@@ -195,7 +196,11 @@ def test_event_page_has_its_tabs_and_buttons_and_support_sees_no_buttons(
 
     sends = staff.get(reverse("admin:guests_event_sends", args=[event.pk]))
     assert sends.status_code == 200 and 'id="tabs-items"' in sends.content.decode()
-    assert "Ticket" in sends.content.decode() and "Done" in sends.content.decode()
+    html = sends.content.decode()
+    job = BulkSend.objects.get()
+    assert "Ticket" in html and "Done" in html
+    bounced = job_deliveries_url(job, "bounced").replace("&", "&amp;")
+    assert f'href="{bounced}">Bounced: 1</a>' in html
     deliveries = staff.get(reverse("admin:comms_delivery_changelist"),
                            {"attendee__event__id__exact": str(event.pk)})
     assert 'id="tabs-items"' in deliveries.content.decode()
@@ -232,4 +237,4 @@ def test_dashboard_counts_guests_not_rehearsals_and_links_each_figure(
             f"{guests}?event__id__exact={event.pk}&last_status=dropped"}
     html = page.content.decode()
     assert "1 guest never sent a ticket." in html
-    assert re.search(r'<svg id="chart"[^>]*viewBox="0 0 \d+ \d+"[^>]*width:100%', html)
+    assert re.search(r'<svg id="chart"[^>]*viewBox="-?\d+ 0 \d+ \d+"[^>]*width:100%', html)
