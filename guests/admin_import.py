@@ -57,7 +57,9 @@ def _mb(size: int) -> str:
 # --- import ---------------------------------------------------------------------------------
 
 class UploadForm(forms.Form):
-    file = forms.FileField(label="CSV file", error_messages={"empty": (
+    file = forms.FileField(label="CSV file", widget=forms.FileInput(attrs={
+        "accept": ".csv,.txt,text/csv", "class": "border border-base-200 rounded-default "
+        "px-3 py-2 w-full max-w-2xl cursor-pointer"}), error_messages={"empty": (
         "The file is empty: the first line must name the columns (for example email, "
         "firstName, lastName).")}, help_text=(
         "A CSV with a header line, separated by commas or semicolons, as a spreadsheet saves "
@@ -129,7 +131,8 @@ def import_upload(model_admin: AccountScopedAdmin, request: HttpRequest,
             event=event, user=request.user, filename=upload.name, data=form.data_bytes)
         return redirect(_import_url(guest_import))
     too_large = any(e.code == "too_large" for e in form.errors.as_data().get("file", []))
-    recent = GuestImport.objects.filter(event=event)[:10]
+    recent = [(item, STATUS_WORDS[item.status])
+              for item in GuestImport.objects.filter(event=event)[:10]]
     return _page(model_admin, request, "import_upload.html", event, "Import guests",
                  status=413 if too_large else 200, form=form, recent=recent,
                  max_size=_mb(settings.HERALD_IMPORT_MAX_BYTES))

@@ -91,6 +91,7 @@ FIELD_LABELS = {
 IGNORE = ""
 # OWASP's CSV injection list: a cell starting with one of these is read as a formula.
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_FORMULA_FIRST = frozenset(FORMULA_START)
 SAMPLES = 3  # values shown per column in the mapping step
 MAX_CELLS, MAX_CELL = 100, 1000  # a rejected row's cells kept for the rejected-rows CSV
 WARNING_LINES = 20  # lines named per warning
@@ -308,9 +309,13 @@ def _row(record: list[str], indexes: list[int | None], width: int, line: int,
     if guest_id in seen:
         problems.append(f"id: duplicate of line {seen[guest_id]}")
     _check_email(email, problems)
-    raw = (first_name, last_name, correlation_id, external_id or "")
-    texts = [_safe(value) for value in raw]
-    first_name, last_name, correlation_id, external = texts
+    external = external_id or ""
+    # Stripped already: of OWASP's list only = + - @ can still start a cell.
+    formula = (first_name[:1] in _FORMULA_FIRST or last_name[:1] in _FORMULA_FIRST
+               or correlation_id[:1] in _FORMULA_FIRST or external[:1] in _FORMULA_FIRST)
+    if formula:
+        first_name, last_name, correlation_id, external = map(
+            _safe, (first_name, last_name, correlation_id, external))
     for name, value in (("id", external), ("firstName", first_name),
                         ("lastName", last_name), ("email", email),
                         ("correlationId", correlation_id)):
@@ -320,7 +325,7 @@ def _row(record: list[str], indexes: list[int | None], width: int, line: int,
         return None, problems, False
     return GuestRow(line, guest_id, first_name, last_name, email,
                     correlation_id or external or None, external or None,
-                    not raw_id), [], list(raw) != texts
+                    not raw_id), [], formula
 
 
 def _safe(value: str) -> str:

@@ -127,6 +127,8 @@ def test_a_french_file_goes_through_the_mapping_step_and_imports_its_names(
     assert "Ignore this column" in html
     assert "Not imported: the column “Table” (no field chosen)." in html
     assert "Confirm" not in html  # the preview comes after the columns
+    upload = staff.get(reverse("admin:guests_event_import_upload", args=[event.pk]))
+    assert "Waiting for its columns to be confirmed" in upload.content.decode()
 
     fields = ("first_name", "last_name", "email", "")
     assert _map(staff, guest_import, capture, *fields).status_code == 302
