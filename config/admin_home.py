@@ -26,6 +26,7 @@ from comms.models import Delivery, Status
 from domains.models import SenderDomain
 from guests.models import Attendee, BulkSend, Event, GuestImport
 from templates.models import MessageTemplate
+from templates.services import TEST_SEND_CORRELATION
 from webhooks.models import Endpoint
 from webhooks.models import Message as WebhookMessage
 
@@ -158,7 +159,8 @@ def dashboard(request: HttpRequest, context: dict[str, Any]) -> dict[str, Any]:
     events = list(_scoped(request, Event.objects.all())
                   .annotate(guests=Count("attendees", filter=Q(attendees__mode=LIVE)))
                   .order_by("-starts_at", "-created_at")[:8])
-    deliveries = _scoped(request, Delivery.objects.filter(mode=LIVE, created_at__gte=today))
+    deliveries = _scoped(request, Delivery.objects.filter(mode=LIVE, created_at__gte=today)
+                         .exclude(correlation_id=TEST_SEND_CORRELATION))  # admin test sends
     counts = deliveries.aggregate(
         total=Count("id"),
         sent=Count("id", filter=Q(status__in=[Status.SENT, Status.DELIVERED, Status.OPENED,

@@ -254,3 +254,14 @@ def test_an_event_cannot_end_before_it_starts(staff, account):
     said = _event_add(staff, _event_form(account, ends_at_1="18:00:00"))
     assert "The event ends before it starts" in said.content.decode()
     assert not Event.objects.exists()
+
+
+def test_test_sends_count_in_no_live_figures(staff, account, ticket,
+                                             django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        staff.post(_send_test(ticket), {"to": "qa@agency.example"})
+    assert Delivery.objects.get().status == "sent"
+    home = staff.get(reverse("admin:index"))
+    assert home.context["today"]["total"] == 0 and home.context["today"]["sent"] == 0
+    dashboard = staff.get(reverse("admin:comms_dashboard_changelist")).content.decode()
+    assert "Account: Acme Events" not in dashboard
