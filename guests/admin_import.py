@@ -87,6 +87,7 @@ class MappingForm(forms.Form):
 
     def __init__(self, *args: Any, mapping: dict[str, Any], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.samples = mapping.get("samples", [])
         choices = [(imports.IGNORE, "Ignore this column"), *imports.FIELD_LABELS.items()]
         for index, name in enumerate(mapping.get("headers", [])):
             self.fields[f"column_{index}"] = forms.ChoiceField(
@@ -95,9 +96,8 @@ class MappingForm(forms.Form):
 
     def columns(self) -> list[dict[str, Any]]:
         """Each column's select with its sample values, for the template."""
-        samples = self.initial_mapping.get("samples", [])
-        return [{"field": self[f"column_{index}"], "samples": samples[index]}
-                for index in range(len(samples))]
+        return [{"field": self[f"column_{index}"], "samples": values}
+                for index, values in enumerate(self.samples)]
 
     def chosen(self) -> list[str]:
         return [self.cleaned_data[f"column_{index}"] for index in range(len(self.fields))]
@@ -117,9 +117,7 @@ class MappingForm(forms.Form):
 
 
 def _mapping_form(guest_import: GuestImport, data: Any = None) -> MappingForm:
-    form = MappingForm(data, mapping=guest_import.mapping)
-    form.initial_mapping = guest_import.mapping
-    return form
+    return MappingForm(data, mapping=guest_import.mapping or {})
 
 
 def import_upload(model_admin: AccountScopedAdmin, request: HttpRequest,

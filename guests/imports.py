@@ -553,8 +553,6 @@ def _existing(guest_import: GuestImport,
 def _warnings(parsed: ParsedFile) -> list[dict[str, Any]]:
     """What the preview warns about (the rows are valid and will be imported)."""
     warnings: list[dict[str, Any]] = []
-    if parsed.encoding != "utf-8":
-        warnings.append({"code": "encoding", "count": 0, "lines": []})
     for code, lines in (("formula", parsed.formulas), ("nameless", parsed.nameless)):
         if lines:
             warnings.append({"code": code, "count": len(lines), "lines": lines[:WARNING_LINES]})
@@ -580,8 +578,10 @@ def guest_import_warnings(*, guest_import: GuestImport,
     if fields and not {"first_name", "last_name"} & set(fields):
         texts.append("No name column: every guest would have a blank name (“Hello ,” in "
                      "their ticket). Choose the first and last name columns.")
-    if mapping.get("encoding", "utf-8") != "utf-8" and not guest_import.warnings:
-        texts.append(_WARNING_TEXTS["encoding"](0, ""))
+    if mapping.get("encoding", "utf-8") != "utf-8":
+        texts.append("The file is not UTF-8: Herald read it as Windows text (Western "
+                     "European). Check the accented names (é, ü, ñ); if they look wrong, save "
+                     "the file as “CSV UTF-8” and upload it again.")
     for warning in guest_import.warnings:
         lines = ", ".join(map(str, warning["lines"]))
         if warning["count"] > len(warning["lines"]):
@@ -591,9 +591,6 @@ def guest_import_warnings(*, guest_import: GuestImport,
 
 
 _WARNING_TEXTS = {
-    "encoding": lambda count, lines: (
-        "The file is not UTF-8: Herald read it as Windows text (Western European). Check the "
-        "accented names below (é, ü, ñ); if they look wrong, save the file as “CSV UTF-8”."),
     "formula": lambda count, lines: (
         f"{count} row{'s' if count > 1 else ''} had a cell that a spreadsheet would run as a "
         f"formula (it starts with =, +, - or @), line{'s' if count > 1 else ''} {lines}: "

@@ -312,6 +312,17 @@ def test_a_windows_file_is_read_as_such_with_a_warning(keys, event, staff,
     assert Attendee.objects.filter(first_name="René").exists()
 
 
+def test_only_a_file_with_no_utf8_text_is_read_as_windows_text():
+    windows = guests_csv_parse(account_id=PARSE_ACCOUNT, data=FRENCH.encode("cp1252"),
+                               fields=["first_name", "last_name", "email", ""])
+    assert windows.encoding == "cp1252" and windows.rows[1].first_name == "René"
+    mixed = FRENCH.encode() + "Zoë;Latin;zoe@example.com;3\n".encode("latin-1")
+    parsed = guests_csv_parse(account_id=PARSE_ACCOUNT, data=mixed,
+                              fields=["first_name", "last_name", "email", ""])
+    assert parsed.encoding == "utf-8" and parsed.rows[1].first_name == "René"
+    assert "not UTF-8" in parsed.errors[-1]["errors"][0]
+
+
 @pytest.mark.parametrize("data, message", [
     (b"", "The file is empty"),
     (b"\n\njane@example.com\n", "Line 1 is blank"),
