@@ -17,17 +17,19 @@ from comms.services import (
     message_row,
 )
 from guests.messages import event_context, guest_message
-from guests.models import Attendee, Event
+from guests.models import Attendee, Event, default_time_zone
 from guests.selectors import guest_create_checks
 
 
 def event_create(*, account: Account, name: str, id: uuid.UUID | None = None, venue: str = "",
-                 starts_at: datetime | None = None, ends_at: datetime | None = None) -> Event:
+                 starts_at: datetime | None = None, ends_at: datetime | None = None,
+                 time_zone: str | None = None) -> Event:
+    """``time_zone``: an IANA name (checked by the caller); by default the server's."""
     try:
         with transaction.atomic():
             return Event.objects.create(
                 id=id or uuid.uuid4(), account=account, name=name, venue=venue,
-                starts_at=starts_at, ends_at=ends_at,
+                starts_at=starts_at, ends_at=ends_at, time_zone=time_zone or default_time_zone(),
             )
     except IntegrityError:
         raise Conflict("id_conflict", "An event with this id already exists.") from None

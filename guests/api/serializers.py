@@ -4,7 +4,7 @@ from rest_framework import serializers
 from api.fields import Email, Guid, Str, StrictSerializer
 from common.times import iso
 from comms.models import Delivery, DeliveryEvent
-from guests.models import Attendee, Event
+from guests.models import Attendee, Event, time_zone_names
 
 
 class EventIn(StrictSerializer):
@@ -13,6 +13,14 @@ class EventIn(StrictSerializer):
     venue = Str(max_length=200, required=False, allow_blank=True, default="")
     startsAt = serializers.DateTimeField(required=False, allow_null=True, source="starts_at")
     endsAt = serializers.DateTimeField(required=False, allow_null=True, source="ends_at")
+    timeZone = Str(max_length=64, required=False, source="time_zone", help_text=(
+        "Where the event takes place, an IANA name such as Europe/London: messages show its "
+        "times in this zone. Default: the server's (UTC)."))
+
+    def validate_timeZone(self, value: str) -> str:
+        if value not in time_zone_names():
+            raise serializers.ValidationError("An IANA time zone name, such as Europe/London.")
+        return value
 
     def validate(self, attrs: dict) -> dict:
         starts, ends = attrs.get("starts_at"), attrs.get("ends_at")
@@ -24,11 +32,12 @@ class EventIn(StrictSerializer):
 class EventOut(serializers.ModelSerializer):
     startsAt = serializers.DateTimeField(source="starts_at", allow_null=True)
     endsAt = serializers.DateTimeField(source="ends_at", allow_null=True)
+    timeZone = serializers.CharField(source="time_zone")
     createdAt = serializers.DateTimeField(source="created_at")
 
     class Meta:
         model = Event
-        fields = ["id", "name", "venue", "startsAt", "endsAt", "createdAt"]
+        fields = ["id", "name", "venue", "startsAt", "endsAt", "timeZone", "createdAt"]
 
 
 class GuestIn(StrictSerializer):

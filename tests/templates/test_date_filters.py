@@ -70,9 +70,19 @@ def test_notification_event_templates_keep_their_payload_and_fallbacks():
     assert _render("{{missing | date}}", PARIS, fallback=True) == "date"
 
 
+def test_the_events_api_takes_and_shows_an_iana_time_zone(api, settings):
+    settings.TIME_ZONE = "UTC"
+    created = api.post("/checkin/v1/api/event", {"name": "Gala", "timeZone": "Europe/Paris"})
+    assert created.status_code == 201 and created.json()["timeZone"] == "Europe/Paris"
+    assert api.post("/checkin/v1/api/event", {"name": "Fair"}).json()["timeZone"] == "UTC"
+    refused = api.post("/checkin/v1/api/event", {"name": "Moon", "timeZone": "Mars/Olympus"})
+    assert refused.status_code == 400 and "timeZone" in refused.json()["fields"]
+    assert not Event.objects.filter(name="Moon").exists()
+
+
 def test_a_ticket_shows_the_event_time_in_the_event_zone(api):
-    event = api.post("/checkin/v1/api/event", {"name": "Gala", "startsAt": "2027-04-17T17:00:00Z"})
-    Event.objects.filter(id=event.json()["id"]).update(time_zone="Europe/Paris")
+    event = api.post("/checkin/v1/api/event", {"name": "Gala", "timeZone": "Europe/Paris",
+                                               "startsAt": "2027-04-17T17:00:00Z"})
     template = api.post("/comms/v1/api/comms/template", {
         "name": "Ticket", "subject": "{{ event.name }} on {{ event.startsAt|date }}",
         "textBody": "Doors at {{ event.startsAt|time }}, ends {{ event.endsAt }}.",
