@@ -104,10 +104,11 @@ def _guest_url(attendee: Attendee) -> str:
     return reverse("admin:guests_attendee_change", args=[attendee.pk])
 
 
-def _ticket(request: HttpRequest, attendee: Attendee) -> tuple[Any, str] | None:
+def _ticket(request: HttpRequest, attendee: Attendee, *,
+            quiet: bool = False) -> tuple[Any, str] | None:
     """The template and key mode to send: the guest's ticket (the template of their latest
     send, in its mode), else the template chosen on the page (in the mode that added the
-    guest). None, with a message, when there is nothing to send."""
+    guest). None when there is nothing to send (said in a message unless ``quiet``)."""
     deliveries = list(Delivery.objects.filter(attendee=attendee).order_by("-created_at")[:30])
     previous = ticket_delivery(deliveries)
     if previous is not None:
@@ -116,7 +117,8 @@ def _ticket(request: HttpRequest, attendee: Attendee) -> tuple[Any, str] | None:
         account_id=attendee.account_id, channel="email",
         pk=_uuid(request.POST.get("template"))).values_list("pk", flat=True).first()
     if chosen is None:
-        messages.error(request, "Choose the template to send as this guest's ticket.")
+        if not quiet:
+            messages.error(request, "Choose the template to send as this guest's ticket.")
         return None
     return chosen, attendee.mode
 
@@ -158,7 +160,7 @@ class FixEmailForm(forms.Form):
 
 def guest_fix_email(model_admin: Any, request: HttpRequest, attendee: Attendee) -> HttpResponse:
     """POST: correct the guest's email (a typo), recorded in the guest's history with who did
-    it, then resend the ticket to the new address."""
+    it, then resend the ticket to the new address (a guest never sent one: only the fix)."""
     form = FixEmailForm(request.POST)
     if not form.is_valid():
         messages.error(request, "Not changed: " + " ".join(form.errors.get("email", [])))
@@ -168,7 +170,7 @@ def guest_fix_email(model_admin: Any, request: HttpRequest, attendee: Attendee) 
         messages.error(request, f"Not changed: {old} is already this guest's address. Type "
                                 "the corrected one.")
         return redirect(_guest_url(attendee))
-    ticket = _ticket(request, attendee)
+    ticket = _ticket(request, attendee, quiet=True)
     attendee = attendee_email_fix(attendee=attendee, email=new)
     model_admin.log_change(request, attendee, f"Email corrected from {old} to {new}.")
     messages.success(request, f"Email corrected: {old} → {new}.")

@@ -112,15 +112,14 @@ def tone(status: str | None) -> str:
 
 @admin.register(Attendee)
 class AttendeeAdmin(AccountScopedAdmin):
-    list_display = ["guest", "email", "event", "last_ticket", "correlation_id", "added_by",
-                    "created_at"]
+    list_display = ["guest", "email", "event", "last_ticket", "order_reference", "added_by",
+                    "added"]
     list_display_links = ["guest"]
     list_filter = ["event", LastDeliveryStatus, LastSandboxDeliveryStatus,
                    ("mode", AddedByFilter)]
     search_fields = ["first_name", "last_name", "email", "correlation_id"]
     search_help_text = "Name, email or order reference"
     list_select_related = ["event"]
-    raw_id_fields = ["event"]
     actions = [resend_attendees]
     ordering = ["-created_at"]
     change_form_outer_before_template = "admin/guests/attendee/guest_page.html"
@@ -174,6 +173,17 @@ class AttendeeAdmin(AccountScopedAdmin):
     @admin.display(description="last ticket", ordering="ticket_status")
     def last_ticket(self, attendee: Attendee) -> str:
         return last_ticket_words(attendee)
+
+    @admin.display(description="order reference", ordering="correlation_id")
+    def order_reference(self, attendee: Attendee) -> str:
+        return attendee.correlation_id or "—"
+
+    @admin.display(description="added", ordering="created_at")
+    def added(self, attendee: Attendee) -> str:
+        return wording.moment(attendee.created_at)
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict | None = None):
+        return super().changelist_view(request, {"title": "Guests", **(extra_context or {})})
 
     @admin.display(description="added by", ordering="mode")
     def added_by(self, attendee: Attendee) -> str:

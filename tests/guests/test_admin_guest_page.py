@@ -82,7 +82,8 @@ def test_sandbox_rehearsals_are_shown_apart_and_labelled(api, sandbox_api, live_
     html = _page(_member(api.keys), body["id"])
     live, sandbox = html.split('id="sandbox-tickets"')
     assert "Sandbox rehearsals" in _text(live.split('id="live-tickets"')[1])
-    assert live.count("herald-ticket") == 1 and sandbox.count("herald-ticket") == 1
+    tickets = re.compile(r'class="[^"]*\bherald-ticket\b')
+    assert len(tickets.findall(live)) == 1 and len(tickets.findall(sandbox)) == 1
     assert "herald-sandbox" in sandbox and "herald-sandbox" not in live
     assert "Opened" in _text(sandbox) and "Opened" in _text(live)
 
@@ -163,6 +164,18 @@ def test_a_guest_never_sent_a_ticket_gets_a_first_one_of_the_chosen_template(
                     template=template_id)
     assert said == ["Ticket sent to new@example.com: it is queued, and its history is below."]
     assert Delivery.objects.get(owner_id=body["id"]).template_id is not None
+
+
+def test_fixing_the_email_of_a_guest_never_sent_a_ticket_sends_nothing(
+        api, live_sandbox, event_id, template_id, django_capture_on_commit_callbacks):
+    body = guest(event_id, email="nwe@example.com")
+    api.post("/checkin/v1/api/guest", body)
+    client = _member(api.keys)
+    assert "Fix the email and resend" not in _text(_page(client, body["id"]))
+    _, said = _post(client, "fix_email", body["id"], django_capture_on_commit_callbacks,
+                    email="new@example.com")
+    assert said == ["Email corrected: nwe@example.com → new@example.com."]
+    assert not Delivery.objects.filter(owner_id=body["id"]).exists()
 
 
 def test_without_any_template_the_page_explains_and_links_to_templates(api, event_id):
