@@ -226,9 +226,11 @@ class AttendeeAdmin(AccountScopedAdmin):
 
     def support_view(self, request: HttpRequest) -> HttpResponse:
         query = request.GET.get("q", "").strip()
-        found = guests_find(self.get_queryset(request), query) if query else None
-        if found is not None and len(found) == 1 and _exact(found[0], query):
-            return redirect(reverse("admin:guests_attendee_change", args=[found[0].pk]))
+        mine = self.get_queryset(request)
+        exact = guests_named(mine, query) if query else []
+        if len(exact) == 1:  # one guest has this very email or order reference: theirs
+            return redirect(reverse("admin:guests_attendee_change", args=[exact[0]]))
+        found = guests_find(mine, query) if query else None
         rows = [{
             "attendee": attendee, "name": self.guest(attendee),
             "url": reverse("admin:guests_attendee_change", args=[attendee.pk]),
@@ -257,9 +259,11 @@ def guests_find(queryset: QuerySet, query: str) -> list[Attendee]:
         .order_by("-created_at")[:SEARCH_LIMIT])
 
 
-def _exact(attendee: Attendee, query: str) -> bool:
-    """A search that names exactly this guest: their whole email or order reference."""
-    return query.lower() in {attendee.email.lower(), (attendee.correlation_id or "").lower()}
+def guests_named(queryset: QuerySet, query: str) -> list[Any]:
+    """The ids of the guests (of ``queryset``) whose whole email or order reference is
+    ``query`` (case-insensitive); two at most, enough to tell one from several."""
+    return list(queryset.filter(Q(email__iexact=query) | Q(correlation_id__iexact=query))
+                .order_by().values_list("pk", flat=True)[:2])
 
 
 # --- the guest's page: history and buttons ---------------------------------------------------

@@ -253,6 +253,13 @@ def test_support_search_finds_by_name_email_or_order_reference(api, live_sandbox
                 args=[Attendee.objects.get(email="bounce-bob@example.com").pk]))
     # A partial match of one guest is a list (it may not be the one support means).
     assert _search(client, "cleo").status_code == 200
+    # One whole email among partial matches of others: that guest (joann@ also contains it).
+    api.post("/checkin/v1/api/guest", guest(event_id, email="joann.lee@example.com"))
+    assert _search(client, "ann.lee@example.com")["Location"] == reverse(
+        "admin:guests_attendee_change", args=[ann.pk])
+    # Two guests with the same email (a person with two tickets): the list, to choose.
+    api.post("/checkin/v1/api/guest", guest(event_id, email="cleo@example.org"))
+    assert "2 guests found" in _text(_search(client, "cleo@example.org").content.decode())
 
 
 def test_support_search_never_shows_another_accounts_guests(api, other_api, live_sandbox,
