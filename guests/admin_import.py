@@ -205,8 +205,9 @@ def _mapping_page(model_admin: AccountScopedAdmin, request: HttpRequest, event: 
                   guest_import: GuestImport, form: MappingForm) -> HttpResponse:
     return _page(model_admin, request, "import_mapping.html", event, "Which column is which?",
                  guest_import=guest_import, form=form,
-                 warnings=imports.guest_import_warnings(guest_import=guest_import,
-                                                        fields=form.submitted()))
+                 warnings=imports.guest_import_warnings(
+                     guest_import=guest_import, fields=form.submitted(),
+                     refused=bool(form.is_bound and form.errors)))
 
 
 def _columns_used(guest_import: GuestImport) -> list[tuple[str, str]]:

@@ -559,10 +559,11 @@ def _warnings(parsed: ParsedFile) -> list[dict[str, Any]]:
     return warnings
 
 
-def guest_import_warnings(*, guest_import: GuestImport,
-                          fields: list[str] | None = None) -> list[str]:
-    """The warnings of the mapping step and the preview, in words: columns not used, no name
-    column, the encoding, formula-looking cells and rows without a name."""
+def guest_import_warnings(*, guest_import: GuestImport, fields: list[str] | None = None,
+                          refused: bool = False) -> list[str]:
+    """The warnings of the mapping step and the preview, in words: columns not used, no email
+    column (unless ``refused``: the form's error says it), no name column, the encoding,
+    formula-looking cells and rows without a name."""
     mapping = guest_import.mapping or {}
     headers = mapping.get("headers", [])
     fields = fields if fields is not None else mapping.get("fields") or []
@@ -572,7 +573,7 @@ def guest_import_warnings(*, guest_import: GuestImport,
     if unused:
         texts.append(f"Not imported: the column{'s' if len(unused) > 1 else ''} "
                      f"{', '.join(f'“{name}”' for name in unused)} (no field chosen).")
-    if fields and "email" not in fields:
+    if fields and "email" not in fields and not refused:
         texts.append("No column holds the email addresses: choose it, or the file cannot be "
                      "imported.")
     if fields and not {"first_name", "last_name"} & set(fields):

@@ -71,6 +71,18 @@ def test_coordinator_imports_a_french_csv_through_the_mapping_step(page):
     assert "Not imported: the column “Table”" in warnings
     assert "Herald read it as Windows text" in warnings  # the file is not UTF-8
     _fits(page, "import-mapping")
+
+    # A slip (the email column ignored) is refused in words, the choice kept to correct.
+    page.select_option("#id_column_2", "")
+    page.click('input[name="_mapping"]')
+    page.wait_for_selector("#mapping-errors")
+    assert "Choose the column that holds the email addresses" in page.inner_text(
+        "#mapping-errors")
+    assert "No column holds" not in page.inner_text("#mapping-warnings")  # said once
+    assert "Not imported: the columns “E-mail”, “Table”" in page.inner_text("#mapping-warnings")
+    assert page.input_value("#id_column_0") == "first_name"
+    _fits(page, "import-mapping-error")
+    page.select_option("#id_column_2", "email")  # (the slip and its fix are not counted)
     page.click('input[name="_mapping"]')
     clicks += 1
 
