@@ -9,6 +9,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 from django.utils.timezone import localtime
 
 from accounts.admin_base import AccountScopedAdmin
@@ -191,12 +192,62 @@ class GuestImportAdmin(JobAdmin):
 
 @admin.register(BulkSend)
 class BulkSendAdmin(JobAdmin):
+    """Every send of the user's events, newest first: its state from its deliveries (not the
+    job's status, which only says whether they exist) and its outcome in words, each a link
+    to those deliveries."""
+
     page_url = "admin:guests_event_send"
-    list_display = ["created_at", "event", "template", "audience", "mode", "status", "total",
-                    "queued", "skipped_failed", "skipped_suppressed", "page"]
-    list_filter = ["mode", "status"]
+    list_display = ["started", "event", "template", "guests", "mode_label", "state", "queued",
+                    "skipped", "outcome"]
+    list_display_links = None
+    list_filter = ["mode"]
     list_select_related = ["event", "template"]
+    list_per_page = 50
     readonly_fields = ["page"]
+
+    def changelist_view(self, request, extra_context=None):
+        """The listed sends' deliveries counted in one query, set on each listed job."""
+        response = super().changelist_view(request, extra_context)
+        cl = (getattr(response, "context_data", None) or {}).get("cl")
+        if cl is not None:
+            jobs = list(cl.result_list)
+            statuses = bulk.bulk_send_statuses_many(jobs=jobs)
+            for job in jobs:
+                job.progress = admin_views.send_progress(job, statuses[job.pk])
+        return response
+
+    def _progress_of(self, job: BulkSend) -> dict[str, Any]:
+        if getattr(job, "progress", None) is None:
+            job.progress = admin_views.send_progress(job)
+        return job.progress
+
+    @admin.display(description="started", ordering="created_at")
+    def started(self, job: BulkSend) -> str:
+        return format_html(LINK, reverse(self.page_url, args=[job.event_id, job.pk]),
+                           date_format(localtime(job.created_at), "j M Y, H:i"))
+
+    @admin.display(description="guests", ordering="audience")
+    def guests(self, job: BulkSend) -> str:
+        return job.get_audience_display()
+
+    @admin.display(description="mode", ordering="mode")
+    def mode_label(self, job: BulkSend) -> str:
+        return admin_views.MODE_LABELS.get(job.mode, job.mode)
+
+    @admin.display(description="progress")
+    def state(self, job: BulkSend) -> str:
+        return self._progress_of(job)["state"]
+
+    @admin.display(description="skipped")
+    def skipped(self, job: BulkSend) -> int:
+        return job.skipped_failed + job.skipped_suppressed
+
+    @admin.display(description="outcome")
+    def outcome(self, job: BulkSend) -> str:
+        rows = self._progress_of(job)["rows"]
+        links = format_html_join(mark_safe("<br>"), LINK.replace("{}</a>", "{}: {}</a>"), (
+            (row["url"], row["label"], row["count"]) for row in rows))
+        return links or self.get_empty_value_display()
 
 
 # --- what check-in adds to the engine's delivery pages ------------------------------------

@@ -156,22 +156,28 @@ def bulk_send_detail(model_admin: AccountScopedAdmin, request: HttpRequest, even
     job = _job(event, job_id)
     return _page(model_admin, request, "bulk_send_detail.html", event,
                  f"Tickets: “{job.template}”", job=job, mode=MODE_LABELS.get(job.mode, job.mode),
-                 progress=_progress(job), progress_url=_job_url(job, "_progress"),
+                 progress=send_progress(job), progress_url=_job_url(job, "_progress"),
                  all_deliveries=job_deliveries_url(job))
 
 
 def bulk_send_progress(model_admin: AccountScopedAdmin, request: HttpRequest, event: Event,
                        job_id: uuid.UUID) -> JsonResponse:
-    return JsonResponse(_progress(_job(event, job_id)))
+    return JsonResponse(send_progress(_job(event, job_id)))
 
 
-def _progress(job: BulkSend) -> dict[str, Any]:
+def progress_state(job: BulkSend, progress: dict[str, Any]) -> str:
+    """A send's state in words: the job's status says only whether its deliveries exist."""
+    if job.status == BulkSend.Status.FAILED:
+        return "Stopped"
+    return "Done" if progress["finished"] else "Sending…"
+
+
+def send_progress(job: BulkSend, statuses: dict[str, int] | None = None) -> dict[str, Any]:
     """``bulk.bulk_send_progress`` with, per status, the link to the job's deliveries in it."""
-    progress = bulk.bulk_send_progress(job=job)
+    progress = bulk.bulk_send_progress(job=job, statuses=statuses)
     for row in progress["rows"]:
         row["url"] = job_deliveries_url(job, row["status"])
-    progress["state"] = ("Stopped" if job.status == BulkSend.Status.FAILED
-                         else "Done" if progress["finished"] else "Sending…")
+    progress["state"] = progress_state(job, progress)
     return progress
 
 
@@ -191,11 +197,13 @@ def job_deliveries_url(job: BulkSend, status: str | None = None) -> str:
 def event_sends(model_admin: AccountScopedAdmin, request: HttpRequest,
                 event: Event) -> HttpResponse:
     """The event's bulk sends and guest imports, newest first, each linking to its page."""
-    sends = BulkSend.objects.filter(event=event).select_related("template")[:20]
+    sends = list(BulkSend.objects.filter(event=event).select_related("template")[:20])
+    statuses = bulk.bulk_send_statuses_many(jobs=sends)
     imports = GuestImport.objects.filter(event=event)[:20]
     return _page(model_admin, request, "sends.html", event, f"{event}: sends and imports",
-                 tab="sends", sends=[(job, _progress(job), MODE_LABELS.get(job.mode, job.mode))
-                                     for job in sends], imports=imports)
+                 tab="sends", imports=imports, sends=[
+                     (job, send_progress(job, statuses[job.pk]),
+                      MODE_LABELS.get(job.mode, job.mode)) for job in sends])
 
 
 def event_dashboard(model_admin: AccountScopedAdmin, request: HttpRequest,

@@ -238,3 +238,38 @@ def test_dashboard_counts_guests_not_rehearsals_and_links_each_figure(
     html = page.content.decode()
     assert "1 guest never sent a ticket." in html
     assert re.search(r'<svg id="chart"[^>]*viewBox="-?\d+ 0 \d+ \d+"[^>]*width:100%', html)
+
+
+def test_sends_list_says_sending_until_every_ticket_left_and_links_each_outcome(
+        keys, event, ticket, live_sandbox, django_capture_on_commit_callbacks):
+    capture = django_capture_on_commit_callbacks
+    _guests(keys, event, ["a@example.com", "bounce-b@example.com"])
+    sent = bulk_send_done(event.pk, ticket.pk, audience="all", mode="live", capture=capture)
+    with capture(execute=False):  # its deliveries exist, no worker has sent them yet
+        waiting, _ = bulk.bulk_send_create(event=event, template_id=ticket.pk, audience="all",
+                                           mode="test", token=uuid.uuid4(), user=None)
+        bulk.bulk_send_run(job_id=waiting.pk)
+    client = _member(keys.account, "stella")
+    response = client.get(reverse("admin:guests_bulksend_changelist"))
+    html = response.content.decode()
+    rows = {job.pk: job.progress for job in response.context["cl"].result_list}
+    waiting.refresh_from_db()
+    assert waiting.status == "done" and waiting.queued  # the job's own word …
+    assert rows[waiting.pk]["state"] == "Sending…"  # … is not what the list says
+    assert rows[sent.pk]["state"] == "Done"
+    assert rows[waiting.pk]["statuses"] == {"queued": waiting.queued}
+    bounced = job_deliveries_url(sent, "bounced").replace("&", "&amp;")
+    assert f'href="{bounced}">Bounced: 1</a>' in html
+    assert "sandbox rehearsal" in html and ">open<" not in html
+
+
+def test_a_send_queued_before_deliveries_named_their_send_is_counted_by_its_time_window(
+        keys, event, ticket, live_sandbox, django_capture_on_commit_callbacks):
+    _guests(keys, event, ["a@example.com", "bounce-b@example.com"])
+    job = bulk_send_done(event.pk, ticket.pk, audience="all", mode="live",
+                         capture=django_capture_on_commit_callbacks)
+    # As a job queued before deliveries carried its id: their refs without it.
+    Delivery.objects.update(refs={"attendeeId": "x", "eventId": str(event.pk)})
+    assert bulk.bulk_send_statuses(job=job) == {"opened": 1, "bounced": 1}
+    assert bulk.bulk_send_statuses_many(jobs=[job]) == {job.pk: {"opened": 1, "bounced": 1}}
+    assert bulk.bulk_send_progress(job=job)["finished"]
