@@ -22,7 +22,7 @@ from common.errors import HeraldError
 from comms import wording
 from comms.models import FAILURES, Delivery, DeliveryEvent, Status, Suppression
 from comms.selectors import suppression_modes, suppressions_active
-from guests import admin_actions, admin_views
+from guests import admin_actions
 from guests.admin_actions import resend_attendees
 from guests.models import Attendee
 from guests.sending import previous_send_check
@@ -187,7 +187,7 @@ class AttendeeAdmin(AccountScopedAdmin):
 
     @admin.display(description="added by", ordering="mode")
     def added_by(self, attendee: Attendee) -> str:
-        return admin_views.MODE_LABELS.get(attendee.mode, attendee.mode)
+        return admin_actions.MODE_WORDS.get(attendee.mode, attendee.mode)
 
     # --- the guest's page -------------------------------------------------------------------
 
@@ -218,8 +218,7 @@ class AttendeeAdmin(AccountScopedAdmin):
                            change: bool = False, form_url: str = "",
                            obj: Attendee | None = None) -> HttpResponse:
         if obj is not None:
-            context.update(guest_page(request, obj, can_send=self.has_resend_permission(
-                request, obj)))
+            context.update(guest_page(obj, can_send=self.has_resend_permission(request, obj)))
         return super().render_change_form(request, context, add, change, form_url, obj)
 
     # --- Support search ---------------------------------------------------------------------
@@ -293,7 +292,7 @@ class Ticket:
     entries: list[Entry] = field(default_factory=list)
 
 
-def guest_page(request: HttpRequest, attendee: Attendee, *, can_send: bool) -> dict[str, Any]:
+def guest_page(attendee: Attendee, *, can_send: bool) -> dict[str, Any]:
     """What the guest's page shows above the guest's form."""
     deliveries = list(Delivery.objects.filter(attendee=attendee).select_related("template")
                       .prefetch_related("events").order_by("-created_at")[:30])
@@ -307,7 +306,7 @@ def guest_page(request: HttpRequest, attendee: Attendee, *, can_send: bool) -> d
             "name": name or "—", "email": attendee.email, "event": attendee.event,
             "event_url": reverse("admin:guests_event_change", args=[attendee.event_id]),
             "reference": attendee.correlation_id or "—",
-            "added_by": admin_views.MODE_LABELS.get(attendee.mode, attendee.mode),
+            "added_by": admin_actions.MODE_WORDS.get(attendee.mode, attendee.mode),
             "added_at": wording.moment(attendee.created_at),
         },
         "live_tickets": [t for t in tickets if not t.sandbox],
@@ -387,7 +386,7 @@ def send_plan(attendee: Attendee, deliveries: list[Delivery]) -> SendPlan:
         account_id=attendee.account_id, channel="email", event__isnull=True).order_by("name"))
     return SendPlan(
         resend=previous is not None, template=template, mode=mode,
-        mode_label=admin_views.MODE_LABELS.get(mode, mode), refusal=refusal,
+        mode_label=admin_actions.MODE_WORDS.get(mode, mode), refusal=refusal,
         suppressed=wording.suppression_words(reason=suppression.reason,
                                              since=suppression.created_at) if suppression else "",
         templates=templates,
