@@ -111,7 +111,7 @@ class SenderDomainAdmin(AccountScopedAdmin):
                            "enabled"]}),
         ("DNS check", {"fields": ["dns_checked", "result", "next_check"]}),
         ("Technical details", {"classes": ["collapse"], "fields": [
-            "provider_id", "check_attempts", "give_up_at", "created_at", "updated_at"]}),
+            "service_id", "check_attempts", "give_up_at", "created_at", "updated_at"]}),
     ]
     readonly = [name for _, options in fieldsets for name in options["fields"]]
 
@@ -155,6 +155,10 @@ class SenderDomainAdmin(AccountScopedAdmin):
         if obj.provider == "dev":
             return DEV_NOTE
         return SERVICE_NAMES.get(obj.provider, obj.provider)
+
+    @admin.display(description="the mail service's id for it")
+    def service_id(self, obj: SenderDomain) -> str:
+        return obj.provider_id
 
     @admin.display(description="DNS checked at")
     def dns_checked(self, obj: SenderDomain) -> str:

@@ -12,7 +12,7 @@ from datetime import timedelta
 from django import forms
 from django.contrib import admin, messages
 from django.http import HttpRequest, HttpResponse
-from django.urls import path
+from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from unfold import admin as unfold_admin
@@ -287,7 +287,7 @@ class MessageAdmin(AccountScopedAdmin):
     date_hierarchy = "created_at"
     search_fields = ["webhook_id", "endpoint__url", "payload"]
     fieldsets = [
-        (None, {"fields": ["event", "endpoint", "status", "attempts", "created",
+        (None, {"fields": ["event", "receiver", "status", "attempts", "created",
                            "next_attempt_at", "succeeded_at", "last_error"]}),
         ("What was sent", {"classes": ["collapse"],
                            "fields": ["webhook_id", "event_type", "payload"]}),
@@ -300,9 +300,18 @@ class MessageAdmin(AccountScopedAdmin):
     def has_add_permission(self, request) -> bool:
         return False
 
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False  # a record of what was sent: read and resent, never edited
+
     @admin.display(description="created", ordering="created_at")
     def created(self, message: Message) -> str:
         return wording.moment(message.created_at)
+
+    @admin.display(description="endpoint")
+    def receiver(self, message: Message) -> str:
+        url = reverse("admin:webhooks_endpoint_change", args=[message.endpoint_id])
+        return format_html('<a href="{}" style="word-break:break-all">{}</a>', url,
+                           message.endpoint.url)
 
     @admin.display(description="event", ordering="event_type")
     def event(self, message: Message) -> str:
@@ -338,6 +347,9 @@ class AttemptAdmin(AccountScopedAdmin):
     list_select_related = ["message", "endpoint"]
 
     def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
         return False
 
     @admin.display(description="when", ordering="created_at")

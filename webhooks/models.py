@@ -84,7 +84,8 @@ class Message(TimeStampedModel):
         ]
 
     def __str__(self) -> str:
-        return f"{self.webhook_id} {self.event_type} ({self.status})"
+        # Not its status: shown beside its attempts, a "(succeeded)" read as theirs.
+        return f"{self.event_type} {self.webhook_id}"
 
 
 class Attempt(models.Model):
@@ -105,4 +106,6 @@ class Attempt(models.Model):
         ordering = ["-created_at", "-id"]
 
     def __str__(self) -> str:
-        return f"{self.message_id} → {self.status_code or self.error[:40]}"
+        """This attempt's own outcome: "HTTP 500 · failed", "No answer · failed"."""
+        answer = f"HTTP {self.status_code}" if self.status_code else "No answer"
+        return f"{answer} · {'succeeded' if self.succeeded else 'failed'}"
