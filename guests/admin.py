@@ -197,7 +197,7 @@ class BulkSendAdmin(JobAdmin):
     to those deliveries."""
 
     page_url = "admin:guests_event_send"
-    list_display = ["started", "event", "template", "guests", "mode_label", "state", "queued",
+    list_display = ["started", "event", "template", "guests", "mode_label", "state", "tickets",
                     "skipped", "outcome"]
     list_display_links = None
     list_filter = ["mode"]
@@ -207,7 +207,9 @@ class BulkSendAdmin(JobAdmin):
 
     def changelist_view(self, request, extra_context=None):
         """The listed sends' deliveries counted in one query, set on each listed job."""
-        response = super().changelist_view(request, extra_context)
+        response = super().changelist_view(request, {
+            "title": "Ticket sends", "subtitle": "Newest first; progress and outcome count "
+            "each send's own tickets.", **(extra_context or {})})
         cl = (getattr(response, "context_data", None) or {}).get("cl")
         if cl is not None:
             jobs = list(cl.result_list)
@@ -237,6 +239,10 @@ class BulkSendAdmin(JobAdmin):
     @admin.display(description="progress")
     def state(self, job: BulkSend) -> str:
         return self._progress_of(job)["state"]
+
+    @admin.display(description="tickets", ordering="queued")
+    def tickets(self, job: BulkSend) -> int:
+        return job.queued
 
     @admin.display(description="skipped")
     def skipped(self, job: BulkSend) -> int:
