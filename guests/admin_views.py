@@ -89,13 +89,18 @@ class BulkSendForm(forms.Form):
                                  initial=BulkSend.Audience.ALL, widget=UnfoldAdminRadioSelectWidget)
     mode = forms.ChoiceField(label="Send", choices=[
         (Delivery.Mode.LIVE, "For real: the guests receive it"),
-        (Delivery.Mode.TEST, "Rehearsal in the sandbox: nothing reaches an inbox"),
+        (Delivery.Mode.TEST, "Rehearsal: nothing reaches an inbox"),
     ], initial=Delivery.Mode.LIVE, widget=UnfoldAdminRadioSelectWidget)
     token = forms.UUIDField(required=False, widget=forms.HiddenInput)
 
     def __init__(self, *args: Any, event: Event, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["template"].queryset = bulk.bulk_send_templates(event=event)
+        templates = bulk.bulk_send_templates(event=event)
+        self.fields["template"].queryset = templates
+        if "template" not in self.initial:  # the one the event was last sent, or the only one
+            last = BulkSend.objects.filter(event=event).values_list("template", flat=True)
+            only = list(templates.values_list("pk", flat=True)[:2])
+            self.initial["template"] = last.first() or (only[0] if len(only) == 1 else None)
 
 
 def bulk_send_form(model_admin: AccountScopedAdmin, request: HttpRequest,

@@ -273,3 +273,20 @@ def test_a_send_queued_before_deliveries_named_their_send_is_counted_by_its_time
     assert bulk.bulk_send_statuses(job=job) == {"opened": 1, "bounced": 1}
     assert bulk.bulk_send_statuses_many(jobs=[job]) == {job.pk: {"opened": 1, "bounced": 1}}
     assert bulk.bulk_send_progress(job=job)["finished"]
+
+
+def test_send_form_offers_the_template_the_event_was_last_sent_or_the_only_one(
+        keys, event, ticket, django_capture_on_commit_callbacks):
+    client = _member(keys.account, "stella")
+    url = reverse("admin:guests_event_send_form", args=[event.pk])
+
+    def chosen() -> object:
+        return client.get(url).context["form"]["template"].value()
+
+    assert chosen() == ticket.pk  # the account's only email template
+    reminder = template_create(account=keys.account, name="Reminder", subject="s", text_body="t")
+    assert chosen() is None  # two: the staff choose
+    _guests(keys, event, ["a@example.com"])
+    bulk_send_done(event.pk, reminder.pk, audience="all", mode="test",
+                   capture=django_capture_on_commit_callbacks)
+    assert chosen() == reminder.pk  # the one this event was last sent
