@@ -183,11 +183,23 @@ class JobAdmin(AccountScopedAdmin):
 
 @admin.register(GuestImport)
 class GuestImportAdmin(JobAdmin):
+    """Every guest import of the user's events, newest first, each linking to its page."""
+
     page_url = "admin:guests_event_import"
-    list_display = ["created_at", "event", "filename", "status", "total", "valid", "invalid",
-                    "imported", "skipped", "page"]
+    list_display = ["uploaded", "event", "filename", "status", "total", "valid", "invalid",
+                    "imported", "skipped"]
+    list_display_links = None
     exclude = ["errors", "preview"]
     readonly_fields = ["page"]
+
+    def changelist_view(self, request, extra_context=None):
+        return super().changelist_view(request, {"title": "Guest imports",
+                                                 **(extra_context or {})})
+
+    @admin.display(description="uploaded", ordering="created_at")
+    def uploaded(self, job: GuestImport) -> str:
+        return format_html(LINK, reverse(self.page_url, args=[job.event_id, job.pk]),
+                           date_format(localtime(job.created_at), "j M Y, H:i"))
 
 
 @admin.register(BulkSend)

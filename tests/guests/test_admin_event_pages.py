@@ -15,6 +15,7 @@ from accounts.services import account_create, membership_add
 from comms.models import Delivery
 from guests import bulk
 from guests.admin_views import job_deliveries_url
+from guests.imports import guest_import_create
 from guests.models import BulkSend
 from guests.services import attendee_create, event_create
 from templates.services import template_create
@@ -290,3 +291,15 @@ def test_send_form_offers_the_template_the_event_was_last_sent_or_the_only_one(
     bulk_send_done(event.pk, reminder.pk, audience="all", mode="test",
                    capture=django_capture_on_commit_callbacks)
     assert chosen() == reminder.pk  # the one this event was last sent
+
+
+def test_imports_list_links_each_import_to_its_page(keys, event,
+                                                     django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        upload = guest_import_create(event=event, user=None, filename="guests.csv",
+                                     data=b"firstName,lastName,email\nAda,Lovelace,a@example.com\n")
+    html = _member(keys.account, "stella").get(
+        reverse("admin:guests_guestimport_changelist")).content.decode()
+    page = reverse("admin:guests_event_import", args=[event.pk, upload.pk])
+    assert f'href="{page}"' in html and "guests.csv" in html
+    assert "Guest imports" in html and ">open<" not in html
