@@ -348,6 +348,8 @@ PAGE_OBJECTS = {  # URL name -> the URL's arguments from an account's objects
     "guests_attendee_send_ticket": lambda o: [o["event"].attendees.earliest("created_at").pk],
     "guests_attendee_fix_email": lambda o: [o["event"].attendees.earliest("created_at").pk],
     "guests_attendee_support": lambda o: [],  # Support search: of no one object
+    "templates_messagetemplate_send_test": lambda o: [
+        o["event"].account.templates.filter(event__isnull=True).get().pk],
     "webhooks_endpoint_rotate_secret": lambda o: [
         o["event"].account.webhook_endpoints.get(deleted_at__isnull=True).pk],
 }
