@@ -280,9 +280,10 @@ def test_support_search_never_shows_another_accounts_guests(api, other_api, live
         "admin:guests_attendee_change", args=[Attendee.objects.get(email="ann@example.com").pk])
 
 
-def test_support_search_needs_a_staff_login(client, db):
+def test_support_search_needs_a_staff_login_and_only_reads(client, keys):
     response = client.get(reverse("admin:guests_attendee_support"), {"q": "ann"})
     assert response.status_code == 302 and "/login/" in response["Location"]
+    assert _member(keys).post(reverse("admin:guests_attendee_support")).status_code == 405
 
 
 # --- the guest list --------------------------------------------------------------------------
@@ -302,3 +303,13 @@ def test_the_guest_list_says_the_last_ticket_in_words_and_links_each_row_to_the_
     assert "No ticket sent yet" in text and "Sandbox rehearsal: Opened" in text
     assert f'href="{reverse("admin:guests_attendee_change", args=[bounced["id"]])}' in html
     assert "Sandbox rehearsal" in text and "live" in text  # "Added by"
+    assert "Select attendee to change" not in text and "Order reference" in text
+    assert "order-2026-0042" in text and "Correlation id" not in text
+
+
+def test_staff_edit_the_guest_below_the_page_choosing_the_event_by_name(api, event_id):
+    body = guest(event_id, email="jane@example.com")
+    api.post("/checkin/v1/api/guest", body)
+    html = _page(_member(api.keys, "stella", Membership.Role.STAFF), body["id"])
+    assert re.search(r'<select name="event"[^>]*>.*Spring Gala', html, re.S)
+    assert "Details" in _text(html) and "Order reference" in _text(html)
