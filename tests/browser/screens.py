@@ -15,6 +15,16 @@ WIDTHS = {1440: 900, 390: 844}  # width: height (a laptop, a phone)
 
 # The page's width beyond the viewport (0 when it fits), in CSS pixels.
 OVERFLOW_JS = "() => document.documentElement.scrollWidth - window.innerWidth"
+# Unfold scrolls its main column inside the window at desktop widths, so a full-page
+# screenshot would stop at the window's height: the hidden height of the tallest scrolling
+# box, to grow the window by while the screenshot is taken.
+HIDDEN_HEIGHT_JS = """() => Math.max(0, ...[...document.querySelectorAll("body *")].filter((e) => {
+    const overflow = getComputedStyle(e).overflowY;
+    return (overflow === "auto" || overflow === "scroll") && e.clientHeight > 200;
+}).map((e) => e.scrollHeight - e.clientHeight))"""
+MAX_HEIGHT = 8000
+FOOTER = 120  # unfold's sticky bar of form buttons covers the column's last lines
+SETTLE_JS = "() => new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(done)))"
 
 
 def overflow(page) -> int:
@@ -37,9 +47,13 @@ def screenshot(page, name: str) -> dict[int, int]:
     for width, height in WIDTHS.items():
         page.set_viewport_size({"width": width, "height": height})
         # Let the layout settle after the resize (media queries, sidebar collapse).
-        page.evaluate("() => new Promise((done) => requestAnimationFrame(() => "
-                      "requestAnimationFrame(done)))")
+        page.evaluate(SETTLE_JS)
         overflows[width] = overflow(page)
+        hidden = page.evaluate(HIDDEN_HEIGHT_JS)
+        if hidden:
+            page.set_viewport_size({"width": width, "height": min(height + hidden + FOOTER,
+                                                             MAX_HEIGHT)})
+            page.evaluate(SETTLE_JS)
         page.screenshot(path=str(SCREENSHOTS / f"{name}-{width}.png"), full_page=True)
     if before:
         page.set_viewport_size(before)
