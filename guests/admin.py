@@ -118,6 +118,7 @@ class EventAdmin(AccountScopedAdmin):
     def changelist_view(self, request, extra_context=None):
         """The page's funnels in one query, set on the listed events."""
         response = super().changelist_view(request, {
+            "title": "Events",
             "subtitle": "Each guest counts once, by their latest live ticket; sandbox "
                         "rehearsals (test key) are not counted.", **(extra_context or {})})
         cl = (getattr(response, "context_data", None) or {}).get("cl")

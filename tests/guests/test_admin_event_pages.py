@@ -169,6 +169,7 @@ def test_event_list_counts_guests_once_by_their_latest_live_delivery(
     for header in ("Guests", "Sent", "Delivered", "Opened", "Bounced or failed"):
         assert re.search(rf"<th[^>]*>.*?{header}.*?</th>", html, re.S), header
     assert "BOUNCED / OR / FAILED" not in html and "live bounced_or_failed" not in html
+    assert "Select event to change" not in html and response.context["title"] == "Events"
 
     # The link's list is exactly the bounced guest (the guest list's own filter).
     listed = client.get(bounced.replace("&amp;", "&"))
