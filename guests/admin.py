@@ -13,7 +13,6 @@ from django.utils.safestring import mark_safe
 from django.utils.timezone import localtime
 
 from accounts.admin_base import AccountScopedAdmin
-from comms import wording
 from comms.admin import DashboardAdmin, DeliveryAdmin
 from comms.models import Dashboard, Delivery
 from comms.services import owner_type_id
@@ -139,17 +138,12 @@ LINK = '<a class="text-primary-600 dark:text-primary-500 font-medium" href="{}">
 
 
 def funnel_figure(event: Event, column: str) -> str:
-    """The column's guests: one link when one status makes it, else a link per status."""
-    parts = [(status, n) for status, n in _funnel(event).statuses.items()
-             if status in selectors.FUNNEL[column] and n]
-    if not parts:
+    """The column's guests, linked to them."""
+    funnel = _funnel(event)
+    count = funnel.count(column)
+    if not count:
         return "0"
-    if len(parts) == 1:
-        return format_html(LINK, admin_views.guests_url(event, parts[0][0]), parts[0][1])
-    return format_html("{} ({})", sum(n for _, n in parts), format_html_join(
-        ", ", LINK.replace("{}</a>", "{} {}</a>"), ((admin_views.guests_url(event, status), n,
-                                          wording.status_words(status).lower())
-                                         for status, n in parts)))
+    return format_html(LINK, admin_views.guests_url(event, funnel.present(column)), count)
 
 
 def _funnel(event: Event) -> selectors.GuestFunnel:

@@ -12,6 +12,7 @@ otherwise parse (and spool to disk) the whole multipart body first.
 """
 
 import uuid
+from collections.abc import Iterable
 from typing import Any
 
 from django import forms
@@ -72,11 +73,12 @@ def event_tabs(event: Event, active: str, on: str = "guests.event",
 EVENT_DELIVERIES = "attendee__event__id__exact"
 
 
-def guests_url(event: Event, status: str | None = None) -> str:
-    """The guest list of an event, of guests whose latest live delivery is in ``status``
-    (the guest list's "last live delivery status" filter)."""
+def guests_url(event: Event, statuses: Iterable[str] = ()) -> str:
+    """The guest list of an event, of guests whose latest live delivery is in one of
+    ``statuses`` (the guest list's "last live delivery status" filter)."""
     url = f"{reverse('admin:guests_attendee_changelist')}?event__id__exact={event.pk}"
-    return f"{url}&last_status={status}" if status else url
+    ordered = sorted(statuses, key=bulk.STATUS_ORDER.index)
+    return f"{url}&last_status={','.join(ordered)}" if ordered else url
 
 
 # --- bulk send ------------------------------------------------------------------------------
@@ -234,18 +236,15 @@ FUNNEL_TITLES = {"waiting": "Waiting", "sent": "Sent", "delivered": "Delivered",
 
 
 def funnel_cards(event: Event, funnel: selectors.GuestFunnel) -> list[dict[str, Any]]:
-    """The funnel's figures in words, each with the link to its guests (and, for a column
-    of several statuses, each status's own figure and link)."""
+    """The funnel's figures in words, each with the link to its guests; "Bounced or failed"
+    also each of its statuses with its own figure and link."""
     cards = [{"title": "Guests", "count": funnel.guests, "url": guests_url(event), "parts": []}]
     for column, title in FUNNEL_TITLES.items():
-        parts = [{"label": wording.status_words(status), "count": n,
-                  "url": guests_url(event, status)}
-                 for status, n in sorted(funnel.statuses.items(), key=_status_order)
-                 if status in selectors.FUNNEL[column]]
-        cards.append({"title": title, "count": sum(p["count"] for p in parts), "parts": parts,
-                      "url": parts[0]["url"] if len(parts) == 1 else None})
+        present = funnel.present(column)
+        parts = [] if column != "failed" else [
+            {"label": wording.status_words(status), "count": funnel.statuses[status],
+             "url": guests_url(event, [status])}
+            for status in sorted(present, key=bulk.STATUS_ORDER.index)]
+        cards.append({"title": title, "count": funnel.count(column), "parts": parts,
+                      "url": guests_url(event, present) if present else None})
     return cards
-
-
-def _status_order(item: tuple[str, int]) -> int:
-    return bulk.STATUS_ORDER.index(item[0])

@@ -11,7 +11,7 @@ from django.db import connection
 from django.db.models import Count, OuterRef, Q, Subquery
 
 from accounts.models import Account
-from comms.models import FAILURES, Delivery, Status
+from comms.models import Delivery, Status
 from guests.messages import event_context
 from guests.models import Attendee, Event
 from templates.models import MessageTemplate
@@ -68,13 +68,19 @@ def _parsed(value: str | None) -> datetime | None:
 
 # --- the event's guest funnel ----------------------------------------------------------------
 
-# Its columns: each guest counts once, in the column of their latest live delivery's status.
+# Its columns, a funnel: a guest counts once in each column their latest live delivery's
+# status belongs to (sent ⊇ delivered ⊇ opened; bounced or failed: never delivered).
 FUNNEL: dict[str, frozenset[str]] = {
     "waiting": frozenset({Status.QUEUED, Status.SENDING}),
-    "sent": frozenset({Status.SENT}),
-    "delivered": frozenset({Status.DELIVERED}),
+    # handed to the mail provider, whatever happened next
+    "sent": frozenset({Status.SENT, Status.DELIVERED, Status.OPENED, Status.CLICKED,
+                       Status.BOUNCED, Status.DROPPED, Status.SPAM_REPORTED,
+                       Status.UNSUBSCRIBED}),
+    # in the guest's mailbox (spam reports and unsubscribes came from there)
+    "delivered": frozenset({Status.DELIVERED, Status.OPENED, Status.CLICKED,
+                            Status.SPAM_REPORTED, Status.UNSUBSCRIBED}),
     "opened": frozenset({Status.OPENED, Status.CLICKED}),
-    "failed": FAILURES,
+    "failed": frozenset({Status.BOUNCED, Status.DROPPED, Status.FAILED, Status.SUPPRESSED}),
 }
 
 
@@ -88,6 +94,10 @@ class GuestFunnel:
 
     def count(self, column: str) -> int:
         return sum(n for status, n in self.statuses.items() if status in FUNNEL[column])
+
+    def present(self, column: str) -> list[str]:
+        """The column's statuses some guest has."""
+        return [status for status, n in self.statuses.items() if n and status in FUNNEL[column]]
 
     @property
     def not_sent(self) -> int:

@@ -161,7 +161,8 @@ def test_event_list_counts_guests_once_by_their_latest_live_delivery(
     response = client.get(reverse("admin:guests_event_changelist"))
     html = response.content.decode()
     funnel = next(e for e in response.context["cl"].result_list if e.pk == event.pk).funnel
-    assert (funnel.guests, funnel.count("opened"), funnel.count("failed")) == (3, 2, 1)
+    assert [funnel.guests, *map(funnel.count, ("sent", "delivered", "opened", "failed"))] == [
+        3, 3, 2, 2, 1]  # a funnel: sent ⊇ delivered ⊇ opened; the bounce was sent
     guests = reverse("admin:guests_attendee_changelist")
     assert f'href="{guests}?event__id__exact={event.pk}">3</a>' in html
     bounced = f"{guests}?event__id__exact={event.pk}&amp;last_status=bounced"
@@ -171,9 +172,14 @@ def test_event_list_counts_guests_once_by_their_latest_live_delivery(
     assert "BOUNCED / OR / FAILED" not in html and "live bounced_or_failed" not in html
     assert "Select event to change" not in html and response.context["title"] == "Events"
 
-    # The link's list is exactly the bounced guest (the guest list's own filter).
+    # The link's list is exactly the bounced guest (the guest list's own filter) …
     listed = client.get(bounced.replace("&amp;", "&"))
     assert [a.email for a in listed.context["cl"].queryset] == ["bounce-c@example.com"]
+    # … and "Sent" lists the three, through the same filter given several statuses.
+    sent = f"{guests}?event__id__exact={event.pk}&amp;last_status=opened,bounced"
+    assert f'href="{sent}">3</a>' in html
+    listed = client.get(sent.replace("&amp;", "&"))
+    assert len(listed.context["cl"].queryset) == 3
 
 
 def test_event_page_has_its_tabs_and_buttons_and_support_sees_no_buttons(
@@ -229,7 +235,7 @@ def test_dashboard_counts_guests_not_rehearsals_and_links_each_figure(
         reverse("admin:guests_event_dashboard", args=[event.pk]))
     cards = {card["title"]: card for card in page.context["cards"]}
     assert {title: card["count"] for title, card in cards.items()} == {
-        "Guests": 4, "Waiting": 0, "Sent": 0, "Delivered": 0, "Opened": 1,
+        "Guests": 4, "Waiting": 0, "Sent": 3, "Delivered": 1, "Opened": 1,
         "Bounced or failed": 2}
     failed = {part["label"]: part["url"] for part in cards["Bounced or failed"]["parts"]}
     guests = reverse("admin:guests_attendee_changelist")
