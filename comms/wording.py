@@ -23,7 +23,7 @@ STATUS_WORDS: dict[str, str] = {
     Status.DELIVERED: "Delivered",
     Status.OPENED: "Opened",
     Status.CLICKED: "Opened, a link clicked",
-    Status.FAILED: "Not sent: the {provider} could not take it",
+    Status.FAILED: "Failed",
     Status.BOUNCED: "Bounced",
     Status.DROPPED: "Not delivered: the {provider} refused it",
     Status.SPAM_REPORTED: "Reported as spam",
@@ -46,13 +46,18 @@ def status_words(status: str | None, *, channel: str = "email") -> str:
 
 
 def status_words_with_cause(*, status: str, channel: str = "email", reason: str = "",
-                            bounce_type: str = "", bounce_subtype: str = "") -> str:
-    """The status with its cause when it failed ("Bounced: the mailbox does not exist")."""
+                            bounce_type: str = "", bounce_subtype: str = "",
+                            failure_type: str = "") -> str:
+    """The status with its cause when it failed ("Bounced: the mailbox does not exist");
+    ``failure_type``: the delivery's, which tells a failure of the send itself (not sent) from
+    a receiving server's refusal."""
     words = status_words(status, channel=channel)
     if status not in (Status.BOUNCED, Status.DROPPED, Status.FAILED):
         return words
     cause = failure_cause(reason=reason, bounce_type=bounce_type,
                           bounce_subtype=bounce_subtype)
+    if status == Status.FAILED:
+        return _failed_status_words(failure_type or bounce_type, provider_noun(channel), cause)
     if not cause:
         return words
     return f"{words}: {cause}" if status == Status.BOUNCED else f"{words} ({cause})"
@@ -250,13 +255,31 @@ def _failed_words(status: str, detail: dict[str, Any], provider: str, cause: str
     failure_type = str(detail.get("failureType") or "")
     if status == Status.SUPPRESSED:
         return "Not sent: " + suppression_words(reason=failure_type, since=suppressed_since)
-    return "Not sent: " + {
+    return "Not sent: " + _not_sent(failure_type, provider, cause)
+
+
+def _not_sent(failure_type: str, provider: str, cause: str) -> str:
+    """Why the send itself failed (``comms.pipeline``'s failure types)."""
+    return {
         "transient": f"the {provider} could not be reached after several tries",
         "template_error": "the template could not be filled in",
         "invalid_recipient": "the address is not valid",
         "configuration": f"Herald's {provider} is not set up",
         "integration_missing": f"no {provider} is set up for this channel",
     }.get(failure_type, f"the {provider} refused it" + (f" ({cause})" if cause else ""))
+
+
+# The failure types of a send that reached the receiving server, which refused it for now
+# (a "blocked" bounce: ``comms.lifecycle.SOFT_BOUNCE_TYPES``): a resend may work.
+REFUSED_FOR_NOW = frozenset({"blocked"})
+
+
+def _failed_status_words(failure_type: str, provider: str, cause: str) -> str:
+    if failure_type in REFUSED_FOR_NOW:
+        return ("Refused for now by the receiving server" + (f" ({cause})" if cause else ""))
+    if failure_type:
+        return "Not sent: " + _not_sent(failure_type, provider, cause)
+    return "Failed" + (f" ({cause})" if cause else "")
 
 
 def _seconds(value: float) -> str:

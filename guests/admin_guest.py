@@ -11,7 +11,7 @@ from typing import Any
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
 from django.db.models import OuterRef, Q, QuerySet, Subquery, Value
-from django.db.models.functions import Coalesce, Concat
+from django.db.models.functions import Coalesce, Concat, JSONObject
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
@@ -68,38 +68,49 @@ class AddedByFilter(admin.ChoicesFieldListFilter):
         self.title = "added by"
 
 
-def _latest(mode: str, column: str) -> Subquery:
-    """A column of the guest's latest delivery of a key mode."""
+def _latest(mode: str, value: Any) -> Subquery:
+    """A value of the guest's latest delivery of a key mode."""
     return Subquery(Delivery.objects.filter(attendee=OuterRef("pk"), mode=mode)
-                    .order_by("-created_at").values(column)[:1])
+                    .order_by("-created_at").values_list(value)[:1])
+
+
+# What the words of a failed delivery need, in one subquery a mode (not one per column).
+_OUTCOME = JSONObject(status="status", reason="failure_reason", failure_type="failure_type",
+                      bounce_type="bounce_type", bounce_subtype="bounce_subtype")
 
 
 def with_last_ticket(queryset: QuerySet) -> QuerySet:
-    """Guests with their latest live and sandbox deliveries' status and failure cause."""
+    """Guests with their latest live and sandbox deliveries' status (``ticket_status``, for
+    sorting) and outcome (``ticket``, ``rehearsal``: what ``last_ticket_words`` says)."""
     return queryset.annotate(
         ticket_status=_latest(Delivery.Mode.LIVE, "status"),
-        ticket_reason=_latest(Delivery.Mode.LIVE, "failure_reason"),
-        ticket_subtype=_latest(Delivery.Mode.LIVE, "bounce_subtype"),
-        rehearsal_status=_latest(SANDBOX, "status"),
-        rehearsal_reason=_latest(SANDBOX, "failure_reason"),
-        rehearsal_subtype=_latest(SANDBOX, "bounce_subtype"),
+        ticket=_latest(Delivery.Mode.LIVE, _OUTCOME),
+        rehearsal=_latest(SANDBOX, _OUTCOME),
     )
+
+
+def _outcome_words(outcome: dict[str, Any]) -> str:
+    return wording.status_words_with_cause(
+        status=outcome["status"], reason=outcome.get("reason") or "",
+        failure_type=outcome.get("failure_type") or "",
+        bounce_type=outcome.get("bounce_type") or "",
+        bounce_subtype=outcome.get("bounce_subtype") or "")
 
 
 def last_ticket_words(attendee: Attendee) -> str:
     """The latest live ticket's status in words; a guest only ever rehearsed with a test key
     gets the rehearsal's, labelled as one."""
-    live = getattr(attendee, "ticket_status", None)
-    if live:
-        return wording.status_words_with_cause(
-            status=live, reason=attendee.ticket_reason or "",
-            bounce_subtype=attendee.ticket_subtype or "")
-    rehearsal = getattr(attendee, "rehearsal_status", None)
-    if rehearsal:
-        return "Sandbox rehearsal: " + wording.status_words_with_cause(
-            status=rehearsal, reason=attendee.rehearsal_reason or "",
-            bounce_subtype=attendee.rehearsal_subtype or "")
+    if live := getattr(attendee, "ticket", None):
+        return _outcome_words(live)
+    if rehearsal := getattr(attendee, "rehearsal", None):
+        return "Sandbox rehearsal: " + _outcome_words(rehearsal)
     return "No ticket sent yet"
+
+
+def last_ticket_status(attendee: Attendee) -> str | None:
+    """The status ``last_ticket_words`` speaks of."""
+    outcome = getattr(attendee, "ticket", None) or getattr(attendee, "rehearsal", None)
+    return outcome["status"] if outcome else None
 
 
 def tone(status: str | None) -> str:
@@ -235,7 +246,7 @@ class AttendeeAdmin(AccountScopedAdmin):
             "attendee": attendee, "name": self.guest(attendee),
             "url": reverse("admin:guests_attendee_change", args=[attendee.pk]),
             "status": last_ticket_words(attendee),
-            "tone": tone(attendee.ticket_status or attendee.rehearsal_status),
+            "tone": tone(last_ticket_status(attendee)),
         } for attendee in found or []]
         return TemplateResponse(request, "admin/guests/attendee/support.html", {
             **self.admin_site.each_context(request), "opts": self.opts, "title": "Find a guest",
@@ -320,7 +331,8 @@ def ticket_history(delivery: Delivery) -> Ticket:
     """A delivery as support reads it: its status and every step, newest first."""
     status = wording.status_words_with_cause(
         status=delivery.status, channel=delivery.channel, reason=delivery.failure_reason,
-        bounce_type=delivery.bounce_type, bounce_subtype=delivery.bounce_subtype)
+        failure_type=delivery.failure_type, bounce_type=delivery.bounce_type,
+        bounce_subtype=delivery.bounce_subtype)
     entries = [Entry(delivery.created_at, -1, wording.moment(delivery.created_at), "Queued")]
     entries += [_entry(delivery, event) for event in delivery.events.all()]
     entries.sort(key=lambda e: (e.at, e.order), reverse=True)

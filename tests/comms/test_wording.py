@@ -100,6 +100,20 @@ def test_statuses_in_words(status, text):
     assert wording.status_words(status) == text
 
 
+@pytest.mark.parametrize("fields,text", [
+    ({"failure_type": "transient"},
+     "Not sent: the mail provider could not be reached after several tries"),
+    ({"failure_type": "template_error"}, "Not sent: the template could not be filled in"),
+    ({"failure_type": "blocked", "bounce_type": "blocked", "reason": "554 5.7.1 blocked"},
+     "Refused for now by the receiving server (the receiving server's policy or spam filter "
+     "refused it)"),
+    ({"bounce_type": "blocked"}, "Refused for now by the receiving server"),
+    ({}, "Failed"),
+])
+def test_a_failed_delivery_says_whether_it_was_ever_sent(fields, text):
+    assert wording.status_words_with_cause(status="failed", **fields) == text
+
+
 def test_a_status_names_its_cause_and_other_channels_name_no_mail_provider():
     assert wording.status_words_with_cause(
         status="bounced", reason="550 5.1.1 No such user") == "Bounced: the mailbox does not exist"
