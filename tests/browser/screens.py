@@ -49,10 +49,12 @@ def screenshot(page, name: str) -> dict[int, int]:
         # Let the layout settle after the resize (media queries, sidebar collapse).
         page.evaluate(SETTLE_JS)
         overflows[width] = overflow(page)
-        hidden = page.evaluate(HIDDEN_HEIGHT_JS)
-        if hidden:
-            page.set_viewport_size({"width": width, "height": min(height + hidden + FOOTER,
-                                                             MAX_HEIGHT)})
+        # The window as tall as the whole page, so that sticky and fixed bars (a form's
+        # buttons, a list's pages) sit below the content, not across it.
+        tall = max(page.evaluate("() => document.documentElement.scrollHeight"),
+                   height + page.evaluate(HIDDEN_HEIGHT_JS))
+        if tall > height:
+            page.set_viewport_size({"width": width, "height": min(tall + FOOTER, MAX_HEIGHT)})
             page.evaluate(SETTLE_JS)
         page.screenshot(path=str(SCREENSHOTS / f"{name}-{width}.png"), full_page=True)
     if before:
