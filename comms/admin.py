@@ -5,6 +5,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.template.response import TemplateResponse
 from django.utils.html import format_html, format_html_join
+from unfold.widgets import UnfoldAdminSelectWidget, UnfoldAdminTextareaWidget
 
 from accounts.admin_base import CAPABILITIES, AccountScopedAdmin
 from accounts.models import Account
@@ -221,21 +222,38 @@ class CallbackBatchAdmin(AccountScopedAdmin):
         return False
 
 
+# Vendors' names as staff know them (the registry's names are lower-case ids).
+SERVICE_NAMES = {"sns": "Amazon SNS", "fcm": "Firebase (FCM)", "whatsapp_cloud": "WhatsApp Cloud",
+                 "webhook": "Your web address"}
+
+
+class _WriteOnlyJSONField(forms.JSONField):
+    """An empty box when nothing was typed (a JSON field shows ``null``)."""
+
+    def prepare_value(self, value):
+        return "" if value is None else super().prepare_value(value)
+
+
 class IntegrationForm(forms.ModelForm):
     """Credentials are write-only: typed in, stored encrypted, never shown again (leave the
     box empty to keep the stored ones)."""
 
-    provider = forms.ChoiceField(label="Sending service", choices=[
-        (name, f"{name.capitalize()} ({CHANNEL_LABELS.get(channel, channel)})")
+    provider = forms.ChoiceField(label="Sending service", widget=UnfoldAdminSelectWidget,
+                                 choices=[
+        (name, f"{SERVICE_NAMES.get(name, name.capitalize())} "
+               f"({CHANNEL_LABELS.get(channel, channel)})")
         for name, channel in channels.integration_providers().items()])
-    credentials = forms.JSONField(
-        required=False, widget=forms.Textarea(attrs={"rows": 4, "autocomplete": "off"}),
+    # cols: the default 40 monospace columns are wider than a phone (390 px).
+    credentials = _WriteOnlyJSONField(
+        required=False, widget=UnfoldAdminTextareaWidget(attrs={"rows": 4, "cols": 30,
+                                                                "autocomplete": "off"}),
         help_text=("The service's secrets, named as the service names them "
                    '(e.g. {"auth_token": "…"}). Leave empty to keep the stored ones.'))
 
     class Meta:
         model = Integration
         fields = ["account", "provider", "name", "priority", "is_active", "config"]
+        widgets = {"config": UnfoldAdminTextareaWidget(attrs={"rows": 4, "cols": 30})}
 
     def clean(self):
         data = super().clean()

@@ -76,6 +76,21 @@ def _check(page, name: str) -> str:
     return text
 
 
+# How much of the table a box around it that scrolls or clips hides (0: none).
+CLIPPED_JS = """(selector) => { const table = document.querySelector(selector);
+  for (let e = table.parentElement; e && e !== document.body; e = e.parentElement) {
+    const clips = ['auto', 'scroll', 'hidden'].includes(getComputedStyle(e).overflowX);
+    if (clips && e.scrollWidth > e.clientWidth + 1) return e.scrollWidth - e.clientWidth; }
+  return 0; }"""
+
+
+def _table_whole_at_1440(page, selector: str) -> None:
+    """At 1440 px the table is shown whole: no box around it hides a column behind a
+    scrollbar (the deliveries' "Created at" and the attempts' outcome were)."""
+    page.set_viewport_size({"width": 1440, "height": 900})
+    assert page.evaluate(CLIPPED_JS, selector) == 0, selector
+
+
 def test_staff_read_the_settings_pages_in_their_words_at_both_widths(page, settings, receiver):
     endpoint, domain, bounced = _world(settings, receiver)
     assert endpoint.attempts.filter(status_code=500).exists()
@@ -84,6 +99,7 @@ def test_staff_read_the_settings_pages_in_their_words_at_both_widths(page, setti
     page.goto(reverse("admin:comms_delivery_changelist"))
     text = _check(page, "deliveries")
     assert "bounce-bea@example.com" in text and "Bounced" in text
+    _table_whole_at_1440(page, "#result_list")
 
     page.click('#result_list tr:has-text("bounce-bea@example.com") a >> nth=0')
     page.wait_for_url(re.compile(str(bounced.pk)))
@@ -97,6 +113,12 @@ def test_staff_read_the_settings_pages_in_their_words_at_both_widths(page, setti
     assert re.search(r"HTTP 500 · \d+ ms · failed", text)
     assert re.search(r"HTTP 200 · \d+ ms · succeeded", text)
     assert "Rotate the signing secret" in text and "Delivered" in text
+    _table_whole_at_1440(page, ".herald-attempts")
+
+    page.goto(reverse("admin:webhooks_attempt_changelist"))
+    text = _check(page, "attempts")
+    assert re.search(r"HTTP 500 · \d+ ms · failed", text)
+    _table_whole_at_1440(page, "#result_list")
 
     page.goto(reverse("admin:domains_senderdomain_change", args=[domain.pk]))
     text = _check(page, "domain")
@@ -108,7 +130,7 @@ def test_staff_read_the_settings_pages_in_their_words_at_both_widths(page, setti
     assert box.evaluate("e => e.scrollWidth > e.clientWidth")
     box.evaluate("e => e.scrollLeft = e.scrollWidth")
     assert page.locator(".herald-dns-records th").last.is_visible()
-    page.set_viewport_size({"width": 1440, "height": 900})
+    _table_whole_at_1440(page, ".herald-dns-records")
 
     page.goto(reverse("admin:comms_dashboard_changelist"))
     text = _check(page, "dashboard")
