@@ -83,8 +83,11 @@ def test_the_channel_filter_and_integration_form_say_sms(keys, bounced):
     listing = _visible(client.get(reverse("admin:comms_delivery_changelist")).content.decode())
     assert "SMS" in listing and "In-app" in listing and "Sms" not in listing
     form = client.get(reverse("admin:comms_integration_add")).content.decode()
-    assert "Twilio (SMS)" in form and "Sending service" in form
+    assert "Twilio (SMS)" in form and "Amazon SNS (SMS)" in form and "Sending service" in form
     assert "twilio (sms)" not in form
+    credentials = re.search(r'<textarea name="credentials"[^>]*>(.*?)</textarea>', form, re.S)
+    assert credentials.group(1).strip() == ""  # an empty box, not "null"
+    assert 'cols="30"' in credentials.group(0)  # 40 monospace columns overflow a phone
 
 
 def test_the_dashboard_chart_scales_to_its_box(api, event_id, template_id, settings):
