@@ -265,3 +265,14 @@ def test_test_sends_count_in_no_live_figures(staff, account, ticket,
     assert home.context["today"]["total"] == 0 and home.context["today"]["sent"] == 0
     dashboard = staff.get(reverse("admin:comms_dashboard_changelist")).content.decode()
     assert "Account: Acme Events" not in dashboard
+
+
+def test_choosing_an_event_without_guests_keeps_the_choice_and_says_sample_data(staff, account,
+                                                                               ticket, gala):
+    _guest(account, gala, "Olga", "olga@example.com")
+    empty = event_create(account=account, name="Autumn Fair")
+    preview = staff.get(_change(ticket), {"event": empty.pk}).content.decode().split(
+        'id="herald-preview"')[1]
+    assert f'<option value="{empty.pk}" selected>Autumn Fair</option>' in preview
+    assert f'<option value="{gala.pk}">Spring Gala</option>' in preview
+    assert "no guest yet in Autumn Fair" in preview and "Olga" not in preview
