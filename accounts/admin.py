@@ -80,8 +80,17 @@ class AccountAdmin(AccountScopedAdmin):
     list_display = ["name", "verified_for_sending", "created_at"]
     list_filter = ["verified_for_sending"]
     search_fields = ["name", "id"]
-    readonly_fields = ["id", "subscription_key_hash", "created_at", "updated_at"]
+    # The subscription key's hash means nothing to staff (and its 64 unbroken characters
+    # overflowed a phone): whether one is set does.
+    exclude = ["subscription_key_hash"]
+    readonly_fields = ["id", "subscription_key", "created_at", "updated_at"]
     inlines = [MembershipInline, ApiKeyInline]
+
+    @admin.display(description="subscription key")
+    def subscription_key(self, account: Account) -> str:
+        if account.subscription_key_hash:
+            return "Set (Herald keeps only its hash: a lost key is replaced, not shown)"
+        return "Not set"
     actions = [_key_action(ApiKey.Mode.LIVE, False, "live key"),
                _key_action(ApiKey.Mode.TEST, False, "test key"),
                _key_action(ApiKey.Mode.LIVE, True, "admin key"),

@@ -100,9 +100,11 @@ def test_the_dashboard_chart_scales_to_its_box(api, event_id, template_id, setti
     assert not re.search(r'\swidth="\d+"', svg)  # a fixed width overflowed a phone (669 px)
 
 
-def test_a_membership_is_named_by_its_user_and_role(keys):
+def test_the_account_page_names_memberships_and_hides_the_key_hash(keys):
     client = _owner(keys)
     page = client.get(reverse("admin:accounts_account_change", args=[keys.account.pk]))
     html = page.content.decode()
     assert "olive (owner)" in html
     assert "Membership object" not in html
+    # Whether a subscription key is set, not its 64-character hash (wider than a phone).
+    assert keys.account.subscription_key_hash not in html and "Set (Herald keeps" in html
