@@ -1,6 +1,7 @@
 import uuid
 from datetime import timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from django.contrib import admin
 from django.db.models import Count, OuterRef, QuerySet, Subquery, Value
@@ -24,7 +25,14 @@ from guests import (
     selectors,
 )
 from guests.admin_actions import resend_deliveries
-from guests.models import Attendee, BulkSend, Event, GuestImport
+from guests.models import (
+    Attendee,
+    BulkSend,
+    Event,
+    GuestImport,
+    default_time_zone,
+    time_zone_names,
+)
 
 
 def _funnel_column(column: str, title: str):
@@ -42,7 +50,7 @@ class EventAdmin(AccountScopedAdmin):
     counts guests, not deliveries (``selectors.event_guest_funnels``), each figure a link to
     the matching guests."""
 
-    list_display = ["name", "account", "venue", "starts_at", "guests",
+    list_display = ["name", "account", "venue", "starts", "guests",
                     *[_funnel_column(column, title) for column, title in (
                         ("sent", "Sent"), ("delivered", "Delivered"), ("opened", "Opened"),
                         ("failed", "Bounced or failed"))]]
@@ -105,6 +113,27 @@ class EventAdmin(AccountScopedAdmin):
 
     def dashboard_view(self, request, event):
         return admin_views.event_dashboard(self, request, event)
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        """The form shows and reads the start and end in the event's own time zone (the one
+        submitted, else the stored one): 19:00 typed for a Paris event is 19:00 in Paris."""
+        zone = request.POST.get("time_zone") if request.method == "POST" else None
+        if zone not in time_zone_names():
+            event = self.get_object(request, object_id) if object_id else None
+            zone = event.time_zone if event is not None else default_time_zone()
+        with timezone.override(ZoneInfo(zone)):
+            response = super().changeform_view(request, object_id, form_url, extra_context)
+            if hasattr(response, "render"):  # widgets format their values as it renders
+                response.render()
+        return response
+
+    @admin.display(description="starts", ordering="starts_at")
+    def starts(self, event: Event) -> str:
+        """The start in the event's own time zone, as its guests read it."""
+        if event.starts_at is None:
+            return "-"
+        local = localtime(event.starts_at, ZoneInfo(event.time_zone))
+        return f"{date_format(local, 'D j M Y, H:i')} ({event.time_zone})"
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         event = self.get_object(request, object_id)

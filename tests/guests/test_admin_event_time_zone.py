@@ -1,0 +1,57 @@
+"""The event form reads and shows its times in the event's own time zone (#18 finding 5): a
+coordinator typing 19:00 for a Paris event means 19:00 in Paris, and the list says so."""
+
+import re
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from accounts.models import Membership
+from accounts.services import membership_add
+from guests.models import Event
+from guests.services import event_create
+
+
+@pytest.fixture
+def staff(keys) -> Client:
+    client = Client()
+    client.force_login(membership_add(account=keys.account, username="stella",
+                                      role=Membership.Role.STAFF).user)
+    return client
+
+
+def _form(keys, **fields) -> dict:
+    return {"account": keys.account.pk, "name": "Gala", "venue": "Opéra",
+            "time_zone": "Europe/Paris", "starts_at_0": "2027-04-17", "starts_at_1": "19:00",
+            "ends_at_0": "2027-04-17", "ends_at_1": "23:00", **fields}
+
+
+def test_times_typed_on_the_form_are_the_events_own(keys, staff):
+    response = staff.post(reverse("admin:guests_event_add"), _form(keys))
+    assert response.status_code == 302, response.content.decode()[:3000]
+    event = Event.objects.get()
+    paris = ZoneInfo("Europe/Paris")
+    assert event.starts_at == datetime(2027, 4, 17, 19, 0, tzinfo=paris)
+    assert event.ends_at == datetime(2027, 4, 17, 23, 0, tzinfo=paris)
+    page = staff.get(reverse("admin:guests_event_change", args=[event.pk])).content.decode()
+    start = re.search(r'<input[^>]*name="starts_at_1"[^>]*>', page).group(0)
+    assert 'value="19:00' in start, start  # shown as typed, not as 17:00 UTC
+    listing = staff.get(reverse("admin:guests_event_changelist")).content.decode()
+    assert "Sat 17 Apr 2027, 19:00 (Europe/Paris)" in listing
+
+
+def test_a_change_of_zone_reads_the_times_in_the_new_zone(keys, staff):
+    event = event_create(account=keys.account, name="Gala")
+    response = staff.post(reverse("admin:guests_event_change", args=[event.pk]),
+                          _form(keys, time_zone="America/New_York"))
+    assert response.status_code == 302, response.content.decode()[:3000]
+    event.refresh_from_db()
+    assert event.starts_at == datetime(2027, 4, 17, 19, 0, tzinfo=ZoneInfo("America/New_York"))
+
+
+def test_an_unknown_zone_is_a_form_error_and_changes_nothing(keys, staff):
+    response = staff.post(reverse("admin:guests_event_add"), _form(keys, time_zone="Mars/Base"))
+    assert response.status_code == 200 and not Event.objects.exists()
