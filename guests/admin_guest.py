@@ -17,14 +17,14 @@ from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
-from accounts.admin_base import AccountScopedAdmin
+from accounts.admin_base import AccountScopedAdmin, user_accounts
 from common.errors import HeraldError
 from comms import wording
 from comms.models import FAILURES, Delivery, DeliveryEvent, Status, Suppression
 from comms.selectors import suppression_modes, suppressions_active
-from guests import admin_actions
+from guests import admin_actions, admin_views
 from guests.admin_actions import resend_attendees
-from guests.models import Attendee
+from guests.models import Attendee, Event
 from guests.sending import previous_send_check
 from templates.models import MessageTemplate
 
@@ -195,7 +195,13 @@ class AttendeeAdmin(AccountScopedAdmin):
         return wording.moment(attendee.created_at)
 
     def changelist_view(self, request: HttpRequest, extra_context: dict | None = None):
-        return super().changelist_view(request, {"title": "Guests", **(extra_context or {})})
+        """Filtered to one of the user's events, the list is that event's Guests tab."""
+        extra: dict[str, Any] = {"title": "Guests"}
+        event = _event_of(request, request.GET.get("event__id__exact"))
+        if event is not None:
+            extra.update(title=f"Guests of {event.name}", tab_list=admin_views.event_tabs(
+                event, "guests", on="guests.attendee", detail=False))
+        return super().changelist_view(request, {**extra, **(extra_context or {})})
 
     @admin.display(description="added by", ordering="mode")
     def added_by(self, attendee: Attendee) -> str:
@@ -406,3 +412,17 @@ def send_plan(attendee: Attendee, deliveries: list[Delivery]) -> SendPlan:
         templates_url=reverse("admin:templates_messagetemplate_changelist"),
         send_url=reverse("admin:guests_attendee_send_ticket", args=[attendee.pk]),
         fix_url=reverse("admin:guests_attendee_fix_email", args=[attendee.pk]))
+
+
+def _event_of(request: HttpRequest, event_id: str | None) -> Event | None:
+    """The user's event of that id (another account's, or no valid id: None)."""
+    if not event_id:
+        return None
+    try:
+        uuid.UUID(event_id)
+    except ValueError:
+        return None
+    events = Event.objects.filter(pk=event_id)
+    if not request.user.is_superuser:
+        events = events.filter(account__in=list(user_accounts(request)))
+    return events.first()

@@ -55,3 +55,15 @@ def test_a_change_of_zone_reads_the_times_in_the_new_zone(keys, staff):
 def test_an_unknown_zone_is_a_form_error_and_changes_nothing(keys, staff):
     response = staff.post(reverse("admin:guests_event_add"), _form(keys, time_zone="Mars/Base"))
     assert response.status_code == 200 and not Event.objects.exists()
+
+
+def test_the_guest_list_of_an_event_is_its_guests_tab(keys, staff, other_api):
+    event = event_create(account=keys.account, name="Gala")
+    page = staff.get(reverse("admin:guests_attendee_changelist"),
+                     {"event__id__exact": str(event.pk)})
+    assert page.context["title"] == "Guests of Gala"
+    tabs = [item["title"] for item in page.context["tab_list"][0]["items"]]
+    assert tabs == ["Overview", "Guests", "Sends", "Deliveries", "Dashboard"]
+    rival = other_api.post("/checkin/v1/api/event", {"name": "Rival Gala"}).json()["id"]
+    foreign = staff.get(reverse("admin:guests_attendee_changelist"), {"event__id__exact": rival})
+    assert "Rival Gala" not in foreign.content.decode()
