@@ -117,8 +117,7 @@ class DeliveryAdmin(ModeLabelledAdmin):
     search_fields = ["id", "recipient", "correlation_id", "provider_message_id"]
     fieldsets = [
         (None, {"fields": ["recipient", "channel", "mode", "status_text", "subject",
-                           "template", "created", "sent_at", "delivered_at", "failed_at",
-                           "attempts"]}),
+                           "template", "created", "sent", "delivered", "failed", "attempts"]}),
         ("What happened", {"fields": ["timeline"]}),
         ("The message as sent", {"classes": ["collapse"],
                                  "fields": ["text_body", "html_body"]}),
@@ -140,6 +139,18 @@ class DeliveryAdmin(ModeLabelledAdmin):
     @admin.display(description="created", ordering="created_at")
     def created(self, obj: Delivery) -> str:
         return wording.moment(obj.created_at)
+
+    @admin.display(description="sent")
+    def sent(self, obj: Delivery) -> str:
+        return wording.moment(obj.sent_at) or "-"
+
+    @admin.display(description="delivered")
+    def delivered(self, obj: Delivery) -> str:
+        return wording.moment(obj.delivered_at) or "-"
+
+    @admin.display(description="failed")
+    def failed(self, obj: Delivery) -> str:
+        return wording.moment(obj.failed_at) or "-"
 
     @admin.display(description="status", ordering="status")
     def status_text(self, obj: Delivery) -> str:

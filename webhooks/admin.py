@@ -112,10 +112,10 @@ def _report(modeladmin, request, run) -> None:
 @admin.register(Endpoint)
 class EndpointAdmin(AccountScopedAdmin):
     form = EndpointForm
-    list_display = ["url", "account", "state", "include_test_events", "created_at"]
+    list_display = ["receiver_url", "account", "state", "include_test_events", "created"]
     list_filter = ["is_active", "include_test_events", ("deleted_at", admin.EmptyFieldListFilter)]
     search_fields = ["url", "account__name", "id"]
-    readonly_fields = ["state", "signing_secret", "created_at"]
+    readonly_fields = ["state", "signing_secret", "created"]
     actions = ["rotate_secret", "send_test", "resend_failed_last_day"]
     # The endpoint receives the account's events and its secret signs them: the owner's.
     change_roles = add_roles = delete_roles = CAPABILITIES["manage"]
@@ -127,7 +127,7 @@ class EndpointAdmin(AccountScopedAdmin):
         ]
         if obj is None:
             return fieldsets
-        return [*fieldsets, ("State", {"fields": ["state", "signing_secret", "created_at"]})]
+        return [*fieldsets, ("State", {"fields": ["state", "signing_secret", "created"]})]
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         """Headed by whose endpoint it is; the latest attempts below the fields, full width
@@ -142,6 +142,14 @@ class EndpointAdmin(AccountScopedAdmin):
     def get_readonly_fields(self, request, obj=None):
         fields = list(super().get_readonly_fields(request, obj))
         return [*fields, "account"] if obj else fields
+
+    @admin.display(description="receiver URL", ordering="url")
+    def receiver_url(self, endpoint: Endpoint) -> str:
+        return endpoint.url
+
+    @admin.display(description="created", ordering="created_at")
+    def created(self, endpoint: Endpoint) -> str:
+        return wording.moment(endpoint.created_at)
 
     @admin.display(description="state")
     def state(self, endpoint: Endpoint) -> str:
@@ -282,13 +290,13 @@ class AttemptInline(ScopedInline, unfold_admin.TabularInline):
 class MessageAdmin(AccountScopedAdmin):
     """One event sent (or to send) to the endpoint, with each attempt's own outcome."""
 
-    list_display = ["created", "event", "endpoint", "status", "attempts", "next_attempt_at"]
+    list_display = ["created", "event", "endpoint", "status", "attempts", "next_attempt"]
     list_filter = ["status", "event_type"]
     date_hierarchy = "created_at"
     search_fields = ["webhook_id", "endpoint__url", "payload"]
     fieldsets = [
         (None, {"fields": ["event", "receiver", "status", "attempts", "created",
-                           "next_attempt_at", "succeeded_at", "last_error"]}),
+                           "next_attempt", "received", "last_error"]}),
         ("What was sent", {"classes": ["collapse"],
                            "fields": ["webhook_id", "event_type", "payload"]}),
     ]
@@ -306,6 +314,14 @@ class MessageAdmin(AccountScopedAdmin):
     @admin.display(description="created", ordering="created_at")
     def created(self, message: Message) -> str:
         return wording.moment(message.created_at)
+
+    @admin.display(description="next attempt", ordering="next_attempt_at")
+    def next_attempt(self, message: Message) -> str:
+        return wording.moment(message.next_attempt_at) or "-"
+
+    @admin.display(description="received")
+    def received(self, message: Message) -> str:
+        return wording.moment(message.succeeded_at) or "-"
 
     @admin.display(description="endpoint")
     def receiver(self, message: Message) -> str:
