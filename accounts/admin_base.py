@@ -251,6 +251,23 @@ class AccountScopedAdmin(UnfoldModelAdmin):
         checked.admin_permissions = needs
         return self.admin_site.admin_view(checked)
 
+    def listing_view(self, view: Any, *, get: str) -> Any:
+        """A custom page about no one object (a search across the user's accounts), for the
+        roles with ``get`` in *some* account; what it lists goes through ``get_queryset``.
+        Declared like ``scoped_view``'s pages (``admin_permissions``), so ``manage.py check``
+        knows what it needs."""
+        roles = self.roles_for(get)
+
+        def checked(request: HttpRequest) -> HttpResponse:
+            if request.method not in ("GET", "HEAD"):
+                return HttpResponseNotAllowed(["GET"])
+            if not self._allowed(request, roles):
+                raise PermissionDenied
+            return view(request)
+
+        checked.admin_permissions = {"GET": get, "HEAD": get}
+        return self.admin_site.admin_view(checked)
+
     def check(self, **kwargs: Any) -> list[checks.CheckMessage]:
         return [*super().check(**kwargs), *self._check_declarations()]
 

@@ -9,10 +9,9 @@ from datetime import datetime
 from typing import Any
 
 from django.contrib import admin
-from django.core.exceptions import PermissionDenied
 from django.db.models import OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce, Concat, JSONObject
-from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -159,22 +158,6 @@ class AttendeeAdmin(AccountScopedAdmin):
 
         run.__name__ = view.__name__
         return run
-
-    def listing_view(self, view: Any, *, get: str) -> Any:
-        """A page about no one object (Support search), for the roles with ``get`` in *some*
-        account; what it lists goes through ``get_queryset``. Declared like ``scoped_view``'s
-        pages (``admin_permissions``), so ``manage.py check`` knows what it needs."""
-        roles = self.roles_for(get)
-
-        def checked(request: HttpRequest) -> HttpResponse:
-            if request.method not in ("GET", "HEAD"):
-                return HttpResponseNotAllowed(["GET"])
-            if not self._allowed(request, roles):
-                raise PermissionDenied
-            return view(request)
-
-        checked.admin_permissions = {"GET": get, "HEAD": get}
-        return self.admin_site.admin_view(checked)
 
     # --- the list ---------------------------------------------------------------------------
 
