@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.db.models import OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce, Concat, JSONObject
 from django.http import HttpRequest, HttpResponse
@@ -17,6 +17,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
 from accounts.admin_base import AccountScopedAdmin, user_accounts
+from api.ratelimit import counters
 from common.errors import HeraldError
 from comms import wording
 from comms.models import FAILURES, Delivery, DeliveryEvent, Status, Suppression
@@ -28,6 +29,10 @@ from guests.sending import previous_send_check
 from templates.models import MessageTemplate
 
 SANDBOX = Delivery.Mode.TEST
+# "Fix the email and resend" mails the address typed: like the template's "Send a test" it is
+# no way to mail many people (``templates.services.TEST_SENDS_PER_MINUTE``).
+EMAIL_FIXES_PER_MINUTE = 10  # per admin user
+EMAIL_FIXES_PER_HOUR = 3  # per guest, whoever makes them
 GOOD = frozenset({Status.DELIVERED, Status.OPENED, Status.CLICKED})
 
 
@@ -147,7 +152,7 @@ class AttendeeAdmin(AccountScopedAdmin):
                  self.scoped_view(self._action(admin_actions.guest_send), post="resend"),
                  name=f"{name}_send_ticket"),
             path("<path:object_id>/fix-email/",
-                 self.scoped_view(self._action(admin_actions.guest_fix_email), post="resend"),
+                 self.scoped_view(self._action(guest_fix_email_limited), post="resend"),
                  name=f"{name}_fix_email"),
             *super().get_urls(),
         ]
@@ -395,6 +400,37 @@ def send_plan(attendee: Attendee, deliveries: list[Delivery]) -> SendPlan:
         templates_url=reverse("admin:templates_messagetemplate_changelist"),
         send_url=reverse("admin:guests_attendee_send_ticket", args=[attendee.pk]),
         fix_url=reverse("admin:guests_attendee_fix_email", args=[attendee.pk]))
+
+
+def guest_fix_email_limited(model_admin: Any, request: HttpRequest,
+                            attendee: Attendee) -> HttpResponse:
+    """``admin_actions.guest_fix_email`` held to EMAIL_FIXES_PER_MINUTE per user and
+    EMAIL_FIXES_PER_HOUR per guest: past either, refused in words and nothing changed. Only a
+    fix that would be made counts (an invalid or unchanged address is refused anyway)."""
+    if _is_a_fix(request, attendee) and (refusal := email_fix_refusal(
+            user_id=request.user.pk, attendee_id=attendee.pk)):
+        messages.error(request, refusal)
+        return redirect(reverse("admin:guests_attendee_change", args=[attendee.pk]))
+    return admin_actions.guest_fix_email(model_admin, request, attendee)
+
+
+def _is_a_fix(request: HttpRequest, attendee: Attendee) -> bool:
+    form = admin_actions.FixEmailForm(request.POST)
+    return form.is_valid() and form.cleaned_data["email"].lower() != attendee.email.lower()
+
+
+def email_fix_refusal(*, user_id: Any, attendee_id: Any) -> str:
+    """Count one email fix by ``user_id`` of ``attendee_id``'s address: why it is refused
+    ("": it may be made). The counters are the API's rate-limit counters (Redis, shared by
+    every web process), as the template's "Send a test" uses them."""
+    if counters.incr(f"emailfix:user:{user_id}", expiry=60) > EMAIL_FIXES_PER_MINUTE:
+        return (f"Not changed: at most {EMAIL_FIXES_PER_MINUTE} email corrections a minute. "
+                "Wait a minute and correct it again.")
+    if counters.incr(f"emailfix:guest:{attendee_id}", expiry=3600) > EMAIL_FIXES_PER_HOUR:
+        return (f"Not changed: this guest's email was already corrected "
+                f"{EMAIL_FIXES_PER_HOUR} times in the last hour. Check the address with the "
+                "guest, then correct it again in an hour.")
+    return ""
 
 
 def _event_of(request: HttpRequest, event_id: str | None) -> Event | None:

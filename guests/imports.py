@@ -20,7 +20,9 @@ mapping step first (status ``mapping``): staff confirm one field per column, and
 and import use that mapping.
 
 Formula-looking cells (OWASP "CSV Injection": a value starting with = + - @, tab or carriage
-return) are neutralised as OWASP advises: a single quote is put in front of a name, an order
+return, also once leading white space and invisible characters are skipped and the first
+character is NFKC-normalised: " =1+1", "\u00a0=1+1", full-width "\uff1d1+1") are neutralised
+as OWASP advises (``formula_like``): a single quote is put in front of a name, an order
 reference or an external id, so that neither a spreadsheet nor a rendered subject ever shows
 it as a formula; the preview counts them and names their lines. An email cannot be changed so:
 a formula-looking address is a row error.
@@ -92,6 +94,7 @@ IGNORE = ""
 # OWASP's CSV injection list: a cell starting with one of these is read as a formula.
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _FORMULA_FIRST = frozenset(FORMULA_START)
+MAX_COLUMNS = 100  # a guest list has a handful; the mapping step shows a select per column
 SAMPLES = 3  # values shown per column in the mapping step
 MAX_CELLS, MAX_CELL = 100, 1000  # a rejected row's cells kept for the rejected-rows CSV
 WARNING_LINES = 20  # lines named per warning
@@ -203,6 +206,10 @@ def _header_names(header: list[str] | None) -> list[str]:
     if header is None:
         raise ImportFileError("The file is empty: the first line must name the columns "
                               "(for example email, firstName, lastName).")
+    if len(header) > MAX_COLUMNS:
+        raise ImportFileError(f"Line 1 names {len(header):,} columns: at most {MAX_COLUMNS} "
+                              "are read. Keep the guests' columns (email, names, order "
+                              "reference) and upload the file again.")
     if not "".join(header).strip():
         raise ImportFileError("Line 1 is blank: the first line must name the columns "
                               "(for example email, firstName, lastName).")
@@ -310,9 +317,8 @@ def _row(record: list[str], indexes: list[int | None], width: int, line: int,
         problems.append(f"id: duplicate of line {seen[guest_id]}")
     _check_email(email, problems)
     external = external_id or ""
-    # Stripped already: of OWASP's list only = + - @ can still start a cell.
-    formula = (first_name[:1] in _FORMULA_FIRST or last_name[:1] in _FORMULA_FIRST
-               or correlation_id[:1] in _FORMULA_FIRST or external[:1] in _FORMULA_FIRST)
+    formula = (formula_like(first_name) or formula_like(last_name)
+               or formula_like(correlation_id) or formula_like(external))
     if formula:
         first_name, last_name, correlation_id, external = map(
             _safe, (first_name, last_name, correlation_id, external))
@@ -328,10 +334,34 @@ def _row(record: list[str], indexes: list[int | None], width: int, line: int,
                     not raw_id), [], formula
 
 
+def formula_like(value: str) -> bool:
+    """Whether a spreadsheet could read the cell as a formula: it starts with one of OWASP's
+    characters, or its first character that is neither white space nor invisible (a
+    no-break space, a new line, a zero-width space) is = + - @ once NFKC-normalised (the
+    full-width "\uff1d" is "=")."""
+    return bool(_formula_start(value))
+
+
+def _formula_start(value: str) -> str:
+    """The formula character ``value`` starts with, as ``formula_like`` finds it ("": none)."""
+    first = value[:1]
+    if first in _FORMULA_FIRST:
+        return first
+    if not first or (first.isascii() and not first.isspace()):
+        return ""  # the common cell: a letter, a digit
+    for char in value:
+        if char.isspace() or unicodedata.category(char) in ("Cc", "Cf", "Zs", "Zl", "Zp"):
+            continue
+        start = unicodedata.normalize("NFKC", char).lstrip()[:1]
+        return start if start in _FORMULA_FIRST else ""
+    return ""
+
+
 def _safe(value: str) -> str:
-    """A text cell as OWASP advises for CSV injection: a formula-looking value gets a single
-    quote in front, so that no spreadsheet (nor a subject built from it) runs it."""
-    return "'" + value if value.startswith(FORMULA_START) else value
+    """A text cell as OWASP advises for CSV injection: a formula-looking value
+    (``formula_like``) gets a single quote in front, so that no spreadsheet (nor a subject
+    built from it) runs it."""
+    return "'" + value if formula_like(value) else value
 
 
 def _note(parsed: ParsedFile, row: GuestRow, formula: bool, named: bool) -> None:
@@ -361,8 +391,8 @@ def _check_email(value: str, problems: list[str]) -> None:
     if not value:
         problems.append("email: missing")
         return
-    if value.startswith(FORMULA_START):
-        problems.append(f"email: {_shown(value)} starts with “{value[0]}”, which a "
+    if start := _formula_start(value):
+        problems.append(f"email: {_shown(value)} starts with “{start}”, which a "
                         "spreadsheet runs as a formula")
         return
     if _PLAIN_EMAIL.match(value) and len(value) <= 254:

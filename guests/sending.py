@@ -27,7 +27,8 @@ FAILURE_MESSAGES = {
 
 def delivery_send_to_attendee(*, account: Account, mode: str, attendee_id: Any,
                               template_id: Any, correlation_id: str | None) -> Delivery:
-    """Spec 000's two-step send, with its 422 rule on the pair's most recent delivery.
+    """Spec 000's two-step send, with its 422 rule on the pair's most recent delivery to the
+    attendee's address.
 
     Retries with an idempotency key are the API layer's (``api.idempotency``, as on every
     POST); the view commits its stored answer in the same transaction as this send.
@@ -58,11 +59,14 @@ def template_for_send(*, account: Account, template_id: Any) -> MessageTemplate:
 
 
 def previous_send_check(*, attendee: Attendee, template: MessageTemplate, mode: str) -> None:
-    """Spec 000's 422 rule: the pair's most recent delivery in this key mode failed for good
-    *to the address the attendee still has*. A sandbox failure never blocks a live send, and
-    once the email has been corrected (in the admin) a resend goes out."""
+    """Spec 000's 422 rule: the pair's most recent delivery in this key mode *to the address
+    the attendee has now* failed for good. A sandbox failure never blocks a live send; once
+    the email has been corrected (in the admin) a resend goes out, and correcting it back to
+    the address that failed for good blocks again (a later delivery to another address does
+    not clear it)."""
     latest = (
-        Delivery.objects.filter(attendee=attendee, template=template, mode=mode)
+        Delivery.objects.filter(attendee=attendee, template=template, mode=mode,
+                                recipient__iexact=attendee.email.strip())
         .order_by("-created_at")
         .only("status", "recipient", "failed_at", "failure_reason")
         .first()
