@@ -72,6 +72,15 @@ class AccountScopedAdmin(UnfoldModelAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         return self._scope(request, super().get_queryset(request))
 
+    def get_readonly_fields(self, request: HttpRequest, obj: Model | None = None) -> list[Any]:
+        """An object never changes account: a member of two accounts could otherwise move one
+        account's event or guests into the other (the form's same-account check compares the
+        relations with the account chosen, not with the one the object came from)."""
+        fields = list(super().get_readonly_fields(request, obj))
+        if obj is not None and self.account_path == "account" and "account" not in fields:
+            fields.append("account")
+        return fields
+
     def get_list_filter(self, request: HttpRequest) -> list[Any]:
         """A filter on a relation lists only what the user's (scoped) rows point at: a plain
         one would list every account's events, templates, accounts."""

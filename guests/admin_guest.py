@@ -300,8 +300,9 @@ class Ticket:
 
 def guest_page(attendee: Attendee, *, can_send: bool) -> dict[str, Any]:
     """What the guest's page shows above the guest's form."""
-    deliveries = list(Delivery.objects.filter(attendee=attendee).select_related("template")
-                      .prefetch_related("events").order_by("-created_at")[:30])
+    deliveries = list(Delivery.objects.filter(attendee=attendee, account_id=attendee.account_id)
+                      .select_related("template").prefetch_related("events")
+                      .order_by("-created_at")[:30])
     tickets = [ticket_history(delivery) for delivery in deliveries]
     name = f"{attendee.first_name} {attendee.last_name}".strip()
     return {

@@ -79,7 +79,7 @@ def bulk_send_audience(*, event: Event, template: MessageTemplate, audience: str
     real (a test audience has both: it rehearses the live send)."""
     sent = Delivery.objects.filter(attendee=OuterRef("pk"), template=template, mode=mode)
     latest = sent.order_by("-created_at")
-    guests = Attendee.objects.filter(event=event)
+    guests = Attendee.objects.filter(event=event, account_id=event.account_id)
     if mode == Delivery.Mode.LIVE:
         guests = guests.filter(mode=Attendee.LIVE)
     guests = guests.annotate(

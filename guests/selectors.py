@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from django.db import connection
-from django.db.models import Count, OuterRef, Q, Subquery
+from django.db.models import Count, F, OuterRef, Q, Subquery
 
 from accounts.models import Account
 from comms.models import Delivery, Status
@@ -110,7 +110,8 @@ def event_guest_funnels(*, event_ids: Iterable[Any]) -> dict[Any, GuestFunnel]:
     rule as the guest list's "last live delivery status" filter, so a figure and the list it
     links to agree."""
     latest = Delivery.objects.filter(attendee=OuterRef("pk"), mode=Delivery.Mode.LIVE)
-    rows = (Attendee.objects.filter(event_id__in=list(event_ids))
+    rows = (Attendee.objects.filter(event_id__in=list(event_ids),
+                                    account_id=F("event__account_id"))
             .annotate(last=Subquery(latest.order_by("-created_at").values("status")[:1]))
             .filter(Q(mode=Attendee.LIVE) | Q(last__isnull=False))
             .values_list("event_id", "last").annotate(n=Count("id")).order_by())
