@@ -9,6 +9,7 @@ from django.urls import reverse
 
 from accounts.models import Membership
 from accounts.services import membership_add
+from contacts.models import Contact
 from tests.conftest import guest
 
 
@@ -95,3 +96,10 @@ def test_login_without_next_lands_on_the_home_page(keys):
     response = Client().post(reverse("admin:login"),
                              {"username": "stella", "password": "pw-123456789"})
     assert response.status_code == 302 and response["Location"] == reverse("admin:index")
+
+
+def test_breadcrumbs_keep_an_objects_name_as_it_is(keys):
+    contact = Contact.objects.create(account=keys.account, email="walkin2@example.com")
+    client = _member(keys, Membership.Role.OWNER, "olive")
+    page = client.get(reverse("admin:contacts_contact_change", args=[contact.pk])).content.decode()
+    assert "walkin2@example.com" in page and "Walkin2@example.com" not in page
