@@ -22,7 +22,7 @@ from comms.models import (
     Suppression,
 )
 from comms.providers.registry import CHANNEL_LABELS
-from templates.services import TEST_SEND_CORRELATION
+from templates.services import without_test_sends
 
 
 class ModeFilter(admin.SimpleListFilter):
@@ -344,8 +344,8 @@ class DashboardAdmin(AccountScopedAdmin):
     def changelist_view(self, request, extra_context=None):
         # Live sends only, for the sections and the ranking too: an event rehearsed with a
         # test key is not among the busiest, an account that only rehearsed has no section.
-        scoped = (self.get_queryset(request).filter(mode=Delivery.Mode.LIVE)
-                  .exclude(correlation_id=TEST_SEND_CORRELATION))  # the admin's test sends
+        scoped = without_test_sends(  # the admin's test sends are no live send either
+            self.get_queryset(request).filter(mode=Delivery.Mode.LIVE))
         context = {**self.admin_site.each_context(request), "title": "Dashboard: live sends",
                    "subtitle": "Test-key (sandbox) rehearsals are not counted.",
                    "sections": self.sections(request, scoped), "days": self.DAYS,

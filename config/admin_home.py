@@ -26,7 +26,7 @@ from comms.models import Delivery, Status
 from domains.models import SenderDomain
 from guests.models import Attendee, BulkSend, Event, GuestImport
 from templates.models import MessageTemplate
-from templates.services import TEST_SEND_CORRELATION
+from templates.services import without_test_sends
 from webhooks.models import Endpoint
 from webhooks.models import Message as WebhookMessage
 
@@ -159,8 +159,8 @@ def dashboard(request: HttpRequest, context: dict[str, Any]) -> dict[str, Any]:
     events = list(_scoped(request, Event.objects.all())
                   .annotate(guests=Count("attendees", filter=Q(attendees__mode=LIVE)))
                   .order_by("-starts_at", "-created_at")[:8])
-    deliveries = _scoped(request, Delivery.objects.filter(mode=LIVE, created_at__gte=today)
-                         .exclude(correlation_id=TEST_SEND_CORRELATION))  # admin test sends
+    deliveries = without_test_sends(_scoped(request, Delivery.objects.filter(
+        mode=LIVE, created_at__gte=today)))
     counts = deliveries.aggregate(
         total=Count("id"),
         sent=Count("id", filter=Q(status__in=[Status.SENT, Status.DELIVERED, Status.OPENED,
@@ -200,8 +200,8 @@ def _attention(request: HttpRequest, since: Any) -> list[dict[str, Any]]:
     """What staff should look at: guests whose ticket bounced this week, imports waiting for a
     Confirm, webhook endpoints that stopped or keep failing, sender domains not yet verified."""
     items: list[dict[str, Any]] = []
-    bounced = (_scoped(request, Delivery.objects.filter(
-        mode=LIVE, status__in=FAILED, created_at__gte=since)).values("owner_id")
+    bounced = (without_test_sends(_scoped(request, Delivery.objects.filter(
+        mode=LIVE, status__in=FAILED, created_at__gte=since))).values("owner_id")
         .distinct().count())
     if bounced:
         items.append({"text": f"{bounced} guest{'s' if bounced != 1 else ''} whose message "

@@ -9,7 +9,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from accounts.models import Account
@@ -17,7 +17,7 @@ from api.ratelimit import counters
 from common.errors import Conflict, HeraldError
 from comms.messages import Message
 from comms.models import Delivery
-from comms.services import message_queue
+from comms.services import account_check_can_send, message_queue
 from templates.models import MessageTemplate, TemplateVersion
 from templates.rendering import TemplateCompileError, template_check, unknown_names
 from templates.samples import EVENT_KEYS, GUEST_TOKENS, SAMPLE, TOP_TOKENS
@@ -102,8 +102,15 @@ def template_save(*, template: MessageTemplate, actor: str = "") -> MessageTempl
 
 # How a test send from the admin is marked: a live delivery (a real inbox, through the
 # account's provider) that belongs to no guest, so no event's or guest's figures count it, and
-# carries this correlation id, by which account-wide live figures leave it out.
+# carries TEST_SEND_REF in its refs (which no API caller can set: a correlation id can be), by
+# which account-wide live figures leave it out (``without_test_sends``).
 TEST_SEND_CORRELATION = "admin-test-send"
+TEST_SEND_REF = "adminTestSend"
+
+
+def without_test_sends(deliveries: QuerySet[Delivery]) -> QuerySet[Delivery]:
+    """``deliveries`` but the admin's test sends (rows without refs included)."""
+    return deliveries.filter(Q(refs__isnull=True) | ~Q(refs__has_key=TEST_SEND_REF))
 TEST_SENDS_PER_MINUTE = 10  # per admin user: a test form is not a way to mail many people
 
 
@@ -130,11 +137,16 @@ def template_send_test(*, template: MessageTemplate, to: str,
                                              expiry=60) > TEST_SENDS_PER_MINUTE:
         raise TestSendRefused(f"At most {TEST_SENDS_PER_MINUTE} test sends a minute: wait a "
                               "minute and send again.")
+    try:
+        account_check_can_send(account=template.account)  # as every send path
+    except HeraldError as exc:
+        raise TestSendRefused(str(exc)) from None
     with transaction.atomic():
         return message_queue(Message(
             account_id=template.account_id, template_id=template.id, mode=Delivery.Mode.LIVE,
             recipient=to, context=dict(context if context is not None else SAMPLE),
-            correlation_id=TEST_SEND_CORRELATION))
+            correlation_id=TEST_SEND_CORRELATION,
+            refs={TEST_SEND_REF: str(user_id) if user_id is not None else "admin"}))
 
 
 @dataclass(frozen=True)

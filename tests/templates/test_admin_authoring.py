@@ -18,6 +18,7 @@ from guests.services import attendee_create, event_create
 from templates.models import MessageTemplate
 from templates.services import (
     TEST_SEND_CORRELATION,
+    TEST_SEND_REF,
     TEST_SENDS_PER_MINUTE,
     template_create,
     template_unknown_tokens,
@@ -199,7 +200,8 @@ def test_send_a_test_to_any_address_with_a_guests_data_never_as_the_guests_send(
     delivery = Delivery.objects.get()
     assert delivery.recipient == "qa@agency.example" and delivery.mode == "live"
     assert delivery.correlation_id == TEST_SEND_CORRELATION
-    assert delivery.owner_id is None and not delivery.refs  # no guest's, no event's figures
+    assert delivery.owner_id is None  # no guest's, no event's figures
+    assert list(delivery.refs) == [TEST_SEND_REF]  # marked where no API caller can write
     assert delivery.text_body == "Hi Jane, doors open Saturday 17 April 2027, 19:00."
     assert not jane.deliveries.exists()
 
@@ -265,6 +267,27 @@ def test_test_sends_count_in_no_live_figures(staff, account, ticket,
     assert home.context["today"]["total"] == 0 and home.context["today"]["sent"] == 0
     dashboard = staff.get(reverse("admin:comms_dashboard_changelist")).content.decode()
     assert "Account: Acme Events" not in dashboard
+
+
+def test_an_account_not_verified_for_sending_sends_no_test(staff, account, ticket):
+    account.verified_for_sending = False
+    account.save(update_fields=["verified_for_sending"])
+    said = staff.post(_send_test(ticket), {"to": "qa@agency.example"}, follow=True)
+    assert "not verified for sending" in said.content.decode()
+    assert not Delivery.objects.exists()
+
+
+def test_an_api_send_with_the_test_sends_correlation_id_still_counts(
+        staff, account, ticket, django_capture_on_commit_callbacks):
+    """The marker is the refs key, not the correlation id an API caller may choose."""
+    from comms.messages import Message
+    from comms.services import message_queue
+
+    with django_capture_on_commit_callbacks(execute=True):
+        message_queue(Message(account_id=account.pk, template_id=ticket.pk, mode="live",
+                              recipient="ann@example.com", context={},
+                              correlation_id=TEST_SEND_CORRELATION))
+    assert staff.get(reverse("admin:index")).context["today"]["total"] == 1
 
 
 def test_choosing_an_event_without_guests_keeps_the_choice_and_says_sample_data(staff, account,
