@@ -86,6 +86,15 @@ class AccountAdmin(AccountScopedAdmin):
     readonly_fields = ["id", "subscription_key", "created_at", "updated_at"]
     inlines = [MembershipInline, ApiKeyInline]
 
+    # What the platform grants an account, not what its owner chooses: only a superuser changes
+    # them (an owner verifying their own account would skip the "ask an administrator" gate).
+    PLATFORM_FIELDS = ["verified_for_sending", "contact_quota", "rate_limit_live",
+                       "rate_limit_test", "daily_quota_live", "daily_quota_test"]
+
+    def get_readonly_fields(self, request, obj=None) -> list[str]:
+        fields = list(super().get_readonly_fields(request, obj))
+        return fields if request.user.is_superuser else [*fields, *self.PLATFORM_FIELDS]
+
     @admin.display(description="subscription key")
     def subscription_key(self, account: Account) -> str:
         if account.subscription_key_hash:

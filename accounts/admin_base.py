@@ -19,7 +19,7 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.core import checks
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Model, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
 from unfold.admin import ModelAdmin as UnfoldModelAdmin
@@ -250,7 +250,10 @@ class AccountScopedAdmin(UnfoldModelAdmin):
             permission = needs.get(request.method)
             if permission is None:
                 return HttpResponseNotAllowed(list(needs))
-            obj = self.get_queryset(request).filter(pk=kwargs.pop(lookup)).first()
+            try:
+                obj = self.get_queryset(request).filter(pk=kwargs.pop(lookup)).first()
+            except (ValidationError, ValueError):  # not an id of this model at all: no such page
+                obj = None
             if obj is None:
                 raise Http404(f"No such {self.opts.verbose_name}.")
             if not self._allowed_on(request, obj, self.roles_for(permission)):
