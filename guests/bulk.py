@@ -29,7 +29,6 @@ from django.db.models import (
     Case,
     Count,
     Exists,
-    F,
     OuterRef,
     Q,
     QuerySet,
@@ -85,9 +84,13 @@ def bulk_send_audience(*, event: Event, template: MessageTemplate, audience: str
     guests = guests.annotate(
         last_status=Subquery(latest.values("status")[:1]),
         last_recipient=Subquery(latest.values("recipient")[:1]))
+    # The 422 rule as ``guests.sending.previous_send_check`` reads it: the latest delivery *to
+    # the address the guest has now* (an address corrected away and back blocks again).
+    to_address = sent.filter(recipient__iexact=OuterRef("email")).order_by("-created_at")
+    guests = guests.annotate(address_status=Subquery(to_address.values("status")[:1]))
     guests = guests.annotate(failed_for_good=Case(
-        When(Q(last_status__in=PERMANENT_FAILURES, last_recipient__iexact=F("email")),
-             then=Value(True)), default=Value(False), output_field=BooleanField()))
+        When(Q(address_status__in=PERMANENT_FAILURES), then=Value(True)),
+        default=Value(False), output_field=BooleanField()))
     if audience == BulkSend.Audience.NEVER_SENT:
         guests = guests.exclude(Exists(sent))
     elif audience == BulkSend.Audience.LAST_FAILED:

@@ -247,3 +247,20 @@ def test_a_full_width_or_invisibly_led_formula_is_neutralised_on_the_way_in():
     assert error["line"] == 6
     assert error["errors"] == ["email: '\uff1dx@example.com' starts with “=”, which a spreadsheet "
                                "runs as a formula"]
+
+
+def test_a_bulk_send_skips_a_guest_corrected_back_to_the_address_that_bounced(
+        api, live_sandbox, event_id, template_id, django_capture_on_commit_callbacks):
+    from guests.bulk import bulk_send_audience
+    from guests.models import Event
+    from templates.models import MessageTemplate
+
+    capture = django_capture_on_commit_callbacks
+    attendee_id = _add(api, event_id, template_id, email="bounce@example.com")
+    support = _member(api.keys)
+    _fix(support, attendee_id, "jane@example.com", capture)  # resent: opened
+    _fix(support, attendee_id, "bounce@example.com", capture)  # back: the 422 rule holds
+    audience = bulk_send_audience(event=Event.objects.get(pk=event_id),
+                                  template=MessageTemplate.objects.get(pk=template_id),
+                                  audience="all")
+    assert audience.get(pk=attendee_id).failed_for_good is True
