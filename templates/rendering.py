@@ -747,7 +747,10 @@ def _moment(value: Any, zone: zoneinfo.ZoneInfo) -> date | None:
     if isinstance(value, datetime):
         if value.tzinfo is None:  # a time without a zone is UTC, as the APIs store them
             value = value.replace(tzinfo=zoneinfo.ZoneInfo("UTC"))
-        return value.astimezone(zone)
+        try:
+            return value.astimezone(zone)
+        except OverflowError:  # 9999-12-31T23:00Z east of UTC: past the last datetime
+            return value
     return value if isinstance(value, date) else None
 
 

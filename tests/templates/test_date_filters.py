@@ -93,3 +93,9 @@ def test_a_ticket_shows_the_event_time_in_the_event_zone(api):
     assert delivery.subject == "Gala on Saturday 17 April 2027"
     assert delivery.text_body == "Doors at 19:00, ends ."
     assert delivery.html_body == "<p>Saturday 17 April 2027, 19:00</p>"
+
+
+def test_a_moment_at_the_end_of_time_east_of_utc_renders_instead_of_failing():
+    from templates.rendering import event_time
+
+    assert "9999" in str(event_time("9999-12-31T23:30:00+00:00", "Asia/Tokyo"))
