@@ -4,10 +4,11 @@ from django.db import models
 
 from accounts.models import Account
 from common.models import TimeStampedModel
-from comms.providers.registry import CHANNELS
+from comms.providers.registry import CHANNEL_LABELS, CHANNELS
 
 # The channels, as the provider registry defines them (one list): email, sms, push, …
-Channel = models.TextChoices("Channel", [(name.upper(), name) for name in CHANNELS])
+Channel = models.TextChoices("Channel", [(name.upper(), (name, CHANNEL_LABELS[name]))
+                                         for name in CHANNELS])
 
 
 class NotificationEvent(TimeStampedModel):

@@ -108,3 +108,10 @@ def test_the_account_page_names_memberships_and_hides_the_key_hash(keys):
     assert "Membership object" not in html
     # Whether a subscription key is set, not its 64-character hash (wider than a phone).
     assert keys.account.subscription_key_hash not in html and "Set (Herald keeps" in html
+
+
+def test_template_channels_are_named_in_words():
+    from templates.models import Channel
+
+    assert dict(Channel.choices)["sms"] == "SMS" and dict(Channel.choices)["inapp"] == "In-app"
+    assert dict(Channel.choices)["whatsapp"] == "WhatsApp"
