@@ -283,7 +283,9 @@ class IntegrationForm(forms.ModelForm):
     def save(self, commit: bool = True) -> Integration:
         data = self.cleaned_data
         return channels.integration_save(
-            account=data["account"], provider=data["provider"], config=data.get("config") or {},
+            # An existing integration keeps its account (read-only on change: AccountScopedAdmin).
+            account=data.get("account") or self.instance.account,
+            provider=data["provider"], config=data.get("config") or {},
             credentials=data.get("credentials") or None, name=data.get("name", ""),
             priority=data.get("priority") or 0, is_active=data.get("is_active", True),
             integration=self.instance)
