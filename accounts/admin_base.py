@@ -72,6 +72,17 @@ class AccountScopedAdmin(UnfoldModelAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         return self._scope(request, super().get_queryset(request))
 
+    def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, Any]:
+        """A member of one account where they may add finds it chosen on an add form."""
+        initial = super().get_changeform_initial_data(request)
+        if self.account_path == "account" and "account" not in initial \
+                and not request.user.is_superuser:
+            accounts = [account for account, role in user_accounts(request).items()
+                        if role in self.add_roles]
+            if len(accounts) == 1:
+                initial["account"] = accounts[0]
+        return initial
+
     def get_readonly_fields(self, request: HttpRequest, obj: Model | None = None) -> list[Any]:
         """An object never changes account: a member of two accounts could otherwise move one
         account's event or guests into the other (the form's same-account check compares the

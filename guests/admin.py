@@ -3,9 +3,11 @@ from datetime import timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.contrib.admin.options import IS_POPUP_VAR
 from django.db.models import Count, OuterRef, QuerySet, Subquery, Value
 from django.db.models.functions import Concat
+from django.http import HttpResponseRedirect
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.formats import date_format
@@ -134,6 +136,14 @@ class EventAdmin(AccountScopedAdmin):
             return "-"
         local = localtime(event.starts_at, ZoneInfo(event.time_zone))
         return f"{date_format(local, 'D j M Y, H:i')} ({event.time_zone})"
+
+    def response_add(self, request, obj, post_url_continue=None):
+        """A new event opens on its own page (import guests, send tickets), not the list."""
+        if "_addanother" in request.POST or IS_POPUP_VAR in request.POST:
+            return super().response_add(request, obj, post_url_continue)
+        self.message_user(request, f"Event “{obj.name}” created. Next: import its guests.",
+                          messages.SUCCESS)
+        return HttpResponseRedirect(reverse("admin:guests_event_change", args=[obj.pk]))
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         event = self.get_object(request, object_id)

@@ -67,3 +67,13 @@ def test_the_guest_list_of_an_event_is_its_guests_tab(keys, staff, other_api):
     rival = other_api.post("/checkin/v1/api/event", {"name": "Rival Gala"}).json()["id"]
     foreign = staff.get(reverse("admin:guests_attendee_changelist"), {"event__id__exact": rival})
     assert "Rival Gala" not in foreign.content.decode()
+
+
+def test_a_one_account_member_finds_the_account_chosen_and_a_new_event_opens_its_page(
+        keys, staff):
+    form = staff.get(reverse("admin:guests_event_add")).context["adminform"].form
+    assert form.initial["account"] == keys.account.pk
+    data = _form(keys)
+    response = staff.post(reverse("admin:guests_event_add"), data)
+    event = Event.objects.get()
+    assert response["Location"] == reverse("admin:guests_event_change", args=[event.pk])
