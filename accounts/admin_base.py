@@ -22,6 +22,7 @@ from django.core import checks
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Model, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
+from django.utils.text import capfirst
 from unfold.admin import ModelAdmin as UnfoldModelAdmin
 
 from accounts.models import Account, Membership
@@ -71,6 +72,21 @@ class AccountScopedAdmin(UnfoldModelAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         return self._scope(request, super().get_queryset(request))
+
+    # Page titles in words: the list is "Templates", an object's page its name ("Spring Gala"),
+    # not Django's "Select message template to change" and "Change event".
+    def changelist_view(self, request: HttpRequest, extra_context: dict | None = None):
+        return super().changelist_view(request, {
+            "title": capfirst(self.opts.verbose_name_plural), **(extra_context or {})})
+
+    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "",
+                    extra_context: dict | None = None):
+        extra = dict(extra_context or {})
+        if "title" not in extra:
+            obj = self.get_object(request, object_id)
+            if obj is not None:
+                extra["title"] = str(obj)
+        return super().change_view(request, object_id, form_url, extra)
 
     def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, Any]:
         """A member of one account where they may add finds it chosen on an add form."""

@@ -3,6 +3,7 @@ from django.apps import AppConfig
 
 class CommsConfig(AppConfig):
     name = "comms"
+    verbose_name = "Messages"  # breadcrumbs: Messages > Deliveries
 
     def ready(self) -> None:
         # The tasks the engine publishes by name (``common.jobs.publish``) are registered

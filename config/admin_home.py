@@ -156,6 +156,7 @@ def dashboard(request: HttpRequest, context: dict[str, Any]) -> dict[str, Any]:
     now = timezone.now()
     today = timezone.localtime(now).replace(hour=0, minute=0, second=0, microsecond=0)
     week = now - timedelta(days=7)
+    event_admin = admin.site._registry[Event]
     events = list(_scoped(request, Event.objects.all())
                   .annotate(guests=Count("attendees", filter=Q(attendees__mode=LIVE)))
                   .order_by("-starts_at", "-created_at")[:8])
@@ -180,7 +181,8 @@ def dashboard(request: HttpRequest, context: dict[str, Any]) -> dict[str, Any]:
             "event": event,
             "url": _link(Event, "change", event.pk),
             "guests_url": _link(Attendee, "changelist", query=f"event__id__exact={event.pk}"),
-            "send_url": _url("admin:guests_event_send_form", event.pk),
+            "send_url": _url("admin:guests_event_send_form", event.pk)
+            if event_admin.has_operate_permission(request, event) else None,
         } for event in events],
         "today": counts,
         "today_failed_url": _link(Delivery, "changelist", query="status__in=" + ",".join(FAILED)),

@@ -118,6 +118,8 @@ TEMPLATES = [
 # --- the admin (django-unfold) --------------------------------------------------------------
 # The sidebar follows the staff's work (Events, Support, Settings; internals for superusers) and
 # the home page shows their events, today's sends and what needs attention: config/admin_home.py.
+# Dates and times in the admin: config/formats/en/formats.py ("6 Dec 2026, 23:42").
+FORMAT_MODULE_PATH = ["config.formats"]
 # Unfold's login form carries no "next" field: a login at /admin/login/ lands on the home page.
 LOGIN_REDIRECT_URL = "admin:index"
 UNFOLD = {

@@ -99,6 +99,7 @@ class Attendee(TimeStampedModel):
                                  object_id_field="owner_id", related_query_name="attendee")
 
     class Meta:
+        verbose_name = "guest"  # staff's word (the spec's API says attendee)
         indexes = [models.Index(fields=["account", "email"]),
                    models.Index(fields=["event", "id"], name="attendee_event_id")]
 

@@ -6,4 +6,4 @@ class TemplatesConfig(AppConfig):
 
     name = "templates"
     label = "templates"
-    verbose_name = "Message templates"
+    verbose_name = "Settings"  # breadcrumbs: Settings > Message templates

@@ -103,3 +103,28 @@ def test_breadcrumbs_keep_an_objects_name_as_it_is(keys):
     client = _member(keys, Membership.Role.OWNER, "olive")
     page = client.get(reverse("admin:contacts_contact_change", args=[contact.pk])).content.decode()
     assert "walkin2@example.com" in page and "Walkin2@example.com" not in page
+
+
+def test_support_is_not_offered_send_tickets_and_pages_are_titled_in_words(keys):
+    from guests.services import event_create
+
+    event_create(account=keys.account, name="Spring Gala")
+    support = _member(keys, Membership.Role.SUPPORT, "sam")
+    home = support.get(reverse("admin:index"))
+    assert [row["send_url"] for row in home.context["events"]] == [None]
+    assert "Send tickets" not in home.content.decode()
+    staff = _member(keys, Membership.Role.STAFF, "stella")
+    assert staff.get(reverse("admin:index")).context["events"][0]["send_url"]
+    templates = staff.get(reverse("admin:templates_messagetemplate_changelist"))
+    assert templates.context["title"] == "Message templates"
+    event = staff.get(reverse("admin:guests_event_change",
+                              args=[home.context["events"][0]["event"].pk]))
+    assert event.context["title"] == "Spring Gala"
+
+
+def test_admin_dates_read_as_elsewhere_in_herald():
+    from datetime import datetime
+
+    from django.utils.formats import date_format
+
+    assert date_format(datetime(2026, 12, 6, 23, 43), "DATETIME_FORMAT") == "6 Dec 2026, 23:43"
