@@ -79,14 +79,12 @@ class AccountScopedAdmin(UnfoldModelAdmin):
         return super().changelist_view(request, {
             "title": capfirst(self.opts.verbose_name_plural), **(extra_context or {})})
 
-    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "",
-                    extra_context: dict | None = None):
-        extra = dict(extra_context or {})
-        if "title" not in extra:
-            obj = self.get_object(request, object_id)
-            if obj is not None:
-                extra["title"] = str(obj)
-        return super().change_view(request, object_id, form_url, extra)
+    def render_change_form(self, request: HttpRequest, context: dict[str, Any], add: bool = False,
+                           change: bool = False, form_url: str = "", obj: Model | None = None):
+        defaults = {f"{verb} {self.opts.verbose_name}" for verb in ("Change", "View")}
+        if change and obj is not None and context.get("title") in defaults:
+            context["title"] = str(obj)  # the object the view already looked up: no query
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
     def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, Any]:
         """A member of one account where they may add finds it chosen on an add form."""

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
+from django.apps import apps
 from django.contrib import admin
 from django.db.models import Count, Model, Q, QuerySet
 from django.http import HttpRequest
@@ -45,11 +46,9 @@ def _can_view(label: str) -> Callable[[HttpRequest], bool]:
     """Whether the user may open ``label``'s admin list (its ModelAdmin decides)."""
 
     def allowed(request: HttpRequest) -> bool:
-        for model, model_admin in admin.site._registry.items():
-            if model._meta.label_lower == label:
-                return bool(model_admin.has_module_permission(request)
-                            and model_admin.has_view_permission(request))
-        return False
+        model_admin = admin.site._registry.get(apps.get_model(label))
+        return bool(model_admin and model_admin.has_module_permission(request)
+                    and model_admin.has_view_permission(request))
 
     return allowed
 
