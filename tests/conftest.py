@@ -8,9 +8,11 @@ from typing import Any
 
 import pytest
 from django.db import connection
+from django.test import Client
 from rest_framework.test import APIClient
 
-from accounts.services import AccountKeys, account_create
+from accounts.models import Account, Membership
+from accounts.services import AccountKeys, account_create, membership_add
 from comms.queueing import kick_taken
 from config.celery import app as celery_app
 from tests.fakes.sendgrid_api import FakeSendGrid
@@ -111,6 +113,14 @@ def template_id(api) -> str:
     response = api.post("/comms/v1/api/comms/template", TICKET)
     assert response.status_code == 201, response.content
     return response.json()["id"]
+
+
+def member_client(account: Account, username: str, role: str = Membership.Role.STAFF, *,
+                  csrf: bool = False) -> Client:
+    """An admin client logged in as a new member of ``account`` with ``role``."""
+    client = Client(enforce_csrf_checks=csrf)
+    client.force_login(membership_add(account=account, username=username, role=role).user)
+    return client
 
 
 def guest(event_id: str, template_id: str | None = None, **fields: Any) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from django.urls import reverse
 from accounts.models import Membership
 from accounts.services import membership_add
 from contacts.models import Contact
-from tests.conftest import guest
+from tests.conftest import guest, member_client
 
 
 @pytest.fixture
@@ -21,9 +21,7 @@ def live_sandbox(settings):
 
 
 def _member(keys, role: str, username: str) -> Client:
-    client = Client()
-    client.force_login(membership_add(account=keys.account, username=username, role=role).user)
-    return client
+    return member_client(keys.account, username, role)
 
 
 def _sidebar(response) -> dict[str, list[str]]:

@@ -13,8 +13,8 @@ from django.test import Client
 from django.urls import reverse
 
 from accounts.models import Membership
-from accounts.services import membership_add
 from domains.models import SenderDomain
+from tests.conftest import member_client
 from tests.fakes.dns_server import local_dns_fixture, local_dns_server_fixture  # noqa: F401
 from tests.fakes.sendgrid_api import FakeSendGrid
 
@@ -23,10 +23,7 @@ pytestmark = pytest.mark.usefixtures("local_dns")
 
 @pytest.fixture
 def owner(keys) -> Client:
-    client = Client()
-    client.force_login(membership_add(account=keys.account, username="olive",
-                                      role=Membership.Role.OWNER).user)
-    return client
+    return member_client(keys.account, "olive", Membership.Role.OWNER)
 
 
 def _text(html: str) -> str:

@@ -11,7 +11,7 @@ from django.test import Client
 from django.urls import reverse
 
 from accounts.models import Membership
-from accounts.services import account_create, membership_add
+from accounts.services import account_create
 from comms.models import Delivery
 from guests import bulk
 from guests.admin_views import job_deliveries_url
@@ -19,7 +19,7 @@ from guests.imports import guest_import_create
 from guests.models import BulkSend
 from guests.services import attendee_create, event_create
 from templates.services import template_create
-from tests.conftest import bulk_send_done
+from tests.conftest import bulk_send_done, member_client
 
 
 @pytest.fixture
@@ -41,9 +41,7 @@ def ticket(keys):
 
 
 def _member(account, username: str, role=Membership.Role.STAFF) -> Client:
-    client = Client()
-    client.force_login(membership_add(account=account, username=username, role=role).user)
-    return client
+    return member_client(account, username, role)
 
 
 def _guests(keys, event, emails: list[str], mode: str = "live") -> None:

@@ -9,18 +9,14 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from accounts.models import Membership
-from accounts.services import membership_add
 from guests.models import Event
 from guests.services import event_create
+from tests.conftest import member_client
 
 
 @pytest.fixture
 def staff(keys) -> Client:
-    client = Client()
-    client.force_login(membership_add(account=keys.account, username="stella",
-                                      role=Membership.Role.STAFF).user)
-    return client
+    return member_client(keys.account, "stella")
 
 
 def _form(keys, **fields) -> dict:

@@ -12,10 +12,9 @@ from django.test import Client
 from django.urls import reverse
 
 from accounts.models import Membership
-from accounts.services import membership_add
 from comms.models import Delivery
 from guests.models import Attendee
-from tests.conftest import guest
+from tests.conftest import guest, member_client
 
 
 @pytest.fixture
@@ -26,10 +25,7 @@ def live_sandbox(settings):
 
 
 def _member(keys, username: str = "sam", role=Membership.Role.SUPPORT) -> Client:
-    membership = membership_add(account=keys.account, username=username, role=role)
-    client = Client()
-    client.force_login(membership.user)
-    return client
+    return member_client(keys.account, username, role)
 
 
 def _page(client, attendee_id) -> str:

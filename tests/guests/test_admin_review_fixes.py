@@ -16,13 +16,12 @@ from django.test import Client
 from django.urls import reverse
 
 from accounts.models import Membership
-from accounts.services import membership_add
 from comms.models import Delivery
 from guests.admin_guest import EMAIL_FIXES_PER_HOUR, EMAIL_FIXES_PER_MINUTE
 from guests.imports import MAX_COLUMNS, guests_csv_parse
 from guests.models import Attendee, GuestImport, GuestImportFile
 from guests.services import event_create
-from tests.conftest import guest
+from tests.conftest import guest, member_client
 
 
 @pytest.fixture(autouse=True)
@@ -40,10 +39,7 @@ def live_sandbox(settings):
 
 
 def _member(keys, username: str = "sam", role=Membership.Role.SUPPORT) -> Client:
-    membership = membership_add(account=keys.account, username=username, role=role)
-    client = Client()
-    client.force_login(membership.user)
-    return client
+    return member_client(keys.account, username, role)
 
 
 def _add(api, event_id, template_id=None, **fields) -> str:

@@ -15,7 +15,7 @@ from django.test import Client
 from django.urls import reverse
 
 from accounts.models import Membership
-from accounts.services import account_create, membership_add
+from accounts.services import account_create
 from comms.models import Delivery
 from guests import bulk
 from guests.imports import guests_csv_header, guests_csv_parse
@@ -23,6 +23,7 @@ from guests.jobs import guest_jobs_sweep
 from guests.models import Attendee, BulkSend, GuestImport
 from guests.services import event_create
 from templates.services import template_create
+from tests.conftest import member_client
 
 PARSE_ACCOUNT = uuid.UUID(int=1)
 FRENCH = ("Prénom;Nom;E-mail;Table\n"
@@ -38,10 +39,7 @@ def event(keys):
 
 
 def _member(account, username: str, role=Membership.Role.STAFF) -> Client:
-    membership = membership_add(account=account, username=username, role=role)
-    client = Client()
-    client.force_login(membership.user)
-    return client
+    return member_client(account, username, role)
 
 
 @pytest.fixture

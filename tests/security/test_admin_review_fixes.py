@@ -8,15 +8,12 @@ from django.test import Client
 from django.urls import reverse
 
 from accounts.models import Account, Membership
-from accounts.services import membership_add
+from tests.conftest import member_client
 
 
 @pytest.fixture
 def owner(keys) -> Client:
-    client = Client()
-    client.force_login(membership_add(account=keys.account, username="olive",
-                                      role=Membership.Role.OWNER).user)
-    return client
+    return member_client(keys.account, "olive", Membership.Role.OWNER)
 
 
 def _form(account: Account, **fields) -> dict:

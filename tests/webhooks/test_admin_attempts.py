@@ -12,7 +12,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import Membership
-from accounts.services import membership_add
+from tests.conftest import member_client
 from tests.fakes.webhook_receiver import WebhookReceiver
 from webhooks import services
 from webhooks.models import Endpoint, Message
@@ -27,9 +27,7 @@ def receiver(settings):
 
 
 def _member(keys, username: str, role: str) -> Client:
-    client = Client()
-    client.force_login(membership_add(account=keys.account, username=username, role=role).user)
-    return client
+    return member_client(keys.account, username, role)
 
 
 @pytest.fixture
