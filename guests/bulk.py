@@ -208,20 +208,13 @@ def bulk_send_refs(*, job: BulkSend, attendee_id: Any, event: dict[str, Any]) ->
 
 
 def bulk_send_deliveries(*, job: BulkSend) -> QuerySet:
-    """The deliveries this job queued (tagged with its id in ``refs``). A job queued before
-    the tag existed falls back to the template's deliveries to the event's guests in the
-    job's time window."""
+    """The deliveries this job queued: tagged with its id in ``refs`` (those of jobs made
+    before the tag were tagged by migration guests 0007)."""
     deliveries = Delivery.objects.filter(account_id=job.account_id, mode=job.mode,
                                          template_id=job.template_id)
     if job.started_at is not None:
         deliveries = deliveries.filter(created_at__gte=job.started_at)
-    tagged = deliveries.filter(**{f"refs__{JOB_REF}": str(job.id)})
-    if job.started_at is None or tagged.exists() or not job.queued:
-        return tagged
-    window = deliveries.filter(attendee__event_id=job.event_id)
-    if job.finished_at is not None:
-        window = window.filter(created_at__lte=job.finished_at)
-    return window
+    return deliveries.filter(**{f"refs__{JOB_REF}": str(job.id)})
 
 
 def bulk_send_statuses(*, job: BulkSend) -> dict[str, int]:
@@ -233,8 +226,7 @@ def bulk_send_statuses(*, job: BulkSend) -> dict[str, int]:
 
 
 def bulk_send_statuses_many(*, jobs: list[BulkSend]) -> dict[Any, dict[str, int]]:
-    """``bulk_send_statuses`` of several jobs (a list page's) in one query for the tagged
-    ones (an untagged, earlier job is counted on its own)."""
+    """``bulk_send_statuses`` of several jobs (a list page's) in one query."""
     started = [job for job in jobs if job.started_at is not None]
     counts: dict[Any, dict[str, int]] = {job.pk: {} for job in jobs}
     if not started:
@@ -246,9 +238,6 @@ def bulk_send_statuses_many(*, jobs: list[BulkSend]) -> dict[Any, dict[str, int]
             .values_list("job", "status").annotate(n=Count("id")).order_by())
     for job_id, status, n in rows:
         counts[uuid.UUID(job_id)][status] = n
-    for job in started:
-        if not counts[job.pk] and job.queued:
-            counts[job.pk] = bulk_send_statuses(job=job)
     return counts
 
 

@@ -3,6 +3,7 @@ own deliveries, not the event's, done only once every one left the queue, each s
 to exactly its deliveries), and funnels that count guests (each once, by their latest live
 delivery; a sandbox rehearsal never counts), each figure a link to the matching guests."""
 
+import importlib
 import re
 import uuid
 
@@ -269,16 +270,24 @@ def test_sends_list_says_sending_until_every_ticket_left_and_links_each_outcome(
     assert "sandbox rehearsal" in html and ">open<" not in html
 
 
-def test_a_send_queued_before_deliveries_named_their_send_is_counted_by_its_time_window(
+def test_deliveries_of_a_send_made_before_the_tag_are_tagged_by_the_migration(
         keys, event, ticket, live_sandbox, django_capture_on_commit_callbacks):
+    from django.apps import apps
+
+    tagging = importlib.import_module("guests.migrations.0007_tag_bulk_send_deliveries")
     _guests(keys, event, ["a@example.com", "bounce-b@example.com"])
     job = bulk_send_done(event.pk, ticket.pk, audience="all", mode="live",
                          capture=django_capture_on_commit_callbacks)
-    # As a job queued before deliveries carried its id: their refs without it.
+    # As a job queued before deliveries carried its id: their refs without it; and a later
+    # delivery of the same template to the guest, outside the job's time, is not the job's.
     Delivery.objects.update(refs={"attendeeId": "x", "eventId": str(event.pk)})
+    assert bulk.bulk_send_statuses(job=job) == {}
+    tagging.tag_deliveries(apps, None)
     assert bulk.bulk_send_statuses(job=job) == {"opened": 1, "bounced": 1}
     assert bulk.bulk_send_statuses_many(jobs=[job]) == {job.pk: {"opened": 1, "bounced": 1}}
     assert bulk.bulk_send_progress(job=job)["finished"]
+    tagging.tag_deliveries(apps, None)  # again: nothing changes
+    assert bulk.bulk_send_statuses(job=job) == {"opened": 1, "bounced": 1}
 
 
 def test_send_form_offers_the_template_the_event_was_last_sent_or_the_only_one(
