@@ -9,7 +9,8 @@ from datetime import datetime
 from typing import Any
 
 from django.contrib import admin, messages
-from django.db.models import OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models import Q, QuerySet, Value
+from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Coalesce, Concat, JSONObject
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
@@ -25,6 +26,7 @@ from comms.selectors import suppression_modes, suppressions_active
 from guests import admin_actions, admin_views
 from guests.admin_actions import resend_attendees
 from guests.models import Attendee, Event
+from guests.selectors import latest_delivery
 from guests.sending import previous_send_check
 from templates.models import MessageTemplate
 
@@ -50,9 +52,7 @@ class LastDeliveryStatus(admin.SimpleListFilter):
     def queryset(self, request, queryset):
         if not self.value():
             return queryset
-        latest = Delivery.objects.filter(attendee=OuterRef("pk"), mode=self.mode).order_by(
-            "-created_at")
-        return queryset.annotate(last_status=Subquery(latest.values("status")[:1])).filter(
+        return queryset.annotate(last_status=latest_delivery(self.mode, "status")).filter(
             last_status__in=self.value().split(","))
 
 
@@ -72,24 +72,17 @@ class AddedByFilter(admin.ChoicesFieldListFilter):
         self.title = "added by"
 
 
-def _latest(mode: str, value: Any) -> Subquery:
-    """A value of the guest's latest delivery of a key mode."""
-    return Subquery(Delivery.objects.filter(attendee=OuterRef("pk"), mode=mode)
-                    .order_by("-created_at").values_list(value)[:1])
-
-
 # What the words of a failed delivery need, in one subquery a mode (not one per column).
 _OUTCOME = JSONObject(status="status", reason="failure_reason", failure_type="failure_type",
                       bounce_type="bounce_type", bounce_subtype="bounce_subtype")
 
 
 def with_last_ticket(queryset: QuerySet) -> QuerySet:
-    """Guests with their latest live and sandbox deliveries' status (``ticket_status``, for
-    sorting) and outcome (``ticket``, ``rehearsal``: what ``last_ticket_words`` says)."""
+    """Guests with their latest live and sandbox deliveries' outcome (``ticket``,
+    ``rehearsal``: what ``last_ticket_words`` says; the list sorts on ``ticket``'s status)."""
     return queryset.annotate(
-        ticket_status=_latest(Delivery.Mode.LIVE, "status"),
-        ticket=_latest(Delivery.Mode.LIVE, _OUTCOME),
-        rehearsal=_latest(SANDBOX, _OUTCOME),
+        ticket=latest_delivery(Delivery.Mode.LIVE, _OUTCOME),
+        rehearsal=latest_delivery(SANDBOX, _OUTCOME),
     )
 
 
@@ -170,7 +163,7 @@ class AttendeeAdmin(AccountScopedAdmin):
     def guest(self, attendee: Attendee) -> str:
         return f"{attendee.first_name} {attendee.last_name}".strip() or attendee.email
 
-    @admin.display(description="last ticket", ordering="ticket_status")
+    @admin.display(description="last ticket", ordering=KeyTextTransform("status", "ticket"))
     def last_ticket(self, attendee: Attendee) -> str:
         return last_ticket_words(attendee)
 

@@ -104,15 +104,22 @@ class GuestFunnel:
         return self.guests - sum(self.statuses.values())
 
 
+def latest_delivery(mode: str, value: Any) -> Subquery:
+    """A value (a field name or an expression) of the guest's latest delivery in a key mode,
+    as a subquery on the guest rows: the one reading of "the guest's last ticket" that the
+    guest list, its status filters and the event funnels share."""
+    return Subquery(Delivery.objects.filter(attendee=OuterRef("pk"), mode=mode)
+                    .order_by("-created_at").values_list(value)[:1])
+
+
 def event_guest_funnels(*, event_ids: Iterable[Any]) -> dict[Any, GuestFunnel]:
     """Each event's ``GuestFunnel``, in one query: a guest counts once, by their latest live
     delivery (a resend replaces the earlier one, a sandbox rehearsal never counts) — the same
     rule as the guest list's "last live delivery status" filter, so a figure and the list it
     links to agree."""
-    latest = Delivery.objects.filter(attendee=OuterRef("pk"), mode=Delivery.Mode.LIVE)
     rows = (Attendee.objects.filter(event_id__in=list(event_ids),
                                     account_id=F("event__account_id"))
-            .annotate(last=Subquery(latest.order_by("-created_at").values("status")[:1]))
+            .annotate(last=latest_delivery(Delivery.Mode.LIVE, "status"))
             .filter(Q(mode=Attendee.LIVE) | Q(last__isnull=False))
             .values_list("event_id", "last").annotate(n=Count("id")).order_by())
     counts: dict[Any, dict[str | None, int]] = {}

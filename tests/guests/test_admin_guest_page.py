@@ -13,6 +13,7 @@ from django.urls import reverse
 
 from accounts.models import Membership
 from comms.models import Delivery
+from guests.admin_guest import AttendeeAdmin
 from guests.models import Attendee
 from tests.conftest import guest, member_client
 
@@ -309,3 +310,18 @@ def test_staff_edit_the_guest_below_the_page_choosing_the_event_by_name(api, eve
     html = _page(_member(api.keys, "stella", Membership.Role.STAFF), body["id"])
     assert re.search(r'<select name="event"[^>]*>.*Spring Gala', html, re.S)
     assert "Details" in _text(html) and "Order reference" in _text(html)
+
+
+def test_the_guest_list_sorts_by_the_last_tickets_status(api, live_sandbox, event_id,
+                                                         template_id):
+    for email in ("ann@example.com", "bounce@example.com"):
+        api.post("/checkin/v1/api/guest", guest(event_id, template_id, email=email))
+    client = _member(api.keys)
+    url = reverse("admin:guests_attendee_changelist")
+    column = AttendeeAdmin.list_display.index("last_ticket") + 1
+
+    def emails(order: str) -> list[str]:
+        return [a.email for a in client.get(url, {"o": order}).context["cl"].result_list]
+
+    assert emails(str(column)) == ["bounce@example.com", "ann@example.com"]  # bounced < opened
+    assert emails(f"-{column}") == ["ann@example.com", "bounce@example.com"]
