@@ -32,6 +32,14 @@ STATUS_WORDS: dict[str, str] = {
 }
 
 
+# How pages name a key mode: a test key's send is a sandbox rehearsal, never live traffic.
+MODE_WORDS = {"live": "live", "test": "sandbox rehearsal"}
+
+
+def mode_words(mode: str) -> str:
+    return MODE_WORDS.get(mode, mode)
+
+
 def provider_noun(channel: str = "email") -> str:
     """What staff call the service a message went through."""
     return "mail provider" if channel == "email" else "sending service"

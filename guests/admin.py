@@ -16,6 +16,7 @@ from django.utils.safestring import mark_safe
 from django.utils.timezone import localtime
 
 from accounts.admin_base import AccountScopedAdmin
+from comms import wording
 from comms.admin import DashboardAdmin, DeliveryAdmin
 from comms.models import Dashboard, Delivery
 from comms.services import owner_type_id
@@ -280,7 +281,7 @@ class BulkSendAdmin(JobAdmin):
 
     @admin.display(description="mode", ordering="mode")
     def mode_label(self, job: BulkSend) -> str:
-        return admin_views.MODE_LABELS.get(job.mode, job.mode)
+        return wording.mode_words(job.mode)
 
     @admin.display(description="progress")
     def state(self, job: BulkSend) -> str:
@@ -381,7 +382,7 @@ class GuestDeliveryAdmin(DeliveryAdmin):
         extra = {} if event is None else {"tab_list": admin_views.event_tabs(
             event, "deliveries", on="comms.delivery", detail=False)}
         if job is not None:
-            extra["subtitle"] = (f"The {admin_views.MODE_LABELS.get(job.mode, job.mode)} send "
+            extra["subtitle"] = (f"The {wording.mode_words(job.mode)} send "
                                  f"of “{job.template}” to {event}, "
                                  f"{date_format(localtime(job.created_at), 'j M, H:i')}")
         return super().changelist_view(request, {**extra, **(extra_context or {})})

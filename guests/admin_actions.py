@@ -22,8 +22,6 @@ from guests.models import Attendee
 from guests.sending import delivery_send_to_attendee
 from templates.models import MessageTemplate
 
-MODE_WORDS = {Delivery.Mode.LIVE: "live", Delivery.Mode.TEST: "sandbox rehearsal"}
-
 
 def refusal_text(exc: HeraldError) -> str:
     """Why a send was refused, in words a guest could be told."""

@@ -186,7 +186,7 @@ class AttendeeAdmin(AccountScopedAdmin):
 
     @admin.display(description="added by", ordering="mode")
     def added_by(self, attendee: Attendee) -> str:
-        return admin_actions.MODE_WORDS.get(attendee.mode, attendee.mode)
+        return wording.mode_words(attendee.mode)
 
     # --- the guest's page -------------------------------------------------------------------
 
@@ -306,7 +306,7 @@ def guest_page(attendee: Attendee, *, can_send: bool) -> dict[str, Any]:
             "name": name or "—", "email": attendee.email, "event": attendee.event,
             "event_url": reverse("admin:guests_event_change", args=[attendee.event_id]),
             "reference": attendee.correlation_id or "—",
-            "added_by": admin_actions.MODE_WORDS.get(attendee.mode, attendee.mode),
+            "added_by": wording.mode_words(attendee.mode),
             "added_at": wording.moment(attendee.created_at),
         },
         "live_tickets": [t for t in tickets if not t.sandbox],
@@ -387,7 +387,7 @@ def send_plan(attendee: Attendee, deliveries: list[Delivery]) -> SendPlan:
         account_id=attendee.account_id, channel="email", event__isnull=True).order_by("name"))
     return SendPlan(
         resend=previous is not None, template=template, mode=mode,
-        mode_label=admin_actions.MODE_WORDS.get(mode, mode), refusal=refusal,
+        mode_label=wording.mode_words(mode), refusal=refusal,
         suppressed=wording.suppression_words(reason=suppression.reason,
                                              since=suppression.created_at) if suppression else "",
         templates=templates,

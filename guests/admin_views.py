@@ -33,9 +33,6 @@ from comms.selectors import suppressions_active
 from guests import bulk, selectors
 from guests.models import BulkSend, Event, GuestImport
 
-# How the pages name a key mode: a test-mode send is a sandbox rehearsal, never live traffic.
-MODE_LABELS = {Delivery.Mode.LIVE: "live", Delivery.Mode.TEST: "sandbox rehearsal"}
-
 
 def _page(model_admin: AccountScopedAdmin, request: HttpRequest, page: str, event: Event,
           title: str, status: int = 200, tab: str = "sends", **context: Any) -> TemplateResponse:
@@ -132,7 +129,7 @@ def bulk_send_form(model_admin: AccountScopedAdmin, request: HttpRequest,
     return _page(model_admin, request, "bulk_send_confirm.html", event, "Confirm the send",
                  form=form, confirm=confirm, template=data["template"],
                  audience=BulkSend.Audience(data["audience"]).label,
-                 mode=MODE_LABELS[data["mode"]],
+                 mode=wording.mode_words(data["mode"]),
                  counts=_preview_counts(event, data["template"], data["audience"],
                                         data["mode"]))
 
@@ -162,7 +159,7 @@ def bulk_send_detail(model_admin: AccountScopedAdmin, request: HttpRequest, even
                      job_id: uuid.UUID) -> HttpResponse:
     job = _job(event, job_id)
     return _page(model_admin, request, "bulk_send_detail.html", event,
-                 f"Tickets: “{job.template}”", job=job, mode=MODE_LABELS.get(job.mode, job.mode),
+                 f"Tickets: “{job.template}”", job=job, mode=wording.mode_words(job.mode),
                  progress=send_progress(job), progress_url=_job_url(job, "_progress"),
                  all_deliveries=job_deliveries_url(job))
 
@@ -210,7 +207,7 @@ def event_sends(model_admin: AccountScopedAdmin, request: HttpRequest,
     return _page(model_admin, request, "sends.html", event, f"{event}: sends and imports",
                  tab="sends", imports=imports, sends=[
                      (job, send_progress(job, statuses[job.pk]),
-                      MODE_LABELS.get(job.mode, job.mode)) for job in sends])
+                      wording.mode_words(job.mode)) for job in sends])
 
 
 def event_dashboard(model_admin: AccountScopedAdmin, request: HttpRequest,
