@@ -24,6 +24,13 @@ class Account(UUIDModel):
         null=True, blank=True, help_text="Live deliveries per UTC day; empty: the default")
     daily_quota_test = models.PositiveIntegerField(
         null=True, blank=True, help_text="Test deliveries per UTC day; empty: the default")
+    # Reminders are not sent between these times, read in each event's own time zone: one
+    # falling inside is moved to the end (``guests.reminders``). Both empty: no quiet hours.
+    quiet_hours_start = models.TimeField(
+        null=True, blank=True, help_text="Reminders wait from this time (the event's local "
+                                         "time) …")
+    quiet_hours_end = models.TimeField(
+        null=True, blank=True, help_text="… until this time. E.g. 21:00 to 08:00.")
 
     def __str__(self) -> str:
         return self.name

@@ -9,6 +9,7 @@ its ``Delivery`` rows.
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from django.db import models
@@ -26,7 +27,10 @@ class Message:
     ``options`` (spec 004's per-channel overrides) travel with the context as ``_to_name``,
     ``_sender``, ``_options``; ``owner``: what it belongs to (the front end finds its messages
     by it); ``refs``: the front end's ids its webhooks carry; ``id``: given when the front end
-    needs it before the row exists (spec 003's MessageId in its context and Email row)."""
+    needs it before the row exists (spec 003's MessageId in its context and Email row);
+    ``send_at``: a time to send it at (``scheduled`` until then; None or a past time: now).
+    ``headers``/``attachments`` are not given here: the pipeline makes them from the template
+    (its topic's unsubscribe headers, a ticket's QR code and invite)."""
 
     account_id: Any
     mode: str
@@ -46,6 +50,7 @@ class Message:
     event_name: str = ""
     integration_id: Any = None
     id: uuid.UUID | None = field(default=None)
+    send_at: datetime | None = None
 
     def stored_context(self) -> dict[str, Any] | None:
         """The render context as the engine stores it: the tokens and the ``_`` keys."""

@@ -14,6 +14,7 @@ CHANNEL_CHOICES = [(name, CHANNEL_LABELS[name]) for name in CHANNELS]
 
 
 class Status(models.TextChoices):
+    SCHEDULED = "scheduled"  # accepted for a later time: waits on the due-time index, no worker
     QUEUED = "queued"  # accepted, waiting for a worker (the row is the outbox)
     SENDING = "sending"  # claimed by a worker, provider call in flight
     SENT = "sent"  # the provider accepted it
@@ -26,17 +27,22 @@ class Status(models.TextChoices):
     SPAM_REPORTED = "spam_reported"  # the recipient marked it as spam
     UNSUBSCRIBED = "unsubscribed"  # the recipient opted out
     SUPPRESSED = "suppressed"  # we did not send: the address is on our suppression list
+    CANCELLED = "cancelled"  # withdrawn by its sender (or its guest or event) before it was sent
 
 
 # Precedence: a delivery only moves to a higher rank, so late or repeated events never move
 # it backwards. Every failure outranks every success: a bounce after "delivered" still wins.
 RANK = {
-    Status.QUEUED: 0, Status.SENDING: 1, Status.SENT: 2, Status.DELIVERED: 3,
+    Status.SCHEDULED: 0, Status.QUEUED: 0, Status.SENDING: 1, Status.SENT: 2, Status.DELIVERED: 3,
     Status.OPENED: 4, Status.CLICKED: 5,
     Status.FAILED: 10, Status.BOUNCED: 10, Status.DROPPED: 10, Status.SPAM_REPORTED: 10,
-    Status.UNSUBSCRIBED: 10, Status.SUPPRESSED: 10,
+    Status.UNSUBSCRIBED: 10, Status.SUPPRESSED: 10, Status.CANCELLED: 10,
 }
-FAILURES = frozenset(s for s, rank in RANK.items() if rank >= 10)
+# Cancelled is final like a failure (nothing moves it) but is no failure: it is not counted,
+# shown or refused as one.
+FAILURES = frozenset(s for s, rank in RANK.items() if rank >= 10 and s != Status.CANCELLED)
+# Not sent yet and still withdrawable: DELETE cancels these (``comms.scheduling``).
+CANCELLABLE = frozenset({Status.SCHEDULED, Status.QUEUED})
 # The failures after which spec 000 refuses a resend with 422 ("won't change").
 PERMANENT_FAILURES = frozenset(
     {Status.BOUNCED, Status.DROPPED, Status.SPAM_REPORTED, Status.UNSUBSCRIBED}
@@ -45,7 +51,8 @@ PERMANENT_FAILURES = frozenset(
 # The four statuses spec 004 shows callers (its deliveries and its ``delivery.*`` webhooks)
 # over ours, which go beside them as the detail.
 PUBLIC_STATUS = {
-    Status.QUEUED: "pending", Status.SENDING: "pending", Status.SENT: "sent",
+    Status.SCHEDULED: "pending", Status.QUEUED: "pending", Status.SENDING: "pending",
+    Status.SENT: "sent", Status.CANCELLED: "failed",
     Status.DELIVERED: "delivered", Status.OPENED: "delivered", Status.CLICKED: "delivered",
     **{status: "failed" for status in FAILURES},
 }
@@ -96,7 +103,8 @@ class Delivery(TimeStampedModel):
     provider_message_id = models.CharField(  # indexed in Meta
         "the sending service's message id", max_length=255, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
-    # queued: when it is due. A row a provider event moved out of ``sending`` before its worker
+    # scheduled: when it is to be sent (its ``sendAt``). queued: when it is due. A row a
+    # provider event moved out of ``sending`` before its worker
     # recorded the send: its claim time, until the send is recorded (the sweeper does it once
     # the claim expired: ``comms.dispatch._reconcile``).
     next_attempt_at = models.DateTimeField(null=True, blank=True)
@@ -130,6 +138,10 @@ class Delivery(TimeStampedModel):
             # The dispatcher's batch claim: due queued rows, oldest first.
             models.Index(fields=["created_at"], condition=models.Q(status="queued"),
                          name="delivery_queued"),
+            # Scheduled rows by due time: the release tick reads only what is due (10,000
+            # scheduled rows cost it nothing until then).
+            models.Index(fields=["next_attempt_at"], condition=models.Q(status="scheduled"),
+                         name="delivery_scheduled"),
             # Callbacks find deliveries by the provider's id: equality only (no _like copy).
             models.Index(fields=["provider_message_id"], name="delivery_provider_message"),
         ]

@@ -32,7 +32,7 @@ from django.utils import timezone
 
 from common import jobs
 from common.headers import header_fold
-from comms import outcomes, signals
+from comms import outcomes, signals, tickets, unsubscribe
 from comms.channels import Link, chain_for
 from comms.lifecycle import provider_events_apply
 from comms.models import Delivery, Status, Suppression
@@ -444,6 +444,8 @@ def delivery_render(*, delivery: Delivery) -> Content:
         "email": delivery.recipient,
         "correlationId": delivery.correlation_id or "",
         "attendeeInvitationId": str(delivery.id),
+        **unsubscribe.render_tokens(delivery),
+        **tickets.render_tokens(delivery),
         **(delivery.context or {}),
     }
     rendered = render(
@@ -487,6 +489,8 @@ def _message(delivery: Delivery, content: Content,
         subject=header_fold(content.subject), html=content.html, text=content.text,
         custom_args={"herald_delivery_id": str(delivery.id)},
         reply_to=_options(delivery).get("reply_to", ""),
+        headers=unsubscribe.email_headers(delivery),
+        attachments=tickets.email_attachments(delivery),
     )
 
 

@@ -19,8 +19,9 @@ from accounts.models import Account
 from common.errors import HeraldError, NotFound
 from common.inserts import rows_insert
 from comms.messages import Message, Owner
-from comms.models import Delivery, Suppression
+from comms.models import Delivery, Status, Suppression
 from comms.queueing import enqueue
+from comms.scheduling import scheduled
 
 log = logging.getLogger(__name__)
 
@@ -28,10 +29,12 @@ log = logging.getLogger(__name__)
 def message_queue(message: Message) -> Delivery:
     """Insert one queued delivery; its task is enqueued when the surrounding transaction
     commits. If the broker is down at that moment the row stays queued and the sweeper
-    sends it."""
+    sends it. A scheduled one waits for its time (``comms.scheduling``) and publishes
+    nothing."""
     delivery = message_row(message)
     delivery.save(force_insert=True)
-    delivery_enqueue_on_commit(delivery)
+    if delivery.status == Status.QUEUED:
+        delivery_enqueue_on_commit(delivery)
     return delivery
 
 
@@ -53,8 +56,11 @@ def messages_queue(messages: Sequence[Message]) -> list[uuid.UUID]:
     columns["owner_type_id"] = [kind for kind, _ in owners]
     columns["owner_id"] = [pk for _, pk in owners]
     _deliveries_insert(columns)
-    first = str(columns["id"][0])
-    transaction.on_commit(lambda: enqueue(first), robust=True)
+    now_ids = [pk for pk, status in zip(columns["id"], columns["status"], strict=True)
+               if status == Status.QUEUED]
+    if now_ids:  # scheduled ones wait for their time (comms.scheduling): no task
+        first = str(now_ids[0])
+        transaction.on_commit(lambda: enqueue(first), robust=True)
     return columns["id"]
 
 
@@ -70,6 +76,9 @@ _COLUMNS: tuple[tuple[str, Callable[[Message], Any]], ...] = (
     ("template_version", lambda m: 0 if m.template_id is None else None),
     ("context", Message.stored_context),
     ("refs", lambda m: dict(m.refs) if m.refs is not None else None),
+    # A time still ahead: scheduled, due then; otherwise queued now.
+    ("status", lambda m: Status.SCHEDULED if scheduled(m.send_at) else Status.QUEUED),
+    ("next_attempt_at", lambda m: m.send_at if scheduled(m.send_at) else None),
 )
 
 

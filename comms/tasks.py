@@ -3,7 +3,7 @@
 from celery import shared_task
 from django.utils import timezone
 
-from comms import dispatch
+from comms import dispatch, scheduling
 from comms.callbacks.services import callback_batch_process, callback_batches_sweep
 from comms.lifecycle import provider_events_apply
 from comms.providers import registry
@@ -41,3 +41,9 @@ def deliveries_sweep() -> int:
 @shared_task(name="comms.process_callback_batch", ignore_result=True)
 def process_callback_batch(batch_id: int, alone: bool = False) -> int:
     return callback_batch_process(batch_id=batch_id, alone=alone)
+
+
+@shared_task(name="comms.scheduled_release", ignore_result=True, expires=30)
+def scheduled_release() -> int:
+    """Beat's tick: scheduled deliveries now due go to the queue (``comms.scheduling``)."""
+    return scheduling.deliveries_release()

@@ -345,6 +345,14 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": float(HERALD_SWEEP_INTERVAL_SECONDS),
     },
 }
+# Scheduled sends (sendAt): beat releases the due ones this often (one indexed UPDATE that
+# finds nothing costs nothing; a due send leaves within about this plus the queue's drain).
+HERALD_SCHEDULE_TICK_SECONDS = env.float("HERALD_SCHEDULE_TICK_SECONDS", default=2.0)
+CELERY_BEAT_SCHEDULE["comms.scheduled_release"] = {
+    "task": "comms.scheduled_release",
+    "schedule": HERALD_SCHEDULE_TICK_SECONDS,
+    "options": {"expires": max(HERALD_SCHEDULE_TICK_SECONDS * 5, 10.0)},
+}
 # A broker outage must not hang the API: the row is the outbox and the sweeper re-enqueues.
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2}
 

@@ -94,6 +94,10 @@ class Attendee(TimeStampedModel):
     LIVE, TEST = "live", "test"
     mode = models.CharField(max_length=8, default="live", editable=False,
                             choices=[("live", "Live"), ("test", "Test")])
+    # At the door: when the guest was let in, and by whom ("key <prefix>", "admin <user>");
+    # set once (guests.checkin), a second scan is refused saying when.
+    checked_in_at = models.DateTimeField(null=True, blank=True)
+    checked_in_by = models.CharField(max_length=200, blank=True)
     # Its messages (the engine's deliveries it owns): deleted with it.
     deliveries = GenericRelation("comms.Delivery", content_type_field="owner_type",
                                  object_id_field="owner_id", related_query_name="attendee")
@@ -105,6 +109,28 @@ class Attendee(TimeStampedModel):
 
     def __str__(self) -> str:
         return f"{self.first_name} {self.last_name} <{self.email}>".strip()
+
+
+class ReminderRule(UUIDModel):
+    """An event's reminder: a template sent to each guest at an offset from the event's start
+    (-1440 minutes: a day before). Scheduled per guest when the guest is added, moved with
+    the event's start, cancelled with the guest or the event (``guests.reminders``)."""
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="+")
+    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="reminders")
+    template = models.ForeignKey("templates.MessageTemplate", on_delete=models.PROTECT,
+                                 related_name="+")
+    # Minutes from the event's start: negative before it (-1440 = 24 h before).
+    offset_minutes = models.IntegerField(
+        help_text="Minutes from the event's start: -1440 is a day before, -120 two hours.")
+
+    class Meta:
+        ordering = ["offset_minutes"]
+        constraints = [models.UniqueConstraint(fields=["event", "template", "offset_minutes"],
+                                               name="reminder_once")]
+
+    def __str__(self) -> str:
+        return f"{self.template} at {self.offset_minutes:+d} min"
 
 
 class GuestImport(UUIDModel):

@@ -11,6 +11,10 @@ Channel = models.TextChoices("Channel", [(name.upper(), (name, CHANNEL_LABELS[na
                                          for name in CHANNELS])
 
 
+# The category of a template that is never unsubscribable.
+TRANSACTIONAL = "transactional"
+
+
 class NotificationEvent(TimeStampedModel):
     """Spec 004's kind of event (``order.confirmed``): the channels it goes out on and a
     template per channel and language (``MessageTemplate.event``)."""
@@ -43,6 +47,21 @@ class MessageTemplate(TimeStampedModel):
     subject = models.CharField(max_length=998)
     html_body = models.TextField(blank=True)
     text_body = models.TextField(blank=True)
+    # What kind of message it is: "transactional" (tickets, receipts: always sent, never
+    # unsubscribable) or a topic (``event-updates``, ``marketing``): its emails carry RFC 8058
+    # one-click unsubscribe headers and stop for whoever unsubscribed from the topic.
+    category = models.CharField(
+        max_length=64, default=TRANSACTIONAL,
+        help_text='"transactional" (tickets, receipts: never unsubscribable) or a topic '
+                  'name such as event-updates or marketing (recipients can unsubscribe).')
+    # A ticket: the guest's check-in QR code (inline in the HTML as cid:ticket-qr, and as
+    # an attachment) and the event's calendar invite (.ics) go with each email.
+    attach_qr = models.BooleanField(
+        "attach the check-in QR code", default=False,
+        help_text="The guest's QR code for the door, shown in the email and attached.")
+    attach_ics = models.BooleanField(
+        "attach a calendar invite", default=False,
+        help_text="The event as an .ics invite (its time zone, venue and organiser).")
     # Bumped on every change, so caches of compiled templates key on (id, version).
     version = models.PositiveIntegerField(default=1)
     # Set for a notification event's template: one per (event, channel, language).

@@ -21,7 +21,7 @@ from comms.models import PUBLIC_STATUS
 COMMS_EVENTS = (
     "comms.sent", "comms.failed", "comms.delivered", "comms.deferred", "comms.opened",
     "comms.clicked", "comms.bounced", "comms.dropped", "comms.spam_reported",
-    "comms.unsubscribed",
+    "comms.unsubscribed", "comms.cancelled",
 )
 # Spec 004's documented catalogue, fed by the comms event on the left.
 DELIVERY_EVENT_FOR = {
@@ -31,11 +31,13 @@ DELIVERY_EVENT_FOR = {
     "comms.dropped": "delivery.failed",
     "comms.bounced": "delivery.bounced",
     "comms.spam_reported": "delivery.complained",
+    "comms.cancelled": "delivery.cancelled",
 }
 DELIVERY_EVENTS = ("delivery.sent", "delivery.delivered", "delivery.failed",
-                   "delivery.bounced", "delivery.complained")
+                   "delivery.bounced", "delivery.complained", "delivery.cancelled")
 # Account-level events, not tied to one delivery.
-ACCOUNT_EVENTS = ("domain.verified",)
+ACCOUNT_EVENTS = ("domain.verified", "guest.checked_in", "recipient.unsubscribed",
+                  "recipient.resubscribed")
 ALL_EVENTS = COMMS_EVENTS + DELIVERY_EVENTS + ACCOUNT_EVENTS
 TEST_EVENT = "webhook.test"  # sent on request from the admin or the API, whatever is enabled
 

@@ -16,6 +16,18 @@ log = logging.getLogger("herald.providers")
 
 
 @dataclass(frozen=True)
+class Attachment:
+    """A file sent with an email: inline (``content_id`` set, shown in the HTML as
+    ``cid:…``) or as an attachment."""
+
+    filename: str
+    content_type: str
+    content: bytes
+    content_id: str = ""  # inline: referenced by the HTML as cid:<content_id>
+    disposition: str = "attachment"  # or "inline"
+
+
+@dataclass(frozen=True)
 class EmailMessage:
     delivery_id: str
     from_email: str
@@ -28,6 +40,9 @@ class EmailMessage:
     # Echoed back by the provider's callbacks, so events find their delivery.
     custom_args: dict[str, str] = field(default_factory=dict)
     reply_to: str = ""  # spec 004's overrides.email.reply_to
+    # Extra headers, values already one line (List-Unsubscribe, List-Unsubscribe-Post).
+    headers: tuple[tuple[str, str], ...] = ()
+    attachments: tuple[Attachment, ...] = ()
 
 
 @dataclass(frozen=True)
