@@ -225,6 +225,10 @@ class BulkSend(UUIDModel):
     # The last attendee id handled: a batch and its cursor commit together, so a re-run task
     # resumes after it and never queues a guest twice.
     cursor = models.UUIDField(null=True, blank=True)
+    # When the guests get it: empty sends at once; a later time queues every delivery
+    # ``scheduled`` (``comms.scheduling``), so a task re-run after a crash schedules the rest
+    # for the same minute.
+    send_at = models.DateTimeField(null=True, blank=True)
     error = models.TextField(blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
