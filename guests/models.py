@@ -201,6 +201,7 @@ class BulkSend(UUIDModel):
         CREATING = "creating"  # the task is inserting queued deliveries, batch by batch
         DONE = "done"  # every delivery is queued (the send pipeline takes it from there)
         FAILED = "failed"  # the task crashed; ``error`` says why
+        CANCELLED = "cancelled"  # staff cancelled it: no more queued, the unsent withdrawn
 
     class Audience(models.TextChoices):
         ALL = "all", "All guests"

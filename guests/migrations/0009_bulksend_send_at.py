@@ -15,4 +15,9 @@ class Migration(migrations.Migration):
             name='send_at',
             field=models.DateTimeField(blank=True, null=True),
         ),
+        migrations.AlterField(
+            model_name='bulksend',
+            name='status',
+            field=models.CharField(choices=[('pending', 'Pending'), ('creating', 'Creating'), ('done', 'Done'), ('failed', 'Failed'), ('cancelled', 'Cancelled')], default='pending', max_length=16),
+        ),
     ]
