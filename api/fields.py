@@ -1,10 +1,14 @@
 """Strict serializer fields shared by every API family: JSON types are not coerced."""
 
+from datetime import datetime
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from common.headers import ONE_LINE, header_problem
+from common.times import iso
+from comms.scheduling import send_at_read
 
 
 class StrictSerializer(serializers.Serializer):
@@ -55,3 +59,29 @@ class Email(serializers.EmailField):
         if not isinstance(data, str):
             self.fail("invalid")
         return super().to_internal_value(data).strip()
+
+
+@extend_schema_field({
+    "type": "string", "format": "date-time", "nullable": True,
+    "description": "When to send: ISO 8601 with a UTC offset (2027-04-17T19:00:00+02:00 or "
+                   "…Z), at most a year ahead. A time in the past, null or absent: now. Until "
+                   "then the send is `scheduled` and can be cancelled (DELETE on its id)."})
+class SendAt(serializers.Field):
+    """A send time (``comms.scheduling.send_at_read``): ISO 8601 with an offset, past → None
+    (send now); no offset, not a string, or more than a year ahead → this field's 400 in the
+    family's shape. Not DRF's DateTimeField: it would take a naive time in the server's zone."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("required", False)
+        kwargs.setdefault("allow_null", True)
+        kwargs.setdefault("default", None)
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data: Any) -> datetime | None:
+        try:
+            return send_at_read(data)
+        except ValueError as exc:
+            raise serializers.ValidationError(str(exc)) from None
+
+    def to_representation(self, value: datetime | None) -> str | None:
+        return iso(value)
