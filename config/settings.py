@@ -348,6 +348,9 @@ CELERY_BEAT_SCHEDULE = {
 # Scheduled sends (sendAt): beat releases the due ones this often (one indexed UPDATE that
 # finds nothing costs nothing; a due send leaves within about this plus the queue's drain).
 HERALD_SCHEDULE_TICK_SECONDS = env.float("HERALD_SCHEDULE_TICK_SECONDS", default=2.0)
+# Event reminders (guests.reminders): one whose time has passed when its guest is added (or
+# its event moved) is still sent if at most this late, else never.
+HERALD_REMINDER_GRACE_MINUTES = env.int("HERALD_REMINDER_GRACE_MINUTES", default=30)
 CELERY_BEAT_SCHEDULE["comms.scheduled_release"] = {
     "task": "comms.scheduled_release",
     "schedule": HERALD_SCHEDULE_TICK_SECONDS,
