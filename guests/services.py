@@ -1,7 +1,7 @@
 """Writes on events and attendees, including spec 000's atomic create + send."""
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -10,6 +10,8 @@ from django.db import IntegrityError, transaction
 from accounts.models import Account
 from common.errors import Conflict, NotFound
 from common.inserts import insert_together
+from comms.messages import Message
+from comms.models import Status
 from comms.services import (
     account_check_can_send,
     delivery_enqueue_on_commit,
@@ -40,13 +42,17 @@ class AttendeeResult:
     attendee: Attendee
     delivery_id: uuid.UUID | None
     created: bool
+    # The new send's time when it was scheduled (None: sent now, or not a new send).
+    send_at: datetime | None = None
 
 
 def attendee_create(*, account: Account, mode: str, id: uuid.UUID, event_id: uuid.UUID,
                     email: str, first_name: str = "", last_name: str = "",
                     comms_template_id: uuid.UUID | None = None,
-                    correlation_id: str | None = None) -> AttendeeResult:
+                    correlation_id: str | None = None,
+                    send_at: datetime | None = None) -> AttendeeResult:
     """Spec 000's atomic path: the attendee and its queued send in one transaction.
+    ``send_at``: a time still ahead makes the send ``scheduled`` (``comms.scheduling``).
 
     ``id`` is the caller's idempotency key: if it exists (even while a concurrent request
     is inserting it) the existing attendee is returned and nothing is sent again — per key
@@ -56,7 +62,7 @@ def attendee_create(*, account: Account, mode: str, id: uuid.UUID, event_id: uui
     checks = guest_create_checks(account=account, attendee_id=id, event_id=event_id,
                                  template_id=comms_template_id)
     request = _Request(mode, email, comms_template_id, checks.template_ok, correlation_id,
-                       event_id, checks.event_ok, first_name, last_name)
+                       event_id, checks.event_ok, first_name, last_name, send_at)
     if checks.existing_account_id is not None:
         return _existing(Attendee.objects.get(id=id), account, request)
     if not checks.event_ok:
@@ -70,9 +76,9 @@ def attendee_create(*, account: Account, mode: str, id: uuid.UUID, event_id: uui
         last_name=last_name, correlation_id=correlation_id, mode=mode,
     )
     attendee = Attendee(**fields)
-    delivery = message_row(guest_message(
+    delivery = message_row(_at(guest_message(
         attendee=attendee, event=checks.event, template_id=comms_template_id, mode=mode,
-        correlation_id=correlation_id)) if comms_template_id else None
+        correlation_id=correlation_id), send_at)) if comms_template_id else None
     try:
         # One statement on PostgreSQL (no BEGIN/COMMIT round trips): both rows or neither.
         insert_together(attendee, *([delivery] if delivery else []))
@@ -82,9 +88,17 @@ def attendee_create(*, account: Account, mode: str, id: uuid.UUID, event_id: uui
         if winner is None:  # not the id race: the event went away meanwhile
             raise NotFound("event") from None
         return _existing(winner, account, request)
-    if delivery:
+    if delivery is None:
+        return AttendeeResult(attendee, None, created=True)
+    if delivery.status == Status.QUEUED:  # a scheduled one waits for its time: no task
         delivery_enqueue_on_commit(delivery)
-    return AttendeeResult(attendee, delivery.id if delivery else None, created=True)
+    return AttendeeResult(attendee, delivery.id, created=True,
+                          send_at=delivery.next_attempt_at
+                          if delivery.status == Status.SCHEDULED else None)
+
+
+def _at(message: Message, send_at: datetime | None) -> Message:
+    return replace(message, send_at=send_at) if send_at is not None else message
 
 
 @dataclass(frozen=True)
@@ -98,6 +112,7 @@ class _Request:
     event_ok: bool
     first_name: str
     last_name: str
+    send_at: datetime | None = None
 
 
 def _existing(attendee: Attendee, account: Account, request: _Request) -> AttendeeResult:
@@ -129,10 +144,11 @@ def _existing(attendee: Attendee, account: Account, request: _Request) -> Attend
         Attendee.objects.select_for_update().filter(id=attendee.id).first()
         first = _first_send(attendee, request.mode)
         if first is None:
-            first = message_queue(guest_message(
+            first = message_queue(_at(guest_message(
                 attendee=attendee, template_id=request.template_id, mode=request.mode,
                 correlation_id=request.correlation_id,
-                event=event_context(event=Event.objects.get(id=attendee.event_id)))).id
+                event=event_context(event=Event.objects.get(id=attendee.event_id))),
+                request.send_at)).id
     return AttendeeResult(attendee, first, created=False)
 
 
@@ -156,10 +172,11 @@ def _make_live(attendee: Attendee, account: Account, request: _Request) -> Atten
                                        "correlation_id", "mode", "updated_at"])
         first = _first_send(locked, Attendee.LIVE)
         if first is None and request.template_id is not None:
-            first = message_queue(guest_message(
+            first = message_queue(_at(guest_message(
                 attendee=locked, template_id=request.template_id, mode=Attendee.LIVE,
                 correlation_id=request.correlation_id,
-                event=event_context(event=Event.objects.get(id=locked.event_id)))).id
+                event=event_context(event=Event.objects.get(id=locked.event_id))),
+                request.send_at)).id
     return AttendeeResult(locked, first, created=False)
 
 
