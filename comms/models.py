@@ -191,17 +191,23 @@ class Suppression(TimeStampedModel):
     channel = models.CharField(max_length=16, choices=CHANNEL_CHOICES, default="email")
     address = models.CharField(max_length=254, help_text="Lower-cased.")
     reason = models.CharField(max_length=16, choices=Status.choices)
+    # What it stops: "" every message (a bounce, a drop, a spam report), a template category's
+    # topic (``event-updates``: an unsubscribe from it), or ``ALL_TOPICS`` every topic. Only
+    # "" stops a transactional message (a ticket): an unsubscribe never does.
+    topic = models.CharField(max_length=64, blank=True, default="")
     detail = models.TextField(blank=True)
     delivery = models.ForeignKey(Delivery, null=True, blank=True, on_delete=models.SET_NULL,
                                  related_name="+")
     removed_at = models.DateTimeField(null=True, blank=True)
     removed_reason = models.TextField(blank=True)
 
+    ALL_TOPICS = "*"
+
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["account", "mode", "channel", "address"],
+            models.UniqueConstraint(fields=["account", "mode", "channel", "address", "topic"],
                                     condition=models.Q(removed_at__isnull=True),
-                                    name="suppression_active_once_per_mode"),
+                                    name="suppression_active_once_per_topic"),
         ]
 
     def __str__(self) -> str:

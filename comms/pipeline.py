@@ -51,10 +51,11 @@ from comms.providers.base import (
     SendResult,
 )
 from comms.queueing import enqueue
-from comms.selectors import suppressions_active
+from comms.selectors import suppression_stops, suppressions_active
 from domains.models import SenderDomain
 from domains.names import email_domain
 from domains.selectors import sender_for
+from templates.models import TRANSACTIONAL
 from templates.rendering import render
 
 log = logging.getLogger(__name__)
@@ -131,7 +132,7 @@ def deliveries_prepare(deliveries: list[Delivery]) -> list[Prepared]:
                                     test_mode=key[2] == Delivery.Mode.TEST)
         chain = chains[key]
         provider = chain[0].provider if chain else delivery.channel
-        if (suppression := suppressed.get(_suppression_key(delivery))) is not None:
+        if (suppression := _suppression_of(delivery, suppressed)) is not None:
             _fail_suppressed(delivery, provider, suppression)
         elif (content := content_for(delivery, provider)) is not None:
             ready.append((delivery, content, chain))
@@ -377,25 +378,33 @@ def failure_record(delivery: Delivery, content: Content, attempted: Attempted, *
 
 # --- suppressions -----------------------------------------------------------------------------
 
-def _suppressions(deliveries: list[Delivery]) -> dict[tuple[Any, str, str, str], Suppression]:
-    """The suppressions in force for these deliveries, by (account, mode, channel, address):
-    one query per key mode and channel (a live send honours live suppressions only)."""
-    found = {}
+def _suppressions(deliveries: list[Delivery]) -> dict[tuple[Any, str, str, str],
+                                                     list[Suppression]]:
+    """The suppressions in force for these deliveries, by (account, mode, channel, address),
+    every topic's: one query per key mode and channel (a live send honours live suppressions
+    only); ``_suppression_of`` picks the one that stops a delivery's template's category."""
+    found: dict[tuple[Any, str, str, str], list[Suppression]] = defaultdict(list)
     for mode, channel in {(d.mode, d.channel) for d in deliveries}:
         group = [d for d in deliveries if d.mode == mode and d.channel == channel]
         for s in suppressions_active(account_ids={d.account_id for d in group}, mode=mode,
                                      channel=channel, addresses=[d.recipient for d in group]):
-            found[(s.account_id, mode, channel, s.address)] = s
+            found[(s.account_id, mode, channel, s.address)].append(s)
     return found
 
 
-def _suppression_key(delivery: Delivery) -> tuple[Any, str, str, str]:
-    return (delivery.account_id, delivery.mode, delivery.channel,
-            delivery.recipient.strip().lower())
+def _suppression_of(delivery: Delivery, suppressed: dict[tuple[Any, str, str, str],
+                                                         list[Suppression]]) -> Suppression | None:
+    """The suppression that stops this delivery: a bounce's stops every message, an
+    unsubscribe only its topic's (never a transactional one's: a ticket still goes)."""
+    key = (delivery.account_id, delivery.mode, delivery.channel,
+           delivery.recipient.strip().lower())
+    category = delivery.template.category if delivery.template else TRANSACTIONAL
+    return next((s for s in suppressed.get(key, ()) if suppression_stops(s, category)), None)
 
 
 def _fail_suppressed(delivery: Delivery, provider: str, suppression: Suppression) -> None:
-    reason = (f"{delivery.recipient} is suppressed ({suppression.reason} at "
+    topic = f" from {suppression.topic}" if suppression.topic else ""
+    reason = (f"{delivery.recipient} is suppressed ({suppression.reason}{topic} at "
               f"{suppression.created_at:%Y-%m-%dT%H:%M:%SZ}): {suppression.detail}".rstrip(": "))
     outcomes.fail(delivery, provider, Status.SUPPRESSED, suppression.reason, reason)
 

@@ -6,23 +6,43 @@ from typing import Any
 from django.db.models import QuerySet
 
 from comms.models import Suppression
+from templates.models import TRANSACTIONAL
 
 
 def suppressions_active(*, account_ids: Iterable[Any], mode: str, channel: str = "email",
-                        addresses: Iterable[str] | None = None) -> QuerySet[Suppression]:
+                        addresses: Iterable[str] | None = None,
+                        category: str | None = None) -> QuerySet[Suppression]:
     """The suppressions in force (not lifted) for sends of this key mode on a channel:
     a live send honours live suppressions only (a sandbox bounce never blocks it), a test
     send both (to rehearse what live would do). ``addresses`` (compared lower-cased, as
-    stored) narrows them. The one definition every path uses: dispatch, bulk send, the
-    admin's preview, the API's list."""
+    stored) narrows them. ``category`` (a template's): only those that stop a message of it
+    (``suppression_stops``); None: every one, whatever its topic (the lists). The one
+    definition every path uses: dispatch, bulk send, the admin's preview, the API's list."""
     rows = Suppression.objects.filter(account_id__in=list(account_ids), channel=channel,
                                       mode__in=suppression_modes(mode),
                                       removed_at__isnull=True)
     if addresses is not None:
         rows = rows.filter(address__in={a.strip().lower() for a in addresses})
+    if category is not None:
+        rows = rows.filter(topic__in=suppression_topics(category))
     return rows
 
 
 def suppression_modes(mode: str) -> tuple[str, ...]:
     """The suppressions' modes a send in ``mode`` honours."""
     return ("live",) if mode == "live" else ("live", "test")
+
+
+def suppression_topics(category: str) -> tuple[str, ...]:
+    """The suppressions' topics that stop a message of a template ``category``: every one
+    stops on "" (a bounce, a spam report); a topic's also on its own unsubscribes and on
+    "every topic"; a transactional message (a ticket) on nothing else."""
+    if not category or category == TRANSACTIONAL:
+        return ("",)
+    return ("", Suppression.ALL_TOPICS, category)
+
+
+def suppression_stops(suppression: Suppression, category: str) -> bool:
+    """Whether ``suppression`` stops a message of a template ``category``."""
+    return suppression.topic in suppression_topics(category)
+
