@@ -310,6 +310,15 @@ HERALD_API_KEY_CACHE_SECONDS = env.float("HERALD_API_KEY_CACHE_SECONDS", default
 HERALD_EMAIL_PROVIDER = env.str("HERALD_EMAIL_PROVIDER", default="outbox")
 HERALD_DEFAULT_FROM_EMAIL = env.str("HERALD_DEFAULT_FROM_EMAIL", default="tickets@herald.localhost")
 HERALD_DEFAULT_FROM_NAME = env.str("HERALD_DEFAULT_FROM_NAME", default="Herald")
+# The host of the links Herald puts in messages (one-click unsubscribe, preferences): where
+# recipients reach this server.
+HERALD_PUBLIC_BASE_URL = env.str("HERALD_PUBLIC_BASE_URL",
+                                 default="http://127.0.0.1:8000").rstrip("/")
+# A mailbox the operator reads for unsubscribes by email (List-Unsubscribe's mailto:); empty:
+# the header carries the one-click link only (Herald reads no inbound mail).
+HERALD_UNSUBSCRIBE_MAILTO = env.str("HERALD_UNSUBSCRIBE_MAILTO", default="")
+# How long an unsubscribe / preferences link keeps working after its email was sent.
+HERALD_UNSUBSCRIBE_LINK_DAYS = env.int("HERALD_UNSUBSCRIBE_LINK_DAYS", default=365)
 # Due deliveries one send task claims and sends together (one SendGrid request per batch).
 HERALD_DISPATCH_BATCH_SIZE = env.int("HERALD_DISPATCH_BATCH_SIZE", default=100)
 # Where senders learn that a send task is already pending (comms/queueing.py), so they publish
@@ -326,6 +335,9 @@ HERALD_RECONCILE_SECONDS = env.int("HERALD_RECONCILE_SECONDS", default=120)
 HERALD_SWEEP_INTERVAL_SECONDS = env.int("HERALD_SWEEP_INTERVAL_SECONDS", default=60)
 HERALD_SANDBOX_DELAY_SECONDS = env.float("HERALD_SANDBOX_DELAY_SECONDS", default=2.0)
 HERALD_MAX_RENDERED_CHARS = env.int("HERALD_MAX_RENDERED_CHARS", default=1_000_000)
+# An email's attachments (a ticket's QR code and invite) together, before encoding: a message
+# over it fails before any provider is called (providers' own limits: comms.providers).
+HERALD_MAX_ATTACHMENT_BYTES = env.int("HERALD_MAX_ATTACHMENT_BYTES", default=10 * 2**20)
 HERALD_PROVIDER_TIMEOUT_SECONDS = env.float("HERALD_PROVIDER_TIMEOUT_SECONDS", default=15.0)
 # Lets an integration's `api_base`/`endpoint_url` (and an FCM key file's token_uri) point a
 # channel provider at another host, private addresses included (tests' fake servers,
