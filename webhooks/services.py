@@ -197,9 +197,11 @@ def webhooks_emit(*, delivery_event_ids: list[int]) -> None:
 
 
 def webhooks_emit_account_event(*, account_id: Any, event_type: str,
-                                data: dict[str, Any]) -> None:
+                                data: dict[str, Any], mode: str = "live") -> None:
     """An account-level event (``domain.verified``) to the account's endpoint, if it
-    subscribes: ``{type, timestamp, data}``, delivered like every other message."""
+    subscribes: ``{type, timestamp, data}``, delivered like every other message. A test
+    key's event (``mode="test"``: a rehearsed check-in) reaches only an endpoint that
+    includes test events, as a sandbox delivery's do."""
     now = timezone.now()
     messages = [
         Message(webhook_id=_new_webhook_id(), account_id=endpoint.account_id,
@@ -208,6 +210,7 @@ def webhooks_emit_account_event(*, account_id: Any, event_type: str,
         for endpoint in Endpoint.objects.filter(account_id=account_id, is_active=True,
                                                 deleted_at__isnull=True)
         if event_type in endpoint.enabled_events
+        and (mode == "live" or endpoint.include_test_events)
     ]
     Message.objects.bulk_create(messages)
     messages_enqueue(messages=[(m.webhook_id, m.endpoint_id) for m in messages])
