@@ -9,7 +9,7 @@ Dates are in the current time zone (the site's, ``settings.TIME_ZONE``).
 """
 
 import re
-from datetime import datetime
+from datetime import datetime, tzinfo
 from typing import Any
 
 from django.utils import dateformat, timezone
@@ -17,6 +17,7 @@ from django.utils import dateformat, timezone
 from comms.models import Status
 
 STATUS_WORDS: dict[str, str] = {
+    Status.SCHEDULED: "Scheduled",
     Status.QUEUED: "Queued",
     Status.SENDING: "Being sent",
     Status.SENT: "Sent to the {provider}",
@@ -29,6 +30,7 @@ STATUS_WORDS: dict[str, str] = {
     Status.SPAM_REPORTED: "Reported as spam",
     Status.UNSUBSCRIBED: "Unsubscribed",
     Status.SUPPRESSED: "Not sent: the address is on the suppression list",
+    Status.CANCELLED: "Cancelled before it was sent",
 }
 
 
@@ -60,6 +62,8 @@ def status_words_with_cause(*, status: str, channel: str = "email", reason: str 
     ``failure_type``: the delivery's, which tells a failure of the send itself (not sent) from
     a receiving server's refusal."""
     words = status_words(status, channel=channel)
+    if status == Status.CANCELLED:
+        return cancelled_words(reason)
     if status not in (Status.BOUNCED, Status.DROPPED, Status.FAILED):
         return words
     cause = failure_cause(reason=reason, bounce_type=bounce_type,
@@ -69,6 +73,35 @@ def status_words_with_cause(*, status: str, channel: str = "email", reason: str 
     if not cause:
         return words
     return f"{words}: {cause}" if status == Status.BOUNCED else f"{words} ({cause})"
+
+
+# A cancel's reason as ``comms.scheduling.delivery_cancel`` records a request's (the APIs').
+API_CANCEL = "Cancelled by request."
+
+
+def cancelled_words(reason: str = "") -> str:
+    """A cancelled delivery in words, with who or what cancelled it when its reason says
+    ("Cancelled by Ann Lee", "Cancelled: the guest was removed"). The reason is the one
+    ``comms.scheduling.deliveries_cancel`` recorded: a sentence, its caller's words."""
+    reason = (reason or "").strip().rstrip(".")
+    if not reason:
+        return STATUS_WORDS[Status.CANCELLED]
+    if reason == API_CANCEL.rstrip("."):
+        return "Cancelled through the API before it was sent"
+    if reason.lower().startswith("cancelled"):
+        return reason
+    return f"Cancelled: {reason[0].lower()}{reason[1:]}"
+
+
+def scheduled_words(when: datetime | None, zone: tzinfo | None = None) -> str:
+    """"Scheduled for Sat 17 Apr, 19:00 (Europe/Paris)": the time in ``zone`` (an event's,
+    named), else in the current time zone (the site's, unnamed)."""
+    if when is None:
+        return STATUS_WORDS[Status.SCHEDULED]
+    local = timezone.localtime(when, zone)
+    fmt = "D j M, H:i" if local.year == timezone.localtime(timezone=zone).year else "D j M Y, H:i"
+    named = f" ({zone})" if zone is not None else ""
+    return f"Scheduled for {dateformat.format(local, fmt)}{named}"
 
 
 # --- causes -----------------------------------------------------------------------------------
@@ -228,6 +261,8 @@ def event_words(*, name: str, status: str = "", detail: dict[str, Any] | None = 
                           bounce_type=str(detail.get("bounce_type") or ""),
                           bounce_subtype=str(detail.get("bounce_subtype") or ""))
     kind = name.removeprefix("comms.")
+    if kind == "cancelled":
+        return cancelled_words(str(detail.get("reason") or ""))
     if kind == "bounced":
         if status == Status.FAILED:  # a soft ("blocked") bounce: the address is fine
             return ("Refused for now by the receiving server"

@@ -86,6 +86,9 @@ class EventAdmin(AccountScopedAdmin):
             path("<uuid:event_id>/send/<uuid:job_id>/progress",
                  view(self.bulk_send_progress_view, get="view"),
                  name="guests_event_send_progress"),
+            path("<uuid:event_id>/send/<uuid:job_id>/cancel/",
+                 view(self.bulk_send_cancel_view, post="operate"),
+                 name="guests_event_send_cancel"),
             path("<uuid:event_id>/sends/", view(self.sends_view, get="view"),
                  name="guests_event_sends"),
             path("<uuid:event_id>/dashboard/", view(self.dashboard_view, get="view"),
@@ -110,6 +113,9 @@ class EventAdmin(AccountScopedAdmin):
 
     def bulk_send_progress_view(self, request, event, job_id):
         return admin_views.bulk_send_progress(self, request, event, job_id)
+
+    def bulk_send_cancel_view(self, request, event, job_id):
+        return admin_views.bulk_send_cancel(self, request, event, job_id)
 
     def sends_view(self, request, event):
         return admin_views.event_sends(self, request, event)

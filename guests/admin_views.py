@@ -13,7 +13,9 @@ otherwise parse (and spool to disk) the whole multipart body first.
 
 import uuid
 from collections.abc import Iterable
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from django import forms
 from django.contrib import messages
@@ -23,12 +25,14 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
-from unfold.widgets import UnfoldAdminRadioSelectWidget, UnfoldAdminSelectWidget
+from django.utils import timezone
+from unfold.widgets import INPUT_CLASSES, UnfoldAdminRadioSelectWidget, UnfoldAdminSelectWidget
 
 from accounts.admin_base import AccountScopedAdmin
 from common.errors import HeraldError
 from comms import dashboard, wording
-from comms.models import Delivery
+from comms.models import CANCELLABLE, Delivery, Status
+from comms.scheduling import send_at_read
 from comms.selectors import suppressions_active
 from guests import bulk, selectors
 from guests.models import BulkSend, Event, GuestImport
@@ -80,6 +84,10 @@ def guests_url(event: Event, statuses: Iterable[str] = ()) -> str:
 
 # --- bulk send ------------------------------------------------------------------------------
 
+# The "Send at" box's format (an HTML datetime-local input's value).
+LOCAL_INPUT = "%Y-%m-%dT%H:%M"
+
+
 class BulkSendForm(forms.Form):
     template = forms.ModelChoiceField(queryset=None, widget=UnfoldAdminSelectWidget,
                                       label="Ticket template",
@@ -90,10 +98,17 @@ class BulkSendForm(forms.Form):
         (Delivery.Mode.LIVE, "For real: the guests receive it"),
         (Delivery.Mode.TEST, "Rehearsal: nothing reaches an inbox"),
     ], initial=Delivery.Mode.LIVE, widget=UnfoldAdminRadioSelectWidget)
+    send_at = forms.DateTimeField(
+        label="Send at", required=False,
+        widget=forms.DateTimeInput(format=LOCAL_INPUT, attrs={
+            "type": "datetime-local", "class": " ".join(INPUT_CLASSES)}))
     token = forms.UUIDField(required=False, widget=forms.HiddenInput)
 
     def __init__(self, *args: Any, event: Event, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.fields["send_at"].help_text = (
+            f"In the event's time zone ({event.time_zone}). Leave empty to send at once; a "
+            "time already past sends at once too.")
         templates = bulk.bulk_send_templates(event=event)
         self.fields["template"].queryset = templates
         if "template" not in self.initial:  # the one the event was last sent, or the only one
@@ -101,11 +116,33 @@ class BulkSendForm(forms.Form):
             only = list(templates.values_list("pk", flat=True)[:2])
             self.initial["template"] = last.first() or (only[0] if len(only) == 1 else None)
 
+    def clean_send_at(self) -> datetime | None:
+        """Read in the event's zone (the caller's ``timezone.override``): a time past is now
+        (None), more than a year ahead is refused, as the APIs' ``sendAt`` is."""
+        when = self.cleaned_data.get("send_at")
+        if when is None:
+            return None
+        try:
+            return send_at_read(when.isoformat())
+        except ValueError:
+            raise forms.ValidationError(
+                "Choose a time at most a year from now.", code="too_far") from None
+
 
 def bulk_send_form(model_admin: AccountScopedAdmin, request: HttpRequest,
                    event: Event) -> HttpResponse:
     """Choose → preview (how many guests, how many skipped) → confirm (carries a one-time
-    token: submitting it twice sends once)."""
+    token: submitting it twice sends once). "Send at" is read and shown in the event's own
+    time zone: 19:00 typed for a Paris event is 19:00 in Paris, wherever staff are."""
+    with timezone.override(ZoneInfo(event.time_zone)):
+        response = _bulk_send_form(model_admin, request, event)
+        if hasattr(response, "render"):  # the widgets format their values as it renders
+            response.render()
+    return response
+
+
+def _bulk_send_form(model_admin: AccountScopedAdmin, request: HttpRequest,
+                    event: Event) -> HttpResponse:
     form = BulkSendForm(request.POST or None, event=event)
     if request.method != "POST" or not form.is_valid():
         return _page(model_admin, request, "bulk_send_form.html", event,
@@ -116,7 +153,8 @@ def bulk_send_form(model_admin: AccountScopedAdmin, request: HttpRequest,
         try:
             job, created = bulk.bulk_send_create(
                 event=event, template_id=data["template"].pk, audience=data["audience"],
-                mode=data["mode"], token=data["token"], user=request.user)
+                mode=data["mode"], token=data["token"], user=request.user,
+                send_at=data["send_at"])
         except HeraldError as exc:
             form.add_error(None, exc.message)
         else:
@@ -125,11 +163,14 @@ def bulk_send_form(model_admin: AccountScopedAdmin, request: HttpRequest,
                                        "sent.")
             return redirect(_job_url(job))
     confirm = BulkSendForm(initial={**data, "template": data["template"].pk,
-                                    "token": uuid.uuid4()}, event=event)
+                                    "send_at": data["send_at"], "token": uuid.uuid4()},
+                           event=event)
     return _page(model_admin, request, "bulk_send_confirm.html", event, "Confirm the send",
                  form=form, confirm=confirm, template=data["template"],
                  audience=BulkSend.Audience(data["audience"]).label,
                  mode=wording.mode_words(data["mode"]),
+                 when=wording.scheduled_words(data["send_at"], ZoneInfo(event.time_zone))
+                 if data["send_at"] else "",
                  counts=_preview_counts(event, data["template"], data["audience"],
                                         data["mode"]))
 
@@ -151,17 +192,45 @@ def _job_url(job: BulkSend, suffix: str = "") -> str:
 
 
 def _job(event: Event, job_id: uuid.UUID) -> BulkSend:
-    return get_object_or_404(BulkSend.objects.select_related("template"), id=job_id,
+    return get_object_or_404(BulkSend.objects.select_related("template", "event"), id=job_id,
                              event=event)
 
 
 def bulk_send_detail(model_admin: AccountScopedAdmin, request: HttpRequest, event: Event,
                      job_id: uuid.UUID) -> HttpResponse:
     job = _job(event, job_id)
+    progress = send_progress(job)
+    cancellable = progress["status"] in RUNNING or any(
+        progress["statuses"].get(status) for status in CANCELLABLE)
     return _page(model_admin, request, "bulk_send_detail.html", event,
                  f"Tickets: “{job.template}”", job=job, mode=wording.mode_words(job.mode),
-                 progress=send_progress(job), progress_url=_job_url(job, "_progress"),
-                 all_deliveries=job_deliveries_url(job))
+                 progress=progress, progress_url=_job_url(job, "_progress"),
+                 all_deliveries=job_deliveries_url(job),
+                 cancel_url=_job_url(job, "_cancel") if cancellable else None)
+
+
+RUNNING = {BulkSend.Status.PENDING, BulkSend.Status.CREATING}
+
+
+def bulk_send_cancel(model_admin: AccountScopedAdmin, request: HttpRequest, event: Event,
+                     job_id: uuid.UUID) -> HttpResponse:
+    """POST: "Cancel this send": no more of its tickets are queued, and those still
+    scheduled or waiting for a worker are withdrawn; those being sent go. Says how many."""
+    job = _job(event, job_id)
+    cancelled = bulk.bulk_send_cancel(job=job, user=request.user)
+    job.refresh_from_db()
+    left = bulk.bulk_send_statuses(job=job)
+    gone = sum(n for status, n in left.items() if status != Status.CANCELLED)
+    if cancelled:
+        messages.success(request, f"Send cancelled: {len(cancelled):,} tickets withdrawn "
+                                  f"before they were sent; {gone:,} had already left or are "
+                                  "being sent.")
+    elif job.status == BulkSend.Status.CANCELLED:
+        messages.success(request, "Send cancelled before any ticket was queued.")
+    else:
+        messages.info(request, "Nothing to cancel: every ticket of this send already left "
+                               "Herald or is being sent.")
+    return redirect(_job_url(job))
 
 
 def bulk_send_progress(model_admin: AccountScopedAdmin, request: HttpRequest, event: Event,
@@ -173,7 +242,11 @@ def progress_state(job: BulkSend, progress: dict[str, Any]) -> str:
     """A send's state in words: the job's status says only whether its deliveries exist."""
     if job.status == BulkSend.Status.FAILED:
         return "Stopped"
-    return "Done" if progress["finished"] else "Sending…"
+    if job.status == BulkSend.Status.CANCELLED:
+        return "Cancelled"
+    if progress["finished"]:
+        return "Done"
+    return progress["scheduled"] or "Sending…"
 
 
 def send_progress(job: BulkSend, statuses: dict[str, int] | None = None) -> dict[str, Any]:
@@ -201,7 +274,7 @@ def job_deliveries_url(job: BulkSend, status: str | None = None) -> str:
 def event_sends(model_admin: AccountScopedAdmin, request: HttpRequest,
                 event: Event) -> HttpResponse:
     """The event's bulk sends and guest imports, newest first, each linking to its page."""
-    sends = list(BulkSend.objects.filter(event=event).select_related("template")[:20])
+    sends = list(BulkSend.objects.filter(event=event).select_related("template", "event")[:20])
     statuses = bulk.bulk_send_statuses_many(jobs=sends)
     imports = GuestImport.objects.filter(event=event)[:20]
     return _page(model_admin, request, "sends.html", event, f"{event}: sends and imports",

@@ -20,7 +20,10 @@ sends a claimed batch with one SendGrid request per 1,000 personalizations.
 
 import logging
 import uuid
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -44,6 +47,7 @@ from common.errors import Conflict, NotFound
 from comms import wording
 from comms.messages import Message
 from comms.models import FAILURES, PERMANENT_FAILURES, Delivery, Status
+from comms.scheduling import deliveries_cancel
 from comms.selectors import suppressions_active
 from comms.services import account_check_can_send, messages_queue, owner_type_id
 from guests.messages import event_context, guest_context, guest_refs
@@ -57,11 +61,12 @@ BATCH = 2000  # guests per transaction (rounded to a multiple of the dispatch st
 JOB_REF = "bulkSendId"
 # The order the progress page lists statuses in (named by ``comms.wording``).
 STATUS_ORDER = [
-    Status.QUEUED, Status.SENDING, Status.SENT, Status.DELIVERED, Status.OPENED,
+    Status.SCHEDULED, Status.QUEUED, Status.SENDING, Status.SENT, Status.DELIVERED, Status.OPENED,
     Status.CLICKED, Status.BOUNCED, Status.DROPPED, Status.FAILED, Status.SPAM_REPORTED,
-    Status.UNSUBSCRIBED, Status.SUPPRESSED,
+    Status.UNSUBSCRIBED, Status.SUPPRESSED, Status.CANCELLED,
 ]
-IN_FLIGHT = {Status.QUEUED, Status.SENDING}
+# Still in Herald: waiting for their time, for a worker, or being sent.
+IN_FLIGHT = {Status.SCHEDULED, Status.QUEUED, Status.SENDING}
 
 
 def bulk_send_templates(*, event: Event) -> QuerySet:
@@ -99,9 +104,12 @@ def bulk_send_audience(*, event: Event, template: MessageTemplate, audience: str
 
 
 def bulk_send_create(*, event: Event, template_id: Any, audience: str, mode: str,
-                     token: uuid.UUID, user: Any) -> tuple[BulkSend, bool]:
+                     token: uuid.UUID, user: Any, send_at: datetime | None = None
+                     ) -> tuple[BulkSend, bool]:
     """The job of this confirm token: created (and its task queued on commit), or the one an
-    earlier submission of the same form created (``False``: nothing more is sent)."""
+    earlier submission of the same form created (``False``: nothing more is sent).
+    ``send_at``: when the guests get it (None: now); the task queues every delivery then
+    ``scheduled`` for it (``comms.scheduling``), so nothing waits on a worker."""
     if (job := BulkSend.objects.filter(token=token).first()) is not None:
         return _same_account(job, event), False
     template = bulk_send_templates(event=event).filter(id=template_id).first()
@@ -112,7 +120,7 @@ def bulk_send_create(*, event: Event, template_id: Any, audience: str, mode: str
         with transaction.atomic():
             job = BulkSend.objects.create(
                 account_id=event.account_id, event=event, template=template, mode=mode,
-                audience=audience, token=token, created_by=user)
+                audience=audience, token=token, created_by=user, send_at=send_at)
             transaction.on_commit(lambda: _start(job.id), robust=True)
     except IntegrityError:  # the same form, submitted twice at once: the other one won
         return _same_account(BulkSend.objects.get(token=token), event), False
@@ -185,7 +193,8 @@ def _run_batch(job_id: Any) -> bool:
                     owner=(guest_type, attendee_id), to_name=f"{first} {last}".strip(),
                     context=guest_context(attendee_id=attendee_id, first_name=first,
                                           last_name=last, event=event),
-                    refs=bulk_send_refs(job=job, attendee_id=attendee_id, event=event)))
+                    refs=bulk_send_refs(job=job, attendee_id=attendee_id, event=event),
+                    send_at=job.send_at))
         messages_queue(messages)  # its send task is enqueued on commit
         job.queued += len(messages)
         job.cursor = batch[-1][0]
@@ -246,37 +255,100 @@ def bulk_send_progress(*, job: BulkSend, statuses: dict[str, int] | None = None
     """What the progress page shows and polls: the job's deliveries queued of the guests to
     send to, how many left the queue (handed to the provider, or failed), and each status
     in words with its count (``statuses``: already counted, ``bulk_send_statuses_many``).
-    ``finished`` only once every delivery the job queued has left "waiting" and "being
-    sent" (or the job stopped)."""
+    ``finished`` only once every delivery the job queued has left Herald — scheduled ones
+    wait for their time, which is waiting, not stuck — or the job stopped. A cancelled
+    delivery left too, but was never handed over."""
     if statuses is None:
         statuses = bulk_send_statuses(job=job)
-    queued = sum(statuses.values())
-    waiting = sum(n for status, n in statuses.items() if status in IN_FLIGHT)
-    to_send = max(job.total - job.skipped_failed - job.skipped_suppressed, 0)
+    counts = Counts(queued=sum(statuses.values()),
+                    waiting=sum(n for status, n in statuses.items() if status in IN_FLIGHT),
+                    scheduled=statuses.get(Status.SCHEDULED, 0),
+                    cancelled=statuses.get(Status.CANCELLED, 0),
+                    to_send=max(job.total - job.skipped_failed - job.skipped_suppressed, 0))
     creating = job.status in (BulkSend.Status.PENDING, BulkSend.Status.CREATING)
     finished = job.status == BulkSend.Status.FAILED or (
-        not creating and waiting == 0 and queued >= job.queued)
+        not creating and counts.waiting == 0 and counts.queued >= job.queued)
     return {"status": job.status, "finished": finished,
-            "text": _progress_text(job, finished, to_send, queued, waiting),
-            "bars": {"queued": [queued, to_send, "Tickets prepared"],
-                     "sent": [queued - waiting, job.queued, "Handed to the mail service"]},
+            "scheduled": bulk_send_when(job=job) if counts.scheduled or creating else "",
+            "text": _progress_text(job, finished, counts),
+            "bars": {"queued": [counts.queued, counts.to_send, "Tickets prepared"],
+                     "sent": [counts.handed, job.queued - counts.cancelled,
+                              "Handed to the mail service"]},
             "statuses": statuses,
             "rows": [{"status": status, "label": wording.status_words(status),
                       "count": statuses[status]}
                      for status in STATUS_ORDER if statuses.get(status)]}
 
 
-def _progress_text(job: BulkSend, finished: bool, to_send: int, queued: int,
-                   waiting: int) -> str:
+@dataclass(frozen=True)
+class Counts:
+    """A job's deliveries by what became of them (``bulk_send_progress``)."""
+
+    queued: int  # made, whatever became of them
+    waiting: int  # still in Herald: scheduled, queued or being sent
+    scheduled: int  # of those waiting, for their time
+    cancelled: int
+    to_send: int  # the guests to send to (the audience less the skipped)
+
+    @property
+    def handed(self) -> int:
+        return self.queued - self.waiting - self.cancelled
+
+
+def bulk_send_when(*, job: BulkSend) -> str:
+    """"Scheduled for Sat 17 Apr, 19:00 (Europe/Paris)": a job's time in its event's zone, as
+    staff typed it ("" for a send made at once, or one whose time has come)."""
+    if job.send_at is None or job.send_at <= timezone.now():
+        return ""
+    return wording.scheduled_words(job.send_at, ZoneInfo(job.event.time_zone))
+
+
+def _progress_text(job: BulkSend, finished: bool, counts: Counts) -> str:
+    queued, to_send, waiting = counts.queued, counts.to_send, counts.waiting
     skipped = job.skipped_failed + job.skipped_suppressed
     skipped_text = (f" {skipped:,} guests skipped: {job.skipped_failed:,} whose last ticket "
                     f"failed for good, {job.skipped_suppressed:,} whose address is blocked."
                     if skipped else "")
     if job.status == BulkSend.Status.FAILED:
         return f"Stopped after {queued:,} of {to_send:,} guests: {job.error}"
+    if job.status == BulkSend.Status.CANCELLED:
+        still = f" {waiting:,} already being sent will still go." if waiting else ""
+        return (f"{job.error} {counts.cancelled:,} tickets withdrawn before they were sent; "
+                f"{counts.handed:,} had already left Herald.{still}")
+    when = bulk_send_when(job=job)
     if job.status == BulkSend.Status.PENDING:
-        return "Starting…"
+        return f"{when}: starting…" if when else "Starting…"
     if not finished:
-        return (f"Prepared {queued:,} of {to_send:,}; {queued - waiting:,} handed to the mail "
-                f"service, {waiting:,} still waiting.{skipped_text}")
-    return f"Done: all {queued:,} tickets left Herald.{skipped_text}"
+        waits = (f"{waiting:,} waiting ({counts.scheduled:,} for their time)"
+                 if counts.scheduled else f"{waiting:,} still waiting")
+        return (f"{when + '. ' if when else ''}Prepared {queued:,} of {to_send:,}; "
+                f"{counts.handed:,} handed to the mail service, {waits}.{skipped_text}")
+    withdrawn = f" ({counts.cancelled:,} cancelled before they were sent)" if counts.cancelled \
+        else ""
+    return f"Done: all {queued:,} tickets left Herald{withdrawn}.{skipped_text}"
+
+
+def bulk_send_cancel(*, job: BulkSend, user: Any) -> list[Any]:
+    """Cancel a send: its task queues no more (the job's row lock is the one each batch
+    holds, so no batch commits after this) and every one of its deliveries still scheduled
+    or queued is withdrawn (``comms.scheduling.deliveries_cancel``: ``comms.cancelled``
+    events and webhooks), in one transaction. Returns the ids cancelled; those a worker
+    already holds go. A send that had nothing left to withdraw stays as it was."""
+    who = _user_name(user)
+    with transaction.atomic():
+        locked = BulkSend.objects.select_for_update().get(pk=job.pk)
+        cancelled = deliveries_cancel(bulk_send_deliveries(job=locked),
+                                      reason=f"Cancelled by {who} with the whole send.")
+        running = locked.status in (BulkSend.Status.PENDING, BulkSend.Status.CREATING)
+        if running or (cancelled and locked.status == BulkSend.Status.DONE):
+            locked.status = BulkSend.Status.CANCELLED
+            locked.error = f"Cancelled by {who}, {wording.moment(timezone.now())}."
+            locked.finished_at = locked.finished_at or timezone.now()
+            locked.save(update_fields=["status", "error", "finished_at", "updated_at"])
+    return cancelled
+
+
+def _user_name(user: Any) -> str:
+    if user is None:
+        return "Herald"
+    return (user.get_full_name() or user.get_username()).strip() or "a member of staff"

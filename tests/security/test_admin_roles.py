@@ -344,6 +344,7 @@ PAGE_OBJECTS = {  # URL name -> the URL's arguments from an account's objects
     "guests_event_send_form": lambda o: [o["event"].pk],
     "guests_event_send": lambda o: [o["event"].pk, o["job"].pk],
     "guests_event_send_progress": lambda o: [o["event"].pk, o["job"].pk],
+    "guests_event_send_cancel": lambda o: [o["event"].pk, o["job"].pk],
     "guests_event_sends": lambda o: [o["event"].pk],
     "guests_event_dashboard": lambda o: [o["event"].pk],
     "domains_senderdomain_validate": lambda o: [o["domain"].pk],
