@@ -59,6 +59,7 @@ from django.utils import timezone
 from common import jobs
 from common.inserts import rows_insert
 from guests.models import Attendee, Event, GuestImport, GuestImportFile
+from guests.reminders import reminders_schedule
 
 log = logging.getLogger(__name__)
 
@@ -695,6 +696,9 @@ def _import_batch(guest_import: GuestImport, batch: list[GuestRow]) -> None:
                     new, constants={"account_id": guest_import.account_id,
                                     "event_id": guest_import.event_id},
                     ignore_conflicts=True)
+        reminders_schedule(event=guest_import.event, attendees=[Attendee(
+            id=row[0], first_name=row[1], last_name=row[2], email=row[3], correlation_id=row[4],
+            account_id=guest_import.account_id, event_id=guest_import.event_id) for row in new])
         mine = sum(1 for row in batch if owners.get(row.id) == guest_import.account_id)
         GuestImport.objects.filter(id=guest_import.id).update(
             processed=F("processed") + len(batch), imported=F("imported") + len(new),

@@ -13,7 +13,8 @@ from django.db.models import Count, F, OuterRef, Q, Subquery
 from accounts.models import Account
 from comms.models import Delivery, Status
 from guests.messages import event_context
-from guests.models import Attendee, Event
+from guests.models import Attendee, Event, ReminderRule
+from guests.reminders import NOT_REMINDER
 from templates.models import MessageTemplate
 
 
@@ -24,6 +25,10 @@ class GuestCreateChecks:
     template_ok: bool  # the template exists and is the caller's (False when none is given)
     # The event's ``event_context`` (its messages' render context), when it is the caller's.
     event: dict[str, Any] | None = None
+    # Its reminder rules, as (id, template id, offset minutes), when it has a start; and the
+    # account's quiet hours as (start, end) ("21:00:00" or None): a new guest's reminders.
+    reminders: tuple[tuple[str, str, int], ...] = ()
+    quiet_hours: tuple[str | None, str | None] = (None, None)
 
 
 def guest_create_checks(*, account: Account, attendee_id: uuid.UUID, event_id: uuid.UUID,
@@ -39,14 +44,27 @@ def guest_create_checks(*, account: Account, attendee_id: uuid.UUID, event_id: u
             " (SELECT json_build_array(id::text, name, venue, starts_at, ends_at, time_zone)"
             f" FROM {Event._meta.db_table} WHERE id = %s AND account_id = %s),"
             f" EXISTS(SELECT 1 FROM {MessageTemplate._meta.db_table}"
-            " WHERE id = %s AND account_id = %s)",
-            [attendee_id, event_id, account.id, template_id, account.id],
+            " WHERE id = %s AND account_id = %s),"
+            # Reminders (guests.reminders): the rules, and quiet hours only when there are any.
+            " (SELECT json_build_array(json_agg(json_build_array(r.id::text,"
+            " r.template_id::text, r.offset_minutes)), (SELECT json_build_array("
+            f" a.quiet_hours_start, a.quiet_hours_end) FROM {Account._meta.db_table} a"
+            f" WHERE a.id = %s)) FROM {ReminderRule._meta.db_table} r"
+            " WHERE r.event_id = %s AND r.account_id = %s HAVING count(*) > 0)",
+            [attendee_id, event_id, account.id, template_id, account.id, account.id, event_id,
+             account.id],
         )
-        existing, event, template_ok = cursor.fetchone()
+        existing, event, template_ok, reminders = cursor.fetchone()
+    rules, quiet = _json(reminders) or ([], [None, None])
     return GuestCreateChecks(
         uuid.UUID(str(existing)) if existing is not None else None,
         event is not None, bool(template_ok), _event(event),
+        tuple(tuple(rule) for rule in rules), tuple(quiet),
     )
+
+
+def _json(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str) else value
 
 
 def _event(row: Any) -> dict[str, Any] | None:
@@ -107,8 +125,8 @@ class GuestFunnel:
 def latest_delivery(mode: str, value: Any) -> Subquery:
     """A value (a field name or an expression) of the guest's latest delivery in a key mode,
     as a subquery on the guest rows: the one reading of "the guest's last ticket" that the
-    guest list, its status filters and the event funnels share."""
-    return Subquery(Delivery.objects.filter(attendee=OuterRef("pk"), mode=mode)
+    guest list, its status filters and the event funnels share. Reminders are not tickets."""
+    return Subquery(Delivery.objects.filter(NOT_REMINDER, attendee=OuterRef("pk"), mode=mode)
                     .order_by("-created_at").values_list(value)[:1])
 
 

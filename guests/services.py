@@ -20,6 +20,7 @@ from comms.services import (
 )
 from guests.messages import event_context, guest_message
 from guests.models import Attendee, Event, default_time_zone
+from guests.reminders import NOT_REMINDER, new_guest_reminders, reminders_schedule
 from guests.selectors import guest_create_checks
 
 
@@ -79,15 +80,21 @@ def attendee_create(*, account: Account, mode: str, id: uuid.UUID, event_id: uui
     delivery = message_row(_at(guest_message(
         attendee=attendee, event=checks.event, template_id=comms_template_id, mode=mode,
         correlation_id=correlation_id), send_at)) if comms_template_id else None
+    # The event's reminders (guests.reminders), scheduled in the same statement.
+    reminders = new_guest_reminders(attendee=attendee, event=checks.event,
+                                    rules=checks.reminders, quiet_hours=checks.quiet_hours)
     try:
-        # One statement on PostgreSQL (no BEGIN/COMMIT round trips): both rows or neither.
-        insert_together(attendee, *([delivery] if delivery else []))
+        # One statement on PostgreSQL (no BEGIN/COMMIT round trips): all rows or none.
+        insert_together(attendee, *([delivery] if delivery else []), *reminders)
     except IntegrityError:
         # A concurrent request with the same id won the insert: answer as its retry would.
         winner = Attendee.objects.filter(id=id).first()
         if winner is None:  # not the id race: the event went away meanwhile
             raise NotFound("event") from None
         return _existing(winner, account, request)
+    late = next((row for row in reminders if row.status == Status.QUEUED), None)
+    if late is not None:  # a reminder within its grace goes now (one kick sends them all)
+        delivery_enqueue_on_commit(late)
     if delivery is None:
         return AttendeeResult(attendee, None, created=True)
     if delivery.status == Status.QUEUED:  # a scheduled one waits for its time: no task
@@ -170,6 +177,8 @@ def _make_live(attendee: Attendee, account: Account, request: _Request) -> Atten
             locked.correlation_id, locked.mode = request.correlation_id, Attendee.LIVE
             locked.save(update_fields=["event", "email", "first_name", "last_name",
                                        "correlation_id", "mode", "updated_at"])
+            # Now a live guest of its event: its live reminders (the rehearsal's stay).
+            reminders_schedule(event=Event.objects.get(id=locked.event_id), attendees=[locked])
         first = _first_send(locked, Attendee.LIVE)
         if first is None and request.template_id is not None:
             first = message_queue(_at(guest_message(
@@ -181,5 +190,5 @@ def _make_live(attendee: Attendee, account: Account, request: _Request) -> Atten
 
 
 def _first_send(attendee: Attendee, mode: str) -> uuid.UUID | None:
-    return attendee.deliveries.filter(mode=mode).order_by("created_at").values_list(
+    return attendee.deliveries.filter(NOT_REMINDER, mode=mode).order_by("created_at").values_list(
         "id", flat=True).first()

@@ -1,0 +1,356 @@
+"""Event reminders: an event's rules (a template at an offset from its start) scheduled for each
+of its guests, moved with the event, cancelled with the rule.
+
+A reminder is an ordinary scheduled delivery (``comms.scheduling``): the guest's message with
+``send_at`` = the event's start + the rule's offset, and ``reminderRuleId`` among its refs, so
+the rule's deliveries are found by it. The time is the same for every guest of an event (it
+depends on the event, the rule and the account's quiet hours), so moving the event or changing
+the rule is one ``UPDATE`` per rule however many guests there are.
+
+Quiet hours (``Account.quiet_hours_start``/``_end``) are read in the event's own time zone: a
+reminder falling inside them goes at their end. A reminder whose time has passed (a guest
+added late, an event moved closer) goes now if it is less than HERALD_REMINDER_GRACE_MINUTES
+late, else never: "your concert starts in 24 hours" two hours before it would be wrong.
+"""
+
+import json
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import IntegrityError, transaction
+from django.db.models import Q, QuerySet
+from django.db.models.expressions import RawSQL
+from django.utils import timezone
+
+from accounts.models import Account
+from common.errors import Conflict, HeraldError, NotFound
+from comms.messages import Message
+from comms.models import Delivery, Status
+from comms.scheduling import deliveries_cancel
+from comms.services import message_row, messages_queue, owner_type_id
+from guests.messages import event_context, guest_message
+from guests.models import Attendee, Event, ReminderRule
+from templates.models import MessageTemplate
+
+# The ref naming a reminder's rule on its deliveries (and in their webhooks).
+RULE_REF = "reminderRuleId"
+# A guest's deliveries that are not reminders: its tickets (its "last ticket", spec 000's
+# attendeeInvitationId, what support resends).
+NOT_REMINDER = Q(**{f"refs__{RULE_REF}__isnull": True})
+# Offsets beyond a year either side mean nothing for an event (and could not be scheduled).
+MAX_OFFSET_MINUTES = 366 * 24 * 60
+# Guests scheduled per INSERT when a rule is added to an event that has them already.
+BATCH = 1000
+
+
+# --- times ------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class QuietHours:
+    """An account's quiet hours (local times; both None: none). ``start`` after ``end`` is a
+    window across midnight (21:00 → 08:00)."""
+
+    start: time | None = None
+    end: time | None = None
+
+    @classmethod
+    def of(cls, account: Account) -> "QuietHours":
+        return cls(account.quiet_hours_start, account.quiet_hours_end)
+
+    def shift(self, when: datetime, zone: str) -> datetime:
+        """``when``, or the end of the quiet period it falls in (read in ``zone``)."""
+        if self.start is None or self.end is None or self.start == self.end:
+            return when
+        tz = ZoneInfo(zone)
+        local = when.astimezone(tz)
+        clock, day = local.time().replace(tzinfo=None), local.date()
+        if self.start < self.end:
+            inside, end_day = self.start <= clock < self.end, day
+        else:  # across midnight: the evening part ends tomorrow, the morning part today
+            inside = clock >= self.start or clock < self.end
+            end_day = day + timedelta(days=1) if clock >= self.start else day
+        if not inside:
+            return when
+        # A wall time in a DST gap (02:30 on the spring-forward night) is read with the
+        # offset before the change, which lands just after the gap: the next allowed minute.
+        end = datetime.combine(end_day, self.end, tzinfo=tz).astimezone(when.tzinfo)
+        return max(end, when)
+
+
+def grace() -> timedelta:
+    return timedelta(minutes=settings.HERALD_REMINDER_GRACE_MINUTES)
+
+
+def reminder_due(*, starts_at: datetime, offset_minutes: int, time_zone: str,
+                 quiet: QuietHours) -> datetime:
+    """When a rule's reminder is due for an event: its start + the offset, out of quiet hours."""
+    return quiet.shift(starts_at + timedelta(minutes=offset_minutes), time_zone)
+
+
+def reminder_send_at(*, due: datetime, now: datetime, time_zone: str,
+                     quiet: QuietHours) -> datetime | None:
+    """When a reminder due at ``due`` goes out, decided at ``now``: ``due`` if still ahead;
+    now (out of quiet hours) if less than the grace late; None if later: never."""
+    if due > now:
+        return due
+    if now - due < grace():
+        return quiet.shift(now, time_zone)
+    return None
+
+
+@dataclass(frozen=True)
+class Planned:
+    """One rule's reminder for an event's guests: its template and time."""
+
+    rule_id: uuid.UUID
+    template_id: uuid.UUID
+    send_at: datetime
+
+
+def reminders_plan(*, event: Event, rules: Iterable[tuple[Any, Any, int]], quiet: QuietHours,
+                   now: datetime | None = None) -> list[Planned]:
+    """The reminders a guest added to ``event`` now gets: one per rule (``(id, template id,
+    offset)``) whose time is ahead or within the grace; none without a start."""
+    if event.starts_at is None:
+        return []
+    now = now or timezone.now()
+    planned = []
+    for rule_id, template_id, offset in rules:
+        due = reminder_due(starts_at=event.starts_at, offset_minutes=offset,
+                           time_zone=event.time_zone, quiet=quiet)
+        send_at = reminder_send_at(due=due, now=now, time_zone=event.time_zone, quiet=quiet)
+        if send_at is not None:
+            planned.append(Planned(uuid.UUID(str(rule_id)), uuid.UUID(str(template_id)),
+                                   send_at))
+    return planned
+
+
+# --- guests added -----------------------------------------------------------------------------
+
+def reminder_message(*, attendee: Attendee, event: dict[str, Any], planned: Planned,
+                     mode: str) -> Message:
+    """The guest's message of one planned reminder: the guest's ticket message with the
+    rule's template, its time and the rule among its refs."""
+    message = guest_message(attendee=attendee, event=event, template_id=planned.template_id,
+                            mode=mode, correlation_id=attendee.correlation_id)
+    return replace(message, send_at=planned.send_at,
+                   refs={**(message.refs or {}), RULE_REF: str(planned.rule_id)})
+
+
+def reminder_rows(*, attendee: Attendee, event: dict[str, Any],
+                  planned: Sequence[Planned]) -> list[Delivery]:
+    """The unsaved deliveries of a new guest's reminders, in the guest's mode (for the
+    atomic path, which inserts them in its one statement with the guest)."""
+    return [message_row(reminder_message(attendee=attendee, event=event, planned=p,
+                                         mode=attendee.mode)) for p in planned]
+
+
+def reminders_schedule(*, event: Event, attendees: Sequence[Attendee],
+                       now: datetime | None = None) -> list[uuid.UUID]:
+    """Queue each of the event's rules for guests just added (an import's batch, the admin's
+    new guest), each in the guest's mode, in one INSERT; in the caller's transaction."""
+    if not attendees or event.starts_at is None:
+        return []
+    rules = list(event.reminders.values_list("id", "template_id", "offset_minutes"))
+    if not rules:
+        return []
+    planned = reminders_plan(event=event, rules=rules, now=now,
+                             quiet=QuietHours.of(Account.objects.get(id=event.account_id)))
+    context = event_context(event=event)
+    return messages_queue([reminder_message(attendee=a, event=context, planned=p, mode=a.mode)
+                           for a in attendees for p in planned])
+
+
+# --- rules ------------------------------------------------------------------------------------
+
+NO_START = ("event_has_no_start", "This event has no start time: reminders are timed from "
+            "it. Set the event's start first.")
+
+
+def reminder_rule_create(*, account: Account, event_id: Any, template_id: Any,
+                         offset_minutes: int) -> ReminderRule:
+    """A new rule on one of the account's events, with one of its email templates (another
+    account's: 404), scheduled at once for the guests the event already has. An event
+    without a start: 400; the same template at the same offset twice: 409."""
+    event = _owned(Event.objects.filter(account=account), event_id, "event")
+    template = _owned(MessageTemplate.objects.filter(account=account, channel="email"),
+                      template_id, "template")
+    if event.starts_at is None:
+        raise HeraldError(*NO_START)
+    reminder_offset_check(offset_minutes)
+    try:
+        with transaction.atomic():
+            rule = ReminderRule.objects.create(account=account, event=event, template=template,
+                                               offset_minutes=offset_minutes)
+            reminder_rule_saved(rule=rule, created=True)
+    except IntegrityError:
+        raise Conflict("reminder_exists", "This event already has a reminder of this template "
+                       "at this offset.") from None
+    return rule
+
+
+def reminder_offset_check(offset_minutes: int) -> None:
+    if abs(offset_minutes) > MAX_OFFSET_MINUTES:
+        raise HeraldError("invalid_offset", "offsetMinutes must be within a year of the "
+                          f"event's start (±{MAX_OFFSET_MINUTES}).")
+
+
+def _owned(queryset: QuerySet, pk: Any, what: str) -> Any:
+    try:
+        row = queryset.filter(pk=uuid.UUID(str(pk))).first()
+    except ValueError:
+        row = None
+    if row is None:
+        raise NotFound(what)
+    return row
+
+
+def reminder_rule_saved(*, rule: ReminderRule, created: bool,
+                        now: datetime | None = None) -> None:
+    """After a rule was added (its reminders scheduled for the event's guests, in batches)
+    or changed (its unsent reminders moved to the new time and template)."""
+    event = Event.objects.get(id=rule.event_id)
+    if not created:
+        _rule_move(rule, event, QuietHours.of(event.account), now or timezone.now())
+        return
+    for batch in _guest_batches(event):
+        reminders_schedule_rule(rule=rule, event=event, attendees=batch, now=now)
+
+
+def reminders_schedule_rule(*, rule: ReminderRule, event: Event,
+                            attendees: Sequence[Attendee],
+                            now: datetime | None = None) -> list[uuid.UUID]:
+    planned = reminders_plan(event=event, now=now, quiet=QuietHours.of(event.account),
+                             rules=[(rule.id, rule.template_id, rule.offset_minutes)])
+    context = event_context(event=event)
+    return messages_queue([reminder_message(attendee=a, event=context, planned=p, mode=a.mode)
+                           for a in attendees for p in planned])
+
+
+def _guest_batches(event: Event) -> Iterable[list[Attendee]]:
+    """The event's guests in id order, BATCH at a time (keyset, the ``attendee_event_id``
+    index)."""
+    fields = ("id", "account_id", "event_id", "email", "first_name", "last_name",
+              "correlation_id", "mode")
+    after = None
+    while True:
+        rows = Attendee.objects.filter(event_id=event.id).order_by("id").only(*fields)
+        if after is not None:
+            rows = rows.filter(id__gt=after)
+        batch = list(rows[:BATCH])
+        if not batch:
+            return
+        yield batch
+        after = batch[-1].id
+
+
+def reminder_rule_delete(*, rule: ReminderRule) -> list[Any]:
+    """Remove a rule: its unsent reminders are cancelled (with their webhooks) first."""
+    with transaction.atomic():
+        cancelled = deliveries_cancel(
+            _rule_deliveries(rule), reason="Its reminder was removed from the event.")
+        rule.delete()
+    return cancelled
+
+
+def _rule_deliveries(rule: ReminderRule) -> QuerySet[Delivery]:
+    return event_deliveries(rule.event_id).filter(status=Status.SCHEDULED,
+                                                  refs__reminderRuleId=str(rule.id))
+
+
+def event_deliveries(event_id: Any) -> QuerySet[Delivery]:
+    """The deliveries of an event's guests (through their owner: the ``delivery_pair_latest``
+    index leads with it)."""
+    return Delivery.objects.filter(
+        owner_type_id=owner_type_id(Attendee),
+        owner_id__in=Attendee.objects.filter(event_id=event_id).values("id"))
+
+
+# --- the event changed ------------------------------------------------------------------------
+
+def event_reminders_follow(*, event: Event, moved: bool, now: datetime | None = None) -> None:
+    """After an event was saved: the stored render context of its guests' still scheduled
+    deliveries gets the event as it is now (the engine renders from it: a moved or renamed
+    event shows its new time and name); if its start or time zone changed (``moved``), each
+    rule's unsent reminders move to their new time, or are cancelled if it passed more than
+    the grace ago. Set-based: a few UPDATEs whatever the number of guests."""
+    now = now or timezone.now()
+    scheduled = event_deliveries(event.id).filter(status=Status.SCHEDULED)
+    scheduled.update(context=RawSQL(
+        "jsonb_set(COALESCE(context, '{}'::jsonb), '{event}', %s::jsonb)",
+        (json.dumps(event_context(event=event), cls=DjangoJSONEncoder),)), updated_at=now)
+    if not moved:
+        return
+    if event.starts_at is None:
+        deliveries_cancel(scheduled.filter(refs__has_key=RULE_REF),
+                          reason="The event no longer has a start time.")
+        return
+    quiet = QuietHours.of(Account.objects.get(id=event.account_id))
+    for rule in event.reminders.all():
+        _rule_move(rule, event, quiet, now)
+
+
+def account_reminders_follow(*, account: Account, now: datetime | None = None) -> None:
+    """After an account's quiet hours changed: the unsent reminders of its events move."""
+    now = now or timezone.now()
+    quiet = QuietHours.of(account)
+    for rule in ReminderRule.objects.filter(account=account, event__starts_at__isnull=False
+                                            ).select_related("event"):
+        _rule_move(rule, rule.event, quiet, now)
+
+
+def _rule_move(rule: ReminderRule, event: Event, quiet: QuietHours, now: datetime) -> None:
+    """One rule's scheduled reminders to its time (and template) now: one UPDATE, or the
+    cancel of the ones now too late."""
+    rows = _rule_deliveries(rule)
+    if event.starts_at is None:
+        return
+    due = reminder_due(starts_at=event.starts_at, offset_minutes=rule.offset_minutes,
+                       time_zone=event.time_zone, quiet=quiet)
+    send_at = reminder_send_at(due=due, now=now, time_zone=event.time_zone, quiet=quiet)
+    if send_at is None:
+        deliveries_cancel(rows, reason=f"Its time ({due:%Y-%m-%d %H:%M} UTC) passed more than "
+                          f"{settings.HERALD_REMINDER_GRACE_MINUTES} minutes ago when the "
+                          "event or the reminder changed.")
+        return
+    rows.update(next_attempt_at=send_at, template_id=rule.template_id, updated_at=now)
+
+
+# --- guests changed ---------------------------------------------------------------------------
+
+def reminders_readdress(*, attendee: Attendee) -> int:
+    """The guest's email was corrected: its scheduled deliveries (reminders, scheduled
+    tickets) go to the new address. Returns how many."""
+    return Delivery.objects.filter(
+        owner_type_id=owner_type_id(Attendee), owner_id=attendee.pk, status=Status.SCHEDULED,
+    ).update(recipient=attendee.email, updated_at=timezone.now())
+
+
+def attendees_deliveries_cancel(*, attendee_ids: Iterable[Any] | QuerySet,
+                                reason: str) -> list[Any]:
+    """Cancel the unsent (scheduled or queued) deliveries of these guests, with their
+    ``comms.cancelled`` / ``delivery.cancelled`` webhooks: before the guests are deleted."""
+    ids = attendee_ids.values("id") if isinstance(attendee_ids, QuerySet) else list(attendee_ids)
+    return deliveries_cancel(Delivery.objects.filter(owner_type_id=owner_type_id(Attendee),
+                                                     owner_id__in=ids), reason=reason)
+
+
+def new_guest_reminders(*, attendee: Attendee, event: dict[str, Any],
+                        rules: Sequence[tuple[Any, Any, int]],
+                        quiet_hours: Sequence[str | None]) -> list[Delivery]:
+    """The atomic path's reminders of a new guest (unsaved rows, in the guest's mode), from
+    what its one read gave (``guests.selectors.guest_create_checks``): the event's context,
+    its rules and the account's quiet hours as text."""
+    if not rules or not event.get("startsAt"):
+        return []
+    start, end = (time.fromisoformat(value) if value else None for value in quiet_hours)
+    shell = Event(id=event["id"], starts_at=datetime.fromisoformat(event["startsAt"]),
+                  time_zone=event["timeZone"])
+    planned = reminders_plan(event=shell, rules=rules, quiet=QuietHours(start, end))
+    return reminder_rows(attendee=attendee, event=event, planned=planned)
