@@ -42,6 +42,15 @@ class Str(serializers.CharField):
         return super().to_internal_value(data)
 
 
+class StrictBool(serializers.BooleanField):
+    """A JSON true or false, not "yes" or 1."""
+
+    def to_internal_value(self, data: Any) -> bool:
+        if not isinstance(data, bool):
+            self.fail("invalid", input=data)
+        return data
+
+
 class HeaderStr(Str):
     """A string that goes into an email header (a subject, a name): one line, or refused."""
 

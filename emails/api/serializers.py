@@ -8,7 +8,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from api.fields import Email as EmailAddress
-from api.fields import HeaderStr, Str, StrictSerializer
+from api.fields import HeaderStr, Str, StrictBool, StrictSerializer
 from comms.models import Delivery, Status
 from domains.models import Brand
 from emails.messages import MAX_NUM_PHOTOS, TYPES
@@ -181,15 +181,6 @@ def email_out(email: Email) -> dict[str, Any]:
 
 
 # --- /v1/Brand/ -----------------------------------------------------------------------------
-
-class StrictBool(serializers.BooleanField):
-    """A JSON true or false, not "yes" or 1."""
-
-    def to_internal_value(self, data: Any) -> bool:
-        if not isinstance(data, bool):
-            self.fail("invalid", input=data)
-        return data
-
 
 INLINE_TEMPLATE = {
     "type": "object", "additionalProperties": False, "required": ["Subject"],
