@@ -4,6 +4,8 @@ The engine (``comms.services``) queues a delivery; whether a guest may be sent a
 again is check-in's business, decided here.
 """
 
+from dataclasses import replace
+from datetime import datetime
 from typing import Any
 
 from django.db import transaction
@@ -26,9 +28,11 @@ FAILURE_MESSAGES = {
 
 
 def delivery_send_to_attendee(*, account: Account, mode: str, attendee_id: Any,
-                              template_id: Any, correlation_id: str | None) -> Delivery:
+                              template_id: Any, correlation_id: str | None,
+                              send_at: datetime | None = None) -> Delivery:
     """Spec 000's two-step send, with its 422 rule on the pair's most recent delivery to the
-    attendee's address.
+    attendee's address. ``send_at``: a time still ahead makes it ``scheduled``; a scheduled
+    send already waiting does not refuse another (each is a send of its own, cancellable).
 
     Retries with an idempotency key are the API layer's (``api.idempotency``, as on every
     POST); the view commits its stored answer in the same transaction as this send.
@@ -44,9 +48,10 @@ def delivery_send_to_attendee(*, account: Account, mode: str, attendee_id: Any,
                                 and attendee.mode != Delivery.Mode.LIVE):
             raise NotFound("attendee")
         previous_send_check(attendee=attendee, template=template, mode=mode)
-        return message_queue(guest_message(
+        return message_queue(replace(guest_message(
             attendee=attendee, template_id=template.id, mode=mode,
-            correlation_id=correlation_id, event=event_context(event=attendee.event)))
+            correlation_id=correlation_id, event=event_context(event=attendee.event)),
+            send_at=send_at))
 
 
 def template_for_send(*, account: Account, template_id: Any) -> MessageTemplate:
@@ -63,10 +68,12 @@ def previous_send_check(*, attendee: Attendee, template: MessageTemplate, mode: 
     the attendee has now* failed for good. A sandbox failure never blocks a live send; once
     the email has been corrected (in the admin) a resend goes out, and correcting it back to
     the address that failed for good blocks again (a later delivery to another address does
-    not clear it)."""
+    not clear it). A cancelled delivery is as if never made: it is no failure, and it does not
+    hide the failure of the send before it."""
     latest = (
         Delivery.objects.filter(attendee=attendee, template=template, mode=mode,
                                 recipient__iexact=attendee.email.strip())
+        .exclude(status=Status.CANCELLED)
         .order_by("-created_at")
         .only("status", "recipient", "failed_at", "failure_reason")
         .first()

@@ -1,9 +1,11 @@
+from typing import Any
+
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from api.fields import Email, Guid, Str, StrictSerializer
+from api.fields import Email, Guid, SendAt, Str, StrictSerializer
 from common.times import iso
-from comms.models import Delivery, DeliveryEvent
+from comms.models import Delivery, DeliveryEvent, Status
 from guests.models import Attendee, Event, time_zone_names
 
 
@@ -53,6 +55,13 @@ class GuestIn(StrictSerializer):
     correlationId = Str(max_length=128, required=False, allow_null=True,
                                           allow_blank=False, default=None, trim_whitespace=False,
                                           source="correlation_id")
+    sendAt = SendAt(source="send_at")
+
+    def validate(self, attrs: dict) -> dict:
+        if attrs.get("send_at") and not attrs.get("comms_template_id"):
+            raise serializers.ValidationError(
+                {"sendAt": "Only with commsTemplateId: without a template nothing is sent."})
+        return attrs
 
 
 class GuestOut(serializers.ModelSerializer):
@@ -76,11 +85,15 @@ class SendIn(StrictSerializer):
     correlationId = Str(max_length=128, required=False, allow_null=True,
                                           allow_blank=False, default=None, trim_whitespace=False,
                                           source="correlation_id")
+    sendAt = SendAt(source="send_at")
 
 
 class SendOut(serializers.Serializer):
     attendeeInvitationId = serializers.UUIDField()
-    status = serializers.CharField()
+    status = serializers.ChoiceField(choices=["queued", "scheduled"], help_text=(
+        "scheduled: waiting for sendAt (cancel it with DELETE on its id); queued: sent now."))
+    sendAt = serializers.DateTimeField(allow_null=True, help_text=(
+        "When it will be sent, if scheduled; null when sent now."))
 
 
 class SendRejected(serializers.Serializer):
@@ -111,13 +124,21 @@ class InvitationOut(serializers.ModelSerializer):
     queuedAt = serializers.DateTimeField(source="created_at")
     sentAt = serializers.DateTimeField(source="sent_at", allow_null=True)
     deliveredAt = serializers.DateTimeField(source="delivered_at", allow_null=True)
+    sendAt = serializers.SerializerMethodField()
     events = TimelineEvent(many=True)
 
     class Meta:
         model = Delivery
         fields = ["attendeeInvitationId", "attendeeId", "templateId", "recipient", "status",
                   "correlationId", "attempts", "failureType", "lastFailureAt",
-                  "lastFailureReason", "queuedAt", "sentAt", "deliveredAt", "events"]
+                  "lastFailureReason", "queuedAt", "sendAt", "sentAt", "deliveredAt",
+                  "events"]
+
+    @extend_schema_field(serializers.DateTimeField(allow_null=True, help_text=(
+        "While scheduled: when it will be sent. null once it is due, sent or cancelled (a "
+        "cancelled send's time is its lastFailureAt, failureType cancelled).")))
+    def get_sendAt(self, delivery: Delivery) -> str | None:
+        return iso(scheduled_for(delivery.status, delivery.next_attempt_at))
 
     @extend_schema_field(serializers.CharField(allow_null=True))
     def get_failureType(self, delivery: Delivery) -> str | None:
@@ -130,3 +151,8 @@ class InvitationOut(serializers.ModelSerializer):
     @extend_schema_field(serializers.CharField(allow_null=True))
     def get_lastFailureReason(self, delivery: Delivery) -> str | None:
         return delivery.failure_reason or None
+
+
+def scheduled_for(status: str, next_attempt_at: Any) -> Any:
+    """A delivery's send time while it is scheduled (its due time), else None."""
+    return next_attempt_at if status == Status.SCHEDULED else None

@@ -13,6 +13,8 @@ from api.pagination import page_of, paginate
 from api.views import HeraldAPIView, get_owned
 from common.times import iso
 from comms.models import Delivery
+from comms.scheduling import delivery_cancel
+from comms.services import owner_type_id
 from guests import sending, services
 from guests.api.serializers import (
     EventIn,
@@ -23,6 +25,7 @@ from guests.api.serializers import (
     SendIn,
     SendOut,
     SendRejected,
+    scheduled_for,
 )
 from guests.models import Attendee, Event
 
@@ -34,6 +37,9 @@ class CheckinView(HeraldAPIView):
 GuestResponse = inline_serializer("GuestResponse", fields={
     **{name: field for name, field in GuestOut().get_fields().items()},
     "attendeeInvitationId": serializers.UUIDField(allow_null=True),
+    "sendAt": serializers.DateTimeField(allow_null=True, help_text=(
+        "When the ticket (attendeeInvitationId) will be sent, while it is scheduled; null "
+        "when it is sent now, or already sent or cancelled.")),
 })
 
 
@@ -85,7 +91,13 @@ class GuestCreate(CheckinView):
         result = services.attendee_create(
             account=self.get_account(), mode=request.auth.mode, **data.validated_data
         )
-        return Response(_guest_body(result.attendee, result.delivery_id))
+        if result.created or result.delivery_id is None:
+            return Response(_guest_body(result.attendee, result.delivery_id, result.send_at))
+        # A retry of a create: its send as it is now (still scheduled, or not).
+        status, due = Delivery.objects.filter(id=result.delivery_id).values_list(
+            "status", "next_attempt_at").get()
+        return Response(_guest_body(result.attendee, result.delivery_id,
+                                    scheduled_for(status, due)))
 
 
 class GuestDetail(CheckinView):
@@ -95,11 +107,13 @@ class GuestDetail(CheckinView):
             Attendee.objects.filter(account=self.get_account()), attendee_id, "attendee"
         )
         first = attendee.deliveries.filter(mode=request.auth.mode).order_by(
-            "created_at").values_list("id", flat=True).first()
-        return Response(_guest_body(attendee, first))
+            "created_at").values_list("id", "status", "next_attempt_at").first()
+        if first is None:
+            return Response(_guest_body(attendee, None))
+        return Response(_guest_body(attendee, first[0], scheduled_for(first[1], first[2])))
 
 
-def _guest_body(attendee: Attendee, delivery_id) -> dict:
+def _guest_body(attendee: Attendee, delivery_id, send_at=None) -> dict:
     """GuestOut's shape, built by hand: this is the hottest response of the API."""
     return {
         "id": str(attendee.id), "firstName": attendee.first_name,
@@ -107,6 +121,7 @@ def _guest_body(attendee: Attendee, delivery_id) -> dict:
         "eventId": str(attendee.event_id), "correlationId": attendee.correlation_id,
         "createdAt": iso(attendee.created_at),
         "attendeeInvitationId": str(delivery_id) if delivery_id else None,
+        "sendAt": iso(send_at),
     }
 
 
@@ -119,6 +134,13 @@ class Send(CheckinView):
                 "attendeeId": "0b5f7c1e-8d2a-4e43-9a57-3f1c2d4e5f60",
                 "templateId": "7b2e3d4c-5f6a-4b7c-9d8e-0f1a2b3c4d5e",
                 "correlationId": "resend-2026-0042"}),
+            OpenApiExample("Send the evening before", request_only=True, value={
+                "attendeeId": "0b5f7c1e-8d2a-4e43-9a57-3f1c2d4e5f60",
+                "templateId": "7b2e3d4c-5f6a-4b7c-9d8e-0f1a2b3c4d5e",
+                "sendAt": "2027-04-16T18:00:00+02:00"}),
+            OpenApiExample("Scheduled", response_only=True, status_codes=["200"], value={
+                "attendeeInvitationId": "5c4b3a29-1807-4f6e-9d5c-4b3a29180716",
+                "status": "scheduled", "sendAt": "2027-04-16T16:00:00Z"}),
             OpenApiExample("Previous send bounced", response_only=True, status_codes=["422"],
                            value={"error": "previous_send_permanently_failed",
                                   "message": "Previous send bounced — resending will not help.",
@@ -142,8 +164,13 @@ class Send(CheckinView):
         with transaction.atomic():
             delivery = sending.delivery_send_to_attendee(
                 account=self.get_account(), mode=request.auth.mode, **data.validated_data)
-            return self.finalize_response(request, Response(
-                {"attendeeInvitationId": str(delivery.id), "status": "queued"}))
+            return self.finalize_response(request, Response({
+                "attendeeInvitationId": str(delivery.id), "status": delivery.status,
+                "sendAt": iso(scheduled_for(delivery.status, delivery.next_attempt_at))}))
+
+
+NOT_CANCELLABLE = ("not_cancellable: the send can no longer be cancelled, it is sending, sent "
+                   "or already final (the message says which).")
 
 
 class Invitation(CheckinView):
@@ -153,3 +180,22 @@ class Invitation(CheckinView):
         deliveries = Delivery.objects.filter(account=self.get_account(),
                                              mode=request.auth.mode).prefetch_related("events")
         return Response(InvitationOut(get_owned(deliveries, invitation_id, "invitation")).data)
+
+    @extend_schema(
+        request=None, tags=["comms"],
+        summary="Cancel a send not sent yet (scheduled or still queued)",
+        description="The send becomes `cancelled` and is never sent; `comms.cancelled` is "
+                    "emitted to webhooks. Answers the cancelled send as GET does.",
+        responses={200: InvitationOut,
+                   404: OpenApiResponse(description="invitation_not_found: no send with this "
+                                        "id of the account's, in this key's mode."),
+                   409: OpenApiResponse(description=NOT_CANCELLABLE)})
+    def delete(self, request, invitation_id):
+        # Check-in's own sends (the guests'), in this key's mode: a test key cannot cancel a
+        # live send, nor this family another front end's.
+        rows = Delivery.objects.filter(account=self.get_account(), mode=request.auth.mode,
+                                       owner_type_id=owner_type_id(Attendee))
+        found = get_owned(rows, invitation_id, "invitation")
+        delivery_cancel(rows, found.id)
+        cancelled = Delivery.objects.prefetch_related("events").get(id=found.id)
+        return Response(InvitationOut(cancelled).data)
