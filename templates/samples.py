@@ -11,11 +11,15 @@ SAMPLE: dict[str, Any] = {
     "event": {"id": "00000000-0000-4000-8000-000000000002", "name": "Sample Event",
               "venue": "Main Hall", "startsAt": "2027-04-17 18:00:00+00:00",
               "endsAt": "2027-04-17 22:30:00+00:00", "timeZone": "Europe/London"},
+    # The links of comms.unsubscribe (each email gets its recipient's own).
+    "unsubscribe_url": "https://herald.example/u/sample-unsubscribe-link",
+    "preferences_url": "https://herald.example/u/sample-unsubscribe-link#preferences",
 }
 
 # The tokens of a guest's template, in the picker's order, with what each one shows. The
 # context is built by guests.messages (guest_context, event_context) and the engine
-# (comms.pipeline.delivery_render: email, correlationId, attendeeInvitationId).
+# (comms.pipeline.delivery_render: email, correlationId, attendeeInvitationId; the links of
+# comms.unsubscribe).
 GUEST_TOKENS: tuple[tuple[str, str], ...] = (
     ("firstName", "First name"),
     ("lastName", "Last name"),
@@ -29,7 +33,9 @@ GUEST_TOKENS: tuple[tuple[str, str], ...] = (
     ("correlationId", "Order reference"),
     ("attendeeId", "Guest's id"),
     ("attendeeInvitationId", "This message's id"),
+    ("unsubscribe_url", "Unsubscribe link (a topic's emails)"),
+    ("preferences_url", "Email preferences link"),
 )
 EVENT_KEYS = frozenset({"id", "name", "venue", "startsAt", "endsAt", "timeZone"})
 TOP_TOKENS = frozenset({"firstName", "lastName", "email", "attendeeId", "correlationId",
-                        "attendeeInvitationId", "event"})
+                        "attendeeInvitationId", "event", "unsubscribe_url", "preferences_url"})

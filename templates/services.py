@@ -45,13 +45,17 @@ def version_record(*, template: MessageTemplate, actor: str = "") -> None:
 
 def template_create(*, account: Account, name: str, subject: str, html_body: str = "",
                     text_body: str = "", language: str = "en",
-                    id: uuid.UUID | None = None, actor: str = "") -> MessageTemplate:
+                    id: uuid.UUID | None = None, actor: str = "",
+                    **kind: Any) -> MessageTemplate:
+    """``kind``: what the message is, beside its content (``KIND_FIELDS``: its category, the
+    ticket's attachments), defaulting to a transactional message without attachments."""
     _check(subject, html_body, text_body)
     try:
         with transaction.atomic():
             template = MessageTemplate.objects.create(
                 id=id or uuid.uuid4(), account=account, name=name, subject=subject,
                 html_body=html_body, text_body=text_body, language=language,
+                **_kind(kind),
             )
             version_record(template=template, actor=actor)
             return template
@@ -62,17 +66,30 @@ def template_create(*, account: Account, name: str, subject: str, html_body: str
 @transaction.atomic
 def template_update(*, template: MessageTemplate, name: str, subject: str, html_body: str = "",
                     text_body: str = "", language: str = "en",
-                    actor: str = "") -> MessageTemplate:
+                    actor: str = "", **kind: Any) -> MessageTemplate:
     """Replace the template's content and bump its version (renders cache on id + version).
-    A notification event's template is checked as it renders: with ``{{name | Guest}}``."""
+    A notification event's template is checked as it renders: with ``{{name | Guest}}``.
+    ``kind`` (``KIND_FIELDS``) not given stays as it is."""
     _check(subject, html_body, text_body, fallback=template.event_id is not None)
     MessageTemplate.objects.filter(id=template.id).update(
         name=name, subject=subject, html_body=html_body, text_body=text_body,
         language=language, version=F("version") + 1, updated_at=timezone.now(),
+        **_kind(kind),
     )
     template.refresh_from_db()
     version_record(template=template, actor=actor)
     return template
+
+
+# What a template is beside its content: transactional or a topic (one-click unsubscribe),
+# and the ticket's attachments.
+KIND_FIELDS = frozenset({"category", "attach_qr", "attach_ics"})
+
+
+def _kind(fields: dict[str, Any]) -> dict[str, Any]:
+    if unknown := set(fields) - KIND_FIELDS:
+        raise TypeError(f"not a template's field: {', '.join(sorted(unknown))}")
+    return fields
 
 
 CONTENT_FIELDS = ("subject", "html_body", "text_body")  # what a version pins
