@@ -4,6 +4,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from api.families import Failure, family_for_path, normalise
+from comms.unsubscribe_views import unsubscribe_page
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -13,6 +14,8 @@ urlpatterns = [
     path("comms/v1/api/comms/", include("comms.api.urls")),
     path("comms/v1/api/comms/", include("guests.api.send_urls")),
     path("callbacks/", include("comms.callbacks.urls")),
+    # One-click unsubscribe (RFC 8058) and the preferences page: the signed token is the key.
+    path("u/<str:token>", unsubscribe_page, name="unsubscribe"),
     path("v1/webhooks", include("webhooks.api.urls")),
     path("v1/contacts", include("contacts.api.urls")),
     path("api/v1/communications/", include("multichannel.api.urls")),
