@@ -15,8 +15,9 @@ from unfold.widgets import INPUT_CLASSES, SELECT_CLASSES
 from accounts.admin_base import AccountScopedAdmin, ScopedInline
 from guests.messages import event_context, guest_context
 from guests.models import Attendee, Event
+from templates.categories import category_clean
 from templates.events import EVENT_CHANNELS, IDENTIFIER, LANGUAGE
-from templates.models import MessageTemplate, NotificationEvent, TemplateVersion
+from templates.models import TRANSACTIONAL, MessageTemplate, NotificationEvent, TemplateVersion
 from templates.rendering import Rendered, TemplateCompileError, render, template_check
 from templates.samples import SAMPLE
 from templates.services import (
@@ -41,6 +42,13 @@ class TemplateForm(forms.ModelForm):
     version (compiled templates are cached per (id, version) in every worker)."""
 
     fallback = False  # spec 004's {{name | Guest}}: notification-event templates only
+
+    def clean_category(self) -> str:
+        """The API's check (``templates.categories``): transactional or a topic slug."""
+        try:
+            return category_clean(self.cleaned_data.get("category"))
+        except ValueError as exc:
+            raise forms.ValidationError(str(exc)) from None
 
     unknown_tokens: list[UnknownToken] = []
     keep_tokens = ""  # the typos the author is asked to confirm (a hidden input carries them)
@@ -158,8 +166,8 @@ class MessageTemplateAdmin(AccountScopedAdmin):
 
     form = TemplateForm
     change_form_template = "admin/templates/messagetemplate/change_form.html"
-    list_display = ["name", "account", "channel", "language", "version", "updated_at"]
-    list_filter = ["channel", "language", ("event", NotificationEventFilter)]
+    list_display = ["name", "account", "channel", "kind", "language", "version", "updated_at"]
+    list_filter = ["channel", "category", "language", ("event", NotificationEventFilter)]
     search_fields = ["name", "subject", "id"]
     readonly_fields = ["version", "tokens", "notification_event"]
     inlines = [VersionInline]
@@ -176,7 +184,7 @@ class MessageTemplateAdmin(AccountScopedAdmin):
             fields.append("notification_event")
         else:
             fields.append("tokens")
-        fields += ["subject", "text_body", "html_body"]
+        fields += ["category", "attach_qr", "attach_ics", "subject", "text_body", "html_body"]
         return fields + (["version"] if obj is not None else [])
 
     def get_urls(self):
@@ -201,6 +209,13 @@ class MessageTemplateAdmin(AccountScopedAdmin):
             "token to insert it where the cursor is in the subject or a body. Dates show in "
             "the event's time zone: <code>|date</code> (Saturday 17 April 2027), "
             "<code>|time</code> (19:00), <code>|datetime</code>.</div>", buttons)
+
+    @admin.display(description="kind", ordering="category")
+    def kind(self, template: MessageTemplate) -> str:
+        """Transactional, or the topic its recipients can unsubscribe from."""
+        if template.category == TRANSACTIONAL:
+            return "Transactional (always sent)"
+        return f"Topic: {template.category}"
 
     @admin.display(description="Notification event (API)")
     def notification_event(self, template: MessageTemplate) -> str:
@@ -298,6 +313,8 @@ def _context(guest: Attendee | None) -> dict[str, Any]:
         return dict(SAMPLE)
     return {"email": guest.email, "correlationId": guest.correlation_id or "",
             "attendeeInvitationId": "(this message's id)",
+            "unsubscribe_url": SAMPLE["unsubscribe_url"],
+            "preferences_url": SAMPLE["preferences_url"],
             **guest_context(attendee_id=guest.pk, first_name=guest.first_name,
                             last_name=guest.last_name, event=event_context(event=guest.event))}
 
