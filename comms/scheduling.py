@@ -62,20 +62,37 @@ def send_at_read(value: Any, *, now: datetime | None = None) -> datetime | None:
 
 
 def deliveries_release(*, now: datetime | None = None, limit: int = 50_000) -> int:
-    """Turn the scheduled deliveries that are due ``queued`` (due now) and kick the
-    dispatcher once; returns how many. Reads only due rows (the partial index)."""
+    """Turn the scheduled deliveries that are due ``queued`` (due now), earliest first, and
+    kick the dispatcher once; returns how many. Reads only due rows (the partial index).
+
+    One kick is enough: each full claim kicks the next batch before sending its own, so a
+    released backlog keeps every worker process busy (``comms.dispatch``). If the kick cannot
+    be published (the broker is down), the rows go back to ``scheduled``, due now, and the
+    error is raised: the next tick releases them again, instead of their waiting ``queued``
+    for the sweeper's grace period."""
     now = now or timezone.now()
     with connection.cursor() as cursor:
         cursor.execute(
             "UPDATE comms_delivery SET status = %s, next_attempt_at = NULL, updated_at = %s"
             " WHERE id IN (SELECT id FROM comms_delivery WHERE status = %s"
             " AND next_attempt_at <= %s ORDER BY next_attempt_at LIMIT %s"
-            " FOR UPDATE SKIP LOCKED)",
+            " FOR UPDATE SKIP LOCKED) RETURNING id",
             [Status.QUEUED, now, Status.SCHEDULED, now, limit])
-        released = cursor.rowcount
+        released = [pk for (pk,) in cursor.fetchall()]
     if released:
-        enqueue(None)  # one kick: each full claim kicks the next batch
-    return released
+        try:
+            enqueue(None)
+        except Exception:
+            _unrelease(released, now)
+            raise
+    return len(released)
+
+
+def _unrelease(ids: list[Any], due: datetime) -> None:
+    """Released rows whose kick was not published back to ``scheduled`` (those a worker has
+    not claimed meanwhile), due at ``due``: the next tick releases them again."""
+    Delivery.objects.filter(id__in=ids, status=Status.QUEUED, claimed_at__isnull=True).update(
+        status=Status.SCHEDULED, next_attempt_at=due)
 
 
 def next_due() -> datetime | None:
