@@ -175,8 +175,8 @@ def _run_batch(job_id: Any) -> bool:
             job.status, job.finished_at = BulkSend.Status.DONE, timezone.now()
             job.save(update_fields=["status", "finished_at", "updated_at"])
             return False
-        suppressed = set(suppressions_active(
-            account_ids=[job.account_id], mode=job.mode,
+        suppressed = set(suppressions_active(  # a bounce's, or an unsubscribe from its topic
+            account_ids=[job.account_id], mode=job.mode, category=job.template.category,
             addresses=[email for _, email, _, _, _, _ in batch],
         ).values_list("address", flat=True))
         messages = []
