@@ -18,6 +18,7 @@ import re
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
@@ -73,7 +74,9 @@ def _error(code: str, message: str, status: int = 400) -> HeraldError:
 def notification_send(*, key: ApiKey, event_identifier: str, to: Any,
                       payload: dict[str, Any] | None = None, language: str | None = None,
                       sender: str | None = None, channel: str | None = None,
-                      overrides: dict[str, dict[str, Any]] | None = None) -> SendOutcome:
+                      overrides: dict[str, dict[str, Any]] | None = None,
+                      send_at: datetime | None = None) -> SendOutcome:
+    """``send_at``: a time still ahead makes every delivery ``scheduled`` until then."""
     account = key.account
     event = event_find(account=account, identifier=event_identifier, with_templates=True)
     if event is None:
@@ -134,7 +137,8 @@ def notification_send(*, key: ApiKey, event_identifier: str, to: Any,
                     context=context, options=(overrides or {}).get(name) or None,
                     # Sent from it, under the name templates show.
                     sender=shown if name == "email" and sender else None,
-                    owner=owner, refs={"contactId": str(owner.id)} if owner else None))
+                    owner=owner, refs={"contactId": str(owner.id)} if owner else None,
+                    send_at=send_at))
     ids: list[uuid.UUID] = []
     if messages:
         delivery_quota_take(api_key=key, count=len(messages))

@@ -70,10 +70,14 @@ _DELIVERY = inline_serializer("V004Delivery", {
     "created_at": serializers.DateTimeField(),
     "sent_at": serializers.DateTimeField(allow_null=True),
     "delivered_at": serializers.DateTimeField(allow_null=True),
-    "error": serializers.CharField(allow_null=True)})
+    "error": serializers.CharField(allow_null=True),
+    "send_at": serializers.DateTimeField(allow_null=True, help_text=(
+        "While `scheduled` (status pending): when it will be sent; null otherwise."))})
 DeliveriesEnvelope = _envelope("V004DeliveriesEnvelope", inline_serializer("V004Deliveries", {
     "deliveries": _DELIVERY.__class__(many=True), "total": serializers.IntegerField(),
     "limit": serializers.IntegerField(), "offset": serializers.IntegerField()}))
+DeliveryEnvelope = _envelope("V004DeliveryEnvelope", inline_serializer(
+    "V004DeliveryData", {"delivery": _DELIVERY}))
 TraceEnvelope = _envelope("V004TraceEnvelope", inline_serializer("V004Trace", {
     "delivery": _DELIVERY,
     "timeline": inline_serializer("V004TraceStep", {
@@ -119,7 +123,15 @@ SendOut = inline_serializer("V004SendResult", {
         "retryable": serializers.BooleanField(help_text=(
             "Whether the same request, unchanged, could succeed later. False for every "
             "refusal today: fix the integration, template or contact first.")),
-    }, many=True, required=False, help_text="The parts not queued; absent when everything was.")})
+    }, many=True, required=False, help_text="The parts not queued; absent when everything was."),
+    "status": serializers.ChoiceField(choices=["pending"], required=False, help_text=(
+        "With a `send_at` still ahead: pending (every delivery waits for it); absent when "
+        "sent now.")),
+    "detailed_status": serializers.ChoiceField(choices=["scheduled"], required=False),
+    "send_at": serializers.DateTimeField(required=False, help_text=(
+        "When the deliveries will be sent, if scheduled: cancel one with "
+        "DELETE /v1/deliveries/{uuid} until then.")),
+})
 
 SEND_EXAMPLES = [
     OpenApiExample("Send to an email address", request_only=True, value={
@@ -127,6 +139,13 @@ SEND_EXAMPLES = [
         "from": "billing@yourcompany.com",
         "overrides": {"email": {"subject": "Custom subject", "reply_to": "support@co.com"},
                       "sms": {"sender_id": "MYAPP"}}}),
+    OpenApiExample("Send tomorrow morning", request_only=True, value={
+        "to": "user@example.com", "payload": {"orderNumber": "ORD-123"},
+        "send_at": "2027-04-17T09:00:00+02:00"}),
+    OpenApiExample("Scheduled", response_only=True, status_codes=["200"], value={
+        "success": True, "deliveries": [{"email": "d4e5f6a7-b8c9-4d0e-a1f2-3b4c5d6e7f8a"}],
+        "status": "pending", "detailed_status": "scheduled",
+        "send_at": "2027-04-17T07:00:00Z"}),
     OpenApiExample("Send to several contacts", request_only=True, value={
         "to": [{"email": "user1@example.com"}, {"email": "user2@example.com"}],
         "payload": {"orderNumber": "ORD-123"}}),

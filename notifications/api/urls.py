@@ -9,6 +9,7 @@ urlpatterns = [
     path("send/<str:event>", views.Send.as_view()),
     path("send/<str:event>/<str:channel>", views.Send.as_view()),
     path("deliveries", views.Deliveries.as_view()),
+    path("deliveries/<str:delivery_uuid>", views.DeliveryDetail.as_view()),
     path("deliveries/<str:delivery_uuid>/trace", views.Trace.as_view()),
     path("integrations", views.Integrations.as_view()),
 ]

@@ -15,16 +15,18 @@ from rest_framework import serializers
 from rest_framework.response import Response
 
 from api.families import NOTIFICATIONS
-from api.fields import Str, StrictSerializer
-from api.views import HeraldAPIView
+from api.fields import SendAt, Str, StrictSerializer
+from api.views import HeraldAPIView, get_owned
 from common.errors import NotFound
 from common.times import iso
-from comms.models import FAILURES, PUBLIC_STATUS, Delivery, Integration
+from comms.models import FAILURES, PUBLIC_STATUS, Delivery, Integration, Status
 from comms.providers.registry import CHANNELS
+from comms.scheduling import delivery_cancel, scheduled
 from notifications.api.serializers import (
     EVENT_EXAMPLE,
     SEND_EXAMPLES,
     DeliveriesEnvelope,
+    DeliveryEnvelope,
     EventEnvelope,
     EventsEnvelope,
     IntegrationsEnvelope,
@@ -145,6 +147,7 @@ class SendIn(StrictSerializer):
     payload = serializers.DictField(required=False, default=dict)
     language = Str(max_length=16, required=False, allow_null=True)
     overrides = serializers.DictField(required=False, default=dict)
+    send_at = SendAt()
 
     def get_fields(self):
         fields = super().get_fields()
@@ -181,12 +184,15 @@ class Send(HeraldAPIView):
         outcome = notification_send(
             key=request.auth, event_identifier=event, to=v["to"], payload=v["payload"],
             language=v.get("language"), sender=v.get("from"), channel=channel,
-            overrides=v["overrides"])
+            overrides=v["overrides"], send_at=v["send_at"])
         # success: something was queued (listed in deliveries); errors: each refused part.
         # So success: false means nothing was queued: resending it never sends twice.
         body: dict[str, Any] = {
             "success": bool(outcome.deliveries),
             "deliveries": [{name: str(pk)} for name, pk in outcome.deliveries]}
+        if outcome.deliveries and scheduled(v["send_at"]):
+            body.update(status=PUBLIC_STATUS[Status.SCHEDULED],
+                        detailed_status=Status.SCHEDULED, send_at=iso(v["send_at"]))
         if outcome.errors:
             body["errors"] = [{"code": e.code, "message": e.message, "channel": e.channel,
                                "recipient": e.recipient, "retryable": e.retryable}
@@ -219,6 +225,7 @@ def delivery_json(d: Delivery) -> dict[str, Any]:
         "sandbox": d.mode == Delivery.Mode.TEST, "created_at": iso(d.created_at),
         "sent_at": iso(d.sent_at), "delivered_at": iso(d.delivered_at),
         "error": (d.failure_reason or d.status) if failed else None,
+        "send_at": iso(d.next_attempt_at) if d.status == Status.SCHEDULED else None,
     }
 
 
@@ -246,6 +253,25 @@ class Deliveries(HeraldAPIView):
                    "limit": limit, "offset": offset})
 
 
+class DeliveryDetail(HeraldAPIView):
+    family = NOTIFICATIONS
+
+    @extend_schema(request=None, responses={200: DeliveryEnvelope, 404: Error, 409: Error},
+                   tags=TAGS, operation_id="v1_deliveries_cancel",
+                   parameters=[OpenApiParameter("delivery_uuid", str, OpenApiParameter.PATH)],
+                   summary="Cancel a delivery not sent yet (beyond the spec)",
+                   description="A `pending` delivery still `scheduled` or `queued` becomes "
+                               "`failed` / `cancelled` and is never sent; `delivery.cancelled` "
+                               "is emitted to webhooks. 409 CONFLICT once a worker has it or it "
+                               "is sent; 404 for another account's or key mode's delivery.")
+    def delete(self, request, delivery_uuid):
+        # Spec 004's own deliveries (an event's notifications) in this key's mode.
+        rows = Delivery.objects.filter(account=self.get_account(), mode=request.auth.mode
+                                       ).exclude(event_name="")
+        found = get_owned(rows, delivery_uuid, "delivery")
+        return ok({"delivery": delivery_json(delivery_cancel(rows, found.id))})
+
+
 class Trace(HeraldAPIView):
     family = NOTIFICATIONS
 
@@ -253,8 +279,6 @@ class Trace(HeraldAPIView):
                    parameters=[OpenApiParameter("delivery_uuid", str, OpenApiParameter.PATH)],
                    summary="A delivery's timeline and the content as sent")
     def get(self, request, delivery_uuid):
-        from api.views import get_owned
-
         delivery = get_owned(Delivery.objects.filter(account=self.get_account(),
                                                      mode=request.auth.mode),
                              delivery_uuid, "delivery")
