@@ -46,3 +46,13 @@ def suppression_stops(suppression: Suppression, category: str) -> bool:
     """Whether ``suppression`` stops a message of a template ``category``."""
     return suppression.topic in suppression_topics(category)
 
+
+
+def unsubscribe_of(*, account_id: Any, mode: str, address: str,
+                   category: str) -> Suppression | None:
+    """The address's unsubscribe (not a bounce) that stops a message of ``category``, the
+    earliest; None for a transactional one (never unsubscribable). Spec 000's two-step send
+    answers it with its 422 ``unsubscribed``."""
+    return (suppressions_active(account_ids=[account_id], mode=mode, addresses=[address],
+                                category=category)
+            .exclude(topic="").order_by("created_at").first())

@@ -14,7 +14,9 @@ from accounts.models import Account
 from common.errors import HeraldError, NotFound
 from common.times import iso
 from comms.models import PERMANENT_FAILURES, Delivery, Status
+from comms.selectors import unsubscribe_of
 from comms.services import account_check_can_send, message_queue
+from comms.unsubscribe import topic_words
 from guests.messages import event_context, guest_message
 from guests.models import Attendee
 from templates.models import MessageTemplate
@@ -80,6 +82,7 @@ def previous_send_check(*, attendee: Attendee, template: MessageTemplate, mode: 
     )
     if latest is None or not failed_for_good(status=latest.status, recipient=latest.recipient,
                                              email=attendee.email):
+        _unsubscribed_check(attendee=attendee, template=template, mode=mode)
         return
     raise HeraldError(
         "previous_send_permanently_failed",
@@ -89,6 +92,19 @@ def previous_send_check(*, attendee: Attendee, template: MessageTemplate, mode: 
         lastFailureAt=iso(latest.failed_at),
         lastFailureReason=latest.failure_reason or None,
     )
+
+
+def _unsubscribed_check(*, attendee: Attendee, template: MessageTemplate, mode: str) -> None:
+    """The 422 rule's ``unsubscribed`` for a topic's template: the guest unsubscribed from
+    its topic (or every topic), by link or at the provider. A transactional one still goes."""
+    unsubscribe = unsubscribe_of(account_id=attendee.account_id, mode=mode,
+                                 address=attendee.email, category=template.category)
+    if unsubscribe is not None:
+        raise HeraldError(
+            "previous_send_permanently_failed", FAILURE_MESSAGES[Status.UNSUBSCRIBED],
+            status=422, failureType=Status.UNSUBSCRIBED,
+            lastFailureAt=iso(unsubscribe.created_at),
+            lastFailureReason=topic_words(unsubscribe.topic))
 
 
 def failed_for_good(*, status: str | None, recipient: str | None, email: str) -> bool:
