@@ -17,9 +17,12 @@ from typing import Any
 
 from django.db import connection, transaction
 
-from comms.models import PERMANENT_FAILURES, RANK, Delivery, DeliveryEvent, Status
-from comms.providers.base import ProviderEvent
+from comms.models import PERMANENT_FAILURES, RANK, Delivery, DeliveryEvent, Status, Suppression
+from comms.providers import registry
+from comms.providers.base import ProviderConfigurationError, ProviderEvent
 from comms.services import suppressions_add
+from comms.unsubscribe import Unsubscribe, resubscribes_record, unsubscribes_record
+from templates.models import TRANSACTIONAL
 from webhooks.services import webhooks_emit
 
 log = logging.getLogger(__name__)
@@ -293,13 +296,57 @@ def _advance_sql() -> str:
 
 
 def _suppress(rows: list[_Row]) -> None:
-    """Hard bounces, drops, spam reports and unsubscribes suppress the address."""
+    """Hard bounces, drops and spam reports suppress the address for every message; a
+    provider's unsubscribe (and resubscribe) is the recipient's choice about a topic, as
+    Herald's own one-click link's is (``_unsubscribes``)."""
     suppressions_add(items=[
         {"account_id": row.target.account_id, "reason": row.status,
          "address": row.event.recipient or row.target.recipient,
          "detail": row.event.reason, "delivery_id": row.delivery_id}
-        for row in rows if row.status in PERMANENT_FAILURES
+        for row in rows
+        if row.status in PERMANENT_FAILURES and row.event.event != "unsubscribed"
     ])
+    _unsubscribes([row for row in rows if row.event.event in ("unsubscribed", "resubscribed")])
+
+
+def _unsubscribes(rows: list[_Row]) -> None:
+    """Each unsubscribe suppresses the topic of the email it came from (its template's
+    category), or every topic when the provider's list is global or the email had none (a
+    ticket: transactional mail is never unsubscribed from, so the recipient meant the rest);
+    a resubscribe lifts that again. Never a suppression of every message: tickets still go."""
+    if not rows:
+        return
+    kinds = {delivery_id: (mode, category) for delivery_id, mode, category in
+             Delivery.objects.filter(id__in={r.delivery_id for r in rows})
+             .values_list("id", "mode", "template__category")}
+    changes = [(row, kinds[row.delivery_id][0], _topic(row, kinds[row.delivery_id][1]))
+               for row in rows if row.delivery_id in kinds]
+    unsubscribes_record([
+        Unsubscribe(row.target.account_id, mode, row.event.recipient or row.target.recipient,
+                    topic, row.event.reason or f"Unsubscribed at {row.event.provider}",
+                    row.delivery_id)
+        for row, mode, topic in changes if row.event.event == "unsubscribed"])
+    for row, mode, topic in changes:
+        if row.event.event == "resubscribed":
+            resubscribes_record(account_id=row.target.account_id, mode=mode,
+                                address=row.event.recipient or row.target.recipient,
+                                topics=[topic], reason=f"Resubscribed at {row.event.provider}")
+
+
+def _topic(row: _Row, category: str | None) -> str:
+    if not category or category == TRANSACTIONAL or _everything(row.event):
+        return Suppression.ALL_TOPICS
+    return category
+
+
+def _everything(event: ProviderEvent) -> bool:
+    """The provider's word on it (``CallbackView.unsubscribes_everything``): a provider
+    without callbacks (the sandbox) unsubscribes from the email's topic."""
+    try:
+        callbacks = registry.provider(event.provider).callbacks
+    except ProviderConfigurationError:
+        return False
+    return bool(callbacks) and registry.load(callbacks).unsubscribes_everything(event)
 
 
 def _after_recorded(event_ids: list[int]) -> None:

@@ -108,6 +108,12 @@ class SendGridCallbacks(CallbackView):
     provider = "sendgrid"
     parse_events = staticmethod(parse_batch)
 
+    @staticmethod
+    def unsubscribes_everything(event: ProviderEvent) -> bool:
+        """``unsubscribe`` is SendGrid's global unsubscribe; ``group_unsubscribe`` one
+        unsubscribe group's (the email's topic)."""
+        return event.raw.get("event") == "unsubscribe"
+
     def verify(self, request: HttpRequest, body: str) -> None:
         if not signature_valid(
             public_key=settings.SENDGRID_WEBHOOK_PUBLIC_KEY, body=body,

@@ -52,6 +52,13 @@ class SesCallbacks(CallbackView):
     def parse_events(body: str) -> list[ProviderEvent]:
         return parse_message(body)
 
+    @staticmethod
+    def unsubscribes_everything(event: ProviderEvent) -> bool:
+        """SES list management: ``unsubscribeAll`` (or no preferences at all) is every topic;
+        a topic's opt-out the email's topic."""
+        preferences = event.raw.get("newTopicPreferences") or {}
+        return bool(preferences.get("unsubscribeAll")) or not preferences
+
     def verify(self, request: HttpRequest, body: str) -> None:
         try:
             envelope = json.loads(body)

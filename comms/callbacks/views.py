@@ -66,6 +66,13 @@ class CallbackView(View):
         """Raise ``CallbackRefused`` unless the provider sent this request."""
         raise NotImplementedError
 
+    @staticmethod
+    def unsubscribes_everything(event: ProviderEvent) -> bool:
+        """Whether an ``unsubscribed`` event opts the address out of every topic (the
+        provider's global list), not only the topic of the email it came from
+        (``comms.lifecycle``)."""
+        return False
+
     def read(self, body: str) -> Any:
         """The request's payload; ``CallbackRefused`` if it is not what the provider sends."""
         try:
