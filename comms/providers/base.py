@@ -66,6 +66,11 @@ class ProviderPermanentError(ProviderError):
     """Retrying cannot help (the provider rejected the request as invalid)."""
 
 
+class AttachmentsTooLarge(ProviderPermanentError):
+    """A message over Herald's attachment limit or its provider's message size: failed before
+    the provider is called (it would refuse it, whatever the retries)."""
+
+
 class ProviderConfigurationError(Exception):
     """Herald is misconfigured (no API key, unknown provider): never swallowed as a send failure."""
 
@@ -193,6 +198,9 @@ class Adapter:
     transient_text = "{detail}"
     permanent_text = "{detail}"
     unreachable_text = "{vendor} unreachable: {reason}"
+    # The largest message the vendor takes, as it counts it (SendGrid: the request; SES: the
+    # raw MIME), in bytes; 0: no limit of its own (``size_check``).
+    message_limit: int = 0
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -240,6 +248,30 @@ class Adapter:
         return ProviderTransientError(self.unreachable_text.format(
             vendor=vendor, reason=network_reason(vendor, exc)))
 
+    def attachments_check(self, message: EmailMessage) -> None:
+        """``AttachmentsTooLarge`` when the message's attachments together exceed
+        ``HERALD_MAX_ATTACHMENT_BYTES`` (Herald's own limit, whatever the provider takes)."""
+        if not message.attachments:
+            return
+        from django.conf import settings
+
+        size = attachments_size(message)
+        limit = settings.HERALD_MAX_ATTACHMENT_BYTES
+        if size > limit:
+            raise AttachmentsTooLarge(
+                f"The attachments ({_names(message)}) take {_megabytes(size)}, over the "
+                f"{_megabytes(limit)} allowed (HERALD_MAX_ATTACHMENT_BYTES).")
+
+    def size_check(self, message: EmailMessage, size: int) -> None:
+        """``AttachmentsTooLarge`` when ``size`` (the message as the vendor counts it) exceeds
+        the vendor's ``message_limit``: refused here rather than by the vendor, which would
+        refuse it on every retry."""
+        if self.message_limit and size > self.message_limit:
+            what = f" with its attachments ({_names(message)})" if message.attachments else ""
+            raise AttachmentsTooLarge(
+                f"The message{what} takes {_megabytes(size)}, over the "
+                f"{_megabytes(self.message_limit)} {self.vendor or self.name} accepts.")
+
     def credentials_check(self, credentials: dict) -> None:
         """``ProviderConfigurationError`` unless every one of ``required_credentials`` is
         given ("The SNS integration needs an access_key_id and a secret_access_key.")."""
@@ -249,6 +281,19 @@ class Adapter:
                               for name in self.required_credentials)
         raise ProviderConfigurationError(
             f"The {self.vendor or self.name} integration needs {needed}.")
+
+
+def attachments_size(message: EmailMessage) -> int:
+    """The attachments' bytes, before any transfer encoding."""
+    return sum(len(attachment.content) for attachment in message.attachments)
+
+
+def _names(message: EmailMessage) -> str:
+    return ", ".join(attachment.filename for attachment in message.attachments)
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / 2**20:.1f} MB" if size >= 100_000 else f"{size:,} bytes"
 
 
 # Per provider: [calls, seconds] in this process.

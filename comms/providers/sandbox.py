@@ -58,6 +58,7 @@ class SandboxProvider(Adapter):
         if isinstance(message, EmailMessage):
             if _local_part(message.to_email).startswith("transient"):
                 raise ProviderTransientError("Sandbox: simulated transient failure (503)")
+            self.attachments_check(message)  # as a live send would be refused
             return SendResult(provider_message_id=f"sandbox-{message.delivery_id}")
         address = message.to.lower()
         if "transient" in address:

@@ -1,5 +1,6 @@
 """SendGrid through the official ``sendgrid`` package (v3 Mail Send)."""
 
+import base64
 import email.utils
 import http.client
 import json
@@ -12,6 +13,7 @@ from sendgrid import SendGridAPIClient
 
 from comms.providers.base import (
     Adapter,
+    Attachment,
     EmailMessage,
     ProviderConfigurationError,
     ProviderPermanentError,
@@ -19,19 +21,28 @@ from comms.providers.base import (
     SendResult,
 )
 
+# "The total message size should not exceed 30MB. This includes the message itself, headers,
+# and the combined size of any attachments" (Mail Send reference): the request, as sent.
+MAX_MESSAGE_BYTES = 30 * 2**20
+
 
 class SendGridProvider(Adapter):
     name = "sendgrid"
     vendor = "SendGrid"
     configuration_text = "SendGrid rejected the API key: {detail}"
+    message_limit = MAX_MESSAGE_BYTES
 
     def __init__(self, client: SendGridAPIClient) -> None:
         self.client = client
         self.timeout = client.client.timeout or 0.0
 
     def send(self, message: EmailMessage) -> SendResult:
+        self.attachments_check(message)
+        body = mail_body(message)
+        if message.attachments:  # the one kind of message that can reach the limit
+            self.size_check(message, len(json.dumps(body)))
         try:
-            response = self.client.client.mail.send.post(request_body=mail_body(message))
+            response = self.client.client.mail.send.post(request_body=body)
         except http_errors.HTTPError as exc:
             raise self._error(exc) from exc
         except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
@@ -98,11 +109,14 @@ def batch_requests(messages: list[EmailMessage]) -> list[list[int]]:
     """The indexes of ``messages`` grouped into Mail Send requests SendGrid accepts: one
     sender and set of parts per request, at most ``MAX_PERSONALIZATIONS``, no address twice
     (two tickets for one address go in two requests), and a message whose parts exceed
-    ``MAX_SUBSTITUTIONS_BYTES`` alone (sent with its parts as the request's content)."""
+    ``MAX_SUBSTITUTIONS_BYTES`` alone (sent with its parts as the request's content), as is
+    a message with attachments: they are the request's, not a personalization's, and a
+    ticket's are its guest's own. Extra headers go per personalization, so plain mail with
+    them (a topic's ``List-Unsubscribe``) still shares requests."""
     requests: list[list[int]] = []
     open_requests: dict[tuple[str, str, bool, bool, str], list[tuple[list[int], set[str]]]] = {}
     for index, message in enumerate(messages):
-        if _substitutions_size(message) > MAX_SUBSTITUTIONS_BYTES:
+        if message.attachments or _substitutions_size(message) > MAX_SUBSTITUTIONS_BYTES:
             requests.append([index])
             continue
         shape = (message.from_email, message.from_name, bool(message.text),
@@ -145,9 +159,12 @@ def batch_body(messages: list[EmailMessage]) -> dict[str, Any]:
         content.append({"type": "text/html", "value": HTML_TAG})
     personalizations = []
     for message in messages:
-        personalizations.append({"to": [_address(message.to_email, message.to_name)],
-                                 "custom_args": dict(message.custom_args),
-                                 "substitutions": _substitutions(message)})
+        personalization = {"to": [_address(message.to_email, message.to_name)],
+                           "custom_args": dict(message.custom_args),
+                           "substitutions": _substitutions(message)}
+        if message.headers:
+            personalization["headers"] = dict(message.headers)
+        personalizations.append(personalization)
     body = {
         "personalizations": personalizations,
         "from": _address(first.from_email, first.from_name),
@@ -175,15 +192,31 @@ def mail_body(message: EmailMessage) -> dict[str, Any]:
     sender: dict[str, str] = {"email": message.from_email}
     if message.from_name:
         sender["name"] = message.from_name
+    personalization: dict[str, Any] = {"to": [to], "custom_args": dict(message.custom_args)}
+    if message.headers:
+        personalization["headers"] = dict(message.headers)
     body = {
-        "personalizations": [{"to": [to], "custom_args": dict(message.custom_args)}],
+        "personalizations": [personalization],
         "from": sender,
         "subject": message.subject,
         "content": content or [{"type": "text/plain", "value": " "}],
     }
     if message.reply_to:
         body["reply_to"] = {"email": message.reply_to}
+    if message.attachments:
+        body["attachments"] = [_attachment(a) for a in message.attachments]
     return body
+
+
+def _attachment(attachment: Attachment) -> dict[str, str]:
+    """Mail Send's attachment object: an inline one needs its ``content_id`` (the HTML's
+    ``cid:``); SendGrid refuses an empty ``type``."""
+    item = {"content": base64.b64encode(attachment.content).decode("ascii"),
+            "type": attachment.content_type, "filename": attachment.filename,
+            "disposition": "inline" if attachment.disposition == "inline" else "attachment"}
+    if attachment.content_id:
+        item["content_id"] = attachment.content_id
+    return item
 
 
 def error_field(body: Any) -> str:

@@ -1,4 +1,6 @@
-"""Amazon SES through ``boto3`` (SES v2 ``send_email`` with Simple content).
+"""Amazon SES through ``boto3`` (SES v2 ``send_email``): Simple content, or Raw content (the
+MIME message ``comms.providers.mime`` builds) for a message with attachments or extra
+headers.
 
 The delivery id travels as the ``herald_delivery_id`` message tag, so SES events published
 to SNS by the configuration set find their delivery (``comms.callbacks.ses``).
@@ -12,11 +14,12 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from comms.providers import aws
+from comms.providers import aws, mime
 from comms.providers.base import (
     Adapter,
     EmailMessage,
     ProviderConfigurationError,
+    ProviderPermanentError,
     ProviderTransientError,
     SendResult,
 )
@@ -34,6 +37,8 @@ CONFIGURATION_CODES = frozenset({
     "SendingPausedException", "ConfigurationSetDoesNotExistException",
 })
 _TAG_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
+# SES v2: a message of at most 40 MB, attachments included, after encoding.
+MAX_MESSAGE_BYTES = 40 * 2**20
 
 
 @dataclass(frozen=True)
@@ -53,14 +58,19 @@ class SesProvider(Adapter):
     transient_codes = TRANSIENT_CODES
     configuration_codes = CONFIGURATION_CODES
     configuration_text = rate_limit_text = "{detail}"
+    message_limit = MAX_MESSAGE_BYTES
 
     def __init__(self, config: Callable[[], SesConfig]) -> None:
         self._config = config
 
     def send(self, message: EmailMessage) -> SendResult:
         config = self._config()
+        self.attachments_check(message)
+        params = send_email_params(message, config)
+        if "Raw" in params["Content"]:
+            self.size_check(message, len(params["Content"]["Raw"]["Data"]))
         response = aws.call(
-            self, lambda: ses_client(config).send_email(**send_email_params(message, config)),
+            self, lambda: ses_client(config).send_email(**params),
             timeout=config.timeout, answered=lambda exc: self._error(exc, config))
         message_id = response.get("MessageId", "")
         if not message_id:
@@ -76,7 +86,11 @@ class SesProvider(Adapter):
 
 
 def send_email_params(message: EmailMessage, config: SesConfig) -> dict[str, Any]:
-    """The ``sesv2.send_email`` arguments for one message."""
+    """The ``sesv2.send_email`` arguments for one message: Simple content, or Raw when the
+    message has attachments or extra headers (SES's Simple content carries neither in every
+    region and SDK)."""
+    if message.attachments or message.headers:
+        return _raw_params(message, config)
     body: dict[str, Any] = {}
     if message.text:
         body["Text"] = {"Data": message.text, "Charset": "UTF-8"}
@@ -93,6 +107,24 @@ def send_email_params(message: EmailMessage, config: SesConfig) -> dict[str, Any
     }
     if message.reply_to:
         params["ReplyToAddresses"] = [message.reply_to]
+    if config.configuration_set:
+        params["ConfigurationSetName"] = config.configuration_set
+    return params
+
+
+def _raw_params(message: EmailMessage, config: SesConfig) -> dict[str, Any]:
+    """The whole MIME message as Raw content (SES replaces its Message-ID with its own);
+    the envelope and tags as for Simple content."""
+    try:
+        data = mime.outgoing(message).data
+    except (mime.MimeError, UnicodeError) as exc:
+        raise ProviderPermanentError(f"SES message refused before sending: {exc}"[:500]) from exc
+    params: dict[str, Any] = {
+        "FromEmailAddress": _address(message.from_name, message.from_email),
+        "Destination": {"ToAddresses": [_address(message.to_name, message.to_email)]},
+        "Content": {"Raw": {"Data": data}},
+        "EmailTags": email_tags(message),
+    }
     if config.configuration_set:
         params["ConfigurationSetName"] = config.configuration_set
     return params

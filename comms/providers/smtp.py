@@ -17,7 +17,6 @@ import ssl
 from collections.abc import Callable, Iterator
 from contextlib import closing
 from dataclasses import dataclass
-from email.utils import make_msgid
 
 from django.core.mail import get_connection
 from django.core.mail.backends.smtp import EmailBackend
@@ -34,7 +33,7 @@ from comms.providers.base import (
 from comms.providers.vendor_http import timed_out, vendor_reason
 
 BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-DELIVERY_HEADER = "X-Herald-Delivery-Id"
+DELIVERY_HEADER = mime.DELIVERY_HEADER
 # RFC 3463 enhanced status code at the start of a reply's text: class.subject.detail.
 _ENHANCED_RE = re.compile(r"\s*([245]\.\d{1,3}\.\d{1,3})(?![\d.])")
 
@@ -66,6 +65,7 @@ class SmtpProvider(Adapter):
         config = self._config()
         if config.use_tls and config.use_ssl:
             raise ProviderConfigurationError("EMAIL_USE_TLS and EMAIL_USE_SSL exclude each other.")
+        self.attachments_check(message)
         outgoing = build_message(message)
         try:
             with _connection(config) as connection:
@@ -119,6 +119,7 @@ class _Session:
 
     def send(self, message: EmailMessage) -> SendResult | Exception:
         try:
+            self.adapter.attachments_check(message)
             outgoing = build_message(message)
         except Exception as exc:  # this message only: the rest of the batch goes
             return exc if isinstance(exc, ProviderPermanentError) else ProviderPermanentError(
@@ -169,39 +170,16 @@ def _close(connection) -> None:
             pass
 
 
-@dataclass(frozen=True, slots=True)
-class Outgoing:
-    """One message ready for the wire: envelope addresses and the RFC 5322 bytes."""
-
-    message_id: str
-    sender: str
-    recipient: str
-    data: bytes
+Outgoing = mime.Outgoing
 
 
 def build_message(message: EmailMessage) -> Outgoing:
-    """The MIME message (text part, HTML alternative, our Message-ID and delivery header) and
-    its envelope. A value that cannot be sent (a line break in a header, a bad address) is a
-    permanent error of this one message, before any SMTP command."""
+    """``mime.outgoing``: a value that cannot be sent (a line break in a header, a bad
+    address) is a permanent error of this one message, before any SMTP command."""
     try:
-        sender = mime.addr_spec(message.from_email)
-        recipient = mime.addr_spec(message.to_email)
-        message_id = make_msgid(domain=_domain(sender))
-        headers = [
-            ("From", mime.mailbox(message.from_name, sender, "From")),
-            ("To", mime.mailbox(message.to_name, recipient, "To")),
-            ("Subject", mime.unstructured(message.subject, "Subject")),
-            ("Date", mime.date()),
-            ("Message-ID", message_id),
-            (DELIVERY_HEADER, mime.token(message.delivery_id, DELIVERY_HEADER)),
-        ]
-        if message.reply_to:
-            headers.append(("Reply-To", mime.addr_spec(message.reply_to)))
-        data = mime.message_bytes(
-            headers, message.text or ("" if message.html else " "), message.html)
+        return mime.outgoing(message)
     except (mime.MimeError, UnicodeError) as exc:  # UnicodeError: lone surrogates
         raise ProviderPermanentError(f"SMTP message refused before sending: {exc}"[:500]) from exc
-    return Outgoing(message_id, sender, recipient, data)
 
 
 def _deliver(connection: EmailBackend, outgoing: Outgoing) -> None:
@@ -260,10 +238,6 @@ def _by_code(code: int, text: str) -> Exception:
 
 def _text(value: bytes | str) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
-
-
-def _domain(email: str) -> str:
-    return email.rsplit("@", 1)[-1] or "herald.localhost"
 
 
 def from_settings() -> SmtpProvider:

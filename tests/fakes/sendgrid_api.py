@@ -166,6 +166,63 @@ def _check_address(value: object, where: str) -> str:
     return email
 
 
+# Mail Send: "You may not overwrite the following reserved headers".
+RESERVED_HEADERS = frozenset({"x-sg-id", "x-sg-eid", "received", "dkim-signature",
+                              "content-type", "content-transfer-encoding", "to", "from",
+                              "subject", "reply-to", "cc", "bcc"})
+
+
+def _check_headers(headers: object, where: str) -> None:
+    """A string map of header names to one-line values, none of them reserved."""
+    _check_string_map(headers, where)
+    assert isinstance(headers, dict)
+    for name, value in headers.items():
+        if name.lower() in RESERVED_HEADERS:
+            raise _Invalid(f"The header {name} is reserved and cannot be set.", f"{where}.{name}",
+                           "headers")
+        if "\r" in value or "\n" in value:
+            raise _Invalid("Header values cannot contain CRLF characters.", f"{where}.{name}",
+                           "headers")
+
+
+def _check_attachments(attachments: object) -> None:
+    """Each attachment: base64 ``content`` and a ``filename``; a ``type`` without CRLF or a
+    second parameter (SendGrid answers "The attachment type cannot contain ';', or CRLF
+    characters" for ``text/calendar;method=REQUEST;charset="utf-8"``, sendgrid-nodejs#1313,
+    while one ``method`` parameter goes through); an inline one needs its ``content_id``."""
+    if not isinstance(attachments, list) or not attachments:
+        raise _Invalid("The attachments field must be a non-empty array.", "attachments",
+                       "attachments")
+    for i, item in enumerate(attachments):
+        where = f"attachments.{i}"
+        if not isinstance(item, dict):
+            raise _Invalid(f"Invalid type. Expected: object, given: {_type_name(item)}.", where,
+                           "attachments")
+        content = item.get("content")
+        try:
+            base64.b64decode(content if isinstance(content, str) else "", validate=True)
+        except ValueError:
+            content = None
+        if not isinstance(content, str) or not content:
+            raise _Invalid("The attachment content must be base64 encoded.",
+                           f"{where}.content", "attachments.content")
+        if not isinstance(item.get("filename"), str) or not item["filename"]:
+            raise _Invalid("The attachment filename parameter is required.",
+                           f"{where}.filename", "attachments.filename")
+        kind = item.get("type", "application/octet-stream")
+        if (not isinstance(kind, str) or not kind or kind.count(";") > 1
+                or any(c in kind for c in '\r\n"')):
+            raise _Invalid("The attachment type cannot contain ';', or CRLF characters.",
+                           f"{where}.type", "attachments.type")
+        disposition = item.get("disposition", "attachment")
+        if disposition not in ("inline", "attachment"):
+            raise _Invalid("The disposition must be inline or attachment.",
+                           f"{where}.disposition", "attachments.disposition")
+        if disposition == "inline" and not item.get("content_id"):
+            raise _Invalid("The content_id parameter is required if disposition is set to "
+                           "inline.", f"{where}.content_id", "attachments.content_id")
+
+
 def _validate_mail(body: object) -> None:
     """Raise ``_Invalid`` for the first problem SendGrid would reject."""
     if not isinstance(body, dict):
@@ -277,6 +334,8 @@ def _validate_mail(body: object) -> None:
             if key in pers:
                 _check_string_map(pers[key], f"{where}.{key}")
                 _check_size(pers[key], f"{where}.{key}", limit)
+        if "headers" in pers:
+            _check_headers(pers["headers"], f"{where}.headers")
     if total_recipients > MAX_RECIPIENTS:
         raise _Invalid(
             f"The total number of recipients must be no more than {MAX_RECIPIENTS}.",
@@ -291,6 +350,11 @@ def _validate_mail(body: object) -> None:
             "subject",
             "subject",
         )
+
+    if "headers" in body:
+        _check_headers(body["headers"], "headers")
+    if "attachments" in body:
+        _check_attachments(body["attachments"])
 
     content = body.get("content")
     if content is None and has_template:
