@@ -11,7 +11,7 @@ from accounts.admin_base import CAPABILITIES, AccountScopedAdmin
 from accounts.models import Account
 from common import crypto
 from common.errors import HeraldError
-from comms import channels, dashboard, wording
+from comms import channels, dashboard, unsubscribe, wording
 from comms.models import (
     CallbackBatch,
     Dashboard,
@@ -193,19 +193,46 @@ class OutboxAdmin(AccountScopedAdmin):
         return False
 
 
+class SuppressionTopicFilter(admin.SimpleListFilter):
+    """What a suppression stops, in words: every message, every topic, or one topic (those
+    the listed rows have)."""
+
+    title = "what it stops"
+    parameter_name = "topic"
+
+    def lookups(self, request, model_admin):
+        topics = (model_admin.get_queryset(request).exclude(topic__in=["", Suppression.ALL_TOPICS])
+                  .order_by("topic").values_list("topic", flat=True).distinct())
+        return [("-", unsubscribe.topic_words("")),
+                (Suppression.ALL_TOPICS, unsubscribe.topic_words(Suppression.ALL_TOPICS)),
+                *((topic, unsubscribe.topic_words(topic)) for topic in topics)]
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if value is None:
+            return queryset
+        return queryset.filter(topic="" if value == "-" else value)
+
+
 @admin.register(Suppression)
 class SuppressionAdmin(ModeLabelledAdmin):
     """Live suppressions block live sends; sandbox ones (a rehearsal's bounce) only test
     sends: shown apart, live by default."""
 
-    list_display = ["address", "account", "mode", "channel", "reason", "created_at",
+    list_display = ["address", "account", "mode", "channel", "reason", "stops", "created_at",
                     "removed_at"]
     mode_rows = "suppressions"
-    list_filter = [ModeFilter, "reason", "channel", ("removed_at", admin.EmptyFieldListFilter)]
+    list_filter = [ModeFilter, "reason", SuppressionTopicFilter, "channel",
+                   ("removed_at", admin.EmptyFieldListFilter)]
     search_fields = ["address"]
-    readonly_fields = ["account", "mode", "channel", "address", "reason", "detail", "delivery",
-                       "created_at", "removed_at"]
+    readonly_fields = ["account", "mode", "channel", "address", "reason", "stops", "detail",
+                       "delivery", "created_at", "removed_at"]
     fields = [*readonly_fields, "removed_reason"]
+
+    @admin.display(description="what it stops", ordering="topic")
+    def stops(self, suppression: Suppression) -> str:
+        """"Every message" (a bounce) or "Unsubscribed from event-updates"."""
+        return unsubscribe.topic_words(suppression.topic)
 
     def save_model(self, request, obj, form, change) -> None:
         """Saving with a removal reason lifts the suppression (the row and reason stay)."""
