@@ -93,6 +93,14 @@ def cancelled_words(reason: str = "") -> str:
     return f"Cancelled: {reason[0].lower()}{reason[1:]}"
 
 
+def who(user: Any) -> str:
+    """A member of staff as a cancel's or a change's reason names them: their name, else
+    their login ("Cancelled by Ann Lee")."""
+    if user is None:
+        return "Herald"
+    return (user.get_full_name() or user.get_username()).strip() or "a member of staff"
+
+
 def scheduled_words(when: datetime | None, zone: tzinfo | None = None) -> str:
     """"Scheduled for Sat 17 Apr, 19:00 (Europe/Paris)": the time in ``zone`` (an event's,
     named), else in the current time zone (the site's, unnamed)."""

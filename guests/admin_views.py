@@ -217,6 +217,7 @@ def bulk_send_cancel(model_admin: AccountScopedAdmin, request: HttpRequest, even
     """POST: "Cancel this send": no more of its tickets are queued, and those still
     scheduled or waiting for a worker are withdrawn; those being sent go. Says how many."""
     job = _job(event, job_id)
+    running = job.status in RUNNING
     cancelled = bulk.bulk_send_cancel(job=job, user=request.user)
     job.refresh_from_db()
     left = bulk.bulk_send_statuses(job=job)
@@ -225,7 +226,7 @@ def bulk_send_cancel(model_admin: AccountScopedAdmin, request: HttpRequest, even
         messages.success(request, f"Send cancelled: {len(cancelled):,} tickets withdrawn "
                                   f"before they were sent; {gone:,} had already left or are "
                                   "being sent.")
-    elif job.status == BulkSend.Status.CANCELLED:
+    elif running:
         messages.success(request, "Send cancelled before any ticket was queued.")
     else:
         messages.info(request, "Nothing to cancel: every ticket of this send already left "

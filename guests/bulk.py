@@ -334,7 +334,7 @@ def bulk_send_cancel(*, job: BulkSend, user: Any) -> list[Any]:
     or queued is withdrawn (``comms.scheduling.deliveries_cancel``: ``comms.cancelled``
     events and webhooks), in one transaction. Returns the ids cancelled; those a worker
     already holds go. A send that had nothing left to withdraw stays as it was."""
-    who = _user_name(user)
+    who = wording.who(user)
     with transaction.atomic():
         locked = BulkSend.objects.select_for_update().get(pk=job.pk)
         cancelled = deliveries_cancel(bulk_send_deliveries(job=locked),
@@ -346,9 +346,3 @@ def bulk_send_cancel(*, job: BulkSend, user: Any) -> list[Any]:
             locked.finished_at = locked.finished_at or timezone.now()
             locked.save(update_fields=["status", "error", "finished_at", "updated_at"])
     return cancelled
-
-
-def _user_name(user: Any) -> str:
-    if user is None:
-        return "Herald"
-    return (user.get_full_name() or user.get_username()).strip() or "a member of staff"
