@@ -21,6 +21,7 @@ from comms.admin import DashboardAdmin, DeliveryAdmin
 from comms.models import Dashboard, Delivery
 from comms.services import owner_type_id
 from guests import (
+    admin_door,
     admin_guest,  # noqa: F401  (registers the guest pages)
     admin_import,
     admin_views,
@@ -93,6 +94,16 @@ class EventAdmin(AccountScopedAdmin):
                  name="guests_event_sends"),
             path("<uuid:event_id>/dashboard/", view(self.dashboard_view, get="view"),
                  name="guests_event_dashboard"),
+            # The Door: letting guests in is "operate" (not support's); counts are "view".
+            path("<uuid:event_id>/door/", view(self.door_view, get="operate"),
+                 name="guests_event_door"),
+            path("<uuid:event_id>/door/search", view(self.door_search_view, get="operate"),
+                 name="guests_event_door_search"),
+            path("<uuid:event_id>/door/check-in",
+                 view(self.door_check_in_view, post="operate"),
+                 name="guests_event_door_check_in"),
+            path("<uuid:event_id>/door/counts", view(self.door_counts_view, get="view"),
+                 name="guests_event_door_counts"),
             *super().get_urls(),
         ]
 
@@ -121,7 +132,21 @@ class EventAdmin(AccountScopedAdmin):
         return admin_views.event_sends(self, request, event)
 
     def dashboard_view(self, request, event):
-        return admin_views.event_dashboard(self, request, event)
+        response = admin_views.event_dashboard(self, request, event)
+        response.context_data["arrivals"] = admin_door.arrivals(event)  # the Door's chart
+        return response
+
+    def door_view(self, request, event):
+        return admin_door.door_page(self, request, event)
+
+    def door_search_view(self, request, event):
+        return admin_door.door_search(self, request, event)
+
+    def door_check_in_view(self, request, event):
+        return admin_door.door_check_in(self, request, event)
+
+    def door_counts_view(self, request, event):
+        return admin_door.door_counts(self, request, event)
 
     def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
         """The form shows and reads the start and end in the event's own time zone (the one
