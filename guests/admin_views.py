@@ -54,7 +54,7 @@ def _page(model_admin: AccountScopedAdmin, request: HttpRequest, page: str, even
 def event_tabs(event: Event, active: str, on: str = "guests.event",
                detail: bool = True) -> list[dict[str, Any]]:
     """Unfold's tab bar of an event's pages (its ``tab_list`` context, for the page of model
-    ``on``): Overview, Guests, Sends, Deliveries, Dashboard. Each page checks its own
+    ``on``): Overview, Guests, Sends, Deliveries, Dashboard, Door. Each page checks its own
     permission; the tabs only link."""
     guests = reverse("admin:guests_attendee_changelist")
     deliveries = reverse("admin:comms_delivery_changelist")
@@ -64,6 +64,7 @@ def event_tabs(event: Event, active: str, on: str = "guests.event",
         ("sends", "Sends", reverse("admin:guests_event_sends", args=[event.pk])),
         ("deliveries", "Deliveries", f"{deliveries}?{EVENT_DELIVERIES}={event.pk}"),
         ("dashboard", "Dashboard", reverse("admin:guests_event_dashboard", args=[event.pk])),
+        ("door", "Door", reverse("admin:guests_event_door", args=[event.pk])),
     ]
     return [{"models": [{"name": on, "detail": detail}], "items": [
         {"title": title, "link": link, "active": name == active, "has_permission": True}
