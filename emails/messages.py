@@ -6,16 +6,18 @@ the batch. Hand-written rather than a DRF serializer: a batch holds up to 1,000 
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 
+from comms.scheduling import send_at_read
 from emails.models import EmailType
 
 TYPES = [t.value for t in EmailType]
 OPTIONAL = ("Token", "GroupId", "NumPhotos", "OrderId")  # null counts as absent
-FIELDS = ("To", "Type", "BrandId", *OPTIONAL)
+FIELDS = ("To", "Type", "BrandId", *OPTIONAL, "SendAt")
 # The optional fields each type uses, and those of them it requires.
 USES = {
     EmailType.TOKEN: ("Token", "NumPhotos"),
@@ -41,6 +43,7 @@ class EmailRequest:
     group_id: str = ""
     num_photos: int | None = None
     order_id: uuid.UUID | None = None
+    send_at: datetime | None = None  # a time still ahead: scheduled until then
 
 
 class MessageInvalid(ValueError):
@@ -74,7 +77,16 @@ def message_parse(raw: Any) -> EmailRequest:
         group_id=_text("GroupId", raw["GroupId"]) if "GroupId" in given else "",
         num_photos=_num_photos(raw["NumPhotos"]) if "NumPhotos" in given else None,
         order_id=_uuid("OrderId", raw["OrderId"]) if "OrderId" in given else None,
+        send_at=_send_at(raw.get("SendAt")),
     )
+
+
+def _send_at(value: Any) -> datetime | None:
+    """Beyond the spec: when to send (``comms.scheduling.send_at_read``); null or past: now."""
+    try:
+        return send_at_read(value)
+    except ValueError as exc:
+        raise MessageInvalid(f"SendAt: {exc}") from None
 
 
 def _type(value: Any) -> str:

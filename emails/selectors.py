@@ -13,8 +13,11 @@ from domains.models import Brand
 from emails.models import Email
 
 # The spec's four states over the delivery statuses: every failure to reach the inbox is
-# "bounced"; an unsubscribe after delivery is still "delivered".
+# "bounced"; an unsubscribe after delivery is still "delivered". Beyond the spec, a message
+# given a SendAt is "scheduled" until then, and "cancelled" if withdrawn before it was sent.
 STATES: dict[str, tuple[str, ...]] = {
+    "scheduled": (Status.SCHEDULED,),
+    "cancelled": (Status.CANCELLED,),
     "sent": (Status.QUEUED, Status.SENDING, Status.SENT),
     "delivered": (Status.DELIVERED, Status.OPENED, Status.CLICKED, Status.UNSUBSCRIBED),
     "bounced": (Status.BOUNCED, Status.DROPPED, Status.FAILED, Status.SUPPRESSED),
@@ -74,6 +77,18 @@ def email_history(*, account: Account, mode: str, filters: HistoryFilters,
     page = page[:limit]
     tail = Position(page[-1].created_at, page[-1].delivery_id) if more else None
     return HistoryPage(page, tail)
+
+
+def email_one(*, account: Account, mode: str, message_id: uuid.UUID) -> Email:
+    """One email of the account's in this key mode, as the history shows it; else 404."""
+    last_event = DeliveryEvent.objects.filter(delivery_id=OuterRef("delivery_id")).order_by(
+        "-occurred_at").values("occurred_at")[:1]
+    email = (Email.objects.filter(account=account, delivery__mode=mode, delivery_id=message_id)
+             .select_related("delivery", "brand")
+             .annotate(last_event_at=Subquery(last_event)).first())
+    if email is None:
+        raise NotFound("message")
+    return email
 
 
 def _filtered(account: Account, filters: HistoryFilters) -> QuerySet[Email]:

@@ -8,6 +8,7 @@ are enqueued on commit — one per dispatcher batch, since each task claims that
 import logging
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -15,6 +16,7 @@ from django.db import IntegrityError, transaction
 from accounts.models import Account
 from common.errors import Conflict, HeraldError, NotFound
 from comms.messages import Message
+from comms.scheduling import scheduled
 from comms.services import account_check_can_send, messages_queue
 from domains.models import Brand
 from domains.services import brand_save
@@ -53,6 +55,7 @@ class EmailResult:
     status: int
     message_id: uuid.UUID | None = None
     error: str = ""
+    send_at: datetime | None = None  # scheduled for then (None: sent now)
 
 
 def emails_send(*, account: Account, mode: str, messages: list[Any]) -> list[EmailResult]:
@@ -87,7 +90,8 @@ def emails_send(*, account: Account, mode: str, messages: list[Any]) -> list[Ema
 
 def _result(item: EmailRequest | MessageInvalid, message_id: uuid.UUID | None) -> EmailResult:
     if message_id is not None:
-        return EmailResult(200, message_id)
+        return EmailResult(200, message_id, send_at=item.send_at if scheduled(item.send_at)
+                           else None)
     if isinstance(item, MessageInvalid):
         return EmailResult(item.status, error=item.error)
     return EmailResult(404, error=f"No brand with BrandId {item.brand_id}.")
@@ -97,7 +101,7 @@ def _rows(account: Account, mode: str, item: EmailRequest, brand: Brand,
           templates: dict[tuple[int, str], uuid.UUID]) -> tuple[Message, Email]:
     message_id = uuid.uuid4()  # the MessageId: in its own context and its Email row
     message = Message(account_id=account.id, mode=mode, recipient=item.to, id=message_id,
-                      template_id=templates[(brand.id, item.type)],
+                      template_id=templates[(brand.id, item.type)], send_at=item.send_at,
                       context=_context(item, brand, message_id),
                       # The engine sends from it while at the account's verified domain.
                       sender={"email": brand.from_email, "name": brand.from_name})

@@ -8,7 +8,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from api.fields import Email as EmailAddress
-from api.fields import HeaderStr, Str, StrictBool, StrictSerializer
+from api.fields import HeaderStr, SendAt, Str, StrictBool, StrictSerializer
 from comms.models import Delivery, Status
 from domains.models import Brand
 from emails.messages import MAX_NUM_PHOTOS, TYPES
@@ -45,6 +45,9 @@ class EmailMessageDoc(serializers.Serializer):
                                          help_text="token, tokenAndGroup: -1 is unlimited.")
     OrderId = serializers.UUIDField(required=False, allow_null=True,
                                     help_text="Required with purchase (beyond the spec).")
+    SendAt = SendAt(help_text="Beyond the spec: when to send this message, ISO 8601 with an "
+                              "offset, at most a year ahead; null, absent or past: now. An "
+                              "invalid one is this message's 400 in Results.")
 
 
 class EmailBatchDoc(serializers.Serializer):
@@ -55,6 +58,11 @@ class EmailResultOut(serializers.Serializer):
     Status = serializers.IntegerField(help_text="200, or the 4xx of this message.")
     MessageId = serializers.UUIDField(required=False)
     Error = serializers.CharField(required=False)
+    State = serializers.CharField(required=False, help_text=(
+        "Beyond the spec: \"scheduled\", only for a message given a SendAt still ahead."))
+    SendAt = serializers.IntegerField(required=False, help_text=(
+        "Beyond the spec: the Unix time it will be sent at, when scheduled (cancel it with "
+        "DELETE /v1/Email/{MessageId} until then)."))
 
 
 class EmailSendOut(serializers.Serializer):
@@ -62,6 +70,9 @@ class EmailSendOut(serializers.Serializer):
 
 
 def result_out(result: EmailResult) -> dict[str, Any]:
+    if result.message_id is not None and result.send_at is not None:
+        return {"Status": result.status, "MessageId": str(result.message_id),
+                "State": "scheduled", "SendAt": unix(result.send_at)}
     if result.message_id is not None:
         return {"Status": result.status, "MessageId": str(result.message_id)}
     return {"Status": result.status, "Error": result.error}
@@ -109,6 +120,8 @@ class EmailOut(serializers.Serializer):
     BounceSubType = serializers.CharField(allow_blank=True)
     BounceDetails = serializers.CharField(allow_blank=True)
     DeliveredDate = serializers.IntegerField(allow_null=True)
+    SendAt = serializers.IntegerField(required=False, help_text=(
+        "Beyond the spec, only while State is scheduled: the Unix time it will be sent at."))
 
 
 class HistoryOut(serializers.Serializer):
@@ -118,6 +131,10 @@ class HistoryOut(serializers.Serializer):
 
 class ErrorOut(serializers.Serializer):
     Error = serializers.CharField()
+
+
+class EmailEnvelope(serializers.Serializer):
+    Email = EmailOut(help_text="The message as the history shows it.")
 
 
 # Bounce and complaint vocabulary: Amazon SES's, whatever provider reported the event.
@@ -177,6 +194,7 @@ def email_out(email: Email) -> dict[str, Any]:
         "BounceSubType": bounce_subtype,
         "BounceDetails": delivery.failure_reason if state == "bounced" else "",
         "DeliveredDate": unix(delivery.delivered_at),
+        **({"SendAt": unix(delivery.next_attempt_at)} if state == "scheduled" else {}),
     }
 
 

@@ -8,8 +8,10 @@ from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework.response import Response
 
 from api.families import EMAILS
-from api.views import HeraldAPIView
+from api.views import HeraldAPIView, get_owned
 from common.errors import HeraldError, NotFound
+from comms.models import Delivery
+from comms.scheduling import delivery_cancel
 from emails import selectors, services
 from emails.api.serializers import (
     BrandEnvelope,
@@ -18,6 +20,7 @@ from emails.api.serializers import (
     BrandUpdateIn,
     EmailBatchDoc,
     EmailBatchIn,
+    EmailEnvelope,
     EmailSendOut,
     ErrorOut,
     HistoryOut,
@@ -71,6 +74,27 @@ class Emails(V003View):
         after = page.next and cursor_encode(account_id=account.id, filters=filters,
                                             position=page.next)
         return Response({"Emails": [email_out(e) for e in page.emails], "Next": after or None})
+
+
+class EmailDetail(V003View):
+    @extend_schema(operation_id="email_cancel", request=None, tags=TAGS,
+                   responses={200: EmailEnvelope,
+                              404: OpenApiResponse(ErrorOut, description="No message with "
+                                                   "this MessageId of the account's, in this "
+                                                   "key's mode."),
+                              409: OpenApiResponse(ErrorOut, description="Sending, sent or "
+                                                   "already final: it can no longer be "
+                                                   "cancelled (the Error says which).")},
+                   summary="Cancel a message not sent yet (beyond the spec): its State "
+                           "becomes cancelled and it is never sent")
+    def delete(self, request, MessageId):
+        account, mode = self.get_account(), request.auth.mode
+        # Spec 003's own messages (those with an Email row), in this key's mode.
+        rows = Delivery.objects.filter(account=account, mode=mode, email__isnull=False)
+        found = get_owned(rows, MessageId, "message")
+        delivery_cancel(rows, found.id)
+        email = selectors.email_one(account=account, mode=mode, message_id=found.id)
+        return Response({"Email": email_out(email)})
 
 
 def _history_query(params: QueryDict, account_id: Any) -> tuple[HistoryFilters,

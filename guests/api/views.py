@@ -184,7 +184,8 @@ class Invitation(CheckinView):
     @extend_schema(
         request=None, tags=["comms"],
         summary="Cancel a send not sent yet (scheduled or still queued)",
-        description="The send becomes `cancelled` and is never sent; `comms.cancelled` is "
+        description=CHECKIN.description + "\n\nThe send becomes `cancelled` and is never "
+                    "sent; `comms.cancelled` is "
                     "emitted to webhooks. Answers the cancelled send as GET does.",
         responses={200: InvitationOut,
                    404: OpenApiResponse(description="invitation_not_found: no send with this "

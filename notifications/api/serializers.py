@@ -124,10 +124,11 @@ SendOut = inline_serializer("V004SendResult", {
             "Whether the same request, unchanged, could succeed later. False for every "
             "refusal today: fix the integration, template or contact first.")),
     }, many=True, required=False, help_text="The parts not queued; absent when everything was."),
-    "status": serializers.ChoiceField(choices=["pending"], required=False, help_text=(
+    "status": serializers.CharField(required=False, help_text=(
         "With a `send_at` still ahead: pending (every delivery waits for it); absent when "
         "sent now.")),
-    "detailed_status": serializers.ChoiceField(choices=["scheduled"], required=False),
+    "detailed_status": serializers.CharField(required=False, help_text=(
+        "With a `send_at` still ahead: scheduled.")),
     "send_at": serializers.DateTimeField(required=False, help_text=(
         "When the deliveries will be sent, if scheduled: cancel one with "
         "DELETE /v1/deliveries/{uuid} until then.")),

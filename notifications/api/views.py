@@ -260,7 +260,8 @@ class DeliveryDetail(HeraldAPIView):
                    tags=TAGS, operation_id="v1_deliveries_cancel",
                    parameters=[OpenApiParameter("delivery_uuid", str, OpenApiParameter.PATH)],
                    summary="Cancel a delivery not sent yet (beyond the spec)",
-                   description="A `pending` delivery still `scheduled` or `queued` becomes "
+                   description=NOTIFICATIONS.description + "\n\nA `pending` delivery "
+                               "still `scheduled` or `queued` becomes "
                                "`failed` / `cancelled` and is never sent; `delivery.cancelled` "
                                "is emitted to webhooks. 409 CONFLICT once a worker has it or it "
                                "is sent; 404 for another account's or key mode's delivery.")
