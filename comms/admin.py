@@ -1,3 +1,4 @@
+import base64
 from typing import Any
 
 from django import forms
@@ -11,7 +12,7 @@ from accounts.admin_base import CAPABILITIES, AccountScopedAdmin
 from accounts.models import Account
 from common import crypto
 from common.errors import HeraldError
-from comms import channels, dashboard, unsubscribe, wording
+from comms import channels, dashboard, tickets, unsubscribe, wording
 from comms.models import (
     CallbackBatch,
     Dashboard,
@@ -178,13 +179,40 @@ class DeliveryAdmin(ModeLabelledAdmin):
 
 @admin.register(OutboxMessage)
 class OutboxAdmin(AccountScopedAdmin):
-    """What the embedded ``outbox`` provider would have sent, as sent."""
+    """What the embedded ``outbox`` provider would have sent, as sent: its extra headers and
+    files made again from the delivery by the functions that made them for the send
+    (``comms.unsubscribe``, ``comms.tickets``), each file shown and downloadable."""
 
     list_display = ["sent_at", "recipient", "subject", "status"]
     ordering = ["-created_at"]
     search_fields = ["recipient", "subject"]
-    readonly_fields = ["recipient", "subject", "text_body", "html_body", "sent_at", "status"]
+    readonly_fields = ["recipient", "subject", "text_body", "html_body", "sent_at", "status",
+                       "extra_headers", "files"]
     fields = readonly_fields
+
+    @admin.display(description="extra headers")
+    def extra_headers(self, obj: OutboxMessage) -> str:
+        headers = unsubscribe.email_headers(obj)
+        if not headers:
+            return "None"
+        return format_html_join(format_html("<br>"), "{}: {}", headers)
+
+    @admin.display(description="attachments")
+    def files(self, obj: OutboxMessage) -> str:
+        """Each file with its size, a download link and, for an image, the image itself
+        (as ``data:`` URLs: the files are a ticket's few kilobytes, made on the fly)."""
+        rows = [format_html(
+            '<div style="margin-bottom:.75rem">{} {} ({} bytes, {}) '
+            '<a href="data:{};base64,{}" download="{}">Download</a>{}</div>',
+            "Shown in the email:" if a.disposition == "inline" else "Attached:", a.filename,
+            f"{len(a.content):,}", a.content_type, a.content_type.split(";")[0],
+            base64.b64encode(a.content).decode("ascii"), a.filename,
+            format_html('<br><img src="data:{};base64,{}" alt="{}" style="max-width:12rem">',
+                        a.content_type, base64.b64encode(a.content).decode("ascii"),
+                        a.filename) if a.content_type.startswith("image/") else "")
+            for a in tickets.email_attachments(obj)]
+        rows += [format_html("<div>{}</div>", note) for note in tickets.missing(obj)]
+        return format_html_join("", "{}", ((row,) for row in rows)) if rows else "None"
 
     def get_queryset(self, request):
         return super().get_queryset(request).filter(provider="outbox")
