@@ -8,15 +8,22 @@ channels then run concurrently (a thread pool; email's in the request thread); e
 once through its chain (failover included) and its outcome is final, since the caller is
 told "success: false" and may send again.
 
+A ``sendAt`` still ahead is the exception to "sent now": the channels' deliveries are queued
+``scheduled`` (``comms.scheduling``) and each result says so, with its id to cancel it by
+(``DELETE /api/v1/communications/send/{id}``); at their time they are sent like any queued
+delivery, retries included, since nobody waits for them.
+
 The Webhook channel needs no setup: a live send with ``webhookUrl`` signs with the account's
 webhook-channel secret, made on first use (``webhook_secret``) and readable by admin keys at
 ``GET /api/v1/communications/webhook-secret``, so receivers can verify (Standard Webhooks).
 """
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from django.db import transaction
+from django.db.models import QuerySet
 
 from accounts.models import Account, ApiKey
 from common import crypto, signing
@@ -24,6 +31,8 @@ from comms.channels import integration_save
 from comms.immediate import messages_send_now
 from comms.messages import Message
 from comms.models import FAILURES, Delivery, Integration, Status
+from comms.scheduling import scheduled
+from comms.services import messages_queue
 
 # Spec 002's channel names → ours.
 CHANNEL_NAMES = {"Email": "email", "Sms": "sms", "Push": "push", "InApp": "inapp",
@@ -39,12 +48,15 @@ class ChannelResult:
     success: bool
     error: str | None
     delivery_id: Any
+    send_at: datetime | None = None  # scheduled for then (None: sent now)
 
 
 def communications_send(*, key: ApiKey, subject: str, body: str, channels: list[str],
-                        is_html: bool, addresses: dict[str, str]) -> list[ChannelResult]:
-    """Send on each channel (spec 002 names, validated), ``addresses`` by our channel name.
-    Returns one result per channel in request order."""
+                        is_html: bool, addresses: dict[str, str],
+                        send_at: datetime | None = None) -> list[ChannelResult]:
+    """Send on each channel (spec 002 names, validated), ``addresses`` by our channel name;
+    with ``send_at`` still ahead, schedule them instead. Returns one result per channel in
+    request order."""
     from contacts.selectors import contact_find
 
     account = key.account
@@ -64,9 +76,30 @@ def communications_send(*, key: ApiKey, subject: str, body: str, channels: list[
         messages.append(Message(
             account_id=account.id, mode=mode, channel=channel, recipient=addresses[channel],
             owner=contact, refs={"contactId": str(contact.id)} if contact else None,
-            subject=subject, html=html, text="" if html else body))
+            subject=subject, html=html, text="" if html else body, send_at=send_at))
+    if scheduled(send_at):
+        return _scheduled(channels, messages, missing_user, send_at)
     rows = messages_send_now(messages, refused=missing_user)
     return _results(channels, rows)
+
+
+def _scheduled(channels: list[str], messages: list[Message],
+               refused: dict[int, tuple[str, str]], send_at: Any) -> list[ChannelResult]:
+    """The channels' messages queued for ``send_at``; a refused one (an unknown in-app user)
+    is not queued and fails in its result, as a send now would report it."""
+    kept = [i for i in range(len(messages)) if i not in refused]
+    ids = dict(zip(kept, messages_queue([messages[i] for i in kept]), strict=True))
+    return [ChannelResult(name, False, refused[i][1], None) if i in refused
+            else ChannelResult(name, True, None, ids[i], send_at)
+            for i, name in enumerate(channels)]
+
+
+def communications_of(*, key: ApiKey) -> QuerySet[Delivery]:
+    """Spec 002's own deliveries as this key sees them: its account and mode, content given
+    as is (no template) and no event's (spec 004's are an event's)."""
+    mode = Delivery.Mode.TEST if key.mode == ApiKey.Mode.TEST else Delivery.Mode.LIVE
+    return Delivery.objects.filter(account_id=key.account_id, mode=mode,
+                                   template__isnull=True, event_name="")
 
 
 def webhook_secret(*, account: Account) -> str:

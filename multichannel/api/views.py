@@ -21,8 +21,8 @@ from rest_framework.response import Response
 from accounts.models import ApiKey
 from api.families import MULTICHANNEL, PROBLEM, problem
 from api.fields import Email as EmailField
-from api.fields import HeaderStr, Str, StrictSerializer
-from api.views import HeraldAPIView
+from api.fields import HeaderStr, SendAt, Str, StrictSerializer
+from api.views import HeraldAPIView, get_owned
 from common import ssrf
 from common.cursor import CursorInvalid, Position, cursor_decode, cursor_encode
 from common.errors import HeraldError, NotFound
@@ -31,12 +31,14 @@ from comms.channels import BODY_LIMITS, SMS_MAX_SEGMENTS, sms_segments
 from comms.lifecycle import provider_events_apply
 from comms.models import Delivery, DeliveryEvent, Status
 from comms.providers.base import ProviderEvent
+from comms.scheduling import delivery_cancel
 from comms.services import owner_type_id
 from contacts.identifiers import EXPO_TOKEN, FCM_TOKEN, phone_parse
 from contacts.models import Contact
 from multichannel.services import (
     ADDRESS_FIELD,
     CHANNEL_NAMES,
+    communications_of,
     communications_send,
     webhook_secret,
 )
@@ -63,6 +65,7 @@ class SendIn(StrictSerializer):
     pushToken = OptionalStr(max_length=512)
     webhookUrl = OptionalStr(max_length=ssrf.MAX_URL_LENGTH)
     isHtml = serializers.BooleanField(required=False, default=False)
+    sendAt = SendAt()
 
     def validate_channels(self, value: list[str]) -> list[str]:
         names = []
@@ -139,8 +142,17 @@ def push_token_valid(token: str) -> bool:
     return bool(EXPO_TOKEN.match(token) or FCM_TOKEN.match(token))
 
 
-RESULT_FIELDS = {"channel": serializers.CharField(), "success": serializers.BooleanField(),
-                 "error": serializers.CharField(allow_null=True)}
+RESULT_FIELDS = {
+    "channel": serializers.CharField(), "success": serializers.BooleanField(),
+    "error": serializers.CharField(allow_null=True),
+    # Beyond the spec, only in a scheduled channel's result (sendAt still ahead).
+    "id": serializers.UUIDField(required=False, help_text=(
+        "Only when scheduled: the channel's message, to cancel with "
+        "DELETE /api/v1/communications/send/{id} until it is sent.")),
+    "status": serializers.CharField(required=False, help_text="Only when scheduled: "
+                                    "\"scheduled\"."),
+    "sendAt": serializers.DateTimeField(required=False, help_text=(
+        "Only when scheduled: when it will be sent."))}
 ResultDto = type(inline_serializer("CommunicationResultDto", RESULT_FIELDS))
 BatchOut = inline_serializer("CommunicationBatchResponseDto", {"results": ResultDto(many=True)})
 PROBLEM_FIELDS = {
@@ -195,14 +207,47 @@ class Send(AdminView):
         addresses = {channel: v.get(field) or "" for channel, field in ADDRESS_FIELD.items()}
         results = communications_send(
             key=request.auth, subject=v["subject"], body=v["body"], channels=v["channels"],
-            is_html=v["isHtml"], addresses=addresses)
-        body = [{"channel": r.channel, "success": r.success, "error": r.error}
+            is_html=v["isHtml"], addresses=addresses, send_at=v["sendAt"])
+        body = [{"channel": r.channel, "success": r.success, "error": r.error,
+                 **({"id": str(r.delivery_id), "status": Status.SCHEDULED,
+                     "sendAt": iso(r.send_at)} if r.send_at else {})}
                 for r in results]
         if not any(r.success for r in results):
             return Response(problem(400, "Dispatch failed on every channel.",
                                     "Dispatch failed", results=body), status=400,
                             content_type="application/problem+json")
         return Response({"results": body})
+
+
+CommunicationOut = inline_serializer("CommunicationDto", {
+    "id": serializers.UUIDField(), "channel": serializers.CharField(),
+    "status": serializers.CharField(help_text="scheduled, queued, sent, delivered, failed, "
+                                    "cancelled, …"),
+    "sendAt": serializers.DateTimeField(allow_null=True, help_text=(
+        "While scheduled: when it will be sent.")),
+    "createdAt": serializers.DateTimeField()})
+
+
+def _communication(delivery: Delivery) -> dict[str, Any]:
+    return {"id": str(delivery.id), "channel": _name(delivery.channel),
+            "status": delivery.status,
+            "sendAt": iso(delivery.next_attempt_at) if delivery.status == Status.SCHEDULED
+            else None, "createdAt": iso(delivery.created_at)}
+
+
+class SendCancel(AdminView):
+    """Beyond the spec: a send made with ``sendAt`` can be withdrawn until its time."""
+
+    @extend_schema(request=None, responses={200: CommunicationOut, **problems(403, 404, 409)},
+                   parameters=[OpenApiParameter("communication_id", str,
+                                                OpenApiParameter.PATH)],
+                   tags=TAGS, summary="Cancel one channel's message not sent yet (beyond the "
+                                      "spec): 404 another account's or key mode's, 409 once "
+                                      "it is sending or sent")
+    def delete(self, request, communication_id):
+        rows = communications_of(key=request.auth)
+        found = get_owned(rows, communication_id, "message")
+        return Response(_communication(delivery_cancel(rows, found.id)))
 
 
 WebhookSecretOut = inline_serializer("WebhookChannelSecret", {
@@ -233,6 +278,9 @@ class WebhookSecret(AdminView):
 # --- in-app inbox ------------------------------------------------------------------------
 
 CURSOR_SALT = "herald.inapp.inbox"
+# Not shown in a user's inbox: not arrived yet (scheduled for later, or waiting), never sent.
+NOT_IN_INBOX = [Status.SCHEDULED, Status.QUEUED, Status.SENDING, Status.FAILED,
+                Status.CANCELLED]
 
 
 class InboxQuery(StrictSerializer):
@@ -257,7 +305,7 @@ def _inbox(account, contact, mode: str):
     contact_id = getattr(contact, "id", contact)  # a contact, or its id
     return (Delivery.objects.filter(account=account, owner_type_id=owner_type_id(Contact),
                                     owner_id=contact_id, channel="inapp", mode=mode)
-            .exclude(status__in=[Status.FAILED, Status.QUEUED, Status.SENDING])
+            .exclude(status__in=NOT_IN_INBOX)
             .annotate(read_at=Subquery(read_at.values("occurred_at")[:1])))
 
 
@@ -322,7 +370,7 @@ class InboxRead(AdminView):
         account = self.get_account()
         delivery = (Delivery.objects.filter(account=account, channel="inapp", id=pk,
                                             mode=request.auth.mode)
-                    .exclude(status__in=[Status.FAILED, Status.QUEUED, Status.SENDING]).first())
+                    .exclude(status__in=NOT_IN_INBOX).first())
         if delivery is None:
             raise NotFound("message")
         provider_events_apply([ProviderEvent(
