@@ -23,6 +23,7 @@ from comms.models import (
     Suppression,
 )
 from comms.providers.registry import CHANNEL_LABELS
+from comms.scheduling import deliveries_cancel
 from templates.services import without_test_sends
 
 
@@ -85,6 +86,38 @@ class ModeLabelledAdmin(AccountScopedAdmin):
                 self.mode_rows, count, cl.get_query_string({shown: other})))
 
 
+class StatusFilter(admin.ChoicesFieldListFilter):
+    """Django's filter of the status field, each status named in staff's words ("Scheduled",
+    "Cancelled before it was sent", "Sent to the mail provider")."""
+
+    def choices(self, changelist):
+        words = {str(label): wording.status_words(value)
+                 for value, label in self.field.flatchoices}
+        for choice in super().choices(changelist):
+            label, facet, count = str(choice["display"]).partition(" (")
+            if label in words:
+                choice["display"] = words[label] + (f" ({count}" if facet else "")
+            yield choice
+
+
+@admin.action(description="Cancel (those not sent yet)", permissions=["operate"])
+def cancel_deliveries(modeladmin, request, queryset: QuerySet[Delivery]) -> None:
+    """Withdraw the selected deliveries still scheduled or waiting for a worker (the same
+    service as the APIs' DELETE: ``comms.cancelled`` events and webhooks), however many a
+    select-all chose (one UPDATE); those being sent, sent or final are left and counted."""
+    total = queryset.count()
+    cancelled = len(deliveries_cancel(queryset.order_by(), reason=(
+        f"Cancelled by {wording.who(request.user)} in the admin.")))
+    refused = total - cancelled
+    if not cancelled:
+        messages.warning(request, f"None of the {total:,} selected deliveries could be "
+                                  "cancelled: each is already being sent, sent, or final.")
+        return
+    messages.success(request, f"Cancelled {cancelled:,} of {total:,} selected deliveries"
+                     + (f"; {refused:,} could not be: already being sent, sent, or final."
+                        if refused else "."))
+
+
 def timeline_lines(delivery: Delivery) -> list[tuple[str, str]]:
     """The delivery's events as (when, what happened in words), oldest first."""
     events = list(delivery.events.all())
@@ -113,7 +146,7 @@ class DeliveryAdmin(ModeLabelledAdmin):
     list_display_links = ["created", "recipient"]
     mode_rows = "deliveries"
     # Related filters list only what the user's (scoped) deliveries point at.
-    list_filter = [ModeFilter, "status", "channel", "provider",
+    list_filter = [ModeFilter, ("status", StatusFilter), "channel", "provider",
                    ("template", admin.RelatedOnlyFieldListFilter), "event_name"]
     search_fields = ["id", "recipient", "correlation_id", "provider_message_id"]
     fieldsets = [
@@ -128,6 +161,7 @@ class DeliveryAdmin(ModeLabelledAdmin):
     ]
     readonly_fields = [name for _, options in fieldsets for name in options["fields"]]
     list_select_related = ["account"]
+    actions = [cancel_deliveries]
     date_hierarchy = "created_at"
     ordering = ["-created_at"]  # newest first, not by UUID
 
@@ -155,6 +189,8 @@ class DeliveryAdmin(ModeLabelledAdmin):
 
     @admin.display(description="status", ordering="status")
     def status_text(self, obj: Delivery) -> str:
+        if obj.status == Status.SCHEDULED:  # its due time (site's zone): when it will go
+            return wording.scheduled_words(obj.next_attempt_at)
         return wording.status_words_with_cause(
             status=obj.status, channel=obj.channel, reason=obj.failure_reason,
             bounce_type=obj.bounce_type, bounce_subtype=obj.bounce_subtype)

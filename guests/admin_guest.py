@@ -5,8 +5,9 @@ email and resend (``guests.admin_actions``)."""
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, tzinfo
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from django.contrib import admin, messages
 from django.db.models import Q, QuerySet, Value
@@ -16,12 +17,14 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils.dateparse import parse_datetime
 
 from accounts.admin_base import AccountScopedAdmin, user_accounts
 from api.ratelimit import counters
 from common.errors import HeraldError
 from comms import wording
-from comms.models import FAILURES, Delivery, DeliveryEvent, Status, Suppression
+from comms.models import CANCELLABLE, FAILURES, Delivery, DeliveryEvent, Status, Suppression
+from comms.scheduling import deliveries_cancel
 from comms.selectors import suppression_modes, suppressions_active
 from guests import admin_actions, admin_views
 from guests.admin_actions import resend_attendees
@@ -74,7 +77,8 @@ class AddedByFilter(admin.ChoicesFieldListFilter):
 
 # What the words of a failed delivery need, in one subquery a mode (not one per column).
 _OUTCOME = JSONObject(status="status", reason="failure_reason", failure_type="failure_type",
-                      bounce_type="bounce_type", bounce_subtype="bounce_subtype")
+                      bounce_type="bounce_type", bounce_subtype="bounce_subtype",
+                      due="next_attempt_at")
 
 
 def with_last_ticket(queryset: QuerySet) -> QuerySet:
@@ -87,6 +91,8 @@ def with_last_ticket(queryset: QuerySet) -> QuerySet:
 
 
 def _outcome_words(outcome: dict[str, Any]) -> str:
+    if outcome["status"] == Status.SCHEDULED:
+        return wording.scheduled_words(parse_datetime(str(outcome.get("due") or "")))
     return wording.status_words_with_cause(
         status=outcome["status"], reason=outcome.get("reason") or "",
         failure_type=outcome.get("failure_type") or "",
@@ -116,7 +122,7 @@ def tone(status: str | None) -> str:
         return "success"
     if status in FAILURES:
         return "danger"
-    return "info" if status else ""
+    return "info" if status and status != Status.CANCELLED else ""
 
 
 @admin.register(Attendee)
@@ -147,6 +153,12 @@ class AttendeeAdmin(AccountScopedAdmin):
             path("<path:object_id>/fix-email/",
                  self.scoped_view(self._action(guest_fix_email_limited), post="resend"),
                  name=f"{name}_fix_email"),
+            # Support's as resending is: a guest who asks not to get a reminder, or to get
+            # the ticket later, is support's call (the Deliveries list's Cancel, which can
+            # withdraw many at once, needs "operate").
+            path("<path:object_id>/cancel-ticket/",
+                 self.scoped_view(self._action(guest_cancel_delivery), post="resend"),
+                 name=f"{name}_cancel_ticket"),
             *super().get_urls(),
         ]
 
@@ -218,6 +230,9 @@ class AttendeeAdmin(AccountScopedAdmin):
                            obj: Attendee | None = None) -> HttpResponse:
         if obj is not None:
             context.update(guest_page(obj, can_send=self.has_resend_permission(request, obj)))
+            context["cancel_url"] = (reverse("admin:guests_attendee_cancel_ticket",
+                                             args=[obj.pk])
+                                     if self.has_resend_permission(request, obj) else None)
         return super().render_change_form(request, context, add, change, form_url, obj)
 
     # --- Support search ---------------------------------------------------------------------
@@ -289,6 +304,8 @@ class Ticket:
     sandbox: bool
     queued_at: str
     entries: list[Entry] = field(default_factory=list)
+    id: Any = None
+    cancellable: bool = False  # still scheduled or queued: the page offers "Cancel"
 
 
 def guest_page(attendee: Attendee, *, can_send: bool) -> dict[str, Any]:
@@ -296,7 +313,8 @@ def guest_page(attendee: Attendee, *, can_send: bool) -> dict[str, Any]:
     deliveries = list(Delivery.objects.filter(attendee=attendee, account_id=attendee.account_id)
                       .select_related("template").prefetch_related("events")
                       .order_by("-created_at")[:30])
-    tickets = [ticket_history(delivery) for delivery in deliveries]
+    zone = ZoneInfo(attendee.event.time_zone)
+    tickets = [ticket_history(delivery, zone) for delivery in deliveries]
     name = f"{attendee.first_name} {attendee.last_name}".strip()
     return {
         "title": name or attendee.email,
@@ -315,19 +333,23 @@ def guest_page(attendee: Attendee, *, can_send: bool) -> dict[str, Any]:
     }
 
 
-def ticket_history(delivery: Delivery) -> Ticket:
-    """A delivery as support reads it: its status and every step, newest first."""
+def ticket_history(delivery: Delivery, zone: tzinfo | None = None) -> Ticket:
+    """A delivery as support reads it: its status and every step, newest first. A scheduled
+    one says when it goes, in ``zone`` (the guest's event's), as the event's times are."""
     status = wording.status_words_with_cause(
         status=delivery.status, channel=delivery.channel, reason=delivery.failure_reason,
         failure_type=delivery.failure_type, bounce_type=delivery.bounce_type,
         bounce_subtype=delivery.bounce_subtype)
-    entries = [Entry(delivery.created_at, -1, wording.moment(delivery.created_at), "Queued")]
+    first = "Queued"
+    if delivery.status == Status.SCHEDULED:
+        status = first = wording.scheduled_words(delivery.next_attempt_at, zone)
+    entries = [Entry(delivery.created_at, -1, wording.moment(delivery.created_at), first)]
     entries += [_entry(delivery, event) for event in delivery.events.all()]
     entries.sort(key=lambda e: (e.at, e.order), reverse=True)
     return Ticket(template=delivery.template.name if delivery.template else "Message",
                   recipient=delivery.recipient, status=status, tone=tone(delivery.status),
                   sandbox=delivery.mode == SANDBOX, queued_at=wording.moment(delivery.created_at),
-                  entries=entries)
+                  entries=entries, id=delivery.pk, cancellable=delivery.status in CANCELLABLE)
 
 
 # The events whose ``reason`` is the receiving server's or provider's answer to the message.
@@ -394,6 +416,36 @@ def send_plan(attendee: Attendee, deliveries: list[Delivery]) -> SendPlan:
         templates_url=reverse("admin:templates_messagetemplate_changelist"),
         send_url=reverse("admin:guests_attendee_send_ticket", args=[attendee.pk]),
         fix_url=reverse("admin:guests_attendee_fix_email", args=[attendee.pk]))
+
+
+def guest_cancel_delivery(model_admin: Any, request: HttpRequest,
+                          attendee: Attendee) -> HttpResponse:
+    """POST ``delivery``: cancel one of this guest's tickets or reminders not sent yet (one
+    conditional UPDATE, ``comms.scheduling.deliveries_cancel``, among the guest's own
+    deliveries: another's is not found); one a worker took or already sent stays, said so."""
+    delivery = (Delivery.objects.filter(attendee=attendee, account_id=attendee.account_id,
+                                        pk=_uuid(request.POST.get("delivery")))
+                .select_related("template").first())
+    if delivery is None:
+        messages.error(request, "Not cancelled: that message is not one of this guest's.")
+    elif not deliveries_cancel([delivery.pk], reason=(
+            f"Cancelled by {wording.who(request.user)} on the guest's page.")):
+        delivery.refresh_from_db(fields=["status"])
+        messages.error(request, "Not cancelled: " + (
+            "it is being sent right now." if delivery.status == Status.SENDING
+            else "it was already sent or stopped.") + " Its history is below.")
+    else:
+        what = f"“{delivery.template.name}”" if delivery.template else "The message"
+        messages.success(request, f"Cancelled: {what} will not be sent to "
+                                  f"{delivery.recipient}.")
+    return redirect(reverse("admin:guests_attendee_change", args=[attendee.pk]))
+
+
+def _uuid(value: str | None) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(str(value)) if value else None
+    except ValueError:
+        return None
 
 
 def guest_fix_email_limited(model_admin: Any, request: HttpRequest,

@@ -95,6 +95,7 @@ def test_ses_bounces_in_words(subtype, diagnostic, expected):
     ("queued", "Queued"), ("sent", "Sent to the mail provider"), ("delivered", "Delivered"),
     ("opened", "Opened"), ("bounced", "Bounced"), ("spam_reported", "Reported as spam"),
     ("suppressed", "Not sent: the address is on the suppression list"), (None, "Never sent"),
+    ("scheduled", "Scheduled"), ("cancelled", "Cancelled before it was sent"),
 ])
 def test_statuses_in_words(status, text):
     assert wording.status_words(status) == text
@@ -167,6 +168,34 @@ def test_failures_of_the_send_itself_in_words():
         "retryInSeconds": 30.2}) == "The mail provider did not answer; trying again in 30 s"
     assert wording.event_words(name="comms.sent", status="sent", detail={
         "provider": "sandbox", "messageId": "sandbox-1"}) == "Sent to the mail provider"
+
+
+@pytest.mark.parametrize("reason,text", [
+    ("Cancelled by Ann Lee on the guest's page.", "Cancelled by Ann Lee on the guest's page"),
+    ("Cancelled by request.", "Cancelled through the API before it was sent"),
+    ("The guest was removed.", "Cancelled: the guest was removed"),
+    ("", "Cancelled before it was sent"),
+])
+def test_a_cancelled_delivery_says_who_or_what_cancelled_it(reason, text):
+    """As ``comms.scheduling.deliveries_cancel`` records it: the status with its reason, and
+    the timeline's ``comms.cancelled`` event with the reason in its detail."""
+    assert wording.status_words_with_cause(status="cancelled", reason=reason) == text
+    assert wording.event_words(name="comms.cancelled", status="cancelled",
+                               detail={"reason": reason}) == text
+
+
+def test_a_scheduled_time_in_the_events_zone_named_or_the_sites_unnamed():
+    from zoneinfo import ZoneInfo
+
+    winter = datetime(2027, 1, 16, 18, 0, tzinfo=UTC)
+    with timezone.override("UTC"), _this_year(2027):
+        assert wording.scheduled_words(winter, ZoneInfo("Europe/Paris")) == (
+            "Scheduled for Sat 16 Jan, 19:00 (Europe/Paris)")
+        assert wording.scheduled_words(winter) == "Scheduled for Sat 16 Jan, 18:00"
+        assert wording.scheduled_words(None) == "Scheduled"
+    with timezone.override("UTC"), _this_year(2026):
+        assert wording.scheduled_words(winter, ZoneInfo("America/New_York")) == (
+            "Scheduled for Sat 16 Jan 2027, 13:00 (America/New_York)")
 
 
 class _this_year:

@@ -354,6 +354,7 @@ PAGE_OBJECTS = {  # URL name -> the URL's arguments from an account's objects
     "domains_senderdomain_validate": lambda o: [o["domain"].pk],
     "guests_attendee_send_ticket": lambda o: [o["event"].attendees.earliest("created_at").pk],
     "guests_attendee_fix_email": lambda o: [o["event"].attendees.earliest("created_at").pk],
+    "guests_attendee_cancel_ticket": lambda o: [o["event"].attendees.earliest("created_at").pk],
     "guests_attendee_support": lambda o: [],  # Support search: of no one object
     "templates_messagetemplate_send_test": lambda o: [
         o["event"].account.templates.filter(event__isnull=True).get().pk],
