@@ -38,7 +38,7 @@ from guests.checkin import (
     InvalidTicket,
     WrongEvent,
     attendee_check_in,
-    moment_words,
+    checked_in_words,
 )
 from guests.models import Attendee, Event
 
@@ -81,8 +81,8 @@ def _name(guest: Attendee) -> str:
 
 
 def _in_words(guest: Attendee, event: Event) -> str:
-    by = f" ({guest.checked_in_by})" if guest.checked_in_by else ""
-    return f"Checked in {moment_words(guest.checked_in_at, event)}{by}"
+    guest.event = event  # the words' time zone, without a query per guest
+    return checked_in_words(guest)
 
 
 def door_check_in(model_admin: AccountScopedAdmin, request: HttpRequest,

@@ -146,6 +146,15 @@ def checked_in_payload(attendee: Attendee) -> dict[str, Any]:
             "correlationId": attendee.correlation_id, "mode": attendee.mode}
 
 
+def checked_in_words(attendee: Attendee) -> str:
+    """"Checked in at 19:02 (door 2)", or "Not checked in yet": the guest's page and the
+    Door page's search."""
+    if attendee.checked_in_at is None:
+        return "Not checked in yet"
+    by = f" ({attendee.checked_in_by})" if attendee.checked_in_by else ""
+    return f"Checked in {moment_words(attendee.checked_in_at, attendee.event)}{by}"
+
+
 def moment_words(at: datetime, event: Event) -> str:
     """"at 19:02" today, else "on 6 Dec at 19:02", in the event's time zone: what the
     person at the door reads on the wall clock."""

@@ -3,6 +3,7 @@
 account's event is a 404; the POST needs the CSRF token; the event's Dashboard draws the
 arrivals."""
 
+import re
 import uuid
 from datetime import timedelta
 
@@ -183,3 +184,13 @@ def test_the_dashboard_draws_the_arrivals_in_the_events_time_zone(staff, event):
     assert len(chart["bars"]) == 16
     assert chart["bars"][0]["title"].startswith("18:00 to 18:05")
     assert 'id="arrivals-chart"' in html and "Busiest: 18:00 to 18:05: 3 guests" in html
+
+
+def test_the_guests_page_says_when_they_came_in(staff, event):
+    ann = _guest(event, "Ann", "Lee")
+    page = reverse("admin:guests_attendee_change", args=[ann.pk])
+    assert '<dd id="guest-checked-in">Not checked in yet</dd>' in staff.get(page).content.decode()
+    staff.post(_url("_check_in", event), {"token": checkin_token(ann.id)})
+    html = staff.get(page).content.decode()
+    assert re.search(r'<dd id="guest-checked-in">Checked in at \d\d:\d\d \(stella at the Door '
+                     r'page\)</dd>', html), html
