@@ -28,6 +28,7 @@ from comms.scheduling import deliveries_cancel
 from comms.selectors import suppression_modes, suppressions_active
 from guests import admin_actions, admin_views
 from guests.admin_actions import resend_attendees
+from guests.checkin import checked_in_words
 from guests.models import Attendee, Event
 from guests.selectors import latest_delivery
 from guests.sending import previous_send_check
@@ -326,6 +327,7 @@ def guest_page(attendee: Attendee, *, can_send: bool) -> dict[str, Any]:
             "reference": attendee.correlation_id or "—",
             "added_by": wording.mode_words(attendee.mode),
             "added_at": wording.moment(attendee.created_at),
+            "checked_in": checked_in_words(attendee),  # at the door (guests.checkin)
         },
         "live_tickets": [t for t in tickets if not t.sandbox],
         "sandbox_tickets": [t for t in tickets if t.sandbox],
