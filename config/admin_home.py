@@ -170,6 +170,10 @@ def dashboard(request: HttpRequest, context: dict[str, Any]) -> dict[str, Any]:
         waiting=Count("id", filter=Q(status__in=[Status.QUEUED, Status.SENDING])),
         failed=Count("id", filter=Q(status__in=FAILED)),
     )
+    # Still to go out today at their time: read on the partial index of scheduled rows.
+    counts["scheduled"] = without_test_sends(_scoped(request, Delivery.objects.filter(
+        mode=LIVE, status=Status.SCHEDULED, next_attempt_at__lt=today + timedelta(days=1),
+    ))).count()
     sends = list(_scoped(request, BulkSend.objects.filter(created_at__gte=today))
                  .select_related("event", "template").order_by("-created_at")[:6])
     attention = _attention(request, week)
@@ -185,6 +189,8 @@ def dashboard(request: HttpRequest, context: dict[str, Any]) -> dict[str, Any]:
         } for event in events],
         "today": counts,
         "today_failed_url": _link(Delivery, "changelist", query="status__in=" + ",".join(FAILED)),
+        "today_scheduled_url": _link(Delivery, "changelist",
+                                     query=f"status__exact={Status.SCHEDULED}"),
         "sends": [{"send": send, "url": _url("admin:guests_event_send", send.event_id, send.pk)}
                   for send in sends],
         "attention": attention,

@@ -239,3 +239,25 @@ def test_support_cannot_cancel_a_send_and_another_account_gets_404(
     assert set(Delivery.objects.values_list("status", flat=True)) == {Status.SCHEDULED}
     job.refresh_from_db()
     assert job.status == BulkSend.Status.DONE
+
+
+def test_home_counts_the_live_tickets_scheduled_for_later_today(
+        keys, event, ticket, guests, settings, django_capture_on_commit_callbacks):
+    from guests.bulk import bulk_send_create, bulk_send_run
+
+    now = timezone.now()
+    hours = 12 - now.hour  # a site zone where it is about noon now: "later today" is certain
+    settings.TIME_ZONE = f"Etc/GMT{-hours:+d}"
+    for when, mode in ((now + timedelta(hours=3), "live"), (now + timedelta(days=1), "live"),
+                       (now + timedelta(hours=3), "test")):
+        with django_capture_on_commit_callbacks(execute=True):
+            job, _ = bulk_send_create(event=event, template_id=ticket.pk, audience="all",
+                                      mode=mode, token=uuid.uuid4(), user=None, send_at=when)
+        bulk_send_run(job_id=job.pk)
+    assert Delivery.objects.filter(status=Status.SCHEDULED).count() == 9
+    home = member_client(keys.account, "stella").get(reverse("admin:index"))
+    assert home.context["today"]["scheduled"] == 3  # live, due today
+    assert "Scheduled for later today" in home.content.decode()
+    listed = member_client(keys.account, "sam", role=Membership.Role.SUPPORT).get(
+        home.context["today_scheduled_url"])
+    assert len(listed.context["cl"].result_list) == 6  # every live scheduled one, listed
