@@ -2,6 +2,7 @@ from collections.abc import Sequence
 
 from axes.handlers.database import AxesDatabaseHandler
 from axes.helpers import get_client_username
+from django import forms
 from django.contrib import admin, messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
@@ -13,6 +14,7 @@ from unfold import admin as unfold_admin
 from accounts.admin_base import CAPABILITIES, AccountScopedAdmin, ScopedInline
 from accounts.models import Account, ApiKey, Membership
 from accounts.services import api_key_create, login_failures_forget, member_logins_unlock
+from guests.reminders import account_reminders_follow
 
 
 class MembershipInline(ScopedInline, unfold_admin.TabularInline):
@@ -71,6 +73,22 @@ def _key_action(mode: str, is_admin: bool, label: str):
     return create
 
 
+class AccountForm(forms.ModelForm):
+    """Quiet hours: both times or neither, and not the same time (a window of no length)."""
+
+    def clean(self) -> dict:
+        data = super().clean()
+        start, end = data.get("quiet_hours_start"), data.get("quiet_hours_end")
+        if (start is None) != (end is None):
+            self.add_error("quiet_hours_end" if end is None else "quiet_hours_start",
+                           "Give both times of the quiet hours (e.g. 21:00 and 08:00), or "
+                           "neither.")
+        elif start is not None and start == end:
+            self.add_error("quiet_hours_end", "The quiet hours end when they start: choose "
+                           "another time, or leave both empty for none.")
+        return data
+
+
 @admin.register(Account)
 class AccountAdmin(AccountScopedAdmin):
     account_path = ""  # the account itself
@@ -85,6 +103,23 @@ class AccountAdmin(AccountScopedAdmin):
     exclude = ["subscription_key_hash"]
     readonly_fields = ["id", "subscription_key", "created_at", "updated_at"]
     inlines = [MembershipInline, ApiKeyInline]
+    form = AccountForm
+    fieldsets = [
+        (None, {"fields": ["id", "name", "subscription_key", "created_at", "updated_at"]}),
+        ("Sending", {"fields": ["verified_for_sending", "contact_quota", "rate_limit_live",
+                                "rate_limit_test", "daily_quota_live", "daily_quota_test"]}),
+        ("Quiet hours", {
+            "fields": ["quiet_hours_start", "quiet_hours_end"],
+            "description": "Event reminders wait out these hours, read in each event's own "
+                           "time zone: one due inside them goes when they end. Leave both "
+                           "empty for none."}),
+    ]
+
+    def save_model(self, request, obj: Account, form, change: bool) -> None:
+        """New quiet hours move the reminders already scheduled (``guests.reminders``)."""
+        super().save_model(request, obj, form, change)
+        if change and {"quiet_hours_start", "quiet_hours_end"} & set(form.changed_data):
+            account_reminders_follow(account=obj)
 
     # What the platform grants an account, not what its owner chooses: only a superuser changes
     # them (an owner verifying their own account would skip the "ask an administrator" gate).

@@ -3,10 +3,12 @@ from datetime import timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.options import IS_POPUP_VAR
 from django.db.models import Count, OuterRef, QuerySet, Subquery, Value
 from django.db.models.functions import Concat
+from django.forms.formsets import INITIAL_FORM_COUNT, TOTAL_FORM_COUNT
 from django.http import HttpResponseRedirect
 from django.urls import path, reverse
 from django.utils import timezone
@@ -14,8 +16,9 @@ from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 from django.utils.timezone import localtime
+from unfold import admin as unfold_admin
 
-from accounts.admin_base import AccountScopedAdmin
+from accounts.admin_base import AccountScopedAdmin, ScopedInline
 from comms import wording
 from comms.admin import DashboardAdmin, DeliveryAdmin
 from comms.models import Dashboard, Delivery
@@ -26,17 +29,142 @@ from guests import (
     admin_import,
     admin_views,
     bulk,
+    reminders,
     selectors,
 )
+from guests import services as guests_services
 from guests.admin_actions import resend_deliveries
 from guests.models import (
     Attendee,
     BulkSend,
     Event,
     GuestImport,
+    ReminderRule,
     default_time_zone,
     time_zone_names,
 )
+
+# --- the event's reminders (guests.reminders) ----------------------------------------------
+
+UNITS = {"minutes": 1, "hours": 60, "days": 1440}
+
+
+def offset_words(offset_minutes: int) -> str:
+    """-1440 → "1 day before the start", 90 → "90 minutes after the start"."""
+    amount, unit = offset_parts(offset_minutes)
+    side = "before" if offset_minutes < 0 else "after"
+    if offset_minutes == 0:
+        return "at the start"
+    return f"{amount} {unit[:-1] if amount == 1 else unit} {side} the start"
+
+
+def offset_parts(offset_minutes: int) -> tuple[int, str]:
+    """The offset in the largest unit that divides it: (24, "hours")."""
+    minutes = abs(offset_minutes)
+    unit = next((name for name, size in reversed(UNITS.items())
+                 if minutes and minutes % size == 0), "minutes")
+    return minutes // UNITS[unit], unit
+
+
+class ReminderRuleForm(forms.ModelForm):
+    """A reminder as staff say it: "24 hours before the start", stored as minutes."""
+
+    amount = forms.IntegerField(min_value=0, initial=24, label="how long")
+    unit = forms.ChoiceField(choices=[(name, name) for name in UNITS], initial="hours")
+    direction = forms.ChoiceField(choices=[("before", "before the start"),
+                                           ("after", "after the start")], initial="before",
+                                  label="when")
+
+    class Meta:
+        model = ReminderRule
+        fields = ["template"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if not self.instance._state.adding:
+            amount, unit = offset_parts(self.instance.offset_minutes)
+            self.initial.update(amount=amount, unit=unit, direction=(
+                "before" if self.instance.offset_minutes < 0 else "after"))
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        if data.get("amount") is not None and data.get("unit") in UNITS:
+            offset = data["amount"] * UNITS[data["unit"]]
+            offset = -offset if data.get("direction") == "before" else offset
+            if abs(offset) > reminders.MAX_OFFSET_MINUTES:
+                self.add_error("amount", "At most a year from the event's start.")
+            self.instance.offset_minutes = offset
+        return data
+
+
+class ReminderRuleFormSet(forms.BaseInlineFormSet):
+    """Reminders need the event's start (the one being saved): without one, a form error
+    instead of reminders that can never be timed; the same template at the same time once.
+    A post without the reminders' part (a script's, a form from before they existed) changes
+    no reminder, instead of refusing the whole event."""
+
+    def __init__(self, data: Any = None, *args: Any, **kwargs: Any) -> None:
+        super().__init__(data, *args, **kwargs)
+        if self.is_bound and self.add_prefix(TOTAL_FORM_COUNT) not in self.data:
+            self.data = self.data.copy()
+            self.data[self.add_prefix(TOTAL_FORM_COUNT)] = "0"
+            self.data[self.add_prefix(INITIAL_FORM_COUNT)] = "0"
+
+    def clean(self) -> None:
+        super().clean()
+        kept = [form for form in self.forms if form.cleaned_data
+                and not self._should_delete_form(form)]
+        if kept and self.instance.starts_at is None:
+            raise forms.ValidationError(
+                "Reminders are timed from the event's start: set its start, or remove the "
+                "reminders.")
+        seen = set()
+        for form in kept:
+            key = (form.cleaned_data.get("template"), form.instance.offset_minutes)
+            if key in seen:
+                raise forms.ValidationError("The same template at the same time twice: "
+                                            "remove one.")
+            seen.add(key)
+
+
+class ReminderRuleInline(ScopedInline, unfold_admin.TabularInline):
+    """The event's reminders; saving schedules, moves or cancels its guests' reminders
+    (``EventAdmin.save_formset``)."""
+
+    model = ReminderRule
+    form = ReminderRuleForm
+    formset = ReminderRuleFormSet
+    extra = 0
+    verbose_name = "reminder"
+    fields = ["template", "amount", "unit", "direction"]
+    readonly_fields = ["when"]
+
+    def get_fields(self, request, obj=None) -> list[str]:
+        if self.has_change_permission(request, obj):
+            return self.fields
+        return ["template", "when"]  # read-only: the offset in words
+
+    def get_formset(self, request, obj=None, **kwargs):
+        """Templates: the event's account's email templates."""
+        formset = super().get_formset(request, obj, **kwargs)
+        field = formset.form.base_fields.get("template")
+        if field is not None:
+            field.queryset = field.queryset.filter(channel="email", **(
+                {"account_id": obj.account_id} if obj is not None else {}))
+        return formset
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return self.parent_allows(request, obj, "change")
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return self.parent_allows(request, obj, "change")
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return self.parent_allows(request, obj, "change")
+
+    @admin.display(description="when")
+    def when(self, rule: ReminderRule) -> str:
+        return offset_words(rule.offset_minutes) if rule.offset_minutes is not None else "-"
 
 
 def _funnel_column(column: str, title: str):
@@ -62,6 +190,44 @@ class EventAdmin(AccountScopedAdmin):
     search_fields = ["name", "id"]
     exclude = ["id"]  # generated; staff never see or type it
     change_form_template = "admin/guests/event/change_form.html"
+    inlines = [ReminderRuleInline]
+
+    def save_model(self, request, obj: Event, form, change: bool) -> None:
+        """Its start and zone as they were: ``save_related`` moves the reminders if they
+        changed."""
+        before = Event.objects.filter(pk=obj.pk).values_list("starts_at", "time_zone").first()
+        obj._reminders_before = before
+        super().save_model(request, obj, form, change)
+
+    def save_related(self, request, form, formsets, change) -> None:
+        """After the reminders' own changes (``save_formset``): the guests' scheduled
+        deliveries follow the event (its time, name, venue)."""
+        super().save_related(request, form, formsets, change)
+        event, before = form.instance, getattr(form.instance, "_reminders_before", None)
+        if before is not None:
+            reminders.event_reminders_follow(
+                event=event, moved=before != (event.starts_at, event.time_zone))
+
+    def save_formset(self, request, form, formset, change) -> None:
+        """Reminders through their services: a new one is scheduled for the guests, a
+        changed one moves, a removed one's unsent reminders are cancelled."""
+        if formset.model is not ReminderRule:
+            return super().save_formset(request, form, formset, change)
+        rules = formset.save(commit=False)
+        for rule in formset.deleted_objects:
+            reminders.reminder_rule_delete(rule=rule)
+        for rule in rules:
+            created = rule._state.adding
+            rule.account_id = form.instance.account_id
+            rule.save()
+            reminders.reminder_rule_saved(rule=rule, created=created)
+
+    def delete_model(self, request, obj: Event) -> None:
+        """Its guests' unsent deliveries are cancelled (their webhooks go out) first."""
+        guests_services.events_delete(events=Event.objects.filter(pk=obj.pk))
+
+    def delete_queryset(self, request, queryset) -> None:
+        guests_services.events_delete(events=queryset)
 
     def get_urls(self):
         """The event's tools: support may look at imports and sends, starting one needs

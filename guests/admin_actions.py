@@ -19,6 +19,7 @@ from common.errors import HeraldError
 from comms import wording
 from comms.models import Delivery
 from guests.models import Attendee
+from guests.reminders import NOT_REMINDER, reminders_readdress
 from guests.sending import delivery_send_to_attendee
 from templates.models import MessageTemplate
 
@@ -107,7 +108,8 @@ def _ticket(request: HttpRequest, attendee: Attendee, *,
     """The template and key mode to send: the guest's ticket (the template of their latest
     send, in its mode), else the template chosen on the page (in the mode that added the
     guest). None when there is nothing to send (said in a message unless ``quiet``)."""
-    deliveries = list(Delivery.objects.filter(attendee=attendee).order_by("-created_at")[:30])
+    deliveries = list(Delivery.objects.filter(NOT_REMINDER, attendee=attendee)
+                      .order_by("-created_at")[:30])
     previous = ticket_delivery(deliveries)
     if previous is not None:
         return previous.template_id, previous.mode
@@ -185,4 +187,5 @@ def attendee_email_fix(*, attendee: Attendee, email: str) -> Attendee:
         locked = Attendee.objects.select_for_update().get(pk=attendee.pk)
         locked.email = email
         locked.save(update_fields=["email", "updated_at"])
+        reminders_readdress(attendee=locked)  # its scheduled reminders go there too
     return locked

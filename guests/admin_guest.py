@@ -26,12 +26,13 @@ from comms import wording
 from comms.models import CANCELLABLE, FAILURES, Delivery, DeliveryEvent, Status, Suppression
 from comms.scheduling import deliveries_cancel
 from comms.selectors import suppression_modes, suppressions_active
-from guests import admin_actions, admin_views
+from guests import admin_actions, admin_views, reminders
 from guests.admin_actions import resend_attendees
 from guests.checkin import checked_in_words
 from guests.models import Attendee, Event
 from guests.selectors import latest_delivery
 from guests.sending import previous_send_check
+from guests.services import attendees_delete
 from templates.models import MessageTemplate
 
 SANDBOX = Delivery.Mode.TEST
@@ -225,6 +226,15 @@ class AttendeeAdmin(AccountScopedAdmin):
         if not change and obj.id is None:
             obj.id = uuid.uuid4()
         super().save_model(request, obj, form, change)
+        if not change:  # a new guest of the event: its reminders (guests.reminders)
+            reminders.reminders_schedule(event=obj.event, attendees=[obj])
+
+    def delete_model(self, request, obj: Attendee) -> None:
+        """Its unsent deliveries are cancelled (their webhooks go out) first."""
+        attendees_delete(attendees=Attendee.objects.filter(pk=obj.pk))
+
+    def delete_queryset(self, request, queryset: QuerySet) -> None:
+        attendees_delete(attendees=queryset)
 
     def render_change_form(self, request: HttpRequest, context: dict[str, Any], add: bool = False,
                            change: bool = False, form_url: str = "",

@@ -17,7 +17,7 @@ import json
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -77,10 +77,24 @@ class QuietHours:
             end_day = day + timedelta(days=1) if clock >= self.start else day
         if not inside:
             return when
-        # A wall time in a DST gap (02:30 on the spring-forward night) is read with the
-        # offset before the change, which lands just after the gap: the next allowed minute.
-        end = datetime.combine(end_day, self.end, tzinfo=tz).astimezone(when.tzinfo)
-        return max(end, when)
+        return max(wall_time(end_day, self.end, tz).astimezone(when.tzinfo), when)
+
+
+def wall_time(day: date, clock: time, tz: ZoneInfo) -> datetime:
+    """The moment a wall clock in ``tz`` shows ``clock`` on ``day``: the first one when the
+    clocks go back (it shows twice); when they go forward past it (02:30 on the night 02:00
+    becomes 03:00), the change itself (03:00), the first minute that exists after it."""
+    first = datetime.combine(day, clock, tzinfo=tz)
+    instant = first.astimezone(UTC)
+    if instant.astimezone(tz).replace(tzinfo=None) == first.replace(tzinfo=None):
+        return first
+    # In the gap: the offset changes between the two readings of the missing time.
+    low, high = sorted((instant, first.replace(fold=1).astimezone(UTC)))
+    before = low.astimezone(tz).utcoffset()
+    moment = low.replace(second=0, microsecond=0)
+    while moment < high and moment.astimezone(tz).utcoffset() == before:
+        moment += timedelta(minutes=1)
+    return moment.astimezone(tz)
 
 
 def grace() -> timedelta:

@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from django.db import IntegrityError, transaction
+from django.db.models import QuerySet
 
 from accounts.models import Account
 from common.errors import Conflict, NotFound
@@ -20,7 +21,12 @@ from comms.services import (
 )
 from guests.messages import event_context, guest_message
 from guests.models import Attendee, Event, default_time_zone
-from guests.reminders import NOT_REMINDER, new_guest_reminders, reminders_schedule
+from guests.reminders import (
+    NOT_REMINDER,
+    attendees_deliveries_cancel,
+    new_guest_reminders,
+    reminders_schedule,
+)
 from guests.selectors import guest_create_checks
 
 
@@ -192,3 +198,21 @@ def _make_live(attendee: Attendee, account: Account, request: _Request) -> Atten
 def _first_send(attendee: Attendee, mode: str) -> uuid.UUID | None:
     return attendee.deliveries.filter(NOT_REMINDER, mode=mode).order_by("created_at").values_list(
         "id", flat=True).first()
+
+
+def attendees_delete(*, attendees: QuerySet[Attendee]) -> None:
+    """Delete guests: their unsent deliveries are cancelled first (``comms.cancelled`` /
+    ``delivery.cancelled`` to webhooks, whose messages keep their payload), then the guests
+    go with their deliveries."""
+    with transaction.atomic():
+        attendees_deliveries_cancel(attendee_ids=attendees, reason="The guest was deleted.")
+        attendees.delete()
+
+
+def events_delete(*, events: QuerySet[Event]) -> None:
+    """Delete events: their guests' unsent deliveries are cancelled first, as a guest's."""
+    with transaction.atomic():
+        attendees_deliveries_cancel(
+            attendee_ids=Attendee.objects.filter(event__in=events.values("id")),
+            reason="The event was deleted.")
+        events.delete()
