@@ -194,3 +194,10 @@ def test_the_guests_page_says_when_they_came_in(staff, event):
     html = staff.get(page).content.decode()
     assert re.search(r'<dd id="guest-checked-in">Checked in at \d\d:\d\d \(stella at the Door '
                      r'page\)</dd>', html), html
+
+
+def test_the_home_page_links_each_event_to_its_door_for_who_may_use_it(keys, staff, event):
+    door = f'href="{_url("", event)}"'
+    assert door in staff.get(reverse("admin:index")).content.decode()
+    support = member_client(keys.account, "sam", Membership.Role.SUPPORT)
+    assert door not in support.get(reverse("admin:index")).content.decode()
