@@ -186,6 +186,8 @@ def dashboard(request: HttpRequest, context: dict[str, Any]) -> dict[str, Any]:
             "guests_url": _link(Attendee, "changelist", query=f"event__id__exact={event.pk}"),
             "send_url": _url("admin:guests_event_send_form", event.pk)
             if event_admin.has_operate_permission(request, event) else None,
+            "door_url": _url("admin:guests_event_door", event.pk)
+            if event_admin.has_operate_permission(request, event) else None,
         } for event in events],
         "today": counts,
         "today_failed_url": _link(Delivery, "changelist", query="status__in=" + ",".join(FAILED)),
