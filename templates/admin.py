@@ -43,6 +43,11 @@ class TemplateForm(forms.ModelForm):
 
     fallback = False  # spec 004's {{name | Guest}}: notification-event templates only
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if "category" in self.fields:  # left empty: transactional, as the API's default
+            self.fields["category"].required = False
+
     def clean_category(self) -> str:
         """The API's check (``templates.categories``): transactional or a topic slug."""
         try:
