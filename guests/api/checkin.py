@@ -85,6 +85,14 @@ class CheckInView(HeraldAPIView):
     @extend_schema(
         request=CheckInIn, responses=RESPONSES, tags=["check-in"],
         summary="Check a guest in at the door (a scanned ticket, once)",
+        description=CHECKIN.description + (
+            "\n\nLets the guest named by the ticket's `token` (what its QR code holds) in, "
+            "once: a second scan is a 409 saying when and by whom. The guest must be the "
+            "key's account's and of the key's mode (a test key rehearses on test guests); "
+            "any other ticket is a 404, the same as a ticket of nobody's. `attendeeId` "
+            "instead of a token needs an admin key. Check-in closes 24 h after the event's "
+            "end (its start when it has no end). A replayed Idempotency-Key answers the "
+            "first 200."),
         examples=[
             OpenApiExample("A scanned ticket", request_only=True, value={
                 "token": EXAMPLE_TOKEN, "eventId": "6a1d2c3b-4e5f-4a6b-8c7d-9e0f1a2b3c4d",

@@ -266,3 +266,23 @@ def test_a_rehearsal_reaches_an_endpoint_that_includes_test_events(sandbox_api, 
     rehearsal = _guest(sandbox_api, event_id)
     sandbox_api.post(CHECKIN, {"token": checkin_token(rehearsal.id)})
     assert [r.payload["data"]["mode"] for r in receiver.verified] == ["test"]
+
+
+def test_the_schema_documents_every_answer_in_the_familys_shape():
+    from drf_spectacular.generators import SchemaGenerator
+
+    operation = SchemaGenerator().get_schema(request=None, public=True)["paths"][
+        CHECKIN]["post"]
+    answers = operation["responses"]
+    assert set(answers) >= {"200", "400", "401", "403", "404", "409", "422", "429"}
+    assert answers["200"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/CheckInOut"}
+    # Already in, or the idempotency layer's own 409s (a key reused, still running).
+    assert answers["409"]["content"]["application/json"]["schema"] == {"anyOf": [
+        {"$ref": "#/components/schemas/AlreadyCheckedInOut"},
+        {"$ref": "#/components/schemas/CommsError"}]}
+    for status in ("400", "403", "404", "422"):
+        assert answers[status]["content"]["application/json"]["schema"] == {
+            "$ref": "#/components/schemas/CommsError"}, status
+    assert "wrong_event" in answers["422"]["description"]
+    assert "Idempotency-Key" in {p["name"] for p in operation["parameters"]}
