@@ -12,6 +12,7 @@ from rest_framework.response import Response
 
 from api.families import CHECKIN
 from api.fields import Guid, StrictSerializer
+from api.pagination import page_of, paginate
 from api.views import HeraldAPIView, get_owned
 from guests import reminders
 from guests.models import Event, ReminderRule
@@ -70,12 +71,12 @@ class RemindersView(HeraldAPIView):
 
 
 class ReminderList(RemindersView):
-    @extend_schema(responses={200: ReminderOut(many=True), 404: EVENT_NOT_FOUND},
+    @extend_schema(responses={200: page_of(ReminderOut, "ReminderPage"), 404: EVENT_NOT_FOUND},
                    tags=["check-in"], summary="The event's reminder rules, earliest first")
     def get(self, request, event_id):
         event = self.get_event(event_id)
-        return Response(ReminderOut(event.reminders.order_by("offset_minutes", "created_at"),
-                                    many=True).data)
+        rules = event.reminders.order_by("offset_minutes", "created_at", "id")
+        return Response(paginate(request, rules, ReminderOut))
 
     @extend_schema(
         request=ReminderIn, tags=["check-in"],

@@ -118,7 +118,7 @@ def test_rules_are_listed_added_and_removed_over_rest(api, keys):
     assert rule["offsetMinutes"] == -120
     assert add_rule(api, event_id, template_id, -1440).status_code == 201
     listed = api.get(f"/checkin/v1/api/event/{event_id}/reminders").json()
-    assert [r["offsetMinutes"] for r in listed] == [-1440, -120]
+    assert [r["offsetMinutes"] for r in listed["items"]] == [-1440, -120]
     again = add_rule(api, event_id, template_id, -120)
     assert again.status_code == 409 and again.json()["error"] == "reminder_exists"
 
@@ -182,7 +182,8 @@ def test_a_test_key_reads_rules_but_cannot_change_them(api, sandbox_api):
     event_id = make_event(api, timezone.now() + timedelta(days=2))
     template_id = make_template(api)
     assert add_rule(api, event_id, template_id, -60).status_code == 201
-    assert len(sandbox_api.get(f"/checkin/v1/api/event/{event_id}/reminders").json()) == 1
+    listed = sandbox_api.get(f"/checkin/v1/api/event/{event_id}/reminders").json()
+    assert len(listed["items"]) == 1
     assert add_rule(sandbox_api, event_id, template_id, -30).status_code == 403
 
 
