@@ -104,7 +104,11 @@
     button.setAttribute("aria-label", "Check in " + guest.name);
     button.addEventListener("click", function () {
       button.disabled = true;
-      checkIn({attendee: guest.id}).then(function () { button.disabled = false; });
+      checkIn({attendee: guest.id}).then(function () {
+        button.disabled = false;
+        /* On a phone the list is below the fold: bring the answer into view. */
+        $("door-result").scrollIntoView({block: "nearest"});
+      });
     });
     return button;
   }
