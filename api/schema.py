@@ -260,9 +260,10 @@ def _ambiguous_serializer_names() -> frozenset[str]:
 
 @lru_cache(maxsize=1)
 def _collections() -> frozenset[str]:
-    """API paths (without parameters) that have a ``/{parameter}`` path right below them."""
+    """API paths ending in a name (``/v1/webhooks``, ``/…/event/{event_id}/reminders``) that
+    have a ``/{parameter}`` path right below them."""
     from drf_spectacular.generators import EndpointEnumerator
 
     paths = [path for path, *_ in EndpointEnumerator().get_api_endpoints()]
     return frozenset(m.group(1) for path in paths
-                     if (m := re.fullmatch(r"([^{}]+)/\{\w+\}/?", path)))
+                     if (m := re.fullmatch(r"(\S*[^{}/]+)/\{\w+\}/?", path)))
