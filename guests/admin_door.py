@@ -3,7 +3,8 @@
 Built by ``EventAdmin.get_urls`` with ``scoped_view`` (the event through the admin's scoped
 queryset: another account's is a 404; staff login and CSRF by the admin site). Letting guests
 in needs the "operate" capability (owner, staff): support's role is remote help (look up,
-resend), not the door, so support gets a 403 here. The live counts need only "view".
+resend), not the door, so support sees the page, the counts and whether a guest came in
+("Is Ann here?"), without the camera or the Check in buttons, and its POST is a 403.
 
 - a search box (name, email, order reference) whose results come from ``door_search`` as the
   user types, each with a "Check in" button;
@@ -52,10 +53,13 @@ def _live_guests(event: Event):
 
 def door_page(model_admin: AccountScopedAdmin, request: HttpRequest,
               event: Event) -> TemplateResponse:
+    can_operate = model_admin.has_operate_permission(request, event)
     return TemplateResponse(request, "admin/guests/event/door.html", {
         **model_admin.admin_site.each_context(request), "opts": Event._meta, "event": event,
-        "original": event, "title": f"{event}: door", "can_operate": True,
-        "subtitle": "Scan tickets or find guests by name, email or order reference.",
+        "original": event, "title": f"{event}: door", "can_operate": can_operate,
+        "subtitle": "Scan tickets or find guests by name, email or order reference."
+        if can_operate else "Find guests by name, email or order reference: who came in "
+        "and when. Letting guests in needs the staff or owner role.",
         "tab_list": admin_views.event_tabs(event, "door"), "counts": counts(event),
         "every": COUNTS_EVERY_SECONDS * 1000, "urls": {
             name: reverse(f"admin:guests_event_door_{name}", args=[event.pk])

@@ -49,6 +49,7 @@ def test_the_page_has_the_scanner_the_search_and_the_counts(staff, event):
     assert 'id="door-camera-start"' in html and 'id="door-search"' in html
     assert '<strong id="door-checked-in">0</strong>' in html
     assert '<strong id="door-expected">1</strong>' in html
+    assert 'data-can-operate="1"' in html and "Send tickets" in html
     # The event's tabs lead to it.
     overview = staff.get(reverse("admin:guests_event_change", args=[event.pk])).content.decode()
     assert f'href="{_url("", event)}"' in overview
@@ -129,14 +130,22 @@ def _closed(event, now) -> str:
     return checkin_token(_guest(event, "Late", "Guest").id)
 
 
-def test_support_watches_the_counts_but_lets_no_one_in(keys, event):
+def test_support_sees_who_came_in_but_lets_no_one_in(keys, staff, event):
     ann = _guest(event, "Ann", "Lee")
+    bob = _guest(event, "Bob", "Stone")
+    staff.post(_url("_check_in", event), {"token": checkin_token(bob.id)})
     support = member_client(keys.account, "sam", Membership.Role.SUPPORT)
-    assert support.get(_url("", event)).status_code == 403
-    assert support.get(_url("_search", event), {"q": "ann"}).status_code == 403
+    page = support.get(_url("", event))
+    assert page.status_code == 200 and page.context["can_operate"] is False
+    html = page.content.decode()
+    assert 'id="door-search"' in html and 'data-can-operate=""' in html
+    assert 'id="door-camera-start"' not in html and 'id="door-result"' not in html
+    assert "Send tickets" not in html  # the event's operate buttons neither
+    found = support.get(_url("_search", event), {"q": "stone"}).json()["guests"]
+    assert found[0]["in"].startswith("Checked in at ")
+    assert support.get(_url("_counts", event)).json() == {"checkedIn": 1, "expected": 2}
     assert support.post(_url("_check_in", event),
                         {"token": checkin_token(ann.id)}).status_code == 403
-    assert support.get(_url("_counts", event)).json() == {"checkedIn": 0, "expected": 1}
     ann.refresh_from_db()
     assert ann.checked_in_at is None
 

@@ -91,10 +91,10 @@
   }
 
   function guestAction(guest) {
-    if (guest["in"]) {
+    if (guest["in"] || !root.dataset.canOperate) {
       var done = document.createElement("span");
-      done.className = "door-guest-in";
-      done.textContent = guest["in"];
+      done.className = guest["in"] ? "door-guest-in" : "door-guest-out";
+      done.textContent = guest["in"] || "Not checked in yet";
       return done;
     }
     var button = document.createElement("button");
@@ -214,6 +214,8 @@
     cameraSaid("");
   }
 
-  $("door-camera-start").addEventListener("click", start);
-  $("door-camera-stop").addEventListener("click", stop);
+  if ($("door-camera-start")) { /* only for who may let guests in */
+    $("door-camera-start").addEventListener("click", start);
+    $("door-camera-stop").addEventListener("click", stop);
+  }
 }());
