@@ -260,10 +260,10 @@ class EventAdmin(AccountScopedAdmin):
                  name="guests_event_sends"),
             path("<uuid:event_id>/dashboard/", view(self.dashboard_view, get="view"),
                  name="guests_event_dashboard"),
-            # The Door: letting guests in is "operate" (not support's); counts are "view".
-            path("<uuid:event_id>/door/", view(self.door_view, get="operate"),
+            # The Door: letting guests in is "operate" (not support's); looking is "view".
+            path("<uuid:event_id>/door/", view(self.door_view, get="view"),
                  name="guests_event_door"),
-            path("<uuid:event_id>/door/search", view(self.door_search_view, get="operate"),
+            path("<uuid:event_id>/door/search", view(self.door_search_view, get="view"),
                  name="guests_event_door_search"),
             path("<uuid:event_id>/door/check-in",
                  view(self.door_check_in_view, post="operate"),
