@@ -75,7 +75,7 @@ def test_coordinator_sends_tickets_and_finds_who_bounced(page, settings):
     clicks.click(page.get_by_role("link", name="Spring Gala"))
     tabs = page.locator("#tabs-items a")
     assert [t.strip() for t in tabs.all_inner_texts()] == [
-        "Overview", "Guests", "Sends", "Deliveries", "Dashboard"]
+        "Overview", "Guests", "Sends", "Deliveries", "Dashboard", "Door"]
     _shot(page, "event")
 
     clicks.click(page.get_by_role("link", name="Send tickets").first)

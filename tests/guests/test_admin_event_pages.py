@@ -191,7 +191,7 @@ def test_event_page_has_its_tabs_and_buttons_and_support_sees_no_buttons(
     tabs = page[page.index('id="tabs-items"'):]
     tabs = tabs[:tabs.index("</nav>")]
     assert re.findall(r">\s*(\w+)\s*</a>", tabs) == ["Overview", "Guests", "Sends",
-                                                     "Deliveries", "Dashboard"]
+                                                     "Deliveries", "Dashboard", "Door"]
     for url in (reverse("admin:guests_event_sends", args=[event.pk]),
                 reverse("admin:guests_event_dashboard", args=[event.pk]),
                 f"?event__id__exact={event.pk}", f"?attendee__event__id__exact={event.pk}"):

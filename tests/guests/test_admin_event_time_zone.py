@@ -59,7 +59,7 @@ def test_the_guest_list_of_an_event_is_its_guests_tab(keys, staff, other_api):
                      {"event__id__exact": str(event.pk)})
     assert page.context["title"] == "Guests of Gala"
     tabs = [item["title"] for item in page.context["tab_list"][0]["items"]]
-    assert tabs == ["Overview", "Guests", "Sends", "Deliveries", "Dashboard"]
+    assert tabs == ["Overview", "Guests", "Sends", "Deliveries", "Dashboard", "Door"]
     rival = other_api.post("/checkin/v1/api/event", {"name": "Rival Gala"}).json()["id"]
     foreign = staff.get(reverse("admin:guests_attendee_changelist"), {"event__id__exact": rival})
     assert "Rival Gala" not in foreign.content.decode()
