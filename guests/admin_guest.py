@@ -33,7 +33,7 @@ from guests.models import Attendee, Event
 from guests.selectors import latest_delivery
 from guests.sending import previous_send_check
 from guests.services import attendees_delete
-from templates.models import MessageTemplate
+from templates.models import TRANSACTIONAL, MessageTemplate
 
 SANDBOX = Delivery.Mode.TEST
 # "Fix the email and resend" mails the address typed: like the template's "Send a test" it is
@@ -415,8 +415,9 @@ def send_plan(attendee: Attendee, deliveries: list[Delivery]) -> SendPlan:
             previous_send_check(attendee=attendee, template=template, mode=mode)
         except HeraldError as exc:
             refusal = admin_actions.refusal_text(exc)
-    suppression = suppressions_active(account_ids=[attendee.account_id], mode=mode,
-                                      addresses=[attendee.email]).order_by("created_at").first()
+    suppression = suppressions_active(  # what would stop this ticket: not a topic's unsubscribe
+        account_ids=[attendee.account_id], mode=mode, addresses=[attendee.email],
+        category=template.category if template else TRANSACTIONAL).order_by("created_at").first()
     templates = [] if template else list(MessageTemplate.objects.filter(
         account_id=attendee.account_id, channel="email", event__isnull=True).order_by("name"))
     return SendPlan(

@@ -179,7 +179,8 @@ def _bulk_send_form(model_admin: AccountScopedAdmin, request: HttpRequest,
 def _preview_counts(event: Event, template: Any, audience: str, mode: str) -> dict[str, int]:
     guests = bulk.bulk_send_audience(event=event, template=template, audience=audience,
                                      mode=mode)
-    suppressed = suppressions_active(account_ids=[event.account_id], mode=mode).filter(
+    suppressed = suppressions_active(account_ids=[event.account_id], mode=mode,
+                                     category=template.category).filter(
         address=Lower(OuterRef("email")))
     matching = guests.count()
     failed = guests.filter(failed_for_good=True).count()
