@@ -154,6 +154,13 @@ def test_a_time_past_sends_at_once_and_more_than_a_year_ahead_is_refused(
         "send_at": ["Choose a time at most a year from now."]}
     assert not BulkSend.objects.exists()
 
+    year = timezone.now().year + 1  # 02:30 on the last Sunday of March: no such time in Paris
+    spring = max(datetime(year, 3, d) for d in range(25, 32) if datetime(year, 3, d).weekday() == 6)
+    gap = _preview(client, event, ticket, send_at=f"{spring:%Y-%m-%d}T02:30")
+    assert "be interpreted in time zone Europe/Paris" in str(
+        gap.context["form"].errors["send_at"])
+    assert not BulkSend.objects.exists()
+
     past = (timezone.now() - timedelta(hours=2)).astimezone(PARIS)
     job = _schedule(client, event, ticket, django_capture_on_commit_callbacks,
                     past.strftime("%Y-%m-%dT%H:%M"))
