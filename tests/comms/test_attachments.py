@@ -5,11 +5,14 @@ attachments decoded), and the size limits checked before any provider is called.
 import base64
 import urllib.request
 from collections.abc import Iterator
-from email import message_from_string, policy
+from email import message_from_bytes, message_from_string, policy
 from typing import Any
 
 import boto3
 import pytest
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.ses.models import ses_backends
 from sendgrid import SendGridAPIClient
@@ -25,6 +28,7 @@ from comms.providers.base import (
 from comms.providers.outbox import OutboxProvider
 from comms.providers.sandbox import SandboxProvider
 from comms.providers.sendgrid import SendGridProvider
+from comms.providers.smtp import build_message
 from tests.fakes.sendgrid_api import FakeSendGrid
 from tests.fakes.smtp_server import Recorder
 
@@ -259,3 +263,24 @@ def test_sendgrid_fake_refuses_what_sendgrid_refuses(fake):
     with pytest.raises(ProviderPermanentError):
         provider.send(ticket(headers=(("Subject", "no"),)))
     assert fake.messages == []
+
+
+# --- any file name and content round-trip ------------------------------------------------------
+
+_NAME = st.text(st.characters(blacklist_categories=("Cs", "Cc", "Zl", "Zp")), min_size=1,
+                max_size=60).filter(lambda name: name.strip() == name)
+
+
+@hypothesis_settings(max_examples=150, deadline=None)
+@given(name=_NAME, content=st.binary(max_size=300), inline=st.booleans())
+def test_any_file_name_and_content_parse_back_as_sent(name, content, inline):
+    attachment = Attachment(name, "application/octet-stream", content,
+                            content_id="f1" if inline else "",
+                            disposition="inline" if inline else "attachment")
+    data = build_message(ticket(attachments=(attachment,), headers=())).data
+    assert data.isascii() and max(map(len, data.split(b"\r\n"))) <= 998
+    message = message_from_bytes(data, policy=policy.default)
+    [part] = [p for p in message.walk() if p.get_content_type() == "application/octet-stream"]
+    assert part.get_filename() == name
+    assert part.get_payload(decode=True) == content
+    assert part.get_content_disposition() == ("inline" if inline else "attachment")
