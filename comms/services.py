@@ -163,10 +163,12 @@ def _delivery_modes(ids: list[Any]) -> dict[str, str]:
 
 
 def suppression_remove(*, account: Account, mode: str, address: str, reason: str,
-                       channel: str = "email") -> Suppression:
+                       channel: str = "email", topic: str = "") -> Suppression:
     """Lift an active suppression of this key mode, keeping the row with why it was lifted.
-    A test key lifts only sandbox suppressions: a live one needs a live key (403)."""
-    rows = Suppression.objects.filter(account=account, channel=channel,
+    A test key lifts only sandbox suppressions: a live one needs a live key (403). ``topic``:
+    which one (an address has at most one per topic): "" the one that stops every message (a
+    bounce), a topic or "*" an unsubscribe."""
+    rows = Suppression.objects.filter(account=account, channel=channel, topic=topic,
                                       address=address.strip().lower(), removed_at__isnull=True)
     suppression = rows.filter(mode=mode).first()
     if suppression is None:

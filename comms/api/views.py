@@ -32,5 +32,5 @@ class SuppressionDetail(CommsView):
         data.is_valid(raise_exception=True)
         suppression = services.suppression_remove(
             account=self.get_account(), mode=request.auth.mode, address=email,
-            reason=data.validated_data["reason"])
+            reason=data.validated_data["reason"], topic=data.validated_data["topic"])
         return Response(SuppressionOut(suppression).data)

@@ -236,3 +236,15 @@ def test_the_ticket_template_stays_transactional_by_default(api, template_id):
     assert body["category"] == "transactional"
     assert body["attachQr"] is False and body["attachIcs"] is False
     assert TICKET.get("category") is None
+
+
+def test_the_suppression_api_shows_and_lifts_an_unsubscribe_by_its_topic(api, client, keys):
+    _one_click(client, f"/u/{_token(keys)}")
+    [row] = api.get("/comms/v1/api/comms/suppression").json()["items"]
+    assert (row["email"], row["reason"], row["topic"]) == (
+        "jane@example.com", "unsubscribed", "event-updates")
+    path = "/comms/v1/api/comms/suppression/jane@example.com"
+    assert api._call("delete", path, {"reason": "asked by phone"}).status_code == 404
+    lifted = api._call("delete", path, {"reason": "asked by phone", "topic": "event-updates"})
+    assert lifted.status_code == 200 and lifted.json()["removedReason"] == "asked by phone"
+    assert not _active().exists()
