@@ -110,6 +110,8 @@ def victim(other_api) -> dict[str, Any]:
             "attendee_id": attendee["id"], "invitation_id": attendee["attendeeInvitationId"],
             "email": "suppressed@their-org.example", "webhook_uuid": str(endpoint.id),
             "message_id": message.webhook_id, "BrandId": brand["BrandId"],
+            # Their deliveries by the ids the cancels take (spec 002's is content given as is).
+            "communication_id": str(inapp.id), "MessageId": attendee["attendeeInvitationId"],
         },
         "endpoint": endpoint, "secret": secret, "message": message,
         "markers": ["victim@their-org.example", "suppressed@their-org.example", "Their Gala",
