@@ -28,6 +28,7 @@ from guests.api.serializers import (
     scheduled_for,
 )
 from guests.models import Attendee, Event
+from guests.reminders import NOT_REMINDER
 
 
 class CheckinView(HeraldAPIView):
@@ -106,7 +107,7 @@ class GuestDetail(CheckinView):
         attendee = get_owned(
             Attendee.objects.filter(account=self.get_account()), attendee_id, "attendee"
         )
-        first = attendee.deliveries.filter(mode=request.auth.mode).order_by(
+        first = attendee.deliveries.filter(NOT_REMINDER, mode=request.auth.mode).order_by(
             "created_at").values_list("id", "status", "next_attempt_at").first()
         if first is None:
             return Response(_guest_body(attendee, None))

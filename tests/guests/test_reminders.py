@@ -207,6 +207,24 @@ def test_a_reminder_is_not_the_guests_ticket(api, template_id):
     assert len(reminders_of(body["id"])) == 1
     again = api.post("/checkin/v1/api/guest", body).json()["attendeeInvitationId"]
     assert again == ticket
+    assert api.get(f"/checkin/v1/api/guest/{body['id']}").json()["attendeeInvitationId"] == ticket
+    without_ticket = guest(event_id)
+    api.post("/checkin/v1/api/guest", without_ticket)
+    assert len(reminders_of(without_ticket["id"])) == 1
+    shown = api.get(f"/checkin/v1/api/guest/{without_ticket['id']}").json()
+    assert shown["attendeeInvitationId"] is None
+
+
+def test_a_rehearsal_guest_made_live_gets_live_reminders(api, sandbox_api):
+    event_id = make_event(api, timezone.now() + timedelta(days=2))
+    add_rule(api, event_id, make_template(api), -60)
+    body = guest(event_id)
+    sandbox_api.post("/checkin/v1/api/guest", body)
+    assert [d.mode for d in reminders_of(body["id"])] == ["test"]
+    assert api.post("/checkin/v1/api/guest", body).status_code == 200
+    assert sorted(d.mode for d in reminders_of(body["id"])) == ["live", "test"]
+    api.post("/checkin/v1/api/guest", body)  # a retry adds none
+    assert len(reminders_of(body["id"])) == 2
 
 
 # --- quiet hours ----------------------------------------------------------------------------
