@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, transaction
-from django.db.models import Q, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
@@ -231,7 +231,8 @@ def reminder_rule_saved(*, rule: ReminderRule, created: bool,
     or changed (its unsent reminders moved to the new time and template)."""
     event = Event.objects.get(id=rule.event_id)
     if not created:
-        _rule_move(rule, event, QuietHours.of(event.account), now or timezone.now())
+        if _rule_move(rule, event, QuietHours.of(event.account), now or timezone.now()):
+            _rule_fill(rule, event, now or timezone.now())
         return
     for batch in _guest_batches(event):
         reminders_schedule_rule(rule=rule, event=event, attendees=batch, now=now)
@@ -247,14 +248,20 @@ def reminders_schedule_rule(*, rule: ReminderRule, event: Event,
                            for a in attendees for p in planned])
 
 
-def _guest_batches(event: Event) -> Iterable[list[Attendee]]:
+def _guest_batches(event: Event, *, without: ReminderRule | None = None,
+                   ) -> Iterable[list[Attendee]]:
     """The event's guests in id order, BATCH at a time (keyset, the ``attendee_event_id``
-    index)."""
+    index); ``without``: only those who never had a delivery of this rule."""
     fields = ("id", "account_id", "event_id", "email", "first_name", "last_name",
               "correlation_id", "mode")
+    guests = Attendee.objects.filter(event_id=event.id)
+    if without is not None:
+        guests = guests.filter(~Exists(Delivery.objects.filter(
+            owner_type_id=owner_type_id(Attendee), owner_id=OuterRef("id"),
+            refs__reminderRuleId=str(without.id))))
     after = None
     while True:
-        rows = Attendee.objects.filter(event_id=event.id).order_by("id").only(*fields)
+        rows = guests.order_by("id").only(*fields)
         if after is not None:
             rows = rows.filter(id__gt=after)
         batch = list(rows[:BATCH])
@@ -307,7 +314,8 @@ def event_reminders_follow(*, event: Event, moved: bool, now: datetime | None = 
         return
     quiet = QuietHours.of(Account.objects.get(id=event.account_id))
     for rule in event.reminders.all():
-        _rule_move(rule, event, quiet, now)
+        if _rule_move(rule, event, quiet, now):
+            _rule_fill(rule, event, now)
 
 
 def account_reminders_follow(*, account: Account, now: datetime | None = None) -> None:
@@ -319,12 +327,12 @@ def account_reminders_follow(*, account: Account, now: datetime | None = None) -
         _rule_move(rule, rule.event, quiet, now)
 
 
-def _rule_move(rule: ReminderRule, event: Event, quiet: QuietHours, now: datetime) -> None:
+def _rule_move(rule: ReminderRule, event: Event, quiet: QuietHours, now: datetime) -> bool:
     """One rule's scheduled reminders to its time (and template) now: one UPDATE, or the
-    cancel of the ones now too late."""
+    cancel of the ones now too late. Whether the rule still has a time to send at."""
     rows = _rule_deliveries(rule)
     if event.starts_at is None:
-        return
+        return False
     due = reminder_due(starts_at=event.starts_at, offset_minutes=rule.offset_minutes,
                        time_zone=event.time_zone, quiet=quiet)
     send_at = reminder_send_at(due=due, now=now, time_zone=event.time_zone, quiet=quiet)
@@ -332,8 +340,17 @@ def _rule_move(rule: ReminderRule, event: Event, quiet: QuietHours, now: datetim
         deliveries_cancel(rows, reason=f"Its time ({due:%Y-%m-%d %H:%M} UTC) passed more than "
                           f"{settings.HERALD_REMINDER_GRACE_MINUTES} minutes ago when the "
                           "event or the reminder changed.")
-        return
+        return False
     rows.update(next_attempt_at=send_at, template_id=rule.template_id, updated_at=now)
+    return True
+
+
+def _rule_fill(rule: ReminderRule, event: Event, now: datetime) -> None:
+    """The guests who never had this rule's reminder (added once its time had passed) get
+    it, now that the event moved it ahead again. One read (an anti-join on the deliveries'
+    owner) when every guest has it; one cancelled by staff or by an earlier move stays so."""
+    for batch in _guest_batches(event, without=rule):
+        reminders_schedule_rule(rule=rule, event=event, attendees=batch, now=now)
 
 
 # --- guests changed ---------------------------------------------------------------------------

@@ -338,6 +338,23 @@ def test_an_event_moved_closer_cancels_reminders_now_too_late_and_sends_just_lat
     assert DeliveryEvent.objects.filter(delivery=day_before, name="comms.cancelled").exists()
 
 
+def test_an_event_postponed_gives_the_reminder_to_guests_added_too_late_for_it(
+        api, keys, settings):
+    settings.HERALD_REMINDER_GRACE_MINUTES = 30
+    start = minute(timezone.now()) + timedelta(hours=10)
+    event_id = make_event(api, start)
+    add_rule(api, event_id, make_template(api), -1440)  # its time passed 14 hours ago
+    api.post("/checkin/v1/api/guest", late := guest(event_id))
+    assert reminders_of(late["id"]) == []
+    move_in_admin(keys, event_id, start + timedelta(days=2))
+    [reminder] = reminders_of(late["id"])
+    assert reminder.status == Status.SCHEDULED
+    assert reminder.next_attempt_at == start + timedelta(days=1)
+    move_in_admin(keys, event_id, start + timedelta(days=3))  # no second one
+    [reminder] = reminders_of(late["id"])
+    assert reminder.next_attempt_at == start + timedelta(days=2)
+
+
 # --- the render context follows the event ------------------------------------------------------
 
 def test_every_scheduled_delivery_of_the_events_guests_gets_the_new_event(api, keys):
