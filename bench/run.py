@@ -16,6 +16,10 @@ Scenarios
   emails/s from the confirm click to the last one accepted ('sent').
 - csv: `bench/csv_import.py` on its own database once the servers are stopped: a
   BENCH_CSV_ROWS-row (100,000) CSV validated and imported, rows/s.
+- scheduled: `bench/scheduled.py` once the servers are stopped, on its own database and
+  Redis db 13: 10,000 emails scheduled 40-60 s ahead through `messages_queue` with a worker
+  (prefork -c 2) and beat running; the worker's CPU while they wait beside the same window
+  with none, then each one's lateness once due (issue 19).
 - peer: `bench/peer.py` once the rest is stopped: the same emails (BENCH_PEER_EMAILS, 10,000;
   0 skips it) sent by django-post-office and by Herald through SMTP to one aiosmtpd server.
 
@@ -54,7 +58,7 @@ PEER_EMAILS = int(os.environ.get("BENCH_PEER_EMAILS", "10000"))
 BULK_GUESTS = int(os.environ.get("BENCH_BULK_GUESTS", "20000"))
 BULK_BATCH = os.environ.get("BENCH_BULK_BATCH", "1000")
 CSV_ROWS = int(os.environ.get("BENCH_CSV_ROWS", "100000"))
-ALL = ("api", "pipeline", "callbacks", "webhooks", "bulk", "csv", "peer")
+ALL = ("api", "pipeline", "callbacks", "webhooks", "bulk", "csv", "scheduled", "peer")
 SCENARIOS = {s.strip() for s in os.environ.get("BENCH_SCENARIOS", ",".join(ALL)).split(",")}
 if unknown := SCENARIOS - set(ALL):
     raise SystemExit(f"BENCH_SCENARIOS: unknown {', '.join(sorted(unknown))}; known: {ALL}")
@@ -197,6 +201,8 @@ def main() -> None:
         stop(proc)
     if "csv" in SCENARIOS:
         results["csv"] = run_csv()
+    if "scheduled" in SCENARIOS:
+        results["scheduled"] = run_scheduled()
     if "peer" in SCENARIOS:
         results["peer"] = run_peer()
     report(results)
@@ -324,6 +330,16 @@ def run_csv() -> dict:
         return json.loads(out.stdout.splitlines()[-1])
     except (IndexError, json.JSONDecodeError):
         return {"problem": out.stderr[-300:] or f"bench/csv_import.py exited {out.returncode}"}
+
+
+def run_scheduled() -> dict:
+    """bench/scheduled.py (its own database, Redis db, worker and beat), nothing else running."""
+    out = subprocess.run([str(VENV / "python"), "bench/scheduled.py", "--json"],
+                         capture_output=True, text=True, env=dict(os.environ), cwd=ROOT)
+    try:
+        return json.loads(out.stdout.splitlines()[-1])
+    except (IndexError, json.JSONDecodeError):
+        return {"problem": out.stderr[-300:] or f"bench/scheduled.py exited {out.returncode}"}
 
 
 def wait_for(sql: str, target: int, timeout: float = 600) -> int:
@@ -492,6 +508,12 @@ def report(results: dict) -> None:
                      f"{bulk['load']:.1f})", "≥ 5,000 emails/s"))
     if csv := results.get("csv"):
         rows.append(_csv_row(csv))
+    if scheduled := results.get("scheduled"):
+        from bench.scheduled import row
+
+        rows.append(row(scheduled) if "problem" not in scheduled else (
+            "Scheduled sends (bench/scheduled.py)", "failed: " + scheduled["problem"][:200]
+            .replace("|", "/").replace("\n", " "), "all sent within 10 s of their time"))
     if "web_rss" in results:
         workers = [f"Celery worker {results['worker_rss']:.0f} MB"] if "worker_rss" in results \
             else []

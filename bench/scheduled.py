@@ -39,13 +39,13 @@ DELIVERIES = 10_000
 LEAD = float(os.environ.get("BENCH_SCHED_LEAD", "40"))
 SPREAD = float(os.environ.get("BENCH_SCHED_SPREAD", "20"))
 WINDOW = float(os.environ.get("BENCH_SCHED_WINDOW", "30"))
-WARM_UP = 8.0  # seconds of ticks before the first window: each pool process has imported all
+WARM_UP = 8.0  # seconds before the first window (``warm_up``)
 BROKER = os.environ.get("BENCH_SCHED_BROKER", "redis://127.0.0.1:6379/13")
 DATABASE_URL = os.environ.get("BENCH_SCHED_DATABASE_URL",
                               "postgres://postgres@127.0.0.1:5432/herald_bench_sched")
 ENV = {
     **os.environ,
-    "DJANGO_SETTINGS_MODULE": "config.settings",
+    "DJANGO_SETTINGS_MODULE": os.environ.get("DJANGO_SETTINGS_MODULE", "config.settings"),
     "DATABASE_URL": DATABASE_URL,
     "CELERY_BROKER_URL": BROKER,
     "HERALD_DISPATCH_KICK_REDIS_URL": BROKER,
@@ -54,7 +54,6 @@ ENV = {
     "LOG_LEVEL": "WARNING",
     "HERALD_DAILY_QUOTA_LIVE": "0",
 }
-os.environ.update(ENV)  # this process queues on the same database and broker
 
 from bench.procs import children, cpu_own, worker_ready  # noqa: E402
 
@@ -99,6 +98,31 @@ def window(worker: subprocess.Popen, beat: subprocess.Popen, seconds: float) -> 
             "beat": cpu_own(beat.pid) - beat_cpu}
 
 
+def warm_up() -> None:
+    """Every beat task run a few times before the first window, so each pool process has
+    run each once (imports, first queries): otherwise the first sweep a process runs costs
+    more in whichever window it falls."""
+    from django.conf import settings
+
+    from config.celery import app
+
+    for entry in settings.CELERY_BEAT_SCHEDULE.values():
+        for _ in range(4):
+            app.send_task(entry["task"])
+    time.sleep(WARM_UP)
+
+
+def postgres_backends() -> list[int]:
+    """The PostgreSQL server processes of this bench's database but this process's own
+    (a connection opened and closed between two samples is missed)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+                       " AND pid <> pg_backend_pid()")
+        return [pid for (pid,) in cursor.fetchall()]
+
+
 def prepare() -> None:
     from config import database
 
@@ -133,12 +157,16 @@ def queue(count: int, account_id, template_id) -> tuple[dict, float]:
     return due, time.monotonic() - started
 
 
-def wait_sent(ids: list, timeout: float) -> None:
+def wait_sent(ids: list, timeout: float, backends: dict[int, list[float]]) -> None:
+    """Until every one of ``ids`` is sent; meanwhile the CPU of the database's server
+    processes, sampled each poll (``postgres_backends``)."""
     from comms.models import Delivery
 
     deadline = time.monotonic() + timeout
     rows = Delivery.objects.filter(id__in=ids, sent_at__isnull=False)
     while time.monotonic() < deadline and rows.count() < len(ids):
+        for pid in postgres_backends():
+            backends.setdefault(pid, [cpu_own(pid)] * 2)[1] = cpu_own(pid)
         time.sleep(0.5)
 
 
@@ -166,6 +194,7 @@ def lateness(due: dict) -> dict:
 
 
 def run(count: int) -> dict:
+    os.environ.update(ENV)  # this process queues on the same database and broker
     prepare()
     import django
 
@@ -184,7 +213,7 @@ def run(count: int) -> dict:
     procs.append(worker)
     beat = start(str(VENV / "celery"), "-A", "config", "beat", "-l", "warning",
                  "--scheduler", "django_celery_beat.schedulers:DatabaseScheduler")
-    time.sleep(WARM_UP)
+    warm_up()
     say(f"baseline window ({WINDOW:.0f} s, nothing scheduled)…")
     before = window(worker, beat, WINDOW)
     say(f"queueing {count:,} scheduled {LEAD:.0f} to {LEAD + SPREAD:.0f} s ahead…")
@@ -198,13 +227,20 @@ def run(count: int) -> dict:
     waiting = window(worker, beat, WINDOW)
     until = (min(due.values()) - datetime.now(tz=min(due.values()).tzinfo)).total_seconds()
     say(f"waiting {until:.0f} s for them to fall due, then for the sends…")
-    wait_sent(list(due), timeout=max(until, 0) + SPREAD + 120)
+    time.sleep(max(until, 0))
+    backends: dict[int, list[float]] = {}  # pid → CPU when first and last seen
+    cpu, started = (worker_cpu(worker), cpu_own(fake.pid)), time.monotonic()
+    wait_sent(list(due), timeout=SPREAD + 120, backends=backends)
+    drain = {"worker": worker_cpu(worker) - cpu[0], "seconds": time.monotonic() - started,
+             "sendgrid": cpu_own(fake.pid) - cpu[1],
+             "postgres": sum(last - first for first, last in backends.values())}
     figures = lateness(due)
     time.sleep(5)  # the last batch's webhooks and events settle
     say(f"second baseline window ({WINDOW:.0f} s, nothing scheduled)…")
     after = window(worker, beat, WINDOW)
     return {"deliveries": count, "queued_seconds": queued, "lead": LEAD, "spread": SPREAD,
             "window": WINDOW, "before": before, "waiting": waiting, "after": after,
+            "drain": drain,
             **figures, "tick": float(os.environ.get("HERALD_SCHEDULE_TICK_SECONDS", "2")),
             "load": os.getloadavg()[0]}
 
@@ -222,6 +258,12 @@ def report(result: dict) -> str:
         f"difference {delta:+.2f} s (beat {result['waiting']['beat']:.2f} s vs "
         f"{result['before']['beat']:.2f} s)",
     ]
+    drain = result["drain"]
+    lines.append(f"worker CPU from the first one's time to the last sent: "
+                 f"{drain['worker']:.2f} s over {drain['seconds']:.1f} s "
+                 f"({drain['worker'] / max(result['sent'], 1) * 1000:.2f} ms per email; "
+                 f"meanwhile the fake SendGrid {drain['sendgrid']:.2f} s, PostgreSQL "
+                 f"{drain['postgres']:.2f} s)")
     if result["max"] is None:
         lines.append(f"none sent: {result['statuses']}")
     else:
@@ -231,6 +273,22 @@ def report(result: dict) -> str:
             f"(min {result['min']:.2f} s); the last sent {result['last_after_last_due']:.2f} s "
             f"after the last one's time, {result['first_to_last']:.1f} s after the first's")
     return "\n".join(lines)
+
+
+def row(result: dict) -> tuple[str, str, str]:
+    """``bench/run.py``'s table row: scenario, measured, target."""
+    base = (result["before"]["worker"], result["after"]["worker"])
+    name = (f"Scheduled sends: {result['deliveries']:,} emails due {result['lead']:.0f}-"
+            f"{result['lead'] + result['spread']:.0f} s ahead (worker prefork -c 2 + beat, "
+            f"tick {result['tick']:.0f} s)")
+    target = "worker CPU while waiting ≈ without (noise); once due, all sent within 10 s"
+    if result["max"] is None:
+        return name, f"none sent: {result['statuses']}", target
+    return name, (
+        f"worker CPU over {result['window']:.0f} s: {result['waiting']['worker']:.2f} s "
+        f"waiting vs {base[0]:.2f} / {base[1]:.2f} s with none; lateness p50 "
+        f"{result['p50']:.1f} s, p99 {result['p99']:.1f} s, max {result['max']:.1f} s "
+        f"({result['sent']:,} sent; load average {result['load']:.1f})"), target
 
 
 def main() -> None:
