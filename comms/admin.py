@@ -299,9 +299,15 @@ class SuppressionAdmin(ModeLabelledAdmin):
         return unsubscribe.topic_words(suppression.topic)
 
     def save_model(self, request, obj, form, change) -> None:
-        """Saving with a removal reason lifts the suppression (the row and reason stay)."""
+        """Saving with a removal reason lifts the suppression (the row and reason stay); an
+        unsubscribe lifted is a resubscribe, as on the preferences page (its webhook)."""
         from django.utils import timezone
 
+        if obj.topic and obj.removed_reason and obj.removed_at is None:
+            unsubscribe.resubscribes_record(account_id=obj.account_id, mode=obj.mode,
+                                            address=obj.address, topics=[obj.topic],
+                                            reason=obj.removed_reason)
+            return
         if obj.removed_reason and obj.removed_at is None:
             obj.removed_at = timezone.now()
         super().save_model(request, obj, form, change)

@@ -227,3 +227,19 @@ def test_the_template_admin_checks_the_category(keys):
         "event-updates", True, False)
     change = owner.get(f"/admin/templates/messagetemplate/{template.pk}/change/")
     assert 'data-token="{{ unsubscribe_url }}"' in change.content.decode()  # the picker
+
+
+def test_lifting_an_unsubscribe_in_the_admin_is_a_resubscribe(keys, token):
+    Endpoint.objects.create(account=keys.account, url="https://93.184.215.14/hooks",
+                            secret_encrypted="x", enabled_events=["recipient.resubscribed"])
+    Client().post(f"/u/{token}", ONE_CLICK, content_type="application/x-www-form-urlencoded")
+    row = Suppression.objects.get()
+    owner = member_client(keys.account, "owner", Membership.Role.OWNER)
+    response = owner.post(f"/admin/comms/suppression/{row.pk}/change/",
+                          {"removed_reason": "Asked us by phone to get updates again"})
+    assert response.status_code == 302, response.content.decode()[:1500]
+    row.refresh_from_db()
+    assert row.removed_at and row.removed_reason == "Asked us by phone to get updates again"
+    [hook] = WebhookMessage.objects.all()
+    assert (hook.event_type, hook.payload["data"]["topic"]) == ("recipient.resubscribed",
+                                                                "event-updates")
