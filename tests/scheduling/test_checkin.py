@@ -189,3 +189,17 @@ def test_a_cancelled_send_is_no_failure(api, attendee, template_id):
     delete(api, f"{SEND}/{sent['attendeeInvitationId']}")
 
     assert two_step(api, attendee, template_id).status_code == 200
+
+
+def test_a_rehearsal_send_of_a_live_guest_keeps_its_send_at(api, sandbox_api, event_id,
+                                                           template_id):
+    body = guest(event_id)
+    api.post("/checkin/v1/api/guest", body)  # live, no ticket yet
+
+    rehearsal = sandbox_api.post("/checkin/v1/api/guest",
+                                 {**body, "commsTemplateId": template_id,
+                                  "sendAt": ahead(hours=2)}).json()
+
+    delivery = Delivery.objects.get(id=rehearsal["attendeeInvitationId"])
+    assert (delivery.mode, delivery.status) == ("test", "scheduled")
+    assert rehearsal["sendAt"] == delivery.next_attempt_at.strftime("%Y-%m-%dT%H:%M:%SZ")
