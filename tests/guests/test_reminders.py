@@ -394,6 +394,20 @@ def test_deleting_a_guest_cancels_its_reminders_with_webhooks_first(api, keys, s
     assert sent.payload["data"]["attendeeInvitationId"] == str(reminder.id)
 
 
+def test_deleting_guests_from_the_list_cancels_their_reminders_first(api, keys, settings):
+    settings.WEBHOOKS_ALLOW_PRIVATE_URLS = True
+    hooks(keys)
+    event_id = make_event(api, timezone.now() + timedelta(days=3))
+    add_rule(api, event_id, make_template(api), -60)
+    ids = [api.post("/checkin/v1/api/guest", guest(event_id)).json()["id"] for _ in range(2)]
+    owner = member_client(keys.account, "olivia", "owner")
+    response = owner.post(reverse("admin:guests_attendee_changelist"), {
+        "action": "delete_selected", "_selected_action": ids, "post": "yes"})
+    assert response.status_code == 302, response.content.decode()[-2000:]
+    assert not Attendee.objects.filter(id__in=ids).exists()
+    assert Message.objects.filter(event_type="comms.cancelled").count() == 2
+
+
 def test_deleting_an_event_cancels_its_guests_reminders_first(api, keys, settings):
     settings.WEBHOOKS_ALLOW_PRIVATE_URLS = True
     hooks(keys)
