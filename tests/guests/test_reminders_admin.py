@@ -246,3 +246,39 @@ def test_the_grace(settings):
     assert reminder_send_at(due=just, now=now, time_zone="UTC", quiet=QuietHours()) == now
     late = now - timedelta(minutes=30)
     assert reminder_send_at(due=late, now=now, time_zone="UTC", quiet=QuietHours()) is None
+
+
+# --- the account's quiet hours ----------------------------------------------------------------
+
+def account_form(keys, **fields) -> dict:
+    return {"name": keys.account.name, "memberships-TOTAL_FORMS": "0",
+            "memberships-INITIAL_FORMS": "0", "api_keys-TOTAL_FORMS": "0",
+            "api_keys-INITIAL_FORMS": "0", **fields}
+
+
+@pytest.mark.parametrize(("start", "end", "error"), [
+    ("21:00", "", "Give both times"),
+    ("", "08:00", "Give both times"),
+    ("09:00", "09:00", "end when they start"),
+])
+def test_quiet_hours_are_both_times_or_neither(keys, start, end, error):
+    owner = member_client(keys.account, "olivia", Membership.Role.OWNER)
+    response = owner.post(reverse("admin:accounts_account_change", args=[keys.account.pk]),
+                          account_form(keys, quiet_hours_start=start, quiet_hours_end=end))
+    assert response.status_code == 200
+    assert error in response.content.decode()
+    keys.account.refresh_from_db()
+    assert keys.account.quiet_hours_start is None and keys.account.quiet_hours_end is None
+
+
+def test_a_new_event_can_have_its_reminders_from_the_start(keys, template):
+    staff = member_client(keys.account, "stella")
+    data = {"account": keys.account.pk, "name": "New", "venue": "", "time_zone": "Europe/Paris",
+            "starts_at_0": "2027-04-17", "starts_at_1": "19:00", "ends_at_0": "",
+            "ends_at_1": "", "reminders-TOTAL_FORMS": "1", "reminders-INITIAL_FORMS": "0",
+            "reminders-0-template": template.pk, "reminders-0-amount": "2",
+            "reminders-0-unit": "hours", "reminders-0-direction": "before"}
+    response = staff.post(reverse("admin:guests_event_add"), data)
+    assert response.status_code == 302, response.context and response.context["errors"]
+    rule = ReminderRule.objects.get()
+    assert rule.offset_minutes == -120 and rule.event.name == "New"
