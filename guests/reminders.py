@@ -234,8 +234,10 @@ def reminder_rule_saved(*, rule: ReminderRule, created: bool,
         if _rule_move(rule, event, QuietHours.of(event.account), now or timezone.now()):
             _rule_fill(rule, event, now or timezone.now())
         return
-    for batch in _guest_batches(event):
-        reminders_schedule_rule(rule=rule, event=event, attendees=batch, now=now)
+    # Twice: a guest added while the batches ran (its insert could not see this rule yet) is
+    # found by the second pass, one read when there is none.
+    for _ in range(2):
+        _rule_fill(rule, event, now or timezone.now())
 
 
 def reminders_schedule_rule(*, rule: ReminderRule, event: Event,
