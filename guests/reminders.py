@@ -1,5 +1,5 @@
 """Event reminders: an event's rules (a template at an offset from its start) scheduled for each
-of its guests, moved with the event, cancelled with the rule.
+of its guests, moved with the event, cancelled with the rule, the guest or the event.
 
 A reminder is an ordinary scheduled delivery (``comms.scheduling``): the guest's message with
 ``send_at`` = the event's start + the rule's offset, and ``reminderRuleId`` among its refs, so
@@ -38,7 +38,7 @@ from guests.messages import event_context, guest_message
 from guests.models import Attendee, Event, ReminderRule
 from templates.models import MessageTemplate
 
-# The ref naming a reminder's rule on its deliveries (and in their webhooks).
+# The ref naming a reminder's rule on its deliveries (how a rule finds its reminders).
 RULE_REF = "reminderRuleId"
 # A guest's deliveries that are not reminders: its tickets (its "last ticket", spec 000's
 # attendeeInvitationId, what support resends).
