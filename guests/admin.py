@@ -17,6 +17,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 from django.utils.timezone import localtime
 from unfold import admin as unfold_admin
+from unfold.widgets import UnfoldAdminIntegerFieldWidget, UnfoldAdminSelectWidget
 
 from accounts.admin_base import AccountScopedAdmin, ScopedInline
 from comms import wording
@@ -69,11 +70,13 @@ def offset_parts(offset_minutes: int) -> tuple[int, str]:
 class ReminderRuleForm(forms.ModelForm):
     """A reminder as staff say it: "24 hours before the start", stored as minutes."""
 
-    amount = forms.IntegerField(min_value=0, initial=24, label="how long")
-    unit = forms.ChoiceField(choices=[(name, name) for name in UNITS], initial="hours")
+    amount = forms.IntegerField(min_value=0, initial=24, label="how long",
+                                widget=UnfoldAdminIntegerFieldWidget)
+    unit = forms.ChoiceField(choices=[(name, name) for name in UNITS], initial="hours",
+                             widget=UnfoldAdminSelectWidget)
     direction = forms.ChoiceField(choices=[("before", "before the start"),
                                            ("after", "after the start")], initial="before",
-                                  label="when")
+                                  label="when", widget=UnfoldAdminSelectWidget)
 
     class Meta:
         model = ReminderRule
