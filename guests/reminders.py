@@ -10,7 +10,8 @@ the rule is one ``UPDATE`` per rule however many guests there are.
 Quiet hours (``Account.quiet_hours_start``/``_end``) are read in the event's own time zone: a
 reminder falling inside them goes at their end. A reminder whose time has passed (a guest
 added late, an event moved closer) goes now if it is less than HERALD_REMINDER_GRACE_MINUTES
-late, else never: "your concert starts in 24 hours" two hours before it would be wrong.
+late, else never: "your concert starts in 24 hours" two hours before it would be wrong; for the
+same reason a reminder meant before the start that quiet hours would push past it is not sent.
 """
 
 import json
@@ -119,6 +120,33 @@ def reminder_send_at(*, due: datetime, now: datetime, time_zone: str,
 
 
 @dataclass(frozen=True)
+class Timing:
+    """A rule's reminder for an event, decided at a moment: when it is due, and when it goes
+    (None: never, ``why_not`` says why)."""
+
+    due: datetime
+    send_at: datetime | None
+    why_not: str = ""
+
+
+def reminder_timing(*, starts_at: datetime, offset_minutes: int, time_zone: str,
+                    quiet: QuietHours, now: datetime) -> Timing:
+    """``reminder_due`` and ``reminder_send_at``; and a reminder meant before the start that
+    quiet hours would put at or after it is not sent ("2 hours before" at 08:00 for a 07:00
+    start would be wrong, as a late one would)."""
+    due = reminder_due(starts_at=starts_at, offset_minutes=offset_minutes,
+                       time_zone=time_zone, quiet=quiet)
+    send_at = reminder_send_at(due=due, now=now, time_zone=time_zone, quiet=quiet)
+    if send_at is None:
+        return Timing(due, None, f"Its time ({due:%Y-%m-%d %H:%M} UTC) passed more than "
+                                 f"{settings.HERALD_REMINDER_GRACE_MINUTES} minutes ago.")
+    if offset_minutes < 0 and send_at >= starts_at:
+        return Timing(due, None, "The account's quiet hours would send it after the event "
+                                 "starts.")
+    return Timing(due, send_at)
+
+
+@dataclass(frozen=True)
 class Planned:
     """One rule's reminder for an event's guests: its template and time."""
 
@@ -136,12 +164,11 @@ def reminders_plan(*, event: Event, rules: Iterable[tuple[Any, Any, int]], quiet
     now = now or timezone.now()
     planned = []
     for rule_id, template_id, offset in rules:
-        due = reminder_due(starts_at=event.starts_at, offset_minutes=offset,
-                           time_zone=event.time_zone, quiet=quiet)
-        send_at = reminder_send_at(due=due, now=now, time_zone=event.time_zone, quiet=quiet)
-        if send_at is not None:
+        timing = reminder_timing(starts_at=event.starts_at, offset_minutes=offset,
+                                 time_zone=event.time_zone, quiet=quiet, now=now)
+        if timing.send_at is not None:
             planned.append(Planned(uuid.UUID(str(rule_id)), uuid.UUID(str(template_id)),
-                                   send_at))
+                                   timing.send_at))
     return planned
 
 
@@ -335,15 +362,13 @@ def _rule_move(rule: ReminderRule, event: Event, quiet: QuietHours, now: datetim
     rows = _rule_deliveries(rule)
     if event.starts_at is None:
         return False
-    due = reminder_due(starts_at=event.starts_at, offset_minutes=rule.offset_minutes,
-                       time_zone=event.time_zone, quiet=quiet)
-    send_at = reminder_send_at(due=due, now=now, time_zone=event.time_zone, quiet=quiet)
-    if send_at is None:
-        deliveries_cancel(rows, reason=f"Its time ({due:%Y-%m-%d %H:%M} UTC) passed more than "
-                          f"{settings.HERALD_REMINDER_GRACE_MINUTES} minutes ago when the "
-                          "event or the reminder changed.")
+    timing = reminder_timing(starts_at=event.starts_at, offset_minutes=rule.offset_minutes,
+                             time_zone=event.time_zone, quiet=quiet, now=now)
+    if timing.send_at is None:
+        deliveries_cancel(rows, reason=f"{timing.why_not} (The event, the reminder or the "
+                          "quiet hours changed.)")
         return False
-    rows.update(next_attempt_at=send_at, template_id=rule.template_id, updated_at=now)
+    rows.update(next_attempt_at=timing.send_at, template_id=rule.template_id, updated_at=now)
     return True
 
 

@@ -250,17 +250,31 @@ def test_quiet_hours_across_midnight_move_a_reminder_to_their_end_in_the_events_
 def test_quiet_hours_early_morning_part_and_outside_them(api, keys):
     quiet(keys, time(21, 0), time(8, 0))
     day = (timezone.now() + timedelta(days=5)).astimezone(PARIS).date()
-    early = make_event(api, datetime.combine(day, time(6, 15), tzinfo=PARIS))
+    early = make_event(api, datetime.combine(day, time(9, 15), tzinfo=PARIS))
     noon = make_event(api, datetime.combine(day, time(12, 0), tzinfo=PARIS))
     template_id = make_template(api)
     for event_id in (early, noon):
-        add_rule(api, event_id, template_id, -120)
+        add_rule(api, event_id, template_id, -120)  # 07:15 (quiet) and 10:00
     api.post("/checkin/v1/api/guest", one := guest(early))
     api.post("/checkin/v1/api/guest", two := guest(noon))
     assert reminders_of(one["id"])[0].next_attempt_at == datetime.combine(
         day, time(8, 0), tzinfo=PARIS)
     assert reminders_of(two["id"])[0].next_attempt_at == datetime.combine(
         day, time(10, 0), tzinfo=PARIS)
+
+
+def test_a_reminder_quiet_hours_would_push_past_the_start_is_not_sent(api, keys):
+    quiet(keys, time(21, 0), time(8, 0))
+    day = (timezone.now() + timedelta(days=5)).astimezone(PARIS).date()
+    start = datetime.combine(day, time(7, 0), tzinfo=PARIS)  # -2 h: 05:00, quiet until 08:00
+    event_id = make_event(api, start)
+    template_id = make_template(api)
+    add_rule(api, event_id, template_id, -120)
+    add_rule(api, event_id, template_id, -1440)  # 07:00 the day before: 08:00, still before
+    api.post("/checkin/v1/api/guest", body := guest(event_id))
+    [reminder] = reminders_of(body["id"])
+    assert reminder.next_attempt_at == datetime.combine(day - timedelta(days=1), time(8, 0),
+                                                        tzinfo=PARIS)
 
 
 def test_quiet_hours_are_read_in_each_events_zone_not_the_servers(api, keys):
