@@ -14,7 +14,7 @@ from comms.models import FAILURES, Delivery, Status
 
 # Outcome groups, in stacking order, with their colours.
 GROUPS = [
-    ("pending", "#9aa5b1", {Status.QUEUED, Status.SENDING}),
+    ("pending", "#9aa5b1", {Status.SCHEDULED, Status.QUEUED, Status.SENDING}),
     ("sent", "#4c8bf5", {Status.SENT}),
     ("delivered", "#2f9e44", {Status.DELIVERED}),
     ("opened", "#0b7285", {Status.OPENED, Status.CLICKED}),

@@ -21,7 +21,7 @@ sends a claimed batch with one SendGrid request per 1,000 personalizations.
 import logging
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -270,6 +270,12 @@ def bulk_send_progress(*, job: BulkSend, statuses: dict[str, int] | None = None
         not creating and counts.waiting == 0 and counts.queued >= job.queued)
     return {"status": job.status, "finished": finished,
             "scheduled": bulk_send_when(job=job) if counts.scheduled or creating else "",
+            # How soon the page asks again: every second while tickets move, every 30 s while
+            # all that waits is a send's time more than a minute ahead.
+            "pollSeconds": 30 if (not creating and counts.waiting == counts.scheduled > 0
+                                  and job.send_at is not None
+                                  and job.send_at > timezone.now() + timedelta(minutes=1))
+            else 1,
             "text": _progress_text(job, finished, counts),
             "bars": {"queued": [counts.queued, counts.to_send, "Tickets prepared"],
                      "sent": [counts.handed, job.queued - counts.cancelled,

@@ -89,7 +89,7 @@ def _parsed(value: str | None) -> datetime | None:
 # Its columns, a funnel: a guest counts once in each column their latest live delivery's
 # status belongs to (sent ⊇ delivered ⊇ opened; bounced or failed: never delivered).
 FUNNEL: dict[str, frozenset[str]] = {
-    "waiting": frozenset({Status.QUEUED, Status.SENDING}),
+    "waiting": frozenset({Status.SCHEDULED, Status.QUEUED, Status.SENDING}),
     # handed to the mail provider, whatever happened next
     "sent": frozenset({Status.SENT, Status.DELIVERED, Status.OPENED, Status.CLICKED,
                        Status.BOUNCED, Status.DROPPED, Status.SPAM_REPORTED,

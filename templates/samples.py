@@ -3,6 +3,11 @@ template can use (the token picker and the unknown-token warning read them)."""
 
 from typing import Any
 
+import segno
+
+# The sample ticket's check-in token and its QR code, as the preview shows it (an email shows
+# its guest's own code, attached inline as cid:ticket-qr by comms.tickets).
+_SAMPLE_TOKEN = "00000000000040008000000000000000.sample-check-in-token"
 # What the preview renders with when no guest is chosen: the tokens a ticket send fills in.
 SAMPLE: dict[str, Any] = {
     "firstName": "Jane", "lastName": "Smith", "email": "jane@example.com",
@@ -14,6 +19,8 @@ SAMPLE: dict[str, Any] = {
     # The links of comms.unsubscribe (each email gets its recipient's own).
     "unsubscribe_url": "https://herald.example/u/sample-unsubscribe-link",
     "preferences_url": "https://herald.example/u/sample-unsubscribe-link#preferences",
+    "checkinToken": _SAMPLE_TOKEN,
+    "ticket_qr_src": segno.make(_SAMPLE_TOKEN, error="m").png_data_uri(scale=4),
 }
 
 # The tokens of a guest's template, in the picker's order, with what each one shows. The
@@ -35,7 +42,10 @@ GUEST_TOKENS: tuple[tuple[str, str], ...] = (
     ("attendeeInvitationId", "This message's id"),
     ("unsubscribe_url", "Unsubscribe link (a topic's emails)"),
     ("preferences_url", "Email preferences link"),
+    ("ticket_qr_src", "Ticket QR code image (<img src=…>, with the QR code attached)"),
+    ("checkinToken", "Check-in code (what the QR code holds)"),
 )
-EVENT_KEYS = frozenset({"id", "name", "venue", "startsAt", "endsAt", "timeZone"})
+EVENT_KEYS = frozenset({"id", "name", "venue", "startsAt", "endsAt", "timeZone", "updatedAt"})
 TOP_TOKENS = frozenset({"firstName", "lastName", "email", "attendeeId", "correlationId",
-                        "attendeeInvitationId", "event", "unsubscribe_url", "preferences_url"})
+                        "attendeeInvitationId", "event", "unsubscribe_url", "preferences_url",
+                        "checkinToken", "ticket_qr_src"})

@@ -129,6 +129,7 @@ def test_progress_waits_for_the_time_then_is_done_once_all_left(
     assert progress["text"] == (f"{scheduled}. Prepared 3 of 3; 0 handed to the mail service, "
                                 "3 waiting (3 for their time).")
     assert [(row["label"], row["count"]) for row in progress["rows"]] == [("Scheduled", 3)]
+    assert progress["pollSeconds"] == 30  # a send months ahead: the page asks every 30 s
     page = client.get(reverse("admin:guests_event_send", args=[event.pk, job.pk]))
     assert scheduled in page.content.decode() and 'id="cancel-send"' in page.content.decode()
     sends = client.get(reverse("admin:guests_event_sends", args=[event.pk]))
@@ -138,7 +139,7 @@ def test_progress_waits_for_the_time_then_is_done_once_all_left(
         assert deliveries_release(now=local + timedelta(seconds=1)) == 3
     assert len(sendgrid.recipients()) == 3
     progress = _progress(client, job)
-    assert progress["finished"] and progress["state"] == "Done"
+    assert progress["finished"] and progress["state"] == "Done" and progress["pollSeconds"] == 1
     assert progress["text"] == "Done: all 3 tickets left Herald."
     page = client.get(reverse("admin:guests_event_send", args=[event.pk, job.pk]))
     assert 'id="cancel-send"' not in page.content.decode()  # nothing left to cancel

@@ -64,7 +64,8 @@
           if (data.status !== shown && !data.rows) {
             window.location.reload();
           } else if (!data.finished) {
-            window.setTimeout(tick, 1000);
+            /* a send scheduled for later: the server says to ask less often */
+            window.setTimeout(tick, 1000 * (data.pollSeconds || 1));
           } else if (data.rows && settled < 200) {
             /* every ticket left Herald: outcomes (delivered, bounced) keep arriving */
             settled += 1;
