@@ -228,6 +228,9 @@ class AttendeeAdmin(AccountScopedAdmin):
         super().save_model(request, obj, form, change)
         if not change:  # a new guest of the event: its reminders (guests.reminders)
             reminders.reminders_schedule(event=obj.event, attendees=[obj])
+        elif {"email", "first_name", "last_name", "event"} & set(form.changed_data):
+            reminders.attendee_reminders_follow(
+                attendee=obj, event_changed="event" in form.changed_data)
 
     def delete_model(self, request, obj: Attendee) -> None:
         """Its unsent deliveries are cancelled (their webhooks go out) first."""

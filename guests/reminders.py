@@ -390,6 +390,28 @@ def reminders_readdress(*, attendee: Attendee) -> int:
     ).update(recipient=attendee.email, updated_at=timezone.now())
 
 
+def attendee_reminders_follow(*, attendee: Attendee, event_changed: bool) -> None:
+    """The guest was edited (the admin's form): its scheduled deliveries follow it — its
+    address, its names, its event in their stored context; moved to another event, its old
+    event's reminders are cancelled and the new one's scheduled."""
+    scheduled = Delivery.objects.filter(owner_type_id=owner_type_id(Attendee),
+                                        owner_id=attendee.pk, status=Status.SCHEDULED)
+    event = Event.objects.get(id=attendee.event_id)
+    if event_changed:
+        deliveries_cancel(scheduled.filter(refs__has_key=RULE_REF),
+                          reason="The guest moved to another event.")
+    names = {"firstName": attendee.first_name, "lastName": attendee.last_name,
+             "_to_name": f"{attendee.first_name} {attendee.last_name}".strip(),
+             "event": event_context(event=event)}
+    scheduled.update(recipient=attendee.email, updated_at=timezone.now(), context=RawSQL(
+        "COALESCE(context, '{}'::jsonb) || %s::jsonb",
+        (json.dumps(names, cls=DjangoJSONEncoder),)), refs=RawSQL(
+        "COALESCE(refs, '{}'::jsonb) || %s::jsonb",
+        (json.dumps({"eventId": str(event.id)}),)))
+    if event_changed:
+        reminders_schedule(event=event, attendees=[attendee])
+
+
 def attendees_deliveries_cancel(*, attendee_ids: Iterable[Any] | QuerySet,
                                 reason: str) -> list[Any]:
     """Cancel the unsent (scheduled or queued) deliveries of these guests, with their

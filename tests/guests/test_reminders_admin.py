@@ -282,3 +282,31 @@ def test_a_new_event_can_have_its_reminders_from_the_start(keys, template):
     assert response.status_code == 302, response.context and response.context["errors"]
     rule = ReminderRule.objects.get()
     assert rule.offset_minutes == -120 and rule.event.name == "New"
+
+
+def test_a_guest_edited_in_the_admin_takes_its_scheduled_deliveries_along(keys, event,
+                                                                          template):
+    reminders.reminder_rule_create(account=keys.account, event_id=event.pk,
+                                   template_id=template.pk, offset_minutes=-60)
+    other = event_create(account=keys.account, name="Other", time_zone="Europe/Paris",
+                         starts_at=event.starts_at + timedelta(days=1))
+    other_rule = reminders.reminder_rule_create(account=keys.account, event_id=other.pk,
+                                                template_id=template.pk, offset_minutes=-30)
+    attendee = add_guest(event)
+    reminders.reminders_schedule(event=event, attendees=[attendee])
+    [old] = Delivery.objects.filter(owner_id=attendee.pk)
+    staff = member_client(keys.account, "stella")
+    url = reverse("admin:guests_attendee_change", args=[attendee.pk])
+    form = {"account": keys.account.pk, "event": event.pk, "email": "ann.lee@example.com",
+            "first_name": "Annie", "last_name": "Lee", "correlation_id": ""}
+    assert staff.post(url, form).status_code == 302
+    old.refresh_from_db()
+    assert old.recipient == "ann.lee@example.com" and old.context["firstName"] == "Annie"
+    assert old.context["_to_name"] == "Annie Lee"
+    assert staff.post(url, {**form, "event": other.pk}).status_code == 302
+    old.refresh_from_db()
+    assert old.status == Status.CANCELLED
+    [new] = Delivery.objects.filter(owner_id=attendee.pk, status=Status.SCHEDULED)
+    assert new.refs["reminderRuleId"] == str(other_rule.pk)
+    assert new.refs["eventId"] == str(other.pk) and new.context["event"]["name"] == "Other"
+    assert new.next_attempt_at == other.starts_at - timedelta(minutes=30)
