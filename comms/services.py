@@ -18,6 +18,7 @@ from django.utils import timezone
 from accounts.models import Account
 from common.errors import HeraldError, NotFound
 from common.inserts import rows_insert
+from comms import unsubscribe
 from comms.messages import Message, Owner
 from comms.models import Delivery, Status, Suppression
 from comms.queueing import enqueue
@@ -177,6 +178,12 @@ def suppression_remove(*, account: Account, mode: str, address: str, reason: str
                               "key cannot lift a live suppression: use a live key.",
                               status=403)
         raise NotFound("suppression")
+    if suppression.topic:  # an unsubscribe lifted is a resubscribe, with its webhook
+        unsubscribe.resubscribes_record(account_id=account.pk, mode=mode,
+                                        address=suppression.address, topics=[topic],
+                                        reason=reason)
+        suppression.refresh_from_db()
+        return suppression
     suppression.removed_at = timezone.now()
     suppression.removed_reason = reason
     suppression.save(update_fields=["removed_at", "removed_reason", "updated_at"])

@@ -239,6 +239,8 @@ def test_the_ticket_template_stays_transactional_by_default(api, template_id):
 
 
 def test_the_suppression_api_shows_and_lifts_an_unsubscribe_by_its_topic(api, client, keys):
+    Endpoint.objects.create(account=keys.account, url="https://93.184.215.14/hooks",
+                            secret_encrypted="x", enabled_events=["recipient.resubscribed"])
     _one_click(client, f"/u/{_token(keys)}")
     [row] = api.get("/comms/v1/api/comms/suppression").json()["items"]
     assert (row["email"], row["reason"], row["topic"]) == (
@@ -248,3 +250,6 @@ def test_the_suppression_api_shows_and_lifts_an_unsubscribe_by_its_topic(api, cl
     lifted = api._call("delete", path, {"reason": "asked by phone", "topic": "event-updates"})
     assert lifted.status_code == 200 and lifted.json()["removedReason"] == "asked by phone"
     assert not _active().exists()
+    # Lifted through the API, as on the page or in the admin: a resubscribe, told by webhook.
+    assert [(m.event_type, m.payload["data"]["topic"]) for m in WebhookMessage.objects.all()] == [
+        ("recipient.resubscribed", "event-updates")]
