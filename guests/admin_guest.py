@@ -25,7 +25,7 @@ from common.errors import HeraldError
 from comms import wording
 from comms.models import CANCELLABLE, FAILURES, Delivery, DeliveryEvent, Status, Suppression
 from comms.scheduling import deliveries_cancel
-from comms.selectors import suppression_modes, suppressions_active
+from comms.selectors import suppression_modes, suppression_topics, suppressions_active
 from guests import admin_actions, admin_views, reminders
 from guests.admin_actions import resend_attendees
 from guests.checkin import checked_in_words
@@ -384,11 +384,13 @@ def _entry(delivery: Delivery, event: DeliveryEvent) -> Entry:
 
 
 def _suppressed_since(delivery: Delivery, event: DeliveryEvent) -> datetime | None:
-    """When the suppression that stopped this send began (the bounce, the unsubscribe)."""
+    """When the suppression that stopped this send began (the bounce, or the unsubscribe from
+    its template's topic: another topic's never stops it)."""
+    category = delivery.template.category if delivery.template_id else ""
     return Suppression.objects.filter(
         account_id=delivery.account_id, channel=delivery.channel,
         address=delivery.recipient.strip().lower(), mode__in=suppression_modes(delivery.mode),
-        created_at__lte=event.occurred_at,
+        topic__in=suppression_topics(category), created_at__lte=event.occurred_at,
     ).order_by("-created_at").values_list("created_at", flat=True).first()
 
 

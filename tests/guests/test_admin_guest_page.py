@@ -206,6 +206,27 @@ def test_a_send_stopped_by_the_suppression_list_says_since_when(
                      r"on \d{1,2} [A-Z][a-z]{2}", history)
 
 
+def test_the_since_is_the_suppression_that_stopped_the_send_not_another_topics(
+        api, live_sandbox, event_id, template_id):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from comms.models import Suppression
+
+    first = guest(event_id, template_id, email="bounce@example.com")
+    api.post("/checkin/v1/api/guest", first)  # bounces: the address is suppressed
+    bounced = timezone.now() - timedelta(days=20)
+    Suppression.objects.update(created_at=bounced)
+    Suppression.objects.create(account=api.keys.account, mode="live", reason="unsubscribed",
+                               address="bounce@example.com",
+                               topic="marketing")  # later, and about marketing only
+    other = guest(event_id, template_id, email="bounce@example.com")  # a ticket
+    api.post("/checkin/v1/api/guest", other)
+    history = _text(_page(_member(api.keys), other["id"]).split('id="ticket-history"')[1])
+    assert f"because it bounced on {bounced.day} " in history
+
+
 def test_the_buttons_are_posts_in_the_guests_account_only(api, other_api, live_sandbox,
                                                           event_id, template_id):
     body = guest(event_id, template_id, email="jane@example.com")
