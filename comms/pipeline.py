@@ -40,6 +40,7 @@ from comms.outcomes import CONNECTION_LOST, Content
 from comms.providers import registry
 from comms.providers.base import (
     Accepted,
+    AttachmentsTooLarge,
     ChannelMessage,
     EmailMessage,
     FollowUp,
@@ -357,6 +358,8 @@ def failure_record(delivery: Delivery, content: Content, attempted: Attempted, *
         signals.recipient_invalid.send(sender=Delivery, account_id=delivery.account_id,
                                        channel=delivery.channel, address=delivery.recipient,
                                        delivery_id=delivery.id)
+    elif isinstance(exc, AttachmentsTooLarge):  # refused before any call: Herald's to say
+        outcomes.fail(delivery, provider, Status.FAILED, "attachments_too_large", str(exc))
     elif isinstance(exc, ProviderPermanentError):
         outcomes.fail(delivery, provider, Status.FAILED, "provider_rejected", str(exc))
     elif isinstance(exc, ProviderConfigurationError) and link and link.integration_id:

@@ -314,6 +314,7 @@ def _not_sent(failure_type: str, provider: str, cause: str) -> str:
     return {
         "transient": f"the {provider} could not be reached after several tries",
         "template_error": "the template could not be filled in",
+        "attachments_too_large": "its attachments are too large to send",
         "invalid_recipient": "the address is not valid",
         "configuration": f"Herald's {provider} is not set up",
         "integration_missing": f"no {provider} is set up for this channel",

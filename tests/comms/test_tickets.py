@@ -248,7 +248,7 @@ def test_a_ticket_over_the_attachment_limit_fails_without_calling_the_provider(
         api, event, smtp: Recorder, settings):
     settings.HERALD_MAX_ATTACHMENT_BYTES = 500
     delivery = add_guest(api, event["id"], ticket_template(api))
-    assert delivery.status == "failed"
+    assert (delivery.status, delivery.failure_type) == ("failed", "attachments_too_large")
     assert "over the 500 bytes allowed (HERALD_MAX_ATTACHMENT_BYTES)" in delivery.failure_reason
     assert "ticket.png" in delivery.failure_reason
     assert smtp.messages == []
