@@ -129,9 +129,16 @@ def deliveries_cancel(rows: QuerySet[Delivery] | Iterable[Any], *, reason: str) 
     ids = (rows.values("id") if isinstance(rows, QuerySet) else list(rows))
     now = timezone.now()
     with transaction.atomic():
+        # Waits for a row another transaction holds (an event's save refreshing the stored
+        # context, the release tick, another cancel) and then reads it again: a row claimed
+        # meanwhile (``sending``) is no longer cancellable, one still scheduled is cancelled.
+        # Skipping held rows instead would leave them to be sent after a cancel that said
+        # they were not cancellable, or said nothing. Locked in id order, as every caller
+        # here locks, so two cancels cannot deadlock; the dispatcher's claim skips rows
+        # this holds (SKIP LOCKED) and never waits on it.
         cancelled = list(
-            Delivery.objects.filter(id__in=ids, status__in=CANCELLABLE)
-            .select_for_update(skip_locked=True).values_list("id", "correlation_id"))
+            Delivery.objects.filter(id__in=ids, status__in=CANCELLABLE).order_by("id")
+            .select_for_update().values_list("id", "correlation_id"))
         if not cancelled:
             return []
         Delivery.objects.filter(id__in=[pk for pk, _ in cancelled],

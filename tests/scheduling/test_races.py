@@ -75,3 +75,32 @@ def test_cancels_racing_the_release_tick_have_one_winner(keys, sendgrid):
     else:  # the worker won before any cancel
         assert cancels == [409] * 5
         assert (status, len(sendgrid.messages)) == ("sent", 1)
+
+
+def test_a_cancel_waits_for_a_row_another_transaction_holds_and_cancels_it(keys, sendgrid):
+    """An event's save refreshing the stored context (or any short transaction) holds the
+    row: the cancel waits for it instead of skipping it and answering "not cancellable"."""
+    from django.db import transaction
+
+    invitation = scheduled_ticket(keys)
+    held = threading.Event()
+
+    def hold_the_row() -> None:
+        try:
+            with transaction.atomic():
+                Delivery.objects.select_for_update().get(id=invitation)
+                held.set()
+                time.sleep(0.7)
+        finally:
+            connection.close()
+
+    holder = threading.Thread(target=hold_the_row)
+    holder.start()
+    assert held.wait(5)
+    response = make_client(keys).delete(f"{SEND}/{invitation}")
+    holder.join()
+
+    assert response.status_code == 200, response.content
+    assert Delivery.objects.get(id=invitation).status == "cancelled"
+    deliveries_release(now=later(minutes=11))
+    assert sendgrid.attempts == 0
