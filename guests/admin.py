@@ -35,6 +35,7 @@ from guests import (
 )
 from guests import services as guests_services
 from guests.admin_actions import resend_deliveries
+from guests.event_times import event_time_problem
 from guests.models import (
     Attendee,
     BulkSend,
@@ -170,6 +171,28 @@ class ReminderRuleInline(ScopedInline, unfold_admin.TabularInline):
         return offset_words(rule.offset_minutes) if rule.offset_minutes is not None else "-"
 
 
+class EventForm(forms.ModelForm):
+    """The event's start and end within ``guests.event_times``' range: a form error instead
+    of an event whose reminders and check-in cannot be timed."""
+
+    class Meta:
+        model = Event
+        fields = ["account", "name", "venue", "starts_at", "ends_at", "time_zone"]
+
+    def clean_starts_at(self) -> Any:
+        return self._in_range("starts_at")
+
+    def clean_ends_at(self) -> Any:
+        return self._in_range("ends_at")
+
+    def _in_range(self, name: str) -> Any:
+        value = self.cleaned_data.get(name)
+        problem = event_time_problem(value)
+        if problem:
+            raise forms.ValidationError(problem)
+        return value
+
+
 def _funnel_column(column: str, title: str):
     def figure(event: Event) -> str:
         return funnel_figure(event, column)
@@ -192,6 +215,7 @@ class EventAdmin(AccountScopedAdmin):
     list_filter = ["account"]
     search_fields = ["name", "id"]
     exclude = ["id"]  # generated; staff never see or type it
+    form = EventForm
     change_form_template = "admin/guests/event/change_form.html"
     inlines = [ReminderRuleInline]
 

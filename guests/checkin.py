@@ -134,9 +134,14 @@ def _refusal(attendee: Attendee, what: str) -> HeraldError:
 
 
 def check_in_closes(event: Event) -> datetime | None:
-    """When the door of ``event`` stops letting guests in; None for an event without dates."""
+    """When the door of ``event`` stops letting guests in; None for an event without dates,
+    or one ending a day before the calendar does (stored before ``guests.event_times``
+    bounded event times): it never closes."""
     end = event.ends_at or event.starts_at
-    return end + CLOSES_AFTER if end is not None else None
+    try:
+        return end + CLOSES_AFTER if end is not None else None
+    except OverflowError:
+        return None
 
 
 def checked_in_payload(attendee: Attendee) -> dict[str, Any]:

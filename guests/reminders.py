@@ -103,9 +103,14 @@ def grace() -> timedelta:
 
 
 def reminder_due(*, starts_at: datetime, offset_minutes: int, time_zone: str,
-                 quiet: QuietHours) -> datetime:
-    """When a rule's reminder is due for an event: its start + the offset, out of quiet hours."""
-    return quiet.shift(starts_at + timedelta(minutes=offset_minutes), time_zone)
+                 quiet: QuietHours) -> datetime | None:
+    """When a rule's reminder is due for an event: its start + the offset, out of quiet hours;
+    None past the calendar's edge (a start stored before ``guests.event_times`` bounded it,
+    in the year 9999 or 1): no reminder rather than a 500."""
+    try:
+        return quiet.shift(starts_at + timedelta(minutes=offset_minutes), time_zone)
+    except OverflowError:
+        return None
 
 
 def reminder_send_at(*, due: datetime, now: datetime, time_zone: str,
@@ -124,7 +129,7 @@ class Timing:
     """A rule's reminder for an event, decided at a moment: when it is due, and when it goes
     (None: never, ``why_not`` says why)."""
 
-    due: datetime
+    due: datetime | None
     send_at: datetime | None
     why_not: str = ""
 
@@ -136,6 +141,9 @@ def reminder_timing(*, starts_at: datetime, offset_minutes: int, time_zone: str,
     start would be wrong, as a late one would)."""
     due = reminder_due(starts_at=starts_at, offset_minutes=offset_minutes,
                        time_zone=time_zone, quiet=quiet)
+    if due is None:
+        return Timing(None, None, "The event's start is at the calendar's edge (the year 1 "
+                      "or 9999): it cannot be timed.")
     send_at = reminder_send_at(due=due, now=now, time_zone=time_zone, quiet=quiet)
     if send_at is None:
         return Timing(due, None, f"Its time ({due:%Y-%m-%d %H:%M} UTC) passed more than "

@@ -6,15 +6,29 @@ from rest_framework import serializers
 from api.fields import Email, Guid, SendAt, Str, StrictSerializer
 from common.times import iso
 from comms.models import Delivery, DeliveryEvent, Status
+from guests.event_times import RANGE_WORDS, event_time_problem
 from guests.models import Attendee, Event, time_zone_names
+
+
+class EventTimeField(serializers.DateTimeField):
+    """An event's start or end, within ``guests.event_times``' range (a 400 outside it)."""
+
+    def to_internal_value(self, value: Any) -> Any:
+        moment = super().to_internal_value(value)
+        problem = event_time_problem(moment)
+        if problem:
+            raise serializers.ValidationError(problem)
+        return moment
 
 
 class EventIn(StrictSerializer):
     id = Guid(required=False)
     name = Str(max_length=200)
     venue = Str(max_length=200, required=False, allow_blank=True, default="")
-    startsAt = serializers.DateTimeField(required=False, allow_null=True, source="starts_at")
-    endsAt = serializers.DateTimeField(required=False, allow_null=True, source="ends_at")
+    startsAt = EventTimeField(required=False, allow_null=True, source="starts_at",
+                         help_text=f"ISO 8601, {RANGE_WORDS}.")
+    endsAt = EventTimeField(required=False, allow_null=True, source="ends_at",
+                       help_text=f"ISO 8601, {RANGE_WORDS}; not before startsAt.")
     timeZone = Str(max_length=64, required=False, source="time_zone", help_text=(
         "Where the event takes place, an IANA name such as Europe/London: messages show its "
         "times in this zone. Default: the server's (UTC)."))
