@@ -169,7 +169,7 @@ def _run_batch(job_id: Any) -> bool:
         if job.cursor is not None:
             guests = guests.filter(id__gt=job.cursor)
         batch = list(guests.values_list("id", "email", "correlation_id", "failed_for_good",
-                                        "first_name", "last_name")[
+                                        "first_name", "last_name", "ticket_key")[
             :step * max(1, BATCH // step)])
         if not batch:
             job.status, job.finished_at = BulkSend.Status.DONE, timezone.now()
@@ -177,11 +177,11 @@ def _run_batch(job_id: Any) -> bool:
             return False
         suppressed = set(suppressions_active(  # a bounce's, or an unsubscribe from its topic
             account_ids=[job.account_id], mode=job.mode, category=job.template.category,
-            addresses=[email for _, email, _, _, _, _ in batch],
+            addresses=[email for _, email, *_ in batch],
         ).values_list("address", flat=True))
         messages = []
         event, guest_type = event_context(event=job.event), owner_type_id(Attendee)
-        for attendee_id, email, correlation_id, failed_for_good, first, last in batch:
+        for attendee_id, email, correlation_id, failed_for_good, first, last, key in batch:
             if failed_for_good:
                 job.skipped_failed += 1
             elif email.strip().lower() in suppressed:
@@ -192,7 +192,7 @@ def _run_batch(job_id: Any) -> bool:
                     template_id=job.template_id, correlation_id=correlation_id,
                     owner=(guest_type, attendee_id), to_name=f"{first} {last}".strip(),
                     context=guest_context(attendee_id=attendee_id, first_name=first,
-                                          last_name=last, event=event),
+                                          last_name=last, event=event, ticket_key=key),
                     refs=bulk_send_refs(job=job, attendee_id=attendee_id, event=event),
                     send_at=job.send_at))
         messages_queue(messages)  # its send task is enqueued on commit

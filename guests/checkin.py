@@ -88,11 +88,11 @@ def attendee_check_in(*, account: Account, mode: str, by: str, token: str | None
     """Check the guest named by ``token`` (or ``attendee_id``) in, once; ``by`` says who
     (a door, a key, an admin user). Raises ``InvalidTicket`` (400), ``NotFound`` (404),
     ``WrongEvent`` / ``CheckInClosed`` (422) or ``AlreadyCheckedIn`` (409)."""
-    guest_id, what = _named(token, attendee_id)
+    guest_id, what, key = _named(token, attendee_id)
     attendee = (Attendee.objects.select_related("event")
                 .filter(pk=guest_id, account=account, mode=mode).first())
-    if attendee is None:
-        raise NotFound(what)
+    if attendee is None or (key is not None and key != attendee.ticket_key):
+        raise NotFound(what)  # a deleted guest's ticket, even if its id was used again
     if event_id is not None and attendee.event_id != event_id:
         raise WrongEvent(attendee)
     now = timezone.now()
@@ -111,16 +111,17 @@ def attendee_check_in(*, account: Account, mode: str, by: str, token: str | None
     return CheckIn(attendee, now, by)
 
 
-def _named(token: Any, attendee_id: uuid.UUID | None) -> tuple[uuid.UUID, str]:
-    """The guest's id and what named it ("ticket" or "attendee", for the 404's words)."""
+def _named(token: Any, attendee_id: uuid.UUID | None) -> tuple[uuid.UUID, str, str | None]:
+    """The guest's id, what named it ("ticket" or "attendee", for the 404's words) and the
+    ticket key a token carries (None: named by id)."""
     if token is not None:
-        guest_id = checkin_token_read(token)
-        if guest_id is None:
+        ticket = checkin_token_read(token)
+        if ticket is None:
             raise InvalidTicket()
-        return guest_id, "ticket"
+        return ticket.attendee_id, "ticket", ticket.key
     if attendee_id is None:
         raise HeraldError("validation_error", "Give the ticket's token or the attendee's id.")
-    return attendee_id, "attendee"
+    return attendee_id, "attendee", None
 
 
 def _refusal(attendee: Attendee, what: str) -> HeraldError:

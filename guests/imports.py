@@ -58,7 +58,7 @@ from django.utils import timezone
 
 from common import jobs
 from common.inserts import rows_insert
-from guests.models import Attendee, Event, GuestImport, GuestImportFile
+from guests.models import Attendee, Event, GuestImport, GuestImportFile, new_ticket_key
 from guests.reminders import reminders_schedule
 
 log = logging.getLogger(__name__)
@@ -690,15 +690,18 @@ def _data(guest_import: GuestImport) -> bytes:
 def _import_batch(guest_import: GuestImport, batch: list[GuestRow]) -> None:
     with transaction.atomic():
         owners = _owners([row.id for row in batch])
-        new = [(row.id, row.first_name, row.last_name, row.email, row.correlation_id)
-               for row in batch if row.id not in owners]
-        rows_insert(Attendee, ("id", "first_name", "last_name", "email", "correlation_id"),
+        # Each guest's ticket key made here, so the reminders below carry the key stored.
+        new = [(row.id, row.first_name, row.last_name, row.email, row.correlation_id,
+                new_ticket_key()) for row in batch if row.id not in owners]
+        rows_insert(Attendee, ("id", "first_name", "last_name", "email", "correlation_id",
+                               "ticket_key"),
                     new, constants={"account_id": guest_import.account_id,
                                     "event_id": guest_import.event_id},
                     ignore_conflicts=True)
         reminders_schedule(event=guest_import.event, attendees=[Attendee(
             id=row[0], first_name=row[1], last_name=row[2], email=row[3], correlation_id=row[4],
-            account_id=guest_import.account_id, event_id=guest_import.event_id) for row in new])
+            ticket_key=row[5], account_id=guest_import.account_id,
+            event_id=guest_import.event_id) for row in new])
         mine = sum(1 for row in batch if owners.get(row.id) == guest_import.account_id)
         GuestImport.objects.filter(id=guest_import.id).update(
             processed=F("processed") + len(batch), imported=F("imported") + len(new),

@@ -32,17 +32,18 @@ def guest_message(*, attendee: Attendee, event: dict[str, Any], template_id: Any
         account_id=attendee.account_id, mode=mode, recipient=attendee.email,
         template_id=template_id, correlation_id=correlation_id, owner=owner or attendee,
         context=guest_context(attendee_id=attendee.id, first_name=attendee.first_name,
-                              last_name=attendee.last_name, event=event),
+                              last_name=attendee.last_name, event=event,
+                              ticket_key=attendee.ticket_key),
         to_name=f"{attendee.first_name} {attendee.last_name}".strip(),
         refs=guest_refs(attendee_id=attendee.id, event=event))
 
 
 def guest_context(*, attendee_id: Any, first_name: str, last_name: str,
-                  event: dict[str, Any]) -> dict[str, Any]:
+                  event: dict[str, Any], ticket_key: str) -> dict[str, Any]:
     """``checkinToken``: the guest's signed check-in token, the content of a ticket's QR
     code (the engine draws it, ``comms.tickets``; templates may print it too)."""
     return {"firstName": first_name, "lastName": last_name, "attendeeId": str(attendee_id),
-            "event": event, "checkinToken": checkin_token(attendee_id)}
+            "event": event, "checkinToken": checkin_token(attendee_id, ticket_key)}
 
 
 def guest_refs(*, attendee_id: Any, event: dict[str, Any]) -> dict[str, Any]:

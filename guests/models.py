@@ -1,3 +1,4 @@
+import secrets
 import uuid
 import zoneinfo
 from functools import cache
@@ -49,6 +50,11 @@ class TimeZoneField(models.CharField):
         return name, path, args, kwargs
 
 
+def new_ticket_key() -> str:
+    """A guest's ``ticket_key``: 72 random bits, URL-safe."""
+    return secrets.token_urlsafe(9)
+
+
 class Event(TimeStampedModel):
     """The occasion guests attend (a concert, a conference day)."""
 
@@ -94,6 +100,10 @@ class Attendee(TimeStampedModel):
     LIVE, TEST = "live", "test"
     mode = models.CharField(max_length=8, default="live", editable=False,
                             choices=[("live", "Live"), ("test", "Test")])
+    # What makes this guest's ticket its own (``guests.tokens``): the check-in token signs it
+    # with the id, so a guest deleted and added again under the same id (ids are the
+    # caller's) gets a new ticket, and the deleted one's QR code stays refused.
+    ticket_key = models.CharField(max_length=16, default=new_ticket_key, editable=False)
     # At the door: when the guest was let in, and by whom ("key <prefix>", "admin <user>");
     # set once (guests.checkin), a second scan is refused saying when.
     checked_in_at = models.DateTimeField(null=True, blank=True)

@@ -290,7 +290,7 @@ def _guest_batches(event: Event, *, without: ReminderRule | None = None,
     """The event's guests in id order, BATCH at a time (keyset, the ``attendee_event_id``
     index); ``without``: only those who never had a delivery of this rule."""
     fields = ("id", "account_id", "event_id", "email", "first_name", "last_name",
-              "correlation_id", "mode")
+              "correlation_id", "mode", "ticket_key")
     guests = Attendee.objects.filter(event_id=event.id)
     if without is not None:
         guests = guests.filter(~Exists(Delivery.objects.filter(

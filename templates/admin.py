@@ -321,7 +321,8 @@ def _context(guest: Attendee | None) -> dict[str, Any]:
             "unsubscribe_url": SAMPLE["unsubscribe_url"],
             "preferences_url": SAMPLE["preferences_url"],
             **guest_context(attendee_id=guest.pk, first_name=guest.first_name,
-                            last_name=guest.last_name, event=event_context(event=guest.event))}
+                            last_name=guest.last_name, event=event_context(event=guest.event),
+                            ticket_key=guest.ticket_key)}
 
 
 def _rendered(template: MessageTemplate, context: dict) -> tuple[Rendered | None, str]:

@@ -21,7 +21,7 @@ from accounts.services import account_create, membership_add
 from guests.checkin import attendee_check_in
 from guests.models import Attendee
 from guests.services import attendee_create, event_create
-from guests.tokens import checkin_token
+from guests.tokens import ticket_token
 from tests.browser.conftest import ARGS, CHROMIUM, PASSWORD, login
 from tests.browser.screens import assert_fits, screenshot
 
@@ -97,7 +97,7 @@ def test_staff_find_a_guest_check_her_in_and_watch_the_counts(page, gala):
     assert Attendee.objects.get(pk=ann.pk).checked_in_by == "dora at the Door page"
 
     # Another door lets Cleo in: the counts follow within a poll (every 5 s).
-    attendee_check_in(account=event.account, mode="live", token=checkin_token(cleo.id),
+    attendee_check_in(account=event.account, mode="live", token=ticket_token(cleo),
                       by="door 2")
     page.wait_for_function(
         "() => document.getElementById('door-checked-in').textContent === '2'", timeout=8000)
@@ -115,7 +115,7 @@ def test_staff_find_a_guest_check_her_in_and_watch_the_counts(page, gala):
 def test_the_camera_scans_a_real_ticket_once(browser, live_server, gala, tmp_path, settings):
     event, (_, bob, _) = gala
     video = tmp_path / "ticket.y4m"
-    y4m(video, checkin_token(bob.id))
+    y4m(video, ticket_token(bob))
     camera = browser.browser_type.launch(executable_path=CHROMIUM, headless=True, args=[
         *ARGS, "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
         f"--use-file-for-fake-video-capture={video}"])

@@ -15,7 +15,7 @@ from accounts.models import Membership
 from accounts.services import account_create
 from guests.models import Attendee
 from guests.services import attendee_create, event_create
-from guests.tokens import checkin_token
+from guests.tokens import checkin_token, ticket_token
 from tests.conftest import member_client
 
 
@@ -57,13 +57,13 @@ def test_the_page_has_the_scanner_the_search_and_the_counts(staff, event):
 
 def test_a_scanned_ticket_is_welcomed_once_then_already_in(staff, event):
     ann = _guest(event, "Ann", "Lee")
-    first = staff.post(_url("_check_in", event), {"token": checkin_token(ann.id)}).json()
+    first = staff.post(_url("_check_in", event), {"token": ticket_token(ann)}).json()
     assert first["result"] == "welcome" and first["title"] == "Welcome, Ann Lee"
     assert first["counts"] == {"checkedIn": 1, "expected": 1}
     ann.refresh_from_db()
     assert ann.checked_in_at is not None and ann.checked_in_by == "stella at the Door page"
 
-    again = staff.post(_url("_check_in", event), {"token": checkin_token(ann.id)}).json()
+    again = staff.post(_url("_check_in", event), {"token": ticket_token(ann)}).json()
     assert again["result"] == "already"
     assert again["title"].startswith("Already checked in at ")
     assert again["title"].endswith("(stella at the Door page)") and again["detail"] == "Ann Lee"
@@ -100,11 +100,11 @@ def test_a_guest_found_by_name_email_or_reference_is_checked_in_by_button(staff,
 def test_a_refused_ticket_says_why_and_lets_no_one_in(staff, event, ticket, title):
     now = timezone.now()
     tokens = {
-        "other event": lambda: checkin_token(_guest(event_create(
-            account=event.account, name="Autumn Fair"), "Al", "Fair").id),
-        "rehearsal": lambda: checkin_token(_guest(event, "Rehearsal", "Guest", mode="test").id),
+        "other event": lambda: ticket_token(_guest(event_create(
+            account=event.account, name="Autumn Fair"), "Al", "Fair")),
+        "rehearsal": lambda: ticket_token(_guest(event, "Rehearsal", "Guest", mode="test")),
         "deleted": lambda: _deleted(event),
-        "forged": lambda: checkin_token(uuid.uuid4())[:-2] + "xx",
+        "forged": lambda: checkin_token(uuid.uuid4(), "")[:-2] + "xx",
         "nothing": lambda: "",
         "closed": lambda: _closed(event, now),
     }
@@ -119,7 +119,7 @@ def test_a_refused_ticket_says_why_and_lets_no_one_in(staff, event, ticket, titl
 
 def _deleted(event) -> str:
     guest = _guest(event, "Gone", "Guest")
-    token = checkin_token(guest.id)
+    token = ticket_token(guest)
     guest.delete()
     return token
 
@@ -127,13 +127,13 @@ def _deleted(event) -> str:
 def _closed(event, now) -> str:
     event.starts_at, event.ends_at = now - timedelta(days=3), now - timedelta(days=2)
     event.save()
-    return checkin_token(_guest(event, "Late", "Guest").id)
+    return ticket_token(_guest(event, "Late", "Guest"))
 
 
 def test_support_sees_who_came_in_but_lets_no_one_in(keys, staff, event):
     ann = _guest(event, "Ann", "Lee")
     bob = _guest(event, "Bob", "Stone")
-    staff.post(_url("_check_in", event), {"token": checkin_token(bob.id)})
+    staff.post(_url("_check_in", event), {"token": ticket_token(bob)})
     support = member_client(keys.account, "sam", Membership.Role.SUPPORT)
     page = support.get(_url("", event))
     assert page.status_code == 200 and page.context["can_operate"] is False
@@ -145,7 +145,7 @@ def test_support_sees_who_came_in_but_lets_no_one_in(keys, staff, event):
     assert found[0]["in"].startswith("Checked in at ")
     assert support.get(_url("_counts", event)).json() == {"checkedIn": 1, "expected": 2}
     assert support.post(_url("_check_in", event),
-                        {"token": checkin_token(ann.id)}).status_code == 403
+                        {"token": ticket_token(ann)}).status_code == 403
     ann.refresh_from_db()
     assert ann.checked_in_at is None
 
@@ -157,7 +157,7 @@ def test_another_accounts_event_is_a_404_on_every_door_url(event):
     for name in ("", "_search", "_counts"):
         assert stranger.get(_url(name, event), {"q": "ann"}).status_code == 404, name
     assert stranger.post(_url("_check_in", event),
-                         {"token": checkin_token(ann.id)}).status_code == 404
+                         {"token": ticket_token(ann)}).status_code == 404
     ann.refresh_from_db()
     assert ann.checked_in_at is None
 
@@ -166,7 +166,7 @@ def test_the_check_in_post_needs_the_csrf_token(keys, event):
     ann = _guest(event, "Ann", "Lee")
     client = member_client(keys.account, "cara", Membership.Role.STAFF, csrf=True)
     assert client.post(_url("_check_in", event),
-                       {"token": checkin_token(ann.id)}).status_code == 403
+                       {"token": ticket_token(ann)}).status_code == 403
     ann.refresh_from_db()
     assert ann.checked_in_at is None
 
@@ -199,7 +199,7 @@ def test_the_guests_page_says_when_they_came_in(staff, event):
     ann = _guest(event, "Ann", "Lee")
     page = reverse("admin:guests_attendee_change", args=[ann.pk])
     assert '<dd id="guest-checked-in">Not checked in yet</dd>' in staff.get(page).content.decode()
-    staff.post(_url("_check_in", event), {"token": checkin_token(ann.id)})
+    staff.post(_url("_check_in", event), {"token": ticket_token(ann)})
     html = staff.get(page).content.decode()
     assert re.search(r'<dd id="guest-checked-in">Checked in at \d\d:\d\d \(stella at the Door '
                      r'page\)</dd>', html), html

@@ -14,7 +14,7 @@ from rest_framework.test import APIClient
 
 from accounts.models import IdempotentRequest
 from guests.models import Attendee
-from guests.tokens import checkin_token
+from guests.tokens import checkin_token, ticket_token
 from tests.conftest import concurrently, guest, make_client
 from tests.fakes.webhook_receiver import WebhookReceiver
 from tests.webhooks.test_delivery import Hooks
@@ -35,7 +35,7 @@ def _nobody_in() -> bool:
 
 def test_a_scanned_ticket_lets_the_guest_in_once(api, event_id):
     ann = _guest(api, event_id)
-    token = checkin_token(ann.id)
+    token = ticket_token(ann)
 
     first = api.post(CHECKIN, {"token": token, "door": "door 2", "eventId": event_id})
 
@@ -62,11 +62,11 @@ def test_a_scanned_ticket_lets_the_guest_in_once(api, event_id):
 
 def test_without_a_door_the_key_is_who_let_the_guest_in(api, event_id):
     ann = _guest(api, event_id)
-    response = api.post(CHECKIN, {"token": checkin_token(ann.id), "scannedBy": "Sam"})
+    response = api.post(CHECKIN, {"token": ticket_token(ann), "scannedBy": "Sam"})
     assert response.json()["checkedInBy"] == "Sam"
     bea = _guest(api, event_id)
     prefix = api.keys.live_key[:12]
-    assert api.post(CHECKIN, {"token": checkin_token(bea.id)}).json()["checkedInBy"] == (
+    assert api.post(CHECKIN, {"token": ticket_token(bea)}).json()["checkedInBy"] == (
         f"key {prefix}…")
 
 
@@ -75,7 +75,7 @@ def test_two_doors_scanning_at_once_let_the_guest_in_once(keys):
     event = make_client(keys).post("/checkin/v1/api/event", {"name": "Gala"}, format="json")
     body = guest(event.json()["id"])
     assert make_client(keys).post("/checkin/v1/api/guest", body, format="json").status_code == 200
-    token = checkin_token(body["id"])
+    token = ticket_token(Attendee.objects.get(id=body["id"]))
 
     responses = concurrently(6, lambda i: make_client(keys).post(
         CHECKIN, {"token": token, "door": f"door {i}"}, format="json"))
@@ -101,7 +101,7 @@ def test_two_doors_scanning_at_once_let_the_guest_in_once(keys):
 def test_a_forged_or_damaged_token_is_a_400_and_lets_no_one_in(api, event_id, token, error):
     ann = _guest(api, event_id)
     if token == "tampered":  # one character of the signature changed
-        real = checkin_token(ann.id)
+        real = ticket_token(ann)
         token = real[:-1] + ("A" if real[-1] != "A" else "B")
     response = api.post(CHECKIN, {"token": token})
     assert response.status_code == 400, response.content
@@ -112,22 +112,36 @@ def test_a_forged_or_damaged_token_is_a_400_and_lets_no_one_in(api, event_id, to
 def test_a_ticket_signed_for_no_guest_of_ours_is_a_404(api, event_id):
     """A guest deleted since the ticket was sent (a cancelled ticket), or never ours."""
     ann = _guest(api, event_id)
-    token = checkin_token(ann.id)
+    token = ticket_token(ann)
     ann.delete()
-    for scanned in (token, checkin_token(uuid.uuid4())):
+    for scanned in (token, checkin_token(uuid.uuid4(), "")):
         response = api.post(CHECKIN, {"token": scanned})
         assert response.status_code == 404
         assert response.json() == {"error": "ticket_not_found",
                                    "message": "No ticket with this id."}
 
 
+def test_a_deleted_guests_ticket_stays_refused_when_its_id_is_added_again(api, event_id):
+    """Guest ids are the caller's (a re-imported file gives the same ones): the guest added
+    again under the deleted one's id has a ticket of its own, and the old one lets no one in."""
+    ann = _guest(api, event_id, id="5f1b5c0e-0000-4000-8000-00000000beef")
+    old = ticket_token(ann)
+    ann.delete()
+    again = _guest(api, event_id, id="5f1b5c0e-0000-4000-8000-00000000beef",
+                   email="someone.else@example.com")
+    assert ticket_token(again) != old
+    assert api.post(CHECKIN, {"token": old}).status_code == 404
+    assert _nobody_in()
+    assert api.post(CHECKIN, {"token": ticket_token(again)}).status_code == 200
+
+
 def test_another_accounts_ticket_is_not_found_and_not_let_in(api, other_api, event_id):
     ann = _guest(api, event_id)
-    response = other_api.post(CHECKIN, {"token": checkin_token(ann.id)})
+    response = other_api.post(CHECKIN, {"token": ticket_token(ann)})
     # The same answer as a ticket of nobody's: no oracle of another account's guests.
     assert response.status_code == 404 and response.json()["error"] == "ticket_not_found"
     assert _nobody_in()
-    assert api.post(CHECKIN, {"token": checkin_token(ann.id)}).status_code == 200
+    assert api.post(CHECKIN, {"token": ticket_token(ann)}).status_code == 200
 
 
 def test_a_test_key_rehearses_on_test_guests_and_a_live_key_lets_real_guests_in(
@@ -136,12 +150,12 @@ def test_a_test_key_rehearses_on_test_guests_and_a_live_key_lets_real_guests_in(
     real = _guest(api, event_id, email="real@example.com")
     assert (rehearsal.mode, real.mode) == ("test", "live")
 
-    assert api.post(CHECKIN, {"token": checkin_token(rehearsal.id)}).status_code == 404
-    assert sandbox_api.post(CHECKIN, {"token": checkin_token(real.id)}).status_code == 404
+    assert api.post(CHECKIN, {"token": ticket_token(rehearsal)}).status_code == 404
+    assert sandbox_api.post(CHECKIN, {"token": ticket_token(real)}).status_code == 404
     assert _nobody_in()
 
-    assert sandbox_api.post(CHECKIN, {"token": checkin_token(rehearsal.id)}).status_code == 200
-    assert api.post(CHECKIN, {"token": checkin_token(real.id)}).status_code == 200
+    assert sandbox_api.post(CHECKIN, {"token": ticket_token(rehearsal)}).status_code == 200
+    assert api.post(CHECKIN, {"token": ticket_token(real)}).status_code == 200
 
 
 def test_by_attendee_id_needs_an_admin_key(api, event_id):
@@ -177,7 +191,7 @@ def test_a_malformed_request_is_a_400_naming_the_problem(api, body):
 def test_a_ticket_for_another_event_is_refused_at_this_events_door(api, event_id):
     ann = _guest(api, event_id)
     other = api.post("/checkin/v1/api/event", {"name": "Autumn Fair"}).json()["id"]
-    response = api.post(CHECKIN, {"token": checkin_token(ann.id), "eventId": other})
+    response = api.post(CHECKIN, {"token": ticket_token(ann), "eventId": other})
     assert response.status_code == 422
     assert response.json()["error"] == "wrong_event"
     assert response.json()["message"] == "Not a ticket for this event: it is for “Spring Gala”."
@@ -193,22 +207,22 @@ def test_check_in_closes_a_day_after_the_event(api):
 
     ended = _guest(api, event(startsAt=now - timedelta(days=3), endsAt=now - timedelta(hours=25)))
     started = _guest(api, event(startsAt=now - timedelta(hours=25)))
-    response = api.post(CHECKIN, {"token": checkin_token(ended.id)})
+    response = api.post(CHECKIN, {"token": ticket_token(ended)})
     assert response.status_code == 422 and response.json()["error"] == "checkin_closed"
     assert re.fullmatch(r"Check-in for “Past” closed (at|on \d+ \w+ at) \d\d:\d\d, a day after "
                         r"the event\.", response.json()["message"]), response.json()
-    assert api.post(CHECKIN, {"token": checkin_token(started.id)}).status_code == 422
+    assert api.post(CHECKIN, {"token": ticket_token(started)}).status_code == 422
     assert _nobody_in()
     # Still open 23 h after the end; an event without dates never closes.
     late = _guest(api, event(startsAt=now - timedelta(hours=30), endsAt=now - timedelta(hours=23)))
     undated = _guest(api, event())
-    assert api.post(CHECKIN, {"token": checkin_token(late.id)}).status_code == 200
-    assert api.post(CHECKIN, {"token": checkin_token(undated.id)}).status_code == 200
+    assert api.post(CHECKIN, {"token": ticket_token(late)}).status_code == 200
+    assert api.post(CHECKIN, {"token": ticket_token(undated)}).status_code == 200
 
 
 def test_a_replayed_idempotency_key_answers_the_first_200(api, event_id):
     ann = _guest(api, event_id)
-    scan = {"token": checkin_token(ann.id), "door": "door 1"}
+    scan = {"token": ticket_token(ann), "door": "door 1"}
     first = api.post(CHECKIN, scan, HTTP_IDEMPOTENCY_KEY="scan-1")
     again = api.post(CHECKIN, scan, HTTP_IDEMPOTENCY_KEY="scan-1")
     assert first.status_code == again.status_code == 200
@@ -239,8 +253,8 @@ def test_the_guest_checked_in_webhook_reaches_the_receiver(api, sandbox_api, eve
     ann = _guest(api, event_id)
     rehearsal = _guest(sandbox_api, event_id)
 
-    answer = api.post(CHECKIN, {"token": checkin_token(ann.id), "door": "door 2"}).json()
-    sandbox_api.post(CHECKIN, {"token": checkin_token(rehearsal.id)})
+    answer = api.post(CHECKIN, {"token": ticket_token(ann), "door": "door 2"}).json()
+    sandbox_api.post(CHECKIN, {"token": ticket_token(rehearsal)})
 
     assert [r.error for r in receiver.received] == [""]  # verified; the rehearsal held back
     payload = receiver.verified[0].payload
@@ -253,9 +267,9 @@ def test_the_guest_checked_in_webhook_reaches_the_receiver(api, sandbox_api, eve
 def test_a_refused_scan_emits_nothing(api, event_id, receiver):
     _endpoint(api.keys, api.capture, receiver)
     ann = _guest(api, event_id)
-    api.post(CHECKIN, {"token": checkin_token(ann.id)})
-    api.post(CHECKIN, {"token": checkin_token(ann.id)})  # 409
-    api.post(CHECKIN, {"token": checkin_token(uuid.uuid4())})  # 404
+    api.post(CHECKIN, {"token": ticket_token(ann)})
+    api.post(CHECKIN, {"token": ticket_token(ann)})  # 409
+    api.post(CHECKIN, {"token": checkin_token(uuid.uuid4(), "")})  # 404
     assert Message.objects.filter(event_type="guest.checked_in").count() == 1
     assert len(receiver.received) == 1
 
@@ -264,7 +278,7 @@ def test_a_rehearsal_reaches_an_endpoint_that_includes_test_events(sandbox_api, 
                                                                    receiver):
     _endpoint(sandbox_api.keys, sandbox_api.capture, receiver, include_test_events=True)
     rehearsal = _guest(sandbox_api, event_id)
-    sandbox_api.post(CHECKIN, {"token": checkin_token(rehearsal.id)})
+    sandbox_api.post(CHECKIN, {"token": ticket_token(rehearsal)})
     assert [r.payload["data"]["mode"] for r in receiver.verified] == ["test"]
 
 
