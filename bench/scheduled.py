@@ -216,9 +216,11 @@ def run(count: int) -> dict:
     say(f"waiting {until:.0f} s for them to fall due, then for the sends…")
     time.sleep(max(until, 0))
     cpu, started = (worker_cpu(worker), cpu_own(fake.pid)), time.monotonic()
+    pool = {pid: cpu_own(pid) for pid in children(worker.pid)}
     wait_sent(list(due), timeout=SPREAD + 120)
     drain = {"worker": worker_cpu(worker) - cpu[0], "seconds": time.monotonic() - started,
-             "sendgrid": cpu_own(fake.pid) - cpu[1]}
+             "sendgrid": cpu_own(fake.pid) - cpu[1],
+             "pool": [round(cpu_own(pid) - used, 2) for pid, used in pool.items()]}
     figures = lateness(due)
     time.sleep(5)  # the last batch's webhooks and events settle
     say(f"second baseline window ({WINDOW:.0f} s, nothing scheduled)…")
@@ -246,7 +248,8 @@ def report(result: dict) -> str:
     drain = result["drain"]
     lines.append(f"worker CPU from the first one's time to the last sent: "
                  f"{drain['worker']:.2f} s over {drain['seconds']:.1f} s "
-                 f"({drain['worker'] / max(result['sent'], 1) * 1000:.2f} ms per email; "
+                 f"({drain['worker'] / max(result['sent'], 1) * 1000:.2f} ms per email; pool "
+                 f"processes {' + '.join(f'{c:.2f}' for c in drain.get('pool', []))} s; "
                  f"meanwhile the fake SendGrid {drain['sendgrid']:.2f} s)")
     if result["max"] is None:
         lines.append(f"none sent: {result['statuses']}")
