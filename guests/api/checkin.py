@@ -37,8 +37,12 @@ class CheckInIn(StrictSerializer):
                     source="scanned_by", help_text="Who scanned (\"Sam\"), kept beside door.")
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        """Exactly one names the guest: the 400 names the field(s) at fault — both when
+        neither or both were given, as either one would do."""
         if ("token" in attrs) == ("attendee_id" in attrs):
-            raise serializers.ValidationError("Give either token or attendeeId (one of them).")
+            said = ("Give token or attendeeId, not both." if "token" in attrs
+                    else "Give token or attendeeId (one of them).")
+            raise serializers.ValidationError({"token": said, "attendeeId": said})
         return attrs
 
 
@@ -61,6 +65,19 @@ class AlreadyCheckedInOut(serializers.Serializer):
     checkedInBy = serializers.CharField()
 
 
+class CheckInRefusedOut(serializers.Serializer):
+    """A 422: the ticket is real and its guest exists, but this door does not let it in."""
+
+    error = serializers.CharField(help_text="wrong_event or checkin_closed")
+    message = serializers.CharField()
+    eventId = serializers.UUIDField(help_text=(
+        "wrong_event: the event the ticket is for; checkin_closed: the event that closed."))
+    attendeeId = serializers.UUIDField(required=False, help_text=(
+        "wrong_event only: the guest the ticket names."))
+    closedAt = serializers.DateTimeField(required=False, help_text=(
+        "checkin_closed only: when check-in closed (24 h after the event's end)."))
+
+
 EXAMPLE_TOKEN = "0b5f7c1e8d2a4e439a573f1c2d4e5f60.x8Qm2b1YvKp0m9TuqG3fX0c2r5o"
 RESPONSES = {
     200: CheckInOut,
@@ -73,9 +90,9 @@ RESPONSES = {
                          "live key, or a guest deleted since: a cancelled ticket)."),
     409: OpenApiResponse(AlreadyCheckedInOut, description="already_checked_in: the guest was "
                          "let in before; the message says when and by whom."),
-    422: OpenApiResponse(description="wrong_event: the ticket is for another event than "
-                         "eventId; checkin_closed: more than 24 h after the event's end (its "
-                         "start when it has no end)."),
+    422: OpenApiResponse(CheckInRefusedOut, description="wrong_event: the ticket is for "
+                         "another event than eventId; checkin_closed: more than 24 h after the "
+                         "event's end (its start when it has no end)."),
 }
 
 
@@ -106,7 +123,12 @@ class CheckInView(HeraldAPIView):
                 "error": "already_checked_in",
                 "message": "Already checked in at 19:02 (door 2).",
                 "attendeeId": "0b5f7c1e-8d2a-4e43-9a57-3f1c2d4e5f60",
-                "checkedInAt": "2027-04-17T17:02:11Z", "checkedInBy": "door 2"})])
+                "checkedInAt": "2027-04-17T17:02:11Z", "checkedInBy": "door 2"}),
+            OpenApiExample("Another event's ticket", response_only=True, status_codes=["422"],
+                           value={"error": "wrong_event", "message": "Not a ticket for this "
+                                  "event: it is for “Spring Gala”.",
+                                  "attendeeId": "0b5f7c1e-8d2a-4e43-9a57-3f1c2d4e5f60",
+                                  "eventId": "6a1d2c3b-4e5f-4a6b-8c7d-9e0f1a2b3c4d"})])
     def post(self, request):
         data = CheckInIn(data=request.data)
         data.is_valid(raise_exception=True)
