@@ -16,6 +16,7 @@ PRODUCTION = {
     "DJANGO_SECURE_PROXY_SSL_HEADER": "X-Forwarded-Proto",
     "DATABASE_URL": "postgres://herald@db.internal:5432/herald",
     "CELERY_BROKER_URL": "redis://redis.internal:6379/0",
+    "HERALD_PUBLIC_BASE_URL": "https://herald.example.com",
 }
 
 
