@@ -295,8 +295,10 @@ def test_the_schema_documents_every_answer_in_the_familys_shape():
     assert answers["409"]["content"]["application/json"]["schema"] == {"anyOf": [
         {"$ref": "#/components/schemas/AlreadyCheckedInOut"},
         {"$ref": "#/components/schemas/CommsError"}]}
-    for status in ("400", "403", "404", "422"):
+    for status in ("400", "403", "404"):
         assert answers[status]["content"]["application/json"]["schema"] == {
             "$ref": "#/components/schemas/CommsError"}, status
+    assert answers["422"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/CheckInRefusedOut"}  # its ids and closedAt declared
     assert "wrong_event" in answers["422"]["description"]
     assert "Idempotency-Key" in {p["name"] for p in operation["parameters"]}
