@@ -359,7 +359,10 @@ class EventAdmin(AccountScopedAdmin):
         """The start in the event's own time zone, as its guests read it."""
         if event.starts_at is None:
             return "-"
-        local = localtime(event.starts_at, ZoneInfo(event.time_zone))
+        try:
+            local = localtime(event.starts_at, ZoneInfo(event.time_zone))
+        except OverflowError:  # stored before the bounds (guests.event_times): shown in UTC
+            return f"{date_format(event.starts_at, 'D j M Y, H:i')} (UTC)"
         return f"{date_format(local, 'D j M Y, H:i')} ({event.time_zone})"
 
     def response_add(self, request, obj, post_url_continue=None):

@@ -141,3 +141,14 @@ def test_the_admins_new_guest_of_such_an_event_is_saved_without_reminder(api, ke
     assert response.status_code == 302, response.content.decode()[-2000:]
     assert Attendee.objects.filter(email="cy@example.com").exists()
     assert _reminders() == 0
+
+
+def test_the_event_list_shows_a_start_at_the_calendars_end_east_of_utc(keys):
+    event_id = _stored(keys, datetime(9999, 12, 31, 20, tzinfo=UTC))
+    Event.objects.filter(id=event_id).update(time_zone="Asia/Tokyo")  # year 10000 in Tokyo
+    staff = member_client(keys.account, "staff")
+
+    response = staff.get(reverse("admin:guests_event_changelist"))
+
+    assert response.status_code == 200
+    assert "Fri 31 Dec 9999, 20:00 (UTC)" in response.content.decode()
