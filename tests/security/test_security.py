@@ -35,6 +35,7 @@ from comms.callbacks import sns
 from comms.models import CallbackBatch, Delivery, Suppression
 from comms.services import delivery_owner
 from contacts.models import Contact, PushToken
+from guests.models import ReminderRule
 from templates.events import TemplateIn, event_save
 from templates.models import NotificationEvent
 from tests.comms.factories import suppression_add
@@ -97,6 +98,8 @@ def victim(other_api) -> dict[str, Any]:
     for identifier in ("their.event", "their.sendable"):
         event_save(account=account, identifier=identifier, name="Their event",
                    channels=["email"], templates=[TemplateIn("email", "en", "Hi", "Hello", "")])
+    rule = ReminderRule.objects.create(account=account, event_id=event["id"],
+                                       template_id=template["id"], offset_minutes=-1440)
     inapp = Delivery.objects.create(account=account, **delivery_owner(contact), channel="inapp",
                                     recipient="their-user-1", status="delivered",
                                     subject="Their note", text_body="x", template_version=0)
@@ -112,6 +115,7 @@ def victim(other_api) -> dict[str, Any]:
             "message_id": message.webhook_id, "BrandId": brand["BrandId"],
             # Their deliveries by the ids the cancels take (spec 002's is content given as is).
             "communication_id": str(inapp.id), "MessageId": attendee["attendeeInvitationId"],
+            "reminder_id": str(rule.id),
         },
         "endpoint": endpoint, "secret": secret, "message": message,
         "markers": ["victim@their-org.example", "suppressed@their-org.example", "Their Gala",
