@@ -16,6 +16,7 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
+run: export HERALD_LOG_FORMAT ?= text
 run: install
 	$(PY) manage.py migrate --noinput -v 0
 	$(PY) manage.py herald_demo --port $(PORT)

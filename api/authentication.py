@@ -13,6 +13,7 @@ from rest_framework import authentication, exceptions, permissions
 from accounts.models import ApiKey
 from accounts.services import key_hash
 from api.guard import auth_failure_record
+from common import logs
 
 
 def _bearer(request) -> str | None:
@@ -68,6 +69,8 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         if key is None:
             raise exceptions.AuthenticationFailed("Invalid or revoked API key.")
         self.check_key(request, key)
+        # The request's later log lines say whose it is (common.logs; cleared with the request).
+        logs.bind(account=str(key.account_id), mode=key.mode)
         return (None, key)
 
     def check_key(self, request, key: ApiKey) -> None:

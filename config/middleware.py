@@ -6,7 +6,7 @@ from io import IOBase
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 
-from common import request_id
+from common import logs, request_id
 
 
 class RequestIdMiddleware:
@@ -20,9 +20,13 @@ class RequestIdMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
+        logs.clear()  # a thread's previous request's fields (account) end with it
         with request_id.bound(request_id.accepted(request.META.get("HTTP_X_REQUEST_ID"))) as rid:
             request.request_id = rid
-            response = self.get_response(request)
+            try:
+                response = self.get_response(request)
+            finally:
+                logs.clear()
         response[request_id.HEADER] = rid
         return response
 

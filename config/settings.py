@@ -7,6 +7,7 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from common import logs as common_logs
 from config import database as embedded_database
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -198,19 +199,25 @@ STATIC_URL = "static/"
 STATIC_ROOT = env.path("DJANGO_STATIC_ROOT", default=str(BASE_DIR / "staticfiles"))
 STATICFILES_DIRS = [BASE_DIR / "static"]
 
+# One formatter for every line (common.logs): JSON objects (HERALD_LOG_FORMAT=json, the default
+# unless DJANGO_DEBUG) or plain text (text: `make run`), each with the request id, and the
+# account and delivery id where known; secret-named fields and URL tokens masked.
+HERALD_LOG_FORMAT = env.str("HERALD_LOG_FORMAT", default="text" if DEBUG else "json")
+if HERALD_LOG_FORMAT not in ("json", "text"):
+    raise ImproperlyConfigured(f"HERALD_LOG_FORMAT is json or text, not {HERALD_LOG_FORMAT!r}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     # Every record says which request it belongs to (X-Request-Id; "-" outside a request).
     "filters": {"request_id": {"()": "common.request_id.RequestIdFilter"}},
-    "formatters": {"herald": {
-        "format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"}},
+    "formatters": {"herald": {"()": "common.logs.formatter", "style": HERALD_LOG_FORMAT}},
     "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["request_id"],
                              "formatter": "herald"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     # django-axes logs every login at INFO; failures and lockouts are WARNINGs.
     "loggers": {"axes": {"level": env.str("AXES_LOG_LEVEL", default="WARNING")}},
 }
+common_logs.configure()
 
 # --- cache: Django's (nothing of Herald's own counts in it; see the rate limits below)
 CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
@@ -275,6 +282,9 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
     }
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_TASK_ACKS_LATE = True
+# The worker logs through LOGGING (common.logs: JSON lines with the task's request id), not
+# Celery's own root handler.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = env.int("CELERY_WORKER_PREFETCH_MULTIPLIER", default=16)
 CELERY_TASK_IGNORE_RESULT = True

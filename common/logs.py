@@ -1,0 +1,130 @@
+"""Log lines for operators: one JSON object a line in production, plain text for ``make run``.
+
+Every line — Herald's, Django's, Celery's, a library's — goes through one formatter
+(``structlog.stdlib.ProcessorFormatter``, settings.LOGGING) and carries ``request_id`` (the
+request's, or the task's a request published; ``-`` outside one), and ``account`` and
+``delivery_id`` where they are known: bound for the rest of a request by the API's
+authentication (``bind``), or given with a line (``extra={"delivery_id": …}``). A delivery's
+state changes are one line each (``delivery_states``), so a log search by delivery id tells its
+story. Only the fields named in ``FIELDS`` leave a record's ``extra``: a record about a request
+(``django.request``'s ``extra={"request": …}``) never dumps the request, its headers or its
+body; and the values of secret-sounding keys and the tokens in URL paths Herald serves are
+masked, whoever logs them.
+
+It imports no app (``common/``): the settings name these functions by path.
+"""
+
+import logging
+import re
+from collections.abc import Iterable
+from typing import Any
+
+import structlog
+from structlog.contextvars import bind_contextvars, clear_contextvars, merge_contextvars
+
+from common import request_id
+
+# What a record's ``extra`` may add to a line: ids, states, names, counts — never a payload.
+FIELDS = ("account", "delivery_id", "status", "previous", "provider", "channel", "mode",
+          "reason", "failure", "attempts", "count", "status_code", "task", "batch")
+_SECRET_KEY = re.compile(r"pass(word)?|secret|token|api_?key|authori[sz]ation|credential|"
+                         r"subscription_?key|cookie|session", re.IGNORECASE)
+# Tokens that travel in the paths Herald serves or calls: the unsubscribe page (/u/<token>), a
+# Telegram bot's URL (/bot<token>/…), and any query parameter named like a secret.
+_TOKEN_IN_TEXT = (
+    (re.compile(r"/u/[^\s/?\"']+"), "/u/<redacted>"),
+    (re.compile(r"/bot[^/\s\"']+"), "/bot<redacted>"),
+    (re.compile(r"([?&](?:[\w-]*(?:token|key|secret|signature|password)[\w-]*)=)[^&\s\"']+",
+                re.IGNORECASE), r"\1<redacted>"),
+)
+REDACTED = "<redacted>"
+
+
+def bind(**values: Any) -> None:
+    """Give every later line of this context (the request, the task) these fields."""
+    bind_contextvars(**values)
+
+
+def clear() -> None:
+    """Forget what was bound: a request's fields end with it (RequestIdMiddleware)."""
+    clear_contextvars()
+
+
+def delivery_states(logger: logging.Logger, status: str,
+                    rows: Iterable[tuple[Any, Any]], **fields: Any) -> None:
+    """One INFO line per delivery that moved to ``status``: ``rows`` are (delivery id,
+    account id) pairs the caller already holds, so logging costs no query; nothing is built
+    when INFO is off."""
+    if not logger.isEnabledFor(logging.INFO):
+        return
+    for delivery_id, account_id in rows:
+        logger.info("delivery %s", status, extra={
+            "delivery_id": str(delivery_id), "account": str(account_id) if account_id else None,
+            "status": status, **fields})
+
+
+# --- processors --------------------------------------------------------------------------
+
+def _request_id(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
+    record = event.get("_record")
+    event.setdefault("request_id", getattr(record, "request_id", None)
+                     or request_id.current() or "-")
+    return event
+
+
+def _redacted(text: str) -> str:
+    for pattern, replacement in _TOKEN_IN_TEXT:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+def _redact(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
+    """Masks what must never reach a log: secret-named fields and tokens in URLs."""
+    for key, value in list(event.items()):
+        if key.startswith("_"):
+            continue
+        if _SECRET_KEY.search(key) and value not in (None, ""):
+            event[key] = REDACTED
+        elif isinstance(value, str):
+            event[key] = _redacted(value)
+    return event
+
+
+def _text(_: Any, __: str, event: dict[str, Any]) -> str:
+    """``make run``'s line: time, level, logger, [request id], message, then key=value."""
+    head = (f"{event.pop('timestamp', '')} {event.pop('level', '').upper()} "
+            f"{event.pop('logger', '')} [{event.pop('request_id', '-')}] "
+            f"{event.pop('event', '')}")
+    trace = event.pop("exception", None)
+    tail = " ".join(f"{key}={value}" for key, value in event.items() if value is not None)
+    return head + (f" {tail}" if tail else "") + (f"\n{trace}" if trace else "")
+
+
+def _chain() -> list[Any]:
+    """What both Herald's lines and foreign ones (Django, Celery, libraries) get first."""
+    return [merge_contextvars, structlog.stdlib.add_log_level, structlog.stdlib.add_logger_name,
+            structlog.stdlib.ExtraAdder(allow=FIELDS),
+            structlog.processors.TimeStamper(fmt="iso", utc=True)]
+
+
+def formatter(style: str = "json") -> logging.Formatter:
+    """The one formatter (``"()"`` of settings.LOGGING): ``json`` or ``text``."""
+    renderer = structlog.processors.JSONRenderer() if style == "json" else _text
+    return structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=_chain(),
+        processors=[_request_id, structlog.processors.format_exc_info, _redact,
+                    structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer])
+
+
+def configure() -> None:
+    """structlog's own loggers hand their lines to the standard library's handlers, so one
+    formatter renders everything (called from the settings)."""
+    structlog.configure(
+        processors=[merge_contextvars, structlog.stdlib.add_log_level,
+                    structlog.stdlib.add_logger_name,
+                    structlog.processors.TimeStamper(fmt="iso", utc=True),
+                    structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True)
+
