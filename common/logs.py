@@ -32,6 +32,7 @@ _SECRET_KEY = re.compile(r"pass(word)?|secret|token|api_?key|authori[sz]ation|cr
 # Tokens that travel in the paths Herald serves or calls: the unsubscribe page (/u/<token>), a
 # Telegram bot's URL (/bot<token>/…), and any query parameter named like a secret.
 _TOKEN_IN_TEXT = (
+    (re.compile(r"(://[^:/@\s]*:)[^@\s]+@"), r"\1<redacted>@"),  # a URL's password
     (re.compile(r"/u/[^\s/?\"']+"), "/u/<redacted>"),
     (re.compile(r"/bot[^/\s\"']+"), "/bot<redacted>"),
     (re.compile(r"([?&](?:[\w-]*(?:token|key|secret|signature|password)[\w-]*)=)[^&\s\"']+",

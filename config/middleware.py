@@ -31,6 +31,21 @@ class RequestIdMiddleware:
         return response
 
 
+class HealthMiddleware:
+    """``/healthz`` and ``/readyz`` (config/health.py) answered here, before the host check
+    (``ALLOWED_HOSTS``), the HTTPS redirect and the session: a load balancer's or a kubelet's
+    probe comes by the instance's own address over plain HTTP, and costs nothing more."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        from config import health
+
+        view = health.VIEWS.get(request.path_info)
+        return view(request) if view is not None else self.get_response(request)
+
+
 class ChunkedBodyMiddleware:
     """A body sent without Content-Length (``Transfer-Encoding: chunked``) reaches Django's
     WSGI request as an empty one (a ``LimitedStream`` of length 0), so a view would answer as

@@ -84,6 +84,9 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "config.middleware.RequestIdMiddleware",  # first: every response, errors too, has its id
+    # /healthz and /readyz answered before any host check, HTTPS redirect or session: a
+    # probe comes by the pod's address over plain HTTP (config/health.py)
+    "config.middleware.HealthMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "config.middleware.ChunkedBodyMiddleware",  # a body without Content-Length is read too
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -282,6 +285,8 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
     }
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_TASK_ACKS_LATE = True
+# /readyz's deadline for its database, broker and migrations checks together (2 s at most).
+HERALD_READINESS_TIMEOUT_SECONDS = env.float("HERALD_READINESS_TIMEOUT_SECONDS", default=2.0)
 # The worker logs through LOGGING (common.logs: JSON lines with the task's request id), not
 # Celery's own root handler.
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False

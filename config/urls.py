@@ -5,9 +5,13 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from api.families import Failure, family_for_path, normalise
 from comms.unsubscribe_views import unsubscribe_page
+from config import health
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    # Probes (answered first by config.middleware.HealthMiddleware, listed here to be found).
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
     path("checkin/v1/api/", include("guests.api.urls")),
     path("comms/v1/api/comms/", include("domains.api.urls")),
     path("comms/v1/api/comms/", include("templates.api.urls")),
