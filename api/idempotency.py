@@ -29,7 +29,7 @@ from rest_framework.exceptions import ValidationError
 
 from accounts.models import ApiKey, IdempotentRequest
 from api.families import Family
-from common import crypto
+from common import crypto, metrics
 from common.errors import HeraldError
 
 HEADERS = (("HTTP_X_IDEMPOTENCY_KEY", "X-Idempotency-Key"),
@@ -109,6 +109,7 @@ def idempotency_claim(request, *, family: Family) -> IdempotentRequest | None:
             raise _reused(family)
         if first.status is None:
             raise InProgress()
+        metrics.idempotent_replay()
         raise Replay(_replay(first))
     raise InProgress()
 

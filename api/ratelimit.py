@@ -40,6 +40,7 @@ class RateLimited(HeraldError):
     def __init__(self, message: str, *, retry_after: int, window: "Window | None" = None) -> None:
         super().__init__("rate_limited", message, status=429)
         self.retry_after = max(1, retry_after)
+        self.window = window  # None: the daily quota (the metrics tell the two apart)
         self.headers = {"Retry-After": str(self.retry_after),
                         **(window.headers() if window else {})}
 

@@ -18,7 +18,8 @@ from api.authentication import HasApiKey
 from api.families import CHECKIN, JSON, Family, normalise
 from api.guard import auth_failure_record
 from api.idempotency import Replay, idempotency_claim, idempotency_finish, idempotency_release
-from api.ratelimit import rate_limit_hit
+from api.ratelimit import RateLimited, rate_limit_hit
+from common import metrics
 from common.errors import HeraldError, NotFound
 
 
@@ -37,7 +38,18 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
             auth_failure_record(context["request"])
     if isinstance(exc, exceptions.Throttled) and exc.wait:
         response["Retry-After"] = str(int(exc.wait))
+    if failure.status == 429:
+        metrics.rate_limited(_limit_hit(exc))
     return response
+
+
+def _limit_hit(exc: Exception) -> str:
+    """Which limit a 429 is (the metrics' ``outcome``): the failed-authentication guard
+    answers DRF's ``Throttled``; the per-second limit's ``RateLimited`` has a window, the
+    daily quota's none."""
+    if isinstance(exc, RateLimited):
+        return "rate_limit" if exc.window is not None else "daily_quota"
+    return "auth_failures"
 
 
 TEST_KEY_READ_ONLY = ("Test keys are read-only on configuration (templates, events, webhook "

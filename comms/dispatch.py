@@ -90,7 +90,8 @@ def _reclaim_expired(now: datetime) -> None:
                      claimed_at__gte=lease_end - window)
     expired = jobs.expired(DELIVERIES, now=now, lease=lease) & waiting
     exhausted = Delivery.objects.filter(expired, attempts__gte=settings.HERALD_SEND_MAX_ATTEMPTS)
-    for delivery in exhausted.only("id", "claimed_at", "correlation_id", "provider")[:1000]:
+    for delivery in exhausted.only("id", "claimed_at", "correlation_id", "provider",
+                                                "channel", "mode")[:1000]:
         fail(delivery, delivery.provider, Status.FAILED, "transient",
               f"No outcome after {settings.HERALD_SEND_MAX_ATTEMPTS} attempts "
               "(the worker stopped each time).")

@@ -17,6 +17,7 @@ from typing import Any
 
 from django.db import connection, transaction
 
+from common import metrics
 from comms.models import PERMANENT_FAILURES, RANK, Delivery, DeliveryEvent, Status, Suppression
 from comms.providers import registry
 from comms.providers.base import ProviderConfigurationError, ProviderEvent
@@ -262,6 +263,13 @@ def _advance_returning(changes: dict[uuid.UUID, _Change]) -> None:
         for delivery_id, change in sorted(changes.items())])
     with connection.cursor() as cursor:
         cursor.execute(_advance_sql(), [records])
+        moved = cursor.fetchall()
+    # Counted when the caller's transaction commits (a batch rolled back moved nothing).
+    delivered = [row[:3] for row in moved if row[3]]
+    failed = [row[:3] for row in moved if row[4]]
+    if delivered or failed:
+        transaction.on_commit(lambda: (metrics.deliveries_delivered(delivered),
+                                       metrics.deliveries_failed(failed)), robust=True)
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -292,6 +300,12 @@ def _advance_sql() -> str:
         " failed_at timestamptz, btype text, bsub text)"
         f" WHERE d.id = v.id AND ({advance}"
         " OR (d.delivered_at IS NULL AND v.delivered_at IS NOT NULL))"
+        # For the metrics: the row's first delivery time set now (it is this batch's), and
+        # a failure status taken now (the batch's status and failure time both its own; a
+        # row already failed is written only for its delivery time and keeps its own).
+        " RETURNING d.channel, d.provider, d.mode,"
+        " v.delivered_at IS NOT NULL AND d.delivered_at = v.delivered_at,"
+        " v.failing AND d.status = v.status AND d.failed_at IS NOT DISTINCT FROM v.failed_at"
     )
 
 

@@ -26,7 +26,7 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
-from common import jobs
+from common import jobs, metrics
 from comms.lifecycle import delivery_events_insert
 from comms.models import Delivery, DeliveryEvent, Status
 from comms.providers.base import ProviderTransientError
@@ -123,6 +123,7 @@ def mark_sent(sent: list[tuple[Delivery, Content, str]], provider: str, *,
             [(d, message_id) for d, _, message_id in sent if d.id in held], provider, now,
             extra)
         webhooks_emit(delivery_event_ids=event_ids)
+    metrics.deliveries_sent((d.channel, provider, d.mode) for d, _, _ in sent if d.id in held)
     updated = len(held)
     if updated != len(sent):
         log.error("%d deliveries were recorded already or sent after their lease expired: "
@@ -210,6 +211,8 @@ def fail(delivery: Delivery, provider: str, status: str, failure_type: str, reas
         if updated:
             record_event(delivery, "comms.failed", status, provider=provider,
                          failureType=failure_type, reason=reason)
+    if updated:  # committed: counted once (a retried write finds the row moved on)
+        metrics.deliveries_failed([(delivery.channel, provider, delivery.mode)])
 
 
 def still_mine(delivery: Delivery) -> bool:

@@ -16,6 +16,7 @@ from django.db import models, transaction
 from django.utils import timezone
 
 from accounts.models import Account
+from common import metrics
 from common.errors import HeraldError, NotFound
 from common.inserts import rows_insert
 from comms import unsubscribe
@@ -41,8 +42,11 @@ def message_queue(message: Message) -> Delivery:
 
 def message_row(message: Message) -> Delivery:
     """The queued delivery of ``message``, not saved yet (for a front end inserting it in
-    one statement with its own rows: ``common.inserts.insert_together``)."""
-    return Delivery(**_fields(message), **delivery_owner(message.owner))
+    one statement with its own rows: ``common.inserts.insert_together``); counted as accepted
+    when the caller's transaction commits."""
+    delivery = Delivery(**_fields(message), **delivery_owner(message.owner))
+    metrics.deliveries_accepted([(delivery.channel, delivery.mode)])
+    return delivery
 
 
 def messages_queue(messages: Sequence[Message]) -> list[uuid.UUID]:
@@ -57,6 +61,7 @@ def messages_queue(messages: Sequence[Message]) -> list[uuid.UUID]:
     columns["owner_type_id"] = [kind for kind, _ in owners]
     columns["owner_id"] = [pk for _, pk in owners]
     _deliveries_insert(columns)
+    metrics.deliveries_accepted(zip(columns["channel"], columns["mode"], strict=True))
     now_ids = [pk for pk, status in zip(columns["id"], columns["status"], strict=True)
                if status == Status.QUEUED]
     if now_ids:  # scheduled ones wait for their time (comms.scheduling): no task

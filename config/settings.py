@@ -84,6 +84,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "config.middleware.RequestIdMiddleware",  # first: every response, errors too, has its id
+    # django-prometheus: requests by view, method and status, and their latency (/metrics).
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
     # /healthz and /readyz answered before any host check, HTTPS redirect or session: a
     # probe comes by the pod's address over plain HTTP (config/health.py)
     "config.middleware.HealthMiddleware",
@@ -95,6 +97,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Requests by view and status: nearest the view, after Axes has answered a lockout.
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
     "axes.middleware.AxesMiddleware",  # last: turns a locked-out login into its page
 ]
 
@@ -218,7 +222,10 @@ LOGGING = {
                              "formatter": "herald"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     # django-axes logs every login at INFO; failures and lockouts are WARNINGs.
-    "loggers": {"axes": {"level": env.str("AXES_LOG_LEVEL", default="WARNING")}},
+    "loggers": {"axes": {"level": env.str("AXES_LOG_LEVEL", default="WARNING")},
+                # one line per delivery state change (common.logs.delivery_states)
+                "herald.deliveries": {
+                    "level": env.str("HERALD_DELIVERY_LOG_LEVEL", default="INFO")}},
 }
 common_logs.configure()
 
@@ -236,6 +243,17 @@ HERALD_AUTH_FAILURE_WINDOW_SECONDS = env.int("HERALD_AUTH_FAILURE_WINDOW_SECONDS
 HERALD_TRUSTED_PROXIES = [str(ipaddress.ip_network(cidr.strip(), strict=False))
                           for cidr in env.list("HERALD_TRUSTED_PROXIES", default=[])
                           if cidr.strip()]
+
+# --- /metrics (ops/metrics.py) ------------------------------------------------------------
+# Answered to a request with ``Authorization: Bearer <HERALD_METRICS_TOKEN>`` or from one of
+# HERALD_METRICS_ALLOW's networks (the client as HERALD_TRUSTED_PROXIES read it); anyone else
+# gets the 404 of an unknown path. Workers' counters reach the web through
+# PROMETHEUS_MULTIPROC_DIR (an environment variable, read by prometheus-client itself).
+HERALD_METRICS_TOKEN = env.str("HERALD_METRICS_TOKEN", default="")
+HERALD_METRICS_ALLOW = [str(ipaddress.ip_network(cidr.strip(), strict=False))
+                        for cidr in env.list("HERALD_METRICS_ALLOW",
+                                             default=["127.0.0.1/32", "::1/128"])
+                        if cidr.strip()]
 
 # --- REST API -----------------------------------------------------------------------------
 REST_FRAMEWORK = {

@@ -6,6 +6,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from api.families import Failure, family_for_path, normalise
 from comms.unsubscribe_views import unsubscribe_page
 from config import health
+from ops.metrics import metrics_view
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -27,6 +28,8 @@ urlpatterns = [
     path("v1/", include("notifications.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    # Prometheus (ops/metrics.py): a token or an allowed address, else the unknown path's 404.
+    path("metrics", metrics_view, name="metrics"),
 ]
 
 

@@ -96,6 +96,7 @@ from jinja2.sandbox import (
 from jinja2.utils import Namespace
 from markupsafe import Markup
 
+from common import metrics
 from common.headers import ONE_LINE, header_problem
 from templates import sizes
 from templates.handlebars import HandlebarsError, to_jinja
@@ -1186,12 +1187,14 @@ def render(*, cache_key: tuple[str, int], subject: str, html_body: str, text_bod
         context = in_event_zone(context)
     budget = _Budget(_limit("HERALD_MAX_RENDERED_CHARS"), _limit("HERALD_RENDER_SECONDS"))
     previous, _current.budget = _current.budget, budget
+    started = time.perf_counter()
     try:
         subject_out = budget.stream(subject_t, context)
         html_out = budget.stream(html_t, context)
         text_out = budget.stream(text_t, context)
     finally:
         _current.budget = previous
+        metrics.render_time(time.perf_counter() - started)
     # A header cannot hold a newline: collapse whitespace in the subject.
     return Rendered(subject=storable(" ".join(subject_out.split())), html=storable(html_out),
                     text=storable(text_out))

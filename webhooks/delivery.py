@@ -14,7 +14,7 @@ from django.db import transaction
 from django.db.models import Case, Q, Value, When
 from django.utils import timezone
 
-from common import http, jobs, signing, ssrf
+from common import http, jobs, metrics, signing, ssrf
 from common.times import iso
 from webhooks.models import Attempt, Endpoint, Message
 from webhooks.services import MESSAGES, endpoint_disable, message_lease, tasks_enqueue
@@ -159,6 +159,7 @@ def _record(batch: _Batch) -> None:
             succeeded=_ok(outcome.status_code)) for message, outcome in batch.sent])
         _endpoint_after(batch)
         _outcomes_record(batch, now)
+    metrics.webhook_attempts(outcome.status_code for _, outcome in batch.sent)
 
 
 def _endpoint_after(batch: _Batch) -> None:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from common import http
+from common import http, metrics
 from comms.providers.vendor_http import header, network_reason, timed_out, vendor_reason
 from comms.providers.vendor_http import retry_after as seconds
 
@@ -303,11 +303,15 @@ calls: dict[str, list[float]] = {}
 def _timed(method: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(method)
     def timed(self: Adapter, *args: Any, **kwargs: Any) -> Any:
-        started = time.perf_counter()
+        started, error = time.perf_counter(), None
         try:
             return method(self, *args, **kwargs)
+        except BaseException as exc:
+            error = exc
+            raise
         finally:
             spent = time.perf_counter() - started
+            metrics.provider_call(self.name, spent, error)
             total = calls.setdefault(self.name, [0, 0.0])
             total[0] += 1
             total[1] += spent

@@ -1,0 +1,1 @@
+"""What operators read of a running Herald: ``/metrics`` (Prometheus)."""
