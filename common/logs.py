@@ -51,17 +51,29 @@ def clear() -> None:
     clear_contextvars()
 
 
-def delivery_states(logger: logging.Logger, status: str,
-                    rows: Iterable[tuple[Any, Any]], **fields: Any) -> None:
+# A delivery's state changes, on their own logger: HERALD_DELIVERY_LOG_LEVEL=WARNING silences
+# them (a bulk send writes four lines per message) without silencing anything else.
+deliveries = logging.getLogger("herald.deliveries")
+
+
+def delivery_states(status: str, rows: Iterable[tuple[Any, Any]], **fields: Any) -> None:
     """One INFO line per delivery that moved to ``status``: ``rows`` are (delivery id,
     account id) pairs the caller already holds, so logging costs no query; nothing is built
-    when INFO is off."""
-    if not logger.isEnabledFor(logging.INFO):
+    when the logger is off."""
+    if not deliveries.isEnabledFor(logging.INFO):
         return
     for delivery_id, account_id in rows:
-        logger.info("delivery %s", status, extra={
+        deliveries.info("delivery %s", status, extra={
             "delivery_id": str(delivery_id), "account": str(account_id) if account_id else None,
             "status": status, **fields})
+
+
+def delivery_rows(rows: Iterable[tuple[Any, Any, str]], **fields: Any) -> None:
+    """``delivery_states`` for rows of different statuses: (id, account id, status)."""
+    if not deliveries.isEnabledFor(logging.INFO):
+        return
+    for delivery_id, account_id, status in rows:
+        delivery_states(status, [(delivery_id, account_id)], **fields)
 
 
 # --- processors --------------------------------------------------------------------------

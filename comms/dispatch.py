@@ -13,7 +13,7 @@ from django.conf import settings
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
-from common import jobs
+from common import jobs, logs
 from comms.models import RANK, Delivery, DeliveryEvent, Status
 from comms.outcomes import CONNECTION_LOST, DELIVERIES, Content, fail, mark_sent
 from comms.pipeline import deliveries_send, delivery_render, give_back, kick
@@ -48,6 +48,7 @@ def delivery_dispatch(*, delivery_id: str | None) -> None:
     except CONNECTION_LOST:  # nothing sent yet: give the rows back now, not after the lease
         give_back([Delivery(id=i, claimed_at=now) for i in ids])
         raise
+    logs.delivery_states(Status.SENDING, ((d.id, d.account_id) for d in rows))
     deliveries_send(rows)
 
 
@@ -91,7 +92,7 @@ def _reclaim_expired(now: datetime) -> None:
     expired = jobs.expired(DELIVERIES, now=now, lease=lease) & waiting
     exhausted = Delivery.objects.filter(expired, attempts__gte=settings.HERALD_SEND_MAX_ATTEMPTS)
     for delivery in exhausted.only("id", "claimed_at", "correlation_id", "provider",
-                                                "channel", "mode")[:1000]:
+                                   "channel", "mode", "account_id")[:1000]:
         fail(delivery, delivery.provider, Status.FAILED, "transient",
               f"No outcome after {settings.HERALD_SEND_MAX_ATTEMPTS} attempts "
               "(the worker stopped each time).")

@@ -11,7 +11,7 @@ from comms import outcomes
 from comms.messages import Message
 from comms.models import Delivery, Status
 from comms.pipeline import deliveries_send
-from comms.services import message_row
+from comms.services import deliveries_logged, message_row
 
 
 def messages_send_now(messages: Sequence[Message], *,
@@ -26,6 +26,7 @@ def messages_send_now(messages: Sequence[Message], *,
         row.status, row.claimed_at, row.attempts = Status.SENDING, now, 1
     with transaction.atomic():
         Delivery.objects.bulk_create(rows)
+        deliveries_logged(rows)
     for index, (code, reason) in refused.items():
         outcomes.fail(rows[index], rows[index].channel, Status.FAILED, code, reason)
     deliveries_send([r for i, r in enumerate(rows) if i not in refused], final=True)

@@ -17,7 +17,7 @@ from typing import Any
 
 from django.db import connection, transaction
 
-from common import metrics
+from common import logs, metrics
 from comms.models import PERMANENT_FAILURES, RANK, Delivery, DeliveryEvent, Status, Suppression
 from comms.providers import registry
 from comms.providers.base import ProviderConfigurationError, ProviderEvent
@@ -270,6 +270,14 @@ def _advance_returning(changes: dict[uuid.UUID, _Change]) -> None:
     if delivered or failed:
         transaction.on_commit(lambda: (metrics.deliveries_delivered(delivered),
                                        metrics.deliveries_failed(failed)), robust=True)
+    _moves_logged([row[5:8] for row in moved if row[8]])
+
+
+def _moves_logged(rows: list[tuple[Any, Any, str]]) -> None:
+    """One line per delivery the batch moved (a row written only for its delivery time keeps
+    its status and is not a move), once the batch commits."""
+    if rows:
+        transaction.on_commit(lambda: logs.delivery_rows(rows), robust=True)
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -305,7 +313,9 @@ def _advance_sql() -> str:
         # row already failed is written only for its delivery time and keeps its own).
         " RETURNING d.channel, d.provider, d.mode,"
         " v.delivered_at IS NOT NULL AND d.delivered_at = v.delivered_at,"
-        " v.failing AND d.status = v.status AND d.failed_at IS NOT DISTINCT FROM v.failed_at"
+        " v.failing AND d.status = v.status AND d.failed_at IS NOT DISTINCT FROM v.failed_at,"
+        # For the log (common.logs): the row and whether it now has the batch's status.
+        " d.id, d.account_id, d.status, d.status = v.status"
     )
 
 

@@ -26,7 +26,7 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
-from common import jobs, metrics
+from common import jobs, logs, metrics
 from comms.lifecycle import delivery_events_insert
 from comms.models import Delivery, DeliveryEvent, Status
 from comms.providers.base import ProviderTransientError
@@ -128,6 +128,8 @@ def mark_sent(sent: list[tuple[Delivery, Content, str]], provider: str, *,
     if updated != len(sent):
         log.error("%d deliveries were recorded already or sent after their lease expired: "
                   "duplicates are possible", len(sent) - updated)
+    logs.delivery_states(Status.SENT, ((d.id, d.account_id) for d, _, _ in sent if d.id in held),
+                         provider=provider)
 
 
 def _sent_events_insert(rows: list[tuple[Delivery, str]], provider: str,
@@ -190,6 +192,8 @@ def retry_or_fail(delivery: Delivery, provider: str, exc: ProviderTransientError
                          reason=str(exc))
     if updated:
         enqueue(str(delivery.id), countdown=delay)
+        logs.delivery_states(Status.QUEUED, [(delivery.id, delivery.account_id)],
+                             provider=provider, attempts=delivery.attempts, reason="retry")
 
 
 def retry_delay(*, attempt: int, retry_after: float | None) -> float:
@@ -209,6 +213,9 @@ def fail(delivery: Delivery, provider: str, status: str, failure_type: str, reas
             failure_reason=reason, failed_at=timezone.now(),
         )
         if updated:
+            transaction.on_commit(lambda: logs.delivery_states(
+                status, [(delivery.id, delivery.account_id)], provider=provider,
+                failure=failure_type), robust=True)
             record_event(delivery, "comms.failed", status, provider=provider,
                          failureType=failure_type, reason=reason)
     if updated:  # committed: counted once (a retried write finds the row moved on)
@@ -234,7 +241,10 @@ def requeue_claimed(ids: list[Any], token: datetime) -> int:
     """Claimed deliveries nothing was sent for yet (their worker lost the database before the
     provider call): back to the queue at once, without using an attempt, instead of waiting
     for the sweeper past the lease. Returns how many went back."""
-    return jobs.requeue(DELIVERIES, ids, token, due_at=timezone.now())
+    requeued = jobs.requeue(DELIVERIES, ids, token, due_at=timezone.now())
+    if requeued:  # the ids only: no query for their accounts on this rare path
+        logs.delivery_states(Status.QUEUED, ((pk, None) for pk in ids), reason="given back")
+    return requeued
 
 
 @durable
@@ -243,6 +253,9 @@ def release(delivery: Delivery, provider: str) -> None:
     sweeper to send once Herald is fixed. Due only after the retry base delay, so the next
     kick of a backlog does not claim it again at once (a loop hitting the provider with a
     bad key as fast as workers run)."""
-    log.error("Provider %s is misconfigured; delivery %s stays queued", provider, delivery.id)
-    jobs.requeue(DELIVERIES, [delivery.id], delivery.claimed_at, due_at=timezone.now()
-                 + timedelta(seconds=settings.HERALD_RETRY_BASE_SECONDS))
+    log.error("Provider %s is misconfigured; delivery %s stays queued", provider, delivery.id,
+              extra={"delivery_id": str(delivery.id), "account": str(delivery.account_id)})
+    if jobs.requeue(DELIVERIES, [delivery.id], delivery.claimed_at, due_at=timezone.now()
+                    + timedelta(seconds=settings.HERALD_RETRY_BASE_SECONDS)):
+        logs.delivery_states(Status.QUEUED, [(delivery.id, delivery.account_id)],
+                             provider=provider, reason="configuration")

@@ -22,6 +22,7 @@ from django.db import connection, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from common import logs
 from common.errors import Conflict, NotFound
 from comms.models import CANCELLABLE, Delivery, DeliveryEvent, Status
 from comms.queueing import enqueue
@@ -76,15 +77,17 @@ def deliveries_release(*, now: datetime | None = None, limit: int = 50_000) -> i
             "UPDATE comms_delivery SET status = %s, next_attempt_at = NULL, updated_at = %s"
             " WHERE id IN (SELECT id FROM comms_delivery WHERE status = %s"
             " AND next_attempt_at <= %s ORDER BY next_attempt_at LIMIT %s"
-            " FOR UPDATE SKIP LOCKED) RETURNING id",
+            " FOR UPDATE SKIP LOCKED) RETURNING id, account_id",
             [Status.QUEUED, now, Status.SCHEDULED, now, limit])
-        released = [pk for (pk,) in cursor.fetchall()]
+        rows = cursor.fetchall()
+    released = [pk for pk, _ in rows]
     if released:
         try:
             enqueue(None)
         except Exception:
             _unrelease(released, now)
             raise
+        logs.delivery_states(Status.QUEUED, rows, reason="due")
     return len(released)
 
 
@@ -138,10 +141,10 @@ def deliveries_cancel(rows: QuerySet[Delivery] | Iterable[Any], *, reason: str) 
         # this holds (SKIP LOCKED) and never waits on it.
         cancelled = list(
             Delivery.objects.filter(id__in=ids, status__in=CANCELLABLE).order_by("id")
-            .select_for_update().values_list("id", "correlation_id"))
+            .select_for_update().values_list("id", "correlation_id", "account_id"))
         if not cancelled:
             return []
-        Delivery.objects.filter(id__in=[pk for pk, _ in cancelled],
+        Delivery.objects.filter(id__in=[pk for pk, _, _ in cancelled],
                                 status__in=CANCELLABLE).update(
             status=Status.CANCELLED, next_attempt_at=None, failed_at=now,
             failure_type="cancelled", failure_reason=reason, updated_at=now)
@@ -149,6 +152,8 @@ def deliveries_cancel(rows: QuerySet[Delivery] | Iterable[Any], *, reason: str) 
             DeliveryEvent(delivery_id=pk, name="comms.cancelled", status=Status.CANCELLED,
                           correlation_id=correlation, occurred_at=now,
                           detail={"reason": reason})
-            for pk, correlation in cancelled])
+            for pk, correlation, _ in cancelled])
         webhooks_emit(delivery_event_ids=[e.id for e in events])
-    return [pk for pk, _ in cancelled]
+    logs.delivery_states(Status.CANCELLED, [(pk, account) for pk, _, account in cancelled],
+                         reason=reason)
+    return [pk for pk, _, _ in cancelled]

@@ -16,7 +16,7 @@ from django.db import models, transaction
 from django.utils import timezone
 
 from accounts.models import Account
-from common import metrics
+from common import logs, metrics
 from common.errors import HeraldError, NotFound
 from common.inserts import rows_insert
 from comms import unsubscribe
@@ -37,7 +37,16 @@ def message_queue(message: Message) -> Delivery:
     delivery.save(force_insert=True)
     if delivery.status == Status.QUEUED:
         delivery_enqueue_on_commit(delivery)
+    deliveries_logged([delivery])
     return delivery
+
+
+def deliveries_logged(deliveries: Sequence[Delivery]) -> None:
+    """Each new delivery's first state (queued, scheduled, sending) as a log line once its
+    insert commits (``common.logs``): for the front ends that insert ``message_row``'s rows
+    themselves, after their insert."""
+    rows = [(d.id, d.account_id, d.status) for d in deliveries]
+    transaction.on_commit(lambda: logs.delivery_rows(rows), robust=True)
 
 
 def message_row(message: Message) -> Delivery:
@@ -67,6 +76,8 @@ def messages_queue(messages: Sequence[Message]) -> list[uuid.UUID]:
     if now_ids:  # scheduled ones wait for their time (comms.scheduling): no task
         first = str(now_ids[0])
         transaction.on_commit(lambda: enqueue(first), robust=True)
+    logged = list(zip(columns["id"], columns["account_id"], columns["status"], strict=True))
+    transaction.on_commit(lambda: logs.delivery_rows(logged), robust=True)
     return columns["id"]
 
 

@@ -15,6 +15,7 @@ from comms.messages import Message
 from comms.models import Status
 from comms.services import (
     account_check_can_send,
+    deliveries_logged,
     delivery_enqueue_on_commit,
     message_queue,
     message_row,
@@ -98,6 +99,7 @@ def attendee_create(*, account: Account, mode: str, id: uuid.UUID, event_id: uui
         if winner is None:  # not the id race: the event went away meanwhile
             raise NotFound("event") from None
         return _existing(winner, account, request)
+    deliveries_logged([*([delivery] if delivery else []), *reminders])
     late = next((row for row in reminders if row.status == Status.QUEUED), None)
     if late is not None:  # a reminder within its grace goes now (one kick sends them all)
         delivery_enqueue_on_commit(late)
