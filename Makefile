@@ -17,7 +17,11 @@ $(VENV)/.installed: pyproject.toml
 install: $(VENV)/.installed
 
 run: export HERALD_LOG_FORMAT ?= text
+# /metrics sums the web's and the worker's figures from one directory (ops/metrics.py),
+# emptied at each start.
+run: export PROMETHEUS_MULTIPROC_DIR ?= $(CURDIR)/var/metrics
 run: install
+	@mkdir -p "$$PROMETHEUS_MULTIPROC_DIR" && rm -f "$$PROMETHEUS_MULTIPROC_DIR"/*.db
 	$(PY) manage.py migrate --noinput -v 0
 	$(PY) manage.py herald_demo --port $(PORT)
 	@echo "Starting the worker (with beat) and the web server; Ctrl-C stops both."
