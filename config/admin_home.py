@@ -8,22 +8,26 @@ offers a 403); the engine's internals (callback batches, outbox, periodic tasks,
 attempts) are for superusers only.
 
 The home page shows what the user's accounts are doing now, in live figures only (a test key's
-sandbox rehearsal never counts): the events, today's sends, and what needs attention.
+sandbox rehearsal never counts): the events, today's sends, and what needs attention; and its
+health (what ``/metrics`` and ``/readyz`` tell operators): the queues, the last hour's failed
+sends by provider and reason, readiness.
 """
 
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.apps import apps
 from django.contrib import admin
-from django.db.models import Count, Model, Q, QuerySet
+from django.db.models import Count, Min, Model, Q, QuerySet
+from django.db.models.functions import Coalesce
 from django.http import HttpRequest
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
 from accounts.admin_base import user_accounts
-from comms.models import Delivery, Status
+from comms.models import CallbackBatch, Delivery, Status
+from config.health import readiness
 from domains.models import SenderDomain
 from guests.models import Attendee, BulkSend, Event, GuestImport
 from templates.models import MessageTemplate
@@ -196,6 +200,7 @@ def dashboard(request: HttpRequest, context: dict[str, Any]) -> dict[str, Any]:
         "sends": [{"send": send, "url": _url("admin:guests_event_send", send.event_id, send.pk)}
                   for send in sends],
         "attention": attention,
+        "health": _health(request, now),
         "add_event_url": _link(Event, "add") if _can_add(Event, request) else None,
         "find_guest_url": _url("admin:guests_attendee_support")
         or _link(Attendee, "changelist"),
@@ -203,6 +208,53 @@ def dashboard(request: HttpRequest, context: dict[str, Any]) -> dict[str, Any]:
         if _can_add(MessageTemplate, request) else None,
     })
     return context
+
+
+def _health(request: HttpRequest, now: datetime) -> dict[str, Any]:
+    """What operators watch (the figures /metrics and /readyz give): the work waiting and how
+    long the oldest due item has waited, the last hour's failed sends by provider and reason,
+    and readiness. Staff see their accounts' queues (both modes: a test key's sends wait in
+    the same queue) and their live failures; superusers see every account's, and the
+    callback batches, which belong to no account."""
+    due = Q(next_attempt_at__lte=now) | Q(next_attempt_at=None)
+    deliveries = _scoped(request, Delivery.objects.filter(
+        status__in=[Status.QUEUED, Status.SCHEDULED])).aggregate(
+        queued=Count("id", filter=Q(status=Status.QUEUED)),
+        queued_oldest=Min(Coalesce("next_attempt_at", "created_at"),
+                          filter=Q(status=Status.QUEUED) & due),
+        scheduled=Count("id", filter=Q(status=Status.SCHEDULED)),
+        scheduled_next=Min("next_attempt_at", filter=Q(status=Status.SCHEDULED)))
+    webhooks = _scoped(request, WebhookMessage.objects.filter(
+        status=WebhookMessage.Status.PENDING)).aggregate(
+        count=Count("id"), oldest=Min(Coalesce("next_attempt_at", "created_at"), filter=due))
+    queues = [
+        _queue("Deliveries waiting to send", deliveries["queued"],
+               deliveries["queued_oldest"], now),
+        {"name": "Scheduled sends", "count": deliveries["scheduled"],
+         "next": deliveries["scheduled_next"],
+         "late": bool(deliveries["scheduled_next"] and deliveries["scheduled_next"] < now
+                      - timedelta(minutes=1))},
+        _queue("Webhook messages waiting", webhooks["count"], webhooks["oldest"], now),
+    ]
+    if request.user.is_superuser:
+        batches = CallbackBatch.objects.filter(processed_at=None).aggregate(
+            count=Count("id"), oldest=Min("received_at"))
+        queues.append(_queue("Provider callbacks waiting", batches["count"],
+                             batches["oldest"], now))
+    errors = list(without_test_sends(_scoped(request, Delivery.objects.filter(
+        mode=LIVE, status__in=FAILED, failed_at__gte=now - timedelta(hours=1))))
+        .values("provider", "failure_type").annotate(count=Count("id"))
+        .order_by("-count", "provider", "failure_type")[:10])
+    checks = readiness()
+    return {"queues": queues, "errors": errors, "checks": checks,
+            "ready": all(value == "ok" for value in checks.values()),
+            "global": request.user.is_superuser}
+
+
+def _queue(name: str, count: int, oldest: datetime | None, now: datetime) -> dict[str, Any]:
+    """A queue's figures; one whose oldest due item waited over 5 minutes is flagged."""
+    return {"name": name, "count": count, "oldest": oldest,
+            "late": bool(oldest and now - oldest > timedelta(minutes=5))}
 
 
 def _attention(request: HttpRequest, since: Any) -> list[dict[str, Any]]:
