@@ -20,7 +20,12 @@ from collections.abc import Iterable
 from typing import Any
 
 import structlog
-from structlog.contextvars import bind_contextvars, clear_contextvars, merge_contextvars
+from structlog.contextvars import (
+    bind_contextvars,
+    clear_contextvars,
+    get_contextvars,
+    merge_contextvars,
+)
 
 from common import request_id
 
@@ -37,6 +42,12 @@ _TOKEN_IN_TEXT = (
     (re.compile(r"/bot[^/\s\"']+"), "/bot<redacted>"),
     (re.compile(r"([?&](?:[\w-]*(?:token|key|secret|signature|password)[\w-]*)=)[^&\s\"']+",
                 re.IGNORECASE), r"\1<redacted>"),
+    # credentials in a dumped header dict or line (python-http-client logs its request's
+    # headers at DEBUG), or in a JSON value (SQL at DEBUG shows a stored context's
+    # checkinToken): the scheme's token, and the value of a key-named header or field
+    (re.compile(r"\b(Bearer|Basic|Token)\s+[^\s'\",}]+", re.IGNORECASE), r"\1 <redacted>"),
+    (re.compile(r"((?:[\w-]*token|subscription-key|api-key|apikey|password|secret)[\"']?"
+                r"\s*[:=]\s*[\"']?)[^\s'\",}&]+", re.IGNORECASE), r"\1<redacted>"),
 )
 REDACTED = "<redacted>"
 
@@ -49,6 +60,12 @@ def bind(**values: Any) -> None:
 def clear() -> None:
     """Forget what was bound: a request's fields end with it (RequestIdMiddleware)."""
     clear_contextvars()
+
+
+def bound() -> dict[str, Any]:
+    """What is bound now (the middleware keeps a request's on the request, for the lines
+    Django writes about it after the middleware has returned: ``django.request``'s 4xx)."""
+    return get_contextvars()
 
 
 # A delivery's state changes, on their own logger: HERALD_DELIVERY_LOG_LEVEL=WARNING silences
@@ -79,9 +96,15 @@ def delivery_rows(rows: Iterable[tuple[Any, Any, str]], **fields: Any) -> None:
 # --- processors --------------------------------------------------------------------------
 
 def _request_id(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
+    """The line's request id; a line about a request (``extra={"request": …}``) written
+    after it ended also gets the fields it had bound (its account)."""
     record = event.get("_record")
     event.setdefault("request_id", getattr(record, "request_id", None)
                      or request_id.current() or "-")
+    about = getattr(getattr(record, "request", None), "log_fields", None)
+    if isinstance(about, dict):
+        for key, value in about.items():
+            event.setdefault(key, value)
     return event
 
 

@@ -20,12 +20,15 @@ class RequestIdMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
-        logs.clear()  # a thread's previous request's fields (account) end with it
+        logs.clear()
         with request_id.bound(request_id.accepted(request.META.get("HTTP_X_REQUEST_ID"))) as rid:
             request.request_id = rid
             try:
                 response = self.get_response(request)
             finally:
+                # The fields the request bound (its account) end with it, and stay on the
+                # request for the 4xx line Django logs about it after this returns.
+                request.log_fields = logs.bound()
                 logs.clear()
         response[request_id.HEADER] = rid
         return response
