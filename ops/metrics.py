@@ -30,7 +30,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from prometheus_client import REGISTRY, CollectorRegistry, generate_latest, multiprocess
 from prometheus_client.core import GaugeMetricFamily, Metric
 
-from api.guard import client_address
+from api.guard import _networks, _trusted, client_address
 from comms.models import CallbackBatch, Delivery
 from webhooks.models import Message
 
@@ -54,11 +54,27 @@ def allowed(request: HttpRequest) -> bool:
     if token and scheme.lower() == "bearer" and hmac.compare_digest(
             presented.strip().encode(), token.encode()):
         return True
+    if _forwarded_unvouched(request):
+        return False
     try:
         address = ipaddress.ip_address(client_address(request))
     except ValueError:
         return False
     return any(address in ipaddress.ip_network(cidr) for cidr in settings.HERALD_METRICS_ALLOW)
+
+
+# Headers a reverse proxy adds for the client it forwards.
+_FORWARDED = ("HTTP_X_FORWARDED_FOR", "HTTP_FORWARDED", "HTTP_X_REAL_IP")
+
+
+def _forwarded_unvouched(request: HttpRequest) -> bool:
+    """A forwarded request whose proxy is not among ``HERALD_TRUSTED_PROXIES``: its peer (a
+    proxy on loopback, say) is not its client, so the address allow-list cannot vouch for it
+    — without this, a proxy on the same host would open /metrics to the internet."""
+    if not any(request.META.get(name) for name in _FORWARDED):
+        return False
+    peer = request.META.get("REMOTE_ADDR", "")
+    return not _trusted(peer, _networks(tuple(settings.HERALD_TRUSTED_PROXIES)))
 
 
 def exposition() -> bytes:

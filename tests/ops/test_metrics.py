@@ -278,3 +278,16 @@ def test_allowed_networks_are_read_behind_trusted_proxies(db, settings):
     settings.HERALD_METRICS_ALLOW = ["203.0.113.0/24"]
     assert forwarded.get("/metrics").status_code == 200
     assert Client().get("/metrics").status_code == 404  # loopback no longer listed
+
+
+def test_a_request_forwarded_by_an_untrusted_proxy_on_loopback_is_not_let_in(db, settings):
+    """nginx on the same host, HERALD_TRUSTED_PROXIES not set: the peer is 127.0.0.1 but the
+    client is whoever the proxy forwards; the allow-list cannot vouch for it (the token can)."""
+    settings.HERALD_TRUSTED_PROXIES = []
+    for header in ("HTTP_X_FORWARDED_FOR", "HTTP_FORWARDED", "HTTP_X_REAL_IP"):
+        assert Client(**{header: "203.0.113.5"}).get("/metrics").status_code == 404
+    settings.HERALD_METRICS_TOKEN = "s3cret-scrape"
+    assert Client(HTTP_X_FORWARDED_FOR="203.0.113.5",
+                  HTTP_AUTHORIZATION="Bearer s3cret-scrape").get("/metrics").status_code == 200
+    settings.HERALD_TRUSTED_PROXIES = ["127.0.0.1/32"]  # the proxy vouched: its inside hop
+    assert Client(HTTP_X_FORWARDED_FOR="127.0.0.1").get("/metrics").status_code == 200
