@@ -3,6 +3,7 @@ a new one; answered as ``X-Request-Id`` on every response of every family, error
 (401, 404, 413, 500), and carried by the request's log lines and the tasks it publishes."""
 
 import io
+import json
 import logging
 import re
 
@@ -128,13 +129,15 @@ def log() -> io.StringIO:
 def test_the_requests_log_lines_carry_its_id(db, log):
     Client().get("/v1/nowhere", HTTP_X_REQUEST_ID="trace-me-1")
     response = Client().get("/v1/Email/nowhere")
-    lines = log.getvalue().splitlines()
-    assert any("[trace-me-1]" in line and "Not Found: /v1/nowhere" in line for line in lines)
+    lines = [json.loads(line) for line in log.getvalue().splitlines()]  # JSON (common.logs)
+    assert any(line["request_id"] == "trace-me-1" and line["event"] == "Not Found: /v1/nowhere"
+               for line in lines)
     theirs = response["X-Request-Id"]
-    assert any(f"[{theirs}]" in line and "Not Found: /v1/Email/nowhere" in line
+    assert any(line["request_id"] == theirs and line["event"] == "Not Found: /v1/Email/nowhere"
                for line in lines)
     logging.getLogger("herald.test").warning("outside any request")
-    assert log.getvalue().splitlines()[-1].endswith("[-] outside any request")
+    last = json.loads(log.getvalue().splitlines()[-1])
+    assert (last["request_id"], last["event"]) == ("-", "outside any request")
 
 
 def test_ids_are_new_each_time():
