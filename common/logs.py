@@ -34,8 +34,9 @@ FIELDS = ("account", "delivery_id", "status", "previous", "provider", "channel",
           "reason", "failure", "attempts", "count", "status_code", "task", "batch")
 _SECRET_KEY = re.compile(r"pass(word)?|secret|token|api_?key|authori[sz]ation|credential|"
                          r"subscription_?key|cookie|session", re.IGNORECASE)
-# Tokens that travel in the paths Herald serves or calls: the unsubscribe page (/u/<token>), a
-# Telegram bot's URL (/bot<token>/…), and any query parameter named like a secret.
+# Secrets inside a line's text, whoever wrote it: a URL's password (a broker's, a database's),
+# the tokens in paths Herald serves or calls (the unsubscribe page's /u/<token>, a Telegram
+# bot's /bot<token>/…), query parameters named like a secret, and the rest below.
 _TOKEN_IN_TEXT = (
     (re.compile(r"(://[^:/@\s]*:)[^@\s]+@"), r"\1<redacted>@"),  # a URL's password
     (re.compile(r"/u/[^\s/?\"']+"), "/u/<redacted>"),
