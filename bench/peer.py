@@ -1,7 +1,8 @@
-"""Issue #10's peer: the same emails sent by django-post-office and by Herald through SMTP to
-one aiosmtpd server, timed until the server has them all; prints a table and the ratio.
+"""Issue #10's peer, issue #20's fair race: the same emails sent by django-post-office and by
+Herald through SMTP to one receiving server, timed until the server has them all; prints a
+table and the ratio.
 
-    .venv/bin/python bench/peer.py [--emails 10000] [--json]
+    .venv/bin/python bench/peer.py [--emails 10000] [--sink smtp-sink|aiosmtpd] [--json]
     .venv/bin/python bench/peer.py profile [--batch 100]     # cProfile of one Herald batch
 
 The database server is DATABASE_URL's, or without it the checkout's embedded one (var/pg,
@@ -18,20 +19,34 @@ server, so interpreter and Django start-up count for both):
   queued Deliveries bulk created as emails/services.py does, with one send task per dispatch
   batch, HERALD_EMAIL_PROVIDER=smtp.
 
-Knobs: PEER_PO_PROCESSES (2), PEER_PO_BATCH_SIZE (1000), PEER_PO_THREADS (5),
-BENCH_WORKER_CONCURRENCY (4). Exits 1 if either side lost or duplicated an email.
+Knobs: PEER_DATABASE (herald_bench_peer; Herald's is its name + ``_herald``),
+PEER_PO_PROCESSES (2), PEER_PO_BATCH_SIZE (1000), PEER_PO_THREADS (5),
+BENCH_WORKER_CONCURRENCY (4), PEER_BROKER (redis://127.0.0.1:6379/13). Exits 1 if either
+side lost or duplicated an email.
+
+The receiving server (``--sink``): ``smtp-sink`` (the default) is Postfix's C test server
+(Debian's postfix package, /usr/sbin/smtp-sink; only the binary, never the postfix daemon),
+which advertises PIPELINING and spends a few microseconds per message, so the race measures
+the senders; ``aiosmtpd`` is the Python server of the first peer row (~1 ms of CPU per
+message on the same cores, so that row measures the sink as much as the senders), kept to
+report its ratio beside. smtp-sink counts messages and ended sessions on its stdout (``-c``,
+one update per "." and per session end) and appends every transaction to a dump file
+(``-D``) whose ``X-Rcpt-Args`` lines give the recipients, read once the run is over.
 """
 
 import argparse
 import collections
 import json
 import os
+import re
 import resource
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -39,8 +54,9 @@ from urllib.parse import urlsplit, urlunsplit
 ROOT = Path(__file__).resolve().parent.parent
 VENV = ROOT / ".venv" / "bin"
 VAR = ROOT / "var"
-BROKER = "redis://127.0.0.1:6379/13"
-PO_DB, HERALD_DB = "herald_bench_peer", "herald_bench_peer_herald"
+BROKER = os.environ.get("PEER_BROKER", "redis://127.0.0.1:6379/13")
+PO_DB = os.environ.get("PEER_DATABASE", "herald_bench_peer")
+HERALD_DB = f"{PO_DB}_herald"
 PO_PROCESSES = os.environ.get("PEER_PO_PROCESSES", "2")
 WORKER_CONCURRENCY = os.environ.get("BENCH_WORKER_CONCURRENCY", "4")
 CHUNK = 1000
@@ -50,10 +66,11 @@ HTML = "<p>Hi {{ name }},</p><p>your ticket for the <b>Spring Gala</b> is attach
 FROM = "tickets@herald.localhost"
 
 
-# --- the SMTP server ------------------------------------------------------------------------
+# --- the SMTP servers -----------------------------------------------------------------------
 
 class CountingHandler:
-    """Counts connections (EHLO), messages and recipients, and throws the mail away."""
+    """aiosmtpd's handler: counts connections (EHLO), messages and recipients, and throws the
+    mail away. It runs in this process's thread, so its CPU is this process's."""
 
     def __init__(self) -> None:
         self.reset()
@@ -75,14 +92,113 @@ class CountingHandler:
         self.recipients.update(envelope.rcpt_tos)
         return "250 OK"
 
+    def cpu(self) -> float:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return usage.ru_utime + usage.ru_stime
+
+
+class SmtpSink:
+    """Postfix's ``smtp-sink`` in a process of its own: the same counts as
+    ``CountingHandler`` (messages and first/last times from its ``-c`` counters, read as they
+    come; connections as the sessions that ended; recipients from its ``-D`` dump), so the
+    rest of the bench reads either server alike."""
+
+    COUNTERS = re.compile(rb"sess=(\d+) quit=\d+ mesg=(\d+)")
+
+    def __init__(self) -> None:
+        binary = shutil.which("smtp-sink") or "/usr/sbin/smtp-sink"
+        if not os.access(binary, os.X_OK):
+            raise SystemExit("smtp-sink is needed: DEBIAN_FRONTEND=noninteractive apt-get "
+                             "install -y postfix (only /usr/sbin/smtp-sink is used)")
+        self.folder = Path(tempfile.mkdtemp(prefix="herald-smtp-sink-"))
+        self.folder.chmod(0o777)  # written by "nobody" once smtp-sink drops root
+        self.dump = self.folder / "dump"
+        self.port = _free_port()
+        user = ["-u", "nobody"] if os.geteuid() == 0 else []
+        self.proc = subprocess.Popen(
+            [binary, "-c", "-D", str(self.dump), *user, f"127.0.0.1:{self.port}", "1000"],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+        self._sessions = self._messages = 0
+        self.base_sessions = self.base_messages = 0
+        self.first = self.last = 0.0
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+        _wait_port(self.port, self.proc)
+
+    def _read(self) -> None:
+        buffer = b""
+        while chunk := os.read(self.proc.stdout.fileno(), 65536):
+            now = time.monotonic()
+            buffer += chunk
+            *done, buffer = re.split(rb"[\r\n]", buffer)
+            for line in reversed(done):
+                if match := self.COUNTERS.search(line):
+                    sessions, messages = int(match.group(1)), int(match.group(2))
+                    if messages != self._messages:
+                        self.last = now
+                        self.first = self.first or now
+                    self._sessions, self._messages = sessions, messages
+                    break
+
+    def reset(self) -> None:
+        self.base_sessions, self.base_messages = self._sessions, self._messages
+        self.first = self.last = 0.0
+        self.dump.write_bytes(b"")  # smtp-sink appends: each run reads only its own
+        self.dump.chmod(0o666)  # smtp-sink, as "nobody", exits if it cannot append
+
+    @property
+    def messages(self) -> int:
+        return self._messages - self.base_messages
+
+    @property
+    def connections(self) -> int:
+        return self._sessions - self.base_sessions
+
+    @property
+    def recipients(self) -> collections.Counter[str]:
+        found: collections.Counter[str] = collections.Counter()
+        with open(self.dump, "rb") as dump:
+            for line in dump:
+                if line.startswith(b"X-Rcpt-Args: <"):
+                    found[line[14:].split(b">", 1)[0].decode()] += 1
+        return found
+
+    def cpu(self) -> float:
+        sys.path.insert(0, str(ROOT))
+        from bench.procs import cpu_own
+
+        return cpu_own(self.proc.pid)
+
+    def stop(self) -> None:
+        stop(self.proc)
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_port(port: int, proc: subprocess.Popen, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"smtp-sink exited {proc.returncode}: "
+                             f"{proc.stdout.read().decode(errors='replace')[-500:]}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise SystemExit(f"smtp-sink did not listen on {port}")
+
 
 def smtp_start() -> tuple[object, CountingHandler]:
     from aiosmtpd.controller import Controller
 
     handler = CountingHandler()
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = _free_port()
     controller = Controller(handler, hostname="127.0.0.1", port=port,
                             server_hostname="bench.localhost", ready_timeout=10)
     controller.start()
@@ -161,7 +277,7 @@ def stop(proc: subprocess.Popen) -> None:
         pass
 
 
-def wait_for_mail(handler: CountingHandler, target: int, proc: subprocess.Popen,
+def wait_for_mail(handler, target: int, proc: subprocess.Popen,
                   timeout: float = 300, stall: float = 30) -> None:
     """Until the server has ``target`` messages, the sender died, or nothing came for
     ``stall`` seconds; then a second more, to catch duplicates sent late."""
@@ -180,7 +296,7 @@ def wait_for_mail(handler: CountingHandler, target: int, proc: subprocess.Popen,
 
 # --- the two sides --------------------------------------------------------------------------
 
-def bench_post_office(n: int, url: str, handler: CountingHandler, port: int) -> dict:
+def bench_post_office(n: int, url: str, handler, port: int) -> dict:
     env = env_for(url, port, "bench.peer_settings")
     recreate(url)
     python = str(VENV / "python")
@@ -193,7 +309,7 @@ def bench_post_office(n: int, url: str, handler: CountingHandler, port: int) -> 
     return _result("django-post-office", n, handler, timing, stored)
 
 
-def bench_herald(n: int, url: str, handler: CountingHandler, port: int) -> dict:
+def bench_herald(n: int, url: str, handler, port: int) -> dict:
     env = env_for(url, port, "config.settings")
     recreate(url)
     subprocess.run(["redis-cli", "-n", BROKER.rsplit("/", 1)[1], "flushdb"], check=True,
@@ -208,13 +324,13 @@ def bench_herald(n: int, url: str, handler: CountingHandler, port: int) -> dict:
     return _result("Herald", n, handler, timing, stored)
 
 
-def timed_send(handler: CountingHandler, n: int, env: dict, log: str, *args: str) -> dict:
+def timed_send(handler, n: int, env: dict, log: str, *args: str) -> dict:
     """Launch the sender, wait for the mail, stop it (a one-shot command is left to finish).
-    CPU seconds: the sender's process tree (reaped children included) and this process,
-    which is the SMTP server's thread while the main thread sleeps; not PostgreSQL's."""
+    CPU seconds: the sender's process tree (reaped children included) and the SMTP server's
+    (aiosmtpd: this process, whose main thread sleeps meanwhile; smtp-sink: its process);
+    not PostgreSQL's."""
     handler.reset()
-    before = resource.getrusage(resource.RUSAGE_CHILDREN), resource.getrusage(
-        resource.RUSAGE_SELF)
+    before, server_before = resource.getrusage(resource.RUSAGE_CHILDREN), handler.cpu()
     started = time.monotonic()
     proc = start(env, log, *args)
     try:
@@ -223,21 +339,21 @@ def timed_send(handler: CountingHandler, n: int, env: dict, log: str, *args: str
             proc.wait(timeout=60)
     finally:
         stop(proc)
-    after = resource.getrusage(resource.RUSAGE_CHILDREN), resource.getrusage(
-        resource.RUSAGE_SELF)
-    cpu = [a.ru_utime + a.ru_stime - b.ru_utime - b.ru_stime for a, b in zip(after, before,
-                                                                           strict=True)]
-    return {"started": started, "sender_cpu": cpu[0], "server_cpu": cpu[1], "log": log}
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    sender = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    return {"started": started, "sender_cpu": sender, "server_cpu": handler.cpu() - server_before,
+            "log": log}
 
 
-def _result(system: str, n: int, handler: CountingHandler, timing: dict, stored: dict) -> dict:
-    duplicated = sum(1 for c in handler.recipients.values() if c > 1)
+def _result(system: str, n: int, handler, timing: dict, stored: dict) -> dict:
     expected = {f"user{i}@example.com" for i in range(n)}
-    missing = len(expected - set(handler.recipients))
+    recipients = handler.recipients
+    missing = len(expected - set(recipients))
+    duplicated = sum(1 for c in recipients.values() if c > 1)
     seconds = (handler.last or time.monotonic()) - timing["started"]
     return {
         "system": system, "emails": n, "messages": handler.messages,
-        "recipients": sum(handler.recipients.values()), "connections": handler.connections,
+        "recipients": sum(recipients.values()), "connections": handler.connections,
         "missing": missing, "duplicated": duplicated, "seconds": seconds,
         "rate": handler.messages / seconds if seconds else 0.0,
         "first_to_last": handler.last - handler.first if handler.first else 0.0,
@@ -361,7 +477,11 @@ def profile(batch: int) -> None:
 
 # --- report ---------------------------------------------------------------------------------
 
-def table(kind: str, results: list[dict]) -> str:
+SINKS = {"smtp-sink": ("Postfix smtp-sink", "target ≥ 3x"),
+         "aiosmtpd": ("aiosmtpd", "beside the smtp-sink race; the server's CPU dominates")}
+
+
+def table(kind: str, results: list[dict], sink: str = "smtp-sink") -> str:
     po, herald = results
     rows = ["| system | emails | seconds | emails/s | SMTP connections | first→last message |"
             " CPU ms/email: sender, SMTP server |", "| --- | --- | --- | --- | --- | --- | --- |"]
@@ -372,7 +492,8 @@ def table(kind: str, results: list[dict]) -> str:
                     f"{r['server_cpu'] * 1000 / r['emails']:.1f} |")
     ratio = herald["rate"] / po["rate"] if po["rate"] else 0.0
     rows.append("")
-    rows.append(f"Herald / post_office: **{ratio:.2f}x** (target ≥ 5x), {kind}, "
+    name, target = SINKS[sink]
+    rows.append(f"Herald / post_office: **{ratio:.2f}x** ({target}), server {name}, {kind}, "
                 f"post_office `send_queued_mail --processes {PO_PROCESSES}`, Herald Celery "
                 f"prefork -c {WORKER_CONCURRENCY}, {os.cpu_count()} cores, load average "
                 f"{os.getloadavg()[0]:.1f} at the end (other work on the machine skews both)")
@@ -392,22 +513,28 @@ def problems(results: list[dict]) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--emails", type=int, default=10_000)
+    parser.add_argument("--sink", choices=sorted(SINKS), default="smtp-sink",
+                        help="the receiving SMTP server (default smtp-sink)")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     args = parser.parse_args()
     VAR.mkdir(exist_ok=True)
     if not shutil.which("redis-cli"):
-        raise SystemExit("redis-cli is needed (the Celery broker is Redis db 13)")
+        raise SystemExit(f"redis-cli is needed (the Celery broker is {BROKER})")
     kind, po_url, herald_url = databases()
-    controller, handler = smtp_start()
-    port = _bound_port(controller)
+    if args.sink == "smtp-sink":
+        handler = server = SmtpSink()
+        port = server.port
+    else:
+        server, handler = smtp_start()
+        port = _bound_port(server)
     try:
         results = [bench_post_office(args.emails, po_url, handler, port),
                    bench_herald(args.emails, herald_url, handler, port)]
     finally:
-        controller.stop()
-    text = table(kind, results)
+        server.stop()
+    text = table(kind, results, args.sink)
     if args.json:
-        print(json.dumps({"kind": kind, "table": text, "results": results,
+        print(json.dumps({"kind": kind, "sink": args.sink, "table": text, "results": results,
                           "problems": problems(results)}))
     else:
         print(text)

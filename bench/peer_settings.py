@@ -1,7 +1,8 @@
 """Settings of the peer in `bench/peer.py`: Herald's settings plus django-post-office, which
-sends through Django's SMTP backend to the bench's aiosmtpd server (EMAIL_HOST/EMAIL_PORT
-from the environment, as for Herald), on a database of its own, ``herald_bench_peer``, on
-Herald's PostgreSQL server.
+sends through Django's SMTP backend to the bench's SMTP server (smtp-sink or aiosmtpd;
+EMAIL_HOST/EMAIL_PORT from the environment, as for Herald), on a database of its own
+(DATABASE_URL's, which peer.py sets: ``herald_bench_peer`` unless PEER_DATABASE), on Herald's
+PostgreSQL server.
 """
 
 import os
@@ -18,8 +19,7 @@ DEFAULT_FROM_EMAIL = "Herald <tickets@herald.localhost>"
 # inherited across fork breaks ("can't change 'autocommit' now"); plain connections, as
 # post_office documents, each process opening its own.
 options = {k: v for k, v in DATABASES["default"].get("OPTIONS", {}).items() if k != "pool"}
-DATABASES = {"default": {**DATABASES["default"], "NAME": "herald_bench_peer",
-                         "OPTIONS": options, "CONN_MAX_AGE": 0}}
+DATABASES = {"default": {**DATABASES["default"], "OPTIONS": options, "CONN_MAX_AGE": 0}}
 
 # post_office's throughput knobs (its README: "Batch Size", "Threads"); peer.py passes the
 # values it runs with. LOG_LEVEL 2 (its default) writes one Log row per sent email, as Herald
