@@ -21,7 +21,12 @@ Scenarios
   (prefork -c 2) and beat running; the worker's CPU over 60 s while they wait beside the same
   window with none, then each one's lateness once due (issue 19).
 - peer: `bench/peer.py` once the rest is stopped: the same emails (BENCH_PEER_EMAILS, 10,000;
-  0 skips it) sent by django-post-office and by Herald through SMTP to one aiosmtpd server.
+  0 skips it) sent by django-post-office and by Herald through SMTP, the race to Postfix's
+  smtp-sink (installed with Debian's postfix package when missing, the daemon never run),
+  then the same to aiosmtpd for the older row's ratio beside it.
+- anymail: `bench/anymail_peer.py`: the same number of emails as one Celery task each through
+  django-anymail's SendGrid backend vs Herald's batched SendGrid path, both into the fake
+  SendGrid with `celery worker --pool=prefork -c 2`.
 
 BENCH_SCENARIOS (comma-separated, default all) picks scenarios; pipeline, callbacks and
 webhooks use the deliveries of the ones before them, so each brings those along. Only a run
@@ -58,7 +63,8 @@ PEER_EMAILS = int(os.environ.get("BENCH_PEER_EMAILS", "10000"))
 BULK_GUESTS = int(os.environ.get("BENCH_BULK_GUESTS", "20000"))
 BULK_BATCH = os.environ.get("BENCH_BULK_BATCH", "1000")
 CSV_ROWS = int(os.environ.get("BENCH_CSV_ROWS", "100000"))
-ALL = ("api", "pipeline", "callbacks", "webhooks", "bulk", "csv", "scheduled", "peer")
+ALL = ("api", "pipeline", "callbacks", "webhooks", "bulk", "csv", "scheduled", "peer",
+       "anymail")
 SCENARIOS = {s.strip() for s in os.environ.get("BENCH_SCENARIOS", ",".join(ALL)).split(",")}
 if unknown := SCENARIOS - set(ALL):
     raise SystemExit(f"BENCH_SCENARIOS: unknown {', '.join(sorted(unknown))}; known: {ALL}")
@@ -204,7 +210,10 @@ def main() -> None:
     if "scheduled" in SCENARIOS:
         results["scheduled"] = run_scheduled()
     if "peer" in SCENARIOS:
-        results["peer"] = run_peer()
+        results["peer"] = run_peer("smtp-sink")
+        results["peer_aiosmtpd"] = run_peer("aiosmtpd")
+    if "anymail" in SCENARIOS:
+        results["anymail"] = run_anymail()
     report(results)
 
 
@@ -429,34 +438,92 @@ def api_v004(method: str, path: str, keys: dict, body: dict) -> dict:
         return json.loads(response.read())
 
 
-def run_peer() -> dict | None:
+def smtp_sink_ensure() -> None:
+    """Postfix's smtp-sink, the race's receiving server: Debian's postfix package installed
+    when missing, as wrk is needed (only the binary is used, the postfix daemon never runs)."""
+    if shutil.which("smtp-sink") or os.access("/usr/sbin/smtp-sink", os.X_OK):
+        return
+    if not shutil.which("apt-get"):
+        raise SystemExit("smtp-sink is needed: install Postfix (Debian: apt-get install postfix)")
+    done = subprocess.run(["apt-get", "install", "-y", "--no-install-recommends", "postfix"],
+                          capture_output=True, text=True,
+                          env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+    if done.returncode:
+        raise SystemExit("smtp-sink is needed: DEBIAN_FRONTEND=noninteractive apt-get install -y "
+                         f"postfix failed:\n{done.stderr[-1000:]}")
+
+
+def run_peer(sink: str) -> dict | None:
     """bench/peer.py on PostgreSQL (its own databases), with nothing else running."""
     if not PEER_EMAILS:
         return None
+    if sink == "smtp-sink":
+        smtp_sink_ensure()
     env = {**os.environ, "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/herald_bench_peer",
            "BENCH_WORKER_CONCURRENCY": WORKER_CONCURRENCY}
     out = subprocess.run([str(VENV / "python"), "bench/peer.py", "--emails", str(PEER_EMAILS),
-                          "--json"], capture_output=True, text=True, env=env, cwd=ROOT)
+                          "--sink", sink, "--json"], capture_output=True, text=True, env=env,
+                         cwd=ROOT)
     try:
         return json.loads(out.stdout)
     except json.JSONDecodeError:
         return {"problems": [out.stderr[-500:] or f"bench/peer.py exited {out.returncode}"]}
 
 
-def _peer_row(peer: dict | None) -> tuple[str, str, str] | None:
+def run_anymail() -> dict | None:
+    """bench/anymail_peer.py (its own database, the fake SendGrid in its process)."""
+    if not PEER_EMAILS:
+        return None
+    env = {**os.environ, "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/herald_bench_peer"}
+    out = subprocess.run([str(VENV / "python"), "bench/anymail_peer.py", "--emails",
+                          str(PEER_EMAILS), "--json"], capture_output=True, text=True, env=env,
+                         cwd=ROOT)
+    try:
+        return json.loads(out.stdout)
+    except json.JSONDecodeError:
+        return {"problems": [out.stderr[-500:] or f"bench/anymail_peer.py exited "
+                                                  f"{out.returncode}"]}
+
+
+def _peer_row(peer: dict | None, sink: str = "smtp-sink") -> tuple[str, str, str] | None:
     if peer is None:
         return None
-    target = "Herald ≥ 5x django-post-office"
-    name = "Peer: same emails via SMTP to aiosmtpd (send_queued_mail vs Celery worker)"
+    if sink == "smtp-sink":
+        name = ("Peer race: same emails via SMTP to Postfix smtp-sink (post_office "
+                "send_queued_mail vs Celery worker)")
+        target = "Herald ≥ 3x django-post-office"
+    else:
+        name = "Peer: the same to aiosmtpd (Python server; its CPU weighs on both senders)"
+        target = "— (beside the race)"
     if "results" not in peer:
         return name, "failed: " + " ".join(peer["problems"])[:200].replace("|", "/"), target
     po, herald = peer["results"]
     ratio = herald["rate"] / po["rate"] if po["rate"] else 0.0
     measured = (f"Herald {herald['rate']:.0f} emails/s vs post_office {po['rate']:.0f} emails/s"
                 f" = {ratio:.2f}x ({herald['emails']} each; SMTP "
-                f"connections {herald['connections']} vs {po['connections']})")
+                f"connections {herald['connections']} vs {po['connections']}; sender CPU "
+                f"{herald['sender_cpu'] * 1000 / herald['emails']:.1f} vs "
+                f"{po['sender_cpu'] * 1000 / po['emails']:.1f} ms/email)")
     if peer["problems"]:
         measured += f"; {len(peer['problems'])} side(s) missing or duplicating emails"
+    return name, measured, target
+
+
+def _anymail_row(result: dict | None) -> tuple[str, str, str] | None:
+    if result is None:
+        return None
+    name = ("Peer: a Celery task per email through django-anymail's SendGrid backend vs "
+            "Herald's batched SendGrid path (fake SendGrid, prefork -c 2 each)")
+    target = "— (reported)"
+    if "results" not in result:
+        return name, "failed: " + " ".join(result["problems"])[:200].replace("|", "/"), target
+    anymail, herald = result["results"]
+    ratio = herald["rate"] / anymail["rate"] if anymail["rate"] else 0.0
+    measured = (f"Herald {herald['rate']:.0f} emails/s vs task per email "
+                f"{anymail['rate']:.0f} emails/s = {ratio:.1f}x ({herald['emails']} each; "
+                f"SendGrid requests {herald['connections']} vs {anymail['connections']})")
+    if result["problems"]:
+        measured += f"; {len(result['problems'])} side(s) missing or duplicating emails"
     return name, measured, target
 
 
@@ -522,6 +589,10 @@ def report(results: dict) -> None:
                      f"{', '.join(workers)} (largest process)", "worker ≤ 300 MB"))
     if peer_row := _peer_row(results.get("peer")):
         rows.append(peer_row)
+    if peer_row := _peer_row(results.get("peer_aiosmtpd"), "aiosmtpd"):
+        rows.append(peer_row)
+    if anymail_row := _anymail_row(results.get("anymail")):
+        rows.append(anymail_row)
     table = ["| scenario | measured | target |", "| --- | --- | --- |"]
     table += [f"| {a} | {b} | {c} |" for a, b, c in rows]
     setup = (f"CPU yardstick {results['yardstick']:.2f} s, "
