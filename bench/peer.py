@@ -516,11 +516,25 @@ def main() -> None:
     parser.add_argument("--sink", choices=sorted(SINKS), default="smtp-sink",
                         help="the receiving SMTP server (default smtp-sink)")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    parser.add_argument("--herald-only", action="store_true",
+                        help="Herald's side alone (to try its settings; prints its rate)")
     args = parser.parse_args()
     VAR.mkdir(exist_ok=True)
     if not shutil.which("redis-cli"):
         raise SystemExit(f"redis-cli is needed (the Celery broker is {BROKER})")
     kind, po_url, herald_url = databases()
+    if args.herald_only:
+        handler = server = SmtpSink() if args.sink == "smtp-sink" else None
+        if server is None:
+            server, handler = smtp_start()
+        try:
+            herald = bench_herald(args.emails, herald_url, handler, handler.port if args.sink
+                                  == "smtp-sink" else _bound_port(server))
+        finally:
+            server.stop()
+        herald.pop("log")
+        print(json.dumps(herald))
+        sys.exit(1 if problems([herald]) else 0)
     if args.sink == "smtp-sink":
         handler = server = SmtpSink()
         port = server.port
