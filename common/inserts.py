@@ -156,7 +156,8 @@ def insert_together(*objects: models.Model) -> None:
 # A model's one-row INSERT as the ORM compiles it, by (model, database alias). Compiling it
 # (~45 fields' placeholders, quoting, the backend's lookups) was a fifth of the API's atomic
 # create + send's CPU; for plain values its text never changes, only the parameters do.
-_compiled: dict[tuple[type[models.Model], str], tuple[str, list[models.Field]]] = {}
+_compiled: dict[tuple[type[models.Model], str],
+                tuple[str, list[models.Field], list[Callable[[Any], Any]]]] = {}
 
 
 def _insert_sql(obj: models.Model) -> tuple[str, list[Any]]:
@@ -169,11 +170,11 @@ def _insert_sql(obj: models.Model) -> tuple[str, list[Any]]:
     model = type(obj)
     cached = _compiled.get((model, connection.alias))
     if cached is not None:
-        sql, fields = cached
+        sql, fields, preparers = cached
         values = [field.pre_save(obj, add=True) for field in fields]
         if not any(hasattr(value, "resolve_expression") for value in values):
-            return sql, [field.get_db_prep_save(value, connection)
-                         for field, value in zip(fields, values, strict=True)]
+            # Text and UUIDs as they are, the rest through the field (``_preparer``).
+            return sql, [prepare(value) for prepare, value in zip(preparers, values, strict=True)]
     fields = [f for f in model._meta.local_concrete_fields if not f.generated]
     query = InsertQuery(model)
     query.insert_values(fields, [obj])
@@ -181,5 +182,5 @@ def _insert_sql(obj: models.Model) -> tuple[str, list[Any]]:
     plain = not any(hasattr(field, "get_placeholder") for field in fields) and not any(
         hasattr(getattr(obj, field.attname), "resolve_expression") for field in fields)
     if plain and cached is None:
-        _compiled[(model, connection.alias)] = (sql, fields)
+        _compiled[(model, connection.alias)] = (sql, fields, [_preparer(f) for f in fields])
     return sql, list(values)
