@@ -19,8 +19,10 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.anymail_settings")
 
 import django  # noqa: E402
+from django.apps import apps  # noqa: E402
 
-django.setup()
+if not apps.ready:  # a worker's import; a test imports it with Django set up already
+    django.setup()
 
 from celery import Celery  # noqa: E402
 from django.core.mail import EmailMultiAlternatives  # noqa: E402
