@@ -3,6 +3,7 @@ Herald through SMTP to one receiving server, timed until the server has them all
 table and the ratio.
 
     .venv/bin/python bench/peer.py [--emails 10000] [--sink smtp-sink|aiosmtpd] [--json]
+    .venv/bin/python bench/peer.py --herald-only [--sink …]   # Herald's side alone
     .venv/bin/python bench/peer.py profile [--batch 100]     # cProfile of one Herald batch
 
 The database server is DATABASE_URL's, or without it the checkout's embedded one (var/pg,
@@ -15,7 +16,7 @@ server, so interpreter and Django start-up count for both):
   from bench/peer_settings.py) over emails queued with ``mail.send_many`` from one
   EmailTemplate with ``render_on_delivery=True``, so rendering happens while sending, as in
   Herald.
-- Herald: a Celery worker (prefork, as `make bench` starts it, Redis broker db 13) draining
+- Herald: a Celery worker (prefork, as `make bench` starts it, broker PEER_BROKER) draining
   queued Deliveries bulk created as emails/services.py does, with one send task per dispatch
   batch, HERALD_EMAIL_PROVIDER=smtp.
 
@@ -26,9 +27,10 @@ side lost or duplicated an email.
 
 The receiving server (``--sink``): ``smtp-sink`` (the default) is Postfix's C test server
 (Debian's postfix package, /usr/sbin/smtp-sink; only the binary, never the postfix daemon),
-which advertises PIPELINING and spends a few microseconds per message, so the race measures
-the senders; ``aiosmtpd`` is the Python server of the first peer row (~1 ms of CPU per
-message on the same cores, so that row measures the sink as much as the senders), kept to
+which advertises PIPELINING (neither sender uses it: both go through smtplib) and spends
+0.1-0.3 ms of CPU per message, its dump file included, so the race measures the senders;
+``aiosmtpd`` is the Python server of the first peer row (~1 ms of CPU per message on the
+same cores, so that row measures the sink as much as the senders), kept to
 report its ratio beside. smtp-sink counts messages and ended sessions on its stdout (``-c``,
 one update per "." and per session end) and appends every transaction to a dump file
 (``-D``) whose ``X-Rcpt-Args`` lines give the recipients, read once the run is over.
