@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import signal
 import statistics
 import subprocess
@@ -37,7 +36,7 @@ from collections.abc import Callable, Iterator
 from collections.abc import Set as AbstractSet
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -598,11 +597,23 @@ def assert_survived(worker: Worker) -> float:
     the (wall clock) time of its last connection to the broker."""
     log = worker.log.read_text(errors="replace")
     assert worker.proc.poll() is None and "Unrecoverable error" not in log, worker.tail()
-    connected = re.findall(r"^\[([0-9-]+ [0-9:]+),(\d+): INFO/MainProcess\] Connected to ",
-                           log, re.MULTILINE)
+    connected = [line for line in _json_lines(log)
+                 if str(line.get("event", "")).startswith("Connected to ")]
     assert len(connected) >= 2, "it reconnected"
-    stamp, millis = connected[-1]
-    return time.mktime(time.strptime(stamp, "%Y-%m-%d %H:%M:%S")) + int(millis) / 1000
+    return datetime.fromisoformat(connected[-1]["timestamp"].replace("Z", "+00:00")).timestamp()
+
+
+def _json_lines(log: str) -> list[dict]:
+    """The worker's log lines (one JSON object each, ``common.logs``); others skipped."""
+    lines = []
+    for text in log.splitlines():
+        try:
+            line = json.loads(text)
+        except ValueError:
+            continue
+        if isinstance(line, dict):
+            lines.append(line)
+    return lines
 
 
 # --- (b2) Redis stopped for 10 s under a prefork worker draining a backlog -------------------
