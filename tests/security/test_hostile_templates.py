@@ -349,10 +349,10 @@ BIG_TICKET_TEXT = ("{% if firstName %}Hi {{ firstName|title }},{% endif %}\nSee 
 
 
 def test_a_too_complex_template_is_a_400_on_the_template_api_before_it_compiles(api):
-    started = time.monotonic()
+    started = time.process_time()  # CPU: what a compile would burn, whatever the load
     response = api.post("/comms/v1/api/comms/template",
                         {"name": "Big", "subject": "Hi", "htmlBody": COMPLEX, "textBody": COMPLEX})
-    took = time.monotonic() - started
+    took = time.process_time() - started
     assert response.status_code == 400, response.content
     body = response.json()
     assert body["error"] == "template_syntax_error", body
@@ -369,9 +369,9 @@ def test_too_complex_templates_are_a_400_on_events(v4):
             "templates": [{"channel": "email", "language": language, "subject": "Hi",
                            "body": "{{a}}" * 20000, "html": "{{a}}" * 20000}
                           for language in languages]}
-    started = time.monotonic()
+    started = time.process_time()  # CPU: what a compile would burn, whatever the load
     response = v4.post("/v1/events", body)
-    took = time.monotonic() - started
+    took = time.process_time() - started
     assert response.status_code == 400, response.content
     assert "templates[0].html" in response.json()["error"], response.json()
     assert "Template too complex" in response.json()["error"], response.json()
