@@ -98,12 +98,6 @@ def _unrelease(ids: list[Any], due: datetime) -> None:
         status=Status.SCHEDULED, next_attempt_at=due)
 
 
-def next_due() -> datetime | None:
-    """The time of the next scheduled delivery, if any (the admin's health, the bench)."""
-    return (Delivery.objects.filter(status=Status.SCHEDULED).order_by("next_attempt_at")
-            .values_list("next_attempt_at", flat=True).first())
-
-
 def delivery_cancel(rows: QuerySet[Delivery], delivery_id: Any) -> Delivery:
     """Cancel one delivery among ``rows`` (the caller's own: its account, mode and front
     end). Not among them: 404. Already claimed, sent or final: 409 saying what it is."""
