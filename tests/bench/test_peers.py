@@ -14,6 +14,8 @@ from bench import peer
 from bench.anymail_peer import API_KEY, CountingSendGrid, Counts
 
 SMTP_SINK = os.access("/usr/sbin/smtp-sink", os.X_OK) or bool(peer.shutil.which("smtp-sink"))
+if os.environ.get("HERALD_REQUIRE_SMTP_SINK") and not SMTP_SINK:  # CI (.ci/run) installs it
+    raise RuntimeError("HERALD_REQUIRE_SMTP_SINK is set but Postfix's smtp-sink is missing")
 
 
 def _until(check, seconds: float = 5) -> None:
