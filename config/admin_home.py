@@ -19,17 +19,24 @@ from typing import Any
 
 from django.apps import apps
 from django.contrib import admin
-from django.db.models import Count, Min, Model, Q, QuerySet
-from django.db.models.functions import Coalesce
+from django.db.models import Count, Model, Q, QuerySet
 from django.http import HttpRequest
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
 from accounts.admin_base import user_accounts
-from comms.models import CallbackBatch, Delivery, Status
+from comms.models import Delivery, Status
 from config.health import readiness
 from domains.models import SenderDomain
 from guests.models import Attendee, BulkSend, Event, GuestImport
+from ops.selectors import (
+    CALLBACK_BATCHES,
+    DELIVERIES,
+    SCHEDULED,
+    WEBHOOK_MESSAGES,
+    Queue,
+    queues_waiting,
+)
 from templates.models import MessageTemplate
 from templates.services import without_test_sends
 from webhooks.models import Endpoint
@@ -215,32 +222,21 @@ def _health(request: HttpRequest, now: datetime) -> dict[str, Any]:
     long the oldest due item has waited, the last hour's failed sends by provider and reason,
     and readiness. Staff see their accounts' queues (both modes: a test key's sends wait in
     the same queue) and their live failures; superusers see every account's, and the
-    callback batches, which belong to no account."""
-    due = Q(next_attempt_at__lte=now) | Q(next_attempt_at=None)
-    deliveries = _scoped(request, Delivery.objects.filter(
-        status__in=[Status.QUEUED, Status.SCHEDULED])).aggregate(
-        queued=Count("id", filter=Q(status=Status.QUEUED)),
-        queued_oldest=Min(Coalesce("next_attempt_at", "created_at"),
-                          filter=Q(status=Status.QUEUED) & due),
-        scheduled=Count("id", filter=Q(status=Status.SCHEDULED)),
-        scheduled_next=Min("next_attempt_at", filter=Q(status=Status.SCHEDULED)))
-    webhooks = _scoped(request, WebhookMessage.objects.filter(
-        status=WebhookMessage.Status.PENDING)).aggregate(
-        count=Count("id"), oldest=Min(Coalesce("next_attempt_at", "created_at"), filter=due))
+    callback batches, which belong to no account. The queues are ``ops.selectors``' one
+    read, the same as ``/metrics``' gauges."""
+    scope = None if request.user.is_superuser else list(user_accounts(request))
+    figures = queues_waiting(account_ids=scope)  # the figures /metrics' gauges read
+    scheduled = figures[SCHEDULED]
     queues = [
-        _queue("Deliveries waiting to send", deliveries["queued"],
-               deliveries["queued_oldest"], now),
-        {"name": "Scheduled sends", "count": deliveries["scheduled"],
-         "next": deliveries["scheduled_next"],
-         "late": bool(deliveries["scheduled_next"] and deliveries["scheduled_next"] < now
-                      - timedelta(minutes=1))},
-        _queue("Webhook messages waiting", webhooks["count"], webhooks["oldest"], now),
+        _queue("Deliveries waiting to send", figures[DELIVERIES], figures.at),
+        {"name": "Scheduled sends", "count": scheduled.depth, "next": scheduled.next_due,
+         "late": bool(scheduled.next_due
+                      and scheduled.next_due < figures.at - timedelta(minutes=1))},
+        _queue("Webhook messages waiting", figures[WEBHOOK_MESSAGES], figures.at),
     ]
-    if request.user.is_superuser:
-        batches = CallbackBatch.objects.filter(processed_at=None).aggregate(
-            count=Count("id"), oldest=Min("received_at"))
-        queues.append(_queue("Provider callbacks waiting", batches["count"],
-                             batches["oldest"], now))
+    if scope is None:
+        queues.append(_queue("Provider callbacks waiting", figures[CALLBACK_BATCHES],
+                             figures.at))
     errors = list(without_test_sends(_scoped(request, Delivery.objects.filter(
         mode=LIVE, status__in=FAILED, failed_at__gte=now - timedelta(hours=1))))
         .values("provider", "failure_type").annotate(count=Count("id"))
@@ -251,10 +247,10 @@ def _health(request: HttpRequest, now: datetime) -> dict[str, Any]:
             "global": request.user.is_superuser}
 
 
-def _queue(name: str, count: int, oldest: datetime | None, now: datetime) -> dict[str, Any]:
+def _queue(name: str, queue: Queue, at: datetime) -> dict[str, Any]:
     """A queue's figures; one whose oldest due item waited over 5 minutes is flagged."""
-    return {"name": name, "count": count, "oldest": oldest,
-            "late": bool(oldest and now - oldest > timedelta(minutes=5))}
+    return {"name": name, "count": queue.depth, "oldest": queue.oldest_due,
+            "late": queue.age(at) > timedelta(minutes=5).total_seconds()}
 
 
 def _attention(request: HttpRequest, since: Any) -> list[dict[str, Any]]:

@@ -11,7 +11,8 @@ Two sources, so nothing is counted twice:
   only (``make run`` and the tests).
 - **Queues** (depth and the oldest due item of deliveries, scheduled sends, webhook
   messages and callback batches) are read from the database at each scrape, in one
-  statement on their indexes: every web process answers the same figures, and none adds them.
+  statement on their indexes (``ops.selectors.queues_waiting``, which the admin home's
+  Health card reads too): every web process answers the same figures, and none adds them.
 
 Access: a bearer token (``HERALD_METRICS_TOKEN``) or a client address in
 ``HERALD_METRICS_ALLOW`` (loopback by default; behind trusted proxies the client as
@@ -25,18 +26,15 @@ import os
 from collections.abc import Iterator
 
 from django.conf import settings
-from django.db import connection
 from django.http import Http404, HttpRequest, HttpResponse
 from prometheus_client import REGISTRY, CollectorRegistry, generate_latest, multiprocess
 from prometheus_client.core import GaugeMetricFamily, Metric
 
 from api.guard import _networks, _trusted, client_address
-from comms.models import CallbackBatch, Delivery
-from webhooks.models import Message
+from ops.selectors import QUEUES, SCHEDULED, queues_waiting
 
 # The classic text format every Prometheus reads (our names need none of 1.0.0's escaping).
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-QUEUES = ("deliveries", "scheduled", "webhook_messages", "callback_batches")
 
 
 def metrics_view(request: HttpRequest) -> HttpResponse:
@@ -97,8 +95,8 @@ class _Process:
 
 
 class QueueCollector:
-    """The work waiting, read from the database at scrape time (one statement, each part on
-    its table's index): how many, and how long the oldest due one has waited."""
+    """The work waiting, read from the database at scrape time (``queues_waiting``): how many,
+    and how long the oldest due one has waited."""
 
     def collect(self) -> Iterator[Metric]:
         depth = GaugeMetricFamily("herald_queue_depth", "Items waiting: queued deliveries, "
@@ -107,53 +105,13 @@ class QueueCollector:
         oldest = GaugeMetricFamily("herald_queue_oldest_due_age_seconds", "How long the "
                                    "oldest item that is due has waited (0: none due).",
                                    labels=["queue"])
-        figures = _queues()
-        for queue in QUEUES:
-            count, age, _ = figures[queue]
-            depth.add_metric([queue], count)
-            oldest.add_metric([queue], age)
+        figures = queues_waiting()
+        for name in QUEUES:
+            depth.add_metric([name], figures[name].depth)
+            oldest.add_metric([name], figures[name].age(figures.at))
         yield depth
         yield oldest
-        next_due = figures["scheduled"][2]
+        next_due = figures[SCHEDULED].next_due
         yield GaugeMetricFamily("herald_scheduled_next_due_timestamp_seconds", "When the "
                                 "earliest scheduled send is due (Unix time; 0: none).",
-                                value=next_due)
-
-
-def _queues() -> dict[str, tuple[int, float, float]]:
-    """queue → (depth, age in seconds of the oldest due item, Unix time of the earliest due
-    item (scheduled sends only))."""
-    sql = _QUEUES_SQL.format(delivery=Delivery._meta.db_table, message=Message._meta.db_table,
-                             batch=CallbackBatch._meta.db_table)
-    with connection.cursor() as cursor:
-        cursor.execute(sql)
-        return {queue: (int(count), max(float(age or 0), 0.0), float(next_due or 0))
-                for queue, count, age, next_due in cursor.fetchall()}
-
-
-# Each oldest due item is one index lookup: a queued delivery is due at its next attempt, or
-# at its creation when it has none (``delivery_sweep``, ``delivery_queued``); a scheduled one
-# at its send time (``delivery_scheduled``); a webhook message at its next attempt (set at
-# creation; ``webhook_message_sweep``); a callback batch at its arrival (``callback_pending``).
-_AGE = "EXTRACT(EPOCH FROM statement_timestamp() - LEAST({}))"
-_QUEUES_SQL = (
-    "SELECT 'deliveries', (SELECT count(*) FROM {delivery} WHERE status = 'queued'), "
-    + _AGE.format(
-        "(SELECT min(next_attempt_at) FROM {delivery} WHERE status = 'queued'"
-        " AND next_attempt_at <= statement_timestamp()),"
-        " (SELECT min(created_at) FROM {delivery} WHERE status = 'queued'"
-        " AND next_attempt_at IS NULL)") + ", NULL::float"
-    " UNION ALL SELECT 'scheduled', count(*), "
-    + _AGE.format("min(next_attempt_at) FILTER (WHERE next_attempt_at <= statement_timestamp())")
-    + ", EXTRACT(EPOCH FROM min(next_attempt_at))::float"
-    " FROM {delivery} WHERE status = 'scheduled'"
-    " UNION ALL SELECT 'webhook_messages', (SELECT count(*) FROM {message}"
-    " WHERE status = 'pending'), "
-    + _AGE.format(
-        "(SELECT min(next_attempt_at) FROM {message} WHERE status = 'pending'"
-        " AND next_attempt_at <= statement_timestamp()),"
-        " (SELECT min(created_at) FROM {message} WHERE status = 'pending'"
-        " AND next_attempt_at IS NULL)") + ", NULL::float"
-    " UNION ALL SELECT 'callback_batches', count(*), " + _AGE.format("min(received_at)")
-    + ", NULL::float FROM {batch} WHERE processed_at IS NULL"
-)
+                                value=next_due.timestamp() if next_due else 0.0)
