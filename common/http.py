@@ -1,11 +1,12 @@
 """Requests to vetted addresses: pinned IP, Host/SNI kept, no redirects, capped reads.
 
 The one HTTP client of every URL an account can steer: ``post`` (customer webhooks, the
-webhook channel), ``request`` (providers on urllib3 pointed at an account's ``api_base``)
-and ``pinned_session`` (a ``requests`` session for the official clients built on requests,
-google-auth's token requests among them). urllib3 pools are kept per (scheme, vetted IP,
-port, host name), so keep-alive works across requests while every request still goes to an
-address checked just before it.
+webhook channel; on ``common.http_conn``'s lean kept-alive connections), ``request``
+(providers on urllib3 pointed at an account's ``api_base``) and ``pinned_session`` (a
+``requests`` session for the official clients built on requests, google-auth's token
+requests among them). Connections are kept per (scheme, vetted IP, port, host name), so
+keep-alive works across requests while every request still goes to an address checked just
+before it.
 """
 
 import json
@@ -19,7 +20,7 @@ import urllib3
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import HTTPError, NewConnectionError
 
-from common import ssrf
+from common import http_conn, ssrf
 from common.ssrf import Target
 
 _pools: dict[tuple[str, str, int, str], urllib3.HTTPConnectionPool] = {}
@@ -57,24 +58,41 @@ def _pool(target: Target, address: str) -> urllib3.HTTPConnectionPool:
 
 def post(*, target: Target, body: bytes, headers: dict[str, str], timeout: float,
          max_bytes: int) -> Outcome:
-    """POST ``body``; never follows redirects, reads at most ``max_bytes`` of the answer."""
+    """POST ``body``; never follows redirects, reads at most ``max_bytes`` of the answer, and
+    gives up ``timeout`` seconds after the start (``common.http_conn``: kept-alive
+    connections per vetted address, the request in one send)."""
     started = time.monotonic()
-    all_headers = {"Host": target.host_header, "Content-Type": "application/json",
-                   "User-Agent": USER_AGENT, **headers}
+    head = _header_lines({"Content-Type": "application/json", "User-Agent": USER_AGENT,
+                          **headers})
     error = "no address to connect to"
     for address in target.addresses[:3]:
+        key = (target.scheme, address, target.port, target.host)
         try:
-            status, data, _ = _send_once(_pool(target, address), "POST", target.path, body,
-                                         all_headers, timeout, max_bytes, started)
+            status, data = http_conn.post(key, target.host_header, target.path, head, body,
+                                          timeout=timeout, max_bytes=max_bytes,
+                                          started=started)
             return Outcome(status, data, "", _elapsed_ms(started))
-        except NewConnectionError as exc:
-            error = f"connection failed: {exc}"
+        except http_conn.ConnectFailed as exc:
+            error = f"connection failed: {exc}"  # nothing was sent: the next address may answer
             continue
-        except (HTTPError, OSError) as exc:
-            timed_out = isinstance(exc, TimeoutError | urllib3.exceptions.TimeoutError)
+        except OSError as exc:
+            timed_out = isinstance(exc, TimeoutError)
             return Outcome(None, b"", f"{type(exc).__name__}: {exc}"[:1000], _elapsed_ms(started),
                            timed_out=timed_out)
     return Outcome(None, b"", error[:1000], _elapsed_ms(started))
+
+
+def _header_lines(headers: dict[str, str]) -> bytes:
+    """``Name: value`` CRLF lines; a name or value that could end the line is refused (no
+    header of ours has one: this keeps a future caller from splitting the request). Host and
+    Content-Length are the client's own."""
+    lines = []
+    for name, value in headers.items():
+        text = f"{name}: {value}"
+        if any(ch in text for ch in "\r\n\0") or name.lower() in ("host", "content-length"):
+            raise ValueError(f"header {name!r} cannot be sent as given")
+        lines.append(text)
+    return ("\r\n".join(lines) + "\r\n").encode("latin-1")
 
 
 def _send_once(pool: urllib3.HTTPConnectionPool, method: str, path: str, body: bytes | None,
