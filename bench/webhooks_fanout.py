@@ -2,13 +2,18 @@
 PostgreSQL and Redis POSTs signed messages to a local receiver answering in 1 ms.
 
     .venv/bin/python bench/webhooks_fanout.py            # both runs
+    .venv/bin/python bench/webhooks_fanout.py profile    # in-process: CPU per delivery, cProfile
     BENCH_WH_MESSAGES=5000 BENCH_WH_CONCURRENCY=4 BENCH_WH_POOL=prefork ...
+    BENCH_WH_DB=herald_bench_wh BENCH_WH_REDIS_DB=11     # the database and Redis db it uses
 
 Run 1 ("fan-out"): one endpoint, K messages, deliveries/s from the first publish to the last
-success. Run 2 ("hang"): the same plus a second endpoint whose receiver hangs (longer than
-the 15 s timeout); prints the healthy endpoint's rate during the first 15 s of the hang.
-Messages are bulk-inserted and their ``webhooks.deliver_message`` tasks published as
-``webhooks_emit`` does on commit.
+success, and the worker's CPU per delivery. Run 2 ("hang"): the same plus a second endpoint
+whose receiver hangs (longer than the 15 s timeout); prints the healthy endpoint's rate
+during the first 15 s of the hang. Messages are bulk-inserted and their
+``webhooks.deliver_message`` tasks published as ``webhooks_emit`` does on commit.
+"profile" runs the delivery tasks' function in this process, one batch after another (no
+Celery worker), and prints its CPU per delivery and cProfile's top functions
+(BENCH_WH_PROFILE_TOP, 25).
 """
 
 import os
@@ -23,7 +28,8 @@ sys.path.insert(0, str(ROOT))
 from bench.procs import cpu_with_children, database_migrated, worker_ready  # noqa: E402
 
 VENV = ROOT / ".venv" / "bin"
-DB = "herald_bench_wh"
+DB = os.environ.get("BENCH_WH_DB", "herald_bench_wh")
+REDIS_DB = os.environ.get("BENCH_WH_REDIS_DB", "11")
 MESSAGES = int(os.environ.get("BENCH_WH_MESSAGES", "5000"))
 HUNG_MESSAGES = int(os.environ.get("BENCH_WH_HUNG_MESSAGES", "200"))
 CONCURRENCY = os.environ.get("BENCH_WH_CONCURRENCY", "4")
@@ -34,7 +40,7 @@ ENV = {
     **os.environ,
     "DJANGO_SETTINGS_MODULE": "config.settings",
     "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{DB}",
-    "CELERY_BROKER_URL": "redis://127.0.0.1:6379/11",
+    "CELERY_BROKER_URL": f"redis://127.0.0.1:6379/{REDIS_DB}",
     "WEBHOOKS_ALLOW_PRIVATE_URLS": "true",
     "LOG_LEVEL": "WARNING",
 }
@@ -67,7 +73,7 @@ def serve(delay: float) -> None:
 
 def prepare_database() -> None:
     database_migrated(DB, ENV)
-    subprocess.run(["redis-cli", "-n", "11", "flushdb"], check=True, capture_output=True)
+    subprocess.run(["redis-cli", "-n", REDIS_DB, "flushdb"], check=True, capture_output=True)
 
 
 def django_setup() -> None:
@@ -141,8 +147,8 @@ def run_fanout(url: str, worker: subprocess.Popen, receiver: subprocess.Popen) -
     receiver_cpu = cpu_with_children(receiver.pid) - cpu[1]
     print(f"fan-out: {done}/{MESSAGES} delivered in {seconds:.1f} s = "
           f"{done / seconds:.0f} deliveries/s (worker {POOL} -c {CONCURRENCY}; CPU: worker "
-          f"{worker_cpu / seconds:.0%}, receiver {receiver_cpu / seconds:.0%} of one core)",
-          flush=True)
+          f"{worker_cpu / seconds:.0%}, receiver {receiver_cpu / seconds:.0%} of one core; "
+          f"worker {worker_cpu * 1000 / max(done, 1):.3f} ms per delivery)", flush=True)
 
 
 def run_hang(url: str, worker: subprocess.Popen, receiver: subprocess.Popen) -> None:
@@ -166,6 +172,43 @@ def run_hang(url: str, worker: subprocess.Popen, receiver: subprocess.Popen) -> 
           f"({HUNG_MESSAGES} messages to an endpoint hanging > 15 s)", flush=True)
 
 
+def run_profile(url: str, worker: None, receiver: subprocess.Popen) -> None:
+    """The delivery task's function in this process, batch after batch, under cProfile: the
+    process's CPU per delivery (without the profiler, then with it) and where it goes."""
+    import cProfile
+    import pstats
+
+    from webhooks import delivery
+    from webhooks.models import Message
+
+    def drain(endpoint) -> tuple[int, float, float]:
+        cpu, wall = time.process_time(), time.monotonic()
+        while head := Message.objects.filter(endpoint=endpoint, status="pending").order_by(
+                "created_at").values_list("webhook_id", flat=True).first():
+            delivery.message_deliver(webhook_id=head)
+        return succeeded(endpoint), time.process_time() - cpu, time.monotonic() - wall
+
+    from celery import current_app
+
+    current_app.loader.import_default_modules()  # as a worker has (the first publish would)
+    delivery.message_deliver(webhook_id="warm-up")  # first queries
+    for label, profiler in (("plain", None), ("cProfile", cProfile.Profile())):
+        endpoint = endpoint_make(f"Bench profile {label}", url + "/hook")
+        messages_create(endpoint, MESSAGES)
+        if profiler is not None:
+            profiler.enable()
+        done, cpu, wall = drain(endpoint)
+        if profiler is not None:
+            profiler.disable()
+        print(f"profile ({label}): {done}/{MESSAGES} delivered in {wall:.2f} s, CPU "
+              f"{cpu * 1000 / max(done, 1):.3f} ms per delivery "
+              f"({done / wall:.0f} deliveries/s in one process)", flush=True)
+    top = int(os.environ.get("BENCH_WH_PROFILE_TOP", "25"))
+    stats = pstats.Stats(profiler).strip_dirs()
+    stats.sort_stats("tottime").print_stats(top)
+    stats.sort_stats("cumulative").print_stats(top)
+
+
 def main() -> None:
     if len(sys.argv) > 2 and sys.argv[1] == "serve":
         serve(float(sys.argv[2]))
@@ -179,13 +222,16 @@ def main() -> None:
     runs = sys.argv[1:] or ["fanout", "hang"]
     try:
         for run in runs:
+            if run == "profile":
+                run_profile(url, None, receiver)
+                continue
             worker = start_worker()
             try:
                 {"fanout": run_fanout, "hang": run_hang}[run](url, worker, receiver)
             finally:
                 os.killpg(worker.pid, 9)
                 worker.wait()
-                subprocess.run(["redis-cli", "-n", "11", "flushdb"], capture_output=True)
+                subprocess.run(["redis-cli", "-n", REDIS_DB, "flushdb"], capture_output=True)
     finally:
         receiver.terminate()
 
