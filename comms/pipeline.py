@@ -19,6 +19,7 @@ every write goes through ``comms.outcomes``' claim-token-guarded helpers.
 """
 
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -60,6 +61,11 @@ from templates.models import TRANSACTIONAL
 from templates.rendering import render
 
 log = logging.getLogger(__name__)
+
+# The one-by-one path's recording (``_one_by_one``), unless settings say otherwise: a group's
+# outcomes at most this many messages, or this many milliseconds, after its first.
+RECORD_EVERY = 100
+RECORD_MS = 1000
 
 Message = EmailMessage | ChannelMessage
 
@@ -234,21 +240,69 @@ def _batch(chain: list[Link], group: list[Prepared]) -> list[Attempted]:
 def _one_by_one(chain: list[Link], group: list[Prepared],
                 session: bool) -> list[ProviderConfigurationError]:
     """One message at a time (through the first provider's ``send_each`` session when it
-    has one), each outcome recorded as soon as it is known: a worker that dies mid-batch
-    leaves at most one accepted message unrecorded. After half the lease the rest go back
-    to the queue unattempted, with a kick to take them, so a slow provider never keeps a
-    claimed row past its lease (the sweeper would let another worker send it too)."""
+    has one), the outcomes recorded in groups through ``record``: after
+    ``HERALD_SEND_RECORD_EVERY`` messages or ``HERALD_SEND_RECORD_MS`` after the group's
+    first send began, whichever comes first (0: each message), and always before the rest is
+    handed back and on any error. A worker that dies mid-batch leaves at most that many
+    accepted messages unrecorded (sent again after the lease), as SendGrid's batch of 100 a
+    request does; one transaction per message cost more than the SMTP conversation. After
+    half the lease the rest go back to the queue unattempted, with a kick to take them, so a
+    slow provider never keeps a claimed row past its lease (the sweeper would let another
+    worker send it too)."""
     claimed_at = group[0].delivery.claimed_at
     lease = timedelta(seconds=settings.HERALD_SENDING_LEASE_SECONDS)
-    misconfigured: list[ProviderConfigurationError] = []
-    with closing(_session(chain, group, session)) as attempts:
-        for index, item in enumerate(group):
-            if claimed_at and timezone.now() > claimed_at + lease / 2:
-                outcomes.requeue_each([rest.delivery for rest in group[index:]])
-                kick()
-                break
-            misconfigured += record([item], [next(attempts)])
-    return misconfigured
+    pending = _Pending()
+    try:
+        with closing(_session(chain, group, session)) as attempts:
+            for index, item in enumerate(group):
+                if claimed_at and timezone.now() > claimed_at + lease / 2:
+                    pending.flush()
+                    outcomes.requeue_each([rest.delivery for rest in group[index:]])
+                    kick()
+                    break
+                started = time.monotonic()
+                pending.add(item, next(attempts), started)
+    except BaseException:
+        pending.flush_after_error()
+        raise
+    pending.flush()
+    return pending.misconfigured
+
+
+class _Pending:
+    """Outcomes known but not yet recorded, written by ``record`` a group at a time."""
+
+    def __init__(self) -> None:
+        self.every = max(1, int(getattr(settings, "HERALD_SEND_RECORD_EVERY", RECORD_EVERY)))
+        self.seconds = getattr(settings, "HERALD_SEND_RECORD_MS", RECORD_MS) / 1000
+        self.items: list[Prepared] = []
+        self.attempts: list[Attempted] = []
+        self.since = 0.0
+        self.misconfigured: list[ProviderConfigurationError] = []
+
+    def add(self, item: Prepared, attempted: Attempted, started: float) -> None:
+        """``started``: when this message's send began (a slow server's message counts)."""
+        if not self.items:
+            self.since = started
+        self.items.append(item)
+        self.attempts.append(attempted)
+        if len(self.items) >= self.every or time.monotonic() - self.since >= self.seconds:
+            self.flush()
+
+    def flush(self) -> None:
+        items, attempts = self.items, self.attempts
+        self.items, self.attempts = [], []  # taken: a failed write is not tried twice here
+        if items:
+            self.misconfigured += record(items, attempts)
+
+    def flush_after_error(self) -> None:
+        """What was sent before an error is recorded; the error raised is the first one."""
+        count = len(self.items)
+        try:
+            self.flush()
+        except Exception:
+            log.exception("Outcomes of %d messages not recorded; a sent one goes again "
+                          "after the lease", count)
 
 
 def _session(chain: list[Link], group: list[Prepared], session: bool) -> Iterator[Attempted]:

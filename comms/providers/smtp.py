@@ -90,10 +90,9 @@ class SmtpProvider(Adapter):
     def send_each(self, messages: list[EmailMessage]) -> Iterator[SendResult | Exception]:
         """Messages over one SMTP session (a new connection per message costs more than the
         message): each its own MAIL/RCPT/DATA, and its outcome given as soon as the server
-        answered it, so the caller records it before the next message goes (a worker that
-        dies mid-batch leaves at most one accepted message unrecorded). A session the server
-        drops is opened again once; a second loss fails the rest as transient. The session
-        is closed when the generator is (``contextlib.closing``)."""
+        answered it (the pipeline records them in groups: ``comms.pipeline._one_by_one``).
+        A session the server drops is opened again once; a second loss fails the rest as
+        transient. The session is closed when the generator is (``contextlib.closing``)."""
         config = self._config()
         if config.use_tls and config.use_ssl:
             error = ProviderConfigurationError(
