@@ -131,6 +131,12 @@ class ReminderRuleFormSet(forms.BaseInlineFormSet):
             seen.add(key)
 
 
+def _scheduling_told(request, event: Event) -> None:
+    """A big event's reminders are made by a job: staff are told they are on their way."""
+    messages.info(request, f"The reminders of {event.name}'s guests are being scheduled in the "
+                           "background: each guest's page shows them once done.")
+
+
 class ReminderRuleInline(ScopedInline, unfold_admin.TabularInline):
     """The event's reminders; saving schedules, moves or cancels its guests' reminders
     (``EventAdmin.save_formset``)."""
@@ -231,9 +237,9 @@ class EventAdmin(AccountScopedAdmin):
         deliveries follow the event (its time, name, venue)."""
         super().save_related(request, form, formsets, change)
         event, before = form.instance, getattr(form.instance, "_reminders_before", None)
-        if before is not None:
-            reminders.event_reminders_follow(
-                event=event, moved=before != (event.starts_at, event.time_zone))
+        if before is not None and reminders.event_reminders_follow(
+                event=event, moved=before != (event.starts_at, event.time_zone)):
+            _scheduling_told(request, event)
 
     def save_formset(self, request, form, formset, change) -> None:
         """Reminders through their services: a new one is scheduled for the guests, a
@@ -243,11 +249,14 @@ class EventAdmin(AccountScopedAdmin):
         rules = formset.save(commit=False)
         for rule in formset.deleted_objects:
             reminders.reminder_rule_delete(rule=rule)
+        queued = False
         for rule in rules:
             created = rule._state.adding
             rule.account_id = form.instance.account_id
             rule.save()
-            reminders.reminder_rule_saved(rule=rule, created=created)
+            queued = reminders.reminder_rule_saved(rule=rule, created=created) or queued
+        if queued:
+            _scheduling_told(request, form.instance)
 
     def delete_model(self, request, obj: Event) -> None:
         """Its guests' unsent deliveries are cancelled (their webhooks go out) first."""

@@ -1,11 +1,13 @@
-"""The sweeper of imports and bulk sends: a job whose task was lost (the broker was down when
-it was queued) or whose worker died is queued again. Every job resumes where it stopped:
-validation only reads, an import continues after its last committed batch (ids are the
-idempotency key), a bulk send after its cursor (batches are serialized by a row lock).
+"""The sweeper of imports, bulk sends and big events' reminder rules: a job whose task was
+lost (the broker was down when it was queued) or whose worker died is queued again. Every job
+resumes where it stopped: validation only reads, an import continues after its last committed
+batch (ids are the idempotency key), a bulk send after its cursor (batches are serialized by a
+row lock), a rule's reminders with the guests who have none of it yet
+(``reminders.reminder_rule_fill``: each batch under the rule's row lock).
 
-Both are durable jobs (``common.jobs``) whose progress is their ``updated_at``: a job idle for
-longer than its period is claimed by moving ``updated_at`` to now (so the next sweep waits
-another period) and its task published by name."""
+All are durable jobs (``common.jobs``) whose progress is a time (``updated_at``; a rule's
+``fill_due``): a job idle for longer than its period is claimed by moving that time to now (so
+the next sweep waits another period) and its task published by name."""
 
 from datetime import timedelta
 
@@ -14,6 +16,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from common import jobs
+from guests import reminders
 from guests.models import BulkSend, GuestImport
 
 IMPORTS = jobs.JobTable(GuestImport, status=None, token=None, due="updated_at",
@@ -38,4 +41,7 @@ def guest_jobs_sweep() -> int:
                                  where=Q(status=status)):
             jobs.publish(task, str(job_id))
             count += 1
+    for rule_id in reminders.reminder_fills_lost(cutoff=now - grace, until=now):
+        jobs.publish(reminders.FILL_TASK, str(rule_id))
+        count += 1
     return count

@@ -133,6 +133,10 @@ class ReminderRule(UUIDModel):
     # Minutes from the event's start: negative before it (-1440 = 24 h before).
     offset_minutes = models.IntegerField(
         help_text="Minutes from the event's start: -1440 is a day before, -120 two hours.")
+    # A big event's guests get the rule's reminders from a job (``guests.reminders``): set
+    # when it is queued and at each batch it commits (its progress), None once every guest
+    # has it. The sweep queues the job again when it stood still longer than the grace.
+    fill_due = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["offset_minutes"]

@@ -2,7 +2,7 @@
 
 from celery import shared_task
 
-from guests import bulk, imports, jobs
+from guests import bulk, imports, jobs, reminders
 
 
 @shared_task(name="guests.validate_import", ignore_result=True)
@@ -23,3 +23,8 @@ def bulk_send(job_id: str) -> None:
 @shared_task(name="guests.jobs_sweep", ignore_result=True)
 def jobs_sweep() -> int:
     return jobs.guest_jobs_sweep()
+
+
+@shared_task(name="guests.reminder_rule_fill", ignore_result=True)
+def reminder_rule_fill(rule_id: str) -> None:
+    reminders.reminder_rule_fill(rule_id=rule_id)
