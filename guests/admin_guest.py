@@ -4,6 +4,7 @@ are, their tickets' history in plain words, and the buttons that send, resend, o
 email and resend (``guests.admin_actions``)."""
 
 import uuid
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from typing import Any
@@ -23,9 +24,9 @@ from accounts.admin_base import AccountScopedAdmin, user_accounts
 from api.ratelimit import counters
 from common.errors import HeraldError
 from comms import wording
-from comms.models import CANCELLABLE, FAILURES, Delivery, DeliveryEvent, Status, Suppression
+from comms.models import CANCELLABLE, FAILURES, Delivery, DeliveryEvent, Status
 from comms.scheduling import deliveries_cancel
-from comms.selectors import suppression_modes, suppression_topics, suppressions_active
+from comms.selectors import suppressions_active, suppressions_began
 from guests import admin_actions, admin_views, reminders
 from guests.admin_actions import resend_attendees
 from guests.checkin import checked_in_words
@@ -328,7 +329,8 @@ def guest_page(attendee: Attendee, *, can_send: bool) -> dict[str, Any]:
                       .select_related("template").prefetch_related("events")
                       .order_by("-created_at")[:30])
     zone = ZoneInfo(attendee.event.time_zone)
-    tickets = [ticket_history(delivery, zone) for delivery in deliveries]
+    since = suppressions_began(stops=_suppressed(deliveries))  # one query for the page
+    tickets = [ticket_history(delivery, zone, since) for delivery in deliveries]
     name = f"{attendee.first_name} {attendee.last_name}".strip()
     return {
         "title": name or attendee.email,
@@ -348,9 +350,14 @@ def guest_page(attendee: Attendee, *, can_send: bool) -> dict[str, Any]:
     }
 
 
-def ticket_history(delivery: Delivery, zone: tzinfo | None = None) -> Ticket:
+def ticket_history(delivery: Delivery, zone: tzinfo | None = None,
+                   since: Mapping[Any, datetime | None] | None = None) -> Ticket:
     """A delivery as support reads it: its status and every step, newest first. A scheduled
-    one says when it goes, in ``zone`` (the guest's event's), as the event's times are."""
+    one says when it goes, in ``zone`` (the guest's event's), as the event's times are.
+    ``since``: ``suppressions_began`` of its stopped sends by event id, when the caller read
+    them for many deliveries at once."""
+    if since is None:
+        since = suppressions_began(stops=_suppressed([delivery]))
     status = wording.status_words_with_cause(
         status=delivery.status, channel=delivery.channel, reason=delivery.failure_reason,
         failure_type=delivery.failure_type, bounce_type=delivery.bounce_type,
@@ -359,7 +366,8 @@ def ticket_history(delivery: Delivery, zone: tzinfo | None = None) -> Ticket:
     if delivery.status == Status.SCHEDULED:
         status = first = wording.scheduled_words(delivery.next_attempt_at, zone)
     entries = [Entry(delivery.created_at, -1, wording.moment(delivery.created_at), first)]
-    entries += [_entry(delivery, event) for event in delivery.events.all()]
+    entries += [_entry(delivery, event, since.get(event.id))
+                for event in delivery.events.all()]
     entries.sort(key=lambda e: (e.at, e.order), reverse=True)
     return Ticket(template=delivery.template.name if delivery.template else "Message",
                   recipient=delivery.recipient, status=status, tone=tone(delivery.status),
@@ -372,9 +380,8 @@ ANSWERS = {"comms.bounced": "The receiving server said", "comms.deferred":
            "The receiving server said", "comms.dropped": "The mail provider said"}
 
 
-def _entry(delivery: Delivery, event: DeliveryEvent) -> Entry:
+def _entry(delivery: Delivery, event: DeliveryEvent, since: datetime | None) -> Entry:
     detail = event.detail if isinstance(event.detail, dict) else {}
-    since = _suppressed_since(delivery, event) if event.status == Status.SUPPRESSED else None
     words = wording.event_words(name=event.name, status=event.status, detail=detail,
                                 channel=delivery.channel, suppressed_since=since)
     reason = str(detail.get("reason") or "")
@@ -383,15 +390,10 @@ def _entry(delivery: Delivery, event: DeliveryEvent) -> Entry:
                  tone(event.status or None) if event.status in FAILURES | GOOD else "")
 
 
-def _suppressed_since(delivery: Delivery, event: DeliveryEvent) -> datetime | None:
-    """When the suppression that stopped this send began (the bounce, or the unsubscribe from
-    its template's topic: another topic's never stops it)."""
-    category = delivery.template.category if delivery.template_id else ""
-    return Suppression.objects.filter(
-        account_id=delivery.account_id, channel=delivery.channel,
-        address=delivery.recipient.strip().lower(), mode__in=suppression_modes(delivery.mode),
-        topic__in=suppression_topics(category), created_at__lte=event.occurred_at,
-    ).order_by("-created_at").values_list("created_at", flat=True).first()
+def _suppressed(deliveries: Iterable[Delivery]) -> list[tuple[Any, Delivery, datetime]]:
+    """The sends the suppression list stopped, as ``suppressions_began`` takes them."""
+    return [(event.id, delivery, event.occurred_at) for delivery in deliveries
+            for event in delivery.events.all() if event.status == Status.SUPPRESSED]
 
 
 @dataclass(frozen=True)
