@@ -176,3 +176,28 @@ def test_the_admin_says_a_big_events_reminders_are_being_scheduled(
     assert len(per_guest(rule.id)) == GUESTS  # the job ran on commit (eagerly here)
     page = staff.get(reverse("admin:guests_event_change", args=[event.pk]))
     assert page.status_code == 200
+
+
+def test_a_big_event_postponed_gives_its_guests_a_reminder_whose_time_had_passed(
+        keys, big, template, django_capture_on_commit_callbacks):
+    event = event_create(account=keys.account, name="Gala",
+                         starts_at=timezone.now() + timedelta(minutes=10),
+                         time_zone="Europe/Paris")
+    Attendee.objects.bulk_create([
+        Attendee(id=uuid.uuid4(), account_id=event.account_id, event=event,
+                 email=f"g{n}@example.com") for n in range(GUESTS)])
+    with django_capture_on_commit_callbacks(execute=True):
+        rule = reminders.reminder_rule_create(account=keys.account, event_id=event.id,
+                                              template_id=template.id, offset_minutes=-120)
+    assert per_guest(rule.id) == Counter()  # its time passed 110 minutes ago: none
+    rule.refresh_from_db()
+    assert rule.fill_due is None
+    event.starts_at = timezone.now() + timedelta(days=2)
+    event.save()
+    with django_capture_on_commit_callbacks(execute=False) as published:
+        assert reminders.event_reminders_follow(event=event, moved=True) is True
+    assert per_guest(rule.id) == Counter()  # the job's, after the commit
+    for callback in published:
+        callback()
+    counts = per_guest(rule.id)
+    assert len(counts) == GUESTS and set(counts.values()) == {1}
