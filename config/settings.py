@@ -396,6 +396,9 @@ HERALD_SCHEDULE_TICK_SECONDS = env.float("HERALD_SCHEDULE_TICK_SECONDS", default
 # Event reminders (guests.reminders): one whose time has passed when its guest is added (or
 # its event moved) is still sent if at most this late, else never.
 HERALD_REMINDER_GRACE_MINUTES = env.int("HERALD_REMINDER_GRACE_MINUTES", default=30)
+# Up to this many guests, a new (or moved) reminder rule's reminders are made inside the
+# request; a bigger event's by the job guests.reminder_rule_fill after the commit.
+HERALD_REMINDER_INLINE_GUESTS = env.int("HERALD_REMINDER_INLINE_GUESTS", default=500)
 CELERY_BEAT_SCHEDULE["comms.scheduled_release"] = {
     "task": "comms.scheduled_release",
     "schedule": HERALD_SCHEDULE_TICK_SECONDS,

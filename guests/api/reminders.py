@@ -42,10 +42,17 @@ class ReminderOut(serializers.ModelSerializer):
     templateId = serializers.UUIDField(source="template_id")
     offsetMinutes = serializers.IntegerField(source="offset_minutes")
     createdAt = serializers.DateTimeField(source="created_at")
+    scheduling = serializers.SerializerMethodField(
+        help_text="True while the guests' reminders are being scheduled in the background "
+                  "(an event with more than HERALD_REMINDER_INLINE_GUESTS guests, 500 by "
+                  "default); false once every guest has its reminder.")
 
     class Meta:
         model = ReminderRule
-        fields = ["id", "eventId", "templateId", "offsetMinutes", "createdAt"]
+        fields = ["id", "eventId", "templateId", "offsetMinutes", "createdAt", "scheduling"]
+
+    def get_scheduling(self, rule: ReminderRule) -> bool:
+        return rule.fill_due is not None
 
 
 class ReminderDeleted(ReminderOut):
@@ -81,7 +88,9 @@ class ReminderList(RemindersView):
     @extend_schema(
         request=ReminderIn, tags=["check-in"],
         summary="Add a reminder: a template sent to each guest at an offset from the start",
-        description="Scheduled at once for the event's guests, and for each guest added later; "
+        description="Scheduled for the event's guests (in the background for an event with "
+                    "more than HERALD_REMINDER_INLINE_GUESTS guests: `scheduling` is true "
+                    "until every guest has its reminder), and for each guest added later; "
                     "moved when the event's start moves. A reminder whose time has passed "
                     "when its guest is added goes now if less than "
                     "HERALD_REMINDER_GRACE_MINUTES late, else not at all.",

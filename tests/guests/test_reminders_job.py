@@ -69,6 +69,7 @@ def test_the_request_queues_the_job_and_the_job_schedules_every_guest(
     rule = ReminderRule.objects.get(id=response.json()["id"])
     assert per_guest(rule.id) == Counter()  # none made inside the request
     assert rule.fill_due is not None  # the job's to do (the sweep's record)
+    assert response.json()["scheduling"] is True  # the answer says so
     for callback in published:
         callback()  # the commit publishes the task; eager here, a worker's in production
     counts = per_guest(rule.id)
@@ -78,6 +79,8 @@ def test_the_request_queues_the_job_and_the_job_schedules_every_guest(
         (Status.SCHEDULED, event.starts_at - timedelta(minutes=60))}
     rule.refresh_from_db()
     assert rule.fill_due is None
+    listed = api.client.get(f"/checkin/v1/api/event/{event.id}/reminders").json()
+    assert [r["scheduling"] for r in listed["items"]] == [False]
 
 
 def test_a_small_event_is_still_scheduled_in_the_request(

@@ -1,11 +1,8 @@
 """Adding a reminder rule to a big event: what the request costs, and what the job costs.
 
-    .venv/bin/python -m ops.bench_reminder_rule [guests] [--inline]
+    .venv/bin/python bench/reminder_rule.py [guests] [--inline]
 
-(as a module: run as a file, its folder would come first on the path and ``ops.selectors``
-would shadow the standard library's ``selectors``)
-
-On its own database (``BENCH_REMINDER_DATABASE_URL``, default ``herald_ops_bench`` on
+On its own database (``BENCH_REMINDER_DATABASE_URL``, default ``herald_bench_reminders`` on
 127.0.0.1; migrated, then an account, an event with ``guests`` guests (50,000) and a template
 made once and reused) and Redis db 12 (nothing consumes it: the job published by the request
 is not run by a worker here). Prints, for ``reminders.reminder_rule_create`` (the REST POST's
@@ -28,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 os.environ.setdefault("DATABASE_URL", os.environ.get(
-    "BENCH_REMINDER_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/herald_ops_bench"))
+    "BENCH_REMINDER_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/herald_bench_reminders"))
 os.environ.setdefault("CELERY_BROKER_URL", "redis://127.0.0.1:6379/12")
 os.environ.setdefault("LOG_LEVEL", "WARNING")
 
