@@ -5,6 +5,7 @@ table and the ratio.
     .venv/bin/python bench/peer.py [--emails 10000] [--sink smtp-sink|aiosmtpd] [--json]
     .venv/bin/python bench/peer.py --herald-only [--sink …]   # Herald's side alone
     .venv/bin/python bench/peer.py profile [--batch 100]     # cProfile of one Herald batch
+    .venv/bin/python bench/peer.py conversation [--batches 50]  # the SMTP conversation alone
 
 The database server is DATABASE_URL's, or without it the checkout's embedded one (var/pg,
 config/database.py); post_office on ``herald_bench_peer``, Herald on
@@ -459,22 +460,71 @@ def profile(batch: int) -> None:
     with mock.patch("comms.queueing.enqueue"):  # rows only: this calls dispatch itself
         herald_queue(3 * batch)
 
+    cpu: list[float] = []
+
     def one_batch() -> float:
         head = (Delivery.objects.filter(status="queued").order_by("created_at")
                 .values_list("id", flat=True).first())
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         dispatch.delivery_dispatch(delivery_id=str(head))
+        cpu.append(time.process_time() - cpu_started)
         return time.perf_counter() - started
 
     warm_up, timed = one_batch(), one_batch()
-    profiler = cProfile.Profile()
+    # BENCH_TIMER=cpu: cProfile in this process's CPU time (waits for the servers left out).
+    timer = time.process_time if os.environ.get("BENCH_TIMER") == "cpu" else time.perf_counter
+    profiler = cProfile.Profile(timer)
     profiled = profiler.runcall(one_batch)
     counts = json.loads(server.communicate("")[0])
     print(f"{kind}, batches of {batch}: warm-up {warm_up * 1000:.0f} ms, then "
-          f"{timed * 1000:.0f} ms ({timed * 1000 / batch:.2f} ms/email), under cProfile "
+          f"{timed * 1000:.0f} ms ({timed * 1000 / batch:.2f} ms/email, CPU "
+          f"{cpu[1] * 1000 / batch:.2f} ms/email), under cProfile "
           f"{profiled * 1000:.0f} ms; {counts['messages']} messages over "
           f"{counts['connections']} SMTP connections")
     pstats.Stats(profiler).sort_stats(os.environ.get("BENCH_SORT", "cumulative")).print_stats(40)
+
+
+def conversation(batches: int) -> None:
+    """The SMTP provider's conversation alone into smtp-sink: ``batches`` sessions of 100
+    messages through ``send_batch`` (no database), each way in its own process, three rounds:
+    smtplib's ``sendmail`` (as before), Herald's commands one at a time (PIPELINING
+    hidden) and pipelined. Prints CPU and wall µs per email."""
+    for _ in range(3):
+        for way in ("sendmail", "one-at-a-time", "pipelined"):
+            print(run({**os.environ, "PYTHONPATH": str(ROOT)}, sys.executable, __file__,
+                      "_conversation", way, str(batches)).strip(), flush=True)
+
+
+def _conversation(way: str, batches: int) -> None:
+    import smtplib
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    _django()
+    from comms.providers import smtp
+    from tests.fakes.smtp_server import message
+
+    if way == "sendmail":
+        smtp._deliver = lambda connection, out: connection.connection.sendmail(
+            out.sender, [out.recipient], out.data)
+    elif way == "one-at-a-time":
+        offered = smtplib.SMTP.has_extn
+        smtplib.SMTP.has_extn = lambda self, name: (name.lower() != "pipelining"
+                                                    and offered(self, name))
+    sink = SmtpSink()
+    provider = smtp.SmtpProvider(lambda: smtp.SmtpConfig(host="127.0.0.1", port=sink.port))
+    emails = [message(delivery_id=f"d-{i}", to_email=f"user{i}@example.com", text=TEXT * 3,
+                      html=HTML * 3) for i in range(100)]
+    try:
+        provider.send_batch(emails)  # warm-up
+        cpu, wall = time.process_time(), time.perf_counter()
+        for _ in range(batches):
+            outcomes = provider.send_batch(emails)
+        cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    finally:
+        sink.stop()
+    assert all(type(o).__name__ == "SendResult" for o in outcomes), outcomes[:1]
+    n = 100 * batches
+    print(f"{way}: {cpu / n * 1e6:.0f} µs CPU/email, {wall / n * 1e6:.0f} µs wall/email")
 
 
 # --- report ---------------------------------------------------------------------------------
@@ -562,9 +612,12 @@ def main() -> None:
 if __name__ == "__main__":
     commands = {"_po_queue": lambda: po_queue(int(sys.argv[2])), "_po_status": po_status,
                 "_herald_queue": lambda: herald_queue(int(sys.argv[2])),
-                "_herald_status": herald_status, "_smtp_serve": smtp_serve}
+                "_herald_status": herald_status, "_smtp_serve": smtp_serve,
+                "_conversation": lambda: _conversation(sys.argv[2], int(sys.argv[3]))}
     if len(sys.argv) > 1 and sys.argv[1] in commands:
         commands[sys.argv[1]]()
+    elif len(sys.argv) > 1 and sys.argv[1] == "conversation":
+        conversation(int(sys.argv[3]) if len(sys.argv) > 3 and sys.argv[2] == "--batches" else 50)
     elif len(sys.argv) > 1 and sys.argv[1] == "profile":
         profile(int(sys.argv[3]) if len(sys.argv) > 3 and sys.argv[2] == "--batch" else 100)
     else:

@@ -183,8 +183,63 @@ def build_message(message: EmailMessage) -> Outgoing:
 
 def _deliver(connection: EmailBackend, outgoing: Outgoing) -> None:
     """One MAIL/RCPT/DATA on the backend's open session (what its send_messages does, minus
-    the MIME generation); smtplib dot-stuffs the data."""
-    connection.connection.sendmail(outgoing.sender, [outgoing.recipient], outgoing.data)
+    the MIME generation), with smtplib's errors for the same replies as its ``sendmail``, so
+    a session is classified, dropped or reopened alike. Where the server offers PIPELINING
+    (RFC 2920) the three commands go in one write: two round trips a message, not four.
+    The addresses are ``mime.addr_spec``'s already: put in angle brackets as they are
+    (smtplib's ``quoteaddr`` parses each again, ~10 % of a message's CPU)."""
+    smtp = connection.connection
+    smtp.ehlo_or_helo_if_needed()
+    _envelope(smtp, outgoing)
+    body = re.sub(rb"(?m)^\.", b"..", outgoing.data)  # dot-stuffed, as smtplib's ``data``
+    smtp.send(body + (b"" if body.endswith(b"\r\n") else b"\r\n") + b".\r\n")
+    code, reply = smtp.getreply()
+    if code != 250:
+        _refused(smtp, code)
+        raise smtplib.SMTPDataError(code, reply)
+
+
+def _envelope(smtp: smtplib.SMTP, outgoing: Outgoing) -> None:
+    """MAIL, RCPT and DATA up to the server's 354: in one write where it offers PIPELINING
+    (every reply read in order), else each after the previous one's reply. A refusal resets
+    the transaction (a 421 closes the session) and raises ``sendmail``'s error."""
+    size = f" size={len(outgoing.data)}" if smtp.has_extn("size") else ""
+    steps = (
+        (f"mail FROM:<{outgoing.sender}>{size}\r\n", (250,),
+         lambda code, reply: smtplib.SMTPSenderRefused(code, reply, outgoing.sender)),
+        (f"rcpt TO:<{outgoing.recipient}>\r\n", (250, 251),
+         lambda code, reply: smtplib.SMTPRecipientsRefused({outgoing.recipient: (code, reply)})),
+        ("data\r\n", (354,), smtplib.SMTPDataError),
+    )
+    pipelined = smtp.has_extn("pipelining")
+    if pipelined:
+        smtp.send("".join(command for command, _, _ in steps))
+    refusal: Exception | None = None
+    for command, accepted, error in steps:
+        if not pipelined:
+            if refusal is not None:
+                break
+            smtp.send(command)
+        code, reply = smtp.getreply()
+        if code == 421 or (code not in accepted and refusal is None):
+            refusal = refusal or error(code, reply)
+            if code == 421:
+                break
+        elif code == 354 and refusal is not None:  # DATA taken after a refusal: end it empty
+            smtp.send(b".\r\n")
+            smtp.getreply()
+    if refusal is not None:
+        _refused(smtp, code)
+        raise refusal
+
+
+def _refused(smtp: smtplib.SMTP, code: int) -> None:
+    """After a refusal, as ``sendmail``: a 421 (the server is closing) closes the session,
+    anything else resets the transaction for the next message."""
+    if code == 421:
+        smtp.close()
+    else:
+        smtp._rset()
 
 
 def _connection(config: SmtpConfig) -> EmailBackend:
