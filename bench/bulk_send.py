@@ -9,11 +9,22 @@
         deliveries, then ``delivery_dispatch`` sends them in batches of 1,000 to the fake
         SendGrid (its own process); prints the wall and CPU time of dispatch's steps, or
         cProfile's top functions.
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/herald_bench_bulk \
+    CELERY_BROKER_URL=redis://127.0.0.1:6379/9 \
+        .venv/bin/python bench/bulk_send.py worker [guests] [batch] [concurrency]
+        the production shape on a fresh database: a ``celery -A config worker --pool=prefork
+        -c concurrency`` (default 4, as ``make bench``) with ``HERALD_DISPATCH_BATCH_SIZE=batch``
+        (default 1,000; 100 is the pipeline's default) runs the ``guests.bulk_send`` job and
+        the send tasks it kicks; prints the wall time from the job's creation to the last
+        delivery sent, the worker's CPU per email (main process and pool) and the load
+        average. The broker's Redis database must be one of your own: its queues are used.
 """
 
+import contextlib
 import json
 import os
 import secrets
+import signal
 import subprocess
 import sys
 import time
@@ -140,10 +151,60 @@ def profile(guests: int, profiler: str, fake_pid: int) -> None:
         stats.sort_stats("tottime").print_stats(25)
 
 
+def worker(guests: int, batch: int, concurrency: int) -> None:
+    """The bulk send job and its deliveries run by a real prefork worker (``make bench``'s
+    bulk row without the admin's HTTP)."""
+    from django.db import connection
+
+    from bench.procs import cpu_with_children, worker_ready
+    from comms.models import Delivery
+    from guests import bulk
+    from guests.models import Event
+
+    def sessions() -> int:  # PostgreSQL connections opened to this database so far
+        time.sleep(1)  # (the statistics are flushed about once a second)
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_stat_clear_snapshot()")
+            cursor.execute("SELECT sessions FROM pg_stat_database"
+                           " WHERE datname = current_database()")
+            return cursor.fetchone()[0]
+
+    made = setup(guests)
+    event = Event.objects.get(id=made["event"])
+    proc = worker_ready("--pool=prefork", "-c", str(concurrency),
+                        env={**os.environ, "HERALD_DISPATCH_BATCH_SIZE": str(batch)})
+    opened = sessions()
+    try:
+        deliveries = Delivery.objects.filter(template_id=made["template"])
+        cpu, started = cpu_with_children(proc.pid), time.perf_counter()
+        bulk.bulk_send_create(event=event, template_id=made["template"], audience="all",
+                              mode="live", token=uuid.uuid4(), user=None)
+        while deliveries.exclude(status__in=("queued", "sending")).count() < guests:
+            if time.perf_counter() - started > 300:
+                raise SystemExit("not all sent after 300 s")
+            time.sleep(0.02)
+        seconds = time.perf_counter() - started
+        cpu = cpu_with_children(proc.pid) - cpu
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+    opened = sessions() - opened
+    sent = deliveries.filter(status="sent").count()
+    print(f"worker -c {concurrency}, batch {batch}: sent {sent:,} in {seconds:.2f} s = "
+          f"{sent / seconds:,.0f} emails/s; worker CPU {cpu:.2f} s = "
+          f"{cpu / sent * 1000:.3f} ms per email; {opened} PostgreSQL connections opened; "
+          f"load average "
+          f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}", flush=True)
+
+
 def main() -> None:
     command = sys.argv[1] if len(sys.argv) > 1 else "setup"
     guests = int(sys.argv[2]) if len(sys.argv) > 2 else 20_000
-    if command == "profile":
+    if command == "worker" and not os.environ.get("CELERY_BROKER_URL", "").startswith(
+            "redis://"):
+        raise SystemExit("worker: CELERY_BROKER_URL must name a Redis database of your own")
+    if command in ("profile", "worker"):
         url = os.environ.setdefault(
             "DATABASE_URL", "postgres://postgres@127.0.0.1:5432/herald_bench_bulk")
         for tool in ("dropdb", "createdb"):  # a fresh database: nothing else queued
@@ -152,19 +213,23 @@ def main() -> None:
         fake = subprocess.Popen([sys.executable, str(ROOT / "bench/fake_sendgrid_server.py"),
                                  "SG.bench"], stdout=subprocess.PIPE, text=True)
         os.environ.update(HERALD_EMAIL_PROVIDER="sendgrid", SENDGRID_API_KEY="SG.bench",
-                          SENDGRID_API_HOST=fake.stdout.readline().strip(),
-                          CELERY_BROKER_URL="memory://")
+                          SENDGRID_API_HOST=fake.stdout.readline().strip())
+        os.environ.setdefault("CELERY_BROKER_URL", "memory://")
     import django
 
     django.setup()
-    if command != "profile":
+    if command not in ("profile", "worker"):
         print(json.dumps(setup(guests)))
         return
     from django.core.management import call_command
 
     try:
         call_command("migrate", verbosity=0)
-        profile(guests, sys.argv[3] if len(sys.argv) > 3 else "phases", fake.pid)
+        if command == "worker":
+            worker(guests, int(sys.argv[3]) if len(sys.argv) > 3 else 1000,
+                   int(sys.argv[4]) if len(sys.argv) > 4 else 4)
+        else:
+            profile(guests, sys.argv[3] if len(sys.argv) > 3 else "phases", fake.pid)
     finally:
         fake.terminate()
 

@@ -2,21 +2,61 @@
 
 It also defines the Redis broker transport the settings select for ``redis://`` brokers
 (``CELERY_BROKER_TRANSPORT``): kombu's, with a channel that a lost connection cannot turn into
-a worker exit (see ``RedisChannel``).
+a worker exit (see ``RedisChannel``), and how a worker's tasks use the database connection
+pool (``WorkerFixup``).
 """
 
 import os
+from typing import Any
 
 import redis
 from celery import Celery
+from celery.fixups.django import DjangoFixup, DjangoWorkerFixup
 from kombu.transport import redis as kombu_redis
 
 from common import request_id
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
+
+class WorkerFixup(DjangoWorkerFixup):
+    """Celery's Django fixup, keeping each worker process's connection pool across tasks.
+
+    Around every task Celery's fixup closes the database connections and, in a prefork pool,
+    the whole psycopg pool (``close_pool``), so each task (each send batch, each beat tick)
+    opened a new PostgreSQL connection: a TCP connect, a backend started, authenticated and
+    configured, and its catalog caches filled again. ``CELERY_DB_REUSE_MAX`` would keep the
+    connection, but also checked out across tasks with no check at all: after a PostgreSQL
+    restart every task would fail on the dead connection until the reuse count ran out
+    (docs/RELIABILITY.md (c)).
+
+    Here a task's connections go back to the pool when it ends (``connection.close()``), and
+    the pool stays: the next task checks one out, and the pool's check at check-out
+    (``CONN_HEALTH_CHECKS``: one empty query) replaces one a restart cut, as it did for a
+    fresh pool's first connection. The pool a process inherited from its parent is still
+    closed at the process' start (``on_worker_process_init``: its threads and sockets belong
+    to the parent), and every ``CELERY_DB_REUSE_MAX`` tasks, if set, as before.
+    """
+
+    def close_database(self, **kwargs: Any) -> None:
+        if self.db_reuse_max:
+            return super().close_database(**kwargs)
+        for conn in self._db.connections.all(initialized_only=True):
+            try:
+                conn.close()  # pooled: back to the pool, which discards a broken one
+            except self.interface_errors:
+                pass
+            except self.DatabaseError as exc:
+                if "closed" not in str(exc) and "not connected" not in str(exc):
+                    raise
+        return None
+
+
 app = Celery("herald")
 app.config_from_object("django.conf:settings", namespace="CELERY")
+for fixup in app._fixups:  # Celery installs its Django fixup when the app is made
+    if isinstance(fixup, DjangoFixup):
+        fixup.worker_fixup = WorkerFixup(app)
 app.autodiscover_tasks()
 request_id.celery_connect()  # a task published during a request carries its id
 
