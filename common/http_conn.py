@@ -26,6 +26,9 @@ Key = tuple[str, str, int, str]  # scheme, vetted IP, port, host name
 
 _MAX_KEYS = 512
 _IDLE_PER_KEY = 8
+_MAX_IDLE = 64  # kept connections per process, all keys together
+_IDLE_SECONDS = 30.0  # receivers close idle ones around 60 s: don't hold them longer
+_idle_total = 0
 _MAX_LINE = 8192
 _MAX_HEADERS = 100
 _idle: "OrderedDict[Key, list[_Connection]]" = OrderedDict()
@@ -47,11 +50,13 @@ class _Dropped(OSError):
 
 
 class _Connection:
-    __slots__ = ("buffer", "sock")
+    __slots__ = ("buffer", "idle_since", "received", "sock")
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self.buffer = bytearray()
+        self.received = 0  # bytes of the current answer received
+        self.idle_since = 0.0
 
     def close(self) -> None:
         try:
@@ -68,6 +73,7 @@ class _Connection:
         chunk = self.sock.recv(65536)
         if not chunk:
             raise _Dropped("the connection was closed")
+        self.received += len(chunk)
         self.buffer += chunk
 
     def line(self, deadline: float) -> bytes:
@@ -103,8 +109,17 @@ def post(key: Key, host_header: str, path: str, head: bytes, body: bytes, *,
         try:
             return _exchange(key, connection, request, deadline, max_bytes)
         except (_Dropped, ConnectionResetError, BrokenPipeError):
-            pass  # closed by the receiver while idle: once more on a new connection
-    connection = _connect(key, min(timeout, 5.0))
+            if connection.received:  # it began answering: it has the request
+                raise BadAnswer("the receiver closed the connection mid-answer") from None
+        left = deadline - time.monotonic()  # closed while idle: once more, within the deadline
+        if left <= 0:
+            raise TimeoutError("timed out")
+        try:
+            connection = _connect(key, min(left, 5.0))
+        except ConnectFailed as exc:  # the request may have arrived: not the next address
+            raise OSError(f"the kept connection dropped, a new one failed: {exc}") from None
+    else:
+        connection = _connect(key, min(timeout, 5.0))
     try:
         return _exchange(key, connection, request, deadline, max_bytes)
     except _Dropped:
@@ -115,6 +130,7 @@ def _exchange(key: Key, connection: _Connection, request: bytes, deadline: float
               max_bytes: int) -> tuple[int, bytes]:
     keep = False
     try:
+        connection.received = 0
         connection.sock.settimeout(max(deadline - time.monotonic(), 0.001))
         connection.sock.sendall(request)
         status, length, chunked, keep = _head(connection, deadline)
@@ -142,6 +158,7 @@ def _head(connection: _Connection, deadline: float) -> tuple[int, int | None, bo
             raise BadAnswer("the answer is not HTTP/1.x")
         status = int(parts[1])
         length, chunked, keep = None, False, parts[0] == b"HTTP/1.1"
+        close = other_coding = False
         for _ in range(_MAX_HEADERS + 1):
             line = connection.line(deadline)
             if line in (b"\r\n", b"\n"):
@@ -154,12 +171,14 @@ def _head(connection: _Connection, deadline: float) -> tuple[int, int | None, bo
                 length = int(value)
             elif name == b"transfer-encoding":
                 chunked = value.rsplit(b",", 1)[-1].strip() == b"chunked"
-                keep = keep and chunked
+                other_coding = other_coding or not chunked
             elif name == b"connection":
                 tokens = {t.strip() for t in value.split(b",")}
-                keep = (keep or b"keep-alive" in tokens) and b"close" not in tokens
+                close = close or b"close" in tokens
+                keep = keep or b"keep-alive" in tokens
         else:
             raise BadAnswer("the answer has too many headers")
+        keep = keep and not close and not other_coding
         if chunked and length is not None:
             keep = False  # both framings: the body is read as chunked, the connection dropped
         if not 100 <= status < 200 or status == 101:
@@ -243,36 +262,44 @@ def _tls_context() -> ssl.SSLContext:
 
 def _idle_take(key: Key) -> _Connection | None:
     """A kept connection to this key that the receiver has not closed meanwhile."""
+    global _idle_total
     while True:
         with _lock:
             kept = _idle.get(key)
             if not kept:
                 return None
             connection = kept.pop()
-        if not connection.buffer and not _readable(connection.sock):
+            _idle_total -= 1
+        if (not connection.buffer and not _readable(connection.sock)
+                and time.monotonic() - connection.idle_since < _IDLE_SECONDS):
             return connection
-        connection.close()  # closed by the receiver, or it sent something unasked
+        connection.close()  # closed by the receiver, idle too long, or it sent something
 
 
 def _readable(sock: socket.socket) -> bool:
-    try:
-        return bool(select.select([sock], [], [], 0)[0])
+    try:  # poll, not select: select cannot watch a descriptor >= 1024
+        poller = select.poll()
+        poller.register(sock, select.POLLIN | select.POLLERR | select.POLLHUP)
+        return bool(poller.poll(0))
     except (OSError, ValueError):
         return True
 
 
 def _idle_put(key: Key, connection: _Connection) -> None:
+    global _idle_total
+    connection.idle_since = time.monotonic()
     dropped: list[_Connection] = []
     with _lock:
-        kept = _idle.get(key)
-        if kept is None:
-            if len(_idle) >= _MAX_KEYS:
-                dropped += _idle.popitem(last=False)[1]
-            kept = _idle[key] = []
-        else:
-            _idle.move_to_end(key)
+        while _idle and (len(_idle) >= _MAX_KEYS or _idle_total >= _MAX_IDLE) and (
+                next(iter(_idle)) != key):
+            evicted = _idle.popitem(last=False)[1]  # the least recently used key
+            _idle_total -= len(evicted)
+            dropped += evicted
+        kept = _idle.setdefault(key, [])
+        _idle.move_to_end(key)
         if len(kept) < _IDLE_PER_KEY:
             kept.append(connection)
+            _idle_total += 1
         else:
             dropped.append(connection)
     for extra in dropped:
@@ -281,9 +308,10 @@ def _idle_put(key: Key, connection: _Connection) -> None:
 
 def _forget() -> None:
     """A forked child must not share its parent's sockets (a prefork pool)."""
-    global _lock
+    global _lock, _idle_total
     _lock = threading.Lock()
     _idle.clear()
+    _idle_total = 0
 
 
 os.register_at_fork(after_in_child=_forget)
