@@ -106,7 +106,7 @@ def profile(guests: int, profiler: str, fake_pid: int) -> None:
     from guests import bulk
     from guests.models import Event
 
-    settings.HERALD_DISPATCH_BATCH_SIZE = 1000
+    settings.HERALD_DISPATCH_BATCH_SIZE = int(os.environ.get("BENCH_BULK_BATCH", "1000"))
     made = setup(guests)
     bulk.enqueue = lambda *args, **kwargs: None  # no tasks: this process sends, below
     event = Event.objects.get(id=made["event"])
