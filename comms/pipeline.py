@@ -251,7 +251,9 @@ def _one_by_one(chain: list[Link], group: list[Prepared],
     worker send it too)."""
     claimed_at = group[0].delivery.claimed_at
     lease = timedelta(seconds=settings.HERALD_SENDING_LEASE_SECONDS)
-    pending = _Pending()
+    # Grouped only in a provider's own session (SMTP's send_each): the others' calls (SES,
+    # SMS, chat, push) cost more than their recording, and some have no reconciliation.
+    pending = _Pending(grouped=session)
     try:
         with closing(_session(chain, group, session)) as attempts:
             for index, item in enumerate(group):
@@ -272,8 +274,9 @@ def _one_by_one(chain: list[Link], group: list[Prepared],
 class _Pending:
     """Outcomes known but not yet recorded, written by ``record`` a group at a time."""
 
-    def __init__(self) -> None:
-        self.every = max(1, int(getattr(settings, "HERALD_SEND_RECORD_EVERY", RECORD_EVERY)))
+    def __init__(self, *, grouped: bool = True) -> None:
+        every = int(getattr(settings, "HERALD_SEND_RECORD_EVERY", RECORD_EVERY))
+        self.every = max(1, every) if grouped else 1
         self.seconds = getattr(settings, "HERALD_SEND_RECORD_MS", RECORD_MS) / 1000
         self.items: list[Prepared] = []
         self.attempts: list[Attempted] = []

@@ -362,6 +362,11 @@ HERALD_SEND_MAX_ATTEMPTS = env.int("HERALD_SEND_MAX_ATTEMPTS", default=6)
 HERALD_RETRY_BASE_SECONDS = env.float("HERALD_RETRY_BASE_SECONDS", default=10.0)
 HERALD_RETRY_MAX_SECONDS = env.float("HERALD_RETRY_MAX_SECONDS", default=3600.0)
 HERALD_SENDING_LEASE_SECONDS = env.int("HERALD_SENDING_LEASE_SECONDS", default=300)
+# SMTP's outcomes are recorded a group at a time (comms.pipeline._one_by_one): after this
+# many accepted messages or this long after the group's first send, whichever comes first. A
+# worker killed mid-batch leaves at most one group unrecorded (sent again after the lease).
+HERALD_SEND_RECORD_EVERY = env.int("HERALD_SEND_RECORD_EVERY", default=100)
+HERALD_SEND_RECORD_MS = env.int("HERALD_SEND_RECORD_MS", default=1000)
 # A claim past its lease whose provider reports what it accepted (SendGrid, SES with their
 # event webhooks set up) waits this much longer for that report before it is sent again.
 HERALD_RECONCILE_SECONDS = env.int("HERALD_RECONCILE_SECONDS", default=120)

@@ -321,11 +321,16 @@ def test_rows_claimed_before_a_lost_connection_go_back_to_the_queue_at_once(
 
 
 @pytest.mark.django_db(transaction=True)
-def test_smtp_records_each_message_as_soon_as_the_server_accepted_it(api, smtp, template_id):
-    """No reconciliation exists for SMTP: a worker that dies mid-batch must leave at most the
-    message in flight unrecorded, so each is recorded before the next is sent."""
+@pytest.mark.parametrize(("every", "seen"), [(1, [0, 1, 2, 3]), (2, [0, 0, 2, 2]),
+                                             (100, [0, 0, 0, 0])])
+def test_smtp_records_its_messages_in_groups_of_at_most_send_record_every(
+        api, smtp, template_id, settings, every, seen):
+    """No reconciliation exists for SMTP: a worker that dies mid-batch leaves at most
+    HERALD_SEND_RECORD_EVERY accepted messages unrecorded (sent again after the lease), so a
+    group is recorded before the next group is sent."""
     from comms.dispatch import delivery_dispatch
 
+    settings.HERALD_SEND_RECORD_EVERY = every
     rows = _rows(api, template_id, 4)
     recorded_before: list[int] = []
     accept = smtp.handle_DATA
@@ -342,7 +347,7 @@ def test_smtp_records_each_message_as_soon_as_the_server_accepted_it(api, smtp, 
 
     smtp.handle_DATA = handle_DATA
     delivery_dispatch(delivery_id=str(rows[0].id))
-    assert recorded_before == [0, 1, 2, 3]
+    assert recorded_before == seen
     assert set(Delivery.objects.values_list("status", flat=True)) == {"sent"}
 
 
