@@ -4,6 +4,7 @@ every attempt and outcome in one transaction (see docs/ARCHITECTURE.md, flow 7).
 
 import json
 import logging
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -30,7 +31,9 @@ Status = Message.Status
 # takes no more: a timeout always ends it), WEBHOOKS_SLOW_BATCH_SECONDS (a batch in flight
 # this long, past the batch budget, is waiting on a slow request: it keeps other batches off
 # its endpoint), WEBHOOKS_RELEASE_DELAY_SECONDS, WEBHOOKS_TASK_SECONDS (how long a task goes on
-# claiming its endpoint's next batch after a full and wholly received one; 0: one batch a task).
+# claiming its endpoint's next batches after full and wholly received ones; 0: one round a
+# task), WEBHOOKS_PARALLEL_BATCHES (batches of an endpoint a task POSTs at once when it has a
+# backlog; 1: one at a time).
 
 
 class _Item(NamedTuple):
@@ -56,46 +59,97 @@ class _Batch:
 def message_deliver(*, webhook_id: str) -> None:
     """Claim this message, if due, with up to ``WEBHOOKS_BATCH_SIZE - 1`` other due messages
     of its endpoint (oldest first), POST them in order, record every attempt and outcome in
-    one transaction, then retry, finish or disable. While its batches come back full and
-    every POST succeeded, the task claims the endpoint's next due batch itself, for up to
-    ``WEBHOOKS_TASK_SECONDS``, instead of a follow-up task per batch (a Celery task cost
-    ~2-7 ms of worker CPU, as much as 10-30 POSTs).
+    one transaction, then retry, finish or disable.
+
+    When that batch is full (a backlog), the task claims up to
+    ``WEBHOOKS_PARALLEL_BATCHES - 1`` more of the endpoint's due batches and POSTs them at
+    the same time, each in order on its own connection (threads: only the HTTP requests; the
+    database work stays in the task's thread), as batches of other tasks already run beside
+    each other: a worker process waits on several answers at once instead of one. While every
+    batch comes back full and wholly received, the task claims the endpoint's next batches
+    itself, for up to ``WEBHOOKS_TASK_SECONDS``, instead of a follow-up task per batch (a
+    Celery task cost ~2-7 ms of worker CPU, as much as 10-30 POSTs).
 
     A task whose message is already claimed or finished does nothing. No transaction is open
     during the HTTP requests. A batch stops after ``WEBHOOKS_BATCH_SECONDS`` (a timeout always
     stops it): the rest go back to pending without using an attempt, so a hanging endpoint
-    holds one worker for one timeout per batch.
+    holds one worker for one timeout per round of batches.
     """
     started = time.monotonic()
     token = timezone.now()
     attempts = _claim(webhook_id, token)
-    batch = None
+    batches: list[_Batch] = []
     while attempts:
-        batch = _deliver(attempts, token)
-        if not _goes_on(batch, started):
+        batches = _loaded(attempts, token)
+        _post_batches(batches)
+        for batch in batches:
+            _record(batch)
+        if not all(_goes_on(batch, started) for batch in batches):
             break
         token = timezone.now()
-        attempts = _claim_next(batch.endpoint.id, token)
-    if batch is not None:
-        _follow_up(batch)
+        attempts = _claim_next(batches[0].endpoint.id, token)
+    if batches:
+        _follow_up(batches)
 
 
-def _deliver(attempts: dict[int, int], token: datetime) -> _Batch:
+def _loaded(attempts: dict[int, int], token: datetime) -> list[_Batch]:
+    """The claimed batch with its messages and endpoint; when it is full, up to
+    ``WEBHOOKS_PARALLEL_BATCHES - 1`` more of the endpoint's due batches beside it."""
+    first = _batch(attempts, token, None)
+    endpoint = first.endpoint
+    batches = [first]
+    parallel = int(getattr(settings, "WEBHOOKS_PARALLEL_BATCHES", 4))
+    if len(attempts) < settings.WEBHOOKS_BATCH_SIZE or not _sendable(endpoint):
+        return batches
+    while len(batches) < parallel:
+        token = timezone.now()
+        more = _claim_next(endpoint.id, token)
+        if not more:
+            break
+        batches.append(_batch(more, token, endpoint))
+    return batches
+
+
+def _batch(attempts: dict[int, int], token: datetime, endpoint: Endpoint | None) -> _Batch:
     rows = list(Message.objects.filter(id__in=attempts).order_by("created_at", "id")
                 .values_list("id", "webhook_id", "payload", "endpoint_id"))
-    messages = [_Item(*row[:3]) for row in rows]
-    endpoint = Endpoint.objects.get(id=rows[0][3])
+    if endpoint is None:
+        endpoint = Endpoint.objects.get(id=rows[0][3])
     batch = _Batch(endpoint, token, attempts, failing_since=endpoint.failing_since)
-    if batch.endpoint.is_active and not batch.endpoint.deleted_at:
-        _post_batch(batch, messages)
-    else:
-        batch.unsent = messages
-    _record(batch)
+    batch.unsent = [_Item(*row[:3]) for row in rows]  # until POSTed
     return batch
 
 
+def _sendable(endpoint: Endpoint) -> bool:
+    return endpoint.is_active and not endpoint.deleted_at
+
+
+def _post_batches(batches: list[_Batch]) -> None:
+    """POST each batch in order, the batches at the same time (a thread for each but the
+    first); an error raised in a thread is raised here once all are done."""
+    if not _sendable(batches[0].endpoint):
+        return  # all stay unsent: recorded as failed (disabled, deleted)
+    errors: list[BaseException] = []
+
+    def post(batch: _Batch) -> None:
+        try:
+            _post_batch(batch, batch.unsent)
+        except BaseException as exc:  # raised again in the task's thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=post, args=(batch,), daemon=True)
+               for batch in batches[1:]]
+    for thread in threads:
+        thread.start()
+    post(batches[0])
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+
+
 def _goes_on(batch: _Batch, started: float) -> bool:
-    """Another batch in this task: this one was full, all sent and all received, and the
+    """Another round in this task: this batch was full, all sent and all received, and the
     task's time is not spent (a failing or slow endpoint goes back to follow-up tasks)."""
     return (len(batch.attempts) >= settings.WEBHOOKS_BATCH_SIZE and not batch.unsent
             and not batch.retried and not batch.disabled
@@ -148,6 +202,7 @@ def _post_batch(batch: _Batch, messages: list[_Item]) -> None:
     except ssrf.UnsafeUrl as exc:  # resolved again per batch: DNS rebinding
         target, refused = None, f"Refused: {exc}"
     secrets = endpoint_signing_secrets(batch.endpoint)
+    messages, batch.unsent = list(messages), []
     for index, message in enumerate(messages):
         outcome = (_post(message, target, secrets) if target is not None
                    else http.Outcome(None, b"", refused, 0))
@@ -302,20 +357,21 @@ def _case(values: dict[int, Any]) -> Case:
     return Case(*[When(id=i, then=Value(v)) for i, v in values.items()])
 
 
-def _follow_up(batch: _Batch) -> None:
-    """After a batch that may have kept other tasks off its endpoint (slow, cut short) or left
-    due messages behind (full), enqueue the oldest due message of the endpoint: its task takes
-    the next batch. The tasks those messages already had may have found the endpoint busy."""
+def _follow_up(batches: list[_Batch]) -> None:
+    """After batches that may have kept other tasks off their endpoint (slow, cut short) or
+    left due messages behind (full), enqueue the oldest due message of the endpoint: its task
+    takes the next batch. The tasks those messages already had may have found it busy."""
     now = timezone.now()
-    full = len(batch.attempts) >= settings.WEBHOOKS_BATCH_SIZE
-    slow = now - batch.token >= timedelta(seconds=settings.WEBHOOKS_SLOW_BATCH_SECONDS)
-    if not (full or slow or batch.unsent):
+    size, slow = settings.WEBHOOKS_BATCH_SIZE, timedelta(
+        seconds=settings.WEBHOOKS_SLOW_BATCH_SECONDS)
+    if not any(len(b.attempts) >= size or now - b.token >= slow or b.unsent for b in batches):
         return
+    retried = [i for batch in batches for i in batch.retried]
     soon = now + timedelta(seconds=settings.WEBHOOKS_RELEASE_DELAY_SECONDS)
-    nxt = (Message.objects.filter(endpoint_id=batch.endpoint.id, status=Status.PENDING,
+    nxt = (Message.objects.filter(endpoint_id=batches[0].endpoint.id, status=Status.PENDING,
                                   endpoint__is_active=True)
            .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=soon))
-           .exclude(id__in=batch.retried).order_by("created_at")
+           .exclude(id__in=retried).order_by("created_at")
            .values_list("webhook_id", "next_attempt_at").first())
     if nxt is not None:
         wait = (nxt[1] - now).total_seconds() if nxt[1] else 0.0

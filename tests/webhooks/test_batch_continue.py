@@ -1,11 +1,12 @@
 """A task whose batch came back full and wholly received claims its endpoint's next due batch
 itself (for up to ``WEBHOOKS_TASK_SECONDS``) instead of leaving it to a follow-up task; a
-failure, or the time spent, hands the rest to a follow-up as before."""
+failure, or the time spent, hands the rest to a follow-up as before. With a backlog a task
+POSTs ``WEBHOOKS_PARALLEL_BATCHES`` batches at once, each in order."""
 
 import pytest
 
 from accounts.services import account_create
-from tests.fakes.webhook_receiver import WebhookReceiver
+from tests.fakes.webhook_receiver import Answer, WebhookReceiver
 from webhooks import delivery, services
 from webhooks.models import Attempt, Message
 from webhooks.tasks import deliver_message
@@ -19,6 +20,7 @@ def receiver(settings):
     settings.WEBHOOKS_RETRY_SCHEDULE = [0, 5, 300]
     settings.WEBHOOKS_BATCH_SIZE = 20
     settings.WEBHOOKS_TASK_SECONDS = 60.0
+    settings.WEBHOOKS_PARALLEL_BATCHES = 1
     with WebhookReceiver() as server:
         yield server
 
@@ -71,3 +73,20 @@ def test_a_failure_hands_the_rest_to_a_follow_up(
     assert len(receiver.received) == 20 and Attempt.objects.count() == 20
     assert Message.objects.get(webhook_id=ids[5]).status == "pending"
     assert sorted(webhook_id for webhook_id, _ in enqueued) == sorted([ids[5], ids[20]])
+
+
+def test_a_backlog_is_posted_as_batches_at_once_each_in_order(
+        receiver, settings, enqueued, django_capture_on_commit_callbacks):
+    settings.WEBHOOKS_PARALLEL_BATCHES = 3
+    ids = queued(receiver, 70, django_capture_on_commit_callbacks)
+    receiver.answer_with(Answer(delay=0.01), times=70)
+    enqueued.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        delivery.message_deliver(webhook_id=ids[0])
+    arrived = [r.headers["webhook-id"] for r in receiver.verified]
+    assert sorted(arrived) == sorted(ids), "each message once"
+    assert arrived != ids, "the batches overlapped"
+    for chunk in (ids[:20], ids[20:40], ids[40:60], ids[60:]):
+        assert [i for i in arrived if i in chunk] == chunk, "each batch in order"
+    assert set(Message.objects.values_list("status", "attempts")) == {("succeeded", 1)}
+    assert Attempt.objects.count() == 70 and enqueued == []
