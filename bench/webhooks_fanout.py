@@ -5,6 +5,7 @@ PostgreSQL and Redis POSTs signed messages to a local receiver answering in 1 ms
     .venv/bin/python bench/webhooks_fanout.py profile    # in-process: CPU per delivery, cProfile
     BENCH_WH_MESSAGES=5000 BENCH_WH_CONCURRENCY=4 BENCH_WH_POOL=prefork ...
     BENCH_WH_DB=herald_bench_wh BENCH_WH_REDIS_DB=11     # the database and Redis db it uses
+    BENCH_WH_RECEIVER=stdlib                             # http.server as the receiver
 
 Run 1 ("fan-out"): one endpoint, K messages, deliveries/s from the first publish to the last
 success, and the worker's CPU per delivery. Run 2 ("hang"): the same plus a second endpoint
@@ -35,6 +36,9 @@ HUNG_MESSAGES = int(os.environ.get("BENCH_WH_HUNG_MESSAGES", "200"))
 CONCURRENCY = os.environ.get("BENCH_WH_CONCURRENCY", "4")
 POOL = os.environ.get("BENCH_WH_POOL", "prefork")
 ANSWER_SECONDS = float(os.environ.get("BENCH_WH_ANSWER_SECONDS", "0.001"))
+# bench/receiver.py (7 µs of CPU per request alone), or "stdlib": http.server (67 µs alone,
+# 130-160 µs per delivery here), the receiver of the figures before 2026-12-07.
+RECEIVER = os.environ.get("BENCH_WH_RECEIVER", "lean")
 HANG_SECONDS = 15.0
 ENV = {
     **os.environ,
@@ -47,6 +51,7 @@ ENV = {
 
 
 # --- the receiver (its own process, so it does not share the bench's GIL) -------------------
+# bench/receiver.py by default; this one with BENCH_WH_RECEIVER=stdlib.
 
 def serve(delay: float) -> None:
     class Handler(BaseHTTPRequestHandler):
@@ -134,7 +139,23 @@ def publish(endpoint, webhook_ids: list[str]) -> None:
         deliver_message.apply_async(args=[webhook_id])
 
 
+def warm_up(url: str) -> None:
+    """BENCH_WH_WARMUP messages (400: a batch per pool process) delivered before the timed
+    run, so it measures warm processes (their first task opens a database connection and
+    fills Django's caches, ~0.05 ms per delivery of a 5,000-message run), as a worker
+    that has run for a while is; 0 measures from cold, as before 2026-12-07."""
+    count = int(os.environ.get("BENCH_WH_WARMUP", "400"))
+    if count <= 0:
+        return
+    endpoint = endpoint_make("Bench warm-up", url + "/hook")
+    publish(endpoint, messages_create(endpoint, count))
+    deadline = time.monotonic() + 60
+    while succeeded(endpoint) < count and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
 def run_fanout(url: str, worker: subprocess.Popen, receiver: subprocess.Popen) -> None:
+    warm_up(url)
     endpoint = endpoint_make("Bench fan-out", url + "/hook")
     ids = messages_create(endpoint, MESSAGES)
     cpu = cpu_with_children(worker.pid), cpu_with_children(receiver.pid)
@@ -147,11 +168,13 @@ def run_fanout(url: str, worker: subprocess.Popen, receiver: subprocess.Popen) -
     receiver_cpu = cpu_with_children(receiver.pid) - cpu[1]
     print(f"fan-out: {done}/{MESSAGES} delivered in {seconds:.1f} s = "
           f"{done / seconds:.0f} deliveries/s (worker {POOL} -c {CONCURRENCY}; CPU: worker "
-          f"{worker_cpu / seconds:.0%}, receiver {receiver_cpu / seconds:.0%} of one core; "
-          f"worker {worker_cpu * 1000 / max(done, 1):.3f} ms per delivery)", flush=True)
+          f"{worker_cpu / seconds:.0%}, receiver ({RECEIVER}) {receiver_cpu / seconds:.0%} of one"
+          f" core; per delivery: worker {worker_cpu * 1000 / max(done, 1):.3f} ms, receiver "
+          f"{receiver_cpu * 1000 / max(done, 1):.3f} ms)", flush=True)
 
 
 def run_hang(url: str, worker: subprocess.Popen, receiver: subprocess.Popen) -> None:
+    warm_up(url)
     healthy = endpoint_make("Bench healthy", url + "/hook")
     hung = endpoint_make("Bench hung", url + "/hang")
     hung_ids = messages_create(hung, HUNG_MESSAGES)
@@ -215,8 +238,10 @@ def main() -> None:
         return
     prepare_database()
     django_setup()
-    receiver = subprocess.Popen([sys.executable, __file__, "serve", str(ANSWER_SECONDS)],
-                                stdout=subprocess.PIPE, text=True, start_new_session=True)
+    command = ([__file__, "serve", str(ANSWER_SECONDS)] if RECEIVER == "stdlib"
+               else [str(ROOT / "bench" / "receiver.py"), "0", str(ANSWER_SECONDS)])
+    receiver = subprocess.Popen([sys.executable, *command], stdout=subprocess.PIPE, text=True,
+                                start_new_session=True)
     assert receiver.stdout is not None
     url = receiver.stdout.readline().strip()
     runs = sys.argv[1:] or ["fanout", "hang"]
