@@ -13,8 +13,9 @@ Each test drains a bulk send and injects one fault mid-drain:
 - the worker's database connections cut four times (``pg_terminate_backend``, only this test
   database's worker sessions): outcomes are recorded on fresh connections
   (``comms.outcomes.durable``);
-- an SMTP drain with a SIGKILL: SMTP reports nothing, so each message is recorded as soon as
-  the server accepted it; at most one message per pool process can go twice.
+- an SMTP drain with a SIGKILL, with ``HERALD_SEND_RECORD_EVERY=1``: SMTP reports nothing, so
+  each message is recorded as soon as the server accepted it; at most one message per pool
+  process can go twice (the default groups of 100: ``test_smtp_record_groups.py``).
 
 Counted at the fakes: lost (a delivery never accepted) must be 0, duplicates are reported and
 bounded. Figures: ``[fault …]`` lines (``pytest -s``), quoted in docs/RELIABILITY.md.
@@ -335,14 +336,15 @@ def smtp_server() -> Iterator[tuple[Recorder, int]]:
 
 def test_sigkilled_worker_mid_smtp_drain_resends_at_most_one_per_process(stack, settings,
                                                                          smtp_server):
-    """SMTP reports nothing to reconcile with, so each message is recorded as soon as the
-    server accepted it: a SIGKILL leaves at most the message in flight of each pool process
-    unrecorded, and only those can go twice."""
+    """SMTP reports nothing to reconcile with; with HERALD_SEND_RECORD_EVERY=1 each message is
+    recorded as soon as the server accepted it: a SIGKILL leaves at most the message in flight
+    of each pool process unrecorded, and only those can go twice."""
     started = time.monotonic()
     recorder, port = smtp_server
     settings.HERALD_EMAIL_PROVIDER = "smtp"
     env = worker_env(stack, HERALD_EMAIL_PROVIDER="smtp", EMAIL_HOST="127.0.0.1",
-                     EMAIL_PORT=str(port), EMAIL_USE_TLS="false", EMAIL_USE_SSL="false")
+                     EMAIL_PORT=str(port), EMAIL_USE_TLS="false", EMAIL_USE_SSL="false",
+                     HERALD_SEND_RECORD_EVERY="1")
     with Beat():
         ids = drain_queue(stack, SMTP_DRAIN)
         first = stack.worker(**env)
