@@ -62,11 +62,6 @@ from templates.rendering import render
 
 log = logging.getLogger(__name__)
 
-# The one-by-one path's recording (``_one_by_one``), unless settings say otherwise: a group's
-# outcomes at most this many messages, or this many milliseconds, after its first.
-RECORD_EVERY = 100
-RECORD_MS = 1000
-
 Message = EmailMessage | ChannelMessage
 
 
@@ -275,9 +270,8 @@ class _Pending:
     """Outcomes known but not yet recorded, written by ``record`` a group at a time."""
 
     def __init__(self, *, grouped: bool = True) -> None:
-        every = int(getattr(settings, "HERALD_SEND_RECORD_EVERY", RECORD_EVERY))
-        self.every = max(1, every) if grouped else 1
-        self.seconds = getattr(settings, "HERALD_SEND_RECORD_MS", RECORD_MS) / 1000
+        self.every = max(1, settings.HERALD_SEND_RECORD_EVERY) if grouped else 1
+        self.seconds = settings.HERALD_SEND_RECORD_MS / 1000
         self.items: list[Prepared] = []
         self.attempts: list[Attempted] = []
         self.since = 0.0

@@ -13,7 +13,6 @@ from collections import Counter
 import pytest
 
 from comms.models import Delivery
-from comms.pipeline import RECORD_EVERY
 from tests.faults import test_duplicates, test_faults
 from tests.faults.test_duplicates import (
     BATCH,
@@ -38,13 +37,15 @@ pytestmark = pytest.mark.django_db(transaction=True)
 DRAIN = 600
 
 
+@pytest.mark.parametrize("record_every", [100, 10])  # the default (= the batch), a smaller one
 def test_sigkilled_worker_mid_smtp_drain_resends_at_most_one_group_per_process(
-        stack, settings, smtp_server):
+        stack, settings, smtp_server, record_every):
     started = time.monotonic()
     recorder, port = smtp_server
     settings.HERALD_EMAIL_PROVIDER = "smtp"
     env = worker_env(stack, HERALD_EMAIL_PROVIDER="smtp", EMAIL_HOST="127.0.0.1",
-                     EMAIL_PORT=str(port), EMAIL_USE_TLS="false", EMAIL_USE_SSL="false")
+                     EMAIL_PORT=str(port), EMAIL_USE_TLS="false", EMAIL_USE_SSL="false",
+                     HERALD_SEND_RECORD_EVERY=str(record_every))
     with Beat():
         ids = drain_queue(stack, DRAIN)
         first = stack.worker(**env)
@@ -58,9 +59,9 @@ def test_sigkilled_worker_mid_smtp_drain_resends_at_most_one_group_per_process(
     counts = Counter(m["X-Herald-Delivery-Id"] for m in recorder.messages)
     lost, duplicates = outcome(counts, ids)
     check_recorded_once(ids)
-    bound = CONCURRENCY * min(RECORD_EVERY, BATCH)
+    bound = CONCURRENCY * min(record_every, BATCH)
     report("smtp-record-groups-sigkill", drain=DRAIN, batch=BATCH, concurrency=CONCURRENCY,
-           record_every=RECORD_EVERY, accepted_at_kill=accepted_at_kill,
+           record_every=record_every, accepted_at_kill=accepted_at_kill,
            recorded_at_kill=recorded_at_kill,
            unrecorded_at_kill=accepted_at_kill - recorded_at_kill, lost=lost,
            duplicates=duplicates, bound=bound, lease_s=LEASE, recovered_s=recovered_s,
