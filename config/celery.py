@@ -33,23 +33,38 @@ class WorkerFixup(DjangoWorkerFixup):
     Here a task's connections go back to the pool when it ends (``connection.close()``), and
     the pool stays: the next task checks one out, and the pool's check at check-out
     (``CONN_HEALTH_CHECKS``: one empty query) replaces one a restart cut, as it did for a
-    fresh pool's first connection. The pool a process inherited from its parent is still
-    closed at the process' start (``on_worker_process_init``: its threads and sockets belong
-    to the parent), and every ``CELERY_DB_REUSE_MAX`` tasks, if set, as before.
+    fresh pool's first connection. Everything else is Celery's: the main process still closes
+    its pool before it forks the pool processes (``install``), each pool process closes the
+    one it inherited (``on_worker_process_init``: its sockets are the parent's), and with
+    ``CELERY_DB_REUSE_MAX`` set the tasks behave as Celery documents.
     """
 
-    def close_database(self, **kwargs: Any) -> None:
+    def on_task_prerun(self, sender: Any, **kwargs: Any) -> None:
         if self.db_reuse_max:
-            return super().close_database(**kwargs)
+            return super().on_task_prerun(sender, **kwargs)
+        if not getattr(sender.request, "is_eager", False):
+            self._connections_back()
+        return None
+
+    def on_task_postrun(self, sender: Any, **kwargs: Any) -> None:
+        if self.db_reuse_max:
+            return super().on_task_postrun(sender, **kwargs)
+        if not getattr(sender.request, "is_eager", False):
+            self._connections_back()
+            self.close_cache()
+        return None
+
+    def _connections_back(self) -> None:
+        """This process's connections back to the pool (which discards a broken one); the
+        pool stays open for the next task."""
         for conn in self._db.connections.all(initialized_only=True):
             try:
-                conn.close()  # pooled: back to the pool, which discards a broken one
+                conn.close()
             except self.interface_errors:
                 pass
             except self.DatabaseError as exc:
                 if "closed" not in str(exc) and "not connected" not in str(exc):
                     raise
-        return None
 
 
 app = Celery("herald")

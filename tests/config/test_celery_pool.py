@@ -73,3 +73,15 @@ def test_a_connection_postgres_cut_between_tasks_is_replaced(fixup):
     fixup.on_task_prerun(TASK)
     pid, _ = backend()  # no OperationalError: a fresh connection
     assert pid
+
+
+def test_the_main_process_still_closes_its_pool_before_forking(fixup):
+    """``install`` (in the worker's main process, before the pool processes are forked) and
+    beat's embedded start close the whole pool as Celery does: a child never shares a live
+    pooled socket with its parent."""
+    backend()
+    pool = connection.pool
+    fixup.close_database()
+    assert connection.connection is None
+    assert connection.pool is not pool  # a new pool object on next use; the old one closed
+    assert pool.closed
