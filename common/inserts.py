@@ -147,10 +147,51 @@ def insert_together(*objects: models.Model) -> None:
     # Inside a caller's transaction a failed statement would abort it: a savepoint, as the
     # ORM's atomic() gives (the API's atomic path runs in autocommit and needs none).
     with transaction.atomic() if connection.in_atomic_block else nullcontext():
-        with connection.cursor() as cursor:
+        with _server_bound_cursor() as cursor:
             cursor.execute(sql, params)
     for obj in objects:
         obj._state.adding, obj._state.db = False, connection.alias
+
+
+def _server_bound_cursor():
+    """Django's cursor (its execute wrappers, its SQL log at DEBUG) over a psycopg cursor that
+    binds server-side and prepares: the parameters travel apart from the statement instead of
+    being quoted into it in Python (~45 for a guest with its delivery), and PostgreSQL parses
+    and plans the INSERT once per connection (the pool keeps connections; the compiled
+    INSERT's text never changes) instead of on every request."""
+    connection.ensure_connection()
+    raw = connection.connection
+    if raw.prepare_threshold is None:  # Django's default: psycopg then prepares nothing
+        raw.prepare_threshold = _ONLY_WHEN_ASKED
+    cursor = _PreparingCursor(raw)
+    cursor.shows_sql = connection.queries_logged  # DEBUG, tests: Django logs the statement
+    return connection._prepare_cursor(cursor)
+
+
+# A threshold no statement reaches: psycopg prepares only what a cursor asks it to.
+_ONLY_WHEN_ASKED = 2**62
+
+
+def _preparing_cursor_class() -> type:
+    import psycopg
+
+    class PreparingCursor(psycopg.Cursor):
+        """Prepares what it executes (psycopg keeps a connection's last 100; Django turns
+        psycopg's automatic preparing off)."""
+
+        shows_sql = False
+
+        def execute(self, query, params=None, *, prepare=None, binary=None):
+            super().execute(query, params, prepare=prepare is not False, binary=binary)
+            if self.shows_sql and self._query is None:
+                # What Django's SQL log reads (a prepared run leaves it unset).
+                self._query = self._convert_query(query, params)
+            return self
+
+    return PreparingCursor
+
+
+_PreparingCursor = _preparing_cursor_class()
 
 
 # A model's one-row INSERT as the ORM compiles it, by (model, database alias). Compiling it

@@ -44,3 +44,26 @@ def test_an_expression_value_is_compiled_by_the_orm(event) -> None:
     shouting = _guest(event, first_name=Upper(Value("jane")))
     insert_together(shouting)
     assert Attendee.objects.get(id=shouting.id).first_name == "JANE"
+
+
+def test_the_statement_is_bound_and_prepared_by_the_server(event) -> None:
+    """Parameters travel apart from the SQL (psycopg's server-side binding), so PostgreSQL
+    prepares the INSERT a connection keeps running instead of parsing and planning it each
+    time; Django still sees the statement (execute wrappers, the DEBUG log)."""
+    from django.db import connection
+
+    seen = []
+
+    def wrapper(execute, sql, params, many, context):
+        seen.append(sql)
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(wrapper):
+        for n in range(6):  # psycopg prepares a statement on its fifth run (prepare_threshold)
+            insert_together(_guest(event, first_name=f"Guest {n}"))
+    assert len([sql for sql in seen if sql.startswith("INSERT INTO")]) == 6
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_prepared_statements"
+                       " WHERE statement LIKE %s", [f'INSERT INTO "{Attendee._meta.db_table}"%'])
+        assert cursor.fetchone()[0] == 1
+    assert Attendee.objects.filter(first_name__startswith="Guest ").count() == 6
