@@ -234,13 +234,14 @@ def _batch(chain: list[Link], group: list[Prepared]) -> list[Attempted]:
 
 def _one_by_one(chain: list[Link], group: list[Prepared],
                 session: bool) -> list[ProviderConfigurationError]:
-    """One message at a time (through the first provider's ``send_each`` session when it
-    has one), the outcomes recorded in groups through ``record``: after
-    ``HERALD_SEND_RECORD_EVERY`` messages or ``HERALD_SEND_RECORD_MS`` after the group's
-    first send began, whichever comes first (0: each message), and always before the rest is
-    handed back and on any error. A worker that dies mid-batch leaves at most that many
-    accepted messages unrecorded (sent again after the lease), as SendGrid's batch of 100 a
-    request does; one transaction per message cost more than the SMTP conversation. After
+    """One message at a time. Through the first provider's ``send_each`` session (SMTP) the
+    outcomes are recorded in groups through ``record``: after ``HERALD_SEND_RECORD_EVERY``
+    messages or ``HERALD_SEND_RECORD_MS`` after the group's first send began, whichever comes
+    first (0: each message), and always before the rest is handed back and on any error. A
+    worker that dies mid-batch leaves at most that many accepted messages unrecorded (sent
+    again after the lease), as SendGrid's batch of 100 a request does; one transaction per
+    message cost more than the SMTP conversation. Without a session each outcome is
+    recorded before the next call. After
     half the lease the rest go back to the queue unattempted, with a kick to take them, so a
     slow provider never keeps a claimed row past its lease (the sweeper would let another
     worker send it too)."""
