@@ -452,6 +452,11 @@ HERALD_ENCRYPTION_KEY = env.str("HERALD_ENCRYPTION_KEY", default="")
 # keep off its endpoint, and the delay before released messages are due again.
 WEBHOOKS_BATCH_SIZE = env.int("WEBHOOKS_BATCH_SIZE", default=100)
 WEBHOOKS_BATCH_SECONDS = env.float("WEBHOOKS_BATCH_SECONDS", default=2.0)
+# A task goes on with its endpoint's next batches after full, wholly received ones for this
+# long (a Celery task costs as much as 10-30 POSTs); with a backlog it POSTs this many batches
+# of one endpoint at once, each in order on its own connection.
+WEBHOOKS_TASK_SECONDS = env.float("WEBHOOKS_TASK_SECONDS", default=1.0)
+WEBHOOKS_PARALLEL_BATCHES = env.int("WEBHOOKS_PARALLEL_BATCHES", default=4)
 WEBHOOKS_SLOW_BATCH_SECONDS = env.float("WEBHOOKS_SLOW_BATCH_SECONDS", default=3.0)
 WEBHOOKS_RELEASE_DELAY_SECONDS = env.float("WEBHOOKS_RELEASE_DELAY_SECONDS", default=1.0)
 WEBHOOKS_SWEEP_INTERVAL_SECONDS = env.int("WEBHOOKS_SWEEP_INTERVAL_SECONDS", default=60)

@@ -98,7 +98,7 @@ def _loaded(attempts: dict[int, int], token: datetime) -> list[_Batch]:
     first = _batch(attempts, token, None)
     endpoint = first.endpoint
     batches = [first]
-    parallel = int(getattr(settings, "WEBHOOKS_PARALLEL_BATCHES", 4))
+    parallel = settings.WEBHOOKS_PARALLEL_BATCHES
     if len(attempts) < settings.WEBHOOKS_BATCH_SIZE or not _sendable(endpoint):
         return batches
     while len(batches) < parallel:
@@ -154,7 +154,7 @@ def _goes_on(batch: _Batch, started: float) -> bool:
     return (len(batch.attempts) >= settings.WEBHOOKS_BATCH_SIZE and not batch.unsent
             and not batch.retried and not batch.disabled
             and all(_ok(outcome.status_code) for _, outcome in batch.sent)
-            and time.monotonic() - started < getattr(settings, "WEBHOOKS_TASK_SECONDS", 1.0))
+            and time.monotonic() - started < settings.WEBHOOKS_TASK_SECONDS)
 
 
 def _claim(webhook_id: str, now: datetime) -> dict[int, int]:
