@@ -16,6 +16,7 @@ It imports no app (``common/``): the settings name these functions by path.
 
 import logging
 import re
+import uuid
 from collections.abc import Iterable
 from typing import Any
 
@@ -87,18 +88,70 @@ def delivery_states(status: str, rows: Iterable[tuple[Any, Any]], **fields: Any)
     when the logger is off."""
     if not deliveries.isEnabledFor(logging.INFO):
         return
-    for delivery_id, account_id in rows:
-        deliveries.info("delivery %s", status, extra={
-            "delivery_id": str(delivery_id), "account": str(account_id) if account_id else None,
-            "status": status, **fields})
+    _lines(((delivery_id, account_id, status) for delivery_id, account_id in rows), fields)
 
 
 def delivery_rows(rows: Iterable[tuple[Any, Any, str]], **fields: Any) -> None:
     """``delivery_states`` for rows of different statuses: (id, account id, status)."""
     if not deliveries.isEnabledFor(logging.INFO):
         return
+    _lines(rows, fields)
+
+
+# What a caller's ``fields`` may be for the short way (else the records take the long one).
+_GIVEN = frozenset(FIELDS) - {"account", "delivery_id", "status"}
+# str() of these is digits, hex and hyphens: nothing a secret pattern could match.
+_PLAIN_IDS = (int, uuid.UUID)
+_MESSAGES: dict[str, tuple[str, str]] = {}  # status → (masked status, masked message)
+
+
+def _lines(rows: Iterable[tuple[Any, Any, str]], fields: dict[str, Any]) -> None:
+    """The delivery lines, each a record handed to the logger's handlers as ``info`` would
+    (their levels, filters and formatters), built the short way: one record made per batch
+    and copied per line, and what the line says worked out once per batch — the given fields
+    and the bound ones masked once, ids of plain types not scanned — and carried to the
+    formatter (``_herald_line``), which renders it without structlog's processor chain. The
+    line is the same as the chain's (tests/config/test_logs.py compares them); other
+    formatters see an ordinary record (``delivery %s``, the fields as attributes)."""
+    if not fields.keys() <= _GIVEN:  # a field the long way drops, or one overriding an id
+        for delivery_id, account_id, status in rows:
+            deliveries.info("delivery %s", status, extra={
+                "delivery_id": str(delivery_id),
+                "account": str(account_id) if account_id else None, "status": status,
+                **fields})
+        return
+    given = {key: _masked(key, fields[key]) for key in FIELDS if key in fields}
+    template = None
     for delivery_id, account_id, status in rows:
-        delivery_states(status, [(delivery_id, account_id)], **fields)
+        if template is None:
+            template = deliveries.makeRecord(
+                deliveries.name, logging.INFO, __file__, _LINENO, "delivery %s", (status,),
+                None, "delivery_states", fields)
+            template._herald_bound = {key: _masked(key, value)  # type: ignore[attr-defined]
+                                      for key, value in get_contextvars().items()
+                                      if key != "event"}
+            kind, base = type(template), template.__dict__
+        record = kind.__new__(kind)
+        record.__dict__.update(base)
+        record.args = (status,)
+        record.delivery_id = pk = str(delivery_id)  # type: ignore[attr-defined]
+        record.account = account = (  # type: ignore[attr-defined]
+            str(account_id) if account_id else None)
+        record.status = status  # type: ignore[attr-defined]
+        message = _MESSAGES.get(status)
+        if message is None:
+            message = (_redacted(status), _redacted(f"delivery {status!s}"))
+            if len(_MESSAGES) < 64:
+                _MESSAGES[status] = message
+        record._herald_line = (message[1], {  # type: ignore[attr-defined]
+            "account": account if account is None or type(account_id) in _PLAIN_IDS
+            else _redacted(account),
+            "delivery_id": pk if type(delivery_id) in _PLAIN_IDS else _redacted(pk),
+            "status": message[0], **given})
+        deliveries.handle(record)
+
+
+_LINENO = delivery_states.__code__.co_firstlineno
 
 
 # --- processors --------------------------------------------------------------------------
@@ -124,15 +177,21 @@ def _redacted(text: str) -> str:
     return text
 
 
+def _masked(key: str, value: Any) -> Any:
+    """A field's value as a line may show it: a secret-named field's masked, text scanned."""
+    if key in _NOT_TEXT or key.startswith("_"):
+        return value
+    if _SECRET_KEY.search(key) and value not in (None, ""):
+        return REDACTED
+    if isinstance(value, str):
+        return _redacted(value)
+    return value
+
+
 def _redact(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
     """Masks what must never reach a log: secret-named fields and tokens in URLs."""
     for key, value in list(event.items()):
-        if key in _NOT_TEXT or key.startswith("_"):
-            continue
-        if _SECRET_KEY.search(key) and value not in (None, ""):
-            event[key] = REDACTED
-        elif isinstance(value, str):
-            event[key] = _redacted(value)
+        event[key] = _masked(key, value)
     return event
 
 
@@ -153,13 +212,38 @@ def _chain() -> list[Any]:
             structlog.processors.TimeStamper(fmt="iso", utc=True)]
 
 
+class _Formatter(structlog.stdlib.ProcessorFormatter):
+    """structlog's formatter, but a delivery line (``_lines``: masked already) is rendered
+    directly, as the chain would: the message, the bound fields, level, logger, the record's
+    fields, the time, the request id."""
+
+    def __init__(self, renderer: Any) -> None:
+        super().__init__(
+            foreign_pre_chain=_chain(),
+            processors=[_request_id, structlog.processors.format_exc_info, _redact,
+                        structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer])
+        self._herald_render = renderer
+        self._herald_stamp = structlog.processors.TimeStamper(fmt="iso", utc=True)
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = record.__dict__.get("_herald_line")
+        if line is None or record.exc_info or record.stack_info:
+            return super().format(record)
+        message, fields = line
+        event = {"event": message, **record._herald_bound}  # type: ignore[attr-defined]
+        event["level"] = record.levelname.lower()
+        event["logger"] = record.name
+        event.update(fields)
+        event = self._herald_stamp(None, "info", event)
+        if "request_id" not in event:
+            event["request_id"] = _redacted(getattr(record, "request_id", None)
+                                            or request_id.current() or "-")
+        return self._herald_render(None, "info", event)
+
+
 def formatter(style: str = "json") -> logging.Formatter:
     """The one formatter (``"()"`` of settings.LOGGING): ``json`` or ``text``."""
-    renderer = structlog.processors.JSONRenderer() if style == "json" else _text
-    return structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=_chain(),
-        processors=[_request_id, structlog.processors.format_exc_info, _redact,
-                    structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer])
+    return _Formatter(structlog.processors.JSONRenderer() if style == "json" else _text)
 
 
 def configure() -> None:

@@ -6,17 +6,19 @@ secret Herald holds."""
 import io
 import json
 import logging
+import re
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
+import structlog
 from django.db import connection
 from django.utils import timezone
 from rest_framework.test import APIClient
 
 from accounts.services import account_create
-from common import logs
+from common import logs, request_id
 from common.request_id import RequestIdFilter
 from comms import unsubscribe
 from comms.channels import integration_save
@@ -27,6 +29,7 @@ from guests.models import Attendee
 from guests.tokens import checkin_token, ticket_token
 from tests.conftest import TICKET, guest
 
+TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")
 LOGGERS = ("", "herald.deliveries", "axes", "django.db.backends")
 
 
@@ -241,3 +244,91 @@ def test_credentials_in_library_lines_are_masked(captured):
     assert "sendgrid/6" in text and "10.0.0.1:6379" in text and "x=1" in text
     # a field not among the loggable ones never leaves the record at all
     assert "pw-Secret5" not in text
+
+
+class _Records(logging.Handler):
+    """Keeps each record and how both formatters render it, the short way and through
+    structlog's chain, when it is written (the chain reads the bound fields then)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+        self.lines: dict[str, list[tuple[str, str]]] = {"json": [], "text": []}
+        self.addFilter(RequestIdFilter())
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+        for style, lines in self.lines.items():
+            formatter = logs.formatter(style)
+            lines.append((formatter.format(record),
+                          structlog.stdlib.ProcessorFormatter.format(formatter, record)))
+
+
+def _write_delivery_lines(secret_text: str) -> _Records:
+    """Delivery lines of every shape (one, a batch, rows of different statuses, ids that are
+    not ints or UUIDs, no account), inside a request with an account bound, kept as records."""
+    logger = logging.getLogger("herald.deliveries")
+    handler, saved = _Records(), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    account = uuid.uuid4()
+    logs.bind(account=str(account), mode="live")
+    try:
+        with request_id.bound("req-logs-lines"):
+            logs.delivery_states("sent", [(uuid.uuid4(), account)], provider="sendgrid")
+            logs.delivery_states("failed", [(7, account), (8, None)], provider="smtp",
+                                 failure="rejected", attempts=3, reason=secret_text)
+            logs.delivery_rows([(9, account, "queued"), ("id/u/odd-Id", "a:b=c", "scheduled")],
+                               reason="due")
+        logs.delivery_states("cancelled", [(10, None)], reason=secret_text)  # no request
+    finally:
+        logs.clear()
+        logger.removeHandler(handler)
+        logger.setLevel(saved)
+    return handler
+
+
+SECRET_TEXT = ("550 from smtp://herald:smtp-pw-Zz7@mx.example.com: Bearer SG.tok-Zz8 "
+               "see https://h.example/u/unsub-Zz9?token=q-Zz10")
+SECRETS_IN_TEXT = ("smtp-pw-Zz7", "SG.tok-Zz8", "unsub-Zz9", "q-Zz10")
+
+
+@pytest.mark.parametrize("style", ["json", "text"])
+def test_a_delivery_line_is_what_structlog_s_chain_writes(style):
+    """Delivery lines are rendered the short way (without the processor chain): the same
+    fields, in the same order, masked the same as the chain renders the same record."""
+    written = _write_delivery_lines(SECRET_TEXT)
+    assert len(written.records) == 6
+    assert all(hasattr(record, "_herald_line") for record in written.records)
+    for short, chain in written.lines[style]:
+        if style == "json":
+            short_line, chain_line = json.loads(short), json.loads(chain)
+            assert TIMESTAMP.fullmatch(short_line.pop("timestamp"))
+            chain_line.pop("timestamp")
+            assert list(short_line.items()) == list(chain_line.items())
+        else:
+            stamp, _, short_rest = short.partition(" ")
+            assert TIMESTAMP.fullmatch(stamp)
+            assert short_rest == chain.partition(" ")[2]
+        assert not [secret for secret in SECRETS_IN_TEXT if secret in short]
+    if style == "json":
+        line = json.loads(written.lines["json"][1][0])
+        assert line["request_id"] == "req-logs-lines" and line["delivery_id"] == "7"
+        assert line["mode"] == "live" and line["status"] == "failed"
+
+
+def test_no_secret_reaches_a_delivery_line_through_its_free_text(captured):
+    """A provider's answer quoted in a reason or a failure (a URL with a password, a bearer
+    token, an unsubscribe link, a query token) is masked in the line, written through the
+    production handler and formatter, in a batch and alone."""
+    delivery_ids = [uuid.uuid4(), uuid.uuid4()]
+    logs.delivery_states("failed", [(pk, uuid.uuid4()) for pk in delivery_ids],
+                         provider="smtp", failure=SECRET_TEXT, reason=SECRET_TEXT)
+    logs.delivery_rows([(delivery_ids[0], None, "queued")], reason=SECRET_TEXT)
+    lines = [line for line in captured.lines() if line["logger"] == "herald.deliveries"]
+    assert [line["delivery_id"] for line in lines] == [str(pk) for pk in
+                                                       [*delivery_ids, delivery_ids[0]]]
+    assert all("<redacted>" in line["reason"] for line in lines)
+    assert "mx.example.com" in lines[0]["failure"]
+    leaked = [secret for secret in SECRETS_IN_TEXT if secret in captured.text]
+    assert not leaked, leaked
