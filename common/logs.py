@@ -14,10 +14,12 @@ masked, whoever logs them.
 It imports no app (``common/``): the settings name these functions by path.
 """
 
+import json
 import logging
 import re
 import uuid
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from typing import Any
 
 import structlog
@@ -59,6 +61,8 @@ REDACTED = "<redacted>"
 _MAYBE_SECRET = re.compile(r"[/:=]|(?:bearer|basic|token)\s", re.IGNORECASE)
 # Set by structlog's processors, never by a caller: the time, the level.
 _NOT_TEXT = frozenset({"timestamp", "level"})
+# json.dumps's own escaping of a string (ensure_ascii, its default and JSONRenderer's).
+_json_text = json.encoder.encode_basestring_ascii
 
 
 def bind(**values: Any) -> None:
@@ -120,7 +124,7 @@ def _lines(rows: Iterable[tuple[Any, Any, str]], fields: dict[str, Any]) -> None
                 "account": str(account_id) if account_id else None, "status": status,
                 **fields})
         return
-    given = {key: _masked(key, fields[key]) for key in FIELDS if key in fields}
+    given = {key: _masked(key, fields[key]) for key in FIELDS if key in fields} if fields else {}
     template = None
     for delivery_id, account_id, status in rows:
         if template is None:
@@ -177,11 +181,19 @@ def _redacted(text: str) -> str:
     return text
 
 
+_SECRET_KEYS: dict[str, bool] = {}  # field name → whether _SECRET_KEY matches it
+
+
 def _masked(key: str, value: Any) -> Any:
     """A field's value as a line may show it: a secret-named field's masked, text scanned."""
     if key in _NOT_TEXT or key.startswith("_"):
         return value
-    if _SECRET_KEY.search(key) and value not in (None, ""):
+    secret = _SECRET_KEYS.get(key)
+    if secret is None:
+        secret = _SECRET_KEY.search(key) is not None
+        if len(_SECRET_KEYS) < 256:
+            _SECRET_KEYS[key] = secret
+    if secret and value not in (None, ""):
         return REDACTED
     if isinstance(value, str):
         return _redacted(value)
@@ -223,7 +235,7 @@ class _Formatter(structlog.stdlib.ProcessorFormatter):
             processors=[_request_id, structlog.processors.format_exc_info, _redact,
                         structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer])
         self._herald_render = renderer
-        self._herald_stamp = structlog.processors.TimeStamper(fmt="iso", utc=True)
+        self._herald_json = isinstance(renderer, structlog.processors.JSONRenderer)
 
     def format(self, record: logging.LogRecord) -> str:
         line = record.__dict__.get("_herald_line")
@@ -234,11 +246,38 @@ class _Formatter(structlog.stdlib.ProcessorFormatter):
         event["level"] = record.levelname.lower()
         event["logger"] = record.name
         event.update(fields)
-        event = self._herald_stamp(None, "info", event)
+        # TimeStamper(fmt="iso", utc=True)'s
+        event["timestamp"] = datetime.now(tz=UTC).isoformat().replace("+00:00", "Z")
         if "request_id" not in event:
             event["request_id"] = _redacted(getattr(record, "request_id", None)
                                             or request_id.current() or "-")
-        return self._herald_render(None, "info", event)
+        return (self._herald_json and _json(event)) or self._herald_render(None, "info", event)
+
+
+_JSON_KEYS: dict[str, str] = {}  # field name → its JSON text and ": "
+
+
+def _json(event: dict[str, Any]) -> str | None:
+    """``json.dumps(event)`` (JSONRenderer's) of a line of text, ints and nulls, written
+    directly; None if it holds anything else (the renderer writes that one)."""
+    parts = []
+    for key, value in event.items():
+        head = _JSON_KEYS.get(key)
+        if head is None:
+            if type(key) is not str:
+                return None
+            head = _json_text(key) + ": "
+            if len(_JSON_KEYS) < 256:
+                _JSON_KEYS[key] = head
+        if isinstance(value, str):
+            parts.append(head + _json_text(value))
+        elif value is None:
+            parts.append(head + "null")
+        elif type(value) is int:
+            parts.append(head + int.__repr__(value))
+        else:
+            return None
+    return "{" + ", ".join(parts) + "}"
 
 
 def formatter(style: str = "json") -> logging.Formatter:

@@ -280,6 +280,8 @@ def _write_delivery_lines(secret_text: str) -> _Records:
                                  failure="rejected", attempts=3, reason=secret_text)
             logs.delivery_rows([(9, account, "queued"), ("id/u/odd-Id", "a:b=c", "scheduled")],
                                reason="due")
+            logs.delivery_states("bounced", [(11, account)], provider="smtp", attempts=0,
+                                 reason='Postfach voll \u2013 "ü" \\ \t')
         logs.delivery_states("cancelled", [(10, None)], reason=secret_text)  # no request
     finally:
         logs.clear()
@@ -298,18 +300,11 @@ def test_a_delivery_line_is_what_structlog_s_chain_writes(style):
     """Delivery lines are rendered the short way (without the processor chain): the same
     fields, in the same order, masked the same as the chain renders the same record."""
     written = _write_delivery_lines(SECRET_TEXT)
-    assert len(written.records) == 6
+    assert len(written.records) == 7
     assert all(hasattr(record, "_herald_line") for record in written.records)
     for short, chain in written.lines[style]:
-        if style == "json":
-            short_line, chain_line = json.loads(short), json.loads(chain)
-            assert TIMESTAMP.fullmatch(short_line.pop("timestamp"))
-            chain_line.pop("timestamp")
-            assert list(short_line.items()) == list(chain_line.items())
-        else:
-            stamp, _, short_rest = short.partition(" ")
-            assert TIMESTAMP.fullmatch(stamp)
-            assert short_rest == chain.partition(" ")[2]
+        assert len(TIMESTAMP.findall(short)) == 1
+        assert TIMESTAMP.sub("<time>", short) == TIMESTAMP.sub("<time>", chain)
         assert not [secret for secret in SECRETS_IN_TEXT if secret in short]
     if style == "json":
         line = json.loads(written.lines["json"][1][0])
