@@ -131,9 +131,18 @@ def _lines(rows: Iterable[tuple[Any, Any, str]], fields: dict[str, Any]) -> None
             template = deliveries.makeRecord(
                 deliveries.name, logging.INFO, __file__, _LINENO, "delivery %s", (status,),
                 None, "delivery_states", fields)
-            template._herald_bound = {key: _masked(key, value)  # type: ignore[attr-defined]
-                                      for key, value in get_contextvars().items()
-                                      if key != "event"}
+            # the line's fields in the chain's order: the message, the bound fields, level,
+            # logger, the record's (ExtraAdder: FIELDS' order), the time (request id last)
+            skeleton: dict[str, Any] = {"event": None}
+            for key, value in get_contextvars().items():
+                if key != "event":
+                    skeleton[key] = _masked(key, value)
+            skeleton["level"] = "info"
+            skeleton["logger"] = _masked("logger", deliveries.name)
+            skeleton.update(account=None, delivery_id=None, status=None)
+            skeleton.update(given)
+            skeleton["timestamp"] = None
+            template._herald_skeleton = skeleton  # type: ignore[attr-defined]
             kind, base = type(template), template.__dict__
         record = kind.__new__(kind)
         record.__dict__.update(base)
@@ -147,11 +156,12 @@ def _lines(rows: Iterable[tuple[Any, Any, str]], fields: dict[str, Any]) -> None
             message = (_redacted(status), _redacted(f"delivery {status!s}"))
             if len(_MESSAGES) < 64:
                 _MESSAGES[status] = message
-        record._herald_line = (message[1], {  # type: ignore[attr-defined]
-            "account": account if account is None or type(account_id) in _PLAIN_IDS
+        record._herald_line = (  # type: ignore[attr-defined]
+            message[1],
+            account if account is None or type(account_id) in _PLAIN_IDS
             else _redacted(account),
-            "delivery_id": pk if type(delivery_id) in _PLAIN_IDS else _redacted(pk),
-            "status": message[0], **given})
+            pk if type(delivery_id) in _PLAIN_IDS else _redacted(pk),
+            message[0])
         deliveries.handle(record)
 
 
@@ -236,22 +246,59 @@ class _Formatter(structlog.stdlib.ProcessorFormatter):
                         structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer])
         self._herald_render = renderer
         self._herald_json = isinstance(renderer, structlog.processors.JSONRenderer)
+        # the last batch's skeleton (_lines) and its JSON parts (_json_parts)
+        self._herald_cache: tuple[Any, ...] = (None, None, ())
 
     def format(self, record: logging.LogRecord) -> str:
         line = record.__dict__.get("_herald_line")
         if line is None or record.exc_info or record.stack_info:
             return super().format(record)
-        message, fields = line
-        event = {"event": message, **record._herald_bound}  # type: ignore[attr-defined]
-        event["level"] = record.levelname.lower()
-        event["logger"] = record.name
-        event.update(fields)
+        skeleton = record._herald_skeleton  # type: ignore[attr-defined]
         # TimeStamper(fmt="iso", utc=True)'s
-        event["timestamp"] = datetime.now(tz=UTC).isoformat().replace("+00:00", "Z")
-        if "request_id" not in event:
-            event["request_id"] = _redacted(getattr(record, "request_id", None)
-                                            or request_id.current() or "-")
+        stamp = datetime.now(tz=UTC).isoformat().replace("+00:00", "Z")
+        rid = None if "request_id" in skeleton else _redacted(
+            getattr(record, "request_id", None) or request_id.current() or "-")
+        if self._herald_json:
+            # worked out at a batch's second line (a batch of one is rendered as below)
+            cached = self._herald_cache
+            if cached[0] is not skeleton:
+                self._herald_cache = cached = (skeleton, None, ())
+            elif not cached[2]:
+                self._herald_cache = cached = (skeleton, *_json_parts(skeleton))
+            if cached[1] is not None:
+                parts, slots = cached[1].copy(), cached[2]
+                for index, value in zip(slots, (*line, stamp), strict=True):
+                    parts[index] += "null" if value is None else _json_text(value)
+                if rid is not None:
+                    parts.append(f'"request_id": {_json_text(rid)}')
+                return "{" + ", ".join(parts) + "}"
+        event = skeleton.copy()
+        (event["event"], event["account"], event["delivery_id"],
+         event["status"]) = line
+        event["timestamp"] = stamp
+        if rid is not None:
+            event["request_id"] = rid
         return (self._herald_json and _json(event)) or self._herald_render(None, "info", event)
+
+
+# A delivery line's fields that differ from line to line, in _herald_line's order, and the time.
+_PER_LINE = ("event", "account", "delivery_id", "status", "timestamp")
+
+
+def _json_parts(skeleton: dict[str, Any]) -> tuple[list[str] | None, tuple[int, ...]]:
+    """A batch's lines' JSON, worked out once: each field's text, the ones of ``_PER_LINE``
+    only their names (the index of each); None if a field is not text, int or null."""
+    parts, slots = [], dict.fromkeys(_PER_LINE, 0)
+    for key, value in skeleton.items():
+        part = _json({key: value}) if key not in slots else f"{_json_text(key)}: "
+        if part is None:
+            return None, (-1,)
+        if key in slots:
+            slots[key] = len(parts)
+        else:
+            part = part[1:-1]
+        parts.append(part)
+    return parts, tuple(slots.values())
 
 
 _JSON_KEYS: dict[str, str] = {}  # field name → its JSON text and ": "

@@ -254,12 +254,13 @@ class _Records(logging.Handler):
         super().__init__()
         self.records: list[logging.LogRecord] = []
         self.lines: dict[str, list[tuple[str, str]]] = {"json": [], "text": []}
+        self.formatters = {style: logs.formatter(style) for style in self.lines}
         self.addFilter(RequestIdFilter())
 
     def emit(self, record: logging.LogRecord) -> None:
         self.records.append(record)
         for style, lines in self.lines.items():
-            formatter = logs.formatter(style)
+            formatter = self.formatters[style]
             lines.append((formatter.format(record),
                           structlog.stdlib.ProcessorFormatter.format(formatter, record)))
 
@@ -276,7 +277,8 @@ def _write_delivery_lines(secret_text: str) -> _Records:
     try:
         with request_id.bound("req-logs-lines"):
             logs.delivery_states("sent", [(uuid.uuid4(), account)], provider="sendgrid")
-            logs.delivery_states("failed", [(7, account), (8, None)], provider="smtp",
+            logs.delivery_states("failed", [(7, account), (8, None), (12, account)],
+                                 provider="smtp",
                                  failure="rejected", attempts=3, reason=secret_text)
             logs.delivery_rows([(9, account, "queued"), ("id/u/odd-Id", "a:b=c", "scheduled")],
                                reason="due")
@@ -300,7 +302,7 @@ def test_a_delivery_line_is_what_structlog_s_chain_writes(style):
     """Delivery lines are rendered the short way (without the processor chain): the same
     fields, in the same order, masked the same as the chain renders the same record."""
     written = _write_delivery_lines(SECRET_TEXT)
-    assert len(written.records) == 7
+    assert len(written.records) == 8
     assert all(hasattr(record, "_herald_line") for record in written.records)
     for short, chain in written.lines[style]:
         assert len(TIMESTAMP.findall(short)) == 1
