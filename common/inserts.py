@@ -147,18 +147,19 @@ def insert_together(*objects: models.Model) -> None:
     # Inside a caller's transaction a failed statement would abort it: a savepoint, as the
     # ORM's atomic() gives (the API's atomic path runs in autocommit and needs none).
     with transaction.atomic() if connection.in_atomic_block else nullcontext():
-        with _server_bound_cursor() as cursor:
+        with preparing_cursor() as cursor:
             cursor.execute(sql, params)
     for obj in objects:
         obj._state.adding, obj._state.db = False, connection.alias
 
 
-def _server_bound_cursor():
+def preparing_cursor():
     """Django's cursor (its execute wrappers, its SQL log at DEBUG) over a psycopg cursor that
     binds server-side and prepares: the parameters travel apart from the statement instead of
     being quoted into it in Python (~45 for a guest with its delivery), and PostgreSQL parses
-    and plans the INSERT once per connection (the pool keeps connections; the compiled
-    INSERT's text never changes) instead of on every request."""
+    and plans a statement once per connection (the pool keeps connections) instead of on
+    every request. For the hot statements whose text never changes (``insert_together``'s,
+    the API's checks); ``%s`` placeholders as with Django's cursor."""
     connection.ensure_connection()
     raw = connection.connection
     if raw.prepare_threshold is None:  # Django's default: psycopg then prepares nothing

@@ -67,3 +67,18 @@ def test_the_statement_is_bound_and_prepared_by_the_server(event) -> None:
                        " WHERE statement LIKE %s", [f'INSERT INTO "{Attendee._meta.db_table}"%'])
         assert cursor.fetchone()[0] == 1
     assert Attendee.objects.filter(first_name__startswith="Guest ").count() == 6
+
+
+def test_a_query_through_the_preparing_cursor_is_prepared_and_answers() -> None:
+    """``preparing_cursor`` for other hot statements (a read with ``%s`` parameters)."""
+    from django.db import connection
+
+    from common.inserts import preparing_cursor
+
+    with preparing_cursor() as cursor:
+        cursor.execute("SELECT %s::int + 1, %s::text", [41, "herald-prepared-check"])
+        assert cursor.fetchone() == (42, "herald-prepared-check")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_prepared_statements"
+                       " WHERE statement LIKE %s", ["SELECT $1::int + 1%"])
+        assert cursor.fetchone()[0] == 1
