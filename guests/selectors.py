@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from django.db import connection
 from django.db.models import Count, F, OuterRef, Q, Subquery
 
 from accounts.models import Account
+from common.inserts import preparing_cursor
 from comms.models import Delivery, Status
 from guests.messages import event_context
 from guests.models import Attendee, Event, ReminderRule
@@ -36,9 +36,11 @@ def guest_create_checks(*, account: Account, attendee_id: uuid.UUID, event_id: u
     """Everything the atomic path checks before inserting, in one round trip.
 
     Hand-written SQL: it is the hottest read of the API, and the ORM spent several times
-    longer compiling the equivalent annotated query than the database spent running it.
+    longer compiling the equivalent annotated query than the database spent running it. Bound
+    server-side and prepared once per pooled connection (``preparing_cursor``): PostgreSQL's
+    CPU per request 1,910 → 1,360 µs (bench/api_profile.py).
     """
-    with connection.cursor() as cursor:
+    with preparing_cursor() as cursor:
         cursor.execute(
             f"SELECT (SELECT account_id FROM {Attendee._meta.db_table} WHERE id = %s),"
             " (SELECT json_build_array(id::text, name, venue, starts_at, ends_at, time_zone)"
