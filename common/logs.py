@@ -6,7 +6,10 @@ request's, or the task's a request published; ``-`` outside one), and ``account`
 ``delivery_id`` where they are known: bound for the rest of a request by the API's
 authentication (``bind``), or given with a line (``extra={"delivery_id": …}``). A delivery's
 state changes are one line each (``delivery_states``), so a log search by delivery id tells its
-story. Only the fields named in ``FIELDS`` leave a record's ``extra``: a record about a request
+story; they are the logs' most frequent lines (three per bulk email), so they are built the
+short way (``_lines``: what a batch's lines share worked out once, rendered without the
+processor chain into the same line the chain would write). Only the fields named in
+``FIELDS`` leave a record's ``extra``: a record about a request
 (``django.request``'s ``extra={"request": …}``) never dumps the request, its headers or its
 body; and the values of secret-sounding keys and the tokens in URL paths Herald serves are
 masked, whoever logs them.
