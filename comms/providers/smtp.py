@@ -13,11 +13,15 @@ tokens) and exceptions' messages go to the server log at DEBUG only.
 
 import re
 import smtplib
+import socket
 import ssl
+import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import closing
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.core.mail import get_connection
 from django.core.mail.backends.smtp import EmailBackend
 
@@ -104,7 +108,63 @@ class SmtpProvider(Adapter):
             for message in messages:
                 yield session.send(message)
         finally:
+            session.deadline.close()
             _close(session.connection)
+
+
+class _Deadline:
+    """A wall-clock limit on one message's conversation. smtplib's timeout is per read, so a
+    server dripping its replies a byte at a time could hold a message for ever while the
+    batch's accepted messages wait unrecorded (``comms.pipeline`` records SMTP's outcomes in
+    groups) and their claims run out, when the sweeper would let another worker send them
+    again. One watcher thread per session shuts the socket down once a message has taken
+    ``message_seconds()``; the message fails as a timeout (retried later), the group before it
+    is recorded."""
+
+    def __init__(self) -> None:
+        self.until: float | None = None
+        self.sock: socket.socket | None = None
+        self.fired = False
+        self._wake = threading.Event()
+        self._closed = False
+        self._thread: threading.Thread | None = None
+
+    def arm(self, sock: socket.socket | None, seconds: float) -> None:
+        self.sock, self.fired = sock, False
+        self.until = time.monotonic() + seconds
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._watch, name="smtp-deadline",
+                                            daemon=True)
+            self._thread.start()
+
+    def disarm(self) -> None:
+        self.until = None
+
+    def close(self) -> None:
+        self._closed = True
+        self._wake.set()
+
+    def _watch(self) -> None:
+        while not self._closed:
+            until = self.until
+            left = 1.0 if until is None else until - time.monotonic()
+            if left > 0:
+                self._wake.wait(min(left, 1.0))
+                continue
+            sock, self.until = self.sock, None
+            if sock is not None:
+                self.fired = True
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+
+def message_seconds() -> float:
+    """How long one message's conversation may take: 40 % of the sending lease (120 s by
+    default). A send starts at most half the lease after the claim (``comms.pipeline``'s
+    hand-back), so what it and the group before it accepted is recorded inside the lease."""
+    return settings.HERALD_SENDING_LEASE_SECONDS * 0.4
 
 
 class _Session:
@@ -115,6 +175,7 @@ class _Session:
         self.adapter = adapter
         self.connection: EmailBackend | None = None
         self.reopened = False
+        self.deadline = _Deadline()
 
     def send(self, message: EmailMessage) -> SendResult | Exception:
         try:
@@ -127,8 +188,13 @@ class _Session:
             try:
                 if self.connection is None:
                     self.connection = _opened(self.config)
-                _deliver(self.connection, outgoing)
+                self._deliver(outgoing)
                 return SendResult(provider_message_id=outgoing.message_id)
+            except _Cut:
+                self._drop()  # not reopened for this message: it goes again later
+                return self.adapter.network_error(
+                    TimeoutError(f"one message took over {message_seconds():.0f} s"),
+                    timeout=message_seconds())
             except smtplib.SMTPServerDisconnected as exc:
                 self._drop()
                 if self.reopened:
@@ -144,9 +210,26 @@ class _Session:
                     self._drop()
                 return self.adapter._error(exc, self.config)
 
+    def _deliver(self, outgoing: "Outgoing") -> None:
+        """``_deliver`` within the message's deadline (``_Deadline``)."""
+        assert self.connection is not None
+        self.deadline.arm(getattr(self.connection.connection, "sock", None), message_seconds())
+        try:
+            _deliver(self.connection, outgoing)
+        except (smtplib.SMTPException, OSError):
+            if self.deadline.fired:
+                raise _Cut from None
+            raise
+        finally:
+            self.deadline.disarm()
+
     def _drop(self) -> None:
         _close(self.connection)
         self.connection = None
+
+
+class _Cut(Exception):
+    """The message's deadline shut its session down."""
 
 
 def _opened(config: SmtpConfig) -> EmailBackend:
