@@ -67,11 +67,28 @@ class WorkerFixup(DjangoWorkerFixup):
                     raise
 
 
+class Fixup(DjangoFixup):
+    """Celery's Django fixup with ``WorkerFixup`` for the worker, made when a worker first
+    needs it, as Celery's own: making it reads the app's configuration, which loads Django's
+    settings, and importing ``config`` must not (``config.database.VAR_DIR`` is set by the
+    embedded server's tests before the settings are read)."""
+
+    @property
+    def worker_fixup(self) -> DjangoWorkerFixup:
+        if self._worker_fixup is None:
+            self._worker_fixup = WorkerFixup(self.app)
+        return self._worker_fixup
+
+    @worker_fixup.setter
+    def worker_fixup(self, value: DjangoWorkerFixup) -> None:
+        self._worker_fixup = value
+
+
 app = Celery("herald")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 for fixup in app._fixups:  # Celery installs its Django fixup when the app is made
-    if isinstance(fixup, DjangoFixup):
-        fixup.worker_fixup = WorkerFixup(app)
+    if type(fixup) is DjangoFixup:
+        fixup.__class__ = Fixup
 app.autodiscover_tasks()
 request_id.celery_connect()  # a task published during a request carries its id
 
