@@ -13,7 +13,10 @@ worker and waitress, measured: docs/PERFORMANCE.md ("Web server").
 import os
 
 worker_class = "gthread"
-workers = int(os.environ.get("WEB_CONCURRENCY", "4"))
+# One worker process per core: on 2 cores 4 workers x 32 threads gave the same requests/s as
+# 2 x 32 but a p99 of 1.0-1.3 s against 0.4 s (processes descheduled mid-request;
+# docs/PERFORMANCE.md, "gunicorn's shape").
+workers = int(os.environ.get("WEB_CONCURRENCY", str(os.cpu_count() or 2)))
 # Threads wait in the database pool (DATABASE_POOL_MAX_SIZE per process) when more of them
 # need PostgreSQL at once; a slow client holds a thread but no connection.
 threads = int(os.environ.get("WEB_THREADS", "32"))

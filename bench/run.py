@@ -31,7 +31,7 @@ Scenarios
 BENCH_SCENARIOS (comma-separated, default all) picks scenarios; pipeline, callbacks and
 webhooks use the deliveries of the ones before them, so each brings those along. Only a run
 of every scenario rewrites docs/PERFORMANCE.md; a partial one prints its rows. Other knobs:
-BENCH_SECONDS (wrk, 20), BENCH_CONNECTIONS (32), BENCH_WEB_WORKERS (4),
+BENCH_SECONDS (wrk, 20), BENCH_CONNECTIONS (32), BENCH_WEB_WORKERS (one per core, as make web),
 BENCH_WORKER_CONCURRENCY (4), BENCH_PORT (8765). The table's footer gives a CPU yardstick
 (a fixed pure-Python loop's CPU seconds): figures from machines of different speed compare
 only beside it.
@@ -57,7 +57,7 @@ VENV = ROOT / ".venv" / "bin"
 PORT = int(os.environ.get("BENCH_PORT", "8765"))
 DURATION = os.environ.get("BENCH_SECONDS", "20")
 CONNECTIONS = os.environ.get("BENCH_CONNECTIONS", "32")
-WEB_WORKERS = os.environ.get("BENCH_WEB_WORKERS", "4")
+WEB_WORKERS = os.environ.get("BENCH_WEB_WORKERS", str(os.cpu_count() or 2))  # as gunicorn.conf.py
 WORKER_CONCURRENCY = os.environ.get("BENCH_WORKER_CONCURRENCY", "4")
 PEER_EMAILS = int(os.environ.get("BENCH_PEER_EMAILS", "10000"))
 BULK_GUESTS = int(os.environ.get("BENCH_BULK_GUESTS", "20000"))
