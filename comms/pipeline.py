@@ -29,6 +29,7 @@ from datetime import timedelta
 from typing import Any, cast
 
 from django.conf import settings
+from django.db import connections
 from django.utils import timezone
 
 from common import jobs
@@ -188,8 +189,18 @@ def _send_now(prepared: list[Prepared]) -> None:
     if not prepared:
         return
     with ThreadPoolExecutor(max_workers=len(prepared)) as pool:
-        attempts = list(pool.map(lambda p: chain_send(p.chain, p.message), prepared))
+        attempts = list(pool.map(_in_thread, prepared))
     record(prepared, attempts, final=True)
+
+
+def _in_thread(item: Prepared) -> Attempted:
+    """``chain_send`` in a thread of its own, whose database connection (a provider may read
+    its configuration) goes back to the pool when it is done: a thread's connection is never
+    closed by anyone else, and each would hold a pooled connection for ever."""
+    try:
+        return chain_send(item.chain, item.message)
+    finally:
+        connections.close_all()
 
 
 def _send_group(group: list[Prepared]) -> list[ProviderConfigurationError]:

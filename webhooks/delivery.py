@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import connection, connections, transaction
 from django.db.models import Case, Q, Value, When
 from django.utils import timezone
 
@@ -136,6 +136,11 @@ def _post_batches(batches: list[_Batch]) -> None:
             _post_batch(batch, batch.unsent)
         except BaseException as exc:  # raised again in the task's thread
             errors.append(exc)
+        finally:
+            if threading.current_thread() is not main:
+                connections.close_all()  # a thread's own connection back to the pool
+
+    main = threading.current_thread()
 
     threads = [threading.Thread(target=post, args=(batch,), daemon=True)
                for batch in batches[1:]]

@@ -20,6 +20,11 @@ PREFORK = SimpleNamespace(pool_cls="celery.concurrency.prefork:TaskPool")
 
 @pytest.fixture
 def fixup():
+    # A pool of its own, as a worker process has: in the full suite, earlier tests' threads
+    # (live servers) may still hold connections of the shared one up to its max size, and a
+    # cut connection could then not be replaced within the pool's timeout.
+    connection.close()
+    connection.close_pool()
     if connection.pool is None:
         pytest.skip("DATABASE_POOL is off: Django opens a connection per task anyway")
     made = WorkerFixup(app)
