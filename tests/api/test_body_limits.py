@@ -250,7 +250,10 @@ def _sent_when_answered(port: int, method: str, path: str, size: int) -> tuple[i
         when_answered = sent
         response.read()
     finally:
-        sock.shutdown(socket.SHUT_RDWR)  # wakes the sender if it waits
+        try:
+            sock.shutdown(socket.SHUT_RDWR)  # wakes the sender if it waits
+        except OSError:  # ENOTCONN: the server already closed it (then the sender has ended)
+            pass
         sender.join(timeout=30)
         sock.close()
     return response.status, when_answered
